@@ -1,0 +1,150 @@
+//! The worker's side of one call: ring ends, VAD stream and playout clock.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rtrb::{Consumer, Producer};
+
+use super::call::CallShared;
+use super::events::{AudioEvent, EgressFrame};
+use super::playout::PlayoutClock;
+use crate::codec::G711;
+use crate::dsp::level::rms_dbfs;
+use crate::units::{FRAME_SAMPLES, Samples};
+use crate::vad::VadStream;
+
+/// Decode scratch shared by all calls of a worker: one bounded batch of inbound samples.
+pub(crate) const DECODE_CHUNK: usize = 1024;
+
+#[derive(Debug)]
+pub(crate) struct CallSlot {
+    codec: G711,
+    inbound: Consumer<u8>,
+    playout: Consumer<u8>,
+    egress: Producer<EgressFrame>,
+    events: Producer<AudioEvent>,
+    shared: Arc<CallShared>,
+    pub vad: VadStream,
+    clock: PlayoutClock,
+    seen_flush_seq: u64,
+    /// Set when this tick produced something the async side should be woken for.
+    produced: bool,
+}
+
+pub(crate) struct SlotRings {
+    pub inbound: Consumer<u8>,
+    pub playout: Consumer<u8>,
+    pub egress: Producer<EgressFrame>,
+    pub events: Producer<AudioEvent>,
+}
+
+impl CallSlot {
+    pub fn new(codec: G711, rings: SlotRings, shared: Arc<CallShared>, vad: VadStream) -> Self {
+        CallSlot {
+            codec,
+            inbound: rings.inbound,
+            playout: rings.playout,
+            egress: rings.egress,
+            events: rings.events,
+            shared,
+            vad,
+            clock: PlayoutClock::default(),
+            seen_flush_seq: 0,
+            produced: false,
+        }
+    }
+
+    /// The async side dropped its handle: the call is over.
+    pub fn hung_up(&self) -> bool {
+        self.inbound.is_abandoned()
+    }
+
+    /// Moves carrier audio from the inbound ring into the VAD stream, as much as it takes.
+    pub fn ingest(&mut self, pcm: &mut [i16; DECODE_CHUNK], samples: &mut [f32; DECODE_CHUNK]) {
+        loop {
+            let n = self.inbound.slots().min(self.vad.capacity_8k()).min(DECODE_CHUNK);
+            if n == 0 {
+                return;
+            }
+            let Ok(chunk) = self.inbound.read_chunk(n) else { return };
+            let (first, second) = chunk.as_slices();
+            self.codec.decode_into(first, &mut pcm[..first.len()]);
+            self.codec.decode_into(second, &mut pcm[first.len()..n]);
+            chunk.commit_all();
+            let level = rms_dbfs(&pcm[..n]);
+            self.shared.input_level.store(level.to_bits(), Ordering::Relaxed);
+            for (s, &p) in samples[..n].iter_mut().zip(&pcm[..n]) {
+                *s = f32::from(p) / 32768.0;
+            }
+            self.vad.push_8k(&samples[..n]);
+        }
+    }
+
+    /// Delivers the VAD segmenter's verdict on the window this call contributed to a batch.
+    pub fn score(&mut self, probability: f32) {
+        if let Some(event) = self.vad.score(probability) {
+            self.emit(AudioEvent::Vad(event));
+        }
+    }
+
+    /// Applies any pending flush, then releases agent audio against the clock.
+    pub fn play(&mut self, now: u64, lead: u64) -> bool {
+        let seq = self.shared.flush_seq.load(Ordering::Acquire);
+        if seq != self.seen_flush_seq {
+            self.seen_flush_seq = seq;
+            self.flush(now);
+        }
+        let mut stalled = false;
+        while self.clock.may_release(now, lead) && self.playout.slots() >= FRAME_SAMPLES {
+            if self.egress.is_full() {
+                stalled = true;
+                break;
+            }
+            let Ok(chunk) = self.playout.read_chunk(FRAME_SAMPLES) else { break };
+            let mut frame = EgressFrame::default();
+            let (first, second) = chunk.as_slices();
+            frame.payload[..first.len()].copy_from_slice(first);
+            frame.payload[first.len()..].copy_from_slice(second);
+            chunk.commit_all();
+            frame.position = Samples(self.clock.release(now, FRAME_SAMPLES as u64));
+            // Cannot fail: fullness was checked above and only this thread produces.
+            let _ = self.egress.push(frame);
+            self.produced = true;
+        }
+        let queued = (self.playout.slots() / FRAME_SAMPLES) as u64;
+        if let Some(played) = self.clock.drained(now, queued) {
+            self.emit(AudioEvent::PlayoutDrained { played: Samples(played) });
+        }
+        stalled
+    }
+
+    fn flush(&mut self, now: u64) {
+        let target = self.shared.flush_target.load(Ordering::Acquire);
+        let requested_at = self.shared.flush_requested_at.load(Ordering::Acquire).min(now);
+        let available = self.playout.slots() as u64;
+        let outcome = self.clock.flush(requested_at, now, target, available);
+        if outcome.discard_unreleased > 0 {
+            if let Ok(chunk) = self.playout.read_chunk(outcome.discard_unreleased as usize) {
+                chunk.commit_all();
+            }
+        }
+        self.emit(AudioEvent::PlayoutFlushed {
+            played: Samples(outcome.played),
+            dropped: Samples(outcome.cleared_in_carrier + outcome.discard_unreleased),
+        });
+    }
+
+    fn emit(&mut self, event: AudioEvent) {
+        if self.events.push(event).is_err() {
+            self.shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.produced = true;
+    }
+
+    /// Wakes the async side if this tick gave it anything.
+    pub fn wake_if_produced(&mut self) {
+        if std::mem::take(&mut self.produced) {
+            self.shared.waker.wake();
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Counters each worker keeps, readable from any thread while it runs.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+use super::histogram::{AtomicHistogram, HistogramSnapshot};
+use super::thread::Placement;
+
+/// One worker's live counters. Written only by atomics; never locked.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub ticks: AtomicU64,
+    /// Ticks whose work ended after the next tick was due: a 20 ms frame was late.
+    pub missed_deadlines: AtomicU64,
+    /// Ticks skipped outright after a long stall (the worker resynchronises its clock).
+    pub skipped_ticks: AtomicU64,
+    /// How late each tick woke, in microseconds.
+    pub tick_lateness_us: AtomicHistogram,
+    /// How long each tick's work took, in microseconds.
+    pub tick_work_us: AtomicHistogram,
+    /// VAD inference time per stream (batch time / batch size), in nanoseconds.
+    pub vad_ns_per_chunk: AtomicHistogram,
+    /// Streams per batched inference.
+    pub vad_batch_size: AtomicHistogram,
+    pub vad_chunks: AtomicU64,
+    pub vad_errors: AtomicU64,
+    /// Calls placed on this worker and not yet retired.
+    pub calls: AtomicUsize,
+    /// Carrier bytes dropped because a call's inbound ring was full.
+    pub inbound_overrun_bytes: AtomicU64,
+    /// Ticks where a call's egress ring was full (the async side is not sending).
+    pub egress_stalls: AtomicU64,
+    /// CPU time the worker thread has used, in nanoseconds.
+    pub cpu_ns: AtomicU64,
+    pub(crate) pinned_core: AtomicI64,
+    pub(crate) realtime: AtomicBool,
+}
+
+impl WorkerStats {
+    pub(crate) fn new() -> Self {
+        WorkerStats { pinned_core: AtomicI64::new(-1), ..Default::default() }
+    }
+
+    pub(crate) fn set_placement(&self, placement: Placement) {
+        self.pinned_core.store(placement.core.map_or(-1, |c| c as i64), Ordering::Relaxed);
+        self.realtime.store(placement.realtime, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> WorkerSnapshot {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let core = self.pinned_core.load(Ordering::Relaxed);
+        WorkerSnapshot {
+            ticks: load(&self.ticks),
+            missed_deadlines: load(&self.missed_deadlines),
+            skipped_ticks: load(&self.skipped_ticks),
+            tick_lateness_us: self.tick_lateness_us.snapshot(),
+            tick_work_us: self.tick_work_us.snapshot(),
+            vad_ns_per_chunk: self.vad_ns_per_chunk.snapshot(),
+            vad_batch_size: self.vad_batch_size.snapshot(),
+            vad_chunks: load(&self.vad_chunks),
+            vad_errors: load(&self.vad_errors),
+            calls: self.calls.load(Ordering::Relaxed),
+            inbound_overrun_bytes: load(&self.inbound_overrun_bytes),
+            egress_stalls: load(&self.egress_stalls),
+            cpu_ns: load(&self.cpu_ns),
+            placement: Placement {
+                core: usize::try_from(core).ok(),
+                realtime: self.realtime.load(Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+/// A copy of one worker's counters.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerSnapshot {
+    pub ticks: u64,
+    pub missed_deadlines: u64,
+    pub skipped_ticks: u64,
+    pub tick_lateness_us: HistogramSnapshot,
+    pub tick_work_us: HistogramSnapshot,
+    pub vad_ns_per_chunk: HistogramSnapshot,
+    pub vad_batch_size: HistogramSnapshot,
+    pub vad_chunks: u64,
+    pub vad_errors: u64,
+    pub calls: usize,
+    pub inbound_overrun_bytes: u64,
+    pub egress_stalls: u64,
+    pub cpu_ns: u64,
+    pub placement: Placement,
+}
+
+/// All workers' counters, and their sums.
+#[derive(Clone, Debug, Default)]
+pub struct EngineSnapshot {
+    pub workers: Vec<WorkerSnapshot>,
+}
+
+impl EngineSnapshot {
+    /// Every worker's counters added together (histograms merged).
+    pub fn total(&self) -> WorkerSnapshot {
+        let mut t = WorkerSnapshot::default();
+        for w in &self.workers {
+            t.ticks += w.ticks;
+            t.missed_deadlines += w.missed_deadlines;
+            t.skipped_ticks += w.skipped_ticks;
+            t.tick_lateness_us.merge(&w.tick_lateness_us);
+            t.tick_work_us.merge(&w.tick_work_us);
+            t.vad_ns_per_chunk.merge(&w.vad_ns_per_chunk);
+            t.vad_batch_size.merge(&w.vad_batch_size);
+            t.vad_chunks += w.vad_chunks;
+            t.vad_errors += w.vad_errors;
+            t.calls += w.calls;
+            t.inbound_overrun_bytes += w.inbound_overrun_bytes;
+            t.egress_stalls += w.egress_stalls;
+            t.cpu_ns += w.cpu_ns;
+        }
+        t
+    }
+}

@@ -1,0 +1,219 @@
+//! One pinned audio worker: a 20 ms loop over its calls that never allocates, locks or blocks.
+//!
+//! Each tick: admit new calls, pull inbound audio through decode and resampling into each call's
+//! VAD stream, run every ready window of every call through the model in batches, release agent
+//! audio against the playout clock, wake the async side of calls that got output, retire calls
+//! that hung up. Everything the loop touches was allocated before it started or at call setup on
+//! another thread; retired calls are handed back to be freed elsewhere.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_queue::ArrayQueue;
+
+use super::call::clock_position;
+use super::slot::{CallSlot, DECODE_CHUNK};
+use super::stats::WorkerStats;
+use super::thread;
+use crate::vad::{VAD_INPUT, VAD_STATE, VadInput, VadRunner, VadState};
+
+/// Most batched-inference rounds per tick. One round takes one window from every call that has
+/// one, so a call catching up after a stall drains up to this many windows per tick.
+const MAX_VAD_ROUNDS: usize = 8;
+/// After a stall longer than this many ticks the worker stops trying to catch up tick by tick.
+const RESYNC_AFTER_TICKS: u32 = 5;
+/// How often (in ticks) the worker samples its own CPU time.
+const CPU_SAMPLE_TICKS: u64 = 25;
+
+pub(crate) struct Worker {
+    pub index: usize,
+    pub calls: Vec<Box<CallSlot>>,
+    pub admissions: Arc<ArrayQueue<Box<CallSlot>>>,
+    pub graveyard: Arc<ArrayQueue<Box<CallSlot>>>,
+    pub runner: Box<dyn VadRunner>,
+    pub batch: Batch,
+    pub decode_pcm: Box<[i16; DECODE_CHUNK]>,
+    pub decode_samples: Box<[f32; DECODE_CHUNK]>,
+    pub stats: Arc<WorkerStats>,
+    pub shutdown: Arc<AtomicBool>,
+    pub epoch: Instant,
+    /// This worker's ticks are offset from the engine epoch so workers do not all wake at once.
+    pub phase: Duration,
+    pub tick: Duration,
+    pub lead_samples: u64,
+    pub pin: bool,
+    pub realtime_priority: Option<u8>,
+}
+
+/// Scratch for one batched inference, sized for the runner's maximum batch.
+pub(crate) struct Batch {
+    inputs: Vec<VadInput>,
+    states: Vec<VadState>,
+    probs: Vec<f32>,
+    /// Which call (index into `calls`) each batch entry belongs to.
+    owners: Vec<usize>,
+}
+
+impl Batch {
+    pub fn new(max: usize) -> Self {
+        Batch {
+            inputs: vec![[0.0; VAD_INPUT]; max],
+            states: vec![[0.0; VAD_STATE]; max],
+            probs: vec![0.0; max],
+            owners: vec![0; max],
+        }
+    }
+}
+
+impl Worker {
+    pub fn run(mut self) {
+        let placement = thread::place_current(self.index, self.pin, self.realtime_priority);
+        self.stats.set_placement(placement);
+        let cpu_start = cpu_time::ThreadTime::try_now().ok();
+        thread::set_on_audio_worker(true);
+
+        let mut tick_index: u64 = 0;
+        while !self.shutdown.load(Ordering::Relaxed) {
+            let deadline = self.deadline(tick_index);
+            let now = Instant::now();
+            if let Some(wait) = deadline.checked_duration_since(now) {
+                std::thread::sleep(wait);
+            }
+            let woke = Instant::now();
+            self.stats
+                .tick_lateness_us
+                .record(woke.saturating_duration_since(deadline).as_micros() as u64);
+
+            self.tick_once(clock_position(self.epoch, woke));
+
+            let done = Instant::now();
+            self.stats.tick_work_us.record(done.saturating_duration_since(woke).as_micros() as u64);
+            self.stats.ticks.fetch_add(1, Ordering::Relaxed);
+            if done > deadline + self.tick {
+                self.stats.missed_deadlines.fetch_add(1, Ordering::Relaxed);
+            }
+            tick_index += 1;
+            tick_index += self.resync(done, tick_index);
+            if tick_index % CPU_SAMPLE_TICKS == 0 {
+                self.sample_cpu(cpu_start);
+            }
+        }
+        thread::set_on_audio_worker(false);
+        self.sample_cpu(cpu_start);
+    }
+
+    /// When tick `index` is due. Absolute, so sleep overshoot never accumulates into drift.
+    fn deadline(&self, index: u64) -> Instant {
+        self.epoch + self.phase + Duration::from_nanos(self.tick.as_nanos() as u64 * index)
+    }
+
+    /// One tick of work at engine clock position `clock` (8 kHz samples since the epoch).
+    pub fn tick_once(&mut self, clock: u64) {
+        self.admit();
+        for call in &mut self.calls {
+            call.ingest(&mut self.decode_pcm, &mut self.decode_samples);
+        }
+        self.run_vad();
+        for call in &mut self.calls {
+            if call.play(clock, self.lead_samples) {
+                self.stats.egress_stalls.fetch_add(1, Ordering::Relaxed);
+            }
+            call.wake_if_produced();
+        }
+        self.retire();
+    }
+
+    fn admit(&mut self) {
+        while self.calls.len() < self.calls.capacity() {
+            match self.admissions.pop() {
+                Some(call) => self.calls.push(call),
+                None => break,
+            }
+        }
+    }
+
+    /// Scores every ready window of every call, in batches across calls.
+    fn run_vad(&mut self) {
+        let max = self.batch.inputs.len();
+        for _ in 0..MAX_VAD_ROUNDS {
+            let mut n = 0;
+            for (i, call) in self.calls.iter_mut().enumerate() {
+                if n == max {
+                    break;
+                }
+                if call.vad.window_ready() {
+                    call.vad.take_window(&mut self.batch.inputs[n]);
+                    self.batch.states[n] = call.vad.state;
+                    self.batch.owners[n] = i;
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                return;
+            }
+            let started = Instant::now();
+            let result = self.runner.infer(
+                &self.batch.inputs[..n],
+                &mut self.batch.states[..n],
+                &mut self.batch.probs[..n],
+            );
+            let per_chunk = started.elapsed().as_nanos() as u64 / n as u64;
+            self.stats.vad_ns_per_chunk.record(per_chunk);
+            self.stats.vad_batch_size.record(n as u64);
+            self.stats.vad_chunks.fetch_add(n as u64, Ordering::Relaxed);
+            if result.is_err() {
+                // A failed inference scores its windows as silence: the call goes on, and the
+                // error counter tells the operator.
+                self.stats.vad_errors.fetch_add(1, Ordering::Relaxed);
+                self.batch.probs[..n].fill(0.0);
+            }
+            for j in 0..n {
+                let call = &mut self.calls[self.batch.owners[j]];
+                if result.is_ok() {
+                    call.vad.state = self.batch.states[j];
+                }
+                call.score(self.batch.probs[j]);
+            }
+        }
+    }
+
+    /// Hands calls whose async side hung up back to the engine, to be freed off this thread.
+    fn retire(&mut self) {
+        let mut i = 0;
+        while i < self.calls.len() {
+            if self.calls[i].hung_up() {
+                let call = self.calls.swap_remove(i);
+                self.stats.calls.fetch_sub(1, Ordering::Relaxed);
+                if let Err(call) = self.graveyard.push(call) {
+                    // Only if the engine stopped collecting; freeing here is the lesser evil.
+                    drop(call);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// After a long stall (suspended process, overloaded host), skips the ticks that are
+    /// already hopeless instead of running them back to back. Returns the ticks skipped.
+    fn resync(&self, now: Instant, tick_index: u64) -> u64 {
+        let next = self.deadline(tick_index);
+        let behind = now.saturating_duration_since(next);
+        if behind <= self.tick * RESYNC_AFTER_TICKS {
+            return 0;
+        }
+        let skipped = (behind.as_nanos() / self.tick.as_nanos()) as u64;
+        self.stats.skipped_ticks.fetch_add(skipped, Ordering::Relaxed);
+        self.stats.missed_deadlines.fetch_add(skipped, Ordering::Relaxed);
+        skipped
+    }
+
+    fn sample_cpu(&self, start: Option<cpu_time::ThreadTime>) {
+        if let Some(start) = start {
+            if let Ok(elapsed) = start.try_elapsed() {
+                self.stats.cpu_ns.store(elapsed.as_nanos() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+}

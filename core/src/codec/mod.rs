@@ -1,0 +1,5 @@
+//! Telephone codecs.
+
+pub mod g711;
+
+pub use g711::G711;

@@ -1,0 +1,11 @@
+//! # hermes-core
+//!
+//! The parts of Hermes that must never wait: the G.711 codecs, the streaming resamplers, the
+//! voice-activity segmenter, and the audio engine's pinned worker threads with their lock-free
+//! rings. Nothing here knows about tokio, sockets or a model runtime; the binary wires those in.
+
+pub mod audio;
+pub mod codec;
+pub mod dsp;
+pub mod units;
+pub mod vad;

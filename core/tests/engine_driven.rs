@@ -1,0 +1,246 @@
+//! The audio engine in virtual time: every behaviour that depends on the clock, exactly.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{BrokenModel, EnergyModel, silence_ulaw, tone_ulaw};
+use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent, CallAudio, DrivenWorkers};
+use hermes_core::codec::G711;
+use hermes_core::units::{FRAME_SAMPLES, Millis, Samples};
+use hermes_core::vad::{SegmenterConfig, VadEvent};
+
+const TICK: u64 = FRAME_SAMPLES as u64; // 20 ms in samples
+
+fn config(workers: usize) -> AudioConfig {
+    AudioConfig {
+        workers: Some(workers),
+        pin_workers: false,
+        max_calls_per_worker: 8,
+        max_vad_batch: 4,
+        playout_lead: Millis(160),
+        vad: SegmenterConfig {
+            min_speech: Millis(64),
+            min_silence: Millis(192),
+            ..SegmenterConfig::default()
+        },
+        ..AudioConfig::default()
+    }
+}
+
+struct Rig {
+    engine: AudioEngine,
+    workers: DrivenWorkers,
+    now: u64,
+}
+
+impl Rig {
+    fn new(workers: usize) -> Self {
+        let (engine, workers) =
+            AudioEngine::start_driven(config(workers), Arc::new(EnergyModel)).expect("engine");
+        Rig { engine, workers, now: 0 }
+    }
+
+    fn tick(&mut self) {
+        self.now += TICK;
+        self.workers.tick(Samples(self.now));
+    }
+
+    fn events(call: &mut CallAudio) -> Vec<AudioEvent> {
+        std::iter::from_fn(|| call.pop_event()).collect()
+    }
+}
+
+#[test]
+fn speech_in_inbound_audio_is_reported_with_its_sample_position() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    // 500 ms silence, 600 ms tone, 600 ms silence, delivered 20 ms per tick like a carrier.
+    let mut audio = silence_ulaw(500);
+    audio.extend(tone_ulaw(600, 0));
+    audio.extend(silence_ulaw(600));
+    let mut events = Vec::new();
+    for frame in audio.chunks(FRAME_SAMPLES) {
+        assert_eq!(call.push_inbound(frame), frame.len());
+        rig.tick();
+        events.extend(Rig::events(&mut call));
+    }
+    let vad: Vec<VadEvent> = events
+        .iter()
+        .filter_map(|e| if let AudioEvent::Vad(v) = e { Some(*v) } else { None })
+        .collect();
+    assert_eq!(vad.len(), 2, "{events:?}");
+    let VadEvent::SpeechStarted { at: start, decided_at } = vad[0] else { panic!("{vad:?}") };
+    let VadEvent::SpeechEnded { at: end, .. } = vad[1] else { panic!("{vad:?}") };
+    // Windows are 32 ms (256 samples); boundaries are exact to within one window.
+    assert!(start.0.abs_diff(4000) <= 256, "speech started at {start}");
+    assert!(end.0.abs_diff(8800) <= 256, "speech ended at {end}");
+    assert!(decided_at > start);
+}
+
+#[test]
+fn agent_audio_goes_out_at_once_up_to_the_lead_then_at_real_time_pace() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    assert_eq!(call.push_playout(&tone_ulaw(2000, 0)), 16_000);
+    rig.tick();
+    let first: Vec<_> = std::iter::from_fn(|| call.pop_egress()).collect();
+    assert_eq!(first.len(), 8, "160 ms lead = 8 frames at once");
+    assert_eq!(first[0].position, Samples(0));
+    assert_eq!(first[7].position, Samples(7 * TICK));
+    for _ in 0..20 {
+        rig.tick();
+        let frames: Vec<_> = std::iter::from_fn(|| call.pop_egress()).collect();
+        assert_eq!(frames.len(), 1, "one frame per 20 ms tick once the lead is out");
+    }
+}
+
+#[test]
+fn flush_reports_exactly_what_the_caller_heard_and_drops_the_rest() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    call.push_playout(&tone_ulaw(2000, 0));
+    let start = rig.now;
+    for _ in 0..15 {
+        rig.tick();
+        while call.pop_egress().is_some() {}
+    }
+    // 300 ms after playback began, the caller barges in.
+    call.flush_playout();
+    let next_utterance = call.playout_position();
+    call.push_playout(&tone_ulaw(100, 0));
+    call.end_utterance();
+    rig.tick();
+    let events = Rig::events(&mut call);
+    let flushed = events.iter().find_map(|e| match e {
+        AudioEvent::PlayoutFlushed { played, dropped } => Some((*played, *dropped)),
+        _ => None,
+    });
+    let (played, dropped) = flushed.unwrap_or_else(|| panic!("no flush event in {events:?}"));
+    // Playback started at the first tick (start + 20 ms); the flush came 15 ticks later.
+    assert_eq!(played, Samples(rig.now - TICK - start - TICK));
+    assert_eq!(played.0 + dropped.0, next_utterance.0, "every sample is either heard or dropped");
+    // Only the new utterance comes out after the flush.
+    let frames: Vec<_> = std::iter::from_fn(|| call.pop_egress()).collect();
+    assert!(!frames.is_empty());
+    assert!(frames.iter().all(|f| f.position >= next_utterance), "stale audio after barge-in");
+}
+
+#[test]
+fn drained_is_reported_when_the_last_frame_has_played() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    call.push_playout(&tone_ulaw(100, 0));
+    let mut drained_at = None;
+    for _ in 0..20 {
+        rig.tick();
+        while call.pop_egress().is_some() {}
+        for e in Rig::events(&mut call) {
+            if let AudioEvent::PlayoutDrained { played } = e {
+                drained_at = Some((rig.now, played));
+            }
+        }
+    }
+    let (at, played) = drained_at.expect("drain event");
+    assert_eq!(played, Samples(800));
+    // Released at the first tick, 100 ms long: played out by 100 ms later.
+    assert_eq!(at, TICK + 800);
+}
+
+#[test]
+fn end_utterance_pads_a_partial_frame_with_silence() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    call.push_playout(&[0x10; 100]);
+    assert_eq!(call.end_utterance(), 60);
+    assert_eq!(call.end_utterance(), 0, "already aligned");
+    rig.tick();
+    let frame = call.pop_egress().expect("padded frame released");
+    assert_eq!(&frame.payload[..100], &[0x10; 100]);
+    assert!(frame.payload[100..].iter().all(|&b| b == G711::Mulaw.silence()));
+}
+
+#[test]
+fn calls_are_placed_on_the_least_loaded_worker() {
+    let rig = Rig::new(2);
+    let calls: Vec<CallAudio> =
+        (0..4).map(|_| rig.engine.add_call(G711::Mulaw).expect("call")).collect();
+    let on_worker = |w| calls.iter().filter(|c| c.worker() == w).count();
+    assert_eq!((on_worker(0), on_worker(1)), (2, 2));
+}
+
+#[test]
+fn a_hung_up_call_is_retired_and_its_slot_reused() {
+    let mut rig = Rig::new(2);
+    let a = rig.engine.add_call(G711::Mulaw).expect("call");
+    let b = rig.engine.add_call(G711::Mulaw).expect("call");
+    assert_ne!(a.worker(), b.worker());
+    let freed_worker = a.worker();
+    drop(a);
+    rig.tick();
+    assert_eq!(rig.engine.active_calls(), 1);
+    assert_eq!(rig.engine.collect_garbage(), 1, "retired call handed back to be freed");
+    let c = rig.engine.add_call(G711::Mulaw).expect("call");
+    assert_eq!(c.worker(), freed_worker);
+}
+
+#[test]
+fn a_full_engine_refuses_calls_with_a_clear_error() {
+    let rig = Rig::new(1);
+    let _calls: Vec<CallAudio> =
+        (0..8).map(|_| rig.engine.add_call(G711::Mulaw).expect("call")).collect();
+    let err = rig.engine.add_call(G711::Mulaw).expect_err("ninth call");
+    assert!(err.to_string().contains("max_calls_per_worker"), "{err}");
+}
+
+#[test]
+fn inbound_audio_beyond_the_buffer_is_dropped_and_counted_never_waited_for() {
+    let rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    // 1 s inbound buffer = 8000 bytes; the worker is not ticking.
+    let taken = call.push_inbound(&silence_ulaw(1500));
+    assert_eq!(taken, 8000);
+    assert_eq!(rig.engine.stats().total().inbound_overrun_bytes, 4000);
+}
+
+#[test]
+fn a_failing_vad_model_is_counted_and_the_call_goes_on() {
+    let (engine, mut workers) =
+        AudioEngine::start_driven(config(1), Arc::new(BrokenModel)).expect("engine");
+    let mut call = engine.add_call(G711::Mulaw).expect("call");
+    call.push_playout(&tone_ulaw(100, 0));
+    let mut now = 0;
+    for frame in tone_ulaw(500, 0).chunks(FRAME_SAMPLES) {
+        call.push_inbound(frame);
+        now += TICK;
+        workers.tick(Samples(now));
+    }
+    let stats = engine.stats().total();
+    assert!(stats.vad_errors > 0);
+    assert!(call.pop_egress().is_some(), "playout continues despite VAD failures");
+    assert!(!std::iter::from_fn(|| call.pop_event()).any(|e| matches!(e, AudioEvent::Vad(_))));
+}
+
+#[test]
+fn inbound_level_follows_the_audio() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    call.push_inbound(&tone_ulaw(20, 0));
+    rig.tick();
+    let loud = call.input_level_dbfs();
+    call.push_inbound(&silence_ulaw(20));
+    rig.tick();
+    assert!(
+        (loud - (-13.0)).abs() < 1.5,
+        "tone at -10 dBFS peak is about -13 dBFS RMS, got {loud}"
+    );
+    assert!(call.input_level_dbfs() < -90.0);
+}
+
+#[test]
+fn invalid_configuration_is_refused_with_every_problem_named() {
+    let bad = AudioConfig { workers: Some(0), max_vad_batch: 0, ..AudioConfig::default() };
+    let err = AudioEngine::start_driven(bad, Arc::new(EnergyModel)).expect_err("invalid");
+    let text = err.to_string();
+    assert!(text.contains("audio.workers") && text.contains("audio.max_vad_batch"), "{text}");
+}

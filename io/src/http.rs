@@ -1,0 +1,151 @@
+//! The outbound HTTP client every part of `io` shares: hyper 1 over rustls with the system's
+//! trust store (deployments sit behind corporate TLS proxies more often than not), HTTP/1.1,
+//! plain HTTP allowed for loopback fakes and mirrors.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode, Uri};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// Why an HTTP request failed, with the URL it was for.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{url}: invalid URL: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("{url}: no response within {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("{url}: HTTP {status}")]
+    Status { url: String, status: StatusCode },
+    #[error("{url}: too many redirects")]
+    Redirects { url: String },
+    #[error("could not set up TLS: {0}")]
+    Tls(String),
+}
+
+/// A pooled HTTP(S) client.
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    timeout: Duration,
+}
+
+impl HttpClient {
+    /// A client whose every request (headers, not the body) must answer within `timeout`.
+    pub fn new(timeout: Duration) -> Result<Self, HttpError> {
+        let provider = rustls::crypto::ring::default_provider();
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| HttpError::Tls(e.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(HttpClient { inner: Client::builder(TokioExecutor::new()).build(https), timeout })
+    }
+
+    /// GET `url`, following up to five redirects, with extra `headers`. Returns the response
+    /// once its status is 2xx (the body is still to be read).
+    pub async fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Incoming>, HttpError> {
+        let mut url = url.to_string();
+        for _ in 0..5 {
+            let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+                HttpError::BadUrl { url: url.clone(), reason: e.to_string() }
+            })?;
+            let mut request = Request::get(uri.clone());
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let request = request
+                .header("user-agent", concat!("hermes/", env!("CARGO_PKG_VERSION")))
+                .body(Empty::new())
+                .map_err(|e| HttpError::BadUrl { url: url.clone(), reason: e.to_string() })?;
+            let response = tokio::time::timeout(self.timeout, self.inner.request(request))
+                .await
+                .map_err(|_| HttpError::Timeout {
+                    url: url.clone(),
+                    seconds: self.timeout.as_secs(),
+                })?
+                .map_err(|e| HttpError::Unreachable {
+                    url: url.clone(),
+                    reason: error_chain(&e),
+                })?;
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| HttpError::Status { url: url.clone(), status })?;
+                url = resolve(&uri, location);
+                continue;
+            }
+            if !status.is_success() {
+                return Err(HttpError::Status { url, status });
+            }
+            return Ok(response);
+        }
+        Err(HttpError::Redirects { url })
+    }
+}
+
+/// A redirect target, absolute or relative to `base`.
+fn resolve(base: &Uri, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let scheme = base.scheme_str().unwrap_or("https");
+    let authority = base.authority().map_or("", |a| a.as_str());
+    format!("{scheme}://{authority}{location}")
+}
+
+/// An error and all its causes on one line (hyper's top-level message alone says little).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Reads a whole response body, calling `progress(bytes_so_far)` as it arrives, within
+/// `timeout` for the whole body.
+pub async fn read_body(
+    response: Response<Incoming>,
+    url: &str,
+    timeout: Duration,
+    mut progress: impl FnMut(u64),
+) -> Result<Vec<u8>, HttpError> {
+    let mut body = response.into_body();
+    let mut out = Vec::new();
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| HttpError::Unreachable {
+                url: url.to_string(),
+                reason: error_chain(&e),
+            })?;
+            if let Ok(data) = frame.into_data() {
+                out.extend_from_slice(&data);
+                progress(out.len() as u64);
+            }
+        }
+        Ok::<(), HttpError>(())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| HttpError::Timeout { url: url.to_string(), seconds: timeout.as_secs() })??;
+    Ok(out)
+}

@@ -1,0 +1,5 @@
+//! One module per command family: each turns parsed arguments into calls on the library crates
+//! and prints the outcome.
+
+pub mod bench;
+pub mod models;

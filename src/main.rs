@@ -10,6 +10,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::{BenchCommand, Cli, Command, ModelsCommand};
+use hermes_core::audio::AllocationProbe;
+
+/// Counts heap allocations inside audio worker loops (there must be none); reported by
+/// `bench audio` and, later, as a metric.
+#[global_allocator]
+static ALLOCATOR: AllocationProbe = AllocationProbe::new();
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -18,7 +24,9 @@ fn main() -> ExitCode {
             commands::models::fetch(&cli.models_dir, args)
         }
         Command::Models(ModelsCommand::List) => commands::models::list(&cli.models_dir),
-        Command::Bench(BenchCommand::Audio(args)) => commands::bench::audio(&cli.models_dir, args),
+        Command::Bench(BenchCommand::Audio(args)) => {
+            commands::bench::audio(&cli.models_dir, args, &ALLOCATOR)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

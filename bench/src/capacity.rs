@@ -79,6 +79,9 @@ pub struct CapacityReport {
     /// Generator ticks that started more than one tick late: if non-zero, the load itself
     /// was not delivered at real-time pace and the run should not be trusted.
     pub generator_late_ticks: u64,
+    /// Heap allocations inside worker loops during the run, when the process has
+    /// [`hermes_core::audio::AllocationProbe`] installed (the `hermes` binary does). Must be 0.
+    pub worker_allocations: Option<u64>,
 }
 
 /// Why a capacity run could not happen.
@@ -234,6 +237,7 @@ pub fn run(
         inbound_overrun_bytes: stats.inbound_overrun_bytes,
         egress_stalls: stats.egress_stalls,
         generator_late_ticks: generator_late,
+        worker_allocations: None,
     })
 }
 
@@ -255,7 +259,7 @@ impl CapacityReport {
              \x20 CPU             {cpu:.0} µs per call-second in workers, {pcpu:.0} µs in the whole process\n\
              \x20 memory          {rss:.0} KiB per call\n\
              \x20 traffic         {events} speech events, {frames} agent frames, {barge} barge-ins, \
-             {overrun} inbound bytes dropped, {stalls} egress stalls",
+             {overrun} inbound bytes dropped, {stalls} egress stalls{allocs}",
             calls = self.calls,
             secs = self.seconds,
             workers = self.workers,
@@ -280,6 +284,10 @@ impl CapacityReport {
             frames = self.agent_frames,
             barge = self.barge_ins,
             overrun = self.inbound_overrun_bytes,
+            allocs = match self.worker_allocations {
+                Some(n) => format!("\n  heap            {n} allocations in worker loops"),
+                None => String::new(),
+            },
             stalls = self.egress_stalls,
         )
     }

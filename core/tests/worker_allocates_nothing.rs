@@ -5,54 +5,17 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
 
 use common::{EnergyModel, silence_ulaw, tone_ulaw};
-use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent, on_audio_worker};
+use hermes_core::audio::{AllocationProbe, AudioConfig, AudioEngine, AudioEvent};
 use hermes_core::codec::G711;
 use hermes_core::units::FRAME_SAMPLES;
 
-/// Counts every allocation made on an audio worker thread inside its loop.
-struct CountingAllocator;
-
-static WORKER_ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-#[allow(unsafe_code)]
-// SAFETY: every method forwards to the system allocator unchanged; counting is an atomic add.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if on_audio_worker() {
-            WORKER_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if on_audio_worker() {
-            WORKER_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if on_audio_worker() {
-            WORKER_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOCATOR: AllocationProbe = AllocationProbe::new();
 
 struct NoopWake;
 impl Wake for NoopWake {
@@ -104,5 +67,5 @@ fn worker_loop_allocates_nothing_after_call_setup() {
     assert!(events >= 12, "speech events flowed: {events}");
     assert!(frames > 100, "agent audio flowed: {frames} frames");
     assert_eq!(engine.active_calls(), 12, "one call hung up and was retired, one was added");
-    assert_eq!(WORKER_ALLOCATIONS.load(Ordering::Relaxed), 0, "allocations on the audio worker");
+    assert_eq!(ALLOCATOR.worker_allocations(), 0, "allocations on the audio worker");
 }

@@ -171,15 +171,15 @@ impl Fetcher {
                     distribution: artifact.distribution.to_string(),
                 },
             )?;
-        if let Some(listed) = file.hashes.get("sha256") {
-            if listed != artifact.distribution_sha256 {
-                return Err(FetchError::IndexDisagrees {
-                    requirement,
-                    distribution: artifact.distribution.to_string(),
-                    listed: listed.clone(),
-                    expected: artifact.distribution_sha256.to_string(),
-                });
-            }
+        if let Some(listed) = file.hashes.get("sha256")
+            && listed != artifact.distribution_sha256
+        {
+            return Err(FetchError::IndexDisagrees {
+                requirement,
+                distribution: artifact.distribution.to_string(),
+                listed: listed.clone(),
+                expected: artifact.distribution_sha256.to_string(),
+            });
         }
         let url = if file.url.contains("://") {
             file.url.clone()

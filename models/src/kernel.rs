@@ -60,7 +60,7 @@ fn block<const R: usize, const C: usize, const FMA: bool>(
 /// or `out` shorter than `C·m`.
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 pub fn matmul<const C: usize>(w: &[f32], k: usize, m: usize, xs: &[&[f32]; C], out: &mut [f32]) {
-    assert!(k % LANES == 0 && w.len() >= m * k && out.len() >= C * m);
+    assert!(k.is_multiple_of(LANES) && w.len() >= m * k && out.len() >= C * m);
     assert!(xs.iter().all(|x| x.len() >= k));
     const FMA: bool = multiversion::target::target_cfg_f!(target_feature = "fma");
     let mut row = 0;
@@ -89,8 +89,8 @@ pub fn tanh(x: f32) -> f32 {
     let x = x.clamp(-7.905_311, 7.905_311);
     let x2 = x * x;
     let mut p = -2.760_768_5e-16f32;
-    p = p * x2 + 2.000_187_9e-13;
-    p = p * x2 - 8.604_671_5e-11;
+    p = p * x2 + 2.000_188e-13;
+    p = p * x2 - 8.604_672e-11;
     p = p * x2 + 5.122_297e-8;
     p = p * x2 + 1.485_722_4e-5;
     p = p * x2 + 6.372_619_3e-4;

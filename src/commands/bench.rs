@@ -5,13 +5,17 @@ use std::path::Path;
 use anyhow::Context;
 use hermes_bench::capacity::{self, CapacityOptions};
 use hermes_bench::speech;
-use hermes_core::audio::AudioConfig;
+use hermes_core::audio::{AllocationProbe, AudioConfig};
 use hermes_core::codec::G711;
 use hermes_models::{manifest, silero};
 
 use crate::cli::BenchAudioArgs;
 
-pub fn audio(models_dir: &Path, args: &BenchAudioArgs) -> anyhow::Result<()> {
+pub fn audio(
+    models_dir: &Path,
+    args: &BenchAudioArgs,
+    probe: &AllocationProbe,
+) -> anyhow::Result<()> {
     let wav = match &args.wav {
         Some(path) => path.clone(),
         None => {
@@ -53,11 +57,13 @@ pub fn audio(models_dir: &Path, args: &BenchAudioArgs) -> anyhow::Result<()> {
         );
     }
     let json = args.json;
-    let report = capacity::run(&options, model, &ulaw, |elapsed, total| {
+    let allocations_before = probe.worker_allocations();
+    let mut report = capacity::run(&options, model, &ulaw, |elapsed, total| {
         if !json {
             eprint!("\r  {:>3.0} / {} s", elapsed.as_secs_f64(), total.as_secs());
         }
     })?;
+    report.worker_allocations = Some(probe.worker_allocations() - allocations_before);
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {

@@ -63,10 +63,10 @@ impl AudioConfig {
         if self.workers == Some(0) {
             out.push("audio.workers: 0 workers cannot carry a call; leave it unset for all cores but one".into());
         }
-        if let Some(p) = self.realtime_priority {
-            if !(1..=99).contains(&p) {
-                out.push(format!("audio.realtime_priority: {p} is outside SCHED_FIFO's 1-99"));
-            }
+        if let Some(p) = self.realtime_priority
+            && !(1..=99).contains(&p)
+        {
+            out.push(format!("audio.realtime_priority: {p} is outside SCHED_FIFO's 1-99"));
         }
         if self.max_calls_per_worker == 0 {
             out.push("audio.max_calls_per_worker: must be at least 1".into());

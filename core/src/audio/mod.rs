@@ -13,6 +13,7 @@
 //! worker loop only moves data between preallocated buffers; a test with a counting allocator
 //! holds it to that.
 
+mod alloc_probe;
 mod call;
 mod config;
 mod engine;
@@ -24,6 +25,7 @@ mod stats;
 mod thread;
 mod worker;
 
+pub use alloc_probe::AllocationProbe;
 pub use call::CallAudio;
 pub use config::AudioConfig;
 pub use engine::{AudioEngine, DrivenWorkers, EngineError};

@@ -123,10 +123,10 @@ impl CallSlot {
         let requested_at = self.shared.flush_requested_at.load(Ordering::Acquire).min(now);
         let available = self.playout.slots() as u64;
         let outcome = self.clock.flush(requested_at, now, target, available);
-        if outcome.discard_unreleased > 0 {
-            if let Ok(chunk) = self.playout.read_chunk(outcome.discard_unreleased as usize) {
-                chunk.commit_all();
-            }
+        if outcome.discard_unreleased > 0
+            && let Ok(chunk) = self.playout.read_chunk(outcome.discard_unreleased as usize)
+        {
+            chunk.commit_all();
         }
         self.emit(AudioEvent::PlayoutFlushed {
             played: Samples(outcome.played),

@@ -49,10 +49,10 @@ pub(crate) fn place_current(worker: usize, pin: bool, realtime_priority: Option<
     let mut placement = Placement::default();
     if pin {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        if let Some(core) = worker_core(worker, &cores) {
-            if core_affinity::set_for_current(core) {
-                placement.core = Some(core.id);
-            }
+        if let Some(core) = worker_core(worker, &cores)
+            && core_affinity::set_for_current(core)
+        {
+            placement.core = Some(core.id);
         }
     }
     if let Some(priority) = realtime_priority {

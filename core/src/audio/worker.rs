@@ -28,6 +28,9 @@ const CPU_SAMPLE_TICKS: u64 = 25;
 
 pub(crate) struct Worker {
     pub index: usize,
+    /// Boxed on purpose: a slot is admitted and retired as one pointer through the lock-free
+    /// queues, so the worker never copies (or allocates for) a slot's body.
+    #[allow(clippy::vec_box)]
     pub calls: Vec<Box<CallSlot>>,
     pub admissions: Arc<ArrayQueue<Box<CallSlot>>>,
     pub graveyard: Arc<ArrayQueue<Box<CallSlot>>>,
@@ -95,7 +98,7 @@ impl Worker {
             }
             tick_index += 1;
             tick_index += self.resync(done, tick_index);
-            if tick_index % CPU_SAMPLE_TICKS == 0 {
+            if tick_index.is_multiple_of(CPU_SAMPLE_TICKS) {
                 self.sample_cpu(cpu_start);
             }
         }
@@ -210,10 +213,10 @@ impl Worker {
     }
 
     fn sample_cpu(&self, start: Option<cpu_time::ThreadTime>) {
-        if let Some(start) = start {
-            if let Ok(elapsed) = start.try_elapsed() {
-                self.stats.cpu_ns.store(elapsed.as_nanos() as u64, Ordering::Relaxed);
-            }
+        if let Some(start) = start
+            && let Ok(elapsed) = start.try_elapsed()
+        {
+            self.stats.cpu_ns.store(elapsed.as_nanos() as u64, Ordering::Relaxed);
         }
     }
 }

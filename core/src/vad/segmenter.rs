@@ -20,6 +20,12 @@ pub struct SegmenterConfig {
     pub min_speech: Millis,
     /// Silence shorter than this (a breath between words) never ends one.
     pub min_silence: Millis,
+    /// How long the model's probability stays up after the voice stops. A recurrent model
+    /// (Silero) keeps scoring the first silent window or two as speech, so an end dated at the
+    /// first quiet window is late by about this much; ends are dated this much earlier. Silero
+    /// v6 on 8 kHz speech: one 32 ms window (measured by `models/tests/vad_accuracy.rs`, where
+    /// ends otherwise land 55–105 ms after the true end).
+    pub release_lag: Millis,
 }
 
 impl Default for SegmenterConfig {
@@ -29,6 +35,7 @@ impl Default for SegmenterConfig {
             stop_threshold: 0.35,
             min_speech: Millis(96),
             min_silence: Millis(320),
+            release_lag: Millis(32),
         }
     }
 }
@@ -83,7 +90,10 @@ pub struct Segmenter {
     config: SegmenterConfig,
     min_speech: Samples,
     min_silence: Samples,
+    release_lag: Samples,
     state: State,
+    /// Where the current (or last) speech segment started; no end is dated before it.
+    speech_start: Samples,
 }
 
 impl Segmenter {
@@ -91,8 +101,10 @@ impl Segmenter {
         Segmenter {
             min_speech: config.min_speech.as_samples(),
             min_silence: config.min_silence.as_samples(),
+            release_lag: config.release_lag.as_samples(),
             config,
             state: State::Silence,
+            speech_start: Samples(0),
         }
     }
 
@@ -132,6 +144,7 @@ impl Segmenter {
     fn confirm_onset(&mut self, since: Samples, end: Samples) -> Option<VadEvent> {
         if end.saturating_sub(since) >= self.min_speech {
             self.state = State::Speech;
+            self.speech_start = since;
             Some(VadEvent::SpeechStarted { at: since, decided_at: end })
         } else {
             None
@@ -141,7 +154,8 @@ impl Segmenter {
     fn confirm_pause(&mut self, since: Samples, end: Samples) -> Option<VadEvent> {
         if end.saturating_sub(since) >= self.min_silence {
             self.state = State::Silence;
-            Some(VadEvent::SpeechEnded { at: since, decided_at: end })
+            let at = since.saturating_sub(self.release_lag).max(self.speech_start);
+            Some(VadEvent::SpeechEnded { at, decided_at: end })
         } else {
             None
         }
@@ -173,6 +187,7 @@ mod tests {
             stop_threshold: 0.35,
             min_speech: Millis(64),   // two windows
             min_silence: Millis(128), // four windows
+            release_lag: Millis(0),
         }
     }
 
@@ -197,6 +212,23 @@ mod tests {
             events[1],
             (6, VadEvent::SpeechEnded { at: Samples(3 * W), decided_at: Samples(7 * W) })
         );
+    }
+
+    #[test]
+    fn speech_end_is_dated_release_lag_before_the_first_quiet_window() {
+        let lagged = SegmenterConfig { release_lag: Millis(32), ..config() };
+        let events = run(lagged, &[0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1]);
+        assert_eq!(
+            events[1],
+            (6, VadEvent::SpeechEnded { at: Samples(2 * W), decided_at: Samples(7 * W) })
+        );
+    }
+
+    #[test]
+    fn release_lag_never_dates_an_end_before_its_start() {
+        let lagged = SegmenterConfig { release_lag: Millis(1000), ..config() };
+        let events = run(lagged, &[0.1, 0.1, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1]);
+        assert!(matches!(events[1].1, VadEvent::SpeechEnded { at: Samples(a), .. } if a == 2 * W));
     }
 
     #[test]

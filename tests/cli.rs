@@ -1,0 +1,95 @@
+//! The `hermes` command line as a user meets it: help that teaches, clear failures, and the
+//! benchmark's JSON contract.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn hermes(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .args(args)
+        .env_remove("HERMES_MODELS_DIR")
+        .env_remove("HERMES_PYPI_INDEX")
+        .output()
+        .expect("run hermes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn installed_models_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".hermes/models")
+}
+
+#[test]
+fn help_names_every_command_and_shows_examples() {
+    let out = hermes(&["--help"]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in ["models", "bench", "Examples:", "HERMES_MODELS_DIR"] {
+        assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
+    }
+    let bench_help = text(&hermes(&["bench", "audio", "--help"]).stdout);
+    for flag in ["--calls", "--seconds", "--wav", "--json", "--workers", "--vad"] {
+        assert!(bench_help.contains(flag), "bench audio --help lacks {flag}");
+    }
+}
+
+#[test]
+fn fetch_with_unreachable_index_fails_with_a_message_naming_the_index() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let dir = empty.path().to_str().expect("utf-8 path");
+    let out =
+        hermes(&["--models-dir", dir, "models", "fetch", "--index", "http://127.0.0.1:9/simple"]);
+    assert!(!out.status.success(), "fetch against a closed port must fail");
+    let err = text(&out.stderr);
+    assert!(err.contains("127.0.0.1:9"), "error should name the index:\n{err}");
+    assert!(err.contains("HERMES_PYPI_INDEX"), "error should say how to point elsewhere:\n{err}");
+    assert_eq!(std::fs::read_dir(empty.path()).expect("dir").count(), 0, "nothing half-written");
+}
+
+#[test]
+fn bench_audio_without_models_says_how_to_install_them() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let dir = empty.path().to_str().expect("utf-8 path");
+    let out = hermes(&["--models-dir", dir, "bench", "audio", "--calls", "1", "--seconds", "1"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("hermes models fetch"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn bench_audio_json_reports_the_promised_fields() {
+    let models = installed_models_dir();
+    let dir = models.to_str().expect("utf-8 path");
+    let out = hermes(&[
+        "--models-dir",
+        dir,
+        "bench",
+        "audio",
+        "--calls",
+        "4",
+        "--seconds",
+        "1",
+        "--no-pin",
+        "--json",
+    ]);
+    assert!(out.status.success(), "bench failed (run scripts/setup?):\n{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for field in [
+        "calls",
+        "seconds",
+        "missed_deadlines",
+        "tick_lateness_p99_ms",
+        "vad_us_p50",
+        "cpu_us_per_call_second",
+        "rss_kib_per_call",
+    ] {
+        assert!(
+            report.get(field).is_some_and(|v| v.is_number()),
+            "missing numeric {field}: {report}"
+        );
+    }
+    assert_eq!(report["calls"], 4);
+    assert_eq!(report["worker_allocations"], 0, "no heap use in worker loops: {report}");
+    assert!(report["vad_us_p50"].as_f64().unwrap_or(0.0) > 0.0, "VAD actually ran: {report}");
+}

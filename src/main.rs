@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Audio(args)) => {
             commands::bench::audio(&cli.models_dir, args, &ALLOCATOR)
         }
+        Command::CheckConfig(args) => commands::config::check(args),
+        Command::Init(args) => commands::config::init(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

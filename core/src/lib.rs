@@ -7,6 +7,7 @@
 pub mod artifact;
 pub mod audio;
 pub mod codec;
+pub mod config;
 pub mod dsp;
 pub mod units;
 pub mod vad;

@@ -2,4 +2,5 @@
 //! and prints the outcome.
 
 pub mod bench;
+pub mod config;
 pub mod models;

@@ -21,12 +21,16 @@ pub struct AudioConfig {
     pub max_vad_batch: usize,
     /// Audio released to the carrier ahead of the playout clock. Smaller stops faster on
     /// barge-in; larger rides out network jitter. The design range is 100–200 ms.
+    #[serde(rename = "playout_lead_ms")]
     pub playout_lead: Millis,
     /// Carrier audio a call may queue for its worker before frames are dropped and counted.
+    #[serde(rename = "inbound_buffer_ms")]
     pub inbound_buffer: Millis,
     /// Agent audio a call may queue ahead of playout; the rest waits on the async side.
+    #[serde(rename = "playout_buffer_ms")]
     pub playout_buffer: Millis,
     /// Worker tick: the playout clock's frame, and how often inbound audio is collected.
+    #[serde(rename = "tick_ms")]
     pub tick: Millis,
     /// Speech start/end detection.
     pub vad: SegmenterConfig,
@@ -75,23 +79,23 @@ impl AudioConfig {
             out.push("audio.max_vad_batch: must be at least 1".into());
         }
         if self.tick.0 == 0 || self.tick.0 > 100 {
-            out.push(format!("audio.tick: {} is outside 1-100 ms", self.tick));
+            out.push(format!("audio.tick_ms: {} is outside 1-100 ms", self.tick));
         }
         if self.playout_lead < self.tick || self.playout_lead.0 > 2000 {
             out.push(format!(
-                "audio.playout_lead: {} must be at least one tick ({}) and at most 2000 ms",
+                "audio.playout_lead_ms: {} must be at least one tick ({}) and at most 2000 ms",
                 self.playout_lead, self.tick
             ));
         }
         if self.inbound_buffer.0 < 100 {
             out.push(format!(
-                "audio.inbound_buffer: {} is under 100 ms; network bursts would be dropped",
+                "audio.inbound_buffer_ms: {} is under 100 ms; network bursts would be dropped",
                 self.inbound_buffer
             ));
         }
         if self.playout_buffer < self.playout_lead {
             out.push(format!(
-                "audio.playout_buffer: {} is smaller than playout_lead {}",
+                "audio.playout_buffer_ms: {} is smaller than playout_lead_ms {}",
                 self.playout_buffer, self.playout_lead
             ));
         }
@@ -116,6 +120,9 @@ mod tests {
             AudioConfig { workers: Some(0), playout_lead: Millis(5), ..AudioConfig::default() };
         let problems = bad.problems();
         assert!(problems.iter().any(|p| p.starts_with("audio.workers:")), "{problems:?}");
-        assert!(problems.iter().any(|p| p.starts_with("audio.playout_lead: 5 ms")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.starts_with("audio.playout_lead_ms: 5 ms")),
+            "{problems:?}"
+        );
     }
 }

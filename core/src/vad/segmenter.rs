@@ -17,14 +17,17 @@ pub struct SegmenterConfig {
     /// Probability below which a window counts as silence. Must not exceed `start_threshold`.
     pub stop_threshold: f32,
     /// Speech shorter than this (clicks, a door) never starts a segment.
+    #[serde(rename = "min_speech_ms")]
     pub min_speech: Millis,
     /// Silence shorter than this (a breath between words) never ends one.
+    #[serde(rename = "min_silence_ms")]
     pub min_silence: Millis,
     /// How long the model's probability stays up after the voice stops. A recurrent model
     /// (Silero) keeps scoring the first silent window or two as speech, so an end dated at the
     /// first quiet window is late by about this much; ends are dated this much earlier. Silero
     /// v6 on 8 kHz speech: one 32 ms window (measured by `models/tests/vad_accuracy.rs`, where
     /// ends otherwise land 55–105 ms after the true end).
+    #[serde(rename = "release_lag_ms")]
     pub release_lag: Millis,
 }
 

@@ -1,0 +1,252 @@
+//! `[providers.*]`: which speech-to-text, language model and text-to-speech engine each call
+//! uses. `engine = "auto"` (the default) picks the cloud provider when its key is in the
+//! environment and the local engine otherwise, so a fresh install talks without any key.
+
+use serde::{Deserialize, Serialize};
+
+use super::Env;
+use super::problems::Problems;
+use super::validate::{check_env_name, check_ms, check_url};
+use crate::units::Millis;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Providers {
+    pub stt: SttProvider,
+    pub llm: LlmProvider,
+    pub tts: TtsProvider,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SttEngine {
+    /// Deepgram if `api_key_env` is set, else local.
+    Auto,
+    Deepgram,
+    Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmEngine {
+    /// Anthropic if `api_key_env` is set, else the local rule-based agent.
+    Auto,
+    Anthropic,
+    /// Any OpenAI-compatible chat-completions server (vLLM, llama.cpp server).
+    OpenaiCompatible,
+    Local,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TtsEngine {
+    /// ElevenLabs if `api_key_env` is set, else espeak-ng.
+    Auto,
+    Elevenlabs,
+    Local,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SttProvider {
+    pub engine: SttEngine,
+    pub model: String,
+    pub language: String,
+    pub base_url: String,
+    /// The environment variable holding the API key (never the key itself).
+    pub api_key_env: String,
+    pub connect_timeout_ms: Millis,
+}
+
+impl Default for SttProvider {
+    fn default() -> Self {
+        SttProvider {
+            engine: SttEngine::Auto,
+            model: "nova-3".into(),
+            language: "en-US".into(),
+            base_url: "wss://api.deepgram.com/v1/listen".into(),
+            api_key_env: "DEEPGRAM_API_KEY".into(),
+            connect_timeout_ms: Millis(3000),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmProvider {
+    pub engine: LlmEngine,
+    pub model: String,
+    pub base_url: String,
+    pub api_key_env: String,
+    pub max_tokens: u32,
+    pub temperature: f64,
+    /// Give up on a completion whose first token takes longer than this.
+    pub first_token_timeout_ms: Millis,
+    pub request_timeout_ms: Millis,
+}
+
+impl Default for LlmProvider {
+    fn default() -> Self {
+        LlmProvider {
+            engine: LlmEngine::Auto,
+            model: "claude-sonnet-4-5".into(),
+            base_url: "https://api.anthropic.com".into(),
+            api_key_env: "ANTHROPIC_API_KEY".into(),
+            max_tokens: 400,
+            temperature: 0.4,
+            first_token_timeout_ms: Millis(2500),
+            request_timeout_ms: Millis(20_000),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TtsProvider {
+    pub engine: TtsEngine,
+    pub voice_id: String,
+    pub model: String,
+    pub base_url: String,
+    pub api_key_env: String,
+    pub first_audio_timeout_ms: Millis,
+}
+
+impl Default for TtsProvider {
+    fn default() -> Self {
+        TtsProvider {
+            engine: TtsEngine::Auto,
+            voice_id: "21m00Tcm4TlvDq8ikWAM".into(),
+            model: "eleven_flash_v2_5".into(),
+            base_url: "wss://api.elevenlabs.io".into(),
+            api_key_env: "ELEVENLABS_API_KEY".into(),
+            first_audio_timeout_ms: Millis(2000),
+        }
+    }
+}
+
+/// Whether a cloud engine was chosen, and whether the key it needs is present.
+fn resolve_cloud(
+    p: &mut Problems,
+    path: &str,
+    explicit: Option<bool>,
+    key_env: &str,
+    env: Env<'_>,
+) -> bool {
+    let key_present = !key_env.is_empty() && env(key_env).is_some_and(|v| !v.is_empty());
+    match explicit {
+        // `auto`: cloud only with a key.
+        None => key_present,
+        Some(false) => false,
+        Some(true) => {
+            if !key_present {
+                p.push(
+                    format!("{path}.api_key_env"),
+                    format!(
+                        "the environment variable {key_env} is not set; this engine needs its \
+                         API key there (or use engine = \"auto\" to fall back to the local engine)"
+                    ),
+                );
+            }
+            true
+        }
+    }
+}
+
+impl SttProvider {
+    /// Whether calls use Deepgram (else the local engine), given the environment.
+    pub fn uses_cloud(&self, env: Env<'_>) -> bool {
+        resolve_cloud(&mut Problems::new(), "", self.explicit(), &self.api_key_env, env)
+    }
+    fn explicit(&self) -> Option<bool> {
+        match self.engine {
+            SttEngine::Auto => None,
+            SttEngine::Deepgram => Some(true),
+            SttEngine::Local => Some(false),
+        }
+    }
+}
+
+impl LlmProvider {
+    /// Whether calls use a remote model (else the local rule-based agent).
+    pub fn uses_cloud(&self, env: Env<'_>) -> bool {
+        resolve_cloud(&mut Problems::new(), "", self.explicit(), &self.api_key_env, env)
+    }
+    fn explicit(&self) -> Option<bool> {
+        match self.engine {
+            LlmEngine::Auto => None,
+            LlmEngine::Anthropic => Some(true),
+            // Self-hosted servers often need no key.
+            LlmEngine::OpenaiCompatible => Some(false),
+            LlmEngine::Local => Some(false),
+        }
+    }
+}
+
+impl TtsProvider {
+    /// Whether calls use ElevenLabs (else espeak-ng).
+    pub fn uses_cloud(&self, env: Env<'_>) -> bool {
+        resolve_cloud(&mut Problems::new(), "", self.explicit(), &self.api_key_env, env)
+    }
+    fn explicit(&self) -> Option<bool> {
+        match self.engine {
+            TtsEngine::Auto => None,
+            TtsEngine::Elevenlabs => Some(true),
+            TtsEngine::Local => Some(false),
+        }
+    }
+}
+
+impl Providers {
+    pub(super) fn check(&self, p: &mut Problems, env: Env<'_>) {
+        let stt = &self.stt;
+        check_url(p, "providers.stt.base_url", &stt.base_url, true);
+        check_env_name(p, "providers.stt.api_key_env", &stt.api_key_env);
+        check_ms(p, "providers.stt.connect_timeout_ms", stt.connect_timeout_ms.0, 100, 30_000);
+        resolve_cloud(p, "providers.stt", stt.explicit(), &stt.api_key_env, env);
+
+        let llm = &self.llm;
+        check_url(p, "providers.llm.base_url", &llm.base_url, false);
+        if !llm.api_key_env.is_empty() {
+            check_env_name(p, "providers.llm.api_key_env", &llm.api_key_env);
+        }
+        if llm.engine == LlmEngine::OpenaiCompatible && llm.model.trim().is_empty() {
+            p.push("providers.llm.model", "is empty; an OpenAI-compatible server needs a model id");
+        }
+        if llm.max_tokens == 0 || llm.max_tokens > 8192 {
+            p.push("providers.llm.max_tokens", format!("{} is outside 1-8192", llm.max_tokens));
+        }
+        if !(0.0..=2.0).contains(&llm.temperature) {
+            p.push("providers.llm.temperature", format!("{} is outside 0-2", llm.temperature));
+        }
+        check_ms(
+            p,
+            "providers.llm.first_token_timeout_ms",
+            llm.first_token_timeout_ms.0,
+            100,
+            60_000,
+        );
+        check_ms(p, "providers.llm.request_timeout_ms", llm.request_timeout_ms.0, 1000, 300_000);
+        if llm.first_token_timeout_ms > llm.request_timeout_ms {
+            p.push(
+                "providers.llm.first_token_timeout_ms",
+                format!(
+                    "{} exceeds request_timeout_ms ({})",
+                    llm.first_token_timeout_ms, llm.request_timeout_ms
+                ),
+            );
+        }
+        resolve_cloud(p, "providers.llm", llm.explicit(), &llm.api_key_env, env);
+
+        let tts = &self.tts;
+        check_url(p, "providers.tts.base_url", &tts.base_url, true);
+        check_env_name(p, "providers.tts.api_key_env", &tts.api_key_env);
+        check_ms(
+            p,
+            "providers.tts.first_audio_timeout_ms",
+            tts.first_audio_timeout_ms.0,
+            100,
+            30_000,
+        );
+        resolve_cloud(p, "providers.tts", tts.explicit(), &tts.api_key_env, env);
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod artifact;
 pub mod audio;
+pub mod call;
 pub mod codec;
 pub mod config;
 pub mod dsp;

@@ -1,0 +1,163 @@
+//! What goes into a [`super::Call`] and what comes out. The driver turns the outside world
+//! (audio worker events, provider streams, carrier messages) into [`Input`]s and carries out
+//! every [`Action`]; the machine never touches a socket or a clock.
+
+use std::sync::Arc;
+
+use super::context::Context;
+use super::timeline::TurnTimeline;
+
+/// Identifies one LLM request; deltas from a cancelled request are ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LlmRequestId(pub u64);
+
+/// Identifies one chunk of agent speech sent to TTS (one sentence, usually).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SpeakId(pub u64);
+
+/// Which way the call was placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+/// A tool call the LLM asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCall {
+    /// The LLM's id for this call, echoed in the result.
+    pub id: String,
+    pub name: String,
+    /// Arguments as JSON text.
+    pub arguments: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// The carrier connected the call (inbound answered, or outbound picked up).
+    Answered {
+        direction: Direction,
+    },
+    /// The audio worker's VAD saw the caller start speaking.
+    SpeechStarted,
+    /// …and stop.
+    SpeechEnded,
+    /// Speech-to-text: `is_final` ends a segment; partials are replaced by the next one.
+    Transcript {
+        text: String,
+        is_final: bool,
+    },
+    LlmDelta {
+        request: LlmRequestId,
+        text: String,
+    },
+    LlmToolCall {
+        request: LlmRequestId,
+        call: ToolCall,
+    },
+    /// The request finished; any tool calls it made were delivered before this.
+    LlmDone {
+        request: LlmRequestId,
+    },
+    LlmError {
+        request: LlmRequestId,
+        message: String,
+    },
+    ToolResult {
+        id: String,
+        output: String,
+        is_error: bool,
+    },
+    /// First audio for `speak` came back from TTS.
+    TtsAudio {
+        speak: SpeakId,
+    },
+    /// TTS finished `speak` (all its audio delivered).
+    TtsDone {
+        speak: SpeakId,
+    },
+    TtsError {
+        speak: SpeakId,
+        message: String,
+    },
+    /// The carrier confirmed the caller heard `speak` to its end (a playout mark).
+    PlayoutMark {
+        speak: SpeakId,
+    },
+    /// A keypad digit.
+    Dtmf {
+        digit: char,
+    },
+    /// The carrier ended the call (the caller hung up, or the line dropped).
+    CarrierHangup,
+}
+
+/// Why the machine ended the call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HangupReason {
+    /// The caller stayed silent through the whole silence ladder.
+    Silence,
+    MaxDuration,
+    /// The LLM kept failing and there is no one to transfer to.
+    RepeatedFailures,
+    /// The conversation reached its goodbye.
+    Completed,
+    /// The carrier hung up first; nothing to send.
+    Carrier,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Start a completion on this context; stream back `LlmDelta`/`LlmToolCall`/`LlmDone`.
+    StartLlm {
+        request: LlmRequestId,
+        context: Arc<Context>,
+    },
+    CancelLlm {
+        request: LlmRequestId,
+    },
+    /// Synthesise `text` and queue its audio for playout, followed by a mark for `speak`.
+    Speak {
+        speak: SpeakId,
+        text: String,
+    },
+    /// Stop every TTS stream and drop audio not yet sent to the carrier.
+    CancelTts,
+    /// Tell the carrier to drop audio it has queued (and flush the playout buffer).
+    ClearPlayback,
+    /// Run these tools in parallel; answer each with `ToolResult`.
+    RunTools {
+        calls: Vec<ToolCall>,
+    },
+    /// Hand the call to a human at `number`.
+    Transfer {
+        number: String,
+    },
+    Hangup {
+        reason: HangupReason,
+    },
+    /// A finished turn's latency timeline.
+    Timeline(TurnTimeline),
+    /// Something worth a line in the call log (no transcripts, no numbers).
+    Log(CallLog),
+}
+
+/// Call-log events: what happened, never what was said.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallLog {
+    BargeIn,
+    /// A barge-in with no words after it; the agent resumed.
+    FalseStart,
+    BackchannelIgnored,
+    SilenceFiller,
+    CallbackOffered,
+    ToolFiller,
+    ToolTimedOut,
+    ToolStepLimit,
+    LlmFailed,
+    LlmFirstTokenTimeout,
+    TtsFailed,
+    EarlyLlmCancelled,
+    PersonaAnchor,
+    EscalationRequested,
+}

@@ -1,0 +1,52 @@
+//! One turn's latency timeline (DESIGN §5): every stage's time, from the end of the caller's
+//! speech to the agent's first words being heard.
+
+use std::time::{Duration, Instant};
+
+/// Stage timestamps of one turn; `None` where the stage did not happen (a turn answered from a
+/// tool filler has no first token before its first audio, a barge-in cuts the rest).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TurnTimeline {
+    pub turn: u32,
+    pub user_speech_end: Option<Instant>,
+    pub stt_final: Option<Instant>,
+    pub llm_request: Option<Instant>,
+    pub llm_first_token: Option<Instant>,
+    pub first_sentence: Option<Instant>,
+    pub tts_request: Option<Instant>,
+    pub tts_first_audio: Option<Instant>,
+    /// The carrier's mark for the first sentence: the caller heard it.
+    pub first_heard: Option<Instant>,
+}
+
+impl TurnTimeline {
+    /// End of the caller's speech to the agent's first audio: the voice-to-voice latency, as
+    /// far as the machine can see it (the carrier adds its own network leg).
+    pub fn voice_to_voice(&self) -> Option<Duration> {
+        self.tts_first_audio?.checked_duration_since(self.user_speech_end?)
+    }
+
+    /// `(stage, duration since the previous recorded stage)` for every recorded stage.
+    pub fn stages(&self) -> Vec<(&'static str, Duration)> {
+        let points = [
+            ("stt_final", self.stt_final),
+            ("llm_request", self.llm_request),
+            ("llm_first_token", self.llm_first_token),
+            ("first_sentence", self.first_sentence),
+            ("tts_request", self.tts_request),
+            ("tts_first_audio", self.tts_first_audio),
+            ("first_heard", self.first_heard),
+        ];
+        let mut prev = self.user_speech_end;
+        let mut out = Vec::new();
+        for (name, t) in points {
+            if let (Some(p), Some(t)) = (prev, t) {
+                out.push((name, t.saturating_duration_since(p)));
+            }
+            if t.is_some() {
+                prev = t;
+            }
+        }
+        out
+    }
+}

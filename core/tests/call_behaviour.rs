@@ -1,0 +1,460 @@
+//! One test per behaviour of the conversation machine, each a scripted call in virtual time.
+
+mod call_sim;
+
+use call_sim::{Reply, Sim, ms};
+use hermes_core::call::{Action, CallConfig, CallLog, Direction, HangupReason, Input, Message};
+
+const GREETING: &str = "Thanks for calling Maple Street Hair, this is Sam. How can I help?";
+
+/// An inbound call whose greeting has been heard (it ends at about 4.8 s).
+fn greeted() -> Sim {
+    let mut sim = Sim::with_defaults();
+    sim.answer(Direction::Inbound);
+    sim.run_until(ms(5000));
+    sim
+}
+
+fn user_messages(messages: &[Message]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::User(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assistant_messages(messages: &[Message]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Assistant(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn inbound_call_is_greeted_on_answer() {
+    let sim = greeted();
+    assert_eq!(sim.spoken(), [GREETING]);
+    assert_eq!(sim.first(|a| matches!(a, Action::Speak { .. })), Some(ms(0)));
+}
+
+#[test]
+fn outbound_call_waits_for_the_callee_to_speak_before_greeting() {
+    let mut sim = Sim::with_defaults();
+    sim.answer(Direction::Outbound);
+    sim.caller_says(ms(800), ms(500), "Hello?");
+    sim.run_until(ms(6000));
+    let greeted_at = sim.first(|a| matches!(a, Action::Speak { .. })).expect("greeted");
+    assert_eq!(greeted_at, ms(1300), "greeting right after the callee's hello ends");
+    assert_eq!(sim.spoken()[0], "Hi, this is Sam calling from Maple Street Hair.");
+    assert_eq!(sim.llm_starts(), 0, "the callee's hello is not a request");
+}
+
+#[test]
+fn outbound_call_greets_after_a_timeout_when_the_callee_stays_silent() {
+    let mut sim = Sim::with_defaults();
+    sim.answer(Direction::Outbound);
+    sim.run_until(ms(3000));
+    assert_eq!(sim.first(|a| matches!(a, Action::Speak { .. })), Some(ms(2000)));
+}
+
+#[test]
+fn turn_ends_on_vad_silence_plus_the_stt_final_after_the_minimum_delay() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec!["Sure. ", "What day works?"]));
+    // Speech ends at 6.0 s, the final arrives at 6.15 s, the minimum delay ends at 6.3 s.
+    sim.caller_says(ms(5000), ms(1000), "I'd like a haircut");
+    sim.run_until(ms(6299));
+    // The early start on the partial is speculative; the turn itself has not ended.
+    assert!(sim.spoken().len() == 1, "nothing said before the turn ends");
+    sim.run_until(ms(9000));
+    assert_eq!(user_messages(&sim.last_context()), ["I'd like a haircut"]);
+    assert_eq!(sim.spoken()[1..], ["Sure.", "What day works?"]);
+}
+
+#[test]
+fn turn_ends_at_the_maximum_delay_when_no_final_arrives() {
+    let mut sim = greeted();
+    sim.stt_latency = ms(60_000); // the final never comes in time
+    sim.replies.push_back(Reply::Text(vec!["Sure."]));
+    sim.caller_says(ms(5000), ms(1000), "I'd like a haircut please");
+    sim.run_until(ms(9000));
+    let started = sim
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::StartLlm { .. }))
+        .map(|(t, _)| *t)
+        .collect::<Vec<_>>();
+    assert!(started.contains(&ms(7200)), "answered at speech end + 1200 ms: {started:?}");
+    assert_eq!(user_messages(&sim.last_context()), ["I'd like a"], "the latest partial is used");
+}
+
+#[test]
+fn early_llm_start_on_a_stable_transcript_is_promoted_when_the_turn_ends() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec!["Sure, ", "one moment."]));
+    // The final arrives 150 ms after speech ends, before the 300 ms minimum delay is over.
+    sim.caller_says(ms(5000), ms(1000), "book a haircut");
+    sim.run_until(ms(9000));
+    assert_eq!(sim.llm_starts(), 1, "one completion, started early and kept");
+    assert_eq!(sim.first(|a| matches!(a, Action::StartLlm { .. })), Some(ms(6150)));
+    // First token 6.55 s, done 6.61 s: 150 ms sooner than a start when the turn ended.
+    assert_eq!(
+        sim.first(|a| matches!(a, Action::Speak { text, .. } if text == "Sure, one moment.")),
+        Some(ms(6610))
+    );
+    assert_eq!(sim.logged(CallLog::EarlyLlmCancelled), 0);
+}
+
+#[test]
+fn early_llm_start_is_cancelled_when_the_caller_continues() {
+    let mut sim = greeted();
+    sim.stt_latency = ms(50);
+    sim.replies.push_back(Reply::Text(vec!["Stale answer."]));
+    sim.replies.push_back(Reply::Text(vec!["Tuesday it is."]));
+    sim.caller_says(ms(5000), ms(800), "book a haircut");
+    // Resumes 200 ms later: after the early start (5.85 s), before the turn would end (6.1 s).
+    sim.caller_says(ms(6000), ms(800), "for Tuesday");
+    sim.run_until(ms(10_000));
+    assert_eq!(sim.logged(CallLog::EarlyLlmCancelled), 1);
+    assert!(!sim.spoken().contains(&"Stale answer.".to_string()), "the stale answer is never said");
+    assert!(sim.spoken().contains(&"Tuesday it is.".to_string()));
+    assert_eq!(user_messages(&sim.last_context()), ["book a haircut for Tuesday"]);
+}
+
+#[test]
+fn llm_output_is_spoken_in_sentences_without_splitting_prices_or_times() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "A cut is $35.",
+        "50. We open at 9:30 a.m. on ",
+        "Tuesday. Shall I book it?",
+    ]));
+    sim.caller_says(ms(5000), ms(1000), "how much is a cut");
+    sim.run_until(ms(15_000));
+    assert_eq!(
+        sim.spoken()[1..4],
+        ["A cut is $35.50.", "We open at 9:30 a.m. on Tuesday.", "Shall I book it?"]
+    );
+}
+
+#[test]
+fn barge_in_during_tts_clears_playback_and_keeps_only_what_was_heard() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "We have three stylists. Ana does colour. Ben does beards. Who would you like?",
+    ]));
+    sim.replies.push_back(Reply::Text(vec!["Ben it is."]));
+    sim.caller_says(ms(5000), ms(800), "who works there");
+    // The answer starts playing about 6.9 s; its first sentence (24 chars) ends about 8.6 s.
+    sim.caller_says(ms(9000), ms(1200), "Ben please");
+    sim.run_until(ms(14_000));
+    let barge = sim.first(|a| *a == Action::Log(CallLog::BargeIn)).expect("barge-in");
+    assert_eq!(barge, ms(9300), "after barge_in_min_ms of speech");
+    assert_eq!(sim.first(|a| *a == Action::CancelTts), Some(barge));
+    assert_eq!(sim.first(|a| *a == Action::ClearPlayback), Some(barge));
+    let context = sim.last_context();
+    let said = assistant_messages(&context);
+    assert!(said.iter().any(|t| t.contains("We have three stylists.")), "{said:?}");
+    assert!(
+        !said.iter().any(|t| t.contains("Ben does beards")),
+        "unheard text is dropped: {said:?}"
+    );
+    assert_eq!(user_messages(&context).last().map(String::as_str), Some("Ben please"));
+    assert!(sim.spoken().contains(&"Ben it is.".to_string()), "a fresh completion answers");
+}
+
+#[test]
+fn backchannel_during_tts_does_not_interrupt() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "Your order shipped on Friday and should arrive by Tuesday. Anything else?",
+    ]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.caller_says(ms(8000), ms(600), "mm-hmm");
+    sim.run_until(ms(16_000));
+    assert_eq!(sim.logged(CallLog::BargeIn), 0);
+    assert!(sim.logged(CallLog::BackchannelIgnored) >= 1);
+    assert_eq!(sim.count(|a| *a == Action::CancelTts), 0);
+    assert_eq!(sim.first(|a| matches!(a, Action::StartLlm { .. })), Some(ms(5950)));
+    assert_eq!(sim.llm_starts(), 1, "the backchannel is not a turn");
+}
+
+#[test]
+fn a_cough_shorter_than_the_barge_in_minimum_does_not_interrupt() {
+    let mut sim = greeted();
+    sim.replies
+        .push_back(Reply::Text(vec!["Your order shipped on Friday and should arrive by Tuesday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.caller_noise(ms(8000), ms(150));
+    sim.run_until(ms(14_000));
+    assert_eq!(sim.logged(CallLog::BargeIn), 0);
+    assert_eq!(sim.count(|a| *a == Action::ClearPlayback), 0);
+}
+
+#[test]
+fn false_start_resumes_what_was_cut_so_the_agent_is_never_left_silent() {
+    let mut sim = greeted();
+    sim.replies
+        .push_back(Reply::Text(vec!["Your order shipped on Friday. It should arrive by Tuesday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.caller_noise(ms(8000), ms(600)); // long enough to barge in, no words follow
+    sim.run_until(ms(15_000));
+    assert_eq!(sim.logged(CallLog::BargeIn), 1);
+    assert_eq!(sim.logged(CallLog::FalseStart), 1);
+    let spoken = sim.spoken();
+    let again = spoken.iter().filter(|t| t.contains("arrive by Tuesday")).count();
+    assert_eq!(again, 2, "the cut sentence is said again: {spoken:?}");
+}
+
+#[test]
+fn silence_ladder_fills_then_offers_a_callback_then_ends_the_call() {
+    let mut sim = greeted();
+    sim.run_until(ms(40_000));
+    // The greeting (a question) ends about 4.84 s; the ladder runs from there.
+    let spoken = sim.spoken();
+    assert_eq!(spoken[1], "Take your time.");
+    assert!(spoken[2].starts_with("It sounds like now might not be a good time"));
+    assert_eq!(spoken[3], "Thanks for calling Maple Street Hair. Goodbye!");
+    let greeting_heard = (sim.played[0].3 - sim.t0).as_millis();
+    let times: Vec<_> = sim
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Speak { .. }))
+        .map(|(t, _)| t.as_millis())
+        .collect();
+    assert_eq!(times[1..], [greeting_heard + 2500, greeting_heard + 5000, greeting_heard + 8000]);
+    assert_eq!(sim.hangup(), Some(HangupReason::Silence));
+}
+
+#[test]
+fn silence_ladder_stops_while_the_caller_speaks() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec!["Got it."]));
+    sim.caller_says(ms(6000), ms(3000), "well let me think about which day suits me");
+    sim.run_until(ms(14_000));
+    assert_eq!(sim.logged(CallLog::SilenceFiller), 0, "speaking at 6 s stopped the 7.34 s filler");
+    assert_eq!(sim.logged(CallLog::CallbackOffered), 0);
+}
+
+#[test]
+fn persona_anchor_is_injected_every_six_turns() {
+    let mut sim = greeted();
+    for turn in 0..7u64 {
+        sim.replies.push_back(Reply::Text(vec!["Okay."]));
+        sim.caller_says(ms(5000 + turn * 3000), ms(500), "next thing");
+    }
+    sim.run_until(ms(30_000));
+    assert_eq!(sim.logged(CallLog::PersonaAnchor), 1);
+    let context = sim.last_context();
+    let anchors = context.iter().filter(|m| matches!(m, Message::System(t) if t.starts_with("Reminder: you are Sam, answering the phone for Maple Street Hair"))).count();
+    assert_eq!(anchors, 1);
+}
+
+#[test]
+fn tools_run_in_parallel_with_a_filler_when_they_are_slow() {
+    let mut sim = greeted();
+    sim.tool_latency = ms(1500);
+    sim.replies.push_back(Reply::Tools(vec![
+        ("check_availability", "{\"day\":\"tue\"}"),
+        ("lookup_order", "{}"),
+    ]));
+    sim.replies.push_back(Reply::Text(vec!["Tuesday at ten is free."]));
+    sim.caller_says(ms(5000), ms(800), "is tuesday free");
+    sim.run_until(ms(15_000));
+    let runs: Vec<_> = sim
+        .actions
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::RunTools { calls } => Some(calls.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs, [2], "both tools in one parallel step");
+    assert_eq!(sim.logged(CallLog::ToolFiller), 1);
+    assert!(sim.spoken().contains(&"Let me check that for you.".to_string()));
+    let results =
+        sim.last_context().iter().filter(|m| matches!(m, Message::ToolResult { .. })).count();
+    assert_eq!(results, 2, "both results go back to the LLM");
+    assert!(sim.spoken().contains(&"Tuesday at ten is free.".to_string()));
+}
+
+#[test]
+fn a_hung_tool_times_out_and_the_llm_hears_the_error() {
+    let mut sim = greeted();
+    sim.hung_tools = vec!["lookup_order"];
+    sim.replies.push_back(Reply::Tools(vec![("lookup_order", "{}")]));
+    sim.replies.push_back(Reply::Text(vec!["Sorry, I can't reach the order system."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.run_until(ms(15_000));
+    assert_eq!(sim.logged(CallLog::ToolTimedOut), 1);
+    let context = sim.last_context();
+    assert!(context.iter().any(|m| matches!(m, Message::ToolResult { is_error: true, .. })));
+    assert!(sim.spoken().contains(&"Sorry, I can't reach the order system.".to_string()));
+}
+
+#[test]
+fn tool_steps_are_bounded_per_turn() {
+    let mut cfg = CallConfig::default();
+    cfg.conversation.max_tool_steps = 2;
+    let mut sim = Sim::new(cfg);
+    sim.answer(Direction::Inbound);
+    for _ in 0..6 {
+        sim.replies.push_back(Reply::Tools(vec![("lookup_order", "{}")]));
+    }
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.run_until(ms(20_000));
+    assert_eq!(sim.count(|a| matches!(a, Action::RunTools { .. })), 2);
+    // The third request for tools fails the turn; the retry asks again and the call escalates.
+    assert_eq!(sim.logged(CallLog::ToolStepLimit), 2);
+    assert_eq!(sim.count(|a| matches!(a, Action::Transfer { .. })), 1);
+}
+
+#[test]
+fn dtmf_zero_transfers_to_a_human_after_the_escalation_line() {
+    let mut sim = greeted();
+    sim.input_at(ms(5500), Input::Dtmf { digit: '0' });
+    sim.run_until(ms(15_000));
+    assert_eq!(sim.spoken()[1], "Let me connect you with someone from the team.");
+    let transfer = sim.actions.iter().find_map(|(t, a)| match a {
+        Action::Transfer { number } => Some((*t, number.clone())),
+        _ => None,
+    });
+    let (at, number) = transfer.expect("transferred");
+    assert_eq!(number, "+15555550199");
+    assert!(at > ms(5500 + 150), "after the line was heard, not over it");
+    assert!(sim.call.is_ended());
+}
+
+#[test]
+fn the_llm_asking_for_a_human_transfers_the_call() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Tools(vec![("transfer_to_human", "{}")]));
+    sim.caller_says(ms(5000), ms(800), "let me talk to a person");
+    sim.run_until(ms(15_000));
+    assert_eq!(sim.logged(CallLog::EscalationRequested), 1);
+    assert_eq!(sim.count(|a| matches!(a, Action::Transfer { .. })), 1);
+    assert_eq!(sim.count(|a| matches!(a, Action::RunTools { .. })), 0, "handled by the machine");
+}
+
+#[test]
+fn repeated_llm_failures_escalate_to_a_human() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Error);
+    sim.replies.push_back(Reply::Error);
+    sim.caller_says(ms(5000), ms(800), "book me in");
+    sim.run_until(ms(20_000));
+    assert_eq!(sim.logged(CallLog::LlmFailed), 2);
+    assert_eq!(
+        sim.spoken()[1],
+        "Let me check that for you.",
+        "the first failure is covered by a filler"
+    );
+    assert_eq!(sim.count(|a| matches!(a, Action::Transfer { .. })), 1);
+}
+
+#[test]
+fn a_stalled_llm_is_timed_out_and_retried_so_the_line_never_goes_dead() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Stall);
+    sim.replies.push_back(Reply::Text(vec!["Here you go."]));
+    sim.caller_says(ms(5000), ms(800), "what are your hours");
+    sim.run_until(ms(15_000));
+    assert_eq!(sim.logged(CallLog::LlmFirstTokenTimeout), 1);
+    assert!(sim.spoken().contains(&"Here you go.".to_string()));
+}
+
+#[test]
+fn max_call_duration_ends_the_call_gracefully() {
+    let mut cfg = CallConfig::default();
+    cfg.conversation.max_call_duration_ms = hermes_core::units::Millis(10_000);
+    let mut sim = Sim::new(cfg);
+    sim.answer(Direction::Inbound);
+    sim.replies.push_back(Reply::Text(vec![
+        "Let me tell you a long story about hair. It goes on and on and on and on.",
+    ]));
+    sim.caller_says(ms(5000), ms(800), "tell me a story");
+    sim.run_until(ms(30_000));
+    let spoken = sim.spoken();
+    assert_eq!(
+        spoken.last().map(String::as_str),
+        Some("Thanks for calling Maple Street Hair. Goodbye!")
+    );
+    assert_eq!(sim.hangup(), Some(HangupReason::MaxDuration));
+}
+
+#[test]
+fn carrier_hangup_stops_everything_and_nothing_follows() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "A long answer that is still playing when the caller hangs up.",
+    ]));
+    sim.caller_says(ms(5000), ms(800), "what do you offer");
+    sim.input_at(ms(7500), Input::CarrierHangup);
+    sim.caller_says(ms(8000), ms(800), "are you there");
+    sim.run_until(ms(30_000));
+    let (hung_at, _) = sim
+        .actions
+        .iter()
+        .find(|(_, a)| matches!(a, Action::Hangup { .. }))
+        .cloned()
+        .expect("hangup");
+    assert_eq!(hung_at, ms(7500));
+    assert!(sim.actions.iter().all(|(t, _)| *t <= hung_at), "no action after the hang-up");
+    assert_eq!(sim.hangup(), Some(HangupReason::Carrier));
+    assert_eq!(sim.call.poll_timeout(), None);
+}
+
+#[test]
+fn each_turn_produces_a_latency_timeline_with_every_stage() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec!["Sure. ", "What day?"]));
+    sim.caller_says(ms(5000), ms(1000), "book a cut");
+    sim.run_until(ms(12_000));
+    let timeline = sim
+        .actions
+        .iter()
+        .find_map(|(_, a)| match a {
+            Action::Timeline(t) => Some(*t),
+            _ => None,
+        })
+        .expect("timeline");
+    assert_eq!(timeline.turn, 1);
+    let stages: Vec<&str> = timeline.stages().iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        stages,
+        [
+            "stt_final",
+            "llm_request",
+            "llm_first_token",
+            "first_sentence",
+            "tts_request",
+            "tts_first_audio",
+            "first_heard"
+        ]
+    );
+    // Speech end 6.0 s → final and early start 6.15 → first token 6.55 → turn end would be
+    // 6.3, so the first sentence goes to TTS at 6.55 and its audio is back 150 ms later.
+    assert_eq!(timeline.voice_to_voice(), Some(ms(150 + 400 + 150)));
+}
+
+#[test]
+fn silence_ladder_stays_paused_while_tools_run() {
+    let mut sim = greeted();
+    sim.tool_latency = ms(3500);
+    sim.replies.push_back(Reply::Tools(vec![("check_availability", "{}")]));
+    sim.replies.push_back(Reply::Text(vec!["Tuesday at ten is free."]));
+    sim.caller_says(ms(5000), ms(800), "is tuesday free");
+    sim.run_until(ms(11_000));
+    assert_eq!(sim.logged(CallLog::ToolFiller), 1);
+    assert_eq!(
+        sim.logged(CallLog::SilenceFiller),
+        0,
+        "no 'take your time' while the agent is busy"
+    );
+    assert_eq!(sim.logged(CallLog::CallbackOffered), 0);
+}

@@ -1,7 +1,8 @@
 //! # hermes-io
 //!
 //! Everything in Hermes that waits on the outside world, on tokio. So far: the shared HTTP
-//! client and installing pinned model files from PyPI.
+//! client, installing pinned model files from PyPI, and the Telnyx wire protocols.
 
 pub mod http;
 pub mod registry;
+pub mod telnyx;

@@ -1,0 +1,298 @@
+//! Telnyx media streaming frames (PROTOCOLS.md §1a), parsed with simd-json.
+//!
+//! Inbound frames are parsed in place from the WebSocket message buffer, strings borrowed from
+//! it, and the audio payload is base64-decoded straight into the caller's buffer. (simd-json
+//! still builds its tape per parse; reusing `simd_json::Buffers` per connection is the next
+//! step once the connection loop exists and an allocation count can be measured on it.)
+//! Anything malformed, unknown or oversized becomes a [`FrameError`] the connection counts and
+//! skips; the call goes on.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hermes_core::codec::G711;
+use serde::Deserialize;
+
+/// Largest text frame accepted. A 20 ms PCMU frame is ~300 bytes of JSON; 30 s of audio (the
+/// most Telnyx itself accepts in one frame) is ~330 KiB. Anything above is refused unparsed.
+pub const MAX_FRAME_BYTES: usize = 512 * 1024;
+
+/// One frame from Telnyx, borrowing from the message buffer.
+#[derive(Debug, PartialEq)]
+pub enum InboundFrame<'a> {
+    Connected {
+        version: Option<Cow<'a, str>>,
+        auth_token: Option<Cow<'a, str>>,
+    },
+    Start(StreamStart<'a>),
+    /// Audio: `payload` is still base64; decode with [`decode_payload`].
+    Media {
+        track: Track,
+        sequence: Option<u64>,
+        payload: Cow<'a, str>,
+    },
+    Dtmf {
+        digit: char,
+    },
+    /// A mark we sent has played out.
+    Mark {
+        name: Cow<'a, str>,
+    },
+    Error {
+        code: Option<i64>,
+        title: Option<Cow<'a, str>>,
+    },
+    Stop,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct StreamStart<'a> {
+    pub stream_id: Cow<'a, str>,
+    pub call_control_id: Cow<'a, str>,
+    pub codec: G711,
+    pub sample_rate: u32,
+    /// Personal data: never logged.
+    pub from: Option<Cow<'a, str>>,
+    pub to: Option<Cow<'a, str>>,
+    pub client_state: Option<Cow<'a, str>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    Inbound,
+    Outbound,
+}
+
+/// Why a frame was skipped. Each kind has its own counter.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    Oversized(usize),
+    #[error("frame is not valid JSON: {0}")]
+    Malformed(String),
+    #[error("unknown event {0:?}")]
+    UnknownEvent(String),
+    #[error("{event} frame lacks {field}")]
+    MissingField { event: &'static str, field: &'static str },
+    #[error("unsupported media encoding {0:?} (PCMU and PCMA at 8 kHz are)")]
+    UnsupportedEncoding(String),
+    #[error("media payload is not base64")]
+    BadPayload,
+    #[error("media payload of {got} bytes does not fit the {room}-byte buffer")]
+    PayloadTooLarge { got: usize, room: usize },
+}
+
+impl FrameError {
+    /// A short label for the skipped-frame counter.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FrameError::Oversized(_) => "oversized",
+            FrameError::Malformed(_) => "malformed",
+            FrameError::UnknownEvent(_) => "unknown_event",
+            FrameError::MissingField { .. } => "missing_field",
+            FrameError::UnsupportedEncoding(_) => "unsupported_encoding",
+            FrameError::BadPayload | FrameError::PayloadTooLarge { .. } => "bad_payload",
+        }
+    }
+}
+
+// The wire shape: every field optional, so one struct covers every event; which fields an
+// event needs is checked after parsing, with errors that name the field.
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow, default)]
+    version: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "x-telnyx-streaming-auth-token")]
+    auth_token: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    stream_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sequence_number: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    start: Option<WireStart<'a>>,
+    #[serde(borrow, default)]
+    media: Option<WireMedia<'a>>,
+    #[serde(borrow, default)]
+    dtmf: Option<WireDtmf<'a>>,
+    #[serde(borrow, default)]
+    mark: Option<WireMark<'a>>,
+    #[serde(borrow, default)]
+    payload: Option<WireError<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireStart<'a> {
+    #[serde(borrow, default)]
+    call_control_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    from: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    to: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    client_state: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    media_format: Option<WireFormat<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireFormat<'a> {
+    #[serde(borrow, default)]
+    encoding: Option<Cow<'a, str>>,
+    #[serde(default)]
+    sample_rate: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct WireMedia<'a> {
+    #[serde(borrow, default)]
+    track: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    payload: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireDtmf<'a> {
+    #[serde(borrow, default)]
+    digit: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireMark<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireError<'a> {
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(borrow, default)]
+    title: Option<Cow<'a, str>>,
+}
+
+/// Parses one text frame. simd-json parses in place, so `buf` is overwritten.
+pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
+    if buf.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::Oversized(buf.len()));
+    }
+    let wire: Wire<'_> =
+        simd_json::serde::from_slice(buf).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let missing = |event, field| FrameError::MissingField { event, field };
+    Ok(match wire.event.as_ref() {
+        "connected" => {
+            InboundFrame::Connected { version: wire.version, auth_token: wire.auth_token }
+        }
+        "start" => {
+            let start = wire.start.ok_or(missing("start", "start"))?;
+            let format = start.media_format.ok_or(missing("start", "start.media_format"))?;
+            let encoding =
+                format.encoding.ok_or(missing("start", "start.media_format.encoding"))?;
+            let codec = codec_of(&encoding)
+                .ok_or_else(|| FrameError::UnsupportedEncoding(encoding.to_string()))?;
+            let sample_rate = format.sample_rate.unwrap_or(8000);
+            if sample_rate != 8000 {
+                return Err(FrameError::UnsupportedEncoding(format!(
+                    "{encoding} at {sample_rate} Hz"
+                )));
+            }
+            InboundFrame::Start(StreamStart {
+                stream_id: wire.stream_id.ok_or(missing("start", "stream_id"))?,
+                call_control_id: start
+                    .call_control_id
+                    .ok_or(missing("start", "start.call_control_id"))?,
+                codec,
+                sample_rate,
+                from: start.from,
+                to: start.to,
+                client_state: start.client_state,
+            })
+        }
+        "media" => {
+            let media = wire.media.ok_or(missing("media", "media"))?;
+            InboundFrame::Media {
+                track: track_of(media.track.as_deref()),
+                sequence: wire.sequence_number.and_then(|s| s.parse().ok()),
+                payload: media.payload.ok_or(missing("media", "media.payload"))?,
+            }
+        }
+        "dtmf" => {
+            let digit = wire.dtmf.and_then(|d| d.digit).ok_or(missing("dtmf", "dtmf.digit"))?;
+            let mut chars = digit.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') => {
+                    InboundFrame::Dtmf { digit: c }
+                }
+                _ => return Err(missing("dtmf", "dtmf.digit (one of 0-9 * # A-D)")),
+            }
+        }
+        "mark" => InboundFrame::Mark {
+            name: wire.mark.and_then(|m| m.name).ok_or(missing("mark", "mark.name"))?,
+        },
+        "error" => {
+            let p = wire.payload;
+            InboundFrame::Error {
+                code: p.as_ref().and_then(|p| p.code),
+                title: p.and_then(|p| p.title),
+            }
+        }
+        "stop" => InboundFrame::Stop,
+        other => return Err(FrameError::UnknownEvent(other.chars().take(40).collect())),
+    })
+}
+
+/// Both spellings Telnyx has used: `PCMU` and `audio/x-mulaw`, `PCMA` and `audio/x-alaw`.
+fn codec_of(encoding: &str) -> Option<G711> {
+    match encoding.to_ascii_lowercase().as_str() {
+        "pcmu" | "audio/x-mulaw" | "mulaw" | "g711_ulaw" => Some(G711::Mulaw),
+        "pcma" | "audio/x-alaw" | "alaw" | "g711_alaw" => Some(G711::Alaw),
+        _ => None,
+    }
+}
+
+/// `inbound`, `inbound_track`, or the older `inbound/outbound` (treated as inbound, the caller).
+fn track_of(track: Option<&str>) -> Track {
+    match track.map(|t| t.trim_end_matches("_track")) {
+        Some("outbound") => Track::Outbound,
+        _ => Track::Inbound,
+    }
+}
+
+/// Decodes a media payload into `out`; returns the number of audio bytes.
+pub fn decode_payload(payload: &str, out: &mut [u8]) -> Result<usize, FrameError> {
+    let room = out.len();
+    // Base64 yields at most 3 bytes per 4 characters; refuse before decoding past the buffer.
+    let upper = payload.len() / 4 * 3;
+    if upper > room + 2 {
+        return Err(FrameError::PayloadTooLarge { got: upper, room });
+    }
+    BASE64.decode_slice(payload.as_bytes(), out).map_err(|e| match e {
+        base64::DecodeSliceError::OutputSliceTooSmall => {
+            FrameError::PayloadTooLarge { got: upper, room }
+        }
+        base64::DecodeSliceError::DecodeError(_) => FrameError::BadPayload,
+    })
+}
+
+/// `{"event":"media","media":{"payload":"…"}}` for `audio` (G.711 bytes), written into `out`
+/// (cleared first) so a connection reuses one buffer.
+pub fn write_media(audio: &[u8], out: &mut String) {
+    out.clear();
+    out.push_str(r#"{"event":"media","media":{"payload":""#);
+    BASE64.encode_string(audio, out);
+    out.push_str(r#""}}"#);
+}
+
+/// `{"event":"mark","mark":{"name":"…"}}`. Names are ours (`speak-17`), plain ASCII.
+pub fn write_mark(name: &str, out: &mut String) {
+    out.clear();
+    out.push_str(r#"{"event":"mark","mark":{"name":"#);
+    // serde_json escapes anything a name could smuggle in.
+    out.push_str(&serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into()));
+    out.push_str("}}");
+}
+
+/// `{"event":"clear"}`: drop queued playback (barge-in).
+pub const CLEAR: &str = r#"{"event":"clear"}"#;

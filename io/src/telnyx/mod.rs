@@ -1,0 +1,4 @@
+//! Telnyx: media streaming frames and signed Call Control webhooks (PROTOCOLS.md §1).
+
+pub mod media;
+pub mod webhook;

@@ -66,6 +66,31 @@ A problem reads like:\n  business.hours.saturday: \"9-17\" is not a time range l
         after_help = "Examples:\n  hermes init my-salon\n  hermes init --non-interactive --business-name \"Corner Bakery\" \\\n      --phone +15555550142 --timezone Europe/London --agent-name Ava bakery"
     )]
     Init(InitArgs),
+    /// Run the service: health checks, carrier webhooks and metrics over HTTP.
+    ///
+    /// Reads hermes.toml (or the embedded demo defaults when there is none). SIGHUP re-reads
+    /// the file: a valid one applies to new calls while calls in progress keep theirs; an invalid
+    /// one is refused and the problems printed. SIGTERM or Ctrl-C stops taking new work and
+    /// gives live calls server.shutdown_grace_s to finish. Any key can be overridden from the
+    /// environment as HERMES__SECTION__KEY.
+    #[command(
+        after_help = "Examples:\n  hermes serve\n  hermes serve --config /etc/hermes/hermes.toml --listen 0.0.0.0:8080\n  kill -HUP $(pidof hermes)     reload the business profile\n\n\
+Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /readyz    503 while draining\n  GET /metrics   Prometheus counters\n  POST /telnyx/webhook   signed Call Control events"
+    )]
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The configuration file.
+    #[arg(long, env = "HERMES_CONFIG", default_value = "hermes.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Address to listen on (default: server.listen from the configuration).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Set when --config (or HERMES_CONFIG) was given: then the file must exist.
+    #[arg(skip)]
+    pub config_named: bool,
 }
 
 #[derive(Debug, Args)]

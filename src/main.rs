@@ -8,7 +8,6 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use cli::{BenchCommand, Cli, Command, ModelsCommand};
 use hermes_core::audio::AllocationProbe;
 
@@ -18,7 +17,15 @@ use hermes_core::audio::AllocationProbe;
 static ALLOCATOR: AllocationProbe = AllocationProbe::new();
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let (Command::Serve(args), Some(("serve", sub))) = (&mut cli.command, matches.subcommand()) {
+        args.config_named =
+            sub.value_source("config") != Some(clap::parser::ValueSource::DefaultValue);
+    }
     let result = match &cli.command {
         Command::Models(ModelsCommand::Fetch(args)) => {
             commands::models::fetch(&cli.models_dir, args)
@@ -29,6 +36,7 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig(args) => commands::config::check(args),
         Command::Init(args) => commands::config::init(args),
+        Command::Serve(args) => commands::serve::serve(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

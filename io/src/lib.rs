@@ -5,4 +5,5 @@
 
 pub mod http;
 pub mod registry;
+pub mod server;
 pub mod telnyx;

@@ -32,9 +32,13 @@ pub fn load(path: &Path) -> anyhow::Result<Result<HermesConfig, Vec<Problem>>> {
     Ok(if problems.is_empty() { Ok(config) } else { Err(problems) })
 }
 
-/// The files the business profile names must exist and be JSON.
+/// The files the business profile names must exist and be JSON. Only for a profile the file
+/// defines: the embedded demo business (no `[business]` table) brings its own data.
 fn check_seed_data(config: &HermesConfig, base: &Path, text: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
+    if config::line_of_path(text, "business").is_none() {
+        return problems;
+    }
     let mut problem = |path: String, message: String| {
         let line = config::line_of_path(text, &path);
         problems.push(Problem { path, message, line, from_env: None });

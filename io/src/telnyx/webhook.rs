@@ -256,4 +256,11 @@ impl SeenEvents {
         self.set.insert(id.to_string());
         true
     }
+
+    /// Drops `id`, so its next delivery counts as the first (used when handling failed).
+    pub fn forget(&mut self, id: &str) {
+        if self.set.remove(id) {
+            self.order.retain(|x| x != id);
+        }
+    }
 }

@@ -1,0 +1,322 @@
+//! `hermes serve`'s HTTP front door (hyper 1): health and readiness, the Telnyx webhook, and
+//! Prometheus counters. Graceful shutdown stops taking new work, answers `/readyz` with 503 so
+//! a load balancer drains us, and gives open connections a bounded time to finish.
+//!
+//! The media WebSocket routes and the call driver arrive with the rest of the telephony work;
+//! webhook events are handed to them through the channel given to [`serve`].
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::telnyx::webhook::{
+    CallEvent, MAX_WEBHOOK_BYTES, SIGNATURE_HEADER, SeenEvents, TIMESTAMP_HEADER, WebhookVerifier,
+    parse_event,
+};
+use hermes_core::config::HermesConfig;
+
+/// The configuration in force, replaced whole on reload. Calls take an `Arc` snapshot when
+/// they start, so a reload never changes (or drops) a call in progress.
+#[derive(Debug)]
+pub struct ConfigStore {
+    current: RwLock<Arc<HermesConfig>>,
+    generation: AtomicU64,
+}
+
+impl ConfigStore {
+    pub fn new(config: HermesConfig) -> Self {
+        ConfigStore { current: RwLock::new(Arc::new(config)), generation: AtomicU64::new(1) }
+    }
+
+    /// The configuration new calls start with.
+    pub fn snapshot(&self) -> Arc<HermesConfig> {
+        self.current
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()))
+    }
+
+    /// Installs a new configuration (already checked); returns its generation.
+    pub fn replace(&self, config: HermesConfig) -> u64 {
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Arc::new(config);
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// Counters, exported at `/metrics`.
+#[derive(Debug, Default)]
+pub struct ServerCounters {
+    pub webhooks_accepted: AtomicU64,
+    pub webhooks_duplicate: AtomicU64,
+    pub webhooks_unparseable: AtomicU64,
+    pub webhooks_backpressure: AtomicU64,
+    pub webhooks_rejected_unsigned: AtomicU64,
+    pub webhooks_rejected_malformed_header: AtomicU64,
+    pub webhooks_rejected_forged: AtomicU64,
+    pub webhooks_rejected_stale: AtomicU64,
+    pub webhooks_rejected_oversized: AtomicU64,
+    pub config_reloads: AtomicU64,
+    pub config_reload_failures: AtomicU64,
+}
+
+impl ServerCounters {
+    fn rejected(&self, kind: &str) -> &AtomicU64 {
+        match kind {
+            "unsigned" => &self.webhooks_rejected_unsigned,
+            "malformed_header" => &self.webhooks_rejected_malformed_header,
+            "forged" => &self.webhooks_rejected_forged,
+            "stale" => &self.webhooks_rejected_stale,
+            _ => &self.webhooks_rejected_oversized,
+        }
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self, generation: u64) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut line = |name: &str, help: &str, labels: &str, v: u64| {
+            if !labels.contains("reason=\"") || labels.contains("reason=\"unsigned\"") {
+                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            }
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        };
+        line(
+            "hermes_webhooks_accepted_total",
+            "Verified webhook deliveries handled.",
+            "",
+            get(&self.webhooks_accepted),
+        );
+        line(
+            "hermes_webhooks_duplicate_total",
+            "Redelivered webhooks acknowledged without acting.",
+            "",
+            get(&self.webhooks_duplicate),
+        );
+        line(
+            "hermes_webhooks_unparseable_total",
+            "Verified webhooks whose body was not an event.",
+            "",
+            get(&self.webhooks_unparseable),
+        );
+        line(
+            "hermes_webhooks_backpressure_total",
+            "Webhooks refused with 503 because the call driver was full.",
+            "",
+            get(&self.webhooks_backpressure),
+        );
+        for (reason, c) in [
+            ("unsigned", &self.webhooks_rejected_unsigned),
+            ("malformed_header", &self.webhooks_rejected_malformed_header),
+            ("forged", &self.webhooks_rejected_forged),
+            ("stale", &self.webhooks_rejected_stale),
+            ("oversized", &self.webhooks_rejected_oversized),
+        ] {
+            line(
+                "hermes_webhooks_rejected_total",
+                "Webhooks refused, by reason.",
+                &format!("{{reason=\"{reason}\"}}"),
+                get(c),
+            );
+        }
+        line(
+            "hermes_config_reloads_total",
+            "Configuration reloads applied.",
+            "",
+            get(&self.config_reloads),
+        );
+        line(
+            "hermes_config_reload_failures_total",
+            "Reloads refused because the new file had problems.",
+            "",
+            get(&self.config_reload_failures),
+        );
+        out.push_str(&format!("# HELP hermes_config_generation Configuration generation in force.\n# TYPE hermes_config_generation gauge\nhermes_config_generation {generation}\n"));
+        out
+    }
+}
+
+/// What the server needs to answer requests.
+#[derive(Debug)]
+pub struct ServerState {
+    pub config: Arc<ConfigStore>,
+    /// `None` when Telnyx is not the configured carrier: its webhook route answers 404.
+    pub telnyx: Option<WebhookVerifier>,
+    pub seen: Mutex<SeenEvents>,
+    pub counters: ServerCounters,
+    /// Webhook events for the call driver.
+    pub events: mpsc::Sender<CallEvent>,
+    draining: AtomicBool,
+}
+
+impl ServerState {
+    pub fn new(
+        config: Arc<ConfigStore>,
+        telnyx: Option<WebhookVerifier>,
+        events: mpsc::Sender<CallEvent>,
+    ) -> Self {
+        ServerState {
+            config,
+            telnyx,
+            seen: Mutex::new(SeenEvents::new(4096)),
+            counters: ServerCounters::default(),
+            events,
+            draining: AtomicBool::new(false),
+        }
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+async fn route(
+    state: Arc<ServerState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    Ok(match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => {
+            let body = format!(
+                "{{\"status\":\"ok\",\"config_generation\":{}}}",
+                state.config.generation()
+            );
+            respond(StatusCode::OK, "application/json", body)
+        }
+        (&Method::GET, "/readyz") => {
+            if state.draining.load(Ordering::Acquire) {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else {
+                text(StatusCode::OK, "ready\n")
+            }
+        }
+        (&Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            state.counters.render(state.config.generation()),
+        ),
+        (&Method::POST, "/telnyx/webhook") => telnyx_webhook(&state, req).await,
+        (_, "/healthz" | "/readyz" | "/metrics" | "/telnyx/webhook") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    })
+}
+
+async fn telnyx_webhook(state: &ServerState, req: Request<Incoming>) -> Response<Body> {
+    let Some(verifier) = &state.telnyx else {
+        return text(StatusCode::NOT_FOUND, "telephony.carrier is not telnyx\n");
+    };
+    if state.draining.load(Ordering::Acquire) {
+        // Telnyx retries elsewhere (its failover URL) or later.
+        return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (signature, timestamp) = (header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER));
+    let body = match Limited::new(req.into_body(), MAX_WEBHOOK_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            state.counters.webhooks_rejected_oversized.fetch_add(1, Ordering::Relaxed);
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
+        }
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    if let Err(rejection) = verifier.verify(signature.as_deref(), timestamp.as_deref(), &body, now)
+    {
+        state.counters.rejected(rejection.kind()).fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(rejection.status()).unwrap_or(StatusCode::FORBIDDEN);
+        return respond(status, "text/plain; charset=utf-8", format!("{rejection}\n"));
+    }
+    let mut body = body.to_vec();
+    let delivery = match parse_event(&mut body) {
+        Ok(d) => d,
+        Err(e) => {
+            state.counters.webhooks_unparseable.fetch_add(1, Ordering::Relaxed);
+            return respond(StatusCode::BAD_REQUEST, "text/plain; charset=utf-8", format!("{e}\n"));
+        }
+    };
+    let delivery_id = delivery.id.clone();
+    let first = state.seen.lock().map(|mut s| s.first_time(&delivery_id)).unwrap_or(true);
+    if !first {
+        state.counters.webhooks_duplicate.fetch_add(1, Ordering::Relaxed);
+        return text(StatusCode::OK, "duplicate\n");
+    }
+    if state.events.try_send(delivery.event).is_err() {
+        // Not handled: forget the id so Telnyx's retry is.
+        if let Ok(mut seen) = state.seen.lock() {
+            seen.forget(&delivery_id);
+        }
+        state.counters.webhooks_backpressure.fetch_add(1, Ordering::Relaxed);
+        return text(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
+    }
+    state.counters.webhooks_accepted.fetch_add(1, Ordering::Relaxed);
+    text(StatusCode::OK, "ok\n")
+}
+
+/// Serves on `listener` until `shutdown` turns true, then drains: `/readyz` answers 503, new
+/// connections are refused, and open ones get up to `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer): (_, SocketAddr) = match accepted {
+                    Ok(a) => a,
+                    // Out of file descriptors and the like: wait a moment, keep serving.
+                    Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
+                };
+                let state = Arc::clone(&state);
+                // A client that never finishes its headers is cut off (needs hyper's timer).
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service_fn(move |req| route(Arc::clone(&state), req)));
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+        }
+    }
+    state.draining.store(true, Ordering::Release);
+    drop(listener);
+    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    Ok(())
+}

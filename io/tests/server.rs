@@ -1,0 +1,203 @@
+//! The HTTP front door over loopback: health, readiness, signed webhooks (accepted once,
+//! forged/stale/unsigned refused and counted), limits, and graceful shutdown.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ed25519_dalek::{Signer, SigningKey};
+use hermes_core::config::HermesConfig;
+use hermes_io::server::{ConfigStore, ServerState, serve};
+use hermes_io::telnyx::webhook::{CallEvent, WebhookVerifier};
+use tokio::sync::{mpsc, watch};
+
+struct Running {
+    addr: SocketAddr,
+    state: Arc<ServerState>,
+    events: mpsc::Receiver<CallEvent>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+async fn start(telnyx: bool, queue: usize) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let verifier = telnyx.then(|| {
+        WebhookVerifier::new(&BASE64.encode(key().verifying_key().as_bytes()), 300).expect("key")
+    });
+    let (tx, events) = mpsc::channel(queue);
+    let store = Arc::new(ConfigStore::new(HermesConfig::default()));
+    let state = Arc::new(ServerState::new(store, verifier, tx));
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(serve(listener, Arc::clone(&state), stop_rx, Duration::from_secs(2)));
+    Running { addr, state, events, stop, task }
+}
+
+/// One HTTP/1.1 request on its own connection; returns (status, body).
+async fn request(addr: SocketAddr, head: String, body: Vec<u8>) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        s.write_all(head.as_bytes()).expect("head");
+        s.write_all(&body).expect("body");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    })
+    .await
+    .expect("request thread")
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: hermes\r\nConnection: close\r\n\r\n"),
+        Vec::new(),
+    )
+    .await
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64
+}
+
+async fn webhook(
+    addr: SocketAddr,
+    body: &str,
+    signature: Option<String>,
+    timestamp: Option<String>,
+) -> (u16, String) {
+    let mut head = format!(
+        "POST /telnyx/webhook HTTP/1.1\r\nHost: hermes\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if let Some(s) = signature {
+        head.push_str(&format!("telnyx-signature-ed25519: {s}\r\n"));
+    }
+    if let Some(t) = timestamp {
+        head.push_str(&format!("telnyx-timestamp: {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    request(addr, head, body.as_bytes().to_vec()).await
+}
+
+fn signed(body: &str, ts: i64) -> (Option<String>, Option<String>) {
+    let sig = key().sign(format!("{ts}|{body}").as_bytes());
+    (Some(BASE64.encode(sig.to_bytes())), Some(ts.to_string()))
+}
+
+const INITIATED: &str = r#"{"data":{"record_type":"event","event_type":"call.initiated","id":"evt-1","payload":{"call_control_id":"v3:abc","direction":"incoming","from":"+18124040851","to":"+13057864498","state":"parked"}}}"#;
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    let s = start(true, 8).await;
+    let (status, body) = get(s.addr, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "{\"status\":\"ok\",\"config_generation\":1}"));
+    assert_eq!(get(s.addr, "/readyz").await.0, 200);
+    let (status, metrics) = get(s.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("hermes_webhooks_rejected_total{reason=\"forged\"} 0"), "{metrics}");
+    assert_eq!(get(s.addr, "/nope").await.0, 404);
+    assert_eq!(
+        request(
+            s.addr,
+            "DELETE /healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n".into(),
+            vec![]
+        )
+        .await
+        .0,
+        405
+    );
+}
+
+#[tokio::test]
+async fn a_signed_webhook_reaches_the_call_driver_once() {
+    let mut s = start(true, 8).await;
+    let (sig, ts) = signed(INITIATED, now());
+    assert_eq!(webhook(s.addr, INITIATED, sig.clone(), ts.clone()).await.0, 200);
+    let event = s.events.recv().await.expect("event");
+    assert!(
+        matches!(event, CallEvent::Initiated { incoming: true, ref call_control_id, .. } if call_control_id == "v3:abc")
+    );
+    // Telnyx redelivers: acknowledged, not acted on twice.
+    let (status, body) = webhook(s.addr, INITIATED, sig, ts).await;
+    assert_eq!((status, body.as_str()), (200, "duplicate\n"));
+    assert!(s.events.try_recv().is_err());
+    assert_eq!(s.state.counters.webhooks_accepted.load(Ordering::Relaxed), 1);
+    assert_eq!(s.state.counters.webhooks_duplicate.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn forged_stale_and_unsigned_webhooks_are_refused_and_counted() {
+    let mut s = start(true, 8).await;
+    let (sig, ts) = signed(INITIATED, now());
+    let forged_body = INITIATED.replace("incoming", "outgoing");
+    assert_eq!(webhook(s.addr, &forged_body, sig, ts).await.0, 403);
+    let (sig, ts) = signed(INITIATED, now() - 3600);
+    let (status, body) = webhook(s.addr, INITIATED, sig, ts).await;
+    assert_eq!(status, 403);
+    assert!(body.starts_with("timestamp is 3600 s away"), "{body}");
+    assert_eq!(webhook(s.addr, INITIATED, None, None).await.0, 401);
+    let c = &s.state.counters;
+    assert_eq!(c.webhooks_rejected_forged.load(Ordering::Relaxed), 1);
+    assert_eq!(c.webhooks_rejected_stale.load(Ordering::Relaxed), 1);
+    assert_eq!(c.webhooks_rejected_unsigned.load(Ordering::Relaxed), 1);
+    assert!(s.events.try_recv().is_err(), "nothing reached the call driver");
+}
+
+#[tokio::test]
+async fn an_oversized_webhook_is_refused_without_reading_it_all() {
+    let s = start(true, 8).await;
+    let huge = "x".repeat(200 * 1024);
+    let (sig, ts) = signed(&huge, now());
+    assert_eq!(webhook(s.addr, &huge, sig, ts).await.0, 413);
+    assert_eq!(s.state.counters.webhooks_rejected_oversized.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_full_call_driver_answers_503_so_telnyx_retries() {
+    let mut s = start(true, 1).await;
+    let second = INITIATED.replace("evt-1", "evt-2");
+    let (sig, ts) = signed(INITIATED, now());
+    assert_eq!(webhook(s.addr, INITIATED, sig, ts).await.0, 200);
+    let (sig2, ts2) = signed(&second, now());
+    assert_eq!(
+        webhook(s.addr, &second, sig2.clone(), ts2.clone()).await.0,
+        503,
+        "queue of one is full"
+    );
+    s.events.recv().await.expect("first event");
+    assert_eq!(
+        webhook(s.addr, &second, sig2, ts2).await.0,
+        200,
+        "the retry is handled, not a duplicate"
+    );
+}
+
+#[tokio::test]
+async fn the_webhook_route_is_absent_when_telnyx_is_not_the_carrier() {
+    let s = start(false, 8).await;
+    let (sig, ts) = signed(INITIATED, now());
+    assert_eq!(webhook(s.addr, INITIATED, sig, ts).await.0, 404);
+}
+
+#[tokio::test]
+async fn shutdown_stops_accepting_and_returns_within_the_grace_period() {
+    let s = start(true, 8).await;
+    assert_eq!(get(s.addr, "/healthz").await.0, 200);
+    s.stop.send(true).expect("stop");
+    let finished = tokio::time::timeout(Duration::from_secs(3), s.task).await;
+    assert!(matches!(finished, Ok(Ok(Ok(())))), "serve returned: {finished:?}");
+    assert!(TcpStream::connect(s.addr).is_err(), "no longer accepting");
+}

@@ -37,7 +37,8 @@ struct Rig {
 impl Rig {
     fn new(workers: usize) -> Self {
         let (engine, workers) =
-            AudioEngine::start_driven(config(workers), Arc::new(EnergyModel)).expect("engine");
+            AudioEngine::start_driven(config(workers), Arc::new(EnergyModel::default()))
+                .expect("engine");
         Rig { engine, workers, now: 0 }
     }
 
@@ -240,7 +241,8 @@ fn inbound_level_follows_the_audio() {
 #[test]
 fn invalid_configuration_is_refused_with_every_problem_named() {
     let bad = AudioConfig { workers: Some(0), max_vad_batch: 0, ..AudioConfig::default() };
-    let err = AudioEngine::start_driven(bad, Arc::new(EnergyModel)).expect_err("invalid");
+    let err =
+        AudioEngine::start_driven(bad, Arc::new(EnergyModel::default())).expect_err("invalid");
     let text = err.to_string();
     assert!(text.contains("audio.workers") && text.contains("audio.max_vad_batch"), "{text}");
 }

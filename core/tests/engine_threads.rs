@@ -30,7 +30,7 @@ impl Wake for CountingWaker {
 fn engine(workers: usize) -> AudioEngine {
     let config =
         AudioConfig { workers: Some(workers), pin_workers: true, ..AudioConfig::default() };
-    AudioEngine::start(config, Arc::new(EnergyModel)).expect("engine starts")
+    AudioEngine::start(config, Arc::new(EnergyModel::default())).expect("engine starts")
 }
 
 /// Polls until `f` returns Some or `limit` passes.

@@ -25,7 +25,7 @@ impl Wake for NoopWake {
 #[test]
 fn worker_loop_allocates_nothing_after_call_setup() {
     let config = AudioConfig { workers: Some(1), max_vad_batch: 8, ..AudioConfig::default() };
-    let engine = AudioEngine::start(config, Arc::new(EnergyModel)).expect("engine");
+    let engine = AudioEngine::start(config, Arc::new(EnergyModel::default())).expect("engine");
     let waker = Waker::from(Arc::new(NoopWake));
     let mut cx = Context::from_waker(&waker);
 

@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,15 +18,22 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
 
 use crate::telnyx::webhook::{
     CallEvent, MAX_WEBHOOK_BYTES, SIGNATURE_HEADER, SeenEvents, TIMESTAMP_HEADER, WebhookVerifier,
     parse_event,
 };
+use hermes_core::audio::AudioEngine;
 use hermes_core::config::HermesConfig;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+use crate::telnyx::media::MAX_FRAME_BYTES;
+use crate::telnyx::stream::{self, MediaCounters, MediaSettings, StreamHandle};
 
 /// The configuration in force, replaced whole on reload. Calls take an `Arc` snapshot when
 /// they start, so a reload never changes (or drops) a call in progress.
@@ -163,7 +170,21 @@ pub struct ServerState {
     pub counters: ServerCounters,
     /// Webhook events for the call driver.
     pub events: mpsc::Sender<CallEvent>,
+    /// The media WebSocket route; `None` answers it with 404.
+    pub media: Option<MediaHub>,
     draining: AtomicBool,
+    live_sessions: AtomicUsize,
+    session_ended: Notify,
+}
+
+/// What the media WebSocket route needs: the audio engine calls join, and where to hand each
+/// new stream's [`StreamHandle`] (the call driver).
+#[derive(Debug)]
+pub struct MediaHub {
+    pub engine: Arc<AudioEngine>,
+    pub settings: MediaSettings,
+    pub counters: Arc<MediaCounters>,
+    pub sessions: mpsc::Sender<StreamHandle>,
 }
 
 impl ServerState {
@@ -178,7 +199,10 @@ impl ServerState {
             seen: Mutex::new(SeenEvents::new(4096)),
             counters: ServerCounters::default(),
             events,
+            media: None,
             draining: AtomicBool::new(false),
+            live_sessions: AtomicUsize::new(0),
+            session_ended: Notify::new(),
         }
     }
 }
@@ -223,11 +247,73 @@ async fn route(
             state.counters.render(state.config.generation()),
         ),
         (&Method::POST, "/telnyx/webhook") => telnyx_webhook(&state, req).await,
-        (_, "/healthz" | "/readyz" | "/metrics" | "/telnyx/webhook") => {
+        (&Method::GET, "/telnyx/media") => telnyx_media(&state, req),
+        (_, "/healthz" | "/readyz" | "/metrics" | "/telnyx/webhook" | "/telnyx/media") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
+}
+
+/// Upgrades to a WebSocket and runs a media session on it.
+fn telnyx_media(state: &Arc<ServerState>, req: Request<Incoming>) -> Response<Body> {
+    let Some(hub) = &state.media else {
+        return text(StatusCode::NOT_FOUND, "telephony.carrier is not telnyx\n");
+    };
+    if state.draining.load(Ordering::Acquire) {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
+    }
+    let headers = req.headers();
+    let is_upgrade = headers
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let Some(key) = headers.get(hyper::header::SEC_WEBSOCKET_KEY).filter(|_| is_upgrade) else {
+        return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let header_token = headers
+        .get("x-telnyx-streaming-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (handle, ports) = stream::channel();
+    if hub.sessions.try_send(handle).is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
+    }
+    let (engine, settings, counters) =
+        (Arc::clone(&hub.engine), hub.settings.clone(), Arc::clone(&hub.counters));
+    let tracked = Arc::clone(state);
+    tracked.live_sessions.fetch_add(1, Ordering::AcqRel);
+    tokio::spawn(async move {
+        let _live = LiveSession(tracked);
+        let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_FRAME_BYTES))
+            .max_frame_size(Some(MAX_FRAME_BYTES));
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        stream::run(ws, engine, settings, counters, header_token, ports).await;
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(hyper::header::UPGRADE, hyper::header::HeaderValue::from_static("websocket"));
+    h.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = accept.parse() {
+        h.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+/// Counts a media session as live until dropped, so shutdown can wait for live calls.
+struct LiveSession(Arc<ServerState>);
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        self.0.live_sessions.fetch_sub(1, Ordering::AcqRel);
+        self.0.session_ended.notify_waiters();
+    }
 }
 
 async fn telnyx_webhook(state: &ServerState, req: Request<Incoming>) -> Response<Body> {
@@ -288,7 +374,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    let (drain_tx, drain_rx) = watch::channel(false);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -298,15 +385,25 @@ pub async fn serve(
                     Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
                 };
                 let state = Arc::clone(&state);
-                // A client that never finishes its headers is cut off (needs hyper's timer).
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(10))
-                    .serve_connection(TokioIo::new(stream), service_fn(move |req| route(Arc::clone(&state), req)));
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
+                let mut drain = drain_rx.clone();
+                connections.spawn(async move {
+                    // A client that never finishes its headers is cut off (needs hyper's timer).
+                    let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
+                        .serve_connection(TokioIo::new(stream), service_fn(move |req| route(Arc::clone(&state), req)))
+                        .with_upgrades();
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = drain.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
                 });
+                // Reap finished connections so the set stays small.
+                while connections.try_join_next().is_some() {}
             }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
@@ -317,6 +414,20 @@ pub async fn serve(
     }
     state.draining.store(true, Ordering::Release);
     drop(listener);
-    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    let _ = drain_tx.send(true);
+    let deadline = tokio::time::Instant::now() + grace;
+    let _ = tokio::time::timeout_at(deadline, async {
+        while connections.join_next().await.is_some() {}
+        // Live calls (media sessions) finish on their own: the carrier hangs up or stops.
+        loop {
+            // Created before the check, so a session ending in between still wakes us.
+            let ended = state.session_ended.notified();
+            if state.live_sessions.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            ended.await;
+        }
+    })
+    .await;
     Ok(())
 }

@@ -4,10 +4,12 @@
 //! The model itself lives in `hermes-models` (Silero on tract, or the native batched kernel);
 //! the core only knows this trait, so it stays free of any model runtime.
 
+mod energy;
 mod model;
 mod segmenter;
 mod stream;
 
+pub use energy::EnergyVad;
 pub use model::{
     VAD_CONTEXT, VAD_INPUT, VAD_STATE, VAD_WINDOW, VadError, VadInput, VadModel, VadRunner,
     VadState,

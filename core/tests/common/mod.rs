@@ -2,46 +2,10 @@
 #![allow(dead_code)]
 
 use hermes_core::codec::G711;
-use hermes_core::vad::{VAD_CONTEXT, VadError, VadInput, VadModel, VadRunner, VadState};
+use hermes_core::vad::{VadError, VadInput, VadModel, VadRunner, VadState};
 
-/// Speech probability 1.0 when the new samples' RMS exceeds -30 dBFS, else 0.0. Counts its
-/// windows in the state so tests can see the state is carried per stream.
-#[derive(Debug, Default)]
-pub struct EnergyModel;
-
-impl VadModel for EnergyModel {
-    fn describe(&self) -> String {
-        "energy threshold (test double)".into()
-    }
-    fn runner(&self, max_batch: usize) -> Result<Box<dyn VadRunner>, VadError> {
-        Ok(Box::new(EnergyRunner { max_batch }))
-    }
-}
-
-struct EnergyRunner {
-    max_batch: usize,
-}
-
-impl VadRunner for EnergyRunner {
-    fn infer(
-        &mut self,
-        inputs: &[VadInput],
-        states: &mut [VadState],
-        probs: &mut [f32],
-    ) -> Result<(), VadError> {
-        VadError::check_batch(inputs.len(), states.len(), probs.len(), self.max_batch)?;
-        for ((input, state), p) in inputs.iter().zip(states.iter_mut()).zip(probs.iter_mut()) {
-            let new = &input[VAD_CONTEXT..];
-            let rms = (new.iter().map(|s| s * s).sum::<f32>() / new.len() as f32).sqrt();
-            *p = if rms > 0.0316 { 1.0 } else { 0.0 };
-            state[0] += 1.0;
-        }
-        Ok(())
-    }
-    fn allocation_free(&self) -> bool {
-        true
-    }
-}
+/// The level-threshold VAD at its default -30 dBFS.
+pub type EnergyModel = hermes_core::vad::EnergyVad;
 
 /// A model whose every inference fails.
 #[derive(Debug, Default)]

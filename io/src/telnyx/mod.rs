@@ -1,4 +1,5 @@
 //! Telnyx: media streaming frames and signed Call Control webhooks (PROTOCOLS.md §1).
 
 pub mod media;
+pub mod stream;
 pub mod webhook;

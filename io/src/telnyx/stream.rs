@@ -1,0 +1,318 @@
+//! One Telnyx media WebSocket: carrier audio into the audio core, agent audio back out at the
+//! playout clock's pace, marks sent behind the audio they follow, `clear` on barge-in.
+//!
+//! The session owns the connection and the call's [`CallAudio`]; the call driver talks to it
+//! through a [`StreamHandle`] (commands in, events out). Every write to the carrier is bounded
+//! by a timeout; a malformed or oversized frame is counted and skipped, and the call goes on.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hermes_core::audio::{AudioEngine, AudioEvent, CallAudio};
+use hermes_core::codec::G711;
+use hermes_core::units::FRAME_SAMPLES;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::media::{self, CLEAR, InboundFrame, Track};
+
+/// Session tuning.
+#[derive(Clone, Debug)]
+pub struct MediaSettings {
+    /// When set, the `connected` frame (or the upgrade request) must carry this token.
+    pub auth_token: Option<String>,
+    /// A write to the carrier that takes longer ends the session (the call is hung up).
+    pub write_timeout: Duration,
+    /// No frame from the carrier for this long ends the session.
+    pub idle_timeout: Duration,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            auth_token: None,
+            write_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Frames and writes skipped or failed, by kind (exported as metrics).
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    pub frames_skipped_malformed: AtomicU64,
+    pub frames_skipped_oversized: AtomicU64,
+    pub frames_skipped_other: AtomicU64,
+    pub frames_binary: AtomicU64,
+    pub media_before_start: AtomicU64,
+    pub write_timeouts: AtomicU64,
+    pub auth_failures: AtomicU64,
+}
+
+/// What the session reports to the call driver.
+#[derive(Debug, PartialEq)]
+pub enum StreamEvent {
+    Started {
+        call_control_id: String,
+        stream_id: String,
+        codec: G711,
+    },
+    /// Speech boundaries and playout reports from the audio worker.
+    Audio(AudioEvent),
+    Dtmf(char),
+    /// The carrier played everything up to this mark.
+    MarkPlayed(String),
+    CarrierError {
+        code: Option<i64>,
+    },
+}
+
+/// What the call driver asks of the session.
+#[derive(Debug, PartialEq)]
+pub enum StreamCommand {
+    /// Agent audio, G.711 in the call's codec, to be played after what is queued.
+    Play(Vec<u8>),
+    /// Send a mark once the audio queued so far has gone to the carrier.
+    Mark(String),
+    /// Barge-in: drop queued audio here and at the carrier.
+    Clear,
+}
+
+/// The driver's side of a session.
+#[derive(Debug)]
+pub struct StreamHandle {
+    pub events: mpsc::Receiver<StreamEvent>,
+    pub commands: mpsc::Sender<StreamCommand>,
+}
+
+/// How a session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The carrier sent `stop` or closed the socket.
+    CarrierStopped,
+    Idle,
+    WriteTimedOut,
+    Unauthorized,
+    /// The driver dropped its handle.
+    DriverGone,
+    EngineFull,
+}
+
+/// Creates the two ends: the session keeps the returned `SessionPorts`.
+pub fn channel() -> (StreamHandle, SessionPorts) {
+    let (event_tx, events) = mpsc::channel(256);
+    let (commands, command_rx) = mpsc::channel(256);
+    (StreamHandle { events, commands }, SessionPorts { events: event_tx, commands: command_rx })
+}
+
+#[derive(Debug)]
+pub struct SessionPorts {
+    events: mpsc::Sender<StreamEvent>,
+    commands: mpsc::Receiver<StreamCommand>,
+}
+
+struct Call {
+    audio: CallAudio,
+    /// Agent audio the playout ring could not take yet.
+    backlog: VecDeque<u8>,
+    /// Marks waiting for the audio before them to be sent: (playout position, name).
+    marks: VecDeque<(u64, String)>,
+    /// Playout-stream position just past the last frame sent to the carrier.
+    sent_up_to: u64,
+}
+
+/// Runs one media WebSocket until it ends. `ports` connect it to its call driver, which is
+/// handed the matching [`StreamHandle`] once the `start` frame arrives (via `on_start`).
+pub async fn run<S>(
+    mut ws: WebSocketStream<S>,
+    engine: Arc<AudioEngine>,
+    settings: MediaSettings,
+    counters: Arc<MediaCounters>,
+    header_token: Option<String>,
+    ports: SessionPorts,
+) -> SessionEnd
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let SessionPorts { events, mut commands } = ports;
+    let mut call: Option<Call> = None;
+    let mut frame_buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut audio_buf = [0u8; 8 * FRAME_SAMPLES];
+    let mut out = String::with_capacity(512);
+    let mut authorized =
+        settings.auth_token.is_none() || header_token.as_deref() == settings.auth_token.as_deref();
+
+    loop {
+        let wake = async {
+            match call.as_mut() {
+                Some(c) => c.audio.ready().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            incoming = tokio::time::timeout(settings.idle_timeout, ws.next()) => {
+                let message = match incoming {
+                    Err(_) => return SessionEnd::Idle,
+                    Ok(None) | Ok(Some(Err(_))) => return SessionEnd::CarrierStopped,
+                    Ok(Some(Ok(m))) => m,
+                };
+                let text = match message {
+                    Message::Text(t) => t,
+                    Message::Close(_) => return SessionEnd::CarrierStopped,
+                    Message::Binary(_) => {
+                        counters.frames_binary.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    _ => continue,
+                };
+                frame_buf.clear();
+                frame_buf.extend_from_slice(text.as_bytes());
+                let frame = match media::parse(&mut frame_buf) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let counter = match e.kind() {
+                            "malformed" => &counters.frames_skipped_malformed,
+                            "oversized" => &counters.frames_skipped_oversized,
+                            _ => &counters.frames_skipped_other,
+                        };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                match frame {
+                    InboundFrame::Connected { auth_token, .. } => {
+                        if let Some(expected) = &settings.auth_token {
+                            authorized |= auth_token.as_deref() == Some(expected.as_str());
+                        }
+                    }
+                    InboundFrame::Start(start) => {
+                        if !authorized {
+                            counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+                            return SessionEnd::Unauthorized;
+                        }
+                        if call.is_some() {
+                            continue; // one call per stream; a repeated start changes nothing
+                        }
+                        let audio = match engine.add_call(start.codec) {
+                            Ok(a) => a,
+                            Err(_) => return SessionEnd::EngineFull,
+                        };
+                        call = Some(Call { audio, backlog: VecDeque::new(), marks: VecDeque::new(), sent_up_to: 0 });
+                        let started = StreamEvent::Started {
+                            call_control_id: start.call_control_id.into_owned(),
+                            stream_id: start.stream_id.into_owned(),
+                            codec: start.codec,
+                        };
+                        if events.send(started).await.is_err() {
+                            return SessionEnd::DriverGone;
+                        }
+                    }
+                    InboundFrame::Media { track: Track::Inbound, payload, .. } => {
+                        let Some(c) = call.as_mut() else {
+                            counters.media_before_start.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        };
+                        match media::decode_payload(&payload, &mut audio_buf) {
+                            Ok(n) => { c.audio.push_inbound(&audio_buf[..n]); }
+                            Err(_) => { counters.frames_skipped_other.fetch_add(1, Ordering::Relaxed); }
+                        }
+                    }
+                    InboundFrame::Media { .. } => {}
+                    InboundFrame::Dtmf { digit } => {
+                        let _ = events.try_send(StreamEvent::Dtmf(digit));
+                    }
+                    InboundFrame::Mark { name } => {
+                        let _ = events.try_send(StreamEvent::MarkPlayed(name.into_owned()));
+                    }
+                    InboundFrame::Error { code, .. } => {
+                        let _ = events.try_send(StreamEvent::CarrierError { code });
+                    }
+                    InboundFrame::Stop => return SessionEnd::CarrierStopped,
+                }
+            }
+            command = commands.recv() => {
+                let Some(command) = command else { return SessionEnd::DriverGone };
+                let Some(c) = call.as_mut() else { continue };
+                match command {
+                    StreamCommand::Play(bytes) => {
+                        c.backlog.extend(bytes);
+                        feed(c);
+                    }
+                    StreamCommand::Mark(name) => {
+                        let at = c.audio.playout_position().0 + c.backlog.len() as u64;
+                        c.marks.push_back((at, name));
+                        c.audio.end_utterance();
+                    }
+                    StreamCommand::Clear => {
+                        c.backlog.clear();
+                        c.audio.flush_playout();
+                        if !send(&mut ws, Message::text(CLEAR), &settings, &counters).await {
+                            return SessionEnd::WriteTimedOut;
+                        }
+                        // The carrier returns queued marks after a clear; ours are void too.
+                        for (_, name) in c.marks.drain(..) {
+                            let _ = events.try_send(StreamEvent::MarkPlayed(name));
+                        }
+                    }
+                }
+            }
+            () = wake => {
+                let Some(c) = call.as_mut() else { continue };
+                while let Some(event) = c.audio.pop_event() {
+                    let _ = events.try_send(StreamEvent::Audio(event));
+                }
+                while let Some(frame) = c.audio.pop_egress() {
+                    media::write_media(&frame.payload, &mut out);
+                    if !send(&mut ws, Message::text(out.as_str()), &settings, &counters).await {
+                        return SessionEnd::WriteTimedOut;
+                    }
+                    c.sent_up_to = frame.position.0 + FRAME_SAMPLES as u64;
+                    while c.marks.front().is_some_and(|(at, _)| *at <= c.sent_up_to) {
+                        let Some((_, name)) = c.marks.pop_front() else { break };
+                        media::write_mark(&name, &mut out);
+                        if !send(&mut ws, Message::text(out.as_str()), &settings, &counters).await {
+                            return SessionEnd::WriteTimedOut;
+                        }
+                    }
+                }
+                feed(c);
+            }
+        }
+    }
+}
+
+/// Moves backlog into the playout ring as far as it has room.
+fn feed(c: &mut Call) {
+    while !c.backlog.is_empty() {
+        let (a, _) = c.backlog.as_slices();
+        let taken = c.audio.push_playout(a);
+        c.backlog.drain(..taken);
+        if taken == 0 {
+            break;
+        }
+    }
+}
+
+/// Sends one frame within the write timeout. False when it did not go out in time.
+async fn send<S>(
+    ws: &mut WebSocketStream<S>,
+    message: Message,
+    settings: &MediaSettings,
+    counters: &MediaCounters,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(settings.write_timeout, ws.send(message)).await {
+        Ok(Ok(())) => true,
+        _ => {
+            counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+}

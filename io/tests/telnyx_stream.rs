@@ -1,0 +1,200 @@
+//! A Telnyx media WebSocket end to end over loopback: the test plays the carrier (frames at
+//! real-time pace), the real audio engine hears speech, agent audio comes back paced with its
+//! mark behind it, `clear` stops it, malformed frames are skipped, a bad token is refused.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent};
+use hermes_core::codec::G711;
+use hermes_core::config::HermesConfig;
+use hermes_core::vad::{EnergyVad, VadEvent};
+use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
+use hermes_io::telnyx::media::write_media;
+use hermes_io::telnyx::stream::{
+    MediaCounters, MediaSettings, StreamCommand, StreamEvent, StreamHandle,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+struct Rig {
+    url: String,
+    sessions: mpsc::Receiver<StreamHandle>,
+    counters: Arc<MediaCounters>,
+    _stop: watch::Sender<bool>,
+}
+
+async fn rig(auth_token: Option<&str>) -> Rig {
+    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
+    let engine =
+        Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (events_tx, _events_rx) = mpsc::channel(8);
+    let (sessions_tx, sessions) = mpsc::channel(8);
+    let counters = Arc::new(MediaCounters::default());
+    let mut state =
+        ServerState::new(Arc::new(ConfigStore::new(HermesConfig::default())), None, events_tx);
+    state.media = Some(MediaHub {
+        engine,
+        settings: MediaSettings {
+            auth_token: auth_token.map(String::from),
+            ..MediaSettings::default()
+        },
+        counters: Arc::clone(&counters),
+        sessions: sessions_tx,
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(1)));
+    Rig { url: format!("ws://{addr}/telnyx/media"), sessions, counters, _stop: stop }
+}
+
+fn tone(ms: usize) -> Vec<u8> {
+    (0..ms * 8)
+        .map(|i| {
+            let s = 0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin();
+            G711::Mulaw.encode((s * 32767.0) as i16)
+        })
+        .collect()
+}
+
+const START: &str = r#"{"event":"start","sequence_number":"1","stream_id":"S1","start":{"call_control_id":"v3:call","from":"+13122010094","to":"+13122123456","media_format":{"encoding":"PCMU","sample_rate":8000,"channels":1}}}"#;
+
+/// Sends `audio` as 20 ms media frames at real-time pace.
+async fn stream_audio<S>(ws: &mut S, audio: &[u8])
+where
+    S: SinkExt<Message> + Unpin,
+    S::Error: std::fmt::Debug,
+{
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut out = String::new();
+    for frame in audio.chunks(160) {
+        tick.tick().await;
+        let mut json = String::new();
+        write_media(frame, &mut out);
+        // Inbound frames carry a track; ours are written in the outbound shape, so add it.
+        json.push_str(&out.replace(r#""media":{"#, r#""media":{"track":"inbound","#));
+        ws.send(Message::text(json)).await.expect("send media");
+    }
+}
+
+async fn next_event(handle: &mut StreamHandle) -> StreamEvent {
+    tokio::time::timeout(Duration::from_secs(5), handle.events.recv())
+        .await
+        .expect("event in time")
+        .expect("session alive")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark() {
+    let mut rig = rig(None).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(rig.url.as_str()).await.expect("connect");
+    let mut handle = rig.sessions.recv().await.expect("session handed to the driver");
+    ws.send(Message::text(r#"{"event":"connected","version":"1.0.0"}"#)).await.expect("connected");
+    ws.send(Message::text(START)).await.expect("start");
+    assert_eq!(
+        next_event(&mut handle).await,
+        StreamEvent::Started {
+            call_control_id: "v3:call".into(),
+            stream_id: "S1".into(),
+            codec: G711::Mulaw
+        }
+    );
+    // A malformed frame in the middle is skipped; the call goes on.
+    ws.send(Message::text("{not json")).await.expect("garbage");
+    let mut audio = vec![G711::Mulaw.silence(); 8 * 300];
+    audio.extend(tone(600));
+    audio.extend(vec![G711::Mulaw.silence(); 8 * 600]);
+    stream_audio(&mut ws, &audio).await;
+    let mut saw = Vec::new();
+    while saw.len() < 2 {
+        if let StreamEvent::Audio(AudioEvent::Vad(v)) = next_event(&mut handle).await {
+            saw.push(v);
+        }
+    }
+    assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
+    assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
+    assert_eq!(rig.counters.frames_skipped_malformed.load(Ordering::Relaxed), 1);
+
+    // The agent speaks 400 ms, then marks it.
+    handle.commands.send(StreamCommand::Play(tone(400))).await.expect("play");
+    handle.commands.send(StreamCommand::Mark("speak-1".into())).await.expect("mark");
+    let started = tokio::time::Instant::now();
+    let (mut media_frames, mut mark_after) = (0, None);
+    while mark_after.is_none() {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("frame")
+            .expect("open")
+            .expect("ok");
+        let text = msg.into_text().expect("text");
+        let v: serde_json::Value = serde_json::from_str(text.as_str()).expect("json");
+        match v["event"].as_str() {
+            Some("media") => media_frames += 1,
+            Some("mark") => {
+                mark_after = Some((media_frames, v["mark"]["name"].as_str().map(String::from)))
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (frames, name) = mark_after.expect("mark");
+    assert_eq!(frames, 20, "all 400 ms went out before the mark");
+    assert_eq!(name.as_deref(), Some("speak-1"));
+    // Released against the playout clock (160 ms lead), not in one burst.
+    assert!(started.elapsed() >= Duration::from_millis(200), "paced: {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clear_stops_agent_audio_at_once() {
+    let mut rig = rig(None).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(rig.url.as_str()).await.expect("connect");
+    let mut handle = rig.sessions.recv().await.expect("session");
+    ws.send(Message::text(START)).await.expect("start");
+    next_event(&mut handle).await;
+    handle.commands.send(StreamCommand::Play(tone(3000))).await.expect("play");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    handle.commands.send(StreamCommand::Clear).await.expect("clear");
+    let mut after_clear = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    let mut total = 0;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout_at(deadline, ws.next()).await {
+        let text = msg.into_text().expect("text");
+        if text.as_str() == r#"{"event":"clear"}"# {
+            after_clear = Some(0);
+        } else if let Some(n) = after_clear.as_mut() {
+            *n += 1;
+        }
+        total += 1;
+    }
+    let after = after_clear.expect("a clear frame was sent");
+    assert!(after == 0, "no agent audio after the clear, got {after} frames");
+    assert!(total < 40, "3 s of audio was cut short: {total} frames in all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_without_the_configured_token_is_refused() {
+    let mut rig = rig(Some("s3cret")).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(rig.url.as_str()).await.expect("connect");
+    let _handle = rig.sessions.recv().await.expect("session");
+    ws.send(Message::text(r#"{"event":"connected","version":"1.0.0"}"#)).await.expect("connected");
+    ws.send(Message::text(START)).await.expect("start");
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = ws.next().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the session ended");
+    assert_eq!(rig.counters.auth_failures.load(Ordering::Relaxed), 1);
+
+    // With the token in the handshake header, the same stream is accepted.
+    let mut request = rig.url.as_str().into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("x-telnyx-streaming-auth-token", "s3cret".parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let mut handle = rig.sessions.recv().await.expect("session");
+    ws.send(Message::text(START)).await.expect("start");
+    assert!(matches!(next_event(&mut handle).await, StreamEvent::Started { .. }));
+}

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
@@ -33,7 +33,7 @@ pub enum HttpError {
 /// A pooled HTTP(S) client.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Empty<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -68,7 +68,7 @@ impl HttpClient {
             }
             let request = request
                 .header("user-agent", concat!("hermes/", env!("CARGO_PKG_VERSION")))
-                .body(Empty::new())
+                .body(Full::new(Bytes::new()))
                 .map_err(|e| HttpError::BadUrl { url: url.clone(), reason: e.to_string() })?;
             let response = tokio::time::timeout(self.timeout, self.inner.request(request))
                 .await
@@ -96,6 +96,47 @@ impl HttpClient {
             return Ok(response);
         }
         Err(HttpError::Redirects { url })
+    }
+}
+
+impl HttpClient {
+    /// POSTs a JSON body and returns the status and the whole response body (up to
+    /// `max_body` bytes) whatever the status: API clients decide what each status means.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        max_body: usize,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
+        let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
+            HttpError::BadUrl { url: url.to_string(), reason: e.to_string() }
+        })?;
+        let mut request = Request::post(uri)
+            .header("content-type", "application/json")
+            .header("user-agent", concat!("hermes/", env!("CARGO_PKG_VERSION")));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(body))
+            .map_err(|e| HttpError::BadUrl { url: url.to_string(), reason: e.to_string() })?;
+        let exchange = async {
+            let response = self.inner.request(request).await.map_err(|e| {
+                HttpError::Unreachable { url: url.to_string(), reason: error_chain(&e) }
+            })?;
+            let (parts, incoming) = response.into_parts();
+            let limited = http_body_util::Limited::new(incoming, max_body);
+            let bytes = limited.collect().await.map_err(|e| HttpError::Unreachable {
+                url: url.to_string(),
+                reason: format!("reading the response: {e}"),
+            })?;
+            Ok((parts.status, parts.headers, bytes.to_bytes()))
+        };
+        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| HttpError::Timeout {
+            url: url.to_string(),
+            seconds: self.timeout.as_secs(),
+        })?
     }
 }
 

@@ -3,7 +3,9 @@
 //! Everything in Hermes that waits on the outside world, on tokio. So far: the shared HTTP
 //! client, installing pinned model files from PyPI, and the Telnyx wire protocols.
 
+pub mod carrier;
 pub mod http;
 pub mod registry;
 pub mod server;
 pub mod telnyx;
+pub mod twilio;

@@ -32,8 +32,12 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use crate::telnyx::media::MAX_FRAME_BYTES;
-use crate::telnyx::stream::{self, MediaCounters, MediaSettings, StreamHandle};
+use crate::carrier::session::{self as stream, MediaCounters, MediaSettings, StreamHandle};
+use crate::carrier::{Dialect, MAX_FRAME_BYTES};
+use crate::telnyx::media::TelnyxDialect;
+use crate::twilio::media::TwilioDialect;
+use crate::twilio::signature::{self as twilio_signature, SIGNATURE_HEADER as TWILIO_SIGNATURE};
+use crate::twilio::twiml;
 
 /// The configuration in force, replaced whole on reload. Calls take an `Arc` snapshot when
 /// they start, so a reload never changes (or drops) a call in progress.
@@ -170,11 +174,30 @@ pub struct ServerState {
     pub counters: ServerCounters,
     /// Webhook events for the call driver.
     pub events: mpsc::Sender<CallEvent>,
-    /// The media WebSocket route; `None` answers it with 404.
+    /// The media WebSocket routes; `None` answers them with 404.
     pub media: Option<MediaHub>,
+    /// Twilio's voice webhook; `None` answers it with 404.
+    pub twilio: Option<TwilioHub>,
     draining: AtomicBool,
     live_sessions: AtomicUsize,
     session_ended: Notify,
+}
+
+/// What Twilio's routes need. The auth token signs every webhook.
+#[derive(Clone)]
+pub struct TwilioHub {
+    pub auth_token: String,
+    /// `https://host` as Twilio reaches us; signatures are computed over it.
+    pub public_url: String,
+}
+
+impl std::fmt::Debug for TwilioHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioHub")
+            .field("public_url", &self.public_url)
+            .field("auth_token", &"<redacted>")
+            .finish()
+    }
 }
 
 /// What the media WebSocket route needs: the audio engine calls join, and where to hand each
@@ -200,6 +223,7 @@ impl ServerState {
             counters: ServerCounters::default(),
             events,
             media: None,
+            twilio: None,
             draining: AtomicBool::new(false),
             live_sessions: AtomicUsize::new(0),
             session_ended: Notify::new(),
@@ -247,18 +271,61 @@ async fn route(
             state.counters.render(state.config.generation()),
         ),
         (&Method::POST, "/telnyx/webhook") => telnyx_webhook(&state, req).await,
-        (&Method::GET, "/telnyx/media") => telnyx_media(&state, req),
-        (_, "/healthz" | "/readyz" | "/metrics" | "/telnyx/webhook" | "/telnyx/media") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        (&Method::GET, "/telnyx/media") => media_upgrade(&state, req, Box::new(TelnyxDialect)),
+        (&Method::GET, "/twilio/media") => {
+            media_upgrade(&state, req, Box::new(TwilioDialect::default()))
         }
+        (&Method::POST, "/twilio/voice") => twilio_voice(&state, req).await,
+        (
+            _,
+            "/healthz" | "/readyz" | "/metrics" | "/telnyx/webhook" | "/telnyx/media"
+            | "/twilio/media" | "/twilio/voice",
+        ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
 }
 
-/// Upgrades to a WebSocket and runs a media session on it.
-fn telnyx_media(state: &Arc<ServerState>, req: Request<Incoming>) -> Response<Body> {
+/// Twilio asks what to do with a call: after checking its signature, connect the call's
+/// audio to our media WebSocket, both ways.
+async fn twilio_voice(state: &ServerState, req: Request<Incoming>) -> Response<Body> {
+    let Some(hub) = &state.twilio else {
+        return text(StatusCode::NOT_FOUND, "telephony.carrier is not twilio\n");
+    };
+    let signature =
+        req.headers().get(TWILIO_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+    let body = match Limited::new(req.into_body(), MAX_WEBHOOK_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+    };
+    let Some(signature) = signature else {
+        state.counters.webhooks_rejected_unsigned.fetch_add(1, Ordering::Relaxed);
+        return text(StatusCode::UNAUTHORIZED, "missing X-Twilio-Signature\n");
+    };
+    let base = hub.public_url.trim_end_matches('/');
+    let url = format!("{base}/twilio/voice{query}");
+    if !twilio_signature::is_valid(
+        &hub.auth_token,
+        &url,
+        &twilio_signature::form_params(&body),
+        &signature,
+    ) {
+        state.counters.webhooks_rejected_forged.fetch_add(1, Ordering::Relaxed);
+        return text(StatusCode::FORBIDDEN, "signature does not match\n");
+    }
+    state.counters.webhooks_accepted.fetch_add(1, Ordering::Relaxed);
+    let ws_base = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    respond(StatusCode::OK, "text/xml", twiml::connect_stream(&format!("{ws_base}/twilio/media")))
+}
+
+/// Upgrades to a WebSocket and runs a media session on it in `dialect`.
+fn media_upgrade(
+    state: &Arc<ServerState>,
+    req: Request<Incoming>,
+    dialect: Box<dyn Dialect>,
+) -> Response<Body> {
     let Some(hub) = &state.media else {
-        return text(StatusCode::NOT_FOUND, "telephony.carrier is not telnyx\n");
+        return text(StatusCode::NOT_FOUND, "no carrier media configured\n");
     };
     if state.draining.load(Ordering::Acquire) {
         return text(StatusCode::SERVICE_UNAVAILABLE, "draining\n");
@@ -293,7 +360,7 @@ fn telnyx_media(state: &Arc<ServerState>, req: Request<Incoming>) -> Response<Bo
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        stream::run(ws, engine, settings, counters, header_token, ports).await;
+        stream::run(ws, dialect, engine, settings, counters, header_token, ports).await;
     });
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -11,11 +11,11 @@ use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent};
 use hermes_core::codec::G711;
 use hermes_core::config::HermesConfig;
 use hermes_core::vad::{EnergyVad, VadEvent};
-use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
-use hermes_io::telnyx::media::write_media;
-use hermes_io::telnyx::stream::{
+use hermes_io::carrier::session::{
     MediaCounters, MediaSettings, StreamCommand, StreamEvent, StreamHandle,
 };
+use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
+use hermes_io::telnyx::media::write_media;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -2,5 +2,4 @@
 
 pub mod control;
 pub mod media;
-pub mod stream;
 pub mod webhook;

@@ -1,4 +1,4 @@
-//! One Telnyx media WebSocket: carrier audio into the audio core, agent audio back out at the
+//! One carrier media WebSocket (Telnyx or Twilio, by [`Dialect`]): carrier audio into the audio core, agent audio back out at the
 //! playout clock's pace, marks sent behind the audio they follow, `clear` on barge-in.
 //!
 //! The session owns the connection and the call's [`CallAudio`]; the call driver talks to it
@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::media::{self, CLEAR, InboundFrame, Track};
+use super::{Dialect, InboundFrame, Track, decode_payload};
 
 /// Session tuning.
 #[derive(Clone, Debug)]
@@ -130,6 +130,7 @@ struct Call {
 /// handed the matching [`StreamHandle`] once the `start` frame arrives (via `on_start`).
 pub async fn run<S>(
     mut ws: WebSocketStream<S>,
+    mut dialect: Box<dyn Dialect>,
     engine: Arc<AudioEngine>,
     settings: MediaSettings,
     counters: Arc<MediaCounters>,
@@ -172,7 +173,7 @@ where
                 };
                 frame_buf.clear();
                 frame_buf.extend_from_slice(text.as_bytes());
-                let frame = match media::parse(&mut frame_buf) {
+                let frame = match dialect.parse(&mut frame_buf) {
                     Ok(f) => f,
                     Err(e) => {
                         let counter = match e.kind() {
@@ -198,6 +199,7 @@ where
                         if call.is_some() {
                             continue; // one call per stream; a repeated start changes nothing
                         }
+                        dialect.started(&start);
                         let audio = match engine.add_call(start.codec) {
                             Ok(a) => a,
                             Err(_) => return SessionEnd::EngineFull,
@@ -217,7 +219,7 @@ where
                             counters.media_before_start.fetch_add(1, Ordering::Relaxed);
                             continue;
                         };
-                        match media::decode_payload(&payload, &mut audio_buf) {
+                        match decode_payload(&payload, &mut audio_buf) {
                             Ok(n) => { c.audio.push_inbound(&audio_buf[..n]); }
                             Err(_) => { counters.frames_skipped_other.fetch_add(1, Ordering::Relaxed); }
                         }
@@ -251,7 +253,8 @@ where
                     StreamCommand::Clear => {
                         c.backlog.clear();
                         c.audio.flush_playout();
-                        if !send(&mut ws, Message::text(CLEAR), &settings, &counters).await {
+                        dialect.write_clear(&mut out);
+                        if !send(&mut ws, Message::text(out.as_str()), &settings, &counters).await {
                             return SessionEnd::WriteTimedOut;
                         }
                         // The carrier returns queued marks after a clear; ours are void too.
@@ -267,14 +270,14 @@ where
                     let _ = events.try_send(StreamEvent::Audio(event));
                 }
                 while let Some(frame) = c.audio.pop_egress() {
-                    media::write_media(&frame.payload, &mut out);
+                    dialect.write_media(&frame.payload, &mut out);
                     if !send(&mut ws, Message::text(out.as_str()), &settings, &counters).await {
                         return SessionEnd::WriteTimedOut;
                     }
                     c.sent_up_to = frame.position.0 + FRAME_SAMPLES as u64;
                     while c.marks.front().is_some_and(|(at, _)| *at <= c.sent_up_to) {
                         let Some((_, name)) = c.marks.pop_front() else { break };
-                        media::write_mark(&name, &mut out);
+                        dialect.write_mark(&name, &mut out);
                         if !send(&mut ws, Message::text(out.as_str()), &settings, &counters).await {
                             return SessionEnd::WriteTimedOut;
                         }

@@ -1,0 +1,121 @@
+//! What every carrier's media stream has in common: the frames a session acts on, why a frame
+//! is skipped, and the [`Dialect`] each carrier speaks on the wire (Telnyx, Twilio).
+
+pub mod session;
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hermes_core::codec::G711;
+
+/// Largest text frame accepted. A 20 ms PCMU frame is ~300 bytes of JSON; 30 s of audio (the
+/// most Telnyx itself accepts in one frame) is ~330 KiB. Anything above is refused unparsed.
+pub const MAX_FRAME_BYTES: usize = 512 * 1024;
+
+/// One frame from Telnyx, borrowing from the message buffer.
+#[derive(Debug, PartialEq)]
+pub enum InboundFrame<'a> {
+    Connected {
+        version: Option<Cow<'a, str>>,
+        auth_token: Option<Cow<'a, str>>,
+    },
+    Start(StreamStart<'a>),
+    /// Audio: `payload` is still base64; decode with [`decode_payload`].
+    Media {
+        track: Track,
+        sequence: Option<u64>,
+        payload: Cow<'a, str>,
+    },
+    Dtmf {
+        digit: char,
+    },
+    /// A mark we sent has played out.
+    Mark {
+        name: Cow<'a, str>,
+    },
+    Error {
+        code: Option<i64>,
+        title: Option<Cow<'a, str>>,
+    },
+    Stop,
+}
+
+#[derive(Debug, PartialEq)]
+pub struct StreamStart<'a> {
+    pub stream_id: Cow<'a, str>,
+    pub call_control_id: Cow<'a, str>,
+    pub codec: G711,
+    pub sample_rate: u32,
+    /// Personal data: never logged.
+    pub from: Option<Cow<'a, str>>,
+    pub to: Option<Cow<'a, str>>,
+    pub client_state: Option<Cow<'a, str>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    Inbound,
+    Outbound,
+}
+
+/// Why a frame was skipped. Each kind has its own counter.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_BYTES}-byte limit")]
+    Oversized(usize),
+    #[error("frame is not valid JSON: {0}")]
+    Malformed(String),
+    #[error("unknown event {0:?}")]
+    UnknownEvent(String),
+    #[error("{event} frame lacks {field}")]
+    MissingField { event: &'static str, field: &'static str },
+    #[error("unsupported media encoding {0:?} (PCMU and PCMA at 8 kHz are)")]
+    UnsupportedEncoding(String),
+    #[error("media payload is not base64")]
+    BadPayload,
+    #[error("media payload of {got} bytes does not fit the {room}-byte buffer")]
+    PayloadTooLarge { got: usize, room: usize },
+}
+
+impl FrameError {
+    /// A short label for the skipped-frame counter.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FrameError::Oversized(_) => "oversized",
+            FrameError::Malformed(_) => "malformed",
+            FrameError::UnknownEvent(_) => "unknown_event",
+            FrameError::MissingField { .. } => "missing_field",
+            FrameError::UnsupportedEncoding(_) => "unsupported_encoding",
+            FrameError::BadPayload | FrameError::PayloadTooLarge { .. } => "bad_payload",
+        }
+    }
+}
+
+/// Decodes a media payload into `out`; returns the number of audio bytes.
+pub fn decode_payload(payload: &str, out: &mut [u8]) -> Result<usize, FrameError> {
+    let room = out.len();
+    // Base64 yields at most 3 bytes per 4 characters; refuse before decoding past the buffer.
+    let upper = payload.len() / 4 * 3;
+    if upper > room + 2 {
+        return Err(FrameError::PayloadTooLarge { got: upper, room });
+    }
+    BASE64.decode_slice(payload.as_bytes(), out).map_err(|e| match e {
+        base64::DecodeSliceError::OutputSliceTooSmall => {
+            FrameError::PayloadTooLarge { got: upper, room }
+        }
+        base64::DecodeSliceError::DecodeError(_) => FrameError::BadPayload,
+    })
+}
+
+/// One carrier's wire format for media WebSocket frames.
+pub trait Dialect: Send + std::fmt::Debug {
+    /// Parses one text frame in place.
+    fn parse<'a>(&self, buf: &'a mut [u8]) -> Result<InboundFrame<'a>, FrameError>;
+    /// Remembers what outbound frames must carry (Twilio's `streamSid`).
+    fn started(&mut self, start: &StreamStart<'_>);
+    /// Agent audio (G.711 bytes) as one text frame, written into `out`.
+    fn write_media(&self, audio: &[u8], out: &mut String);
+    fn write_mark(&self, name: &str, out: &mut String);
+    fn write_clear(&self, out: &mut String);
+}

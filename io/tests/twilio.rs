@@ -1,0 +1,228 @@
+//! Twilio Media Streams: the documented frames, `streamSid` on everything we send, the
+//! documented signature vector, and the voice webhook answering with TwiML only when signed.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hermes_core::audio::{AudioConfig, AudioEngine};
+use hermes_core::codec::G711;
+use hermes_core::config::HermesConfig;
+use hermes_core::vad::EnergyVad;
+use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamCommand, StreamEvent};
+use hermes_io::carrier::{Dialect, InboundFrame, StreamStart};
+use hermes_io::server::{ConfigStore, MediaHub, ServerState, TwilioHub, serve};
+use hermes_io::twilio::media::{TwilioDialect, parse};
+use hermes_io::twilio::signature::{form_params, is_valid, sign};
+use hermes_io::twilio::twiml::connect_stream;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+fn parse_str(text: &str) -> InboundFrame<'static> {
+    let buf: &'static mut [u8] = Box::leak(text.as_bytes().to_vec().into_boxed_slice());
+    parse(buf).expect("documented frame parses")
+}
+
+#[test]
+fn documented_frames_parse() {
+    assert!(matches!(
+        parse_str(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#),
+        InboundFrame::Connected { .. }
+    ));
+    let InboundFrame::Start(start) = parse_str(
+        r#"{"event":"start","sequenceNumber":"1","start":{"accountSid":"AC1","streamSid":"MZ1","callSid":"CA1","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1},"customParameters":{"k":"v"}},"streamSid":"MZ1"}"#,
+    ) else {
+        panic!("start")
+    };
+    assert_eq!(
+        (start.stream_id.as_ref(), start.call_control_id.as_ref(), start.codec),
+        ("MZ1", "CA1", G711::Mulaw)
+    );
+    assert!(matches!(
+        parse_str(
+            r#"{"event":"media","sequenceNumber":"4","media":{"track":"inbound","chunk":"2","timestamp":"5","payload":"no+Jhg=="},"streamSid":"MZ1"}"#
+        ),
+        InboundFrame::Media { sequence: Some(4), .. }
+    ));
+    assert!(matches!(
+        parse_str(
+            r#"{"event":"dtmf","streamSid":"MZ1","sequenceNumber":"5","dtmf":{"track":"inbound_track","digit":"1"}}"#
+        ),
+        InboundFrame::Dtmf { digit: '1' }
+    ));
+    assert!(
+        matches!(parse_str(r#"{"event":"mark","sequenceNumber":"4","streamSid":"MZ1","mark":{"name":"my label"}}"#), InboundFrame::Mark { name } if name == "my label")
+    );
+    assert!(matches!(
+        parse_str(
+            r#"{"event":"stop","sequenceNumber":"5","stop":{"accountSid":"AC1","callSid":"CA1"},"streamSid":"MZ1"}"#
+        ),
+        InboundFrame::Stop
+    ));
+}
+
+#[test]
+fn everything_we_send_carries_the_stream_sid() {
+    let mut d = TwilioDialect::default();
+    d.started(&StreamStart {
+        stream_id: "MZ1".into(),
+        call_control_id: "CA1".into(),
+        codec: G711::Mulaw,
+        sample_rate: 8000,
+        from: None,
+        to: None,
+        client_state: None,
+    });
+    let mut out = String::new();
+    d.write_media(&[0x9e, 0x8f], &mut out);
+    assert_eq!(out, r#"{"event":"media","streamSid":"MZ1","media":{"payload":"no8="}}"#);
+    d.write_mark("my label", &mut out);
+    assert_eq!(out, r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"my label"}}"#);
+    d.write_clear(&mut out);
+    assert_eq!(out, r#"{"event":"clear","streamSid":"MZ1"}"#);
+}
+
+fn doc_params() -> Vec<(String, String)> {
+    [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("Caller", "+12349013030"),
+        ("Digits", "1234"),
+        ("From", "+12349013030"),
+        ("To", "+18005551212"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[test]
+fn the_documented_signature_vector_validates() {
+    let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    assert!(is_valid("12345", url, &doc_params(), "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
+    assert_eq!(sign("12345", url, &doc_params()), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
+    assert!(!is_valid("54321", url, &doc_params(), "0/KCTR6DLpKmkAf8muzZqo1nDgQ="), "wrong token");
+    let mut altered = doc_params();
+    altered[2].1 = "9999".into();
+    assert!(!is_valid("12345", url, &altered, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="), "altered parameter");
+    assert!(!is_valid("12345", url, &doc_params(), "not base64!"));
+}
+
+#[test]
+fn form_bodies_decode_like_twilio_encodes_them() {
+    assert_eq!(
+        form_params(b"From=%2B12349013030&Speech=hello+there&Empty="),
+        [
+            ("From".to_string(), "+12349013030".to_string()),
+            ("Speech".into(), "hello there".into()),
+            ("Empty".into(), "".into())
+        ]
+    );
+}
+
+#[test]
+fn twiml_connects_the_stream_bidirectionally() {
+    assert_eq!(
+        connect_stream("wss://agent.example.com/twilio/media?a=1&b=2"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Connect><Stream url=\"wss://agent.example.com/twilio/media?a=1&amp;b=2\"/></Connect></Response>\n"
+    );
+}
+
+async fn start_server() -> (
+    std::net::SocketAddr,
+    mpsc::Receiver<hermes_io::carrier::session::StreamHandle>,
+    watch::Sender<bool>,
+) {
+    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
+    let engine =
+        Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (events_tx, _) = mpsc::channel(8);
+    let (sessions_tx, sessions) = mpsc::channel(8);
+    let mut state =
+        ServerState::new(Arc::new(ConfigStore::new(HermesConfig::default())), None, events_tx);
+    state.media = Some(MediaHub {
+        engine,
+        settings: MediaSettings::default(),
+        counters: Arc::new(MediaCounters::default()),
+        sessions: sessions_tx,
+    });
+    state.twilio = Some(TwilioHub {
+        auth_token: "12345".into(),
+        public_url: "https://agent.example.com".into(),
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(1)));
+    (addr, sessions, stop)
+}
+
+async fn post_voice(
+    addr: std::net::SocketAddr,
+    body: String,
+    signature: Option<String>,
+) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        let sig = signature.map(|s| format!("X-Twilio-Signature: {s}\r\n")).unwrap_or_default();
+        write!(s, "POST /twilio/voice HTTP/1.1\r\nHost: agent.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n{sig}Connection: close\r\n\r\n{body}", body.len()).expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        (status, out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    })
+    .await
+    .expect("thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_voice_webhook_answers_with_twiml_only_when_signed() {
+    let (addr, _sessions, _stop) = start_server().await;
+    let body = "CallSid=CA1&From=%2B15555550123&To=%2B15555550100".to_string();
+    let signature =
+        sign("12345", "https://agent.example.com/twilio/voice", &form_params(body.as_bytes()));
+    let (status, twiml) = post_voice(addr, body.clone(), Some(signature)).await;
+    assert_eq!(status, 200);
+    assert!(twiml.contains("<Stream url=\"wss://agent.example.com/twilio/media\"/>"), "{twiml}");
+    assert_eq!(post_voice(addr, body.clone(), Some("AAAA".into())).await.0, 403);
+    assert_eq!(post_voice(addr, body, None).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_media_session_plays_agent_audio_with_the_stream_sid() {
+    let (addr, mut sessions, _stop) = start_server().await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio/media"))
+        .await
+        .expect("connect");
+    let mut handle = sessions.recv().await.expect("session");
+    ws.send(Message::text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#))
+        .await
+        .expect("connected");
+    ws.send(Message::text(r#"{"event":"start","sequenceNumber":"1","start":{"streamSid":"MZ9","callSid":"CA9","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"streamSid":"MZ9"}"#)).await.expect("start");
+    let started = tokio::time::timeout(Duration::from_secs(5), handle.events.recv())
+        .await
+        .expect("in time")
+        .expect("event");
+    assert_eq!(
+        started,
+        StreamEvent::Started {
+            call_control_id: "CA9".into(),
+            stream_id: "MZ9".into(),
+            codec: G711::Mulaw
+        }
+    );
+    handle.commands.send(StreamCommand::Play(vec![0xff; 160])).await.expect("play");
+    handle.commands.send(StreamCommand::Mark("m".into())).await.expect("mark");
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("frame")
+            .expect("open")
+            .expect("ok");
+        seen.push(msg.into_text().expect("text").to_string());
+    }
+    assert!(seen[0].starts_with(r#"{"event":"media","streamSid":"MZ9""#), "{seen:?}");
+    assert_eq!(seen[1], r#"{"event":"mark","streamSid":"MZ9","mark":{"name":"m"}}"#);
+}

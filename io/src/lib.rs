@@ -4,6 +4,8 @@
 //! client, installing pinned model files from PyPI, and the Telnyx wire protocols.
 
 pub mod carrier;
+#[cfg(feature = "fakes")]
+pub mod fakes;
 pub mod http;
 pub mod registry;
 pub mod server;

@@ -1,0 +1,4 @@
+//! Protocol-faithful stand-ins for the outside world, for tests, the simulator and demos
+//! (feature `fakes`). A fake is never a default for real calls.
+
+pub mod carrier;

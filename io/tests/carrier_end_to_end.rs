@@ -1,0 +1,146 @@
+//! End to end over loopback with the fake Telnyx: a signed webhook reaches the call driver, the
+//! caller's audio (a WAV file streamed at real-time pace) reaches the audio core and its VAD,
+//! the agent's reply goes back paced by the playout clock, and the carrier acknowledges the
+//! mark only after that audio has played.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent};
+use hermes_core::codec::G711;
+use hermes_core::config::HermesConfig;
+use hermes_core::vad::{EnergyVad, VadEvent};
+use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamCommand, StreamEvent};
+use hermes_io::fakes::carrier::{FakeTelnyx, StreamScript, ulaw_from_wav};
+use hermes_io::http::HttpClient;
+use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
+use hermes_io::telnyx::webhook::{CallEvent, WebhookVerifier};
+use tokio::sync::{mpsc, watch};
+
+/// 0.5 s silence, 0.8 s of a 300 Hz tone (the "caller"), 0.7 s silence, as a WAV file.
+fn caller_wav(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("caller.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("wav");
+    for i in 0..16_000 {
+        let speaking = (4000..10_400).contains(&i);
+        let s = if speaking {
+            0.3 * (2.0 * std::f32::consts::PI * 300.0 * i as f32 / 8000.0).sin()
+        } else {
+            0.0
+        };
+        w.write_sample((s * 32767.0) as i16).expect("sample");
+    }
+    w.finalize().expect("finalize");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_then_media_then_agent_reply_then_mark_acknowledged_after_playout() {
+    let fake = FakeTelnyx::new([42; 32]);
+    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
+    let engine =
+        Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (events_tx, mut webhook_events) = mpsc::channel(8);
+    let (sessions_tx, mut sessions) = mpsc::channel(8);
+    let verifier = WebhookVerifier::new(&fake.public_key(), 300).expect("fake key");
+    let mut state = ServerState::new(
+        Arc::new(ConfigStore::new(HermesConfig::default())),
+        Some(verifier),
+        events_tx,
+    );
+    state.media = Some(MediaHub {
+        engine,
+        settings: MediaSettings::default(),
+        counters: Arc::new(MediaCounters::default()),
+        sessions: sessions_tx,
+    });
+    let (_stop, stop_rx) = watch::channel(false);
+    tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(1)));
+
+    // 1. Telnyx tells us a call arrived.
+    let http = HttpClient::new(Duration::from_secs(5)).expect("http");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let initiated = r#"{"data":{"event_type":"call.initiated","id":"e2e-1","payload":{"call_control_id":"v3:e2e","direction":"incoming"}}}"#;
+    let status = fake
+        .post_webhook(&http, &format!("http://{addr}/telnyx/webhook"), initiated, now)
+        .await
+        .expect("post");
+    assert_eq!(status, 200);
+    assert!(matches!(
+        webhook_events.recv().await,
+        Some(CallEvent::Initiated { incoming: true, .. })
+    ));
+
+    // 2. The driver: answers speech with 800 ms of agent audio and a mark.
+    let driver = tokio::spawn(async move {
+        let mut handle = sessions.recv().await.expect("session");
+        let mut log = Vec::new();
+        while let Some(event) = handle.events.recv().await {
+            match &event {
+                StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechEnded { .. })) => {
+                    let reply: Vec<u8> = (0..6400)
+                        .map(|i| G711::Mulaw.encode(((i % 40) as i16 - 20) * 300))
+                        .collect();
+                    handle.commands.send(StreamCommand::Play(reply)).await.expect("play");
+                    handle
+                        .commands
+                        .send(StreamCommand::Mark("reply-1".into()))
+                        .await
+                        .expect("mark");
+                }
+                StreamEvent::MarkPlayed(_) => {
+                    log.push(event);
+                    break;
+                }
+                _ => {}
+            }
+            log.push(event);
+        }
+        log
+    });
+
+    // 3. The caller's WAV, streamed at real-time pace; the fake listens 2 s more.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = StreamScript {
+        call_control_id: "v3:e2e".into(),
+        stream_id: "S-e2e".into(),
+        auth_token: None,
+        caller_audio: ulaw_from_wav(&caller_wav(dir.path())).expect("wav"),
+        linger: Duration::from_millis(2000),
+    };
+    let recording =
+        fake.stream_call(&format!("ws://{addr}/telnyx/media"), &script).await.expect("call");
+    let log = tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("driver done")
+        .expect("driver ok");
+
+    assert!(
+        matches!(log.first(), Some(StreamEvent::Started { call_control_id, .. }) if call_control_id == "v3:e2e"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|e| matches!(
+            e,
+            StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechStarted { .. }))
+        ))
+    );
+    assert_eq!(log.last(), Some(&StreamEvent::MarkPlayed("reply-1".into())));
+    assert_eq!(recording.played.len(), 6400, "all 800 ms of the reply played, nothing else");
+    assert_eq!(recording.bad_frames, 0);
+    let (name, acked_at) = &recording.marks[0];
+    assert_eq!(name, "reply-1");
+    // Speech ends at 1.3 s (+ VAD's minimum silence); the reply then plays for 800 ms.
+    assert!(
+        *acked_at >= Duration::from_millis(1300 + 800),
+        "mark acknowledged only after playout: {acked_at:?}"
+    );
+}

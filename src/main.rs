@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig(args) => commands::config::check(args),
         Command::Init(args) => commands::config::init(args),
-        Command::Serve(args) => commands::serve::serve(args),
+        Command::Serve(args) => commands::serve::serve(&cli.models_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

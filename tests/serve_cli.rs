@@ -111,3 +111,66 @@ fn serve_refuses_to_start_on_an_invalid_config() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("server.listen: \"nowhere\" is not an address and port"), "{stderr}");
 }
+
+#[test]
+fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
+    use hermes_io::fakes::carrier::FakeTelnyx;
+    let fake = FakeTelnyx::new([5; 32]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hermes.toml");
+    std::fs::write(
+        &config,
+        "[telephony]\ncarrier = \"telnyx\"\npublic_url = \"https://agent.example.com\"\n\
+         [telephony.telnyx]\nconnection_id = \"123\"\napi_base_url = \"http://127.0.0.1:9/v2\"\n",
+    )
+    .expect("write");
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".hermes/models");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .arg("--models-dir")
+        .arg(&models)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("TELNYX_PUBLIC_KEY", fake.public_key())
+        .env("TELNYX_API_KEY", "KEY_test")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
+
+    let post = |body: &str, headers: &str| {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        write!(s, "POST /telnyx/webhook HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n{body}", body.len()).expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split(' ').nth(1).map(str::to_owned).unwrap_or_default()
+    };
+    let body =
+        r#"{"data":{"event_type":"call.hangup","id":"x1","payload":{"call_control_id":"v3:z"}}}"#;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let (sig, ts) = fake.sign(body, now);
+    assert_eq!(
+        post(body, &format!("telnyx-signature-ed25519: {sig}\r\ntelnyx-timestamp: {ts}\r\n")),
+        "200"
+    );
+    assert_eq!(post(body, ""), "401");
+    let upgrade = {
+        let mut s = TcpStream::connect(&addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        write!(s, "GET /telnyx/media HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").expect("write");
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).expect("read");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(upgrade.starts_with("HTTP/1.1 101"), "{upgrade}");
+    assert!(upgrade.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "RFC 6455 accept key: {upgrade}");
+    signal(&child, "TERM");
+    let _ = child.wait();
+}

@@ -8,9 +8,16 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Carrier, HermesConfig};
-use hermes_io::server::{self, ConfigStore, ServerState};
+use hermes_core::vad::{EnergyVad, VadModel};
+use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
+use hermes_io::http::HttpClient;
+use hermes_io::server::{self, ConfigStore, MediaHub, ServerState, TwilioHub};
+use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
+use hermes_io::telnyx::events::{self as telnyx_events, TelephonyNotice};
 use hermes_io::telnyx::webhook::WebhookVerifier;
+use hermes_models::{SileroBackend, manifest, silero};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
@@ -41,33 +48,138 @@ fn read_config(args: &ServeArgs) -> anyhow::Result<HermesConfig> {
     }
 }
 
-fn telnyx_verifier(config: &HermesConfig) -> anyhow::Result<Option<WebhookVerifier>> {
-    if config.telephony.carrier != Carrier::Telnyx {
-        return Ok(None);
-    }
-    let t = &config.telephony.telnyx;
-    let key = std::env::var(&t.public_key_env).with_context(|| {
-        format!("telephony.telnyx.public_key_env: {} is not set", t.public_key_env)
-    })?;
-    Ok(Some(WebhookVerifier::new(&key, t.webhook_tolerance_s)?))
+fn env_secret(path: &str, name: &str, why: &str) -> anyhow::Result<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .with_context(|| format!("{path}: the environment variable {name} is not set; {why}"))
 }
 
-pub fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+/// The carrier-facing parts of the server, as the configuration asks.
+struct CarrierWiring {
+    verifier: Option<WebhookVerifier>,
+    twilio: Option<TwilioHub>,
+    /// Telnyx Call Control and where its streams should connect.
+    telnyx_control: Option<(CallControl, StreamTarget)>,
+}
+
+fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
+    let t = &config.telephony;
+    let public = t.public_url.trim_end_matches('/');
+    let ws_base = public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    Ok(match t.carrier {
+        Carrier::None => CarrierWiring { verifier: None, twilio: None, telnyx_control: None },
+        Carrier::Telnyx => {
+            let key = env_secret(
+                "telephony.telnyx.public_key_env",
+                &t.telnyx.public_key_env,
+                "webhooks cannot be verified",
+            )?;
+            let api_key = env_secret(
+                "telephony.telnyx.api_key_env",
+                &t.telnyx.api_key_env,
+                "Call Control needs it",
+            )?;
+            let http = HttpClient::new(Duration::from_secs(10))?;
+            let control =
+                CallControl::new(http, &t.telnyx.api_base_url, &api_key, RetryPolicy::default());
+            let auth_token =
+                std::env::var(&t.telnyx.stream_token_env).ok().filter(|v| !v.is_empty());
+            let target = StreamTarget { url: format!("{ws_base}/telnyx/media"), auth_token };
+            CarrierWiring {
+                verifier: Some(WebhookVerifier::new(&key, t.telnyx.webhook_tolerance_s)?),
+                twilio: None,
+                telnyx_control: Some((control, target)),
+            }
+        }
+        Carrier::Twilio => {
+            let auth_token = env_secret(
+                "telephony.twilio.auth_token_env",
+                &t.twilio.auth_token_env,
+                "request signatures cannot be checked",
+            )?;
+            CarrierWiring {
+                verifier: None,
+                twilio: Some(TwilioHub { auth_token, public_url: public.to_string() }),
+                telnyx_control: None,
+            }
+        }
+    })
+}
+
+/// The audio engine calls join: Silero from the models folder, or (with a warning) the
+/// level-threshold VAD when the model is not installed.
+fn audio_engine(models_dir: &Path, config: &HermesConfig) -> anyhow::Result<AudioEngine> {
+    let path = models_dir.join(manifest::SILERO_VAD.file_name);
+    let model: Arc<dyn VadModel> = match silero::load(
+        &path,
+        SileroBackend::Native,
+        config.audio.max_vad_batch,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!(
+                "warning: {e}; using the level-threshold VAD (run `hermes models fetch` for Silero)"
+            );
+            Arc::new(EnergyVad::default())
+        }
+    };
+    Ok(AudioEngine::start(config.audio.clone(), model)?)
+}
+
+pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     let config = read_config(args)?;
     let listen = args.listen.clone().unwrap_or_else(|| config.server.listen.clone());
     let grace = Duration::from_secs(config.server.shutdown_grace_s);
-    let verifier = telnyx_verifier(&config)?;
+    let wiring = carrier_wiring(&config)?;
+    let carrier = config.telephony.carrier;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
             .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let media = if carrier == Carrier::None {
+            None
+        } else {
+            let engine = Arc::new(audio_engine(models_dir, &config)?);
+            let (sessions_tx, mut sessions) = mpsc::channel::<StreamHandle>(256);
+            // The conversation driver (speech-to-text, LLM, TTS) arrives with the providers;
+            // until then each stream is held open and its events drained.
+            tokio::spawn(async move {
+                while let Some(mut handle) = sessions.recv().await {
+                    tokio::spawn(async move { while handle.events.recv().await.is_some() {} });
+                }
+            });
+            Some(MediaHub {
+                engine,
+                settings: MediaSettings::default(),
+                counters: Arc::new(MediaCounters::default()),
+                sessions: sessions_tx,
+            })
+        };
         let store = Arc::new(ConfigStore::new(config));
-        // Until the call driver lands, webhook events are only counted here.
         let (events_tx, mut events_rx) = mpsc::channel(1024);
-        tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
-        let state = Arc::new(ServerState::new(Arc::clone(&store), verifier, events_tx));
+        match wiring.telnyx_control {
+            Some((control, target)) => {
+                let (notices_tx, mut notices) = mpsc::channel(256);
+                tokio::spawn(telnyx_events::run(events_rx, Arc::new(control), target, notices_tx));
+                tokio::spawn(async move {
+                    while let Some(notice) = notices.recv().await {
+                        if let TelephonyNotice::CommandFailed { action, error, .. } = notice {
+                            eprintln!("call control {action} failed: {error}");
+                        }
+                    }
+                });
+            }
+            None => {
+                tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
+            }
+        }
+        let mut state = ServerState::new(Arc::clone(&store), wiring.verifier, events_tx);
+        state.media = media;
+        state.twilio = wiring.twilio;
+        let state = Arc::new(state);
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, Arc::clone(&state), stop_rx, grace));
         println!("listening on http://{addr}");

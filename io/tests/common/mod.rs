@@ -1,0 +1,68 @@
+//! A loopback stand-in for the Telnyx REST API, shared by the Call Control tests.
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub path: String,
+    pub authorization: String,
+    pub body: Value,
+}
+
+/// Answers each request with the next scripted `(status, body)`; records what it saw.
+pub async fn fake_api(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let script = Arc::new(Mutex::new(script.into_iter()));
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (record, script) = (Arc::clone(&record), Arc::clone(&script));
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let (record, script) = (Arc::clone(&record), Arc::clone(&script));
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let authorization = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let bytes = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                        record.lock().expect("lock").push(Seen { path, authorization, body });
+                        let (status, text) = script
+                            .lock()
+                            .expect("lock")
+                            .next()
+                            .unwrap_or((200, r#"{"data":{"result":"ok"}}"#));
+                        let mut r = Response::new(Full::new(Bytes::from(text)));
+                        *r.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}/v2"), seen)
+}

@@ -118,6 +118,21 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
     assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
     assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
     assert_eq!(rig.counters.frames_skipped_malformed.load(Ordering::Relaxed), 1);
+    // The same audio went, untouched, towards speech-to-text.
+    let mut tapped = Vec::new();
+    while tapped.len() < audio.len() {
+        let frame = tokio::time::timeout(Duration::from_secs(5), handle.caller_audio.recv())
+            .await
+            .expect("tapped audio in time")
+            .expect("tap open");
+        tapped.extend_from_slice(&frame);
+    }
+    assert!(
+        tapped == audio,
+        "every caller byte, in order, unmodified ({} vs {} bytes)",
+        tapped.len(),
+        audio.len()
+    );
 
     // The agent speaks 400 ms, then marks it.
     handle.commands.send(StreamCommand::Play(tone(400))).await.expect("play");
@@ -197,4 +212,42 @@ async fn a_stream_without_the_configured_token_is_refused() {
     let mut handle = rig.sessions.recv().await.expect("session");
     ws.send(Message::text(START)).await.expect("start");
     assert!(matches!(next_event(&mut handle).await, StreamEvent::Started { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_a_live_call_to_finish_within_the_grace_period() {
+    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
+    let engine =
+        Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (events_tx, _events_rx) = mpsc::channel(8);
+    let (sessions_tx, mut sessions) = mpsc::channel(8);
+    let mut state =
+        ServerState::new(Arc::new(ConfigStore::new(HermesConfig::default())), None, events_tx);
+    state.media = Some(MediaHub {
+        engine,
+        settings: MediaSettings::default(),
+        counters: Arc::new(MediaCounters::default()),
+        sessions: sessions_tx,
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(10)));
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/telnyx/media"))
+        .await
+        .expect("connect");
+    let mut handle = sessions.recv().await.expect("session");
+    ws.send(Message::text(START)).await.expect("start");
+    next_event(&mut handle).await;
+
+    stop.send(true).expect("stop");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!server.is_finished(), "a live call keeps the server draining, not gone");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections while draining"
+    );
+    ws.send(Message::text(r#"{"event":"stop"}"#)).await.expect("carrier stops the stream");
+    let done = tokio::time::timeout(Duration::from_secs(3), server).await;
+    assert!(matches!(done, Ok(Ok(Ok(())))), "server finished once the call ended: {done:?}");
 }

@@ -147,8 +147,13 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             // The conversation driver (speech-to-text, LLM, TTS) arrives with the providers;
             // until then each stream is held open and its events drained.
             tokio::spawn(async move {
-                while let Some(mut handle) = sessions.recv().await {
-                    tokio::spawn(async move { while handle.events.recv().await.is_some() {} });
+                while let Some(handle) = sessions.recv().await {
+                    let StreamHandle { mut events, commands, mut caller_audio } = handle;
+                    tokio::spawn(async move { while caller_audio.recv().await.is_some() {} });
+                    tokio::spawn(async move {
+                        let _commands = commands;
+                        while events.recv().await.is_some() {}
+                    });
                 }
             });
             Some(MediaHub {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hermes_core::audio::{AudioEngine, AudioEvent, CallAudio};
 use hermes_core::codec::G711;
@@ -52,6 +53,8 @@ pub struct MediaCounters {
     pub media_before_start: AtomicU64,
     pub write_timeouts: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// Caller audio frames the speech-to-text reader was too slow (or absent) to take.
+    pub caller_audio_dropped: AtomicU64,
 }
 
 /// What the session reports to the call driver.
@@ -88,6 +91,10 @@ pub enum StreamCommand {
 pub struct StreamHandle {
     pub events: mpsc::Receiver<StreamEvent>,
     pub commands: mpsc::Sender<StreamCommand>,
+    /// The caller's audio exactly as the carrier sent it (G.711, 20 ms per item), for
+    /// speech-to-text, which takes μ-law directly. Items are dropped (and counted) when the
+    /// reader falls more than five seconds behind.
+    pub caller_audio: mpsc::Receiver<Bytes>,
 }
 
 /// How a session ended.
@@ -107,13 +114,18 @@ pub enum SessionEnd {
 pub fn channel() -> (StreamHandle, SessionPorts) {
     let (event_tx, events) = mpsc::channel(256);
     let (commands, command_rx) = mpsc::channel(256);
-    (StreamHandle { events, commands }, SessionPorts { events: event_tx, commands: command_rx })
+    let (audio_tx, caller_audio) = mpsc::channel(250);
+    (
+        StreamHandle { events, commands, caller_audio },
+        SessionPorts { events: event_tx, commands: command_rx, caller_audio: audio_tx },
+    )
 }
 
 #[derive(Debug)]
 pub struct SessionPorts {
     events: mpsc::Sender<StreamEvent>,
     commands: mpsc::Receiver<StreamCommand>,
+    caller_audio: mpsc::Sender<Bytes>,
 }
 
 struct Call {
@@ -140,7 +152,7 @@ pub async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let SessionPorts { events, mut commands } = ports;
+    let SessionPorts { events, mut commands, caller_audio } = ports;
     let mut call: Option<Call> = None;
     let mut frame_buf: Vec<u8> = Vec::with_capacity(4096);
     let mut audio_buf = [0u8; 8 * FRAME_SAMPLES];
@@ -220,7 +232,13 @@ where
                             continue;
                         };
                         match decode_payload(&payload, &mut audio_buf) {
-                            Ok(n) => { c.audio.push_inbound(&audio_buf[..n]); }
+                            Ok(n) => {
+                                c.audio.push_inbound(&audio_buf[..n]);
+                                // Untouched, towards speech-to-text.
+                                if caller_audio.try_send(Bytes::copy_from_slice(&audio_buf[..n])).is_err() {
+                                    counters.caller_audio_dropped.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
                             Err(_) => { counters.frames_skipped_other.fetch_add(1, Ordering::Relaxed); }
                         }
                     }

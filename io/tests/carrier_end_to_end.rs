@@ -3,6 +3,8 @@
 //! the agent's reply goes back paced by the playout clock, and the carrier acknowledges the
 //! mark only after that audio has played.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +16,9 @@ use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamCommand, S
 use hermes_io::fakes::carrier::{FakeTelnyx, StreamScript, ulaw_from_wav};
 use hermes_io::http::HttpClient;
 use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
-use hermes_io::telnyx::webhook::{CallEvent, WebhookVerifier};
+use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
+use hermes_io::telnyx::events::{self as telnyx_events, TelephonyNotice};
+use hermes_io::telnyx::webhook::WebhookVerifier;
 use tokio::sync::{mpsc, watch};
 
 /// 0.5 s silence, 0.8 s of a 300 Hz tone (the "caller"), 0.7 s silence, as a WAV file.
@@ -41,14 +45,14 @@ fn caller_wav(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhook_then_media_then_agent_reply_then_mark_acknowledged_after_playout() {
+async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_after_playout() {
     let fake = FakeTelnyx::new([42; 32]);
     let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
     let engine =
         Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let (events_tx, mut webhook_events) = mpsc::channel(8);
+    let (events_tx, webhook_events) = mpsc::channel(8);
     let (sessions_tx, mut sessions) = mpsc::channel(8);
     let verifier = WebhookVerifier::new(&fake.public_key(), 300).expect("fake key");
     let mut state = ServerState::new(
@@ -65,8 +69,19 @@ async fn webhook_then_media_then_agent_reply_then_mark_acknowledged_after_playou
     let (_stop, stop_rx) = watch::channel(false);
     tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(1)));
 
-    // 1. Telnyx tells us a call arrived.
+    // 1. Telnyx tells us a call arrived; we answer through (a stand-in for) Call Control,
+    //    asking for the stream on our media route.
+    let (api_base, api_seen) = common::fake_api(vec![]).await;
     let http = HttpClient::new(Duration::from_secs(5)).expect("http");
+    let control = CallControl::new(http.clone(), &api_base, "KEY", RetryPolicy::default());
+    let media_url = format!("ws://{addr}/telnyx/media");
+    let (notices_tx, mut notices) = mpsc::channel(8);
+    tokio::spawn(telnyx_events::run(
+        webhook_events,
+        Arc::new(control),
+        StreamTarget { url: media_url.clone(), auth_token: None },
+        notices_tx,
+    ));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
     let initiated = r#"{"data":{"event_type":"call.initiated","id":"e2e-1","payload":{"call_control_id":"v3:e2e","direction":"incoming"}}}"#;
     let status = fake
@@ -74,10 +89,16 @@ async fn webhook_then_media_then_agent_reply_then_mark_acknowledged_after_playou
         .await
         .expect("post");
     assert_eq!(status, 200);
-    assert!(matches!(
-        webhook_events.recv().await,
-        Some(CallEvent::Initiated { incoming: true, .. })
-    ));
+    let answered =
+        tokio::time::timeout(Duration::from_secs(5), notices.recv()).await.expect("in time");
+    assert_eq!(answered, Some(TelephonyNotice::Answered { call_control_id: "v3:e2e".into() }));
+    let answer = api_seen.lock().expect("lock")[0].clone();
+    assert_eq!(answer.path, "/v2/calls/v3:e2e/actions/answer");
+    assert_eq!(
+        answer.body["stream_url"],
+        media_url.as_str(),
+        "Telnyx is told to stream to our media route"
+    );
 
     // 2. The driver: answers speech with 800 ms of agent audio and a mark.
     let driver = tokio::spawn(async move {

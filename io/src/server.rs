@@ -265,11 +265,13 @@ async fn route(
                 text(StatusCode::OK, "ready\n")
             }
         }
-        (&Method::GET, "/metrics") => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            state.counters.render(state.config.generation()),
-        ),
+        (&Method::GET, "/metrics") => {
+            let mut body = state.counters.render(state.config.generation());
+            if let Some(media) = &state.media {
+                body.push_str(&media.counters.render());
+            }
+            respond(StatusCode::OK, "text/plain; version=0.0.4", body)
+        }
         (&Method::POST, "/telnyx/webhook") => telnyx_webhook(&state, req).await,
         (&Method::GET, "/telnyx/media") => media_upgrade(&state, req, Box::new(TelnyxDialect)),
         (&Method::GET, "/twilio/media") => {

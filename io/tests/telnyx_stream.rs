@@ -118,6 +118,9 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
     assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
     assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
     assert_eq!(rig.counters.frames_skipped_malformed.load(Ordering::Relaxed), 1);
+    assert!(
+        rig.counters.render().contains("hermes_media_frames_skipped_total{reason=\"malformed\"} 1")
+    );
     // The same audio went, untouched, towards speech-to-text.
     let mut tapped = Vec::new();
     while tapped.len() < audio.len() {

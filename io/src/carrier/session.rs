@@ -57,6 +57,52 @@ pub struct MediaCounters {
     pub caller_audio_dropped: AtomicU64,
 }
 
+impl MediaCounters {
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::from(
+            "# HELP hermes_media_frames_skipped_total Carrier media frames skipped, by reason.\n\
+             # TYPE hermes_media_frames_skipped_total counter\n",
+        );
+        for (reason, c) in [
+            ("malformed", &self.frames_skipped_malformed),
+            ("oversized", &self.frames_skipped_oversized),
+            ("other", &self.frames_skipped_other),
+            ("binary", &self.frames_binary),
+            ("before_start", &self.media_before_start),
+        ] {
+            out.push_str(&format!(
+                "hermes_media_frames_skipped_total{{reason=\"{reason}\"}} {}\n",
+                get(c)
+            ));
+        }
+        for (name, help, c) in [
+            (
+                "hermes_media_write_timeouts_total",
+                "Writes to the carrier that timed out (the call ended).",
+                &self.write_timeouts,
+            ),
+            (
+                "hermes_media_auth_failures_total",
+                "Media streams refused for a missing or wrong token.",
+                &self.auth_failures,
+            ),
+            (
+                "hermes_media_caller_audio_dropped_total",
+                "Caller audio frames speech-to-text did not take in time.",
+                &self.caller_audio_dropped,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                get(c)
+            ));
+        }
+        out
+    }
+}
+
 /// What the session reports to the call driver.
 #[derive(Debug, PartialEq)]
 pub enum StreamEvent {

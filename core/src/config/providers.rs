@@ -79,7 +79,9 @@ pub struct LlmProvider {
     pub base_url: String,
     pub api_key_env: String,
     pub max_tokens: u32,
-    pub temperature: f64,
+    /// Sampling temperature. Unset by default: current Claude models reject non-default
+    /// sampling parameters (Sonnet 5 and later answer 400), and the provider default is good.
+    pub temperature: Option<f64>,
     /// Give up on a completion whose first token takes longer than this.
     pub first_token_timeout_ms: Millis,
     pub request_timeout_ms: Millis,
@@ -89,11 +91,12 @@ impl Default for LlmProvider {
     fn default() -> Self {
         LlmProvider {
             engine: LlmEngine::Auto,
-            model: "claude-sonnet-4-5".into(),
+            // The current Sonnet (late 2026); claude-sonnet-4-5 retires on 2026-11-30.
+            model: "claude-sonnet-5-5".into(),
             base_url: "https://api.anthropic.com".into(),
             api_key_env: "ANTHROPIC_API_KEY".into(),
             max_tokens: 400,
-            temperature: 0.4,
+            temperature: None,
             first_token_timeout_ms: Millis(2500),
             request_timeout_ms: Millis(20_000),
         }
@@ -215,8 +218,8 @@ impl Providers {
         if llm.max_tokens == 0 || llm.max_tokens > 8192 {
             p.push("providers.llm.max_tokens", format!("{} is outside 1-8192", llm.max_tokens));
         }
-        if !(0.0..=2.0).contains(&llm.temperature) {
-            p.push("providers.llm.temperature", format!("{} is outside 0-2", llm.temperature));
+        if let Some(t) = llm.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            p.push("providers.llm.temperature", format!("{t} is outside 0-2"));
         }
         check_ms(
             p,

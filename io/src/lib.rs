@@ -7,6 +7,7 @@ pub mod carrier;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod http;
+pub mod llm;
 pub mod registry;
 pub mod server;
 pub mod telnyx;

@@ -1,0 +1,94 @@
+//! The OpenAI-compatible stream from PROTOCOLS.md §5: tool calls reassembled by index and
+//! handed out whole at `[DONE]`, text as it comes, names split across fragments tolerated.
+
+use hermes_io::llm::anthropic_stream::StreamOutput;
+use hermes_io::llm::openai_stream::{OpenAiStream, OpenAiStreamError};
+use hermes_io::llm::sse::SseDecoder;
+use serde_json::json;
+
+const DOCUMENTED: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_abc","type":"function","function":{"name":"transfer_call","arguments":""}}]},"finish_reason":null}]}
+
+data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"to\":\"sa"}}]},"finish_reason":null}]}
+
+data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"les\"}"}}]},"finish_reason":null}]}
+
+data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}
+
+data: [DONE]
+
+"#;
+
+fn run(text: &str, chunk: usize) -> Vec<StreamOutput> {
+    let mut sse = SseDecoder::new(1 << 20);
+    let mut stream = OpenAiStream::new();
+    let mut out = Vec::new();
+    for piece in text.as_bytes().chunks(chunk) {
+        for event in sse.push(piece).expect("valid SSE") {
+            out.extend(stream.on_data(&event.data).expect("valid chunk"));
+        }
+    }
+    assert!(stream.is_done());
+    out
+}
+
+#[test]
+fn the_documented_tool_call_stream_reassembles_by_index() {
+    for chunk in [1, 13, 4096] {
+        assert_eq!(
+            run(DOCUMENTED, chunk),
+            [
+                StreamOutput::ToolCall {
+                    id: "call_abc".into(),
+                    name: "transfer_call".into(),
+                    input: json!({"to": "sales"})
+                },
+                StreamOutput::Done { stop_reason: Some("tool_calls".into()), output_tokens: None },
+            ],
+            "chunk size {chunk}"
+        );
+    }
+}
+
+#[test]
+fn text_parallel_calls_split_names_and_usage() {
+    let mut s = OpenAiStream::new();
+    let chunks = [
+        json!({"choices":[{"index":0,"delta":{"content":"Let me check. "},"finish_reason":null}]}),
+        json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"lookup_","arguments":""}},{"index":1,"id":"b","function":{"name":"check_availability","arguments":"{}"}}]},"finish_reason":null}]}),
+        json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"name":"order","arguments":"{\"id\":7}"}}]},"finish_reason":"tool_calls"}]}),
+        json!({"choices":[],"usage":{"prompt_tokens":10,"completion_tokens":21}}),
+    ];
+    let mut out = Vec::new();
+    for c in &chunks {
+        out.extend(s.on_data(&c.to_string()).expect("chunk"));
+    }
+    out.extend(s.on_data("[DONE]").expect("done"));
+    assert_eq!(
+        out,
+        [
+            StreamOutput::Text("Let me check. ".into()),
+            StreamOutput::ToolCall {
+                id: "a".into(),
+                name: "lookup_order".into(),
+                input: json!({"id": 7})
+            },
+            StreamOutput::ToolCall {
+                id: "b".into(),
+                name: "check_availability".into(),
+                input: json!({})
+            },
+            StreamOutput::Done { stop_reason: Some("tool_calls".into()), output_tokens: Some(21) },
+        ]
+    );
+}
+
+#[test]
+fn broken_arguments_name_the_tool() {
+    let mut s = OpenAiStream::new();
+    let c = json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"a","function":{"name":"book","arguments":"{\"day\":"}}]},"finish_reason":"tool_calls"}]});
+    s.on_data(&c.to_string()).expect("chunk");
+    assert!(
+        matches!(s.on_data("[DONE]"), Err(OpenAiStreamError::BadArguments { name, .. }) if name == "book")
+    );
+    assert!(matches!(OpenAiStream::new().on_data("{oops"), Err(OpenAiStreamError::NotJson(_))));
+}

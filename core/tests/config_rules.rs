@@ -515,6 +515,13 @@ fn cloud_engines_are_chosen_by_auto_only_when_their_key_is_set() {
     assert!(!config.providers.tts.uses_cloud(&env), "no ElevenLabs key: local TTS");
     let explicit = parse("[providers.stt]\nengine = \"deepgram\"", &env).expect("key present");
     assert!(explicit.providers.stt.uses_cloud(&env));
+    // A self-hosted OpenAI-compatible server is a remote model that needs no key.
+    let self_hosted = parse(
+        "[providers.llm]\nengine = \"openai-compatible\"\nmodel = \"qwen\"\nbase_url = \"http://127.0.0.1:8000\"",
+        &no_env,
+    )
+    .expect("no key needed");
+    assert!(self_hosted.providers.llm.uses_cloud(&no_env), "not the local rule-based agent");
 }
 
 #[test]

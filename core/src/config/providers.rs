@@ -127,44 +127,55 @@ impl Default for TtsProvider {
     }
 }
 
-/// Whether a cloud engine was chosen, and whether the key it needs is present.
-fn resolve_cloud(
-    p: &mut Problems,
-    path: &str,
-    explicit: Option<bool>,
-    key_env: &str,
-    env: Env<'_>,
-) -> bool {
-    let key_present = !key_env.is_empty() && env(key_env).is_some_and(|v| !v.is_empty());
-    match explicit {
-        // `auto`: cloud only with a key.
-        None => key_present,
-        Some(false) => false,
-        Some(true) => {
-            if !key_present {
-                p.push(
-                    format!("{path}.api_key_env"),
-                    format!(
-                        "the environment variable {key_env} is not set; this engine needs its \
-                         API key there (or use engine = \"auto\" to fall back to the local engine)"
-                    ),
-                );
-            }
-            true
+/// What an `engine` setting means for one provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    /// The cloud engine when its key is set, else the local one.
+    Auto,
+    /// A remote engine; `key_required` unless it is self-hosted.
+    Remote {
+        key_required: bool,
+    },
+    Local,
+}
+
+impl Choice {
+    fn uses_remote(self, key_env: &str, env: Env<'_>) -> bool {
+        match self {
+            Choice::Auto => key_present(key_env, env),
+            Choice::Remote { .. } => true,
+            Choice::Local => false,
         }
     }
+
+    /// An explicitly chosen remote engine needs its key in the environment.
+    fn check_key(self, p: &mut Problems, path: &str, key_env: &str, env: Env<'_>) {
+        if self == (Choice::Remote { key_required: true }) && !key_present(key_env, env) {
+            p.push(
+                format!("{path}.api_key_env"),
+                format!(
+                    "the environment variable {key_env} is not set; this engine needs its \
+                     API key there (or use engine = \"auto\" to fall back to the local engine)"
+                ),
+            );
+        }
+    }
+}
+
+fn key_present(key_env: &str, env: Env<'_>) -> bool {
+    !key_env.is_empty() && env(key_env).is_some_and(|v| !v.is_empty())
 }
 
 impl SttProvider {
     /// Whether calls use Deepgram (else the local engine), given the environment.
     pub fn uses_cloud(&self, env: Env<'_>) -> bool {
-        resolve_cloud(&mut Problems::new(), "", self.explicit(), &self.api_key_env, env)
+        self.choice().uses_remote(&self.api_key_env, env)
     }
-    fn explicit(&self) -> Option<bool> {
+    fn choice(&self) -> Choice {
         match self.engine {
-            SttEngine::Auto => None,
-            SttEngine::Deepgram => Some(true),
-            SttEngine::Local => Some(false),
+            SttEngine::Auto => Choice::Auto,
+            SttEngine::Deepgram => Choice::Remote { key_required: true },
+            SttEngine::Local => Choice::Local,
         }
     }
 }
@@ -172,15 +183,15 @@ impl SttProvider {
 impl LlmProvider {
     /// Whether calls use a remote model (else the local rule-based agent).
     pub fn uses_cloud(&self, env: Env<'_>) -> bool {
-        resolve_cloud(&mut Problems::new(), "", self.explicit(), &self.api_key_env, env)
+        self.choice().uses_remote(&self.api_key_env, env)
     }
-    fn explicit(&self) -> Option<bool> {
+    fn choice(&self) -> Choice {
         match self.engine {
-            LlmEngine::Auto => None,
-            LlmEngine::Anthropic => Some(true),
+            LlmEngine::Auto => Choice::Auto,
+            LlmEngine::Anthropic => Choice::Remote { key_required: true },
             // Self-hosted servers often need no key.
-            LlmEngine::OpenaiCompatible => Some(false),
-            LlmEngine::Local => Some(false),
+            LlmEngine::OpenaiCompatible => Choice::Remote { key_required: false },
+            LlmEngine::Local => Choice::Local,
         }
     }
 }
@@ -188,13 +199,13 @@ impl LlmProvider {
 impl TtsProvider {
     /// Whether calls use ElevenLabs (else espeak-ng).
     pub fn uses_cloud(&self, env: Env<'_>) -> bool {
-        resolve_cloud(&mut Problems::new(), "", self.explicit(), &self.api_key_env, env)
+        self.choice().uses_remote(&self.api_key_env, env)
     }
-    fn explicit(&self) -> Option<bool> {
+    fn choice(&self) -> Choice {
         match self.engine {
-            TtsEngine::Auto => None,
-            TtsEngine::Elevenlabs => Some(true),
-            TtsEngine::Local => Some(false),
+            TtsEngine::Auto => Choice::Auto,
+            TtsEngine::Elevenlabs => Choice::Remote { key_required: true },
+            TtsEngine::Local => Choice::Local,
         }
     }
 }
@@ -205,7 +216,7 @@ impl Providers {
         check_url(p, "providers.stt.base_url", &stt.base_url, true);
         check_env_name(p, "providers.stt.api_key_env", &stt.api_key_env);
         check_ms(p, "providers.stt.connect_timeout_ms", stt.connect_timeout_ms.0, 100, 30_000);
-        resolve_cloud(p, "providers.stt", stt.explicit(), &stt.api_key_env, env);
+        stt.choice().check_key(p, "providers.stt", &stt.api_key_env, env);
 
         let llm = &self.llm;
         check_url(p, "providers.llm.base_url", &llm.base_url, false);
@@ -238,7 +249,7 @@ impl Providers {
                 ),
             );
         }
-        resolve_cloud(p, "providers.llm", llm.explicit(), &llm.api_key_env, env);
+        llm.choice().check_key(p, "providers.llm", &llm.api_key_env, env);
 
         let tts = &self.tts;
         check_url(p, "providers.tts.base_url", &tts.base_url, true);
@@ -250,6 +261,6 @@ impl Providers {
             100,
             30_000,
         );
-        resolve_cloud(p, "providers.tts", tts.explicit(), &tts.api_key_env, env);
+        tts.choice().check_key(p, "providers.tts", &tts.api_key_env, env);
     }
 }

@@ -103,35 +103,42 @@ impl ServerCounters {
     pub fn render(&self, generation: u64) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
-        let mut line = |name: &str, help: &str, labels: &str, v: u64| {
-            if !labels.contains("reason=\"") || labels.contains("reason=\"unsigned\"") {
-                out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-            }
-            out.push_str(&format!("{name}{labels} {v}\n"));
-        };
-        line(
-            "hermes_webhooks_accepted_total",
-            "Verified webhook deliveries handled.",
-            "",
-            get(&self.webhooks_accepted),
-        );
-        line(
-            "hermes_webhooks_duplicate_total",
-            "Redelivered webhooks acknowledged without acting.",
-            "",
-            get(&self.webhooks_duplicate),
-        );
-        line(
-            "hermes_webhooks_unparseable_total",
-            "Verified webhooks whose body was not an event.",
-            "",
-            get(&self.webhooks_unparseable),
-        );
-        line(
-            "hermes_webhooks_backpressure_total",
-            "Webhooks refused with 503 because the call driver was full.",
-            "",
-            get(&self.webhooks_backpressure),
+        for (name, help, c) in [
+            (
+                "hermes_webhooks_accepted_total",
+                "Verified webhook deliveries handled.",
+                &self.webhooks_accepted,
+            ),
+            (
+                "hermes_webhooks_duplicate_total",
+                "Redelivered webhooks acknowledged without acting.",
+                &self.webhooks_duplicate,
+            ),
+            (
+                "hermes_webhooks_unparseable_total",
+                "Verified webhooks whose body was not an event.",
+                &self.webhooks_unparseable,
+            ),
+            (
+                "hermes_webhooks_backpressure_total",
+                "Webhooks refused with 503 because the call driver was full.",
+                &self.webhooks_backpressure,
+            ),
+            ("hermes_config_reloads_total", "Configuration reloads applied.", &self.config_reloads),
+            (
+                "hermes_config_reload_failures_total",
+                "Reloads refused because the new file had problems.",
+                &self.config_reload_failures,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                get(c)
+            ));
+        }
+        out.push_str(
+            "# HELP hermes_webhooks_rejected_total Webhooks refused, by reason.\n\
+             # TYPE hermes_webhooks_rejected_total counter\n",
         );
         for (reason, c) in [
             ("unsigned", &self.webhooks_rejected_unsigned),
@@ -140,26 +147,15 @@ impl ServerCounters {
             ("stale", &self.webhooks_rejected_stale),
             ("oversized", &self.webhooks_rejected_oversized),
         ] {
-            line(
-                "hermes_webhooks_rejected_total",
-                "Webhooks refused, by reason.",
-                &format!("{{reason=\"{reason}\"}}"),
-                get(c),
-            );
+            out.push_str(&format!(
+                "hermes_webhooks_rejected_total{{reason=\"{reason}\"}} {}\n",
+                get(c)
+            ));
         }
-        line(
-            "hermes_config_reloads_total",
-            "Configuration reloads applied.",
-            "",
-            get(&self.config_reloads),
-        );
-        line(
-            "hermes_config_reload_failures_total",
-            "Reloads refused because the new file had problems.",
-            "",
-            get(&self.config_reload_failures),
-        );
-        out.push_str(&format!("# HELP hermes_config_generation Configuration generation in force.\n# TYPE hermes_config_generation gauge\nhermes_config_generation {generation}\n"));
+        out.push_str(&format!(
+            "# HELP hermes_config_generation Configuration generation in force.\n\
+             # TYPE hermes_config_generation gauge\nhermes_config_generation {generation}\n"
+        ));
         out
     }
 }

@@ -11,21 +11,16 @@ pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 /// Whether `signature` is Twilio's signature of this request.
 pub fn is_valid(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
     let Ok(expected) = BASE64.decode(signature.trim()) else { return false };
-    let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-    let Ok(mut mac) = <Hmac<Sha1> as KeyInit>::new_from_slice(auth_token.as_bytes()) else {
-        return false;
-    };
-    mac.update(url.as_bytes());
-    for (name, value) in sorted {
-        mac.update(name.as_bytes());
-        mac.update(value.as_bytes());
-    }
-    mac.verify_slice(&expected).is_ok()
+    mac(auth_token, url, params).verify_slice(&expected).is_ok()
 }
 
 /// The signature Twilio would send (for the fake carrier and tests).
 pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+    BASE64.encode(mac(auth_token, url, params).finalize().into_bytes())
+}
+
+/// HMAC-SHA1 over the URL and the parameters sorted by name, each as name+value.
+fn mac(auth_token: &str, url: &str, params: &[(String, String)]) -> Hmac<Sha1> {
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
     let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(auth_token.as_bytes())
@@ -35,7 +30,7 @@ pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String 
         mac.update(name.as_bytes());
         mac.update(value.as_bytes());
     }
-    BASE64.encode(mac.finalize().into_bytes())
+    mac
 }
 
 /// Decodes an `application/x-www-form-urlencoded` body into pairs.

@@ -108,6 +108,34 @@ pub fn decode_payload(payload: &str, out: &mut [u8]) -> Result<usize, FrameError
     })
 }
 
+/// Decodes a frame's JSON in place into a carrier's wire struct, refusing oversized frames
+/// before parsing them.
+pub(crate) fn decode_wire<'a, T: serde::Deserialize<'a>>(
+    buf: &'a mut [u8],
+) -> Result<T, FrameError> {
+    if buf.len() > MAX_FRAME_BYTES {
+        return Err(FrameError::Oversized(buf.len()));
+    }
+    simd_json::serde::from_slice(buf).map_err(|e| FrameError::Malformed(e.to_string()))
+}
+
+/// `inbound`, `inbound_track`, or the older `inbound/outbound` (treated as inbound, the caller).
+pub(crate) fn track_of(track: Option<&str>) -> Track {
+    match track.map(|t| t.trim_end_matches("_track")) {
+        Some("outbound") => Track::Outbound,
+        _ => Track::Inbound,
+    }
+}
+
+/// A DTMF digit: exactly one character that `allowed` accepts.
+pub(crate) fn single_digit(digit: &str, allowed: impl Fn(char) -> bool) -> Option<char> {
+    let mut chars = digit.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) if allowed(c) => Some(c),
+        _ => None,
+    }
+}
+
 /// One carrier's wire format for media WebSocket frames.
 pub trait Dialect: Send + std::fmt::Debug {
     /// Parses one text frame in place.

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hermes_core::codec::G711;
 use serde::Deserialize;
 
-use crate::carrier::Dialect;
+use crate::carrier::{Dialect, decode_wire, single_digit, track_of};
 pub use crate::carrier::{
     FrameError, InboundFrame, MAX_FRAME_BYTES, StreamStart, Track, decode_payload,
 };
@@ -97,11 +97,7 @@ struct WireError<'a> {
 
 /// Parses one text frame. simd-json parses in place, so `buf` is overwritten.
 pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
-    if buf.len() > MAX_FRAME_BYTES {
-        return Err(FrameError::Oversized(buf.len()));
-    }
-    let wire: Wire<'_> =
-        simd_json::serde::from_slice(buf).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let wire: Wire<'_> = decode_wire(buf)?;
     let missing = |event, field| FrameError::MissingField { event, field };
     Ok(match wire.event.as_ref() {
         "connected" => {
@@ -142,13 +138,10 @@ pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
         }
         "dtmf" => {
             let digit = wire.dtmf.and_then(|d| d.digit).ok_or(missing("dtmf", "dtmf.digit"))?;
-            let mut chars = digit.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') => {
-                    InboundFrame::Dtmf { digit: c }
-                }
-                _ => return Err(missing("dtmf", "dtmf.digit (one of 0-9 * # A-D)")),
-            }
+            let digit =
+                single_digit(&digit, |c| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D'))
+                    .ok_or(missing("dtmf", "dtmf.digit (one of 0-9 * # A-D)"))?;
+            InboundFrame::Dtmf { digit }
         }
         "mark" => InboundFrame::Mark {
             name: wire.mark.and_then(|m| m.name).ok_or(missing("mark", "mark.name"))?,
@@ -171,14 +164,6 @@ fn codec_of(encoding: &str) -> Option<G711> {
         "pcmu" | "audio/x-mulaw" | "mulaw" | "g711_ulaw" => Some(G711::Mulaw),
         "pcma" | "audio/x-alaw" | "alaw" | "g711_alaw" => Some(G711::Alaw),
         _ => None,
-    }
-}
-
-/// `inbound`, `inbound_track`, or the older `inbound/outbound` (treated as inbound, the caller).
-fn track_of(track: Option<&str>) -> Track {
-    match track.map(|t| t.trim_end_matches("_track")) {
-        Some("outbound") => Track::Outbound,
-        _ => Track::Inbound,
     }
 }
 

@@ -8,7 +8,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hermes_core::codec::G711;
 use serde::Deserialize;
 
-use crate::carrier::{Dialect, FrameError, InboundFrame, MAX_FRAME_BYTES, StreamStart, Track};
+use crate::carrier::{
+    Dialect, FrameError, InboundFrame, StreamStart, decode_wire, single_digit, track_of,
+};
 
 #[derive(Deserialize)]
 struct Wire<'a> {
@@ -70,11 +72,7 @@ struct WireMark<'a> {
 
 /// Parses one Twilio text frame in place.
 pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
-    if buf.len() > MAX_FRAME_BYTES {
-        return Err(FrameError::Oversized(buf.len()));
-    }
-    let wire: Wire<'_> =
-        simd_json::serde::from_slice(buf).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let wire: Wire<'_> = decode_wire(buf)?;
     let missing = |event, field| FrameError::MissingField { event, field };
     Ok(match wire.event.as_ref() {
         "connected" => InboundFrame::Connected { version: wire.version, auth_token: None },
@@ -102,25 +100,17 @@ pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
         }
         "media" => {
             let media = wire.media.ok_or(missing("media", "media"))?;
-            let track = match media.track.as_deref().map(|t| t.trim_end_matches("_track")) {
-                Some("outbound") => Track::Outbound,
-                _ => Track::Inbound,
-            };
             InboundFrame::Media {
-                track,
+                track: track_of(media.track.as_deref()),
                 sequence: wire.sequence_number.and_then(|s| s.parse().ok()),
                 payload: media.payload.ok_or(missing("media", "media.payload"))?,
             }
         }
         "dtmf" => {
             let digit = wire.dtmf.and_then(|d| d.digit).ok_or(missing("dtmf", "dtmf.digit"))?;
-            let mut chars = digit.chars();
-            match (chars.next(), chars.next()) {
-                (Some(c), None) if c.is_ascii_digit() || matches!(c, '*' | '#') => {
-                    InboundFrame::Dtmf { digit: c }
-                }
-                _ => return Err(missing("dtmf", "dtmf.digit (one of 0-9 * #)")),
-            }
+            let digit = single_digit(&digit, |c| c.is_ascii_digit() || matches!(c, '*' | '#'))
+                .ok_or(missing("dtmf", "dtmf.digit (one of 0-9 * #)"))?;
+            InboundFrame::Dtmf { digit }
         }
         "mark" => InboundFrame::Mark {
             name: wire.mark.and_then(|m| m.name).ok_or(missing("mark", "mark.name"))?,

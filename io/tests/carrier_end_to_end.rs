@@ -8,18 +8,16 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent};
+use hermes_core::audio::AudioEvent;
 use hermes_core::codec::G711;
-use hermes_core::config::HermesConfig;
-use hermes_core::vad::{EnergyVad, VadEvent};
-use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamCommand, StreamEvent};
+use hermes_core::vad::VadEvent;
+use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent};
 use hermes_io::fakes::carrier::{FakeTelnyx, StreamScript, ulaw_from_wav};
 use hermes_io::http::HttpClient;
-use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
 use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
 use hermes_io::telnyx::events::{self as telnyx_events, TelephonyNotice};
 use hermes_io::telnyx::webhook::WebhookVerifier;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 /// 0.5 s silence, 0.8 s of a 300 Hz tone (the "caller"), 0.7 s silence, as a WAV file.
 fn caller_wav(dir: &std::path::Path) -> std::path::PathBuf {
@@ -47,27 +45,12 @@ fn caller_wav(dir: &std::path::Path) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_after_playout() {
     let fake = FakeTelnyx::new([42; 32]);
-    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
-    let engine =
-        Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (events_tx, webhook_events) = mpsc::channel(8);
-    let (sessions_tx, mut sessions) = mpsc::channel(8);
     let verifier = WebhookVerifier::new(&fake.public_key(), 300).expect("fake key");
-    let mut state = ServerState::new(
-        Arc::new(ConfigStore::new(HermesConfig::default())),
-        Some(verifier),
-        events_tx,
-    );
-    state.media = Some(MediaHub {
-        engine,
-        settings: MediaSettings::default(),
-        counters: Arc::new(MediaCounters::default()),
-        sessions: sessions_tx,
-    });
-    let (_stop, stop_rx) = watch::channel(false);
-    tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(1)));
+    let common::MediaServer { addr, mut sessions, webhook_events, stop: _stop, .. } =
+        common::media_server(MediaSettings::default(), Duration::from_secs(1), |state| {
+            state.telnyx = Some(verifier);
+        })
+        .await;
 
     // 1. Telnyx tells us a call arrived; we answer through (a stand-in for) Call Control,
     //    asking for the stream on our media route.

@@ -2,54 +2,30 @@
 //! real-time pace), the real audio engine hears speech, agent audio comes back paced with its
 //! mark behind it, `clear` stops it, malformed frames are skipped, a bad token is refused.
 
-use std::sync::Arc;
+mod common;
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::{MediaServer, media_server};
 use futures_util::{SinkExt, StreamExt};
-use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent};
+use hermes_core::audio::AudioEvent;
 use hermes_core::codec::G711;
-use hermes_core::config::HermesConfig;
-use hermes_core::vad::{EnergyVad, VadEvent};
-use hermes_io::carrier::session::{
-    MediaCounters, MediaSettings, StreamCommand, StreamEvent, StreamHandle,
-};
-use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
+use hermes_core::vad::VadEvent;
+use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent, StreamHandle};
 use hermes_io::telnyx::media::write_media;
-use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-struct Rig {
-    url: String,
-    sessions: mpsc::Receiver<StreamHandle>,
-    counters: Arc<MediaCounters>,
-    _stop: watch::Sender<bool>,
+/// The server's media route with the given stream token.
+async fn rig(auth_token: Option<&str>) -> MediaServer {
+    let settings =
+        MediaSettings { auth_token: auth_token.map(String::from), ..MediaSettings::default() };
+    media_server(settings, Duration::from_secs(1), |_| {}).await
 }
 
-async fn rig(auth_token: Option<&str>) -> Rig {
-    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
-    let engine =
-        Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (events_tx, _events_rx) = mpsc::channel(8);
-    let (sessions_tx, sessions) = mpsc::channel(8);
-    let counters = Arc::new(MediaCounters::default());
-    let mut state =
-        ServerState::new(Arc::new(ConfigStore::new(HermesConfig::default())), None, events_tx);
-    state.media = Some(MediaHub {
-        engine,
-        settings: MediaSettings {
-            auth_token: auth_token.map(String::from),
-            ..MediaSettings::default()
-        },
-        counters: Arc::clone(&counters),
-        sessions: sessions_tx,
-    });
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(1)));
-    Rig { url: format!("ws://{addr}/telnyx/media"), sessions, counters, _stop: stop }
+fn url(server: &MediaServer) -> String {
+    format!("ws://{}/telnyx/media", server.addr)
 }
 
 fn tone(ms: usize) -> Vec<u8> {
@@ -91,7 +67,7 @@ async fn next_event(handle: &mut StreamHandle) -> StreamEvent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark() {
     let mut rig = rig(None).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(rig.url.as_str()).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");
     let mut handle = rig.sessions.recv().await.expect("session handed to the driver");
     ws.send(Message::text(r#"{"event":"connected","version":"1.0.0"}"#)).await.expect("connected");
     ws.send(Message::text(START)).await.expect("start");
@@ -168,7 +144,7 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_stops_agent_audio_at_once() {
     let mut rig = rig(None).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(rig.url.as_str()).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");
     let mut handle = rig.sessions.recv().await.expect("session");
     ws.send(Message::text(START)).await.expect("start");
     next_event(&mut handle).await;
@@ -195,7 +171,7 @@ async fn clear_stops_agent_audio_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_without_the_configured_token_is_refused() {
     let mut rig = rig(Some("s3cret")).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(rig.url.as_str()).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");
     let _handle = rig.sessions.recv().await.expect("session");
     ws.send(Message::text(r#"{"event":"connected","version":"1.0.0"}"#)).await.expect("connected");
     ws.send(Message::text(START)).await.expect("start");
@@ -207,7 +183,7 @@ async fn a_stream_without_the_configured_token_is_refused() {
     assert_eq!(rig.counters.auth_failures.load(Ordering::Relaxed), 1);
 
     // With the token in the handshake header, the same stream is accepted.
-    let mut request = rig.url.as_str().into_client_request().expect("request");
+    let mut request = url(&rig).as_str().into_client_request().expect("request");
     request
         .headers_mut()
         .insert("x-telnyx-streaming-auth-token", "s3cret".parse().expect("header"));
@@ -219,23 +195,8 @@ async fn a_stream_without_the_configured_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_a_live_call_to_finish_within_the_grace_period() {
-    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
-    let engine =
-        Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (events_tx, _events_rx) = mpsc::channel(8);
-    let (sessions_tx, mut sessions) = mpsc::channel(8);
-    let mut state =
-        ServerState::new(Arc::new(ConfigStore::new(HermesConfig::default())), None, events_tx);
-    state.media = Some(MediaHub {
-        engine,
-        settings: MediaSettings::default(),
-        counters: Arc::new(MediaCounters::default()),
-        sessions: sessions_tx,
-    });
-    let (stop, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(10)));
+    let MediaServer { addr, mut sessions, stop, task: server, .. } =
+        media_server(MediaSettings::default(), Duration::from_secs(10), |_| {}).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/telnyx/media"))
         .await
         .expect("connect");

@@ -1,23 +1,21 @@
 //! Twilio Media Streams: the documented frames, `streamSid` on everything we send, the
 //! documented signature vector, and the voice webhook answering with TwiML only when signed.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::{MediaServer, media_server};
 use futures_util::{SinkExt, StreamExt};
-use hermes_core::audio::{AudioConfig, AudioEngine};
 use hermes_core::codec::G711;
-use hermes_core::config::HermesConfig;
-use hermes_core::vad::EnergyVad;
-use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamCommand, StreamEvent};
+use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent};
 use hermes_io::carrier::{Dialect, InboundFrame, StreamStart};
-use hermes_io::server::{ConfigStore, MediaHub, ServerState, TwilioHub, serve};
+use hermes_io::server::TwilioHub;
 use hermes_io::twilio::media::{TwilioDialect, parse};
 use hermes_io::twilio::signature::{form_params, is_valid, sign};
 use hermes_io::twilio::twiml::connect_stream;
-use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 fn parse_str(text: &str) -> InboundFrame<'static> {
@@ -129,33 +127,15 @@ fn twiml_connects_the_stream_bidirectionally() {
     );
 }
 
-async fn start_server() -> (
-    std::net::SocketAddr,
-    mpsc::Receiver<hermes_io::carrier::session::StreamHandle>,
-    watch::Sender<bool>,
-) {
-    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
-    let engine =
-        Arc::new(AudioEngine::start(audio, Arc::new(EnergyVad::default())).expect("engine"));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (events_tx, _) = mpsc::channel(8);
-    let (sessions_tx, sessions) = mpsc::channel(8);
-    let mut state =
-        ServerState::new(Arc::new(ConfigStore::new(HermesConfig::default())), None, events_tx);
-    state.media = Some(MediaHub {
-        engine,
-        settings: MediaSettings::default(),
-        counters: Arc::new(MediaCounters::default()),
-        sessions: sessions_tx,
-    });
-    state.twilio = Some(TwilioHub {
-        auth_token: "12345".into(),
-        public_url: "https://agent.example.com".into(),
-    });
-    let (stop, stop_rx) = watch::channel(false);
-    tokio::spawn(serve(listener, Arc::new(state), stop_rx, Duration::from_secs(1)));
-    (addr, sessions, stop)
+/// The server with Twilio's routes, signed with the documented test token "12345".
+async fn start_server() -> MediaServer {
+    media_server(MediaSettings::default(), Duration::from_secs(1), |state| {
+        state.twilio = Some(TwilioHub {
+            auth_token: "12345".into(),
+            public_url: "https://agent.example.com".into(),
+        });
+    })
+    .await
 }
 
 async fn post_voice(
@@ -178,7 +158,8 @@ async fn post_voice(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_voice_webhook_answers_with_twiml_only_when_signed() {
-    let (addr, _sessions, _stop) = start_server().await;
+    let server = start_server().await;
+    let addr = server.addr;
     let body = "CallSid=CA1&From=%2B15555550123&To=%2B15555550100".to_string();
     let signature =
         sign("12345", "https://agent.example.com/twilio/voice", &form_params(body.as_bytes()));
@@ -191,7 +172,7 @@ async fn the_voice_webhook_answers_with_twiml_only_when_signed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twilio_media_session_plays_agent_audio_with_the_stream_sid() {
-    let (addr, mut sessions, _stop) = start_server().await;
+    let MediaServer { addr, mut sessions, stop: _stop, .. } = start_server().await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio/media"))
         .await
         .expect("connect");

@@ -66,3 +66,41 @@ pub async fn fake_api(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Ve
     });
     (format!("http://{addr}/v2"), seen)
 }
+
+/// The server with a media hub on the real audio engine (level-threshold VAD, one unpinned
+/// worker), on a loopback port. `customize` adds what a test needs (a verifier, Twilio).
+pub struct MediaServer {
+    pub addr: std::net::SocketAddr,
+    pub sessions: tokio::sync::mpsc::Receiver<hermes_io::carrier::session::StreamHandle>,
+    pub counters: Arc<hermes_io::carrier::session::MediaCounters>,
+    pub webhook_events: tokio::sync::mpsc::Receiver<hermes_io::telnyx::webhook::CallEvent>,
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub async fn media_server(
+    settings: hermes_io::carrier::session::MediaSettings,
+    grace: std::time::Duration,
+    customize: impl FnOnce(&mut hermes_io::server::ServerState),
+) -> MediaServer {
+    use hermes_core::audio::{AudioConfig, AudioEngine};
+    use hermes_io::carrier::session::MediaCounters;
+    use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
+
+    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
+    let vad = Arc::new(hermes_core::vad::EnergyVad::default());
+    let engine = Arc::new(AudioEngine::start(audio, vad).expect("engine"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (events_tx, webhook_events) = tokio::sync::mpsc::channel(8);
+    let (sessions_tx, sessions) = tokio::sync::mpsc::channel(8);
+    let counters = Arc::new(MediaCounters::default());
+    let config = Arc::new(ConfigStore::new(hermes_core::config::HermesConfig::default()));
+    let mut state = ServerState::new(config, None, events_tx);
+    state.media =
+        Some(MediaHub { engine, settings, counters: Arc::clone(&counters), sessions: sessions_tx });
+    customize(&mut state);
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(serve(listener, Arc::new(state), stop_rx, grace));
+    MediaServer { addr, sessions, counters, webhook_events, stop, task }
+}

@@ -14,9 +14,7 @@ use hermes_core::vad::{SegmenterConfig, VAD_INPUT, VAD_STATE, VadInput, VadStrea
 use hermes_models::{SileroBackend, manifest, silero};
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("HERMES_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.hermes/models"))
+    hermes_models::models_dir_under(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 /// Ten seconds of the real recording, μ-law, as a carrier sends it.

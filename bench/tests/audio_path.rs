@@ -18,9 +18,7 @@ use hermes_models::{SileroBackend, silero};
 static ALLOCATOR: AllocationProbe = AllocationProbe::new();
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("HERMES_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.hermes/models"))
+    hermes_models::models_dir_under(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 /// Runs 16 calls of real speech for 4 s; returns the report and the worker allocations seen.

@@ -11,12 +11,12 @@ mod verify;
 pub use silero::SileroBackend;
 pub use verify::{sha256_file, verify_file};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where models live unless told otherwise: `$HERMES_MODELS_DIR`, else `.hermes/models` under
-/// the current directory.
-pub fn default_models_dir() -> PathBuf {
+/// `root` (the checkout, for tests and benchmarks run from any crate's directory).
+pub fn models_dir_under(root: &Path) -> PathBuf {
     std::env::var_os("HERMES_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".hermes").join("models"))
+        .unwrap_or_else(|| root.join(".hermes").join("models"))
 }

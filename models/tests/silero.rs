@@ -10,9 +10,7 @@ use hermes_models::manifest::{SILERO_VAD, SPEECH_SAMPLE_8K};
 use hermes_models::{SileroBackend, silero};
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("HERMES_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.hermes/models"))
+    hermes_models::models_dir_under(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 fn model_path() -> PathBuf {

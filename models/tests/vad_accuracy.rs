@@ -28,9 +28,7 @@ const SCRIPT: &[(f64, &str)] = &[
 const TRAILING_SILENCE_S: f64 = 1.0;
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("HERMES_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.hermes/models"))
+    hermes_models::models_dir_under(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
 }
 
 /// Speaks `text` with espeak-ng and returns it as 8 kHz mono samples in [-1, 1).

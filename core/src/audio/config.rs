@@ -1,5 +1,6 @@
 //! Tuning of the audio engine (`[audio]` in `hermes.toml`).
 
+use crate::config::Problems;
 use crate::units::Millis;
 use crate::vad::SegmenterConfig;
 
@@ -61,46 +62,60 @@ impl AudioConfig {
         })
     }
 
-    /// Problems with this configuration, each naming its field under `audio.`.
+    /// Problems with this configuration, each as `audio.<field>: <what is wrong>`.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut p = Problems::new();
+        self.check(&mut p);
+        p.iter().map(ToString::to_string).collect()
+    }
+
+    /// Records each problem against its field under `audio.`.
+    pub fn check(&self, out: &mut Problems) {
         if self.workers == Some(0) {
-            out.push("audio.workers: 0 workers cannot carry a call; leave it unset for all cores but one".into());
+            out.push(
+                "audio.workers",
+                "0 workers cannot carry a call; leave it unset for all cores but one",
+            );
         }
         if let Some(p) = self.realtime_priority
             && !(1..=99).contains(&p)
         {
-            out.push(format!("audio.realtime_priority: {p} is outside SCHED_FIFO's 1-99"));
+            out.push("audio.realtime_priority", format!("{p} is outside SCHED_FIFO's 1-99"));
         }
         if self.max_calls_per_worker == 0 {
-            out.push("audio.max_calls_per_worker: must be at least 1".into());
+            out.push("audio.max_calls_per_worker", "must be at least 1");
         }
         if self.max_vad_batch == 0 {
-            out.push("audio.max_vad_batch: must be at least 1".into());
+            out.push("audio.max_vad_batch", "must be at least 1");
         }
         if self.tick.0 == 0 || self.tick.0 > 100 {
-            out.push(format!("audio.tick_ms: {} is outside 1-100 ms", self.tick));
+            out.push("audio.tick_ms", format!("{} is outside 1-100 ms", self.tick));
         }
         if self.playout_lead < self.tick || self.playout_lead.0 > 2000 {
-            out.push(format!(
-                "audio.playout_lead_ms: {} must be at least one tick ({}) and at most 2000 ms",
-                self.playout_lead, self.tick
-            ));
+            out.push(
+                "audio.playout_lead_ms",
+                format!(
+                    "{} must be at least one tick ({}) and at most 2000 ms",
+                    self.playout_lead, self.tick
+                ),
+            );
         }
         if self.inbound_buffer.0 < 100 {
-            out.push(format!(
-                "audio.inbound_buffer_ms: {} is under 100 ms; network bursts would be dropped",
-                self.inbound_buffer
-            ));
+            out.push(
+                "audio.inbound_buffer_ms",
+                format!("{} is under 100 ms; network bursts would be dropped", self.inbound_buffer),
+            );
         }
         if self.playout_buffer < self.playout_lead {
-            out.push(format!(
-                "audio.playout_buffer_ms: {} is smaller than playout_lead_ms {}",
-                self.playout_buffer, self.playout_lead
-            ));
+            out.push(
+                "audio.playout_buffer_ms",
+                format!(
+                    "{} is smaller than playout_lead_ms {}",
+                    self.playout_buffer, self.playout_lead
+                ),
+            );
         }
-        out.extend(self.vad.problems().into_iter().map(|p| format!("audio.vad.{p}")));
-        out
+        self.vad.check(out, "audio.vad.");
     }
 }
 

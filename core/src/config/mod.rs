@@ -70,7 +70,7 @@ impl HermesConfig {
         self.budgets.check(&mut p);
         self.storage.check(&mut p);
         self.server.check(&mut p);
-        p.extend_prefixed(self.audio.problems());
+        self.audio.check(&mut p);
         p
     }
 }

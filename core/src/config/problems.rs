@@ -49,16 +49,6 @@ impl Problems {
         });
     }
 
-    /// Records problems written as `"path: message"` (the audio core's own checks).
-    pub fn extend_prefixed(&mut self, lines: impl IntoIterator<Item = String>) {
-        for line in lines {
-            match line.split_once(": ") {
-                Some((path, message)) => self.push(path, message),
-                None => self.push("", line),
-            }
-        }
-    }
-
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

@@ -6,6 +6,7 @@
 //! (as in Silero's own `VADIterator`). Events carry the sample position where speech actually
 //! started or stopped, not the later moment it was confirmed; `decided_at` says when that was.
 
+use crate::config::Problems;
 use crate::units::{Millis, Samples};
 
 /// Tuning of the segmenter. The defaults suit 8 kHz telephone speech.
@@ -44,23 +45,34 @@ impl Default for SegmenterConfig {
 }
 
 impl SegmenterConfig {
-    /// Problems with this configuration, each naming its field.
+    /// Problems with this configuration, each as `<field>: <what is wrong>`.
     pub fn problems(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut p = Problems::new();
+        self.check(&mut p, "");
+        p.iter().map(ToString::to_string).collect()
+    }
+
+    /// Records each problem against its field, named under `prefix` (`audio.vad.`).
+    pub fn check(&self, out: &mut Problems, prefix: &str) {
         for (name, v) in
             [("start_threshold", self.start_threshold), ("stop_threshold", self.stop_threshold)]
         {
             if !(0.0..=1.0).contains(&v) {
-                out.push(format!("{name}: {v} is not a probability between 0 and 1"));
+                out.push(
+                    format!("{prefix}{name}"),
+                    format!("{v} is not a probability between 0 and 1"),
+                );
             }
         }
         if self.stop_threshold > self.start_threshold {
-            out.push(format!(
-                "stop_threshold: {} is above start_threshold {}; hysteresis needs stop <= start",
-                self.stop_threshold, self.start_threshold
-            ));
+            out.push(
+                format!("{prefix}stop_threshold"),
+                format!(
+                    "{} is above start_threshold {}; hysteresis needs stop <= start",
+                    self.stop_threshold, self.start_threshold
+                ),
+            );
         }
-        out
     }
 }
 

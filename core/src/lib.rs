@@ -4,6 +4,7 @@
 //! voice-activity segmenter, and the audio engine's pinned worker threads with their lock-free
 //! rings. Nothing here knows about tokio, sockets or a model runtime; the binary wires those in.
 
+pub mod agent;
 pub mod artifact;
 pub mod audio;
 pub mod call;

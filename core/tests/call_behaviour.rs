@@ -342,6 +342,24 @@ fn the_llm_asking_for_a_human_transfers_the_call() {
 }
 
 #[test]
+fn the_llm_ending_the_call_says_goodbye_then_hangs_up_as_completed() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Tools(vec![("end_call", "{}")]));
+    sim.caller_says(ms(5000), ms(800), "that's all, bye");
+    sim.run_until(ms(15_000));
+    assert_eq!(
+        sim.spoken().last().map(String::as_str),
+        Some("Thanks for calling Maple Street Hair. Goodbye!")
+    );
+    let hangup = sim.actions.iter().find_map(|(_, a)| match a {
+        Action::Hangup { reason } => Some(*reason),
+        _ => None,
+    });
+    assert_eq!(hangup, Some(HangupReason::Completed));
+    assert_eq!(sim.count(|a| matches!(a, Action::RunTools { .. })), 0, "handled by the machine");
+}
+
+#[test]
 fn repeated_llm_failures_escalate_to_a_human() {
     let mut sim = greeted();
     sim.replies.push_back(Reply::Error);

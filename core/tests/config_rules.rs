@@ -274,7 +274,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "unknown built-in tool",
         "[tools]\nenabled = [\"book_appointment\", \"teleport\"]",
-        "tools.enabled[1]: \"teleport\" is not a built-in tool (known: business_info, check_availability, book_appointment, cancel_appointment, lookup_order, open_ticket, transfer_to_human) (line 2)",
+        "tools.enabled[1]: \"teleport\" is not a built-in tool (known: business_info, check_availability, book_appointment, reschedule_appointment, cancel_appointment, lookup_order, open_ticket, schedule_callback, transfer_to_human, end_call) (line 2)",
     ),
     (
         "tool timeout",

@@ -8,14 +8,17 @@ use super::validate::{check_env_name, check_ms, check_url};
 use crate::units::Millis;
 
 /// The built-in tools, by the name the model sees.
-pub const BUILTIN_TOOLS: [&str; 7] = [
+pub const BUILTIN_TOOLS: [&str; 10] = [
     "business_info",
     "check_availability",
     "book_appointment",
+    "reschedule_appointment",
     "cancel_appointment",
     "lookup_order",
     "open_ticket",
+    "schedule_callback",
     "transfer_to_human",
+    "end_call",
 ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

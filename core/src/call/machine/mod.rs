@@ -15,6 +15,8 @@ use super::timers::{Timer, TimerTable};
 
 /// The built-in tool the machine handles itself: the LLM asks, the machine transfers.
 const TRANSFER_TOOL: &str = "transfer_to_human";
+/// …and the one that ends the call once the caller is done: the goodbye line, then hang up.
+const END_CALL_TOOL: &str = "end_call";
 /// Speaking rate used to bound how long a line may take to be heard (≈ 15 chars/s).
 const SPEECH_PER_CHAR: Duration = Duration::from_millis(70);
 
@@ -369,6 +371,10 @@ impl Call {
         if calls.iter().any(|c| c.name == TRANSFER_TOOL) {
             self.log(CallLog::EscalationRequested);
             self.escalate(now);
+            return;
+        }
+        if calls.iter().any(|c| c.name == END_CALL_TOOL) {
+            self.close(now, Closing::Hangup(HangupReason::Completed));
             return;
         }
         if calls.is_empty() {

@@ -1,0 +1,190 @@
+//! The tools the agent can call, described once for every brain that calls them: the cloud
+//! LLMs read these specs (name, description, JSON Schema of the arguments), the offline brain
+//! emits calls with exactly these arguments, and the tool runner answers with the result
+//! types below. One contract, so swapping the brain never changes what a tool receives.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::config::{BUILTIN_TOOLS, Tools};
+
+/// A tool as a model sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: Value,
+}
+
+/// The specs of every tool `tools` turns on: the enabled built-ins, then the webhook tools.
+pub fn specs_for(tools: &Tools) -> Vec<ToolSpec> {
+    let mut specs: Vec<ToolSpec> = BUILTIN_TOOLS
+        .iter()
+        .filter(|name| tools.enabled.iter().any(|e| e == *name))
+        .filter_map(|name| builtin_spec(name))
+        .collect();
+    specs.extend(tools.webhook.iter().map(|w| ToolSpec {
+        name: w.name.clone(),
+        description: w.description.clone(),
+        parameters: if w.parameters.is_null() {
+            json!({"type": "object", "properties": {}})
+        } else {
+            w.parameters.clone()
+        },
+    }));
+    specs
+}
+
+/// The spec of one built-in tool, by name.
+pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
+    let (description, parameters) = match name {
+        "business_info" => (
+            "Look up the business's opening hours, address, services and prices, or the answer \
+             to a frequently asked question. Use it instead of guessing.",
+            object(
+                json!({
+                    "topic": {"type": "string", "enum": ["hours", "address", "services", "faq"]},
+                    "question": {"type": "string", "description": "The caller's question, for topic faq."}
+                }),
+                &["topic"],
+            ),
+        ),
+        "check_availability" => (
+            "Find free appointment times for a service on a date, optionally near a time, in a \
+             part of the day, or with one staff member.",
+            object(
+                json!({
+                    "service": {"type": "string", "description": "Service id."},
+                    "date": {"type": "string", "description": "YYYY-MM-DD."},
+                    "time": {"type": "string", "description": "HH:MM, 24-hour; the preferred time."},
+                    "part_of_day": {"type": "string", "enum": ["morning", "afternoon", "evening"]},
+                    "staff": {"type": "string", "description": "Staff id."}
+                }),
+                &["service", "date"],
+            ),
+        ),
+        "book_appointment" => (
+            "Book an appointment the caller has confirmed. Read the details back and get a yes \
+             before calling this.",
+            object(
+                json!({
+                    "service": {"type": "string"},
+                    "start": {"type": "string", "description": "YYYY-MM-DDTHH:MM local time."},
+                    "staff": {"type": "string", "description": "Staff id."},
+                    "customer_name": {"type": "string"}
+                }),
+                &["service", "start", "customer_name"],
+            ),
+        ),
+        "reschedule_appointment" => (
+            "Move the caller's upcoming appointment (found by their phone number, or by name) \
+             to a new confirmed time.",
+            object(
+                json!({
+                    "new_start": {"type": "string", "description": "YYYY-MM-DDTHH:MM local time."},
+                    "staff": {"type": "string"},
+                    "customer_name": {"type": "string"}
+                }),
+                &["new_start"],
+            ),
+        ),
+        "cancel_appointment" => (
+            "Cancel the caller's upcoming appointment (found by their phone number, or by name) \
+             after they confirm.",
+            object(json!({"customer_name": {"type": "string"}}), &[]),
+        ),
+        "lookup_order" => (
+            "Look up an order's status by its order number, or by the number the caller is \
+             calling from.",
+            object(
+                json!({
+                    "order_number": {"type": "string"},
+                    "by_caller_phone": {"type": "boolean"}
+                }),
+                &[],
+            ),
+        ),
+        "open_ticket" => (
+            "Open a support ticket for a problem the caller describes; someone follows up.",
+            object(
+                json!({
+                    "summary": {"type": "string"},
+                    "customer_name": {"type": "string"}
+                }),
+                &["summary"],
+            ),
+        ),
+        "schedule_callback" => (
+            "Arrange for a person to call the caller back.",
+            object(
+                json!({
+                    "reason": {"type": "string"},
+                    "when": {"type": "string", "description": "When the caller prefers, in their words."}
+                }),
+                &["reason"],
+            ),
+        ),
+        "transfer_to_human" => (
+            "Hand the call to a person when the caller asks for one or you cannot help.",
+            object(json!({"reason": {"type": "string"}}), &[]),
+        ),
+        "end_call" => (
+            "End the call after the caller has said goodbye or has nothing else to ask.",
+            object(json!({}), &[]),
+        ),
+        _ => return None,
+    };
+    Some(ToolSpec { name: name.to_string(), description: description.to_string(), parameters })
+}
+
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+/// `check_availability`'s answer: free starts, nearest to the request first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    pub slots: Vec<Slot>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    /// `YYYY-MM-DDTHH:MM`, local time.
+    pub start: String,
+    pub staff: String,
+    pub staff_name: String,
+}
+
+/// `book_appointment` / `reschedule_appointment` / `cancel_appointment`'s answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Booking {
+    pub booking_id: String,
+    pub service: String,
+    pub service_name: String,
+    pub start: String,
+    pub staff_name: String,
+}
+
+/// `lookup_order`'s answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderStatus {
+    pub order_number: String,
+    /// `received`, `shipped`, `delivered`, `cancelled`…
+    pub status: String,
+    /// Expected delivery, `YYYY-MM-DD`, when known.
+    #[serde(default)]
+    pub eta: String,
+}
+
+/// `open_ticket` / `schedule_callback`'s answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub ticket_id: String,
+}
+
+/// `business_info`'s answer: a sentence the agent can say.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    pub answer: String,
+}

@@ -100,15 +100,11 @@ impl HttpClient {
 }
 
 impl HttpClient {
-    /// POSTs a JSON body and returns the status and the whole response body (up to
-    /// `max_body` bytes) whatever the status: API clients decide what each status means.
-    pub async fn post_json(
-        &self,
+    fn json_post(
         url: &str,
         headers: &[(&str, &str)],
         body: Bytes,
-        max_body: usize,
-    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
+    ) -> Result<Request<Full<Bytes>>, HttpError> {
         let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
             HttpError::BadUrl { url: url.to_string(), reason: e.to_string() }
         })?;
@@ -118,9 +114,40 @@ impl HttpClient {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request
+        request
             .body(Full::new(body))
-            .map_err(|e| HttpError::BadUrl { url: url.to_string(), reason: e.to_string() })?;
+            .map_err(|e| HttpError::BadUrl { url: url.to_string(), reason: e.to_string() })
+    }
+
+    /// POSTs a JSON body and returns the response as soon as its headers arrive (within the
+    /// client's timeout), whatever the status, with the body still streaming: for SSE and
+    /// audio streams, where the caller reads at its own pace and with its own deadlines.
+    pub async fn post_stream(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Response<Incoming>, HttpError> {
+        let request = Self::json_post(url, headers, body)?;
+        tokio::time::timeout(self.timeout, self.inner.request(request))
+            .await
+            .map_err(|_| HttpError::Timeout {
+                url: url.to_string(),
+                seconds: self.timeout.as_secs(),
+            })?
+            .map_err(|e| HttpError::Unreachable { url: url.to_string(), reason: error_chain(&e) })
+    }
+
+    /// POSTs a JSON body and returns the status and the whole response body (up to
+    /// `max_body` bytes) whatever the status: API clients decide what each status means.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        max_body: usize,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
+        let request = Self::json_post(url, headers, body)?;
         let exchange = async {
             let response = self.inner.request(request).await.map_err(|e| {
                 HttpError::Unreachable { url: url.to_string(), reason: error_chain(&e) }

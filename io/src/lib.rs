@@ -9,6 +9,7 @@ pub mod fakes;
 pub mod http;
 pub mod llm;
 pub mod registry;
+pub mod retry;
 pub mod server;
 pub mod telnyx;
 pub mod twilio;

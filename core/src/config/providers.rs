@@ -85,6 +85,10 @@ pub struct LlmProvider {
     /// Give up on a completion whose first token takes longer than this.
     pub first_token_timeout_ms: Millis,
     pub request_timeout_ms: Millis,
+    /// Tried after `model` stays overloaded (429/529/5xx) through its retries. Empty: none.
+    pub fallback_model: String,
+    /// Retries per model on overload, rate limits and dropped connections, before any output.
+    pub max_retries: u32,
 }
 
 impl Default for LlmProvider {
@@ -99,6 +103,8 @@ impl Default for LlmProvider {
             temperature: None,
             first_token_timeout_ms: Millis(2500),
             request_timeout_ms: Millis(20_000),
+            fallback_model: String::new(),
+            max_retries: 2,
         }
     }
 }
@@ -247,6 +253,18 @@ impl Providers {
                     "{} exceeds request_timeout_ms ({})",
                     llm.first_token_timeout_ms, llm.request_timeout_ms
                 ),
+            );
+        }
+        if llm.max_retries > 5 {
+            p.push(
+                "providers.llm.max_retries",
+                format!("{} is above 5; a caller cannot wait that long", llm.max_retries),
+            );
+        }
+        if !llm.fallback_model.is_empty() && llm.fallback_model == llm.model {
+            p.push(
+                "providers.llm.fallback_model",
+                "is the same as model; leave it empty or name another model",
             );
         }
         llm.choice().check_key(p, "providers.llm", &llm.api_key_env, env);

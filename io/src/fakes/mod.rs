@@ -2,3 +2,5 @@
 //! (feature `fakes`). A fake is never a default for real calls.
 
 pub mod carrier;
+pub mod llm;
+pub mod profile;

@@ -156,7 +156,10 @@ impl AnthropicStream {
     }
 }
 
+/// Appends in place (a long answer arrives in hundreds of deltas; no copy per delta).
 fn append(block: &mut Value, field: &str, more: &str) {
-    let current = block[field].as_str().unwrap_or("").to_string();
-    block[field] = Value::String(current + more);
+    match &mut block[field] {
+        Value::String(s) => s.push_str(more),
+        other => *other = Value::String(more.to_string()),
+    }
 }

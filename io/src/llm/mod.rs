@@ -1,6 +1,15 @@
-//! Language-model clients. So far: the SSE decoder and the stream accumulators (Anthropic,
-//! OpenAI-compatible) the streaming clients are built on; both yield the same outputs.
+//! Language-model clients: the SSE decoder and the stream accumulators (Anthropic,
+//! OpenAI-compatible), the request builders for each protocol, and the client that streams,
+//! retries and cancels completions — from a cloud model or the offline brain.
 
+pub mod anthropic;
 pub mod anthropic_stream;
+mod client;
+pub mod openai;
 pub mod openai_stream;
 pub mod sse;
+
+pub use client::{
+    LlmClient, LlmCounters, LlmError, LlmEvent, LlmSession, LlmStream, Protocol, RemoteSettings,
+    Verbatim, WireRequest,
+};

@@ -11,23 +11,7 @@ use serde_json::{Value, json};
 
 use crate::http::{HttpClient, HttpError};
 
-/// Retries after the first attempt, and their backoff.
-#[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    pub first_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 4,
-            first_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(2),
-        }
-    }
-}
+pub use crate::retry::RetryPolicy;
 
 /// A Call Control command that failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,510 @@
+//! A fake Anthropic Messages API and a fake OpenAI-compatible chat-completions API on one
+//! loopback server. Replies — text and tool calls — come from the offline brain, so a
+//! conversation through the fake is a real conversation; they stream in the providers' exact
+//! SSE shapes (PROTOCOLS.md §3 and §5), paced by a [`LatencyProfile`], with [`Fault`]s injected
+//! on demand.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::channel::{Channel, Sender};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use hermes_core::agent::{Brain, Reply};
+use hermes_core::call::{Context, Message, ToolCall};
+use hermes_core::config::{BUILTIN_TOOLS, Business};
+
+use super::profile::{Fault, Faults, LatencyProfile, SharedRng};
+
+type Body = Either<Full<Bytes>, Channel<Bytes>>;
+
+/// How the fake behaves.
+#[derive(Clone, Debug)]
+pub struct FakeLlmOptions {
+    pub business: Business,
+    /// Tools the brain may call.
+    pub tools: Vec<String>,
+    pub profile: LatencyProfile,
+    pub seed: u64,
+    /// A fixed "now" for the brain (tests); `None`: the clock, in the business's time zone.
+    pub clock: Option<DateTime>,
+    /// Anthropic answers open with a signed `thinking` block, as newer models' do, which the
+    /// client must send back unchanged.
+    pub thinking: bool,
+}
+
+impl Default for FakeLlmOptions {
+    fn default() -> Self {
+        FakeLlmOptions {
+            business: Business::default(),
+            tools: BUILTIN_TOOLS.iter().map(|t| t.to_string()).collect(),
+            profile: LatencyProfile::ZERO,
+            seed: 1,
+            clock: None,
+            thinking: false,
+        }
+    }
+}
+
+/// A running fake. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeLlm {
+    pub addr: SocketAddr,
+    /// Queue faults here; each applies to one request.
+    pub faults: Faults,
+    /// Every request body received, in order.
+    pub requests: Arc<Mutex<Vec<Value>>>,
+    /// Answers the client stopped reading before their end (cancelled requests).
+    pub abandoned: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    brain: Brain,
+    timezone: TimeZone,
+    options: FakeLlmOptions,
+    faults: Faults,
+    rng: SharedRng,
+    requests: Arc<Mutex<Vec<Value>>>,
+    abandoned: Arc<AtomicU64>,
+}
+
+impl FakeLlm {
+    /// Starts on `addr` (port 0 for any free port).
+    pub async fn start(addr: SocketAddr, options: FakeLlmOptions) -> std::io::Result<FakeLlm> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let faults = Faults::default();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let abandoned = Arc::new(AtomicU64::new(0));
+        let timezone = TimeZone::get(&options.business.timezone).unwrap_or(TimeZone::UTC);
+        let shared = Arc::new(Shared {
+            brain: Brain::new(options.business.clone(), options.tools.clone()),
+            timezone,
+            rng: SharedRng::new(options.seed),
+            options,
+            faults: faults.clone(),
+            requests: requests.clone(),
+            abandoned: abandoned.clone(),
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let _ =
+                        http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Ok(FakeLlm { addr, faults, requests, abandoned, task })
+    }
+
+    /// The base URL to configure as `providers.llm.base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let anthropic = match (req.method().as_str(), path.as_str()) {
+        ("GET", "/v1/models" | "/models") => return Ok(json_response(200, json!({"data": []}))),
+        ("POST", "/v1/messages") => true,
+        ("POST", "/v1/chat/completions" | "/chat/completions") => false,
+        _ => return Ok(json_response(404, error_json(true, "not_found_error", "no such route"))),
+    };
+    if anthropic {
+        let has = |name: &str| req.headers().get(name).is_some_and(|v| !v.is_empty());
+        if !has("x-api-key") {
+            return Ok(json_response(
+                401,
+                error_json(true, "authentication_error", "x-api-key header is required"),
+            ));
+        }
+        if !has("anthropic-version") {
+            return Ok(json_response(
+                400,
+                error_json(true, "invalid_request_error", "anthropic-version header is required"),
+            ));
+        }
+    }
+    let body = match Limited::new(req.into_body(), 4 << 20).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Ok(json_response(
+                413,
+                error_json(anthropic, "request_too_large", "body too large"),
+            ));
+        }
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return Ok(json_response(
+            400,
+            error_json(anthropic, "invalid_request_error", "body is not JSON"),
+        ));
+    };
+    if let Ok(mut log) = shared.requests.lock() {
+        log.push(request.clone());
+    }
+    let fault = shared.faults.next();
+    if let Some(Fault::Status(code)) = fault {
+        let kind = match code {
+            429 => "rate_limit_error",
+            529 => "overloaded_error",
+            _ => "api_error",
+        };
+        let mut response = json_response(code, error_json(anthropic, kind, "injected fault"));
+        response
+            .headers_mut()
+            .insert("retry-after-ms", hyper::header::HeaderValue::from_static("50"));
+        return Ok(response);
+    }
+    let context =
+        if anthropic { context_from_anthropic(&request) } else { context_from_openai(&request) };
+    let now =
+        shared.options.clock.unwrap_or_else(|| shared.timezone.to_datetime(jiff::Timestamp::now()));
+    let reply = shared.brain.respond(&context, now);
+    let model = request["model"].as_str().unwrap_or("fake").to_string();
+    let events = if anthropic {
+        anthropic_events(&model, &reply, shared.options.thinking)
+    } else {
+        openai_events(&model, &reply)
+    };
+    let (tx, body) = Channel::new(16);
+    tokio::spawn(stream(shared, events, fault, tx, anthropic));
+    let mut response = Response::new(Either::Right(body));
+    response
+        .headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
+    Ok(response)
+}
+
+/// One SSE event to send, and whether it carries a token (paced after the first).
+struct Event {
+    text: String,
+    token: bool,
+}
+
+async fn stream(
+    shared: Arc<Shared>,
+    events: Vec<Event>,
+    fault: Option<Fault>,
+    mut tx: Sender<Bytes>,
+    anthropic: bool,
+) {
+    let profile = shared.options.profile;
+    if fault == Some(Fault::Stall) {
+        // Headers out, then silence until the client gives up.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return;
+    }
+    let mut first_token = true;
+    for (sent, event) in events.into_iter().enumerate() {
+        if fault == Some(Fault::DropAfter(sent)) {
+            return; // the body ends mid-message, as when a connection drops
+        }
+        if event.token {
+            let wait = if first_token {
+                shared.rng.sample(profile.llm_first_token)
+            } else {
+                profile.token_gap()
+            };
+            first_token = false;
+            if fault == Some(Fault::OverloadedEvent) && anthropic {
+                let error = sse(
+                    "error",
+                    &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+                );
+                let _ = tx.send_data(Bytes::from(error)).await;
+                return;
+            }
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        if tx.send_data(Bytes::from(event.text)).await.is_err() {
+            shared.abandoned.fetch_add(1, Ordering::Relaxed); // the client cancelled
+            return;
+        }
+    }
+}
+
+fn sse(name: &str, data: &Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// The words of a reply as stream tokens ("Sure, " "let " "me " …).
+fn tokens(text: &str) -> impl Iterator<Item = &str> {
+    text.split_inclusive(' ')
+}
+
+/// A tool call's arguments in two fragments, as providers split them.
+fn halves(arguments: &str) -> (&str, &str) {
+    let mut mid = arguments.len() / 2;
+    while !arguments.is_char_boundary(mid) {
+        mid -= 1;
+    }
+    arguments.split_at(mid)
+}
+
+fn anthropic_events(model: &str, reply: &Reply, thinking: bool) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut push =
+        |name: &str, data: Value, token: bool| out.push(Event { text: sse(name, &data), token });
+    push(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant",
+            "content": [], "model": model, "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 100, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}}}),
+        false,
+    );
+    let mut index = 0;
+    let mut output_tokens = 1;
+    if thinking {
+        push(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+            false,
+        );
+        push(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": "The caller wants help."}}),
+            false,
+        );
+        push(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": format!("sig-{}", reply.tool_calls.len())}}),
+            false,
+        );
+        push("content_block_stop", json!({"type": "content_block_stop", "index": index}), false);
+        index += 1;
+    }
+    if !reply.text.is_empty() {
+        push(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}),
+            false,
+        );
+        push("ping", json!({"type": "ping"}), false);
+        for token in tokens(&reply.text) {
+            output_tokens += 1;
+            push(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": token}}),
+                true,
+            );
+        }
+        push("content_block_stop", json!({"type": "content_block_stop", "index": index}), false);
+        index += 1;
+    }
+    for call in &reply.tool_calls {
+        push(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index,
+            "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}}),
+            true,
+        );
+        let (a, b) = halves(&call.arguments);
+        for part in ["", a, b] {
+            push(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": part}}),
+                false,
+            );
+        }
+        push("content_block_stop", json!({"type": "content_block_stop", "index": index}), false);
+        output_tokens += 10;
+        index += 1;
+    }
+    let stop = if reply.tool_calls.is_empty() { "end_turn" } else { "tool_use" };
+    push(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output_tokens}}),
+        false,
+    );
+    push("message_stop", json!({"type": "message_stop"}), false);
+    out
+}
+
+fn openai_events(model: &str, reply: &Reply) -> Vec<Event> {
+    let chunk = |delta: Value, finish: Value| {
+        let data = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        format!("data: {data}\n\n")
+    };
+    let mut out = vec![Event {
+        text: chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+        token: false,
+    }];
+    for token in tokens(&reply.text) {
+        out.push(Event { text: chunk(json!({"content": token}), Value::Null), token: true });
+    }
+    for (i, call) in reply.tool_calls.iter().enumerate() {
+        out.push(Event {
+            text: chunk(json!({"tool_calls": [{"index": i, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}]}), Value::Null),
+            token: true,
+        });
+        let (a, b) = halves(&call.arguments);
+        for part in [a, b] {
+            out.push(Event {
+                text: chunk(
+                    json!({"tool_calls": [{"index": i, "function": {"arguments": part}}]}),
+                    Value::Null,
+                ),
+                token: false,
+            });
+        }
+    }
+    let finish = if reply.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+    out.push(Event { text: chunk(json!({}), json!(finish)), token: false });
+    let usage = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
+        "usage": {"prompt_tokens": 100, "completion_tokens": reply.text.split(' ').count(), "total_tokens": 100}});
+    out.push(Event { text: format!("data: {usage}\n\n"), token: false });
+    out.push(Event { text: "data: [DONE]\n\n".into(), token: false });
+    out
+}
+
+fn json_response(status: u16, body: Value) -> Response<Body> {
+    let mut response = Response::new(Either::Left(Full::new(Bytes::from(body.to_string()))));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Both providers' error bodies: `{"type":"error","error":{"type","message"}}` (Anthropic) and
+/// `{"error":{"message","type"}}` (OpenAI).
+fn error_json(anthropic: bool, kind: &str, message: &str) -> Value {
+    if anthropic {
+        json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_fake"})
+    } else {
+        json!({"error": {"message": message, "type": kind, "code": null}})
+    }
+}
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => {
+            blocks.iter().filter_map(|b| b["text"].as_str()).collect::<Vec<_>>().join("")
+        }
+        _ => String::new(),
+    }
+}
+
+/// The conversation an Anthropic request carries, as the call machine wrote it.
+pub fn context_from_anthropic(request: &Value) -> Context {
+    let mut context = Context::default();
+    let system = text_of(&request["system"]);
+    if !system.is_empty() {
+        context.messages.push(Message::System(system));
+    }
+    for message in request["messages"].as_array().into_iter().flatten() {
+        let role = message["role"].as_str().unwrap_or("");
+        let content = match &message["content"] {
+            Value::String(s) => vec![json!({"type": "text", "text": s})],
+            Value::Array(blocks) => blocks.clone(),
+            _ => Vec::new(),
+        };
+        let mut calls = Vec::new();
+        for block in &content {
+            match (role, block["type"].as_str().unwrap_or("")) {
+                ("user", "text") => {
+                    let text = block["text"].as_str().unwrap_or("");
+                    if let Some(reminder) =
+                        text.strip_prefix("(Reminder: ").and_then(|t| t.strip_suffix(')'))
+                    {
+                        context.messages.push(Message::System(reminder.to_string()));
+                    } else if text != "(The call has connected.)" {
+                        context.messages.push(Message::User(text.to_string()));
+                    }
+                }
+                ("user", "tool_result") => context.messages.push(Message::ToolResult {
+                    id: block["tool_use_id"].as_str().unwrap_or("").to_string(),
+                    output: text_of(&block["content"]),
+                    is_error: block["is_error"].as_bool().unwrap_or(false),
+                }),
+                ("assistant", "text") => context
+                    .messages
+                    .push(Message::Assistant(block["text"].as_str().unwrap_or("").to_string())),
+                ("assistant", "tool_use") => calls.push(ToolCall {
+                    id: block["id"].as_str().unwrap_or("").to_string(),
+                    name: block["name"].as_str().unwrap_or("").to_string(),
+                    arguments: block["input"].to_string(),
+                }),
+                _ => {}
+            }
+        }
+        if !calls.is_empty() {
+            context.messages.push(Message::ToolCalls(calls));
+        }
+    }
+    context
+}
+
+/// The conversation an OpenAI-compatible request carries.
+pub fn context_from_openai(request: &Value) -> Context {
+    let mut context = Context::default();
+    for message in request["messages"].as_array().into_iter().flatten() {
+        let text = text_of(&message["content"]);
+        match message["role"].as_str().unwrap_or("") {
+            "system" => context.messages.push(Message::System(text)),
+            "user" => context.messages.push(Message::User(text)),
+            "assistant" => {
+                if !text.is_empty() {
+                    context.messages.push(Message::Assistant(text));
+                }
+                let calls: Vec<ToolCall> = message["tool_calls"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| ToolCall {
+                        id: c["id"].as_str().unwrap_or("").to_string(),
+                        name: c["function"]["name"].as_str().unwrap_or("").to_string(),
+                        arguments: c["function"]["arguments"].as_str().unwrap_or("{}").to_string(),
+                    })
+                    .collect();
+                if !calls.is_empty() {
+                    context.messages.push(Message::ToolCalls(calls));
+                }
+            }
+            "tool" => {
+                let (output, is_error) = match text.strip_prefix("error: ") {
+                    Some(rest) => (rest.to_string(), true),
+                    None => (text, false),
+                };
+                context.messages.push(Message::ToolResult {
+                    id: message["tool_call_id"].as_str().unwrap_or("").to_string(),
+                    output,
+                    is_error,
+                });
+            }
+            _ => {}
+        }
+    }
+    context
+}

@@ -1,0 +1,163 @@
+//! How fast, and how badly, a fake provider behaves: latency profiles (time to first token or
+//! byte, token rate, lognormal tails) drawn from a seeded generator so runs repeat, and a
+//! queue of faults to inject into the next requests.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, LogNormal};
+
+/// A delay with a lognormal tail: `median` typical, `sigma` how heavy the tail (0: constant).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Delay {
+    pub median: Duration,
+    pub sigma: f64,
+}
+
+impl Delay {
+    pub const ZERO: Delay = Delay { median: Duration::ZERO, sigma: 0.0 };
+
+    pub const fn ms(median_ms: u64, sigma: f64) -> Delay {
+        Delay { median: Duration::from_millis(median_ms), sigma }
+    }
+
+    pub fn sample(&self, rng: &mut StdRng) -> Duration {
+        if self.median.is_zero() || self.sigma <= 0.0 {
+            return self.median;
+        }
+        match LogNormal::new(self.median.as_secs_f64().ln(), self.sigma) {
+            // Capped at 20× the median: a tail, not a hang (hangs are a fault of their own).
+            Ok(d) => Duration::from_secs_f64(d.sample(rng).min(self.median.as_secs_f64() * 20.0)),
+            Err(_) => self.median,
+        }
+    }
+}
+
+/// How a fake provider paces its answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LatencyProfile {
+    pub name: &'static str,
+    /// Speech-to-text: from the end of speech to its final transcript.
+    pub stt_final: Delay,
+    /// LLM: from the request to the first token.
+    pub llm_first_token: Delay,
+    /// LLM: tokens (words) per second after the first.
+    pub llm_tokens_per_second: f64,
+    /// Text-to-speech: from the text to the first audio.
+    pub tts_first_audio: Delay,
+}
+
+impl LatencyProfile {
+    /// No added latency: what remains is Hermes's own.
+    pub const ZERO: LatencyProfile = LatencyProfile {
+        name: "zero",
+        stt_final: Delay::ZERO,
+        llm_first_token: Delay::ZERO,
+        llm_tokens_per_second: 0.0,
+        tts_first_audio: Delay::ZERO,
+    };
+    /// Roughly what the cloud providers deliver on a good day.
+    pub const TYPICAL: LatencyProfile = LatencyProfile {
+        name: "typical",
+        stt_final: Delay::ms(200, 0.25),
+        llm_first_token: Delay::ms(450, 0.3),
+        llm_tokens_per_second: 50.0,
+        tts_first_audio: Delay::ms(200, 0.25),
+    };
+    /// A bad day: slow and with heavy tails.
+    pub const SLOW: LatencyProfile = LatencyProfile {
+        name: "slow",
+        stt_final: Delay::ms(400, 0.5),
+        llm_first_token: Delay::ms(1200, 0.5),
+        llm_tokens_per_second: 20.0,
+        tts_first_audio: Delay::ms(450, 0.5),
+    };
+
+    pub fn by_name(name: &str) -> Option<LatencyProfile> {
+        [Self::ZERO, Self::TYPICAL, Self::SLOW].into_iter().find(|p| p.name == name)
+    }
+
+    /// The pause between two tokens.
+    pub fn token_gap(&self) -> Duration {
+        if self.llm_tokens_per_second > 0.0 {
+            Duration::from_secs_f64(1.0 / self.llm_tokens_per_second)
+        } else {
+            Duration::ZERO
+        }
+    }
+}
+
+/// Something to go wrong with one request or connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this HTTP status (429, 529, 500…) and a provider-shaped error body.
+    Status(u16),
+    /// Start answering, then drop the connection partway (after this many events or frames).
+    DropAfter(usize),
+    /// Accept and then say nothing, ever.
+    Stall,
+    /// An `overloaded_error` event before any output (Anthropic only).
+    OverloadedEvent,
+}
+
+/// The faults queued for the next requests, first in first out. Shared with the test.
+#[derive(Clone, Debug, Default)]
+pub struct Faults(Arc<Mutex<VecDeque<Fault>>>);
+
+impl Faults {
+    pub fn push(&self, fault: Fault) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push_back(fault);
+        }
+    }
+
+    /// The fault for the request now starting, if any.
+    pub fn next(&self) -> Option<Fault> {
+        self.0.lock().ok()?.pop_front()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.0.lock().map_or(0, |q| q.len())
+    }
+}
+
+/// A seeded generator, shared by one fake's connections.
+#[derive(Clone, Debug)]
+pub struct SharedRng(Arc<Mutex<StdRng>>);
+
+impl SharedRng {
+    pub fn new(seed: u64) -> SharedRng {
+        SharedRng(Arc::new(Mutex::new(StdRng::seed_from_u64(seed))))
+    }
+
+    pub fn sample(&self, delay: Delay) -> Duration {
+        match self.0.lock() {
+            Ok(mut rng) => delay.sample(&mut rng),
+            Err(_) => delay.median,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_repeat_for_a_seed_and_have_the_median_asked_for() {
+        let a = SharedRng::new(7);
+        let b = SharedRng::new(7);
+        let d = Delay::ms(450, 0.3);
+        let xs: Vec<Duration> = (0..2001).map(|_| a.sample(d)).collect();
+        let ys: Vec<Duration> = (0..2001).map(|_| b.sample(d)).collect();
+        assert_eq!(xs, ys);
+        let mut sorted = xs.clone();
+        sorted.sort();
+        let median = sorted[1000].as_millis();
+        assert!((400..500).contains(&median), "median {median} ms");
+        assert!(sorted[2000] > sorted[1000] * 2, "a tail");
+        assert_eq!(SharedRng::new(1).sample(Delay::ZERO), Duration::ZERO);
+    }
+}

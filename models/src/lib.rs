@@ -7,6 +7,7 @@ pub mod kernel;
 pub mod manifest;
 pub mod silero;
 mod verify;
+pub mod voice;
 
 pub use silero::SileroBackend;
 pub use verify::{sha256_file, verify_file};

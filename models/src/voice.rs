@@ -1,0 +1,125 @@
+//! The local voice: espeak-ng, through libespeak-ng in-process (the `espeakng` crate keeps the
+//! FFI out of our code), resampled from its native 22.05 kHz to the phone's 8 kHz with a
+//! windowed-sinc filter (rubato) and encoded as μ-law. Used when no cloud voice is configured
+//! and as the fallback when the cloud voice stalls.
+//!
+//! libespeak-ng is one global engine, so syntheses are serialised; a sentence takes a few
+//! milliseconds (see bench/RESULTS.md), far below its own duration. Call it from a blocking
+//! thread, never from the audio threads or a tokio worker.
+
+use std::sync::Mutex;
+
+use espeakng::{Parameter, Speaker};
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Async, FixedAsync, Resampler, SincInterpolationParameters, WindowFunction};
+
+use hermes_core::codec::G711;
+
+/// espeak-ng's output rate for its standard voices.
+pub const ESPEAK_RATE: u32 = 22_050;
+/// The phone's rate.
+pub const PHONE_RATE: u32 = 8_000;
+
+/// Why the local voice could not speak.
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    #[error(
+        "espeak-ng could not start: {0} (is libespeak-ng installed? scripts/setup installs it)"
+    )]
+    Init(String),
+    #[error("espeak-ng has no voice {voice:?}: {reason} (list voices with `espeak-ng --voices`)")]
+    NoSuchVoice { voice: String, reason: String },
+    #[error("espeak-ng failed: {0}")]
+    Synthesis(String),
+    #[error("resampling failed: {0}")]
+    Resample(String),
+}
+
+/// A configured local voice.
+#[derive(Debug)]
+pub struct LocalVoice {
+    voice: String,
+    words_per_minute: i32,
+    /// 22.05 → 8 kHz. Behind a lock because rubato resamplers keep state between calls.
+    resampler: Mutex<Async<f32>>,
+}
+
+impl LocalVoice {
+    /// The espeak-ng `voice` ("en-us", "en-gb", "es"…) at `words_per_minute` (80–450).
+    pub fn new(voice: &str, words_per_minute: i32) -> Result<LocalVoice, VoiceError> {
+        let speaker = espeakng::initialise(None).map_err(|e| VoiceError::Init(e.to_string()))?;
+        select(&mut speaker.lock(), voice, words_per_minute)?;
+        // Pass band to 3.6 kHz: the whole telephone band (300–3400 Hz) flat, and the
+        // transition finished before 4 kHz so nothing aliases back into it.
+        let params = SincInterpolationParameters {
+            f_cutoff: Some(0.9),
+            ..SincInterpolationParameters::new(256, WindowFunction::BlackmanHarris2)
+        };
+        let resampler = Async::<f32>::new_sinc(
+            f64::from(PHONE_RATE) / f64::from(ESPEAK_RATE),
+            1.0,
+            &params,
+            1024,
+            1,
+            FixedAsync::Input,
+        )
+        .map_err(|e| VoiceError::Resample(e.to_string()))?;
+        Ok(LocalVoice {
+            voice: voice.to_string(),
+            words_per_minute,
+            resampler: Mutex::new(resampler),
+        })
+    }
+
+    /// `text` spoken at espeak-ng's native 22.05 kHz.
+    pub fn speak_native(&self, text: &str) -> Result<Vec<i16>, VoiceError> {
+        let speaker = espeakng::initialise(None).map_err(|e| VoiceError::Init(e.to_string()))?;
+        let mut speaker = speaker.lock();
+        // Another LocalVoice may have switched the global engine to its voice.
+        select(&mut speaker, &self.voice, self.words_per_minute)?;
+        speaker.synthesize(text).map_err(|e| VoiceError::Synthesis(e.to_string()))
+    }
+
+    /// `text` spoken at 8 kHz, 16-bit.
+    pub fn speak_pcm8k(&self, text: &str) -> Result<Vec<i16>, VoiceError> {
+        let native = self.speak_native(text)?;
+        self.to_phone_rate(&native)
+    }
+
+    /// Resamples espeak-ng's 22.05 kHz output to 8 kHz.
+    pub fn to_phone_rate(&self, native: &[i16]) -> Result<Vec<i16>, VoiceError> {
+        if native.is_empty() {
+            return Ok(Vec::new());
+        }
+        let input: Vec<f32> = native.iter().map(|&s| f32::from(s) / 32768.0).collect();
+        let adapter = InterleavedSlice::new(&input, 1, input.len())
+            .map_err(|e| VoiceError::Resample(e.to_string()))?;
+        let mut resampler =
+            self.resampler.lock().map_err(|_| VoiceError::Resample("poisoned".into()))?;
+        let output = resampler
+            .process_all(&adapter, input.len(), None)
+            .map_err(|e| VoiceError::Resample(e.to_string()))?;
+        Ok(output
+            .take_data()
+            .into_iter()
+            .map(|s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16)
+            .collect())
+    }
+
+    /// `text` spoken at 8 kHz in μ-law, ready for a carrier.
+    pub fn speak_ulaw(&self, text: &str) -> Result<Vec<u8>, VoiceError> {
+        let pcm = self.speak_pcm8k(text)?;
+        let mut out = vec![0u8; pcm.len()];
+        G711::Mulaw.encode_into(&pcm, &mut out);
+        Ok(out)
+    }
+}
+
+fn select(speaker: &mut Speaker, voice: &str, words_per_minute: i32) -> Result<(), VoiceError> {
+    speaker
+        .set_voice_raw(voice)
+        .map_err(|e| VoiceError::NoSuchVoice { voice: voice.to_string(), reason: e.to_string() })?;
+    speaker
+        .set_parameter(Parameter::Rate, words_per_minute.clamp(80, 450), false)
+        .map_err(|e| VoiceError::Synthesis(e.to_string()))
+}

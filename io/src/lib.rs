@@ -11,5 +11,7 @@ pub mod llm;
 pub mod registry;
 pub mod retry;
 pub mod server;
+pub mod stt;
 pub mod telnyx;
 pub mod twilio;
+pub mod ws;

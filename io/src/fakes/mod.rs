@@ -2,5 +2,6 @@
 //! (feature `fakes`). A fake is never a default for real calls.
 
 pub mod carrier;
+pub mod deepgram;
 pub mod llm;
 pub mod profile;

@@ -1,0 +1,412 @@
+//! A fake Deepgram live endpoint (PROTOCOLS.md §2) on loopback. It checks the `Token` auth and
+//! the audio format in the query, finds utterances in the μ-law it receives by their energy,
+//! and answers each with the next line of the call's script (found by the request's `tag`):
+//! `SpeechStarted` at the onset, word-by-word interim results while the caller speaks, the final
+//! result with `speech_final` once the endpointing silence has passed (after the profile's
+//! delay), then `UtteranceEnd`. `Finalize`, `KeepAlive` and `CloseStream` behave as Deepgram
+//! documents; ten seconds without audio or KeepAlive closes with `1011 NET-0001`.
+//!
+//! The script advances only when a final result is sent, across connections of one tag: a
+//! client that reconnects and replays an interrupted utterance gets its words, as from Deepgram.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::StatusCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use hermes_core::codec::G711;
+use hermes_core::dsp::level::rms_dbfs;
+
+use super::profile::{Fault, Faults, LatencyProfile, SharedRng};
+
+/// Frames louder than this are speech (espeak-ng speech sits around -20 dBFS, line hiss -60).
+const SPEECH_DBFS: f32 = -40.0;
+/// 20 ms at 8 kHz.
+const FRAME: usize = 160;
+/// One more interim word per this much speech.
+const WORD_EVERY_S: f64 = 0.25;
+
+/// What each call's caller says, by Deepgram `tag`, in order. Shared with the test or simulator.
+#[derive(Clone, Debug, Default)]
+pub struct Scripts(Arc<Mutex<HashMap<String, VecDeque<String>>>>);
+
+impl Scripts {
+    pub fn set(&self, tag: &str, lines: impl IntoIterator<Item = impl Into<String>>) {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(tag.to_string(), lines.into_iter().map(Into::into).collect());
+        }
+    }
+
+    fn peek(&self, tag: &str) -> Option<String> {
+        self.0.lock().ok()?.get(tag)?.front().cloned()
+    }
+
+    fn advance(&self, tag: &str) {
+        if let Ok(mut map) = self.0.lock()
+            && let Some(lines) = map.get_mut(tag)
+        {
+            lines.pop_front();
+        }
+    }
+}
+
+/// How the fake behaves.
+#[derive(Clone, Debug)]
+pub struct FakeDeepgramOptions {
+    pub profile: LatencyProfile,
+    pub seed: u64,
+    /// Said when a tag has no script line left.
+    pub unscripted: String,
+}
+
+impl Default for FakeDeepgramOptions {
+    fn default() -> Self {
+        FakeDeepgramOptions { profile: LatencyProfile::ZERO, seed: 1, unscripted: "hello".into() }
+    }
+}
+
+/// A running fake. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeDeepgram {
+    pub addr: SocketAddr,
+    pub scripts: Scripts,
+    /// Each applies to one new connection (`DropAfter(n)`: drop after n audio frames).
+    pub faults: Faults,
+    pub connections: Arc<AtomicU64>,
+    /// Control messages received, by type ("KeepAlive", "Finalize", "CloseStream").
+    pub controls: Arc<Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeDeepgram {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct Shared {
+    options: FakeDeepgramOptions,
+    scripts: Scripts,
+    faults: Faults,
+    rng: SharedRng,
+    connections: Arc<AtomicU64>,
+    controls: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeDeepgram {
+    pub async fn start(addr: SocketAddr, options: FakeDeepgramOptions) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Shared {
+            rng: SharedRng::new(options.seed),
+            options,
+            scripts: Scripts::default(),
+            faults: Faults::default(),
+            connections: Arc::new(AtomicU64::new(0)),
+            controls: Arc::new(Mutex::new(Vec::new())),
+        };
+        let fake = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                tokio::spawn(serve(stream, shared.clone()));
+            }
+        });
+        Ok(FakeDeepgram {
+            addr,
+            scripts: fake.scripts,
+            faults: fake.faults,
+            connections: fake.connections,
+            controls: fake.controls,
+            task,
+        })
+    }
+
+    /// The base URL for `providers.stt.base_url`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/v1/listen", self.addr)
+    }
+}
+
+fn reject(status: StatusCode, why: &str) -> ErrorResponse {
+    let mut response = ErrorResponse::new(Some(why.to_string()));
+    *response.status_mut() = status;
+    if let Ok(v) = why.parse() {
+        response.headers_mut().insert("dg-error", v);
+    }
+    response
+}
+
+async fn serve(stream: TcpStream, shared: Shared) {
+    let mut query: HashMap<String, String> = HashMap::new();
+    // The shape tungstenite's handshake callback must have.
+    #[allow(clippy::result_large_err)]
+    let check = |req: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        if req.uri().path() != "/v1/listen" {
+            return Err(reject(StatusCode::NOT_FOUND, "no such endpoint"));
+        }
+        let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !auth.starts_with("Token ") || auth.len() <= 6 {
+            return Err(reject(StatusCode::UNAUTHORIZED, "Invalid credentials."));
+        }
+        for pair in req.uri().query().unwrap_or("").split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                query.insert(k.to_string(), v.replace("%20", " "));
+            }
+        }
+        if query.get("encoding").map(String::as_str) != Some("mulaw")
+            || query.get("sample_rate").map(String::as_str) != Some("8000")
+        {
+            return Err(reject(
+                StatusCode::BAD_REQUEST,
+                "this fake takes encoding=mulaw&sample_rate=8000",
+            ));
+        }
+        Ok(response)
+    };
+    let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, check).await else { return };
+    shared.connections.fetch_add(1, Ordering::Relaxed);
+    let fault = shared.faults.next();
+    let tag = query.get("tag").cloned().unwrap_or_default();
+    let endpointing =
+        query.get("endpointing").and_then(|v| v.parse::<f64>().ok()).unwrap_or(10.0) / 1000.0;
+    let vad_events = query.get("vad_events").map(String::as_str) == Some("true");
+    let interim = query.get("interim_results").map(String::as_str) == Some("true");
+
+    let (mut sink, mut source) = socket.split();
+    // Results go out through one writer so delayed finals keep their order.
+    let (out, mut out_rx) = mpsc::channel::<Message>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            let close = matches!(m, Message::Close(_));
+            if sink.send(m).await.is_err() || close {
+                break;
+            }
+        }
+    });
+    let mut call = Listener {
+        tag,
+        shared: shared.clone(),
+        out: out.clone(),
+        endpointing,
+        vad_events,
+        interim,
+        position: 0.0,
+        pending: Vec::new(),
+        utterance: None,
+        speech_seconds: 0.0,
+        interim_words: 0,
+    };
+    let mut frames_in = 0usize;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), source.next()).await;
+        let message = match next {
+            Err(_) => {
+                let _ = out.send(close(CloseCode::Error, "NET-0001")).await;
+                break;
+            }
+            Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(m))) => m,
+        };
+        match message {
+            Message::Binary(audio) if audio.is_empty() => {
+                // The legacy close signal; Deepgram warns against it.
+                call.finish(false, true).await;
+                let _ = out.send(close(CloseCode::Normal, "")).await;
+                break;
+            }
+            Message::Binary(audio) => {
+                frames_in += 1;
+                if fault == Some(Fault::DropAfter(frames_in)) {
+                    writer.abort(); // the TCP connection just goes away
+                    return;
+                }
+                call.hear(&audio).await;
+            }
+            Message::Text(text) => {
+                let kind = serde_json::from_str::<Value>(&text)
+                    .ok()
+                    .and_then(|v| v["type"].as_str().map(String::from))
+                    .unwrap_or_default();
+                if let Ok(mut log) = shared.controls.lock() {
+                    log.push(kind.clone());
+                }
+                match kind.as_str() {
+                    "KeepAlive" => {}
+                    "Finalize" => call.finish(true, true).await,
+                    "CloseStream" => {
+                        call.finish(false, true).await;
+                        let metadata = json!({"type": "Metadata", "transaction_key": "deprecated", "request_id": "fake",
+                            "sha256": "", "created": "2026-01-01T00:00:00.000Z", "duration": call.position, "channels": 1});
+                        let _ = out.send(Message::Text(metadata.to_string().into())).await;
+                        let _ = out.send(close(CloseCode::Normal, "")).await;
+                        break;
+                    }
+                    _ => {
+                        let _ = out.send(close(CloseCode::Policy, "DATA-0000")).await;
+                        break;
+                    }
+                }
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    drop(out);
+    drop(call);
+    let _ = writer.await;
+}
+
+fn close(code: CloseCode, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }))
+}
+
+/// One connection's view of the audio.
+struct Listener {
+    tag: String,
+    shared: Shared,
+    out: mpsc::Sender<Message>,
+    endpointing: f64,
+    vad_events: bool,
+    interim: bool,
+    /// Seconds of audio received.
+    position: f64,
+    /// Undecoded tail shorter than a frame.
+    pending: Vec<u8>,
+    /// The utterance in progress: its start, last loud frame, and the words sent as interim.
+    utterance: Option<(f64, f64)>,
+    speech_seconds: f64,
+    interim_words: usize,
+}
+
+impl Listener {
+    fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    async fn send(&self, v: Value) {
+        let _ = self.out.send(Message::Text(v.to_string().into())).await;
+    }
+
+    fn line(&self) -> String {
+        self.shared()
+            .scripts
+            .peek(&self.tag)
+            .unwrap_or_else(|| self.shared().options.unscripted.clone())
+    }
+
+    async fn hear(&mut self, audio: &[u8]) {
+        self.pending.extend_from_slice(audio);
+        let mut pcm = [0i16; FRAME];
+        while self.pending.len() >= FRAME {
+            let frame: Vec<u8> = self.pending.drain(..FRAME).collect();
+            G711::Mulaw.decode_into(&frame, &mut pcm);
+            let loud = rms_dbfs(&pcm) > SPEECH_DBFS;
+            let now = self.position;
+            self.position += FRAME as f64 / 8000.0;
+            match (loud, self.utterance) {
+                (true, None) => {
+                    self.utterance = Some((now, self.position));
+                    self.speech_seconds = 0.0;
+                    self.interim_words = 0;
+                    if self.vad_events {
+                        self.send(
+                            json!({"type": "SpeechStarted", "channel": [0, 1], "timestamp": now}),
+                        )
+                        .await;
+                    }
+                }
+                (true, Some((start, _))) => {
+                    self.utterance = Some((start, self.position));
+                    self.speech_seconds += FRAME as f64 / 8000.0;
+                    let words = self.line().split_whitespace().count();
+                    let due = ((self.speech_seconds / WORD_EVERY_S) as usize)
+                        .min(words.saturating_sub(1));
+                    if self.interim && due > self.interim_words {
+                        self.interim_words = due;
+                        let text: Vec<String> =
+                            self.line().split_whitespace().take(due).map(String::from).collect();
+                        let v = self.results(
+                            &text.join(" "),
+                            start,
+                            self.position,
+                            false,
+                            false,
+                            false,
+                        );
+                        self.send(v).await;
+                    }
+                }
+                (false, Some((_, last))) if self.position - last >= self.endpointing.max(0.01) => {
+                    self.finish(false, false).await;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Ends the utterance in progress with its final result: after the profile's delay, or
+    /// `now` (Finalize, CloseStream).
+    async fn finish(&mut self, from_finalize: bool, now: bool) {
+        let Some((start, end)) = self.utterance.take() else { return };
+        let text = self.line();
+        let shared = self.shared().clone();
+        shared.scripts.advance(&self.tag);
+        let delay = shared.rng.sample(shared.options.profile.stt_final);
+        let result = self.results(&text, start, end, true, true, from_finalize);
+        let utterance_end =
+            json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end});
+        let out = self.out.clone();
+        let send = async move {
+            if !now {
+                tokio::time::sleep(delay).await;
+            }
+            let _ = out.send(Message::Text(result.to_string().into())).await;
+            let _ = out.send(Message::Text(utterance_end.to_string().into())).await;
+        };
+        if now || delay.is_zero() {
+            send.await;
+        } else {
+            tokio::spawn(send);
+        }
+    }
+
+    fn results(
+        &self,
+        text: &str,
+        start: f64,
+        end: f64,
+        is_final: bool,
+        speech_final: bool,
+        from_finalize: bool,
+    ) -> Value {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let step = (end - start) / words.len().max(1) as f64;
+        let words: Vec<Value> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let bare: String = w.chars().filter(|c| c.is_alphanumeric() || *c == '\'').collect();
+                json!({"word": bare.to_lowercase(), "start": start + step * i as f64, "end": start + step * (i + 1) as f64,
+                       "confidence": 0.98, "punctuated_word": w})
+            })
+            .collect();
+        json!({"type": "Results", "channel_index": [0, 1], "duration": end - start, "start": start,
+               "is_final": is_final, "speech_final": speech_final, "from_finalize": from_finalize,
+               "channel": {"alternatives": [{"transcript": text, "confidence": 0.98, "words": words}]},
+               "metadata": {"request_id": "fake", "model_info": {"name": "fake", "version": "1", "arch": "fake"}, "model_uuid": "fake"}})
+    }
+}

@@ -1,0 +1,5 @@
+//! Speech-to-text clients. So far: Deepgram live streaming.
+
+pub mod deepgram;
+
+pub use deepgram::{DeepgramSettings, SttCounters, SttEvent, SttStream, listen_url};

@@ -1,0 +1,165 @@
+//! The Deepgram client against the fake Deepgram (real WebSocket on loopback): transcripts,
+//! keepalive, finalize, close, and a connection dropped mid-utterance losing no words.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hermes_core::codec::G711;
+use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
+use hermes_io::fakes::profile::Fault;
+use hermes_io::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
+use hermes_io::ws::WsError;
+
+async fn fake() -> FakeDeepgram {
+    FakeDeepgram::start("127.0.0.1:0".parse().expect("addr"), FakeDeepgramOptions::default())
+        .await
+        .expect("fake starts")
+}
+
+fn settings(fake: &FakeDeepgram, tag: &str) -> DeepgramSettings {
+    let mut s = DeepgramSettings::new(&fake.url(), "test-key", "nova-3", "en-US");
+    s.tag = Some(tag.into());
+    s
+}
+
+/// `ms` of μ-law: a loud 300 Hz tone (what the fake takes for speech) or line silence.
+fn audio(ms: usize, loud: bool) -> Vec<Bytes> {
+    let samples: Vec<i16> = (0..ms * 8)
+        .map(|i| if loud { ((i as f64 * 0.2356).sin() * 9000.0) as i16 } else { 0 })
+        .collect();
+    let ulaw: Vec<u8> = samples.iter().map(|&s| G711::Mulaw.encode(s)).collect();
+    ulaw.chunks(160).map(Bytes::copy_from_slice).collect()
+}
+
+fn send(stream: &SttStream, chunks: Vec<Bytes>) {
+    for c in chunks {
+        stream.send_audio(c);
+    }
+}
+
+/// Events until `until` matches one (or 5 s pass).
+async fn events_until(stream: &mut SttStream, until: impl Fn(&SttEvent) -> bool) -> Vec<SttEvent> {
+    let mut seen = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+            Ok(Some(e)) => {
+                let done = until(&e);
+                seen.push(e);
+                if done {
+                    return seen;
+                }
+            }
+            Ok(None) => return seen,
+            Err(_) => panic!("no event in 5 s; so far {seen:?}"),
+        }
+    }
+}
+
+fn finals(events: &[SttEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SttEvent::Final { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_utterance_comes_back_word_by_word_then_final_at_the_endpoint() {
+    let fake = fake().await;
+    fake.scripts.set("call-1", ["I'd like to book a haircut tomorrow."]);
+    let counters = Arc::new(SttCounters::default());
+    let mut stream = SttStream::connect(settings(&fake, "call-1"), counters).await.expect("connects");
+    send(&stream, audio(200, false));
+    send(&stream, audio(1600, true));
+    send(&stream, audio(600, false));
+    let events = events_until(&mut stream, |e| *e == SttEvent::UtteranceEnd).await;
+    assert_eq!(events[0], SttEvent::SpeechStarted);
+    let partials: Vec<&String> =
+        events.iter().filter_map(|e| if let SttEvent::Partial(t) = e { Some(t) } else { None }).collect();
+    assert_eq!(partials.first().map(|s| s.as_str()), Some("I'd"));
+    assert_eq!(partials.last().map(|s| s.as_str()), Some("I'd like to book a haircut"));
+    assert!(partials.windows(2).all(|w| w[1].starts_with(w[0].as_str())), "growing: {partials:?}");
+    assert!(events.contains(&SttEvent::Final { text: "I'd like to book a haircut tomorrow.".into(), speech_final: true }));
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_utterance_loses_no_words() {
+    let fake = fake().await;
+    fake.scripts.set("call-2", ["My order number is one oh four two.", "Thank you."]);
+    fake.faults.push(Fault::DropAfter(40)); // 800 ms in: mid-utterance
+    let counters = Arc::new(SttCounters::default());
+    let mut stream = SttStream::connect(settings(&fake, "call-2"), counters.clone()).await.expect("connects");
+    send(&stream, audio(100, false));
+    send(&stream, audio(1500, true));
+    send(&stream, audio(500, false));
+    let events = events_until(&mut stream, |e| matches!(e, SttEvent::Final { .. })).await;
+    assert!(events.iter().any(|e| matches!(e, SttEvent::Reconnected { .. })), "{events:?}");
+    assert_eq!(finals(&events), ["My order number is one oh four two."]);
+    send(&stream, audio(700, true));
+    send(&stream, audio(500, false));
+    let events = events_until(&mut stream, |e| matches!(e, SttEvent::Final { .. })).await;
+    assert_eq!(finals(&events), ["Thank you."], "the next utterance is not a repeat");
+    assert_eq!(fake.connections.load(Ordering::Relaxed), 2);
+    assert_eq!(counters.reconnects.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn silence_without_audio_sends_keepalives() {
+    let fake = fake().await;
+    let mut s = settings(&fake, "call-3");
+    s.keepalive_after = Duration::from_millis(300);
+    let counters = Arc::new(SttCounters::default());
+    let _stream = SttStream::connect(s, counters.clone()).await.expect("connects");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let keepalives = fake.controls.lock().expect("log").iter().filter(|c| *c == "KeepAlive").count();
+    assert!(keepalives >= 2, "{keepalives} keepalives");
+    assert_eq!(counters.keepalives.load(Ordering::Relaxed) as usize, keepalives);
+}
+
+#[tokio::test]
+async fn finalize_flushes_the_utterance_without_waiting_for_silence() {
+    let fake = fake().await;
+    fake.scripts.set("call-4", ["Yes please."]);
+    let mut stream = SttStream::connect(settings(&fake, "call-4"), Arc::default()).await.expect("connects");
+    send(&stream, audio(600, true));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.finalize();
+    let events = events_until(&mut stream, |e| matches!(e, SttEvent::Final { .. })).await;
+    assert_eq!(finals(&events), ["Yes please."]);
+}
+
+#[tokio::test]
+async fn closing_collects_the_last_words_then_ends() {
+    let fake = fake().await;
+    fake.scripts.set("call-5", ["Goodbye."]);
+    let mut stream = SttStream::connect(settings(&fake, "call-5"), Arc::default()).await.expect("connects");
+    send(&stream, audio(500, true));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.close();
+    let mut events = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
+        events.push(e);
+    }
+    assert_eq!(finals(&events), ["Goodbye."]);
+    assert!(!events.iter().any(|e| matches!(e, SttEvent::Failed(_) | SttEvent::Reconnected { .. })), "{events:?}");
+    assert!(fake.controls.lock().expect("log").contains(&"CloseStream".to_string()));
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_with_deepgrams_reason() {
+    let fake = fake().await;
+    let mut s = settings(&fake, "call-6");
+    s.api_key = String::new();
+    match SttStream::connect(s, Arc::default()).await {
+        Err(WsError::Refused { status, detail, url }) => {
+            assert_eq!(status, 401);
+            assert!(detail.contains("Invalid credentials"), "{detail}");
+            assert!(!url.contains('?'), "the query stays out of errors");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -13,5 +13,6 @@ pub mod retry;
 pub mod server;
 pub mod stt;
 pub mod telnyx;
+pub mod tts;
 pub mod twilio;
 pub mod ws;

@@ -72,18 +72,24 @@ async fn an_utterance_comes_back_word_by_word_then_final_at_the_endpoint() {
     let fake = fake().await;
     fake.scripts.set("call-1", ["I'd like to book a haircut tomorrow."]);
     let counters = Arc::new(SttCounters::default());
-    let mut stream = SttStream::connect(settings(&fake, "call-1"), counters).await.expect("connects");
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-1"), counters).await.expect("connects");
     send(&stream, audio(200, false));
     send(&stream, audio(1600, true));
     send(&stream, audio(600, false));
     let events = events_until(&mut stream, |e| *e == SttEvent::UtteranceEnd).await;
     assert_eq!(events[0], SttEvent::SpeechStarted);
-    let partials: Vec<&String> =
-        events.iter().filter_map(|e| if let SttEvent::Partial(t) = e { Some(t) } else { None }).collect();
+    let partials: Vec<&String> = events
+        .iter()
+        .filter_map(|e| if let SttEvent::Partial(t) = e { Some(t) } else { None })
+        .collect();
     assert_eq!(partials.first().map(|s| s.as_str()), Some("I'd"));
     assert_eq!(partials.last().map(|s| s.as_str()), Some("I'd like to book a haircut"));
     assert!(partials.windows(2).all(|w| w[1].starts_with(w[0].as_str())), "growing: {partials:?}");
-    assert!(events.contains(&SttEvent::Final { text: "I'd like to book a haircut tomorrow.".into(), speech_final: true }));
+    assert!(events.contains(&SttEvent::Final {
+        text: "I'd like to book a haircut tomorrow.".into(),
+        speech_final: true
+    }));
 }
 
 #[tokio::test]
@@ -92,7 +98,8 @@ async fn a_connection_dropped_mid_utterance_loses_no_words() {
     fake.scripts.set("call-2", ["My order number is one oh four two.", "Thank you."]);
     fake.faults.push(Fault::DropAfter(40)); // 800 ms in: mid-utterance
     let counters = Arc::new(SttCounters::default());
-    let mut stream = SttStream::connect(settings(&fake, "call-2"), counters.clone()).await.expect("connects");
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-2"), counters.clone()).await.expect("connects");
     send(&stream, audio(100, false));
     send(&stream, audio(1500, true));
     send(&stream, audio(500, false));
@@ -115,7 +122,8 @@ async fn silence_without_audio_sends_keepalives() {
     let counters = Arc::new(SttCounters::default());
     let _stream = SttStream::connect(s, counters.clone()).await.expect("connects");
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let keepalives = fake.controls.lock().expect("log").iter().filter(|c| *c == "KeepAlive").count();
+    let keepalives =
+        fake.controls.lock().expect("log").iter().filter(|c| *c == "KeepAlive").count();
     assert!(keepalives >= 2, "{keepalives} keepalives");
     assert_eq!(counters.keepalives.load(Ordering::Relaxed) as usize, keepalives);
 }
@@ -124,7 +132,8 @@ async fn silence_without_audio_sends_keepalives() {
 async fn finalize_flushes_the_utterance_without_waiting_for_silence() {
     let fake = fake().await;
     fake.scripts.set("call-4", ["Yes please."]);
-    let mut stream = SttStream::connect(settings(&fake, "call-4"), Arc::default()).await.expect("connects");
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-4"), Arc::default()).await.expect("connects");
     send(&stream, audio(600, true));
     tokio::time::sleep(Duration::from_millis(200)).await;
     stream.finalize();
@@ -136,7 +145,8 @@ async fn finalize_flushes_the_utterance_without_waiting_for_silence() {
 async fn closing_collects_the_last_words_then_ends() {
     let fake = fake().await;
     fake.scripts.set("call-5", ["Goodbye."]);
-    let mut stream = SttStream::connect(settings(&fake, "call-5"), Arc::default()).await.expect("connects");
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-5"), Arc::default()).await.expect("connects");
     send(&stream, audio(500, true));
     tokio::time::sleep(Duration::from_millis(200)).await;
     stream.close();
@@ -145,7 +155,10 @@ async fn closing_collects_the_last_words_then_ends() {
         events.push(e);
     }
     assert_eq!(finals(&events), ["Goodbye."]);
-    assert!(!events.iter().any(|e| matches!(e, SttEvent::Failed(_) | SttEvent::Reconnected { .. })), "{events:?}");
+    assert!(
+        !events.iter().any(|e| matches!(e, SttEvent::Failed(_) | SttEvent::Reconnected { .. })),
+        "{events:?}"
+    );
     assert!(fake.controls.lock().expect("log").contains(&"CloseStream".to_string()));
 }
 

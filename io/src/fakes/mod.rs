@@ -3,5 +3,6 @@
 
 pub mod carrier;
 pub mod deepgram;
+pub mod elevenlabs;
 pub mod llm;
 pub mod profile;

@@ -1,0 +1,389 @@
+//! A fake ElevenLabs (PROTOCOLS.md §4) on loopback that speaks with the real local voice:
+//! the multi-context WebSocket (`/v1/text-to-speech/{voice}/multi-stream-input`: contexts
+//! initialised with " ", text, flush, close_context → `isFinal`, at most five open contexts)
+//! and HTTP streaming (`/v1/text-to-speech/{voice}/stream`). Audio is `ulaw_8000` from
+//! espeak-ng, in 200 ms chunks with character alignment, after the profile's first-audio delay.
+//! Faults: `Stall` (a socket or request that never answers), `DropAfter(n)` (the socket drops
+//! after n audio messages), `Status(code)` (HTTP only).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::channel::Channel;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+
+use hermes_models::voice::LocalVoice;
+
+use super::profile::{Fault, Faults, LatencyProfile, SharedRng};
+
+type Body = Either<Full<Bytes>, Channel<Bytes>>;
+
+/// 200 ms of 8 kHz μ-law.
+const CHUNK: usize = 1600;
+const MAX_CONTEXTS: usize = 5;
+
+/// A running fake. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeElevenLabs {
+    pub addr: SocketAddr,
+    /// Each applies to one new socket or HTTP request.
+    pub faults: Faults,
+    /// Contexts closed before their audio was all sent (barge-ins), across sockets.
+    pub interrupted: Arc<AtomicU64>,
+    /// Text received per context id, in arrival order: (context, text).
+    pub texts: Arc<Mutex<Vec<(String, String)>>>,
+    /// WebSocket connections accepted.
+    pub sockets: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeElevenLabs {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct Shared {
+    voice: Arc<LocalVoice>,
+    profile: LatencyProfile,
+    rng: SharedRng,
+    faults: Faults,
+    interrupted: Arc<AtomicU64>,
+    texts: Arc<Mutex<Vec<(String, String)>>>,
+    sockets: Arc<AtomicU64>,
+}
+
+impl FakeElevenLabs {
+    pub async fn start(
+        addr: SocketAddr,
+        voice: Arc<LocalVoice>,
+        profile: LatencyProfile,
+        seed: u64,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            voice,
+            profile,
+            rng: SharedRng::new(seed),
+            faults: Faults::default(),
+            interrupted: Arc::new(AtomicU64::new(0)),
+            texts: Arc::new(Mutex::new(Vec::new())),
+            sockets: Arc::new(AtomicU64::new(0)),
+        });
+        let (faults, interrupted, texts, sockets) = (
+            shared.faults.clone(),
+            shared.interrupted.clone(),
+            shared.texts.clone(),
+            shared.sockets.clone(),
+        );
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        Ok(FakeElevenLabs { addr, faults, interrupted, texts, sockets, task })
+    }
+
+    /// The base URL for `providers.tts.base_url`.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+}
+
+fn plain(status: StatusCode, body: Value) -> Response<Body> {
+    let mut r = Response::new(Either::Left(Full::new(Bytes::from(body.to_string()))));
+    *r.status_mut() = status;
+    r
+}
+
+fn detail(message: &str) -> Value {
+    json!({"detail": {"status": "error", "message": message}})
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if req.headers().get("xi-api-key").is_none_or(|v| v.is_empty()) {
+        return Ok(plain(StatusCode::UNAUTHORIZED, detail("invalid_api_key")));
+    }
+    if !query.split('&').any(|p| p == "output_format=ulaw_8000") {
+        return Ok(plain(
+            StatusCode::BAD_REQUEST,
+            detail("this fake speaks output_format=ulaw_8000 only"),
+        ));
+    }
+    match parts.as_slice() {
+        ["v1", "text-to-speech", _voice, "multi-stream-input"] => Ok(upgrade(shared, req)),
+        ["v1", "text-to-speech", _voice, "stream"] if req.method() == "POST" => {
+            Ok(http_stream(shared, req).await)
+        }
+        _ => Ok(plain(StatusCode::NOT_FOUND, detail("no such endpoint"))),
+    }
+}
+
+fn upgrade(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let Some(key) = req.headers().get(hyper::header::SEC_WEBSOCKET_KEY) else {
+        return plain(StatusCode::BAD_REQUEST, detail("expected a WebSocket upgrade"));
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
+        let socket =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        multi_context(shared, socket).await;
+    });
+    let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(hyper::header::UPGRADE, hyper::header::HeaderValue::from_static("websocket"));
+    h.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = accept.parse() {
+        h.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+/// One context's state on a socket.
+#[derive(Default)]
+struct Context {
+    text: String,
+    /// Its flushed text is being spoken.
+    speaking: bool,
+    closed: bool,
+}
+
+type Contexts = Arc<Mutex<HashMap<String, Context>>>;
+
+async fn multi_context<S>(shared: Arc<Shared>, socket: WebSocketStream<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    shared.sockets.fetch_add(1, Ordering::Relaxed);
+    let fault = shared.faults.next();
+    let (mut sink, mut source) = socket.split();
+    let (out, mut out_rx) = mpsc::channel::<Message>(64);
+    let sent = Arc::new(AtomicU64::new(0));
+    let writer = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            while let Some(m) = out_rx.recv().await {
+                let close = matches!(m, Message::Close(_));
+                if matches!(m, Message::Text(ref t) if t.contains(r#""audio""#)) {
+                    let n = sent.fetch_add(1, Ordering::Relaxed) + 1;
+                    if let Some(Fault::DropAfter(limit)) = fault
+                        && n > limit as u64
+                    {
+                        return; // the connection drops
+                    }
+                }
+                if sink.send(m).await.is_err() || close {
+                    return;
+                }
+            }
+        })
+    };
+    let contexts: Contexts = Arc::default();
+    let mut writer = writer;
+    loop {
+        let message = tokio::select! {
+            m = source.next() => match m {
+                Some(Ok(m)) => m,
+                _ => break,
+            },
+            // The writer stops when the connection is to drop: take the reader down with it.
+            _ = &mut writer => return,
+        };
+        let Message::Text(text) = message else {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+            continue;
+        };
+        if fault == Some(Fault::Stall) {
+            continue; // accepts everything, says nothing
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+        if v["close_socket"].as_bool() == Some(true) {
+            let _ = out
+                .send(Message::Close(Some(CloseFrame {
+                    code: CloseCode::Normal,
+                    reason: "".into(),
+                })))
+                .await;
+            break;
+        }
+        let Some(ctx) = v["context_id"].as_str().map(String::from) else { continue };
+        let flush = v["flush"].as_bool() == Some(true);
+        let close = v["close_context"].as_bool() == Some(true);
+        let words = v["text"].as_str().unwrap_or("");
+        let speak_now = {
+            let Ok(mut map) = contexts.lock() else { break };
+            if !map.contains_key(&ctx) && map.len() >= MAX_CONTEXTS {
+                let m = "Maximum simultaneous contexts per WebSocket connection exceeded (5). \
+                         Please close an existing context before opening a new one.";
+                let error =
+                    json!({"message": m, "error": "max_active_conversations", "code": 1008});
+                let _ = out.try_send(Message::Text(error.to_string().into()));
+                let frame = CloseFrame { code: CloseCode::Policy, reason: m.into() };
+                let _ = out.try_send(Message::Close(Some(frame)));
+                break;
+            }
+            let c = map.entry(ctx.clone()).or_default();
+            if words.trim().is_empty() {
+                // " " initialises, "" keeps alive: neither is speech.
+            } else {
+                c.text.push_str(words);
+            }
+            if close {
+                c.closed = true;
+                if c.speaking {
+                    shared.interrupted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if flush && !c.text.trim().is_empty() && !c.speaking {
+                c.speaking = true;
+                Some(std::mem::take(&mut c.text))
+            } else if close && !c.speaking {
+                map.remove(&ctx);
+                let _ = out.try_send(Message::Text(
+                    json!({"isFinal": true, "contextId": ctx}).to_string().into(),
+                ));
+                None
+            } else {
+                None
+            }
+        };
+        if let Some(words) = speak_now {
+            if let Ok(mut log) = shared.texts.lock() {
+                log.push((ctx.clone(), words.trim().to_string()));
+            }
+            tokio::spawn(speak_context(shared.clone(), contexts.clone(), ctx, words, out.clone()));
+        }
+    }
+    drop(out);
+    let _ = (&mut writer).await;
+}
+
+/// Speaks one context's flushed text; ends it with `isFinal` if it was closed meanwhile.
+async fn speak_context(
+    shared: Arc<Shared>,
+    contexts: Contexts,
+    ctx: String,
+    words: String,
+    out: mpsc::Sender<Message>,
+) {
+    tokio::time::sleep(shared.rng.sample(shared.profile.tts_first_audio)).await;
+    let voice = shared.voice.clone();
+    let text = words.clone();
+    let Ok(Ok(audio)) = tokio::task::spawn_blocking(move || voice.speak_ulaw(&text)).await else {
+        return;
+    };
+    let chars: Vec<String> = words.chars().map(String::from).collect();
+    let per_char_ms = (audio.len() as f64 / 8.0 / chars.len().max(1) as f64) as u64;
+    for (i, chunk) in audio.chunks(CHUNK).enumerate() {
+        let still_open = contexts.lock().map(|m| m.contains_key(&ctx)).unwrap_or(false);
+        if !still_open {
+            return;
+        }
+        let alignment = if i == 0 {
+            json!({"chars": chars, "charStartTimesMs": (0..chars.len() as u64).map(|k| k * per_char_ms).collect::<Vec<_>>(),
+                   "charDurationsMs": vec![per_char_ms; chars.len()]})
+        } else {
+            Value::Null
+        };
+        let message = json!({"audio": base64::engine::general_purpose::STANDARD.encode(chunk),
+                             "normalizedAlignment": alignment, "alignment": alignment, "contextId": ctx});
+        if out.send(Message::Text(message.to_string().into())).await.is_err() {
+            return;
+        }
+    }
+    let closed = {
+        let Ok(mut map) = contexts.lock() else { return };
+        let closed = map.get(&ctx).is_some_and(|c| c.closed);
+        if closed {
+            map.remove(&ctx);
+        } else if let Some(c) = map.get_mut(&ctx) {
+            c.speaking = false;
+        }
+        closed
+    };
+    if closed {
+        let _ = out
+            .send(Message::Text(json!({"isFinal": true, "contextId": ctx}).to_string().into()))
+            .await;
+    }
+}
+
+async fn http_stream(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let fault = shared.faults.next();
+    if let Some(Fault::Status(code)) = fault {
+        return plain(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            detail("injected fault"),
+        );
+    }
+    let Ok(body) = Limited::new(req.into_body(), 64 * 1024).collect().await else {
+        return plain(StatusCode::PAYLOAD_TOO_LARGE, detail("body too large"));
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&body.to_bytes()) else {
+        return plain(StatusCode::UNPROCESSABLE_ENTITY, detail("body is not JSON"));
+    };
+    let Some(words) = v["text"].as_str().map(String::from).filter(|t| !t.trim().is_empty()) else {
+        return plain(StatusCode::UNPROCESSABLE_ENTITY, detail("text is required"));
+    };
+    if let Ok(mut log) = shared.texts.lock() {
+        log.push(("http".into(), words.clone()));
+    }
+    let (mut tx, body) = Channel::<Bytes>::new(8);
+    tokio::spawn(async move {
+        if fault == Some(Fault::Stall) {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return;
+        }
+        tokio::time::sleep(shared.rng.sample(shared.profile.tts_first_audio)).await;
+        let voice = shared.voice.clone();
+        let Ok(Ok(audio)) = tokio::task::spawn_blocking(move || voice.speak_ulaw(&words)).await
+        else {
+            return;
+        };
+        for chunk in audio.chunks(CHUNK) {
+            if tx.send_data(Bytes::copy_from_slice(chunk)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(Either::Right(body));
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("audio/basic"));
+    r
+}

@@ -1,0 +1,395 @@
+//! One call's text-to-speech: sentences in, μ-law audio out in the order they were spoken,
+//! whichever engine makes it.
+//!
+//! With ElevenLabs configured, each sentence goes to the call's multi-context socket (HTTP
+//! streaming once the socket is gone). If a sentence's first audio has not arrived within
+//! `first_audio_timeout`, or the provider fails, that sentence is spoken by the local espeak-ng
+//! voice instead — the caller hears a short gap, not silence — and the rest of the call stays
+//! local. Up to four sentences are in flight at once (ElevenLabs allows five contexts per
+//! socket); audio of a later sentence waits until the earlier one is done.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use hermes_models::voice::LocalVoice;
+
+use super::elevenlabs::{Chunk, ElevenLabsSettings, MultiStream, http_speak};
+use crate::http::HttpClient;
+
+const MAX_IN_FLIGHT: usize = 4;
+
+/// What a session is built from.
+#[derive(Clone, Debug)]
+pub struct TtsSettings {
+    /// The cloud voice; `None`: local only.
+    pub cloud: Option<(ElevenLabsSettings, HttpClient)>,
+    pub first_audio_timeout: Duration,
+    pub local: Arc<LocalVoice>,
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct TtsCounters {
+    pub cloud_sentences: AtomicU64,
+    pub local_sentences: AtomicU64,
+    /// Sentences the cloud failed or stalled on and the local voice spoke instead.
+    pub fallbacks: AtomicU64,
+    pub first_audio_timeouts: AtomicU64,
+    pub cloud_errors: AtomicU64,
+    pub socket_failures: AtomicU64,
+}
+
+/// Audio and progress for each sentence, in speaking order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TtsEvent {
+    Audio { id: u64, ulaw: Bytes },
+    Done { id: u64 },
+    Failed { id: u64, message: String },
+}
+
+enum Command {
+    Speak(u64, String),
+    Cancel,
+}
+
+/// A running session. Dropping it closes the socket.
+#[derive(Debug)]
+pub struct TtsSession {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::Receiver<TtsEvent>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for TtsSession {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl TtsSession {
+    /// Starts a session, opening the cloud socket now so the first sentence does not wait for
+    /// it. A socket that cannot be opened is counted; sentences then go over HTTP.
+    pub async fn open(settings: TtsSettings, counters: Arc<TtsCounters>) -> TtsSession {
+        let (cloud_tx, cloud_rx) = mpsc::channel(256);
+        let ws = match &settings.cloud {
+            Some((s, _)) => match MultiStream::connect(s, cloud_tx.clone()).await {
+                Ok(ws) => Some(ws),
+                Err(_) => {
+                    counters.socket_failures.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            },
+            None => None,
+        };
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::channel(256);
+        let (local_tx, local_rx) = mpsc::channel(64);
+        let cloud_ok = settings.cloud.is_some();
+        let task = tokio::spawn(
+            Speaker {
+                settings,
+                counters,
+                ws,
+                cloud_ok,
+                cloud_tx,
+                local_tx,
+                order: VecDeque::new(),
+                out: event_tx,
+            }
+            .run(command_rx, cloud_rx, local_rx),
+        );
+        TtsSession { commands, events, task }
+    }
+
+    /// Queues a sentence.
+    pub fn speak(&self, id: u64, text: &str) {
+        let _ = self.commands.send(Command::Speak(id, text.to_string()));
+    }
+
+    /// Barge-in: stops every sentence queued or in flight; none of their audio comes out.
+    pub fn cancel(&self) {
+        let _ = self.commands.send(Command::Cancel);
+    }
+
+    pub async fn next(&mut self) -> Option<TtsEvent> {
+        self.events.recv().await
+    }
+}
+
+enum State {
+    Waiting,
+    /// With the cloud; its first audio is due by `deadline`.
+    Cloud {
+        deadline: Instant,
+        heard: bool,
+        http: Option<JoinHandle<()>>,
+    },
+    Local,
+}
+
+struct Sentence {
+    id: u64,
+    text: String,
+    state: State,
+    buffered: VecDeque<Bytes>,
+    ended: bool,
+    failed: Option<String>,
+}
+
+struct Speaker {
+    settings: TtsSettings,
+    counters: Arc<TtsCounters>,
+    ws: Option<MultiStream>,
+    cloud_ok: bool,
+    cloud_tx: mpsc::Sender<(u64, Chunk)>,
+    local_tx: mpsc::Sender<(u64, Chunk)>,
+    order: VecDeque<Sentence>,
+    out: mpsc::Sender<TtsEvent>,
+}
+
+impl Speaker {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut cloud: mpsc::Receiver<(u64, Chunk)>,
+        mut local: mpsc::Receiver<(u64, Chunk)>,
+    ) {
+        loop {
+            self.start_waiting();
+            let deadline = self.next_deadline();
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Speak(id, text)) => self.order.push_back(Sentence {
+                        id, text, state: State::Waiting, buffered: VecDeque::new(), ended: false, failed: None,
+                    }),
+                    Some(Command::Cancel) => self.cancel_all(),
+                    None => return,
+                },
+                Some((id, chunk)) = cloud.recv() => self.on_cloud(id, chunk),
+                Some((id, chunk)) = local.recv() => self.on_local(id, chunk),
+                _ = sleep_until(deadline) => self.on_deadlines(),
+            }
+            if self.flush().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn start_waiting(&mut self) {
+        let in_flight = self.order.iter().filter(|s| !matches!(s.state, State::Waiting)).count();
+        let free = MAX_IN_FLIGHT.saturating_sub(in_flight);
+        let ids: Vec<u64> = self
+            .order
+            .iter()
+            .filter(|s| matches!(s.state, State::Waiting))
+            .map(|s| s.id)
+            .take(free)
+            .collect();
+        for id in ids {
+            self.start(id);
+        }
+    }
+
+    fn start(&mut self, id: u64) {
+        let Some(pos) = self.order.iter().position(|s| s.id == id) else { return };
+        if !self.cloud_ok {
+            self.start_local(pos);
+            return;
+        }
+        let Some((settings, http)) = self.settings.cloud.clone() else {
+            self.start_local(pos);
+            return;
+        };
+        self.counters.cloud_sentences.fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + self.settings.first_audio_timeout;
+        let text = self.order[pos].text.clone();
+        let http_task = match &self.ws {
+            Some(ws) if ws.is_alive() => {
+                ws.speak(id, &text);
+                None
+            }
+            _ => {
+                self.ws = None;
+                let tx = self.cloud_tx.clone();
+                Some(tokio::spawn(
+                    async move { http_speak(&http, &settings, id, &text, &tx).await },
+                ))
+            }
+        };
+        self.order[pos].state = State::Cloud { deadline, heard: false, http: http_task };
+    }
+
+    fn start_local(&mut self, pos: usize) {
+        self.counters.local_sentences.fetch_add(1, Ordering::Relaxed);
+        let sentence = &mut self.order[pos];
+        sentence.state = State::Local;
+        sentence.buffered.clear();
+        let (id, text, voice, tx) = (
+            sentence.id,
+            sentence.text.clone(),
+            self.settings.local.clone(),
+            self.local_tx.clone(),
+        );
+        tokio::spawn(async move {
+            let spoken = tokio::task::spawn_blocking(move || voice.speak_ulaw(&text)).await;
+            let chunks = match spoken {
+                Ok(Ok(audio)) => vec![Chunk::Audio(Bytes::from(audio)), Chunk::End],
+                Ok(Err(e)) => vec![Chunk::Error(e.to_string())],
+                Err(e) => vec![Chunk::Error(e.to_string())],
+            };
+            for chunk in chunks {
+                let _ = tx.send((id, chunk)).await;
+            }
+        });
+    }
+
+    /// Hands a sentence the cloud failed on to the local voice; the cloud is done for this call.
+    fn fall_back(&mut self, id: u64) {
+        let Some(pos) = self.order.iter().position(|s| s.id == id) else { return };
+        if let State::Cloud { http, .. } = &self.order[pos].state {
+            if let Some(task) = http {
+                task.abort();
+            } else if let Some(ws) = &self.ws {
+                ws.cancel(id);
+            }
+        }
+        self.cloud_ok = false;
+        self.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+        self.start_local(pos);
+    }
+
+    fn on_cloud(&mut self, id: u64, chunk: Chunk) {
+        let Some(s) = self.order.iter_mut().find(|s| s.id == id) else { return };
+        let State::Cloud { heard, deadline, .. } = &mut s.state else { return }; // late audio after a fallback
+        match chunk {
+            Chunk::Audio(bytes) => {
+                *heard = true;
+                *deadline = Instant::now() + self.settings.first_audio_timeout;
+                s.buffered.push_back(bytes);
+            }
+            Chunk::End => s.ended = true,
+            Chunk::Lost(_) if !*heard && self.cloud_ok => {
+                // The socket went away before this sentence began: say it over HTTP.
+                self.counters.socket_failures.fetch_add(1, Ordering::Relaxed);
+                self.ws = None;
+                s.state = State::Waiting;
+                self.start(id);
+            }
+            Chunk::Error(_) | Chunk::Lost(_) => {
+                self.counters.cloud_errors.fetch_add(1, Ordering::Relaxed);
+                // Audio already heard cannot be taken back: end the sentence where it stopped.
+                if *heard {
+                    s.ended = true;
+                } else {
+                    self.fall_back(id);
+                }
+            }
+        }
+    }
+
+    fn on_local(&mut self, id: u64, chunk: Chunk) {
+        let Some(s) = self.order.iter_mut().find(|s| s.id == id) else { return };
+        if !matches!(s.state, State::Local) {
+            return;
+        }
+        match chunk {
+            Chunk::Audio(bytes) => s.buffered.push_back(bytes),
+            Chunk::End => s.ended = true,
+            Chunk::Error(message) | Chunk::Lost(message) => {
+                // Reported in its turn, so the sentences before it still end first.
+                s.failed = Some(message);
+                s.ended = true;
+            }
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.order
+            .iter()
+            .filter_map(|s| match s.state {
+                State::Cloud { deadline, .. } if !s.ended => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// A sentence whose first audio is late goes to the local voice. One whose audio stopped
+    /// midway ends where it stopped (repeating heard words would be worse), and later
+    /// sentences avoid that socket.
+    fn on_deadlines(&mut self) {
+        let now = Instant::now();
+        let late: Vec<(u64, bool)> = self
+            .order
+            .iter()
+            .filter_map(|s| match s.state {
+                State::Cloud { deadline, heard, .. } if deadline <= now && !s.ended => {
+                    Some((s.id, heard))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, heard) in late {
+            if heard {
+                self.counters.cloud_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(ws) = self.ws.take() {
+                    ws.cancel(id);
+                }
+                if let Some(s) = self.order.iter_mut().find(|s| s.id == id) {
+                    s.ended = true;
+                }
+            } else {
+                self.counters.first_audio_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.fall_back(id);
+            }
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        for s in self.order.drain(..) {
+            if let State::Cloud { http, .. } = s.state {
+                match http {
+                    Some(task) => task.abort(),
+                    None => {
+                        if let Some(ws) = &self.ws {
+                            ws.cancel(s.id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends out the head sentence's audio, and its end; then the next one's.
+    async fn flush(&mut self) -> Result<(), ()> {
+        while let Some(head) = self.order.front_mut() {
+            while let Some(ulaw) = head.buffered.pop_front() {
+                self.out.send(TtsEvent::Audio { id: head.id, ulaw }).await.map_err(|_| ())?;
+            }
+            if !head.ended {
+                break;
+            }
+            let (id, failed) = (head.id, head.failed.take());
+            self.order.pop_front();
+            let event = match failed {
+                Some(message) => TtsEvent::Failed { id, message },
+                None => TtsEvent::Done { id },
+            };
+            self.out.send(event).await.map_err(|_| ())?;
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,202 @@
+//! The per-call text-to-speech session against the fake ElevenLabs (real WebSocket and HTTP on
+//! loopback, real espeak-ng audio): order, barge-in on a kept socket, and the fallbacks —
+//! socket gone → HTTP; stall or failure → the local voice with only a short gap.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use hermes_io::fakes::elevenlabs::FakeElevenLabs;
+use hermes_io::fakes::profile::{Delay, Fault, LatencyProfile};
+use hermes_io::http::HttpClient;
+use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsEvent, TtsSession, TtsSettings};
+use hermes_models::voice::LocalVoice;
+
+fn voice() -> Arc<LocalVoice> {
+    static VOICE: OnceLock<Arc<LocalVoice>> = OnceLock::new();
+    VOICE
+        .get_or_init(|| {
+            Arc::new(LocalVoice::new("en-us", 175).expect("espeak-ng: run scripts/setup"))
+        })
+        .clone()
+}
+
+async fn fake(profile: LatencyProfile) -> FakeElevenLabs {
+    FakeElevenLabs::start("127.0.0.1:0".parse().expect("addr"), voice(), profile, 3)
+        .await
+        .expect("fake starts")
+}
+
+fn settings(fake: Option<&FakeElevenLabs>, key: &str) -> TtsSettings {
+    TtsSettings {
+        cloud: fake.map(|f| {
+            (
+                ElevenLabsSettings {
+                    base_url: f.url(),
+                    api_key: key.into(),
+                    voice_id: "voice1".into(),
+                    model_id: "eleven_flash_v2_5".into(),
+                    connect_timeout: Duration::from_secs(2),
+                    speed: 1.0,
+                },
+                HttpClient::new(Duration::from_secs(2)).expect("client"),
+            )
+        }),
+        first_audio_timeout: Duration::from_millis(400),
+        local: voice(),
+    }
+}
+
+/// Events until sentence `last` is done (or failed), with the time of each.
+async fn until_done(session: &mut TtsSession, last: u64) -> Vec<(Instant, TtsEvent)> {
+    let mut seen = Vec::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), session.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("session open");
+        let end = matches!(&e, TtsEvent::Done { id } | TtsEvent::Failed { id, .. } if *id == last);
+        seen.push((Instant::now(), e));
+        if end {
+            return seen;
+        }
+    }
+}
+
+fn bytes_for(events: &[(Instant, TtsEvent)], id: u64) -> usize {
+    events
+        .iter()
+        .map(|(_, e)| match e {
+            TtsEvent::Audio { id: i, ulaw } if *i == id => ulaw.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn sentences_come_back_in_order_over_one_socket() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone()).await;
+    session.speak(1, "Thanks for calling.");
+    session.speak(2, "How can I help?");
+    let events = until_done(&mut session, 2).await;
+    let order: Vec<u64> = events
+        .iter()
+        .map(|(_, e)| match e {
+            TtsEvent::Audio { id, .. } | TtsEvent::Done { id } | TtsEvent::Failed { id, .. } => *id,
+        })
+        .collect();
+    let first_two = order.iter().position(|&id| id == 2).expect("sentence 2");
+    assert!(order[..first_two].iter().all(|&id| id == 1), "{order:?}");
+    assert!(events.iter().any(|(_, e)| *e == TtsEvent::Done { id: 1 }));
+    // Real speech: about as long as the local voice says it.
+    let expected = voice().speak_ulaw("Thanks for calling.").expect("speaks").len();
+    assert!(
+        bytes_for(&events, 1).abs_diff(expected) < 400,
+        "{} vs {expected}",
+        bytes_for(&events, 1)
+    );
+    assert_eq!(fake.sockets.load(Ordering::Relaxed), 1);
+    let texts = fake.texts.lock().expect("log").clone();
+    assert_eq!(
+        texts,
+        [
+            ("s1".to_string(), "Thanks for calling.".to_string()),
+            ("s2".into(), "How can I help?".into())
+        ]
+    );
+    assert_eq!(counters.cloud_sentences.load(Ordering::Relaxed), 2);
+    assert_eq!(counters.local_sentences.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_barge_in_stops_the_sentence_and_the_next_one_reuses_the_socket() {
+    let slow = LatencyProfile { tts_first_audio: Delay::ms(150, 0.0), ..LatencyProfile::ZERO };
+    let fake = fake(slow).await;
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), Arc::default()).await;
+    session.speak(1, "Our opening hours are Tuesday to Saturday from nine in the morning.");
+    session.speak(2, "Anything else?");
+    session.cancel();
+    session.speak(3, "Sure.");
+    let events = until_done(&mut session, 3).await;
+    assert!(
+        events
+            .iter()
+            .all(|(_, e)| matches!(e, TtsEvent::Audio { id: 3, .. } | TtsEvent::Done { id: 3 })),
+        "{events:?}"
+    );
+    assert!(bytes_for(&events, 3) > 1000);
+    assert_eq!(fake.sockets.load(Ordering::Relaxed), 1, "no reconnect paid for the next sentence");
+}
+
+#[tokio::test]
+async fn a_stalled_voice_falls_back_to_the_local_voice_after_a_short_gap() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    fake.faults.push(Fault::Stall);
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone()).await;
+    let asked = Instant::now();
+    session.speak(1, "One moment please.");
+    session.speak(2, "I found it.");
+    let events = until_done(&mut session, 2).await;
+    let first_audio =
+        events.iter().find(|(_, e)| matches!(e, TtsEvent::Audio { .. })).expect("audio").0;
+    let gap = first_audio - asked;
+    assert!(gap >= Duration::from_millis(400), "waited for the cloud first: {gap:?}");
+    assert!(gap < Duration::from_millis(1200), "the caller heard a gap of {gap:?}");
+    assert!(bytes_for(&events, 1) > 1000 && bytes_for(&events, 2) > 1000);
+    assert_eq!(counters.first_audio_timeouts.load(Ordering::Relaxed), 2);
+    assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 2);
+    session.speak(3, "Goodbye.");
+    until_done(&mut session, 3).await;
+    assert_eq!(
+        counters.local_sentences.load(Ordering::Relaxed),
+        3,
+        "the rest of the call stays local"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_socket_moves_the_next_sentences_to_http() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    fake.faults.push(Fault::DropAfter(1));
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone()).await;
+    session.speak(1, "Thanks for calling Maple Street Hair, this is Sam.");
+    let events = until_done(&mut session, 1).await;
+    assert!(bytes_for(&events, 1) > 0, "what was heard was kept");
+    session.speak(2, "How can I help?");
+    let events = until_done(&mut session, 2).await;
+    assert!(events.iter().any(|(_, e)| *e == TtsEvent::Done { id: 2 }));
+    assert!(
+        fake.texts
+            .lock()
+            .expect("log")
+            .iter()
+            .any(|(ctx, text)| ctx == "http" && text == "How can I help?")
+    );
+    assert_eq!(counters.local_sentences.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_refused_key_is_counted_and_the_local_voice_speaks() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(settings(Some(&fake), ""), counters.clone()).await;
+    session.speak(1, "Hello.");
+    let events = until_done(&mut session, 1).await;
+    assert!(bytes_for(&events, 1) > 500);
+    assert_eq!(counters.socket_failures.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn without_a_cloud_voice_every_sentence_is_local() {
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(settings(None, ""), counters.clone()).await;
+    session.speak(7, "Hello there.");
+    let events = until_done(&mut session, 7).await;
+    assert!(bytes_for(&events, 7) > 1000);
+    assert_eq!(counters.local_sentences.load(Ordering::Relaxed), 1);
+}

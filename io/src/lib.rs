@@ -4,6 +4,7 @@
 //! client, installing pinned model files from PyPI, and the Telnyx wire protocols.
 
 pub mod carrier;
+pub mod driver;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod http;

@@ -25,7 +25,7 @@ fn tools() -> Arc<[ToolSpec]> {
 }
 
 fn wire() -> WireRequest {
-    WireRequest { max_tokens: 300, temperature: None }
+    WireRequest { max_tokens: 300, temperature: None, clock: None }
 }
 
 async fn fake(options: FakeLlmOptions) -> FakeLlm {
@@ -162,6 +162,18 @@ fn anthropic_request_caches_the_prefix_and_alternates_roles() {
     assert_eq!(types, ["tool_result", "tool_result", "text", "text"]);
     assert_eq!(messages[2]["content"][1]["is_error"], true);
     assert_eq!(messages[1]["content"][1]["input"], json!({"date": "2026-11-26", "service": "cut"}));
+}
+
+#[test]
+fn the_clock_follows_the_cached_prompt_and_never_enters_it() {
+    let clock = Some("Current local time: Wednesday, November 25, 2026, 10 AM (UTC).".to_string());
+    let w = WireRequest { clock: clock.clone(), ..wire() };
+    let body = anthropic::body(&w, "m", &a_full_context(), &tools(), &Verbatim::default());
+    assert_eq!(body["system"][1], json!({"type": "text", "text": clock}));
+    assert!(body["system"][1].get("cache_control").is_none());
+    let body = openai::body(&w, "m", &a_full_context(), &tools());
+    assert_eq!(body["messages"][0]["role"], "system");
+    assert_eq!(body["messages"][1], json!({"role": "system", "content": clock}));
 }
 
 #[test]

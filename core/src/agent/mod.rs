@@ -4,6 +4,7 @@
 
 mod brain;
 pub mod info;
+pub mod prompt;
 pub mod tools;
 pub mod when;
 pub mod words;

@@ -121,6 +121,10 @@ pub fn body(
         "stream": true,
         "messages": messages,
     });
+    if let Some(clock) = &request.clock {
+        // After the cached block: the time changes, the prompt does not.
+        system.push(json!({"type": "text", "text": clock}));
+    }
     if !system.is_empty() {
         body["system"] = Value::Array(system);
     }

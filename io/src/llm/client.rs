@@ -71,10 +71,12 @@ pub enum Protocol {
 }
 
 /// Request settings both protocols share.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct WireRequest {
     pub max_tokens: u32,
     pub temperature: Option<f64>,
+    /// "Current local time: …", sent after the cached system prompt, never inside it.
+    pub clock: Option<String>,
 }
 
 /// A remote model and how to reach it.
@@ -182,6 +184,7 @@ impl LlmClient {
             client: self.clone(),
             tools,
             verbatim: Arc::new(Mutex::new(Verbatim::default())),
+            clock: None,
         }
     }
 }
@@ -214,6 +217,8 @@ pub struct LlmSession {
     client: LlmClient,
     tools: Arc<[ToolSpec]>,
     verbatim: Arc<Mutex<Verbatim>>,
+    /// The business's time zone (and its name), to tell the model the local time.
+    clock: Option<(TimeZone, String)>,
 }
 
 /// A running completion. Dropping it cancels the request.
@@ -237,14 +242,26 @@ impl Drop for LlmStream {
 }
 
 impl LlmSession {
+    /// Tells the model the current time in `timezone` with every request.
+    pub fn with_clock(mut self, timezone: TimeZone, name: &str) -> Self {
+        self.clock = Some((timezone, name.to_string()));
+        self
+    }
+
+    fn clock_line(&self) -> Option<String> {
+        let (tz, name) = self.clock.as_ref()?;
+        Some(hermes_core::agent::prompt::clock_line(tz.to_datetime(jiff::Timestamp::now()), name))
+    }
+
     /// Starts a completion on `context`.
     pub fn start(&self, context: Arc<Context>) -> LlmStream {
         let (tx, events) = mpsc::channel(256);
         let session = self.clone();
+        let clock = self.clock_line();
         let task = tokio::spawn(async move {
             let result = match &session.client {
                 LlmClient::Remote(remote) => {
-                    remote.complete(&context, &session.tools, &session.verbatim, &tx).await
+                    remote.complete(&context, &session.tools, &session.verbatim, clock, &tx).await
                 }
                 LlmClient::Local(local) => {
                     local.complete(&context, &tx).await;
@@ -302,12 +319,13 @@ impl Remote {
         context: &Context,
         tools: &[ToolSpec],
         verbatim: &Mutex<Verbatim>,
+        clock: Option<String>,
         tx: &mpsc::Sender<LlmEvent>,
     ) -> Result<(), LlmError> {
         let s = &self.settings;
         let started = Instant::now();
         let deadline = started + s.request_timeout;
-        let wire = WireRequest { max_tokens: s.max_tokens, temperature: s.temperature };
+        let wire = WireRequest { max_tokens: s.max_tokens, temperature: s.temperature, clock };
         let headers: Vec<(&str, &str)> =
             self.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         let models: Vec<&str> = std::iter::once(s.model.as_str())

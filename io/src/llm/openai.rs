@@ -49,6 +49,10 @@ pub fn body(request: &WireRequest, model: &str, context: &Context, tools: &[Tool
             }
         });
     }
+    if let Some(clock) = &request.clock {
+        let at = messages.iter().take_while(|m| m["role"] == "system").count().min(1);
+        messages.insert(at, json!({"role": "system", "content": clock}));
+    }
     let mut body = json!({
         "model": model,
         "stream": true,

@@ -177,6 +177,25 @@ impl fmt::Debug for Command {
     }
 }
 
+/// Feeds one call's transcriber with audio, from any task.
+#[derive(Clone, Debug)]
+pub struct SttAudio {
+    commands: mpsc::Sender<Command>,
+    counters: Arc<SttCounters>,
+}
+
+impl SttAudio {
+    /// See [`SttStream::send_audio`].
+    pub fn send_audio(&self, ulaw: Bytes) {
+        if ulaw.is_empty() {
+            return; // an empty binary frame would close Deepgram's stream
+        }
+        if self.commands.try_send(Command::Audio(ulaw)).is_err() {
+            self.counters.audio_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Drop for SttStream {
     fn drop(&mut self) {
         self.task.abort();
@@ -215,12 +234,12 @@ impl SttStream {
     /// Queues 8 kHz μ-law audio. Never blocks: if the transcriber is 10 s behind, the chunk is
     /// dropped and counted.
     pub fn send_audio(&self, ulaw: Bytes) {
-        if ulaw.is_empty() {
-            return; // an empty binary frame would close Deepgram's stream
-        }
-        if self.commands.try_send(Command::Audio(ulaw)).is_err() {
-            self.counters.audio_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.audio_sender().send_audio(ulaw);
+    }
+
+    /// A handle that feeds audio from another task.
+    pub fn audio_sender(&self) -> SttAudio {
+        SttAudio { commands: self.commands.clone(), counters: self.counters.clone() }
     }
 
     /// Our end of turn: ask for the final transcript of what was said so far, now.

@@ -2,4 +2,4 @@
 
 pub mod deepgram;
 
-pub use deepgram::{DeepgramSettings, SttCounters, SttEvent, SttStream, listen_url};
+pub use deepgram::{DeepgramSettings, SttAudio, SttCounters, SttEvent, SttStream, listen_url};

@@ -1,0 +1,483 @@
+//! The call driver: one task per call that joins the sans-IO [`Call`] machine to the carrier's
+//! media session and to the providers. It turns everything that happens — VAD boundaries from
+//! the audio worker, transcripts, LLM deltas, synthesised audio, playout marks, tool results,
+//! timers — into [`Input`]s, and carries out every [`Action`] the machine asks for.
+//!
+//! The driver decides nothing about the conversation; it only moves data. Each provider runs
+//! in its own task and talks to the driver over a channel, so a slow provider never blocks
+//! another, and a provider that fails ends in an input the machine already knows how to
+//! handle (an LLM error, a TTS error), never in a stuck call.
+
+pub mod tools;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use jiff::tz::TimeZone;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use hermes_core::agent::prompt::system_prompt;
+use hermes_core::agent::specs_for;
+use hermes_core::audio::AudioEvent;
+use hermes_core::call::{
+    Action, Call, CallConfig, CallLog, Direction, HangupReason, Input, LlmRequestId, Message,
+    SpeakId, TurnTimeline,
+};
+use hermes_core::codec::G711;
+use hermes_core::config::HermesConfig;
+use hermes_core::vad::VadEvent;
+
+use crate::carrier::session::{StreamCommand, StreamEvent, StreamHandle};
+use crate::llm::{LlmClient, LlmEvent, LlmStream};
+use crate::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
+use crate::tts::{TtsCounters, TtsEvent, TtsSession, TtsSettings};
+use tools::{CallParties, ToolOutcome, ToolRunner};
+
+/// What every call is driven with. Built once by `serve` (or a test) and shared.
+#[derive(Debug)]
+pub struct CallDeps {
+    pub config: Arc<HermesConfig>,
+    pub llm: LlmClient,
+    pub tools: Arc<dyn ToolRunner>,
+    /// Deepgram, with everything but the per-call tag; `None`: no speech-to-text.
+    pub stt: Option<DeepgramSettings>,
+    pub stt_counters: Arc<SttCounters>,
+    pub tts: TtsSettings,
+    pub tts_counters: Arc<TtsCounters>,
+    pub counters: Arc<DriverCounters>,
+    /// Where hang-ups and transfers go (Call Control); `None`: closing the stream is all.
+    pub carrier: Option<mpsc::Sender<CarrierRequest>>,
+}
+
+/// Something only the carrier's control API can do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CarrierRequest {
+    Hangup { call_control_id: String },
+    Transfer { call_control_id: String, to: String },
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DriverCounters {
+    pub calls_started: AtomicU64,
+    pub calls_ended: AtomicU64,
+    pub active_calls: AtomicU64,
+    pub stt_unavailable: AtomicU64,
+    pub stt_failed: AtomicU64,
+    pub llm_errors: AtomicU64,
+    pub tool_errors: AtomicU64,
+    pub tool_timeouts: AtomicU64,
+}
+
+/// How a call ended, for the call record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The conversation reached its goodbye.
+    Completed,
+    /// Handed to a person.
+    Escalated,
+    /// The caller hung up (or the line dropped) first.
+    Abandoned,
+    /// The agent hung up: silence, the call's time limit, or repeated failures.
+    EndedByAgent(HangupReason),
+    /// The stream never started.
+    NeverStarted,
+}
+
+/// Who said a line of the transcript.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaker {
+    Caller,
+    Agent,
+}
+
+/// What happened on a call.
+#[derive(Clone, Debug)]
+pub struct CallReport {
+    pub call_control_id: String,
+    pub outcome: Outcome,
+    /// What the caller said and what the caller actually heard of the agent.
+    pub transcript: Vec<(Speaker, String)>,
+    pub tools_called: Vec<String>,
+    pub turns: Vec<TurnTimeline>,
+    pub logs: Vec<CallLog>,
+    pub duration: Duration,
+}
+
+/// The mark name the carrier echoes once a sentence has been heard.
+fn mark_name(speak: SpeakId) -> String {
+    format!("s{}", speak.0)
+}
+
+fn speak_of_mark(name: &str) -> Option<SpeakId> {
+    name.strip_prefix('s')?.parse().ok().map(SpeakId)
+}
+
+/// Drives one call from the carrier's `start` to its end.
+pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
+    let began = Instant::now();
+    let StreamHandle { mut events, commands, caller_audio } = handle;
+    let mut report = CallReport {
+        call_control_id: String::new(),
+        outcome: Outcome::NeverStarted,
+        transcript: Vec::new(),
+        tools_called: Vec::new(),
+        turns: Vec::new(),
+        logs: Vec::new(),
+        duration: Duration::ZERO,
+    };
+    let started = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Some(StreamEvent::Started { call_control_id, codec, .. }) => {
+                    return Some((call_control_id, codec));
+                }
+                Some(_) => continue,
+                None => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some((call_control_id, codec))) = started else { return report };
+    report.call_control_id = call_control_id.clone();
+    deps.counters.calls_started.fetch_add(1, Ordering::Relaxed);
+    deps.counters.active_calls.fetch_add(1, Ordering::Relaxed);
+    let mut driver = Driver::open(&deps, call_control_id, codec, commands, caller_audio).await;
+    driver.run(&mut events, &mut report).await;
+    deps.counters.active_calls.fetch_sub(1, Ordering::Relaxed);
+    deps.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+    report.duration = began.elapsed();
+    report
+}
+
+struct Driver {
+    deps: Arc<CallDeps>,
+    call: Call,
+    call_control_id: String,
+    codec: G711,
+    commands: mpsc::Sender<StreamCommand>,
+    llm: crate::llm::LlmSession,
+    current_llm: Option<(LlmRequestId, LlmStream)>,
+    stt: Option<SttStream>,
+    tts: TtsSession,
+    tools: JoinSet<(String, ToolOutcome)>,
+    heard_first_audio: HashSet<u64>,
+    outcome: Option<Outcome>,
+    /// The audio pump to speech-to-text; stops with the driver.
+    audio_pump: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pump) = &self.audio_pump {
+            pump.abort();
+        }
+    }
+}
+
+impl Driver {
+    async fn open(
+        deps: &Arc<CallDeps>,
+        call_control_id: String,
+        codec: G711,
+        commands: mpsc::Sender<StreamCommand>,
+        mut caller_audio: mpsc::Receiver<Bytes>,
+    ) -> Driver {
+        let config = &deps.config;
+        let cfg = CallConfig::from_config(config, system_prompt(config));
+        let timezone = TimeZone::get(&config.business.timezone).unwrap_or(TimeZone::UTC);
+        let llm = deps
+            .llm
+            .session(specs_for(&config.tools).into())
+            .with_clock(timezone, &config.business.timezone);
+        // Speech-to-text and the voice connect in parallel: both sit on the first turn's path.
+        let stt_settings = deps.stt.clone().map(|mut s| {
+            s.tag = Some(call_control_id.clone());
+            s
+        });
+        let stt_counters = deps.stt_counters.clone();
+        let (stt, tts) = tokio::join!(
+            async move {
+                match stt_settings {
+                    Some(s) => SttStream::connect(s, stt_counters).await.ok(),
+                    None => None,
+                }
+            },
+            TtsSession::open(deps.tts.clone(), deps.tts_counters.clone())
+        );
+        if stt.is_none() {
+            deps.counters.stt_unavailable.fetch_add(1, Ordering::Relaxed);
+        }
+        // Caller audio goes to speech-to-text untouched (μ-law), or is drained; from its own
+        // task, so the driver loop never waits on it.
+        let sender = stt.as_ref().map(SttStream::audio_sender);
+        let audio_pump = tokio::spawn(async move {
+            while let Some(chunk) = caller_audio.recv().await {
+                if let Some(sender) = &sender {
+                    sender.send_audio(chunk);
+                }
+            }
+        });
+        let mut driver = Driver {
+            deps: deps.clone(),
+            call: Call::new(cfg),
+            call_control_id,
+            codec,
+            commands,
+            llm,
+            current_llm: None,
+            stt,
+            tts,
+            tools: JoinSet::new(),
+            heard_first_audio: HashSet::new(),
+            outcome: None,
+            audio_pump: Some(audio_pump),
+        };
+        driver.call.handle(Instant::now(), Input::Answered { direction: Direction::Inbound });
+        driver
+    }
+
+    async fn run(&mut self, events: &mut mpsc::Receiver<StreamEvent>, report: &mut CallReport) {
+        loop {
+            self.apply_actions(report).await;
+            if self.call.is_ended() {
+                break;
+            }
+            let timeout = self.call.poll_timeout();
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => self.on_stream(event),
+                    None => self.call.handle(Instant::now(), Input::CarrierHangup),
+                },
+                Some(event) = next_stt(&mut self.stt) => self.on_stt(event),
+                Some(event) = next_llm(&mut self.current_llm) => self.on_llm(event),
+                Some(event) = self.tts.next() => self.on_tts(event).await,
+                Some(done) = self.tools.join_next(), if !self.tools.is_empty() => {
+                    if let Ok((id, outcome)) = done {
+                        if outcome.is_error {
+                            self.deps.counters.tool_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.call.handle(Instant::now(), Input::ToolResult { id, output: outcome.output, is_error: outcome.is_error });
+                    }
+                }
+                _ = sleep_until(timeout) => self.call.handle_timeout(Instant::now()),
+            }
+        }
+        self.apply_actions(report).await;
+        if let Some(stt) = &self.stt {
+            stt.close();
+        }
+        report.outcome = self.outcome.clone().unwrap_or(Outcome::Abandoned);
+        report.transcript = self
+            .call
+            .context()
+            .messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::User(t) => Some((Speaker::Caller, t.clone())),
+                Message::Assistant(t) => Some((Speaker::Agent, t.clone())),
+                _ => None,
+            })
+            .collect();
+    }
+
+    fn on_stream(&mut self, event: StreamEvent) {
+        let now = Instant::now();
+        match event {
+            StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechStarted { .. })) => {
+                self.call.handle(now, Input::SpeechStarted);
+            }
+            StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechEnded { .. })) => {
+                self.call.handle(now, Input::SpeechEnded);
+                // Our end of turn: ask for the final transcript now rather than at
+                // Deepgram's own endpointing.
+                if let Some(stt) = &self.stt {
+                    stt.finalize();
+                }
+            }
+            StreamEvent::Audio(_) => {}
+            StreamEvent::Dtmf(digit) => self.call.handle(now, Input::Dtmf { digit }),
+            StreamEvent::MarkPlayed(name) => {
+                if let Some(speak) = speak_of_mark(&name) {
+                    self.call.handle(now, Input::PlayoutMark { speak });
+                }
+            }
+            StreamEvent::Started { .. } | StreamEvent::CarrierError { .. } => {}
+        }
+    }
+
+    fn on_stt(&mut self, event: SttEvent) {
+        let now = Instant::now();
+        match event {
+            SttEvent::Partial(text) => {
+                self.call.handle(now, Input::Transcript { text, is_final: false })
+            }
+            SttEvent::Final { text, .. } if !text.is_empty() => {
+                self.call.handle(now, Input::Transcript { text, is_final: true });
+            }
+            SttEvent::Failed(_) => {
+                self.deps.counters.stt_failed.fetch_add(1, Ordering::Relaxed);
+                self.stt = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn on_llm(&mut self, event: LlmEvent) {
+        let Some((request, _)) = &self.current_llm else { return };
+        let request = *request;
+        let now = Instant::now();
+        match event {
+            LlmEvent::Text(text) => self.call.handle(now, Input::LlmDelta { request, text }),
+            LlmEvent::ToolCall(call) => self.call.handle(now, Input::LlmToolCall { request, call }),
+            LlmEvent::Done { .. } => {
+                self.current_llm = None;
+                self.call.handle(now, Input::LlmDone { request });
+            }
+            LlmEvent::Failed(message) => {
+                self.deps.counters.llm_errors.fetch_add(1, Ordering::Relaxed);
+                self.current_llm = None;
+                self.call.handle(now, Input::LlmError { request, message });
+            }
+        }
+    }
+
+    async fn on_tts(&mut self, event: TtsEvent) {
+        let now = Instant::now();
+        match event {
+            TtsEvent::Audio { id, ulaw } => {
+                if self.heard_first_audio.insert(id) {
+                    self.call.handle(now, Input::TtsAudio { speak: SpeakId(id) });
+                }
+                let audio = match self.codec {
+                    G711::Mulaw => ulaw.to_vec(),
+                    G711::Alaw => {
+                        ulaw.iter().map(|&b| G711::Alaw.encode(G711::Mulaw.decode(b))).collect()
+                    }
+                };
+                let _ = self.commands.send(StreamCommand::Play(audio)).await;
+            }
+            TtsEvent::Done { id } => {
+                self.call.handle(now, Input::TtsDone { speak: SpeakId(id) });
+                let _ = self.commands.send(StreamCommand::Mark(mark_name(SpeakId(id)))).await;
+            }
+            TtsEvent::Failed { id, message } => {
+                self.call.handle(now, Input::TtsError { speak: SpeakId(id), message });
+            }
+        }
+    }
+
+    async fn apply_actions(&mut self, report: &mut CallReport) {
+        while let Some(action) = self.call.poll_action() {
+            match action {
+                Action::StartLlm { request, context } => {
+                    // Replacing the stream drops (cancels) any earlier request.
+                    self.current_llm = Some((request, self.llm.start(context)));
+                }
+                Action::CancelLlm { request } => {
+                    if self.current_llm.as_ref().is_some_and(|(r, _)| *r == request) {
+                        self.current_llm = None;
+                    }
+                }
+                Action::Speak { speak, text } => self.tts.speak(speak.0, &text),
+                Action::CancelTts => self.tts.cancel(),
+                Action::ClearPlayback => {
+                    let _ = self.commands.send(StreamCommand::Clear).await;
+                }
+                Action::RunTools { calls } => {
+                    let timeout = self.call_tool_timeout();
+                    for call in calls {
+                        report.tools_called.push(call.name.clone());
+                        let parties = CallParties {
+                            call_id: self.call_control_id.clone(),
+                            ..CallParties::default()
+                        };
+                        let (id, name) = (call.id.clone(), call.name.clone());
+                        let running = self.deps.tools.run(call, parties);
+                        let counters = self.deps.counters.clone();
+                        self.tools.spawn(async move {
+                            match tokio::time::timeout(timeout, running).await {
+                                Ok(outcome) => (id, outcome),
+                                Err(_) => {
+                                    counters.tool_timeouts.fetch_add(1, Ordering::Relaxed);
+                                    (
+                                        id,
+                                        ToolOutcome::error(format!(
+                                            "{name} did not answer in time"
+                                        )),
+                                    )
+                                }
+                            }
+                        });
+                    }
+                }
+                Action::Transfer { number } => {
+                    report.tools_called.push("transfer_to_human".into());
+                    self.outcome = Some(Outcome::Escalated);
+                    self.carrier(CarrierRequest::Transfer {
+                        call_control_id: self.call_control_id.clone(),
+                        to: number,
+                    })
+                    .await;
+                }
+                Action::Hangup { reason } => {
+                    self.outcome.get_or_insert(match reason {
+                        HangupReason::Completed => Outcome::Completed,
+                        HangupReason::Carrier => Outcome::Abandoned,
+                        other => Outcome::EndedByAgent(other),
+                    });
+                    if reason != HangupReason::Carrier {
+                        self.carrier(CarrierRequest::Hangup {
+                            call_control_id: self.call_control_id.clone(),
+                        })
+                        .await;
+                    }
+                }
+                Action::Timeline(t) => report.turns.push(t),
+                Action::Log(entry) => report.logs.push(entry),
+            }
+        }
+    }
+
+    fn call_tool_timeout(&self) -> Duration {
+        self.deps.config.tools.default_timeout_ms.as_duration()
+    }
+
+    async fn carrier(&self, request: CarrierRequest) {
+        if let Some(carrier) = &self.deps.carrier {
+            let _ = carrier.send(request).await;
+        }
+    }
+}
+
+async fn next_stt(stt: &mut Option<SttStream>) -> Option<SttEvent> {
+    match stt {
+        Some(s) => match s.next().await {
+            Some(e) => Some(e),
+            // The transcriber ended: report it once, then stay quiet.
+            None => Some(SttEvent::Failed("speech-to-text ended".into())),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_llm(llm: &mut Option<(LlmRequestId, LlmStream)>) -> Option<LlmEvent> {
+    match llm {
+        Some((_, stream)) => match stream.next().await {
+            Some(e) => Some(e),
+            None => Some(LlmEvent::Failed("the completion ended without finishing".into())),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}

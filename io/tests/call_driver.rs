@@ -1,0 +1,163 @@
+//! A whole call through the real path on loopback: the fake Telnyx streams a caller's speech
+//! (espeak-ng) into the media server → audio core and VAD → the driver → fake Deepgram → the
+//! call machine → fake Anthropic (answering from the offline brain) → fake ElevenLabs
+//! (espeak-ng) → back to the carrier, with playout marks.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
+use hermes_io::carrier::session::MediaSettings;
+use hermes_io::driver::tools::ProfileTools;
+use hermes_io::driver::{CallDeps, DriverCounters, Outcome, Speaker, drive};
+use hermes_io::fakes::carrier::{FakeTelnyx, StreamScript};
+use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
+use hermes_io::fakes::elevenlabs::FakeElevenLabs;
+use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
+use hermes_io::fakes::profile::LatencyProfile;
+use hermes_io::http::HttpClient;
+use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
+use hermes_io::retry::RetryPolicy;
+use hermes_io::stt::{DeepgramSettings, SttCounters};
+use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
+use hermes_models::voice::LocalVoice;
+use tokio::sync::mpsc;
+
+fn silence(ms: usize) -> Vec<u8> {
+    vec![0xFF; ms * 8]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
+    let voice = Arc::new(LocalVoice::new("en-us", 175).expect("espeak-ng: run scripts/setup"));
+    let addr = "127.0.0.1:0".parse().expect("addr");
+    let llm_fake = FakeLlm::start(addr, FakeLlmOptions::default()).await.expect("llm fake");
+    let stt_fake =
+        FakeDeepgram::start(addr, FakeDeepgramOptions::default()).await.expect("stt fake");
+    let tts_fake = FakeElevenLabs::start(addr, voice.clone(), LatencyProfile::ZERO, 5)
+        .await
+        .expect("tts fake");
+    stt_fake.scripts.set("call-e2e", ["I'd like to book a haircut."]);
+
+    let http = HttpClient::new(Duration::from_secs(5)).expect("http");
+    let config = Arc::new(HermesConfig::default());
+    let llm = LlmClient::remote(
+        http.clone(),
+        RemoteSettings {
+            protocol: Protocol::Anthropic,
+            base_url: llm_fake.base_url(),
+            api_key: "key".into(),
+            model: config.providers.llm.model.clone(),
+            fallback_model: String::new(),
+            max_tokens: 300,
+            temperature: None,
+            stall_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+        },
+    );
+    let (carrier_tx, mut carrier_rx) = mpsc::channel(8);
+    let deps = Arc::new(CallDeps {
+        config: config.clone(),
+        llm,
+        tools: Arc::new(ProfileTools::new(config.business.clone())),
+        stt: Some(DeepgramSettings::new(&stt_fake.url(), "key", "nova-3", "en-US")),
+        stt_counters: Arc::new(SttCounters::default()),
+        tts: TtsSettings {
+            cloud: Some((
+                ElevenLabsSettings {
+                    base_url: tts_fake.url(),
+                    api_key: "key".into(),
+                    voice_id: "v".into(),
+                    model_id: "eleven_flash_v2_5".into(),
+                    connect_timeout: Duration::from_secs(2),
+                    speed: 1.0,
+                },
+                http,
+            )),
+            first_audio_timeout: Duration::from_secs(2),
+            local: voice.clone(),
+        },
+        tts_counters: Arc::new(TtsCounters::default()),
+        counters: Arc::new(DriverCounters::default()),
+        carrier: Some(carrier_tx),
+    });
+    assert_eq!(BUILTIN_TOOLS.len(), config.tools.enabled.len());
+
+    let common::MediaServer { addr, mut sessions, stop: _stop, .. } =
+        common::media_server(MediaSettings::default(), Duration::from_secs(1), |_| {}).await;
+    let (reports_tx, mut reports) = mpsc::channel(1);
+    let driving = deps.clone();
+    tokio::spawn(async move {
+        while let Some(handle) = sessions.recv().await {
+            let report = drive(handle, driving.clone()).await;
+            let _ = reports_tx.send(report).await;
+        }
+    });
+
+    // The caller waits out the greeting, asks, then listens.
+    let mut caller = silence(5000);
+    caller.extend(voice.speak_ulaw("I'd like to book a haircut.").expect("speaks"));
+    caller.extend(silence(1000));
+    let script = StreamScript {
+        call_control_id: "call-e2e".into(),
+        stream_id: "stream-e2e".into(),
+        auth_token: None,
+        caller_audio: caller,
+        linger: Duration::from_secs(4),
+    };
+    let recording = FakeTelnyx::new([7; 32])
+        .stream_call(&format!("ws://{addr}/telnyx/media"), &script)
+        .await
+        .expect("the call runs");
+    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+        .await
+        .expect("the driver finishes")
+        .expect("a report");
+
+    // What the agent said, as the voice provider received it.
+    let said: Vec<String> =
+        tts_fake.texts.lock().expect("log").iter().map(|(_, t)| t.clone()).collect();
+    assert_eq!(
+        said.first().map(String::as_str),
+        Some("Thanks for calling Maple Street Hair, this is Sam. How can I help?")
+    );
+    assert!(said.iter().any(|t| t == "What day would suit you?"), "{said:?}");
+    // The model saw the caller's words.
+    let requests = llm_fake.requests.lock().expect("log").clone();
+    let last = requests.last().expect("an LLM request");
+    assert!(last.to_string().contains("I'd like to book a haircut."), "{last}");
+    // The carrier played the greeting and the answer, and acknowledged their marks in order.
+    let marks: Vec<u64> = recording
+        .marks
+        .iter()
+        .map(|(m, _)| m.trim_start_matches('s').parse().expect("a sentence mark"))
+        .collect();
+    assert!(marks.len() >= 2, "greeting and answer: {marks:?}");
+    assert!(marks.windows(2).all(|w| w[0] < w[1]), "in order: {marks:?}");
+    assert!(recording.played.len() > 8000 * 3, "{} bytes of agent audio", recording.played.len());
+    // The call record.
+    assert_eq!(report.call_control_id, "call-e2e");
+    assert!(
+        report.transcript.contains(&(Speaker::Caller, "I'd like to book a haircut.".into())),
+        "{:?}",
+        report.transcript
+    );
+    assert!(
+        report
+            .transcript
+            .iter()
+            .any(|(s, t)| *s == Speaker::Agent && t == "What day would suit you?")
+    );
+    assert_eq!(report.outcome, Outcome::Abandoned, "the caller hung up first");
+    let turn = report.turns.iter().find(|t| t.voice_to_voice().is_some()).expect("a measured turn");
+    let v2v = turn.voice_to_voice().expect("measured");
+    assert!(v2v < Duration::from_secs(3), "voice-to-voice {v2v:?}");
+    assert!(
+        carrier_rx.try_recv().is_err(),
+        "no hang-up or transfer asked of the carrier: {:?}",
+        carrier_rx.try_recv()
+    );
+}

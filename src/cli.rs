@@ -78,6 +78,33 @@ A problem reads like:\n  business.hours.saturday: \"9-17\" is not a time range l
 Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /readyz    503 while draining\n  GET /metrics   Prometheus counters\n  POST /telnyx/webhook   signed Call Control events"
     )]
     Serve(ServeArgs),
+    /// Run protocol-faithful fakes of Deepgram, Anthropic/OpenAI and ElevenLabs on loopback.
+    ///
+    /// For development without keys or network: the LLM fake answers from the offline agent
+    /// brain (text and tool calls, streamed as Anthropic or OpenAI SSE), the Deepgram fake
+    /// transcribes utterances it finds in the audio (as "hello", or lines scripted per call),
+    /// and the ElevenLabs fake speaks with espeak-ng. Prints the environment that points
+    /// `hermes serve` at them. Runs until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  hermes fakes\n  hermes fakes --profile typical --port 7400\n  \
+hermes fakes --profile slow --seed 7\n\nProfiles (added latency):\n  zero      none: what remains is Hermes's own\n  \
+typical   STT final ~200 ms after speech, LLM first token ~450 ms then ~50 tokens/s, TTS first audio ~200 ms\n  \
+slow      about twice that, with heavy tails"
+    )]
+    Fakes(FakesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FakesArgs {
+    /// Latency profile: zero, typical or slow.
+    #[arg(long, default_value = "typical", value_name = "NAME")]
+    pub profile: String,
+    /// First of three consecutive loopback ports: LLM, Deepgram, ElevenLabs.
+    #[arg(long, default_value_t = 7400, value_name = "PORT")]
+    pub port: u16,
+    /// Seed for the latency draws, so runs repeat.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(args) => commands::config::check(args),
         Command::Init(args) => commands::config::init(args),
         Command::Serve(args) => commands::serve::serve(&cli.models_dir, args),
+        Command::Fakes(args) => commands::fakes::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,7 +26,7 @@ fn help_names_every_command_and_shows_examples() {
     let out = hermes(&["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for needle in ["models", "bench", "Examples:", "HERMES_MODELS_DIR"] {
+    for needle in ["models", "bench", "serve", "fakes", "Examples:", "HERMES_MODELS_DIR"] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
     let bench_help = text(&hermes(&["bench", "audio", "--help"]).stdout);
@@ -92,4 +92,47 @@ fn bench_audio_json_reports_the_promised_fields() {
     assert_eq!(report["calls"], 4);
     assert_eq!(report["worker_allocations"], 0, "no heap use in worker loops: {report}");
     assert!(report["vad_us_p50"].as_f64().unwrap_or(0.0) > 0.0, "VAD actually ran: {report}");
+}
+
+/// `hermes fakes` serves every fake and says how to point `hermes serve` at them; its LLM
+/// fake answers a real Anthropic-shaped request from the offline brain.
+#[test]
+fn fakes_run_on_loopback_and_print_the_environment_that_uses_them() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let port = 17_400 + (std::process::id() % 500) as u16 * 3;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .args(["fakes", "--profile", "zero", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hermes runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = String::new();
+    for line in lines.by_ref().take(10) {
+        printed.push_str(&line.expect("line"));
+        printed.push('\n');
+    }
+    for needle in [
+        "HERMES__PROVIDERS__LLM__BASE_URL=http://127.0.0.1:",
+        "HERMES__PROVIDERS__STT__BASE_URL=ws://127.0.0.1:",
+        "HERMES__PROVIDERS__TTS__BASE_URL=ws://127.0.0.1:",
+    ] {
+        assert!(printed.contains(needle), "{needle} missing from:\n{printed}");
+    }
+    let body = r#"{"model":"m","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"Can I talk to a person?"}]}"#;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("LLM fake listens");
+    write!(
+        stream,
+        "POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: k\r\nanthropic-version: 2023-06-01\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("request");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("response");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("event: message_start"));
+    assert!(answer.contains(r#""name":"transfer_to_human""#), "{answer}");
 }

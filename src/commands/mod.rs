@@ -3,5 +3,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod fakes;
 pub mod models;
+pub mod providers;
 pub mod serve;

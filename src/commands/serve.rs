@@ -12,6 +12,7 @@ use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Carrier, HermesConfig};
 use hermes_core::vad::{EnergyVad, VadModel};
 use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
+use hermes_io::driver::{self, CarrierRequest};
 use hermes_io::http::HttpClient;
 use hermes_io::server::{self, ConfigStore, MediaHub, ServerState, TwilioHub};
 use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cli::ServeArgs;
 use crate::commands::config::load;
+use crate::commands::providers;
 
 /// Reads the configuration: the file if it exists (or was named), else the embedded defaults.
 fn read_config(args: &ServeArgs) -> anyhow::Result<HermesConfig> {
@@ -139,20 +141,33 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
+        let store = Arc::new(ConfigStore::new(config.clone()));
+        let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
         let media = if carrier == Carrier::None {
             None
         } else {
             let engine = Arc::new(audio_engine(models_dir, &config)?);
+            let deps = providers::call_deps(&config, Some(carrier_tx))?;
+            if let Err(e) = deps.llm.warm_up().await {
+                eprintln!("warning: could not pre-connect to the language model: {e}");
+            }
             let (sessions_tx, mut sessions) = mpsc::channel::<StreamHandle>(256);
-            // The conversation driver (speech-to-text, LLM, TTS) arrives with the providers;
-            // until then each stream is held open and its events drained.
+            // One driver per call, on the configuration current when the call starts.
+            let calls_store = Arc::clone(&store);
             tokio::spawn(async move {
                 while let Some(handle) = sessions.recv().await {
-                    let StreamHandle { mut events, commands, mut caller_audio } = handle;
-                    tokio::spawn(async move { while caller_audio.recv().await.is_some() {} });
+                    let mut call_deps = deps.clone();
+                    call_deps.config = calls_store.snapshot();
                     tokio::spawn(async move {
-                        let _commands = commands;
-                        while events.recv().await.is_some() {}
+                        let report = driver::drive(handle, Arc::new(call_deps)).await;
+                        if !report.call_control_id.is_empty() {
+                            eprintln!(
+                                "call ended: {:?} after {:.0} s, {} turn(s)",
+                                report.outcome,
+                                report.duration.as_secs_f64(),
+                                report.turns.len()
+                            );
+                        }
                     });
                 }
             });
@@ -163,12 +178,13 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 sessions: sessions_tx,
             })
         };
-        let store = Arc::new(ConfigStore::new(config));
         let (events_tx, mut events_rx) = mpsc::channel(1024);
         match wiring.telnyx_control {
             Some((control, target)) => {
+                let control = Arc::new(control);
+                tokio::spawn(carry_out(Arc::clone(&control), carrier_rx));
                 let (notices_tx, mut notices) = mpsc::channel(256);
-                tokio::spawn(telnyx_events::run(events_rx, Arc::new(control), target, notices_tx));
+                tokio::spawn(telnyx_events::run(events_rx, control, target, notices_tx));
                 tokio::spawn(async move {
                     while let Some(notice) = notices.recv().await {
                         if let TelephonyNotice::CommandFailed { action, error, .. } = notice {
@@ -205,6 +221,24 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         server.await??;
         Ok(())
     })
+}
+
+/// Hang-ups and transfers the call drivers ask for, through Telnyx Call Control.
+async fn carry_out(control: Arc<CallControl>, mut requests: mpsc::Receiver<CarrierRequest>) {
+    while let Some(request) = requests.recv().await {
+        let control = Arc::clone(&control);
+        tokio::spawn(async move {
+            let result = match &request {
+                CarrierRequest::Hangup { call_control_id } => control.hangup(call_control_id).await,
+                CarrierRequest::Transfer { call_control_id, to } => {
+                    control.transfer(call_control_id, to).await
+                }
+            };
+            if let Err(e) = result {
+                eprintln!("call control failed: {e}");
+            }
+        });
+    }
 }
 
 /// SIGHUP: re-read the file. A valid file replaces the configuration for new calls; calls in

@@ -37,8 +37,9 @@ use crate::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 use crate::tts::{TtsCounters, TtsEvent, TtsSession, TtsSettings};
 use tools::{CallParties, ToolOutcome, ToolRunner};
 
-/// What every call is driven with. Built once by `serve` (or a test) and shared.
-#[derive(Debug)]
+/// What every call is driven with. Built once by `serve` (or a test) and shared; cheap to
+/// clone, so each call can take the configuration snapshot current when it starts.
+#[derive(Clone, Debug)]
 pub struct CallDeps {
     pub config: Arc<HermesConfig>,
     pub llm: LlmClient,

@@ -1,0 +1,135 @@
+//! Which engines calls use, from the configuration and the environment: cloud providers when
+//! their keys are set (or when chosen explicitly), the local engines otherwise.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hermes_core::agent::Brain;
+use hermes_core::config::{HermesConfig, LlmEngine};
+use hermes_io::driver::tools::ProfileTools;
+use hermes_io::driver::{CallDeps, CarrierRequest, DriverCounters};
+use hermes_io::http::HttpClient;
+use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
+use hermes_io::retry::RetryPolicy;
+use hermes_io::stt::{DeepgramSettings, SttCounters};
+use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
+use hermes_models::voice::LocalVoice;
+use tokio::sync::mpsc;
+
+/// Local voice speed: a little brisker than espeak-ng's default, as people speak on the phone.
+const LOCAL_WORDS_PER_MINUTE: i32 = 175;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Builds the engines; one line per engine on stderr says what was chosen.
+pub fn call_deps(
+    config: &HermesConfig,
+    carrier: Option<mpsc::Sender<CarrierRequest>>,
+) -> anyhow::Result<CallDeps> {
+    let lookup = |name: &str| env(name);
+    let providers = &config.providers;
+    let http = HttpClient::new(Duration::from_secs(5))?;
+
+    let llm_cfg = &providers.llm;
+    let llm = if llm_cfg.uses_cloud(&lookup) {
+        let protocol = match llm_cfg.engine {
+            LlmEngine::OpenaiCompatible => Protocol::OpenAi,
+            _ => Protocol::Anthropic,
+        };
+        eprintln!("language model: {} via {protocol:?} at {}", llm_cfg.model, llm_cfg.base_url);
+        LlmClient::remote(
+            http.clone(),
+            RemoteSettings {
+                protocol,
+                base_url: llm_cfg.base_url.clone(),
+                api_key: env(&llm_cfg.api_key_env).unwrap_or_default(),
+                model: llm_cfg.model.clone(),
+                fallback_model: llm_cfg.fallback_model.clone(),
+                max_tokens: llm_cfg.max_tokens,
+                temperature: llm_cfg.temperature,
+                stall_timeout: llm_cfg.first_token_timeout_ms.as_duration(),
+                request_timeout: llm_cfg.request_timeout_ms.as_duration(),
+                retry: RetryPolicy {
+                    attempts: llm_cfg.max_retries,
+                    first_backoff: Duration::from_millis(250),
+                    max_backoff: Duration::from_secs(1),
+                },
+            },
+        )
+    } else {
+        eprintln!("language model: the local rule-based agent (no {} set)", llm_cfg.api_key_env);
+        let timezone = jiff::tz::TimeZone::get(&config.business.timezone).with_context(|| {
+            format!("business.timezone: {:?} is unknown", config.business.timezone)
+        })?;
+        LlmClient::local(
+            Brain::new(config.business.clone(), config.tools.enabled.clone()),
+            timezone,
+        )
+    };
+
+    let stt_cfg = &providers.stt;
+    let stt = if stt_cfg.uses_cloud(&lookup) {
+        eprintln!("speech-to-text: Deepgram {} ({})", stt_cfg.model, stt_cfg.language);
+        let mut s = DeepgramSettings::new(
+            &stt_cfg.base_url,
+            &env(&stt_cfg.api_key_env).unwrap_or_default(),
+            &stt_cfg.model,
+            &stt_cfg.language,
+        );
+        s.connect_timeout = stt_cfg.connect_timeout_ms.as_duration();
+        Some(s)
+    } else {
+        eprintln!(
+            "speech-to-text: none — set {} for Deepgram (a local engine is not built yet), \
+             so callers are heard by the VAD but not understood",
+            stt_cfg.api_key_env
+        );
+        None
+    };
+
+    let voice = config.persona.voice.as_str();
+    let local = Arc::new(
+        LocalVoice::new(voice, LOCAL_WORDS_PER_MINUTE)
+            .with_context(|| format!("persona.voice: the local voice {voice:?} cannot speak"))?,
+    );
+    let tts_cfg = &providers.tts;
+    let cloud = if tts_cfg.uses_cloud(&lookup) {
+        eprintln!(
+            "voice: ElevenLabs {} ({}), espeak-ng {voice} as fallback",
+            tts_cfg.voice_id, tts_cfg.model
+        );
+        Some((
+            ElevenLabsSettings {
+                base_url: tts_cfg.base_url.clone(),
+                api_key: env(&tts_cfg.api_key_env).unwrap_or_default(),
+                voice_id: tts_cfg.voice_id.clone(),
+                model_id: tts_cfg.model.clone(),
+                connect_timeout: Duration::from_secs(3),
+                speed: 1.0,
+            },
+            http.clone(),
+        ))
+    } else {
+        eprintln!("voice: espeak-ng {voice} (no {} set)", tts_cfg.api_key_env);
+        None
+    };
+
+    Ok(CallDeps {
+        config: Arc::new(config.clone()),
+        llm,
+        tools: Arc::new(ProfileTools::new(config.business.clone())),
+        stt,
+        stt_counters: Arc::new(SttCounters::default()),
+        tts: TtsSettings {
+            cloud,
+            first_audio_timeout: tts_cfg.first_audio_timeout_ms.as_duration(),
+            local,
+        },
+        tts_counters: Arc::new(TtsCounters::default()),
+        counters: Arc::new(DriverCounters::default()),
+        carrier,
+    })
+}

@@ -3,9 +3,10 @@
 //! windowed-sinc filter (rubato) and encoded as μ-law. Used when no cloud voice is configured
 //! and as the fallback when the cloud voice stalls.
 //!
-//! libespeak-ng is one global engine, so syntheses are serialised; a sentence takes a few
-//! milliseconds (see bench/RESULTS.md), far below its own duration. Call it from a blocking
-//! thread, never from the audio threads or a tokio worker.
+//! libespeak-ng is one global engine, so syntheses are serialised; a 4-second sentence takes
+//! about 5.5 ms to 8 kHz μ-law, half of it resampling (bench/RESULTS.md), so one engine
+//! keeps up with hundreds of calls. Call it from a blocking thread, never from the audio
+//! threads or a tokio worker.
 
 use std::sync::Mutex;
 

@@ -402,35 +402,20 @@ impl Session {
     }
 
     async fn on_message(&mut self, text: &str) {
-        let Ok(v) = serde_json::from_str::<Value>(text) else {
-            self.counters.malformed_messages.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let event = match v["type"].as_str().unwrap_or("") {
-            "Results" => {
-                let transcript =
-                    v["channel"]["alternatives"][0]["transcript"].as_str().unwrap_or("").trim();
-                if v["is_final"].as_bool() == Some(true) {
-                    let end =
-                        v["start"].as_f64().unwrap_or(0.0) + v["duration"].as_f64().unwrap_or(0.0);
+        match parse_message(text) {
+            Parsed::Malformed => {
+                self.counters.malformed_messages.fetch_add(1, Ordering::Relaxed);
+            }
+            Parsed::Ignored => {}
+            Parsed::Event { event, final_until } => {
+                if let Some(end) = final_until {
                     self.finalised_until(self.connection_base + end);
-                    let speech_final = v["speech_final"].as_bool().unwrap_or(false);
-                    if transcript.is_empty() && !speech_final {
-                        return;
-                    }
-                    SttEvent::Final { text: transcript.to_string(), speech_final }
-                } else if transcript.is_empty() {
-                    return;
-                } else {
-                    SttEvent::Partial(transcript.to_string())
+                }
+                if let Some(event) = event {
+                    let _ = self.events.send(event).await;
                 }
             }
-            "SpeechStarted" => SttEvent::SpeechStarted,
-            "UtteranceEnd" => SttEvent::UtteranceEnd,
-            // Metadata, and message types newer than this client.
-            _ => return,
-        };
-        let _ = self.events.send(event).await;
+        }
     }
 
     /// Audio up to `position` (call seconds) is final; stop keeping it for replay.
@@ -445,6 +430,46 @@ impl Session {
     }
 }
 
+/// What one server message means.
+#[derive(Debug, PartialEq)]
+enum Parsed {
+    /// `event` for the call (if any), and for a final result the end of the audio it covers,
+    /// in this connection's seconds.
+    Event {
+        event: Option<SttEvent>,
+        final_until: Option<f64>,
+    },
+    /// Metadata and message types newer than this client.
+    Ignored,
+    Malformed,
+}
+
+fn parse_message(text: &str) -> Parsed {
+    let Ok(v) = serde_json::from_str::<Value>(text) else { return Parsed::Malformed };
+    let event = |e: SttEvent| Parsed::Event { event: Some(e), final_until: None };
+    match v["type"].as_str().unwrap_or("") {
+        "Results" => {
+            let transcript =
+                v["channel"]["alternatives"][0]["transcript"].as_str().unwrap_or("").trim();
+            if v["is_final"].as_bool() == Some(true) {
+                let end =
+                    v["start"].as_f64().unwrap_or(0.0) + v["duration"].as_f64().unwrap_or(0.0);
+                let speech_final = v["speech_final"].as_bool().unwrap_or(false);
+                let event = (!transcript.is_empty() || speech_final)
+                    .then(|| SttEvent::Final { text: transcript.to_string(), speech_final });
+                Parsed::Event { event, final_until: Some(end) }
+            } else if transcript.is_empty() {
+                Parsed::Ignored
+            } else {
+                event(SttEvent::Partial(transcript.to_string()))
+            }
+        }
+        "SpeechStarted" => event(SttEvent::SpeechStarted),
+        "UtteranceEnd" => event(SttEvent::UtteranceEnd),
+        _ => Parsed::Ignored,
+    }
+}
+
 fn close_frame() -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
     tokio_tungstenite::tungstenite::protocol::CloseFrame {
         code: CloseCode::Normal,
@@ -455,6 +480,48 @@ fn close_frame() -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The server messages exactly as PROTOCOLS.md §2 quotes them.
+    #[test]
+    fn protocol_examples_become_call_events() {
+        let results = r#"{"type":"Results","channel_index":[0,1],"duration":1.02,"start":3.5,
+ "is_final":true,"speech_final":true,"from_finalize":false,
+ "channel":{"alternatives":[{"transcript":"hello there","confidence":0.98,"languages":["en"],
+   "words":[{"word":"hello","start":3.52,"end":3.8,"confidence":0.99,"punctuated_word":"Hello","language":"en","speaker":0}]}]},
+ "metadata":{"request_id":"...","model_info":{"name":"...","version":"...","arch":"..."},"model_uuid":"..."}}"#;
+        assert_eq!(
+            parse_message(results),
+            Parsed::Event {
+                event: Some(SttEvent::Final { text: "hello there".into(), speech_final: true }),
+                final_until: Some(4.52)
+            }
+        );
+        let interim =
+            results.replace(r#""is_final":true,"speech_final":true"#, r#""is_final":false"#);
+        assert_eq!(
+            parse_message(&interim),
+            Parsed::Event {
+                event: Some(SttEvent::Partial("hello there".into())),
+                final_until: None
+            }
+        );
+        let metadata = r#"{"type":"Metadata","transaction_key":"deprecated","request_id":"8c8ebea9-...","sha256":"e3b0...",
+ "created":"2024-08-29T22:37:55.202Z","duration":0.0,"channels":0}"#;
+        assert_eq!(parse_message(metadata), Parsed::Ignored);
+        assert_eq!(
+            parse_message(r#"{"type":"SpeechStarted","channel":[0,1],"timestamp":3.12}"#),
+            Parsed::Event { event: Some(SttEvent::SpeechStarted), final_until: None }
+        );
+        assert_eq!(
+            parse_message(r#"{"type":"UtteranceEnd","channel":[0,1],"last_word_end":4.51}"#),
+            Parsed::Event { event: Some(SttEvent::UtteranceEnd), final_until: None }
+        );
+        assert_eq!(parse_message("{not json"), Parsed::Malformed);
+        // A final with no words still moves the replay point, but says nothing.
+        let silent = r#"{"type":"Results","start":1.0,"duration":0.5,"is_final":true,"speech_final":false,
+            "channel":{"alternatives":[{"transcript":""}]}}"#;
+        assert_eq!(parse_message(silent), Parsed::Event { event: None, final_until: Some(1.5) });
+    }
 
     #[test]
     fn the_listen_url_asks_for_phone_audio_interims_endpointing_and_vad_events() {

@@ -50,9 +50,10 @@ fn voice(c: &mut Criterion) {
     let native = voice.speak_native(sentence).expect("speaks");
     let mut group = c.benchmark_group("local voice");
     group.sample_size(20);
-    group.bench_function("espeak-ng synthesis, one sentence (about 4 s of speech), 22.05 kHz", |b| {
-        b.iter(|| black_box(voice.speak_native(black_box(sentence))))
-    });
+    group.bench_function(
+        "espeak-ng synthesis, one sentence (about 4 s of speech), 22.05 kHz",
+        |b| b.iter(|| black_box(voice.speak_native(black_box(sentence)))),
+    );
     group.bench_function("resample that sentence 22.05 → 8 kHz (256-tap sinc)", |b| {
         b.iter(|| black_box(voice.to_phone_rate(black_box(&native))))
     });

@@ -6,11 +6,13 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures_util::SinkExt;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Uri};
@@ -127,6 +129,22 @@ async fn connect_now(url: &str, headers: &[(&str, &str)]) -> Result<(WsStream, R
             other => WsError::Handshake { url: shown.clone(), reason: other.to_string() },
         },
     )
+}
+
+/// How long one WebSocket write may take before the connection counts as broken: a peer that
+/// stops reading must not freeze a call.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `message` within [`WRITE_TIMEOUT`].
+pub async fn send_within<S>(sink: &mut S, message: Message) -> Result<(), String>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("a write took longer than {} s", WRITE_TIMEOUT.as_secs())),
+    }
 }
 
 /// The URL without its query (which may carry tokens), for errors and logs.

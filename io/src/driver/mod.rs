@@ -72,6 +72,8 @@ pub struct DriverCounters {
     pub llm_errors: AtomicU64,
     pub tool_errors: AtomicU64,
     pub tool_timeouts: AtomicU64,
+    /// Commands the media session did not take within a second.
+    pub carrier_stalls: AtomicU64,
 }
 
 /// How a call ended, for the call record.
@@ -360,11 +362,11 @@ impl Driver {
                         ulaw.iter().map(|&b| G711::Alaw.encode(G711::Mulaw.decode(b))).collect()
                     }
                 };
-                let _ = self.commands.send(StreamCommand::Play(audio)).await;
+                self.to_carrier(StreamCommand::Play(audio)).await;
             }
             TtsEvent::Done { id } => {
                 self.call.handle(now, Input::TtsDone { speak: SpeakId(id) });
-                let _ = self.commands.send(StreamCommand::Mark(mark_name(SpeakId(id)))).await;
+                self.to_carrier(StreamCommand::Mark(mark_name(SpeakId(id)))).await;
             }
             TtsEvent::Failed { id, message } => {
                 self.call.handle(now, Input::TtsError { speak: SpeakId(id), message });
@@ -387,7 +389,7 @@ impl Driver {
                 Action::Speak { speak, text } => self.tts.speak(speak.0, &text),
                 Action::CancelTts => self.tts.cancel(),
                 Action::ClearPlayback => {
-                    let _ = self.commands.send(StreamCommand::Clear).await;
+                    self.to_carrier(StreamCommand::Clear).await;
                 }
                 Action::RunTools { calls } => {
                     let timeout = self.call_tool_timeout();
@@ -441,6 +443,17 @@ impl Driver {
                 Action::Timeline(t) => report.turns.push(t),
                 Action::Log(entry) => report.logs.push(entry),
             }
+        }
+    }
+
+    /// Hands a command to the media session. The session drains its queue every tick; one
+    /// that has not taken a command within a second is stuck, and waiting longer would stall
+    /// this call's every other input, so the command is dropped and counted.
+    async fn to_carrier(&self, command: StreamCommand) {
+        if let Err(mpsc::error::SendTimeoutError::Timeout(_)) =
+            self.commands.send_timeout(command, Duration::from_secs(1)).await
+        {
+            self.deps.counters.carrier_stalls.fetch_add(1, Ordering::Relaxed);
         }
     }
 

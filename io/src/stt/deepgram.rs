@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -327,7 +327,7 @@ impl Session {
         self.connection_base = self.replay.front().map_or(self.sent_seconds, |(at, _)| *at);
         let chunks: Vec<Bytes> = self.replay.iter().map(|(_, b)| b.clone()).collect();
         for chunk in chunks {
-            self.socket.send(Message::Binary(chunk)).await.map_err(|_| ())?;
+            ws::send_within(&mut self.socket, Message::Binary(chunk)).await.map_err(|_| ())?;
         }
         Ok(())
     }
@@ -341,8 +341,8 @@ impl Session {
                         self.replay.push_back((self.sent_seconds, bytes.clone()));
                         self.sent_seconds += bytes.len() as f64 / BYTES_PER_SECOND;
                         self.last_audio = Instant::now();
-                        if let Err(e) = self.socket.send(Message::Binary(bytes)).await {
-                            return Ended::Broken(e.to_string());
+                        if let Err(e) = ws::send_within(&mut self.socket, Message::Binary(bytes)).await {
+                            return Ended::Broken(e);
                         }
                     }
                     Some(Command::Finalize) => {
@@ -380,7 +380,7 @@ impl Session {
 
     async fn control(&mut self, kind: &str) -> Result<(), String> {
         let text = format!(r#"{{"type":"{kind}"}}"#);
-        self.socket.send(Message::Text(text.into())).await.map_err(|e| e.to_string())
+        ws::send_within(&mut self.socket, Message::Text(text.into())).await
     }
 
     /// CloseStream, then the last results until the server closes (at most 3 s).
@@ -398,7 +398,8 @@ impl Session {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(3), drain).await;
-        let _ = self.socket.close(Some(close_frame())).await;
+        let _ =
+            tokio::time::timeout(ws::WRITE_TIMEOUT, self.socket.close(Some(close_frame()))).await;
     }
 
     async fn on_message(&mut self, text: &str) {

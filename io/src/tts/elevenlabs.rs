@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -119,7 +119,7 @@ impl MultiStream {
                 tokio::select! {
                     command = rx.recv() => {
                         let Some(command) = command else {
-                            let _ = sink.send(text(json!({"close_socket": true}))).await;
+                            let _ = ws::send_within(&mut sink, text(json!({"close_socket": true}))).await;
                             return;
                         };
                         let messages = match command {
@@ -141,7 +141,7 @@ impl MultiStream {
                             }
                         };
                         for m in messages {
-                            if sink.send(text(m)).await.is_err() {
+                            if ws::send_within(&mut sink, text(m)).await.is_err() {
                                 fail_all(&chunks, &live, "the ElevenLabs socket closed").await;
                                 return;
                             }

@@ -115,6 +115,41 @@ async fn a_connection_dropped_mid_utterance_loses_no_words() {
 }
 
 #[tokio::test]
+async fn a_refused_reconnect_is_retried_and_still_no_words_are_lost() {
+    let fake = fake().await;
+    fake.scripts.set("call-7", ["Can you hear me now?"]);
+    fake.faults.push(Fault::DropAfter(20));
+    fake.faults.push(Fault::Status(503)); // the first reconnect is refused
+    let counters = Arc::new(SttCounters::default());
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-7"), counters.clone()).await.expect("connects");
+    send(&stream, audio(1200, true));
+    send(&stream, audio(500, false));
+    let events = events_until(&mut stream, |e| matches!(e, SttEvent::Final { .. })).await;
+    assert_eq!(finals(&events), ["Can you hear me now?"]);
+    assert!(events.contains(&SttEvent::Reconnected { attempt: 2 }), "{events:?}");
+    assert_eq!(fake.connections.load(Ordering::Relaxed), 2, "two sockets opened, one refused");
+}
+
+#[tokio::test]
+async fn a_stalled_transcriber_leaves_the_call_running_without_transcripts() {
+    let fake = fake().await;
+    fake.faults.push(Fault::Stall);
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-8"), Arc::default()).await.expect("connects");
+    send(&stream, audio(800, true));
+    send(&stream, audio(500, false));
+    let quiet = tokio::time::timeout(Duration::from_millis(800), stream.next()).await;
+    assert!(quiet.is_err(), "nothing comes back: {quiet:?}");
+    stream.close();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while stream.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "closing a stalled stream still ends within its drain limit");
+}
+
+#[tokio::test]
 async fn silence_without_audio_sends_keepalives() {
     let fake = fake().await;
     let mut s = settings(&fake, "call-3");

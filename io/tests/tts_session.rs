@@ -192,6 +192,20 @@ async fn a_refused_key_is_counted_and_the_local_voice_speaks() {
 }
 
 #[tokio::test]
+async fn a_busy_socket_at_call_start_sends_sentences_over_http() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    fake.faults.push(Fault::Status(429));
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone()).await;
+    session.speak(1, "Hello.");
+    let events = until_done(&mut session, 1).await;
+    assert!(bytes_for(&events, 1) > 500);
+    assert_eq!(counters.socket_failures.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 0, "still the cloud voice");
+    assert!(fake.texts.lock().expect("log").iter().any(|(ctx, _)| ctx == "http"));
+}
+
+#[tokio::test]
 async fn without_a_cloud_voice_every_sentence_is_local() {
     let counters = Arc::new(TtsCounters::default());
     let mut session = TtsSession::open(settings(None, ""), counters.clone()).await;

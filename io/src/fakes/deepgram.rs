@@ -82,7 +82,8 @@ impl Default for FakeDeepgramOptions {
 pub struct FakeDeepgram {
     pub addr: SocketAddr,
     pub scripts: Scripts,
-    /// Each applies to one new connection (`DropAfter(n)`: drop after n audio frames).
+    /// Each applies to one new connection: `DropAfter(n)` drops it after n audio frames,
+    /// `Status(code)` refuses the handshake, `Stall` takes audio and never answers.
     pub faults: Faults,
     pub connections: Arc<AtomicU64>,
     /// Control messages received, by type ("KeepAlive", "Finalize", "CloseStream").
@@ -152,9 +153,14 @@ fn reject(status: StatusCode, why: &str) -> ErrorResponse {
 
 async fn serve(stream: TcpStream, shared: Shared) {
     let mut query: HashMap<String, String> = HashMap::new();
+    let fault = shared.faults.next();
     // The shape tungstenite's handshake callback must have.
     #[allow(clippy::result_large_err)]
     let check = |req: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        if let Some(Fault::Status(code)) = fault {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return Err(reject(status, "injected fault"));
+        }
         if req.uri().path() != "/v1/listen" {
             return Err(reject(StatusCode::NOT_FOUND, "no such endpoint"));
         }
@@ -179,7 +185,6 @@ async fn serve(stream: TcpStream, shared: Shared) {
     };
     let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, check).await else { return };
     shared.connections.fetch_add(1, Ordering::Relaxed);
-    let fault = shared.faults.next();
     let tag = query.get("tag").cloned().unwrap_or_default();
     let endpointing =
         query.get("endpointing").and_then(|v| v.parse::<f64>().ok()).unwrap_or(10.0) / 1000.0;
@@ -234,7 +239,9 @@ async fn serve(stream: TcpStream, shared: Shared) {
                     writer.abort(); // the TCP connection just goes away
                     return;
                 }
-                call.hear(&audio).await;
+                if fault != Some(Fault::Stall) {
+                    call.hear(&audio).await; // a stalled server takes audio and says nothing
+                }
             }
             Message::Text(text) => {
                 let kind = serde_json::from_str::<Value>(&text)

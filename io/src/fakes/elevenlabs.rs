@@ -4,7 +4,7 @@
 //! and HTTP streaming (`/v1/text-to-speech/{voice}/stream`). Audio is `ulaw_8000` from
 //! espeak-ng, in 200 ms chunks with character alignment, after the profile's first-audio delay.
 //! Faults: `Stall` (a socket or request that never answers), `DropAfter(n)` (the socket drops
-//! after n audio messages), `Status(code)` (HTTP only).
+//! after n audio messages), `Status(code)` (the upgrade or the request is refused).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -144,7 +144,14 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         ));
     }
     match parts.as_slice() {
-        ["v1", "text-to-speech", _voice, "multi-stream-input"] => Ok(upgrade(shared, req)),
+        ["v1", "text-to-speech", _voice, "multi-stream-input"] => {
+            let fault = shared.faults.next();
+            if let Some(Fault::Status(code)) = fault {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                return Ok(plain(status, detail("injected fault")));
+            }
+            Ok(upgrade(shared, req, fault))
+        }
         ["v1", "text-to-speech", _voice, "stream"] if req.method() == "POST" => {
             Ok(http_stream(shared, req).await)
         }
@@ -152,7 +159,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
 }
 
-fn upgrade(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+fn upgrade(shared: Arc<Shared>, req: Request<Incoming>, fault: Option<Fault>) -> Response<Body> {
     let Some(key) = req.headers().get(hyper::header::SEC_WEBSOCKET_KEY) else {
         return plain(StatusCode::BAD_REQUEST, detail("expected a WebSocket upgrade"));
     };
@@ -161,7 +168,7 @@ fn upgrade(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
         let socket =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
-        multi_context(shared, socket).await;
+        multi_context(shared, socket, fault).await;
     });
     let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -185,12 +192,11 @@ struct Context {
 
 type Contexts = Arc<Mutex<HashMap<String, Context>>>;
 
-async fn multi_context<S>(shared: Arc<Shared>, socket: WebSocketStream<S>)
+async fn multi_context<S>(shared: Arc<Shared>, socket: WebSocketStream<S>, fault: Option<Fault>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     shared.sockets.fetch_add(1, Ordering::Relaxed);
-    let fault = shared.faults.next();
     let (mut sink, mut source) = socket.split();
     let (out, mut out_rx) = mpsc::channel::<Message>(64);
     let sent = Arc::new(AtomicU64::new(0));

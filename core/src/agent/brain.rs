@@ -379,10 +379,7 @@ impl Brain {
             );
         };
         if st.task == Some(Task::Reschedule) {
-            let mut args = json!({"new_start": slot.start, "staff": slot.staff});
-            if let Some(name) = &st.name {
-                args["customer_name"] = json!(name);
-            }
+            let args = with_name(json!({"new_start": slot.start, "staff": slot.staff}), st);
             return self.call(st, "", "reschedule_appointment", args);
         }
         let Some(name) = st.name.clone() else {
@@ -416,10 +413,7 @@ impl Brain {
         if !self.can("cancel_appointment") {
             return self.offer_transfer(st, "I can't cancel appointments myself.");
         }
-        let args = match &st.name {
-            Some(name) => json!({"customer_name": name}),
-            None => json!({}),
-        };
+        let args = with_name(json!({}), st);
         self.call(st, "", "cancel_appointment", args)
     }
 
@@ -427,21 +421,13 @@ impl Brain {
         if !self.can("lookup_order") {
             return self.offer_transfer(st, "I can't look up orders myself.");
         }
-        if let Some(number) = st.order_number.clone() {
-            return self.call(
-                st,
-                "Let me look that up.",
-                "lookup_order",
-                json!({"order_number": number}),
-            );
-        }
-        if st.no_order_number {
-            return self.call(
-                st,
-                "Let me look that up.",
-                "lookup_order",
-                json!({"by_caller_phone": true}),
-            );
+        let lookup = match (&st.order_number, st.no_order_number) {
+            (Some(number), _) => Some(json!({"order_number": number})),
+            (None, true) => Some(json!({"by_caller_phone": true})),
+            (None, false) => None,
+        };
+        if let Some(args) = lookup {
+            return self.call(st, "Let me look that up.", "lookup_order", args);
         }
         self.ask(
             st,
@@ -463,10 +449,7 @@ impl Brain {
         if !self.can("open_ticket") {
             return self.offer_transfer(st, "I can't open a ticket myself.");
         }
-        let mut args = json!({"summary": summary});
-        if let Some(name) = &st.name {
-            args["customer_name"] = json!(name);
-        }
+        let args = with_name(json!({"summary": summary}), st);
         self.call(st, "Thank you, I'm noting that down.", "open_ticket", args)
     }
 
@@ -660,6 +643,14 @@ impl Brain {
             .find(|s| s.id == id)
             .map_or_else(|| id.to_string(), |s| s.name.clone())
     }
+}
+
+/// `args` with the caller's name, when the conversation has it.
+fn with_name(mut args: Value, st: &State) -> Value {
+    if let Some(name) = &st.name {
+        args["customer_name"] = json!(name);
+    }
+    args
 }
 
 fn say(text: String) -> Reply {

@@ -19,8 +19,6 @@ use futures_util::{SinkExt, StreamExt};
 use http_body_util::channel::Channel;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
@@ -98,19 +96,7 @@ impl FakeElevenLabs {
             shared.texts.clone(),
             shared.sockets.clone(),
         );
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| handle(shared.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades()
-                        .await;
-                });
-            }
-        });
+        let task = super::serve_http(listener, move |req| handle(shared.clone(), req));
         Ok(FakeElevenLabs { addr, faults, interrupted, texts, sockets, task })
     }
 

@@ -70,21 +70,17 @@ fn say_ranges(hours: &DayHours) -> String {
 }
 
 fn hours_on(business: &Business, date: Date) -> String {
-    let iso = date.to_string();
-    if let Some(ex) = business.exceptions.iter().find(|e| e.date == iso) {
-        let hours = DayHours::parse(&ex.hours).unwrap_or_default();
-        let note = if ex.note.is_empty() { String::new() } else { format!(" for {}", ex.note) };
-        return if hours.is_closed() {
-            format!("On {} we're closed{note}.", say_date(date))
-        } else {
-            format!("On {}{note} we're open {}.", say_date(date), say_ranges(&hours))
-        };
-    }
-    let hours = business.hours.for_weekday(date.weekday().to_monday_zero_offset() as usize);
-    if hours.is_closed() {
-        format!("We're closed on {}.", say_date(date))
-    } else {
-        format!("On {} we're open {}.", say_date(date), say_ranges(&hours))
+    match business.hours_on(date) {
+        (hours, Some(ex)) => {
+            let note = if ex.note.is_empty() { String::new() } else { format!(" for {}", ex.note) };
+            if hours.is_closed() {
+                format!("On {} we're closed{note}.", say_date(date))
+            } else {
+                format!("On {}{note} we're open {}.", say_date(date), say_ranges(&hours))
+            }
+        }
+        (hours, None) if hours.is_closed() => format!("We're closed on {}.", say_date(date)),
+        (hours, None) => format!("On {} we're open {}.", say_date(date), say_ranges(&hours)),
     }
 }
 

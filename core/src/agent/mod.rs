@@ -3,6 +3,7 @@
 //! ([`Brain`]) used when no cloud LLM is configured — and behind the fake LLM servers.
 
 mod brain;
+pub mod calendar;
 pub mod info;
 pub mod prompt;
 pub mod tools;

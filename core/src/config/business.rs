@@ -194,6 +194,16 @@ impl Default for Business {
 }
 
 impl Business {
+    /// The hours on `date`: its exception if it has one (and that exception), else its
+    /// weekday's.
+    pub fn hours_on(&self, date: jiff::civil::Date) -> (DayHours, Option<&HoursException>) {
+        let iso = date.to_string();
+        match self.exceptions.iter().find(|e| e.date == iso) {
+            Some(ex) => (DayHours::parse(&ex.hours).unwrap_or_default(), Some(ex)),
+            None => (self.hours.for_weekday(date.weekday().to_monday_zero_offset() as usize), None),
+        }
+    }
+
     pub(super) fn check(&self, p: &mut Problems) {
         if self.name.trim().is_empty() {
             p.push("business.name", "is empty; the agent introduces the business by this name");

@@ -12,6 +12,7 @@ pub mod llm;
 pub mod registry;
 pub mod retry;
 pub mod server;
+pub mod store;
 pub mod stt;
 pub mod telnyx;
 pub mod tts;

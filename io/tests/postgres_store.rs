@@ -1,0 +1,139 @@
+//! The Postgres store against the real server (127.0.0.1:5432, database `test`; `scripts/setup`
+//! starts it), each test in a schema of its own: migrations, and bookings that can never
+//! double-book a slot however many callers race for it.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use hermes_core::config::Business;
+use hermes_io::store::{BookError, BookRequest, PgStore};
+use jiff::civil::date;
+
+fn url() -> String {
+    std::env::var("HERMES_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh, empty schema for one test.
+async fn schema() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let name = format!("hermes_t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .expect("Postgres on 127.0.0.1:5432 (run scripts/setup)");
+    tokio::spawn(connection);
+    // Schemas earlier runs left behind go first (one test binary runs at a time).
+    let mine = format!("hermes_t{}_", std::process::id());
+    let old = client
+        .query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'hermes\\_t%'", &[])
+        .await
+        .expect("list schemas");
+    for row in old {
+        let stale: String = row.get(0);
+        if !stale.starts_with(&mine) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {stale} CASCADE")).await;
+        }
+    }
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"))
+        .await
+        .expect("create schema");
+    name
+}
+
+async fn store() -> PgStore {
+    let schema = schema().await;
+    let store = PgStore::connect(&url(), Some(&schema)).expect("config");
+    store.migrate().await.expect("migrates");
+    store
+}
+
+fn request(key: &str, staff: Option<&str>) -> BookRequest {
+    BookRequest {
+        service: "cut".into(),
+        start: date(2026, 11, 26).at(15, 0, 0, 0),
+        staff: staff.map(String::from),
+        customer_name: "Sam Lee".into(),
+        customer_phone: "+15555550123".into(),
+        idempotency_key: key.into(),
+    }
+}
+
+#[tokio::test]
+async fn migrations_apply_once_even_when_nodes_start_together() {
+    let schema = schema().await;
+    let stores: Vec<PgStore> =
+        (0..3).map(|_| PgStore::connect(&url(), Some(&schema)).expect("config")).collect();
+    let runs = futures_util::future::join_all(stores.iter().map(|s| s.migrate())).await;
+    let applied: Vec<i32> = runs.into_iter().flat_map(|r| r.expect("migrates")).collect();
+    assert_eq!(applied, [1], "exactly one node applied version 1");
+    assert!(stores[0].migrate().await.expect("migrates").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_racing_for_overlapping_times_get_exactly_one_booking_each_round() {
+    let store = store().await;
+    let business = Business::default();
+    // Thursday 13:00-19:00; a cut is 45 minutes, so :00, :15 and :30 all overlap each other.
+    for hour in 13..18 {
+        let attempts = (0..9).map(|i| {
+            let (store, business) = (store.clone(), business.clone());
+            let mut r = request(&format!("h{hour}-call-{i}"), Some("ana"));
+            r.start = date(2026, 11, 26).at(hour, (i % 3) as i8 * 15, 0, 0);
+            tokio::spawn(async move { store.book(&business, &r).await })
+        });
+        let results: Vec<Result<_, BookError>> = futures_util::future::join_all(attempts)
+            .await
+            .into_iter()
+            .map(|r| r.expect("task"))
+            .collect();
+        let booked = results.iter().filter(|r| r.is_ok()).count();
+        let taken = results.iter().filter(|r| matches!(r, Err(BookError::Taken))).count();
+        assert_eq!((booked, taken), (1, 8), "{hour}:00 round: {results:?}");
+    }
+    let busy = store.busy_on(date(2026, 11, 26)).await.expect("reads");
+    assert_eq!(busy.len(), 5);
+}
+
+#[tokio::test]
+async fn without_a_preference_the_next_free_person_is_booked() {
+    let store = store().await;
+    let business = Business::default();
+    let first = store.book(&business, &request("a", None)).await.expect("books");
+    let second = store.book(&business, &request("b", None)).await.expect("books");
+    assert_eq!((first.staff_name.as_str(), second.staff_name.as_str()), ("Ana", "Ben"));
+    assert!(matches!(store.book(&business, &request("c", None)).await, Err(BookError::Taken)));
+}
+
+#[tokio::test]
+async fn a_retried_tool_call_returns_the_same_booking() {
+    let store = store().await;
+    let business = Business::default();
+    let first = store.book(&business, &request("call-1/args", Some("ana"))).await.expect("books");
+    let again = store.book(&business, &request("call-1/args", Some("ana"))).await.expect("books");
+    assert_eq!(first, again);
+    assert_eq!(first.start, "2026-11-26T15:00");
+    assert_eq!(first.service_name, "Haircut");
+    assert_eq!(store.busy_on(date(2026, 11, 26)).await.expect("reads").len(), 1);
+}
+
+#[tokio::test]
+async fn times_the_calendar_would_never_offer_are_refused_with_the_reason() {
+    let store = store().await;
+    let business = Business::default();
+    let mut monday = request("m", Some("ana"));
+    monday.start = date(2026, 11, 30).at(10, 0, 0, 0);
+    let off_grid =
+        BookRequest { start: date(2026, 11, 26).at(15, 7, 0, 0), ..request("g", Some("ana")) };
+    let too_late =
+        BookRequest { start: date(2026, 11, 26).at(18, 30, 0, 0), ..request("l", Some("ana")) };
+    for r in [monday, off_grid, too_late] {
+        match store.book(&business, &r).await {
+            Err(BookError::Invalid(why)) => {
+                assert!(why.contains("is not a time cut can be booked"), "{why}")
+            }
+            other => panic!("{r:?}: {other:?}"),
+        }
+    }
+    let wrong_person = BookRequest { service: "color".into(), ..request("w", Some("ben")) };
+    assert!(matches!(store.book(&business, &wrong_person).await, Err(BookError::Invalid(_))));
+}

@@ -137,3 +137,103 @@ async fn times_the_calendar_would_never_offer_are_refused_with_the_reason() {
     let wrong_person = BookRequest { service: "color".into(), ..request("w", Some("ben")) };
     assert!(matches!(store.book(&business, &wrong_person).await, Err(BookError::Invalid(_))));
 }
+
+mod tools {
+    use super::*;
+    use hermes_core::agent::tools::{Availability, Booking, OrderStatus, Ticket};
+    use hermes_core::call::ToolCall;
+    use hermes_io::driver::tools::{CallParties, ToolRunner};
+    use hermes_io::store::tools::StoreTools;
+
+    fn seed_dir() -> std::path::PathBuf {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/hair-salon/data")
+    }
+
+    async fn run(
+        tools: &StoreTools,
+        name: &str,
+        args: serde_json::Value,
+        caller: &str,
+    ) -> (String, bool) {
+        let call = ToolCall { id: "t1".into(), name: name.into(), arguments: args.to_string() };
+        let parties =
+            CallParties { call_id: "call-9".into(), caller: caller.into(), callee: String::new() };
+        let out = tools.run(call, parties).await;
+        (out.output, out.is_error)
+    }
+
+    #[tokio::test]
+    async fn seeded_calendars_orders_and_tickets_answer_the_agents_tools() {
+        let store = store().await;
+        let business = Business::default();
+        store.seed(&business, &seed_dir()).await.expect("seeds");
+        store.seed(&business, &seed_dir()).await.expect("seeding twice changes nothing");
+        assert_eq!(store.busy_on(date(2026, 12, 1)).await.expect("reads").len(), 3, "Ana 2, Ben 1");
+        let tools = StoreTools::new(store, business).at(date(2026, 11, 25).at(10, 0, 0, 0));
+
+        // Ana has a colour 10:00-11:30 on Tuesday 1 December.
+        let args = serde_json::json!({"service": "cut", "date": "2026-12-01", "time": "10:00", "staff": "ana"});
+        let (out, err) = run(&tools, "check_availability", args, "").await;
+        assert!(!err, "{out}");
+        let slots: Availability = serde_json::from_str(&out).expect("Availability");
+        assert_eq!(slots.slots[0].start, "2026-12-01T09:15", "{slots:?}");
+
+        let args = serde_json::json!({"service": "cut", "start": "2026-12-01T12:00", "staff": "ana", "customer_name": "Sam"});
+        let (out, err) = run(&tools, "book_appointment", args.clone(), "+15555550100").await;
+        assert!(!err, "{out}");
+        let first: Booking = serde_json::from_str(&out).expect("Booking");
+        let (again, _) = run(&tools, "book_appointment", args, "+15555550100").await;
+        assert_eq!(
+            serde_json::from_str::<Booking>(&again).expect("Booking"),
+            first,
+            "a retried call books once"
+        );
+
+        let (out, err) =
+            run(&tools, "lookup_order", serde_json::json!({"order_number": "1001"}), "").await;
+        assert!(!err, "{out}");
+        let order: OrderStatus = serde_json::from_str(&out).expect("OrderStatus");
+        assert_eq!(
+            (order.order_number.as_str(), order.status.as_str(), order.eta.as_str()),
+            ("MSH-1001", "shipped", "2026-11-27")
+        );
+        let (out, _) = run(
+            &tools,
+            "lookup_order",
+            serde_json::json!({"by_caller_phone": true}),
+            "+15555550127",
+        )
+        .await;
+        assert!(out.contains("MSH-1002"), "{out}");
+        let (out, err) =
+            run(&tools, "lookup_order", serde_json::json!({"order_number": "9999"}), "").await;
+        assert!(err && out == "no order found", "{out}");
+
+        let (out, err) = run(
+            &tools,
+            "open_ticket",
+            serde_json::json!({"summary": "leaky bottle"}),
+            "+15555550100",
+        )
+        .await;
+        assert!(!err);
+        assert!(serde_json::from_str::<Ticket>(&out).expect("Ticket").ticket_id.starts_with("T-"));
+        let (out, _) = run(
+            &tools,
+            "schedule_callback",
+            serde_json::json!({"reason": "price question", "when": "tomorrow"}),
+            "",
+        )
+        .await;
+        assert!(serde_json::from_str::<Ticket>(&out).expect("Ticket").ticket_id.starts_with("C-"));
+
+        let (out, err) = run(
+            &tools,
+            "check_availability",
+            serde_json::json!({"service": "perm", "date": "2026-12-01"}),
+            "",
+        )
+        .await;
+        assert!(err && out.contains("perm"), "{out}");
+    }
+}

@@ -3,5 +3,6 @@
 
 pub mod migrations;
 pub mod postgres;
+pub mod tools;
 
 pub use postgres::{BookError, BookRequest, PgStore, StoreError};

@@ -245,3 +245,138 @@ fn uuid_like(key: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(key.as_bytes())).to_uppercase()
 }
+
+/// An order as the `lookup_order` tool reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderRow {
+    pub order_id: String,
+    pub status: String,
+    pub eta: Option<String>,
+}
+
+impl PgStore {
+    /// Finds an order by its number — the whole id (`MSH-1001`) or the digits a caller reads
+    /// out (`1001`) — or the latest one placed from `phone`.
+    pub async fn find_order(
+        &self,
+        number: Option<&str>,
+        phone: Option<&str>,
+    ) -> Result<Option<OrderRow>, StoreError> {
+        let client = self.client().await?;
+        let row = match (number, phone) {
+            (Some(n), _) => {
+                let digits: String = n.chars().filter(char::is_ascii_alphanumeric).collect();
+                client
+                    .query_opt(
+                        "SELECT order_id, status, eta::text FROM orders
+                         WHERE upper(order_id) = upper($1)
+                            OR regexp_replace(order_id, '[^0-9]', '', 'g') = $1
+                         ORDER BY placed DESC NULLS LAST LIMIT 1",
+                        &[&digits],
+                    )
+                    .await?
+            }
+            (None, Some(p)) if !p.is_empty() => {
+                client
+                    .query_opt(
+                        "SELECT order_id, status, eta::text FROM orders WHERE phone = $1
+                         ORDER BY placed DESC NULLS LAST LIMIT 1",
+                        &[&p],
+                    )
+                    .await?
+            }
+            _ => None,
+        };
+        Ok(row.map(|r| OrderRow { order_id: r.get(0), status: r.get(1), eta: r.get(2) }))
+    }
+
+    /// Opens a ticket (or a callback request); returns its id (`T-100`).
+    pub async fn open_ticket(
+        &self,
+        kind: &str,
+        summary: &str,
+        customer_name: &str,
+        phone: &str,
+        call_id: &str,
+    ) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "INSERT INTO tickets (ticket_id, kind, summary, customer_name, phone, call_id)
+                 VALUES (CASE WHEN $1 = 'callback' THEN 'C-' ELSE 'T-' END
+                             || nextval('ticket_numbers'), $1, $2, $3, $4, $5)
+                 RETURNING ticket_id",
+                &[&kind, &summary, &customer_name, &phone, &call_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Loads the business's seed files (`data_dir/calendars/*.json`, `data_dir/orders.json`)
+    /// once: rows that already exist are left alone, so it is safe at every start.
+    pub async fn seed(
+        &self,
+        business: &Business,
+        data_dir: &std::path::Path,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        for person in &business.staff {
+            let path = data_dir.join(&person.calendar);
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            for a in json["appointments"].as_array().into_iter().flatten() {
+                let (Some(start), Some(service)) = (a["start"].as_str(), a["service"].as_str())
+                else {
+                    continue;
+                };
+                let minutes = business
+                    .services
+                    .iter()
+                    .find(|s| s.id == service)
+                    .map_or(30, |s| s.duration_minutes as i32);
+                let id = format!("seed-{}-{start}", person.id);
+                client
+                    .execute(
+                        "INSERT INTO appointments (booking_id, staff, service, starts_at, minutes,
+                             customer_name, customer_phone)
+                         VALUES ($1, $2, $3, $4::text::timestamp, $5, $6, $7)
+                         ON CONFLICT DO NOTHING",
+                        &[
+                            &id,
+                            &person.id,
+                            &service,
+                            &start,
+                            &minutes,
+                            &a["customer"].as_str().unwrap_or(""),
+                            &a["phone"].as_str().unwrap_or(""),
+                        ],
+                    )
+                    .await?;
+            }
+        }
+        let orders = data_dir.join("orders.json");
+        if let Ok(text) = std::fs::read_to_string(&orders)
+            && let Ok(json) = serde_json::from_str::<serde_json::Value>(&text)
+        {
+            for o in json["orders"].as_array().into_iter().flatten() {
+                let Some(id) = o["id"].as_str() else { continue };
+                client
+                    .execute(
+                        "INSERT INTO orders (order_id, phone, status, placed, eta, items)
+                         VALUES ($1, $2, $3, $4::text::date, $5::text::date, $6)
+                         ON CONFLICT DO NOTHING",
+                        &[
+                            &id,
+                            &o["phone"].as_str().unwrap_or(""),
+                            &o["status"].as_str().unwrap_or("received"),
+                            &o["placed"].as_str(),
+                            &o["eta"].as_str(),
+                            &o["items"],
+                        ],
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! The built-in business tools answered from the Postgres store: free times, bookings, order
+//! status, tickets and callbacks. `business_info` comes from the profile; results use the
+//! shared result types (`hermes_core::agent::tools`), errors are sentences the agent can say.
+
+use std::sync::Arc;
+
+use jiff::civil::{Date, DateTime, Time};
+use jiff::tz::TimeZone;
+use serde_json::Value;
+
+use hermes_core::agent::calendar::{self, Request};
+use hermes_core::agent::tools::{Availability, OrderStatus, Ticket};
+use hermes_core::agent::when::DayPart;
+use hermes_core::call::ToolCall;
+use hermes_core::config::Business;
+
+use super::postgres::{BookError, BookRequest, PgStore};
+use crate::driver::tools::{CallParties, ProfileTools, ToolFuture, ToolOutcome, ToolRunner};
+
+#[derive(Debug)]
+pub struct StoreTools {
+    store: PgStore,
+    business: Arc<Business>,
+    timezone: TimeZone,
+    profile: ProfileTools,
+    /// A fixed "now" (tests, simulations in virtual time); `None`: the clock.
+    clock: Option<DateTime>,
+}
+
+impl StoreTools {
+    pub fn new(store: PgStore, business: Business) -> StoreTools {
+        let timezone = TimeZone::get(&business.timezone).unwrap_or(TimeZone::UTC);
+        StoreTools {
+            store,
+            profile: ProfileTools::new(business.clone()),
+            business: Arc::new(business),
+            timezone,
+            clock: None,
+        }
+    }
+
+    /// Answers as if it were `now` (business local time).
+    pub fn at(mut self, now: DateTime) -> StoreTools {
+        self.clock = Some(now);
+        self
+    }
+}
+
+fn json_ok<T: serde::Serialize>(value: &T) -> ToolOutcome {
+    ToolOutcome::ok(serde_json::to_string(value).unwrap_or_default())
+}
+
+fn text<'a>(args: &'a Value, key: &str) -> Option<&'a str> {
+    args[key].as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl ToolRunner for StoreTools {
+    fn run(&self, call: ToolCall, parties: CallParties) -> ToolFuture {
+        if call.name == "business_info" {
+            return self.profile.run(call, parties);
+        }
+        let (store, business) = (self.store.clone(), self.business.clone());
+        let now = self.clock.unwrap_or_else(|| self.timezone.to_datetime(jiff::Timestamp::now()));
+        Box::pin(async move {
+            let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
+            match call.name.as_str() {
+                "check_availability" => availability(&store, &business, &args, now).await,
+                "book_appointment" => book(&store, &business, &args, &call, &parties).await,
+                "lookup_order" => lookup_order(&store, &args, &parties).await,
+                "open_ticket" | "schedule_callback" => {
+                    let kind = if call.name == "open_ticket" { "ticket" } else { "callback" };
+                    let summary = text(&args, "summary")
+                        .or(text(&args, "reason"))
+                        .unwrap_or("caller request")
+                        .to_string();
+                    let summary = match text(&args, "when") {
+                        Some(when) => format!("{summary} (call back: {when})"),
+                        None => summary,
+                    };
+                    let name = text(&args, "customer_name").unwrap_or("");
+                    match store
+                        .open_ticket(kind, &summary, name, &parties.caller, &parties.call_id)
+                        .await
+                    {
+                        Ok(ticket_id) => json_ok(&Ticket { ticket_id }),
+                        Err(_) => ToolOutcome::error("I couldn't save that just now"),
+                    }
+                }
+                other => ToolOutcome::error(format!("{other} is not available on this line yet")),
+            }
+        })
+    }
+}
+
+async fn availability(
+    store: &PgStore,
+    business: &Business,
+    args: &Value,
+    now: DateTime,
+) -> ToolOutcome {
+    let Some(service) = text(args, "service") else {
+        return ToolOutcome::error("check_availability needs a service");
+    };
+    let Some(date) = text(args, "date").and_then(|d| Date::strptime("%Y-%m-%d", d).ok()) else {
+        return ToolOutcome::error("check_availability needs a date as YYYY-MM-DD");
+    };
+    let near = text(args, "time").and_then(|t| Time::strptime("%H:%M", t).ok());
+    let part = match text(args, "part_of_day") {
+        Some("morning") => Some(DayPart::Morning),
+        Some("afternoon") => Some(DayPart::Afternoon),
+        Some("evening") => Some(DayPart::Evening),
+        _ => None,
+    };
+    let busy = match store.busy_on(date).await {
+        Ok(b) => b,
+        Err(_) => return ToolOutcome::error("the calendar can't be read just now"),
+    };
+    let request = Request { service, date, near, part, staff: text(args, "staff") };
+    match calendar::free_slots(business, &busy, &request, now) {
+        Ok(slots) => json_ok(&Availability { slots }),
+        Err(e) => ToolOutcome::error(e.to_string()),
+    }
+}
+
+async fn book(
+    store: &PgStore,
+    business: &Business,
+    args: &Value,
+    call: &ToolCall,
+    parties: &CallParties,
+) -> ToolOutcome {
+    let (Some(service), Some(start), Some(name)) =
+        (text(args, "service"), text(args, "start"), text(args, "customer_name"))
+    else {
+        return ToolOutcome::error("book_appointment needs service, start and customer_name");
+    };
+    let Ok(start) = DateTime::strptime("%Y-%m-%dT%H:%M", start) else {
+        return ToolOutcome::error("start must look like 2026-11-26T15:00");
+    };
+    let request = BookRequest {
+        service: service.to_string(),
+        start,
+        staff: text(args, "staff").map(String::from),
+        customer_name: name.to_string(),
+        customer_phone: parties.caller.clone(),
+        // The same call asking the same thing twice books once.
+        idempotency_key: format!("{}/{}", parties.call_id, call.arguments),
+    };
+    match store.book(business, &request).await {
+        Ok(booking) => json_ok(&booking),
+        Err(BookError::Taken) => ToolOutcome::error("that time was just taken"),
+        Err(BookError::Invalid(why)) => ToolOutcome::error(why),
+        Err(BookError::Store(_)) => {
+            ToolOutcome::error("the booking system can't be reached just now")
+        }
+    }
+}
+
+async fn lookup_order(store: &PgStore, args: &Value, parties: &CallParties) -> ToolOutcome {
+    let number = text(args, "order_number");
+    let phone =
+        (args["by_caller_phone"].as_bool() == Some(true)).then_some(parties.caller.as_str());
+    match store.find_order(number, phone).await {
+        Ok(Some(order)) => json_ok(&OrderStatus {
+            order_number: order.order_id,
+            status: order.status,
+            eta: order.eta.unwrap_or_default(),
+        }),
+        Ok(None) => ToolOutcome::error("no order found"),
+        Err(_) => ToolOutcome::error("orders can't be looked up just now"),
+    }
+}

@@ -1,17 +1,20 @@
 //! Which engines calls use, from the configuration and the environment: cloud providers when
 //! their keys are set (or when chosen explicitly), the local engines otherwise.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use hermes_core::agent::Brain;
 use hermes_core::config::{HermesConfig, LlmEngine};
-use hermes_io::driver::tools::ProfileTools;
+use hermes_io::driver::tools::{ProfileTools, ToolRunner};
 use hermes_io::driver::{CallDeps, CarrierRequest, DriverCounters};
 use hermes_io::http::HttpClient;
 use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
 use hermes_io::retry::RetryPolicy;
+use hermes_io::store::PgStore;
+use hermes_io::store::tools::StoreTools;
 use hermes_io::stt::{DeepgramSettings, SttCounters};
 use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
 use hermes_models::voice::LocalVoice;
@@ -24,9 +27,33 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The tools' backing: the Postgres store when one is configured (migrated and seeded from
+/// the business's data files now), else the profile alone.
+async fn tools(config: &HermesConfig, config_dir: &Path) -> anyhow::Result<Arc<dyn ToolRunner>> {
+    let storage = &config.storage;
+    let url = env(&storage.postgres_url_env).unwrap_or_else(|| storage.postgres_url.clone());
+    if url.is_empty() {
+        eprintln!(
+            "tools: business info from the profile; bookings, orders and tickets need \
+             storage.postgres_url (the embedded store is not built yet)"
+        );
+        return Ok(Arc::new(ProfileTools::new(config.business.clone())));
+    }
+    let store = PgStore::connect(&url, None)?;
+    let applied = store.migrate().await.context("storage.postgres_url: migrating the schema")?;
+    if !applied.is_empty() {
+        eprintln!("storage: applied schema migration(s) {applied:?}");
+    }
+    let data_dir = config_dir.join(&config.business.data_dir);
+    store.seed(&config.business, &data_dir).await.context("seeding the business data")?;
+    eprintln!("tools: backed by Postgres (seed data from {})", data_dir.display());
+    Ok(Arc::new(StoreTools::new(store, config.business.clone())))
+}
+
 /// Builds the engines; one line per engine on stderr says what was chosen.
-pub fn call_deps(
+pub async fn call_deps(
     config: &HermesConfig,
+    config_dir: &Path,
     carrier: Option<mpsc::Sender<CarrierRequest>>,
 ) -> anyhow::Result<CallDeps> {
     let lookup = |name: &str| env(name);
@@ -120,7 +147,7 @@ pub fn call_deps(
     Ok(CallDeps {
         config: Arc::new(config.clone()),
         llm,
-        tools: Arc::new(ProfileTools::new(config.business.clone())),
+        tools: tools(config, config_dir).await?,
         stt,
         stt_counters: Arc::new(SttCounters::default()),
         tts: TtsSettings {

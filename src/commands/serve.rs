@@ -147,7 +147,8 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             None
         } else {
             let engine = Arc::new(audio_engine(models_dir, &config)?);
-            let deps = providers::call_deps(&config, Some(carrier_tx))?;
+            let config_dir = args.config.parent().unwrap_or(Path::new("."));
+            let deps = providers::call_deps(&config, config_dir, Some(carrier_tx)).await?;
             if let Err(e) = deps.llm.warm_up().await {
                 eprintln!("warning: could not pre-connect to the language model: {e}");
             }

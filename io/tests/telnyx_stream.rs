@@ -12,6 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use hermes_core::audio::AudioEvent;
 use hermes_core::codec::G711;
 use hermes_core::vad::VadEvent;
+use hermes_io::carrier::PhoneNumber;
 use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent, StreamHandle};
 use hermes_io::telnyx::media::write_media;
 use tokio_tungstenite::tungstenite::Message;
@@ -76,7 +77,9 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
         StreamEvent::Started {
             call_control_id: "v3:call".into(),
             stream_id: "S1".into(),
-            codec: G711::Mulaw
+            codec: G711::Mulaw,
+            from: Some(PhoneNumber::new("+13122010094")),
+            to: Some(PhoneNumber::new("+13122123456")),
         }
     );
     // A malformed frame in the middle is skipped; the call goes on.

@@ -190,7 +190,9 @@ async fn a_twilio_media_session_plays_agent_audio_with_the_stream_sid() {
         StreamEvent::Started {
             call_control_id: "CA9".into(),
             stream_id: "MZ9".into(),
-            codec: G711::Mulaw
+            codec: G711::Mulaw,
+            from: None,
+            to: None,
         }
     );
     handle.commands.send(StreamCommand::Play(vec![0xff; 160])).await.expect("play");

@@ -41,6 +41,37 @@ pub enum InboundFrame<'a> {
     Stop,
 }
 
+/// A phone number: personal data, so `Debug` shows only enough to tell numbers apart.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn new(number: impl Into<String>) -> Self {
+        PhoneNumber(number.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `+1555…0123` → `+1…23`: the country prefix and the last two digits.
+    pub fn masked(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        if chars.len() <= 4 {
+            return "…".into();
+        }
+        let head: String = chars[..2].iter().collect();
+        let tail: String = chars[chars.len() - 2..].iter().collect();
+        format!("{head}…{tail}")
+    }
+}
+
+impl std::fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PhoneNumber({})", self.masked())
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub struct StreamStart<'a> {
     pub stream_id: Cow<'a, str>,
@@ -146,4 +177,17 @@ pub trait Dialect: Send + std::fmt::Debug {
     fn write_media(&self, audio: &[u8], out: &mut String);
     fn write_mark(&self, name: &str, out: &mut String);
     fn write_clear(&self, out: &mut String);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PhoneNumber;
+
+    #[test]
+    fn phone_numbers_never_print_whole() {
+        let n = PhoneNumber::new("+15555550123");
+        assert_eq!(format!("{n:?}"), "PhoneNumber(+1…23)");
+        assert_eq!(n.as_str(), "+15555550123");
+        assert_eq!(PhoneNumber::new("123").masked(), "…");
+    }
 }

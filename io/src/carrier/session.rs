@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Dialect, InboundFrame, Track, decode_payload};
+use super::{Dialect, InboundFrame, PhoneNumber, Track, decode_payload};
 
 /// Session tuning.
 #[derive(Clone, Debug)]
@@ -110,6 +110,9 @@ pub enum StreamEvent {
         call_control_id: String,
         stream_id: String,
         codec: G711,
+        /// Who called and which number they dialled, when the carrier says.
+        from: Option<PhoneNumber>,
+        to: Option<PhoneNumber>,
     },
     /// Speech boundaries and playout reports from the audio worker.
     Audio(AudioEvent),
@@ -267,6 +270,8 @@ where
                             call_control_id: start.call_control_id.into_owned(),
                             stream_id: start.stream_id.into_owned(),
                             codec: start.codec,
+                            from: start.from.map(PhoneNumber::new),
+                            to: start.to.map(PhoneNumber::new),
                         };
                         if events.send(started).await.is_err() {
                             return SessionEnd::DriverGone;

@@ -136,8 +136,8 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
     let started = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match events.recv().await {
-                Some(StreamEvent::Started { call_control_id, codec, .. }) => {
-                    return Some((call_control_id, codec));
+                Some(StreamEvent::Started { call_control_id, codec, from, to, .. }) => {
+                    return Some((call_control_id, codec, from, to));
                 }
                 Some(_) => continue,
                 None => return None,
@@ -145,11 +145,16 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
         }
     })
     .await;
-    let Ok(Some((call_control_id, codec))) = started else { return report };
+    let Ok(Some((call_control_id, codec, from, to))) = started else { return report };
     report.call_control_id = call_control_id.clone();
+    let parties = CallParties {
+        call_id: call_control_id.clone(),
+        caller: from.map(|n| n.as_str().to_string()).unwrap_or_default(),
+        callee: to.map(|n| n.as_str().to_string()).unwrap_or_default(),
+    };
     deps.counters.calls_started.fetch_add(1, Ordering::Relaxed);
     deps.counters.active_calls.fetch_add(1, Ordering::Relaxed);
-    let mut driver = Driver::open(&deps, call_control_id, codec, commands, caller_audio).await;
+    let mut driver = Driver::open(&deps, parties, codec, commands, caller_audio).await;
     driver.run(&mut events, &mut report).await;
     deps.counters.active_calls.fetch_sub(1, Ordering::Relaxed);
     deps.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
@@ -161,6 +166,7 @@ struct Driver {
     deps: Arc<CallDeps>,
     call: Call,
     call_control_id: String,
+    parties: CallParties,
     codec: G711,
     commands: mpsc::Sender<StreamCommand>,
     llm: crate::llm::LlmSession,
@@ -185,7 +191,7 @@ impl Drop for Driver {
 impl Driver {
     async fn open(
         deps: &Arc<CallDeps>,
-        call_control_id: String,
+        parties: CallParties,
         codec: G711,
         commands: mpsc::Sender<StreamCommand>,
         mut caller_audio: mpsc::Receiver<Bytes>,
@@ -199,7 +205,7 @@ impl Driver {
             .with_clock(timezone, &config.business.timezone);
         // Speech-to-text and the voice connect in parallel: both sit on the first turn's path.
         let stt_settings = deps.stt.clone().map(|mut s| {
-            s.tag = Some(call_control_id.clone());
+            s.tag = Some(parties.call_id.clone());
             s
         });
         let stt_counters = deps.stt_counters.clone();
@@ -228,7 +234,8 @@ impl Driver {
         let mut driver = Driver {
             deps: deps.clone(),
             call: Call::new(cfg),
-            call_control_id,
+            call_control_id: parties.call_id.clone(),
+            parties,
             codec,
             commands,
             llm,
@@ -395,10 +402,7 @@ impl Driver {
                     let timeout = self.call_tool_timeout();
                     for call in calls {
                         report.tools_called.push(call.name.clone());
-                        let parties = CallParties {
-                            call_id: self.call_control_id.clone(),
-                            ..CallParties::default()
-                        };
+                        let parties = self.parties.clone();
                         let (id, name) = (call.id.clone(), call.name.clone());
                         let running = self.deps.tools.run(call, parties);
                         let counters = self.deps.counters.clone();
@@ -419,7 +423,6 @@ impl Driver {
                     }
                 }
                 Action::Transfer { number } => {
-                    report.tools_called.push("transfer_to_human".into());
                     self.outcome = Some(Outcome::Escalated);
                     self.carrier(CarrierRequest::Transfer {
                         call_control_id: self.call_control_id.clone(),

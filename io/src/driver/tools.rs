@@ -11,12 +11,24 @@ use hermes_core::agent::tools::Info;
 use hermes_core::call::ToolCall;
 use hermes_core::config::Business;
 
-/// Who is calling, for tools that look things up by the caller's number.
-#[derive(Clone, Debug, Default)]
+/// Who is calling, for tools that look things up by the caller's number. Personal data:
+/// `Debug` masks the numbers.
+#[derive(Clone, Default)]
 pub struct CallParties {
     pub call_id: String,
     pub caller: String,
     pub callee: String,
+}
+
+impl std::fmt::Debug for CallParties {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mask = |n: &str| crate::carrier::PhoneNumber::new(n).masked();
+        f.debug_struct("CallParties")
+            .field("call_id", &self.call_id)
+            .field("caller", &mask(&self.caller))
+            .field("callee", &mask(&self.callee))
+            .finish()
+    }
 }
 
 pub type ToolFuture = Pin<Box<dyn Future<Output = ToolOutcome> + Send>>;

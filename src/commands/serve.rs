@@ -248,12 +248,21 @@ fn reload(args: &ServeArgs, store: &ConfigStore, state: &ServerState) {
     let path: &Path = &args.config;
     match load(path) {
         Ok(Ok(config)) => {
-            let carrier_changed = config.telephony.carrier != store.snapshot().telephony.carrier;
+            let previous = store.snapshot();
+            let carrier_changed = config.telephony.carrier != previous.telephony.carrier;
+            let engines_changed =
+                config.providers != previous.providers || config.storage != previous.storage;
             let generation = store.replace(config);
             state.counters.config_reloads.fetch_add(1, Ordering::Relaxed);
             eprintln!("reloaded {} (generation {generation})", path.display());
             if carrier_changed {
                 eprintln!("telephony.carrier changed: takes effect after a restart");
+            }
+            if engines_changed {
+                eprintln!(
+                    "providers or storage changed: calls keep their connections until a restart; \
+                     the business profile, persona and conversation settings apply to new calls now"
+                );
             }
         }
         Ok(Err(problems)) => {

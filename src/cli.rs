@@ -92,6 +92,21 @@ typical   STT final ~200 ms after speech, LLM first token ~450 ms then ~50 token
 slow      about twice that, with heavy tails"
     )]
     Fakes(FakesArgs),
+    /// Apply the database schema migrations (also done by `serve` at start-up).
+    ///
+    /// Uses storage.postgres_url, or the variable named by storage.postgres_url_env when it is
+    /// set. Safe to run on several nodes at once and to repeat: applied versions are skipped.
+    #[command(
+        after_help = "Examples:\n  hermes migrate\n  HERMES_POSTGRES_URL=postgres://hermes@db/hermes hermes migrate --config /etc/hermes/hermes.toml"
+    )]
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The configuration file (the embedded defaults when it does not exist).
+    #[arg(long, env = "HERMES_CONFIG", default_value = "hermes.toml", value_name = "FILE")]
+    pub config: PathBuf,
 }
 
 #[derive(Debug, Args)]

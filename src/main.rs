@@ -38,6 +38,7 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::config::init(args),
         Command::Serve(args) => commands::serve::serve(&cli.models_dir, args),
         Command::Fakes(args) => commands::fakes::run(args),
+        Command::Migrate(args) => commands::providers::migrate(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -136,3 +136,30 @@ fn fakes_run_on_loopback_and_print_the_environment_that_uses_them() {
     assert!(answer.contains("event: message_start"));
     assert!(answer.contains(r#""name":"transfer_to_human""#), "{answer}");
 }
+
+#[test]
+fn migrate_applies_the_schema_once_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .current_dir(dir.path())
+            .env("HERMES_POSTGRES_URL", url)
+            .arg("migrate")
+            .output()
+            .expect("hermes runs")
+    };
+    let out = run("");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("there is no database to migrate"), "{}", text(&out.stderr));
+    // The real server (scripts/setup starts it); twice: the second finds nothing to do.
+    let url = "postgres://postgres@127.0.0.1:5432/test";
+    let first = run(url);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let second = run(url);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains("the schema is up to date (version 1)"),
+        "{}",
+        text(&second.stderr)
+    );
+}

@@ -27,18 +27,57 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The Postgres URL the configuration names (the environment variable wins), if any.
+fn postgres_url(config: &HermesConfig) -> Option<String> {
+    let storage = &config.storage;
+    env(&storage.postgres_url_env)
+        .or_else(|| Some(storage.postgres_url.clone()))
+        .filter(|u| !u.is_empty())
+}
+
+/// `hermes migrate`.
+pub fn migrate(args: &crate::cli::MigrateArgs) -> anyhow::Result<()> {
+    let config = if args.config.exists() {
+        match crate::commands::config::load(&args.config)? {
+            Ok(config) => config,
+            Err(problems) => anyhow::bail!(
+                "{} problem(s) in {}; `hermes check-config` explains each",
+                problems.len(),
+                args.config.display()
+            ),
+        }
+    } else {
+        HermesConfig::default()
+    };
+    let Some(url) = postgres_url(&config) else {
+        anyhow::bail!(
+            "storage.postgres_url is empty and {} is not set: there is no database to migrate",
+            config.storage.postgres_url_env
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let applied = runtime.block_on(async {
+        PgStore::connect(&url, None)?.migrate().await.context("storage.postgres_url: migrating")
+    })?;
+    let known = hermes_io::store::migrations::MIGRATIONS.last().map_or(0, |m| m.0);
+    if applied.is_empty() {
+        eprintln!("the schema is up to date (version {known})");
+    } else {
+        eprintln!("applied migration(s) {applied:?}; the schema is at version {known}");
+    }
+    Ok(())
+}
+
 /// The tools' backing: the Postgres store when one is configured (migrated and seeded from
 /// the business's data files now), else the profile alone.
 async fn tools(config: &HermesConfig, config_dir: &Path) -> anyhow::Result<Arc<dyn ToolRunner>> {
-    let storage = &config.storage;
-    let url = env(&storage.postgres_url_env).unwrap_or_else(|| storage.postgres_url.clone());
-    if url.is_empty() {
+    let Some(url) = postgres_url(config) else {
         eprintln!(
             "tools: business info from the profile; bookings, orders and tickets need \
              storage.postgres_url (the embedded store is not built yet)"
         );
         return Ok(Arc::new(ProfileTools::new(config.business.clone())));
-    }
+    };
     let store = PgStore::connect(&url, None)?;
     let applied = store.migrate().await.context("storage.postgres_url: migrating the schema")?;
     if !applied.is_empty() {

@@ -339,9 +339,11 @@ impl Remote {
             }
             let body = Bytes::from(match s.protocol {
                 Protocol::Anthropic => {
-                    let kept = verbatim.lock().map(|v| Verbatim { turns: v.turns.clone() });
-                    let kept = kept.unwrap_or_default();
-                    anthropic::body(&wire, model, context, tools, &kept).to_string()
+                    // Read under the (uncontended) lock rather than copying the kept turns.
+                    let empty = Verbatim::default();
+                    let kept = verbatim.lock();
+                    let kept = kept.as_deref().unwrap_or(&empty);
+                    anthropic::body(&wire, model, context, tools, kept).to_string()
                 }
                 Protocol::OpenAi => openai::body(&wire, model, context, tools).to_string(),
             });

@@ -161,10 +161,9 @@ enum Command {
 /// One call's transcription. Dropping it stops the transcriber without waiting.
 #[derive(Debug)]
 pub struct SttStream {
-    commands: mpsc::Sender<Command>,
+    audio: SttAudio,
     events: mpsc::Receiver<SttEvent>,
     task: JoinHandle<()>,
-    counters: Arc<SttCounters>,
 }
 
 impl fmt::Debug for Command {
@@ -228,28 +227,28 @@ impl SttStream {
             }
             .run(command_rx),
         );
-        Ok(SttStream { commands, events, task, counters })
+        Ok(SttStream { audio: SttAudio { commands, counters }, events, task })
     }
 
     /// Queues 8 kHz μ-law audio. Never blocks: if the transcriber is 10 s behind, the chunk is
     /// dropped and counted.
     pub fn send_audio(&self, ulaw: Bytes) {
-        self.audio_sender().send_audio(ulaw);
+        self.audio.send_audio(ulaw);
     }
 
     /// A handle that feeds audio from another task.
     pub fn audio_sender(&self) -> SttAudio {
-        SttAudio { commands: self.commands.clone(), counters: self.counters.clone() }
+        self.audio.clone()
     }
 
     /// Our end of turn: ask for the final transcript of what was said so far, now.
     pub fn finalize(&self) {
-        let _ = self.commands.try_send(Command::Finalize);
+        let _ = self.audio.commands.try_send(Command::Finalize);
     }
 
     /// Hang-up: ask for the last results and close; they arrive as events before `None`.
     pub fn close(&self) {
-        let _ = self.commands.try_send(Command::Close);
+        let _ = self.audio.commands.try_send(Command::Close);
     }
 
     /// The next event; `None` once the transcriber has stopped.

@@ -4,7 +4,7 @@
 //! and as the fallback when the cloud voice stalls.
 //!
 //! libespeak-ng is one global engine, so syntheses are serialised; a 4-second sentence takes
-//! about 5.5 ms to 8 kHz μ-law, half of it resampling (bench/RESULTS.md), so one engine
+//! about 5.4 ms to 8 kHz μ-law, half of it resampling (bench/RESULTS.md), so one engine
 //! keeps up with hundreds of calls. Call it from a blocking thread, never from the audio
 //! threads or a tokio worker.
 
@@ -116,11 +116,25 @@ impl LocalVoice {
     }
 }
 
+/// The voice and rate the global engine is set to. Only touched while the engine's own lock
+/// is held, so it always tells the truth about the engine.
+static SELECTED: Mutex<Option<(String, i32)>> = Mutex::new(None);
+
+/// Puts the global engine on `voice` at `words_per_minute`, unless it already is: loading a
+/// voice reads its files, which a sentence should not pay for every time.
 fn select(speaker: &mut Speaker, voice: &str, words_per_minute: i32) -> Result<(), VoiceError> {
+    let rate = words_per_minute.clamp(80, 450);
+    let mut selected = SELECTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if selected.as_ref().is_some_and(|(v, r)| v == voice && *r == rate) {
+        return Ok(());
+    }
+    *selected = None;
     speaker
         .set_voice_raw(voice)
         .map_err(|e| VoiceError::NoSuchVoice { voice: voice.to_string(), reason: e.to_string() })?;
     speaker
-        .set_parameter(Parameter::Rate, words_per_minute.clamp(80, 450), false)
-        .map_err(|e| VoiceError::Synthesis(e.to_string()))
+        .set_parameter(Parameter::Rate, rate, false)
+        .map_err(|e| VoiceError::Synthesis(e.to_string()))?;
+    *selected = Some((voice.to_string(), rate));
+    Ok(())
 }

@@ -155,3 +155,16 @@ fn empty_text_is_silence_not_an_error() {
     let voice = LocalVoice::new("en-us", 160).expect("espeak-ng starts");
     assert!(voice.speak_ulaw("").expect("speaks").len() < 800);
 }
+
+#[test]
+fn voices_sharing_the_one_engine_each_keep_their_own_settings() {
+    let slow = LocalVoice::new("en-us", 120).expect("espeak-ng starts");
+    let fast = LocalVoice::new("en-us", 300).expect("espeak-ng starts");
+    let text = "One moment while I look.";
+    let (a, b, c) = (
+        slow.speak_native(text).expect("speaks").len(),
+        fast.speak_native(text).expect("speaks").len(),
+        slow.speak_native(text).expect("speaks").len(),
+    );
+    assert!(a > b * 3 / 2 && c > b * 3 / 2, "slow {a} / {c} samples vs fast {b}");
+}

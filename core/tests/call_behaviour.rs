@@ -476,3 +476,35 @@ fn silence_ladder_stays_paused_while_tools_run() {
     );
     assert_eq!(sim.logged(CallLog::CallbackOffered), 0);
 }
+
+#[test]
+fn a_reconnected_stream_resumes_the_conversation_without_greeting_again() {
+    use hermes_core::call::{Call, Context};
+    // The first stream: one exchange, then the media stream drops.
+    let mut first = greeted();
+    first.replies.push_back(Reply::Text(vec!["Sure, what day works?"]));
+    first.caller_says(ms(5000), ms(1000), "I'd like a haircut");
+    first.run_until(ms(12_000));
+    let history = Context { messages: first.call.context().messages.clone() };
+    // The session store round trip is JSON.
+    let stored = serde_json::to_string(&history).expect("serialises");
+    let history: Context = serde_json::from_str(&stored).expect("deserialises");
+
+    let mut second = Sim::with_defaults();
+    second.call = Call::resume(CallConfig::default(), history);
+    second.answer(Direction::Inbound);
+    second.replies.push_back(Reply::Text(vec!["Tuesday it is."]));
+    second.caller_says(ms(4000), ms(800), "Tuesday please");
+    second.run_until(ms(9000));
+    let spoken = second.spoken();
+    assert_eq!(spoken[0], "Sorry, the line dropped for a moment. I'm still here.");
+    assert!(!spoken.iter().any(|s| s == GREETING), "no second greeting: {spoken:?}");
+    let context = second.last_context();
+    assert_eq!(user_messages(&context), ["I'd like a haircut", "Tuesday please"]);
+    assert_eq!(
+        context.iter().filter(|m| matches!(m, Message::System(_))).count(),
+        1,
+        "one system prompt, the current one"
+    );
+    assert!(assistant_messages(&context).iter().any(|t| t.contains("what day works")));
+}

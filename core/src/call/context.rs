@@ -3,7 +3,9 @@
 
 use super::io::ToolCall;
 
-#[derive(Clone, Debug, PartialEq)]
+/// Serialisable: the session store keeps the conversation so a reconnected stream resumes it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "role", content = "content", rename_all = "snake_case")]
 pub enum Message {
     /// Instructions: the persona, the business, the goal (also the periodic anchor).
     System(String),
@@ -21,7 +23,7 @@ pub enum Message {
 }
 
 /// Everything a completion is started on.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Context {
     pub messages: Vec<Message>,
 }

@@ -23,7 +23,7 @@ pub enum Direction {
 }
 
 /// A tool call the LLM asked for.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ToolCall {
     /// The LLM's id for this call, echoed in the result.
     pub id: String,

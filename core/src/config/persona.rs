@@ -28,6 +28,9 @@ pub struct Persona {
     pub goodbye: String,
     /// Said before handing the call to a human.
     pub escalation_line: String,
+    /// Said when the carrier's media stream reconnects to a call already in progress: the
+    /// conversation so far is kept, the greeting is not repeated.
+    pub reconnected: String,
     /// Every this many turns, a compact reminder of identity, business and goal is injected.
     pub anchor_every_turns: u32,
 }
@@ -49,6 +52,7 @@ impl Default for Persona {
                 .into(),
             goodbye: "Thanks for calling {business}. Goodbye!".into(),
             escalation_line: "Let me connect you with someone from the team.".into(),
+            reconnected: "Sorry, the line dropped for a moment. I'm still here.".into(),
             anchor_every_turns: 6,
         }
     }

@@ -137,6 +137,23 @@ impl Call {
         }
     }
 
+    /// A call whose media stream reconnected: the conversation so far (from the session
+    /// store) is kept, and on `Answered` the agent says `persona.reconnected` instead of the
+    /// greeting. The system prompt is the current one, not the stored one.
+    pub fn resume(cfg: CallConfig, history: Context) -> Self {
+        let mut call = Call::new(cfg);
+        let earlier = history.messages.into_iter().skip_while(|m| matches!(m, Message::System(_)));
+        call.context.messages.extend(earlier);
+        call.user_turns =
+            call.context.messages.iter().filter(|m| matches!(m, Message::User(_))).count() as u32;
+        call
+    }
+
+    /// Whether this call carries on an earlier stream's conversation.
+    fn is_resumed(&self) -> bool {
+        self.context.messages.len() > 1
+    }
+
     // ----- the sans-IO surface -----
 
     /// Feeds one event. Drain [`Self::poll_action`] afterwards.
@@ -230,6 +247,12 @@ impl Call {
             Timer::MaxCallDuration,
             now + self.cfg.conversation.max_call_duration_ms.as_duration(),
         );
+        if self.is_resumed() {
+            self.floor = Floor::Listening;
+            let line = self.cfg.line(&self.cfg.persona.reconnected);
+            self.say_line(now, line);
+            return;
+        }
         match direction {
             Direction::Inbound => self.greet(now),
             Direction::Outbound => {

@@ -95,11 +95,54 @@ slow      about twice that, with heavy tails"
     /// Apply the database schema migrations (also done by `serve` at start-up).
     ///
     /// Uses storage.postgres_url, or the variable named by storage.postgres_url_env when it is
-    /// set. Safe to run on several nodes at once and to repeat: applied versions are skipped.
+    /// set; without either, the embedded database file under storage.data_dir. Safe to run on several nodes at once and to repeat: applied versions are skipped.
     #[command(
         after_help = "Examples:\n  hermes migrate\n  HERMES_POSTGRES_URL=postgres://hermes@db/hermes hermes migrate --config /etc/hermes/hermes.toml"
     )]
     Migrate(MigrateArgs),
+    /// Read the call records: from Postgres when one is configured, else the embedded database.
+    #[command(subcommand)]
+    Calls(CallsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// The latest calls, newest first: when, who (masked), outcome, handle time, turns.
+    #[command(
+        after_help = "Examples:\n  hermes calls list\n  hermes calls list --limit 100 --json"
+    )]
+    List(CallsListArgs),
+    /// One call: its transcript (what was said and what the caller actually heard), per-turn
+    /// latencies, tool calls and events.
+    #[command(
+        after_help = "Examples:\n  hermes calls show v3:abc123\n  hermes calls show v3:abc123 --json"
+    )]
+    Show(CallsShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallsListArgs {
+    /// The configuration file (the embedded defaults when it does not exist).
+    #[arg(long, env = "HERMES_CONFIG", default_value = "hermes.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// How many calls.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// One JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CallsShowArgs {
+    /// The call's id, as `hermes calls list` prints it.
+    pub id: String,
+    /// The configuration file (the embedded defaults when it does not exist).
+    #[arg(long, env = "HERMES_CONFIG", default_value = "hermes.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// The whole record as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

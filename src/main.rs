@@ -8,7 +8,7 @@ mod commands;
 
 use std::process::ExitCode;
 
-use cli::{BenchCommand, Cli, Command, ModelsCommand};
+use cli::{BenchCommand, CallsCommand, Cli, Command, ModelsCommand};
 use hermes_core::audio::AllocationProbe;
 
 /// Counts heap allocations inside audio worker loops (there must be none); reported by
@@ -38,7 +38,9 @@ fn main() -> ExitCode {
         Command::Init(args) => commands::config::init(args),
         Command::Serve(args) => commands::serve::serve(&cli.models_dir, args),
         Command::Fakes(args) => commands::fakes::run(args),
-        Command::Migrate(args) => commands::providers::migrate(args),
+        Command::Migrate(args) => commands::storage::migrate(args),
+        Command::Calls(CallsCommand::List(args)) => commands::storage::list(args),
+        Command::Calls(CallsCommand::Show(args)) => commands::storage::show(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -148,9 +148,11 @@ fn migrate_applies_the_schema_once_and_says_so() {
             .output()
             .expect("hermes runs")
     };
+    // Without Postgres: the embedded database file, under storage.data_dir.
     let out = run("");
-    assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("there is no database to migrate"), "{}", text(&out.stderr));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("embedded database"), "{}", text(&out.stderr));
+    assert!(dir.path().join(".hermes/data/hermes.db").exists());
     // The real server (scripts/setup starts it); twice: the second finds nothing to do.
     let url = "postgres://postgres@127.0.0.1:5432/test";
     let first = run(url);
@@ -158,8 +160,66 @@ fn migrate_applies_the_schema_once_and_says_so() {
     let second = run(url);
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert!(
-        text(&second.stderr).contains("the schema is up to date (version 1)"),
+        text(&second.stderr).contains("the schema is up to date (version 2)"),
         "{}",
         text(&second.stderr)
     );
+}
+
+#[test]
+fn calls_list_and_show_read_the_embedded_records_with_numbers_masked() {
+    use hermes_io::records::{CallOutcome, CallRecord, TurnRecord};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = hermes_io::store::SqliteStore::open(dir.path().join(".hermes/data/hermes.db"))
+        .expect("opens");
+    let record = CallRecord {
+        call_id: "v3:abc".into(),
+        business: "Maple Street Hair".into(),
+        direction: "inbound".into(),
+        caller: "+15555550123".into(),
+        callee: "+15555550199".into(),
+        started_at_ms: 1_764_000_000_000,
+        ended_at_ms: 1_764_000_042_000,
+        outcome: CallOutcome::Completed,
+        end_reason: "goodbye".into(),
+        handle_ms: 42_000,
+        cost_usd: None,
+        turns: vec![TurnRecord {
+            speaker: "agent".into(),
+            text: "Hi there. How can I help?".into(),
+            heard: "Hi there.".into(),
+            at_ms: 0,
+            voice_to_voice_ms: None,
+            stages: Vec::new(),
+        }],
+        tool_calls: Vec::new(),
+        events: Vec::new(),
+    };
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(store.write_calls(&[record])).expect("writes");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .current_dir(dir.path())
+            .env("HERMES_POSTGRES_URL", "")
+            .args(args)
+            .output()
+            .expect("hermes runs")
+    };
+    let list = run(&["calls", "list"]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let table = text(&list.stdout);
+    assert!(table.contains("v3:abc") && table.contains("completed"), "{table}");
+    assert!(table.contains("+1…23") && !table.contains("5550123"), "masked: {table}");
+    let show = run(&["calls", "show", "v3:abc"]);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let page = text(&show.stdout);
+    assert!(
+        page.contains("Hi there. How can I help?") && page.contains("heard:  Hi there."),
+        "{page}"
+    );
+    assert!(!page.contains("5550123"), "masked: {page}");
+    let missing = run(&["calls", "show", "nope"]);
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("hermes calls list"), "{}", text(&missing.stderr));
 }

@@ -19,7 +19,10 @@ use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
 use hermes_io::fakes::profile::LatencyProfile;
 use hermes_io::http::HttpClient;
 use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
+use hermes_io::records::{Outbox, RecordWriter, WriterSettings};
 use hermes_io::retry::RetryPolicy;
+use hermes_io::sessions::Sessions;
+use hermes_io::store::SqliteStore;
 use hermes_io::stt::{DeepgramSettings, SttCounters};
 use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
 use hermes_models::voice::LocalVoice;
@@ -59,6 +62,12 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
         },
     );
     let (carrier_tx, mut carrier_rx) = mpsc::channel(8);
+    // The embedded defaults: a database file and in-process sessions.
+    let data = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(data.path().join("hermes.db")).expect("embedded database");
+    let outbox = Outbox::open(data.path().join("outbox.jsonl"), 1 << 20).expect("outbox");
+    let writer =
+        Arc::new(RecordWriter::start(Arc::new(store.clone()), outbox, WriterSettings::default()));
     let deps = Arc::new(CallDeps {
         config: config.clone(),
         llm,
@@ -83,6 +92,8 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
         tts_counters: Arc::new(TtsCounters::default()),
         counters: Arc::new(DriverCounters::default()),
         carrier: Some(carrier_tx),
+        sessions: Sessions::in_memory(Duration::from_secs(60), Duration::from_secs(300)),
+        records: Some(writer.clone()),
     });
     assert_eq!(BUILTIN_TOOLS.len(), config.tools.enabled.len());
 
@@ -160,4 +171,48 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
         "no hang-up or transfer asked of the carrier: {:?}",
         carrier_rx.try_recv()
     );
+
+    // The record went through the batching writer into the embedded database.
+    writer.flush().await;
+    let record = store.show_call("call-e2e").await.expect("reads").expect("the call is recorded");
+    assert_eq!(record.outcome.as_str(), "abandoned");
+    let caller_turn =
+        record.turns.iter().position(|t| t.speaker == "caller").expect("a caller turn");
+    assert_eq!(record.turns[caller_turn].text, "I'd like to book a haircut.");
+    let answer = &record.turns[caller_turn + 1];
+    assert_eq!(answer.speaker, "agent");
+    assert!(answer.heard.contains("What day would suit you?"), "{answer:?}");
+    assert_eq!(
+        answer.voice_to_voice_ms,
+        Some(v2v.as_millis() as u32),
+        "the turn's voice-to-voice as the machine measured it"
+    );
+    assert!(answer.stages.iter().any(|(s, _)| s == "llm_first_token"), "{:?}", answer.stages);
+    assert!(record.turns[0].heard.starts_with("Thanks for calling"), "the greeting was heard");
+
+    // The carrier reconnects the media stream for the same call: the conversation resumes
+    // where it was, without a second greeting, and the record carries on.
+    tts_fake.texts.lock().expect("log").clear();
+    let again = StreamScript { caller_audio: silence(3000), ..script };
+    FakeTelnyx::new([7; 32])
+        .stream_call(&format!("ws://{addr}/telnyx/media"), &again)
+        .await
+        .expect("the reconnected stream runs");
+    let resumed = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+        .await
+        .expect("the driver finishes")
+        .expect("a report");
+    assert!(resumed.resumed);
+    let said: Vec<String> =
+        tts_fake.texts.lock().expect("log").iter().map(|(_, t)| t.clone()).collect();
+    assert_eq!(
+        said.first().map(String::as_str),
+        Some("Sorry, the line dropped for a moment. I'm still here.")
+    );
+    assert!(!said.iter().any(|t| t.starts_with("Thanks for calling")), "{said:?}");
+    writer.flush().await;
+    let record = store.show_call("call-e2e").await.expect("reads").expect("recorded");
+    assert!(record.turns.iter().any(|t| t.text == "I'd like to book a haircut."), "kept");
+    assert!(record.turns.iter().any(|t| t.text.starts_with("Sorry, the line dropped")));
+    assert_eq!(store.list_calls(10).await.expect("lists").len(), 1, "one call, one record");
 }

@@ -1,11 +1,12 @@
-//! The Postgres store against the real server (127.0.0.1:5432, database `test`; `scripts/setup`
-//! starts it), each test in a schema of its own: migrations, and bookings that can never
-//! double-book a slot however many callers race for it.
+//! Both stores: Postgres against the real server (127.0.0.1:5432, database `test`;
+//! `scripts/setup` starts it), each test in a schema of its own, and the embedded SQLite file,
+//! each test in a folder of its own. Migrations, bookings that can never double-book a slot
+//! however many callers race for it, and the agent's tools answered from each.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use hermes_core::config::Business;
-use hermes_io::store::{BookError, BookRequest, PgStore};
+use hermes_io::store::{BookError, BookRequest, PgStore, SqliteStore, Store};
 use jiff::civil::date;
 
 fn url() -> String {
@@ -47,6 +48,12 @@ async fn store() -> PgStore {
     store
 }
 
+fn embedded() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path().join("hermes.db")).expect("opens");
+    (dir, Store::Embedded(store))
+}
+
 fn request(key: &str, staff: Option<&str>) -> BookRequest {
     BookRequest {
         service: "cut".into(),
@@ -65,13 +72,24 @@ async fn migrations_apply_once_even_when_nodes_start_together() {
         (0..3).map(|_| PgStore::connect(&url(), Some(&schema)).expect("config")).collect();
     let runs = futures_util::future::join_all(stores.iter().map(|s| s.migrate())).await;
     let applied: Vec<i32> = runs.into_iter().flat_map(|r| r.expect("migrates")).collect();
-    assert_eq!(applied, [1], "exactly one node applied version 1");
+    let mut applied = applied;
+    applied.sort();
+    assert_eq!(applied, [1, 2], "exactly one node applied each version");
     assert!(stores[0].migrate().await.expect("migrates").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn callers_racing_for_overlapping_times_get_exactly_one_booking_each_round() {
-    let store = store().await;
+    racing_callers_get_one_booking(Store::Postgres(store().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callers_racing_on_the_embedded_store_get_exactly_one_booking_each_round() {
+    let (_dir, store) = embedded();
+    racing_callers_get_one_booking(store).await;
+}
+
+async fn racing_callers_get_one_booking(store: Store) {
     let business = Business::default();
     // Thursday 13:00-19:00; a cut is 45 minutes, so :00, :15 and :30 all overlap each other.
     for hour in 13..18 {
@@ -96,7 +114,7 @@ async fn callers_racing_for_overlapping_times_get_exactly_one_booking_each_round
 
 #[tokio::test]
 async fn without_a_preference_the_next_free_person_is_booked() {
-    let store = store().await;
+    let store = Store::Postgres(store().await);
     let business = Business::default();
     let first = store.book(&business, &request("a", None)).await.expect("books");
     let second = store.book(&business, &request("b", None)).await.expect("books");
@@ -106,7 +124,7 @@ async fn without_a_preference_the_next_free_person_is_booked() {
 
 #[tokio::test]
 async fn a_retried_tool_call_returns_the_same_booking() {
-    let store = store().await;
+    let store = Store::Postgres(store().await);
     let business = Business::default();
     let first = store.book(&business, &request("call-1/args", Some("ana"))).await.expect("books");
     let again = store.book(&business, &request("call-1/args", Some("ana"))).await.expect("books");
@@ -118,7 +136,7 @@ async fn a_retried_tool_call_returns_the_same_booking() {
 
 #[tokio::test]
 async fn times_the_calendar_would_never_offer_are_refused_with_the_reason() {
-    let store = store().await;
+    let store = Store::Postgres(store().await);
     let business = Business::default();
     let mut monday = request("m", Some("ana"));
     monday.start = date(2026, 11, 30).at(10, 0, 0, 0);
@@ -164,12 +182,21 @@ mod tools {
 
     #[tokio::test]
     async fn seeded_calendars_orders_and_tickets_answer_the_agents_tools() {
-        let store = store().await;
+        seeded_data_answers_the_tools(Store::Postgres(store().await)).await;
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_answers_the_agents_tools_the_same_way() {
+        let (_dir, store) = embedded();
+        seeded_data_answers_the_tools(store).await;
+    }
+
+    async fn seeded_data_answers_the_tools(store: Store) {
         let business = Business::default();
         store.seed(&business, &seed_dir()).await.expect("seeds");
         store.seed(&business, &seed_dir()).await.expect("seeding twice changes nothing");
         assert_eq!(store.busy_on(date(2026, 12, 1)).await.expect("reads").len(), 3, "Ana 2, Ben 1");
-        let tools = StoreTools::new(store, business).at(date(2026, 11, 25).at(10, 0, 0, 0));
+        let tools = StoreTools::new(store.clone(), business).at(date(2026, 11, 25).at(10, 0, 0, 0));
 
         // Ana has a colour 10:00-11:30 on Tuesday 1 December.
         let args = serde_json::json!({"service": "cut", "date": "2026-12-01", "time": "10:00", "staff": "ana"});
@@ -235,5 +262,61 @@ mod tools {
         )
         .await;
         assert!(err && out.contains("perm"), "{out}");
+
+        // Priya (+…124) moves her Tuesday 14:00 cut to 14:30 — overlapping her own old slot,
+        // which must not count against her — and then cancels it.
+        let priya = "+15555550124";
+        let (out, err) = run(
+            &tools,
+            "reschedule_appointment",
+            serde_json::json!({"new_start": "2026-12-01T14:30"}),
+            priya,
+        )
+        .await;
+        assert!(!err, "{out}");
+        let moved: Booking = serde_json::from_str(&out).expect("Booking");
+        assert_eq!((moved.start.as_str(), moved.staff_name.as_str()), ("2026-12-01T14:30", "Ana"));
+        let starts: Vec<String> = store
+            .busy_on(date(2026, 12, 1))
+            .await
+            .expect("reads")
+            .iter()
+            .filter(|b| b.staff == "ana")
+            .map(|b| b.start.to_string())
+            .collect();
+        assert!(starts.contains(&"2026-12-01T14:30:00".to_string()), "{starts:?}");
+        assert!(!starts.contains(&"2026-12-01T14:00:00".to_string()), "old slot freed: {starts:?}");
+
+        let (out, err) = run(&tools, "cancel_appointment", serde_json::json!({}), priya).await;
+        assert!(!err, "{out}");
+        assert_eq!(
+            serde_json::from_str::<Booking>(&out).expect("Booking").start,
+            "2026-12-01T14:30"
+        );
+        let (out, err) = run(&tools, "cancel_appointment", serde_json::json!({}), priya).await;
+        assert!(err && out.contains("can't find an upcoming appointment"), "{out}");
+        // By name, when the caller rings from another number.
+        let (out, err) = run(
+            &tools,
+            "cancel_appointment",
+            serde_json::json!({"customer_name": "tom becker"}),
+            "+15555550999",
+        )
+        .await;
+        assert!(!err, "{out}");
+        assert_eq!(
+            serde_json::from_str::<Booking>(&out).expect("Booking").start,
+            "2026-12-02T09:30"
+        );
+        // Moving onto someone else's time is refused and leaves the booking where it was.
+        let (out, err) = run(
+            &tools,
+            "reschedule_appointment",
+            serde_json::json!({"new_start": "2026-12-01T09:00", "staff": "ben"}),
+            "+15555550127",
+        )
+        .await;
+        assert!(err, "{out}");
+        assert_eq!(store.busy_on(date(2026, 12, 3)).await.expect("reads").len(), 1);
     }
 }

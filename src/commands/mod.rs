@@ -7,3 +7,4 @@ pub mod fakes;
 pub mod models;
 pub mod providers;
 pub mod serve;
+pub mod storage;

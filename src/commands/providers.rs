@@ -8,12 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use hermes_core::agent::Brain;
 use hermes_core::config::{HermesConfig, LlmEngine};
-use hermes_io::driver::tools::{ProfileTools, ToolRunner};
 use hermes_io::driver::{CallDeps, CarrierRequest, DriverCounters};
 use hermes_io::http::HttpClient;
 use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
 use hermes_io::retry::RetryPolicy;
-use hermes_io::store::PgStore;
 use hermes_io::store::tools::StoreTools;
 use hermes_io::stt::{DeepgramSettings, SttCounters};
 use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
@@ -23,70 +21,8 @@ use tokio::sync::mpsc;
 /// Local voice speed: a little brisker than espeak-ng's default, as people speak on the phone.
 const LOCAL_WORDS_PER_MINUTE: i32 = 175;
 
-fn env(name: &str) -> Option<String> {
+pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The Postgres URL the configuration names (the environment variable wins), if any.
-fn postgres_url(config: &HermesConfig) -> Option<String> {
-    let storage = &config.storage;
-    env(&storage.postgres_url_env)
-        .or_else(|| Some(storage.postgres_url.clone()))
-        .filter(|u| !u.is_empty())
-}
-
-/// `hermes migrate`.
-pub fn migrate(args: &crate::cli::MigrateArgs) -> anyhow::Result<()> {
-    let config = if args.config.exists() {
-        match crate::commands::config::load(&args.config)? {
-            Ok(config) => config,
-            Err(problems) => anyhow::bail!(
-                "{} problem(s) in {}; `hermes check-config` explains each",
-                problems.len(),
-                args.config.display()
-            ),
-        }
-    } else {
-        HermesConfig::default()
-    };
-    let Some(url) = postgres_url(&config) else {
-        anyhow::bail!(
-            "storage.postgres_url is empty and {} is not set: there is no database to migrate",
-            config.storage.postgres_url_env
-        );
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let applied = runtime.block_on(async {
-        PgStore::connect(&url, None)?.migrate().await.context("storage.postgres_url: migrating")
-    })?;
-    let known = hermes_io::store::migrations::MIGRATIONS.last().map_or(0, |m| m.0);
-    if applied.is_empty() {
-        eprintln!("the schema is up to date (version {known})");
-    } else {
-        eprintln!("applied migration(s) {applied:?}; the schema is at version {known}");
-    }
-    Ok(())
-}
-
-/// The tools' backing: the Postgres store when one is configured (migrated and seeded from
-/// the business's data files now), else the profile alone.
-async fn tools(config: &HermesConfig, config_dir: &Path) -> anyhow::Result<Arc<dyn ToolRunner>> {
-    let Some(url) = postgres_url(config) else {
-        eprintln!(
-            "tools: business info from the profile; bookings, orders and tickets need \
-             storage.postgres_url (the embedded store is not built yet)"
-        );
-        return Ok(Arc::new(ProfileTools::new(config.business.clone())));
-    };
-    let store = PgStore::connect(&url, None)?;
-    let applied = store.migrate().await.context("storage.postgres_url: migrating the schema")?;
-    if !applied.is_empty() {
-        eprintln!("storage: applied schema migration(s) {applied:?}");
-    }
-    let data_dir = config_dir.join(&config.business.data_dir);
-    store.seed(&config.business, &data_dir).await.context("seeding the business data")?;
-    eprintln!("tools: backed by Postgres (seed data from {})", data_dir.display());
-    Ok(Arc::new(StoreTools::new(store, config.business.clone())))
 }
 
 /// Builds the engines; one line per engine on stderr says what was chosen.
@@ -95,6 +31,7 @@ pub async fn call_deps(
     config_dir: &Path,
     carrier: Option<mpsc::Sender<CarrierRequest>>,
 ) -> anyhow::Result<CallDeps> {
+    let storage = super::storage::Storage::open(config, config_dir).await?;
     let lookup = |name: &str| env(name);
     let providers = &config.providers;
     let http = HttpClient::new(Duration::from_secs(5))?;
@@ -186,7 +123,10 @@ pub async fn call_deps(
     Ok(CallDeps {
         config: Arc::new(config.clone()),
         llm,
-        tools: tools(config, config_dir).await?,
+        tools: Arc::new(
+            StoreTools::new(storage.store.clone(), config.business.clone())
+                .with_cache(storage.sessions.clone()),
+        ),
         stt,
         stt_counters: Arc::new(SttCounters::default()),
         tts: TtsSettings {
@@ -197,5 +137,7 @@ pub async fn call_deps(
         tts_counters: Arc::new(TtsCounters::default()),
         counters: Arc::new(DriverCounters::default()),
         carrier,
+        sessions: storage.sessions,
+        records: Some(storage.records),
     })
 }

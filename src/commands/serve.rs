@@ -143,12 +143,14 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let store = Arc::new(ConfigStore::new(config.clone()));
         let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
+        let mut records = None;
         let media = if carrier == Carrier::None {
             None
         } else {
             let engine = Arc::new(audio_engine(models_dir, &config)?);
             let config_dir = args.config.parent().unwrap_or(Path::new("."));
             let deps = providers::call_deps(&config, config_dir, Some(carrier_tx)).await?;
+            records = deps.records.clone();
             if let Err(e) = deps.llm.warm_up().await {
                 eprintln!("warning: could not pre-connect to the language model: {e}");
             }
@@ -220,6 +222,10 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("shutting down: no new calls, {} s for live ones to finish", grace.as_secs());
         let _ = stop_tx.send(true);
         server.await??;
+        if let Some(records) = records {
+            // Every finished call's record is in the store or the outbox before we exit.
+            records.flush().await;
+        }
         Ok(())
     })
 }

@@ -19,6 +19,17 @@ pub struct Storage {
     pub postgres_url_env: String,
     /// Embedded database, outbox and recordings, relative to the working directory.
     pub data_dir: String,
+    /// A call's session (conversation so far) is kept this long after its last turn, so a
+    /// media stream that reconnects within it resumes the conversation.
+    pub session_ttl_s: u64,
+    /// Business hours, services and FAQ answers are cached this long.
+    pub cache_ttl_s: u64,
+    /// Call records that could not reach the store wait in an on-disk outbox of at most this
+    /// many MiB; past it, new records are dropped and counted.
+    pub outbox_max_mib: u64,
+    /// What a minute of a call costs across carrier and providers, for the call records'
+    /// `cost_usd`. 0: not recorded.
+    pub cost_per_minute_usd: f64,
 }
 
 impl Default for Storage {
@@ -29,6 +40,10 @@ impl Default for Storage {
             postgres_url: String::new(),
             postgres_url_env: "HERMES_POSTGRES_URL".into(),
             data_dir: ".hermes/data".into(),
+            session_ttl_s: 900,
+            cache_ttl_s: 300,
+            outbox_max_mib: 64,
+            cost_per_minute_usd: 0.0,
         }
     }
 }
@@ -70,6 +85,30 @@ impl Storage {
             if !name.is_empty() {
                 check_env_name(p, &format!("storage.{field}"), name);
             }
+        }
+        if !(10..=86_400).contains(&self.session_ttl_s) {
+            p.push(
+                "storage.session_ttl_s",
+                format!("{} s is not between 10 s and a day", self.session_ttl_s),
+            );
+        }
+        if !(1..=86_400).contains(&self.cache_ttl_s) {
+            p.push(
+                "storage.cache_ttl_s",
+                format!("{} s is not between 1 s and a day", self.cache_ttl_s),
+            );
+        }
+        if !(1..=65_536).contains(&self.outbox_max_mib) {
+            p.push(
+                "storage.outbox_max_mib",
+                format!("{} MiB is not between 1 and 65536", self.outbox_max_mib),
+            );
+        }
+        if !(0.0..=100.0).contains(&self.cost_per_minute_usd) {
+            p.push(
+                "storage.cost_per_minute_usd",
+                format!("{} is not between 0 and 100", self.cost_per_minute_usd),
+            );
         }
         if self.data_dir.trim().is_empty() {
             p.push("storage.data_dir", "is empty; the embedded stores need a folder");

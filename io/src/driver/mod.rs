@@ -8,6 +8,7 @@
 //! another, and a provider that fails ends in an input the machine already knows how to
 //! handle (an LLM error, a TTS error), never in a stuck call.
 
+mod recorder;
 pub mod tools;
 
 use std::collections::HashSet;
@@ -33,8 +34,11 @@ use hermes_core::vad::VadEvent;
 
 use crate::carrier::session::{StreamCommand, StreamEvent, StreamHandle};
 use crate::llm::{LlmClient, LlmEvent, LlmStream};
+use crate::records::{CallOutcome, CallRecord, RecordWriter, ToolStatus};
+use crate::sessions::{SessionSnapshot, Sessions};
 use crate::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 use crate::tts::{TtsCounters, TtsEvent, TtsSession, TtsSettings};
+use recorder::Recorder;
 use tools::{CallParties, ToolOutcome, ToolRunner};
 
 /// What every call is driven with. Built once by `serve` (or a test) and shared; cheap to
@@ -52,6 +56,10 @@ pub struct CallDeps {
     pub counters: Arc<DriverCounters>,
     /// Where hang-ups and transfers go (Call Control); `None`: closing the stream is all.
     pub carrier: Option<mpsc::Sender<CarrierRequest>>,
+    /// Per-call state for resuming a reconnected stream, and the lookup cache.
+    pub sessions: Sessions,
+    /// Where finished calls' records go; `None`: not recorded.
+    pub records: Option<Arc<RecordWriter>>,
 }
 
 /// Something only the carrier's control API can do.
@@ -109,6 +117,10 @@ pub struct CallReport {
     pub turns: Vec<TurnTimeline>,
     pub logs: Vec<CallLog>,
     pub duration: Duration,
+    /// Whether this stream carried on an earlier stream's conversation.
+    pub resumed: bool,
+    /// The call record as submitted (`None`: the stream never started).
+    pub record: Option<CallRecord>,
 }
 
 /// The mark name the carrier echoes once a sentence has been heard.
@@ -132,6 +144,8 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
         turns: Vec::new(),
         logs: Vec::new(),
         duration: Duration::ZERO,
+        resumed: false,
+        record: None,
     };
     let started = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
@@ -154,12 +168,59 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
     };
     deps.counters.calls_started.fetch_add(1, Ordering::Relaxed);
     deps.counters.active_calls.fetch_add(1, Ordering::Relaxed);
-    let mut driver = Driver::open(&deps, parties, codec, commands, caller_audio).await;
+    let earlier = deps.sessions.load(&call_control_id).await;
+    report.resumed = earlier.is_some();
+    let mut driver = Driver::open(&deps, parties, codec, commands, caller_audio, earlier).await;
     driver.run(&mut events, &mut report).await;
+    let outcome = report.outcome.clone();
+    let record = driver.recorder.finish(
+        Instant::now(),
+        &outcome,
+        Some(deps.config.storage.cost_per_minute_usd).filter(|c| *c > 0.0),
+    );
+    // A dropped line may come back as a new stream for the same call: keep its session.
+    let _ = driver
+        .session_tx
+        .send(SessionUpdate::End { keep_for_resume: outcome == Outcome::Abandoned });
+    if let Some(writer) = &deps.records {
+        writer.submit(record.clone());
+    }
+    report.record = Some(record);
     deps.counters.active_calls.fetch_sub(1, Ordering::Relaxed);
     deps.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
     report.duration = began.elapsed();
     report
+}
+
+/// What the call's session saver does next; only the latest matters.
+#[derive(Clone, Debug)]
+enum SessionUpdate {
+    Nothing,
+    Save(Box<SessionSnapshot>),
+    End { keep_for_resume: bool },
+}
+
+/// One task per call writes its session snapshots, latest first-come: a slow Redis delays
+/// only this task, never a turn, and an older snapshot can never overwrite a newer one.
+fn spawn_session_saver(
+    sessions: Sessions,
+    call_id: String,
+) -> tokio::sync::watch::Sender<SessionUpdate> {
+    let (tx, mut rx) = tokio::sync::watch::channel(SessionUpdate::Nothing);
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let update = rx.borrow_and_update().clone();
+            match update {
+                SessionUpdate::Nothing => {}
+                SessionUpdate::Save(snapshot) => sessions.save(&snapshot).await,
+                SessionUpdate::End { keep_for_resume } => {
+                    sessions.end(&call_id, keep_for_resume).await;
+                    return;
+                }
+            }
+        }
+    });
+    tx
 }
 
 struct Driver {
@@ -173,11 +234,16 @@ struct Driver {
     current_llm: Option<(LlmRequestId, LlmStream)>,
     stt: Option<SttStream>,
     tts: TtsSession,
-    tools: JoinSet<(String, ToolOutcome)>,
+    tools: JoinSet<(String, ToolOutcome, ToolStatus)>,
     heard_first_audio: HashSet<u64>,
     outcome: Option<Outcome>,
     /// The audio pump to speech-to-text; stops with the driver.
     audio_pump: Option<tokio::task::JoinHandle<()>>,
+    recorder: Recorder,
+    /// How many context messages have been looked at for new caller turns.
+    context_seen: usize,
+    user_turns: u32,
+    session_tx: tokio::sync::watch::Sender<SessionUpdate>,
 }
 
 impl Drop for Driver {
@@ -195,9 +261,35 @@ impl Driver {
         codec: G711,
         commands: mpsc::Sender<StreamCommand>,
         mut caller_audio: mpsc::Receiver<Bytes>,
+        earlier: Option<SessionSnapshot>,
     ) -> Driver {
         let config = &deps.config;
         let cfg = CallConfig::from_config(config, system_prompt(config));
+        let now = Instant::now();
+        let (call, record) = match earlier {
+            Some(snapshot) => (Call::resume(cfg, snapshot.context), snapshot.record),
+            None => (
+                Call::new(cfg),
+                CallRecord {
+                    call_id: parties.call_id.clone(),
+                    business: config.business.name.clone(),
+                    direction: "inbound".into(),
+                    caller: parties.caller.clone(),
+                    callee: parties.callee.clone(),
+                    started_at_ms: crate::records::now_ms(),
+                    ended_at_ms: 0,
+                    outcome: CallOutcome::Abandoned,
+                    end_reason: String::new(),
+                    handle_ms: 0,
+                    cost_usd: None,
+                    turns: Vec::new(),
+                    tool_calls: Vec::new(),
+                    events: Vec::new(),
+                },
+            ),
+        };
+        let user_turns =
+            call.context().messages.iter().filter(|m| matches!(m, Message::User(_))).count() as u32;
         let timezone = TimeZone::get(&config.business.timezone).unwrap_or(TimeZone::UTC);
         let llm = deps
             .llm
@@ -231,9 +323,11 @@ impl Driver {
                 }
             }
         });
+        let context_seen = call.context().messages.len();
+        let session_tx = spawn_session_saver(deps.sessions.clone(), parties.call_id.clone());
         let mut driver = Driver {
             deps: deps.clone(),
-            call: Call::new(cfg),
+            call,
             call_control_id: parties.call_id.clone(),
             parties,
             codec,
@@ -246,6 +340,10 @@ impl Driver {
             heard_first_audio: HashSet::new(),
             outcome: None,
             audio_pump: Some(audio_pump),
+            recorder: Recorder::new(record, now),
+            context_seen,
+            user_turns,
+            session_tx,
         };
         driver.call.handle(Instant::now(), Input::Answered { direction: Direction::Inbound });
         driver
@@ -267,10 +365,11 @@ impl Driver {
                 Some(event) = next_llm(&mut self.current_llm) => self.on_llm(event),
                 Some(event) = self.tts.next() => self.on_tts(event).await,
                 Some(done) = self.tools.join_next(), if !self.tools.is_empty() => {
-                    if let Ok((id, outcome)) = done {
+                    if let Ok((id, outcome, status)) = done {
                         if outcome.is_error {
                             self.deps.counters.tool_errors.fetch_add(1, Ordering::Relaxed);
                         }
+                        self.recorder.tool_finished(Instant::now(), &id, &outcome.output, status);
                         self.call.handle(Instant::now(), Input::ToolResult { id, output: outcome.output, is_error: outcome.is_error });
                     }
                 }
@@ -313,6 +412,7 @@ impl Driver {
             StreamEvent::Dtmf(digit) => self.call.handle(now, Input::Dtmf { digit }),
             StreamEvent::MarkPlayed(name) => {
                 if let Some(speak) = speak_of_mark(&name) {
+                    self.recorder.heard(speak.0);
                     self.call.handle(now, Input::PlayoutMark { speak });
                 }
             }
@@ -381,7 +481,45 @@ impl Driver {
         }
     }
 
+    /// Records caller turns the machine has taken since the last look, and saves the session
+    /// when there was one. The context only grows at the end (an agent line may extend the
+    /// last message, a caller turn never does), so this looks at new messages only.
+    fn note_caller_turns(&mut self) {
+        let now = Instant::now();
+        let messages = &self.call.context().messages;
+        let mut new_turn = false;
+        for m in &messages[self.context_seen.min(messages.len())..] {
+            if let Message::User(text) = m {
+                self.user_turns += 1;
+                self.recorder.caller_said(now, self.user_turns, text);
+                new_turn = true;
+            }
+        }
+        self.context_seen = messages.len();
+        if new_turn {
+            self.save_session();
+        }
+    }
+
+    fn save_session(&self) {
+        let r = &self.recorder.record;
+        let mut record = r.clone();
+        record.handle_ms = self.recorder.at_ms(Instant::now());
+        let snapshot = SessionSnapshot {
+            call_id: self.call_control_id.clone(),
+            business: r.business.clone(),
+            direction: r.direction.clone(),
+            started_at_ms: r.started_at_ms,
+            updated_at_ms: crate::records::now_ms(),
+            turns: self.user_turns,
+            context: self.call.context().clone(),
+            record,
+        };
+        let _ = self.session_tx.send(SessionUpdate::Save(Box::new(snapshot)));
+    }
+
     async fn apply_actions(&mut self, report: &mut CallReport) {
+        self.note_caller_turns();
         while let Some(action) = self.call.poll_action() {
             match action {
                 Action::StartLlm { request, context } => {
@@ -393,7 +531,10 @@ impl Driver {
                         self.current_llm = None;
                     }
                 }
-                Action::Speak { speak, text } => self.tts.speak(speak.0, &text),
+                Action::Speak { speak, text } => {
+                    self.recorder.agent_speaks(Instant::now(), speak.0, &text);
+                    self.tts.speak(speak.0, &text);
+                }
                 Action::CancelTts => self.tts.cancel(),
                 Action::ClearPlayback => {
                     self.to_carrier(StreamCommand::Clear).await;
@@ -402,13 +543,26 @@ impl Driver {
                     let timeout = self.call_tool_timeout();
                     for call in calls {
                         report.tools_called.push(call.name.clone());
+                        self.recorder.tool_started(
+                            Instant::now(),
+                            &call.id,
+                            &call.name,
+                            &call.arguments,
+                        );
                         let parties = self.parties.clone();
                         let (id, name) = (call.id.clone(), call.name.clone());
                         let running = self.deps.tools.run(call, parties);
                         let counters = self.deps.counters.clone();
                         self.tools.spawn(async move {
                             match tokio::time::timeout(timeout, running).await {
-                                Ok(outcome) => (id, outcome),
+                                Ok(outcome) => {
+                                    let status = if outcome.is_error {
+                                        ToolStatus::Error
+                                    } else {
+                                        ToolStatus::Ok
+                                    };
+                                    (id, outcome, status)
+                                }
                                 Err(_) => {
                                     counters.tool_timeouts.fetch_add(1, Ordering::Relaxed);
                                     (
@@ -416,6 +570,7 @@ impl Driver {
                                         ToolOutcome::error(format!(
                                             "{name} did not answer in time"
                                         )),
+                                        ToolStatus::Timeout,
                                     )
                                 }
                             }
@@ -443,8 +598,15 @@ impl Driver {
                         .await;
                     }
                 }
-                Action::Timeline(t) => report.turns.push(t),
-                Action::Log(entry) => report.logs.push(entry),
+                Action::Timeline(t) => {
+                    self.recorder.timeline(&t);
+                    report.turns.push(t);
+                    self.save_session();
+                }
+                Action::Log(entry) => {
+                    self.recorder.event(Instant::now(), entry);
+                    report.logs.push(entry);
+                }
             }
         }
     }

@@ -68,25 +68,29 @@ impl ProfileTools {
     }
 }
 
+impl ProfileTools {
+    /// `business_info`'s answer from the profile: the JSON result, or a sentence saying what
+    /// was wrong with the arguments.
+    pub fn business_info(&self, arguments: &str) -> Result<String, String> {
+        let args: Value = serde_json::from_str(arguments).unwrap_or(Value::Null);
+        let Some(topic) = args["topic"].as_str().and_then(Topic::parse) else {
+            return Err("business_info: topic must be one of hours, address, services, faq".into());
+        };
+        let question = args["question"].as_str().unwrap_or("");
+        let date =
+            args["date"].as_str().and_then(|d| jiff::civil::Date::strptime("%Y-%m-%d", d).ok());
+        let info = Info { answer: answer(&self.business, topic, question, date) };
+        Ok(serde_json::to_string(&info).unwrap_or_default())
+    }
+}
+
 impl ToolRunner for ProfileTools {
     fn run(&self, call: ToolCall, _parties: CallParties) -> ToolFuture {
         let outcome = match call.name.as_str() {
-            "business_info" => {
-                let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
-                match args["topic"].as_str().and_then(Topic::parse) {
-                    Some(topic) => {
-                        let question = args["question"].as_str().unwrap_or("");
-                        let date = args["date"]
-                            .as_str()
-                            .and_then(|d| jiff::civil::Date::strptime("%Y-%m-%d", d).ok());
-                        let info = Info { answer: answer(&self.business, topic, question, date) };
-                        ToolOutcome::ok(serde_json::to_string(&info).unwrap_or_default())
-                    }
-                    None => ToolOutcome::error(
-                        "business_info: topic must be one of hours, address, services, faq",
-                    ),
-                }
-            }
+            "business_info" => match self.business_info(&call.arguments) {
+                Ok(json) => ToolOutcome::ok(json),
+                Err(why) => ToolOutcome::error(why),
+            },
             other => ToolOutcome::error(format!("{other} is not available on this line yet")),
         };
         Box::pin(async move { outcome })

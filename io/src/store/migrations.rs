@@ -6,10 +6,11 @@
 use tokio_postgres::Client;
 
 /// (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "business data: appointments, orders, tickets, callbacks",
-    r#"
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "business data: appointments, orders, tickets, callbacks",
+        r#"
 CREATE TABLE appointments (
     booking_id      TEXT PRIMARY KEY,
     staff           TEXT NOT NULL,
@@ -47,7 +48,67 @@ CREATE TABLE tickets (
 );
 CREATE SEQUENCE ticket_numbers START 100;
 "#,
-)];
+    ),
+    (2, "call records: calls, turns, stage latencies, tool calls, events", CALL_RECORDS),
+];
+
+/// Call records. A call's rows are replaced whole when its record is written again (a
+/// reconnected stream, an outbox replay), so children cascade from `calls`.
+const CALL_RECORDS: &str = r#"
+CREATE TABLE calls (
+    call_id     TEXT PRIMARY KEY,
+    -- Write order, kept when a record is replaced: the outbox test reads it back.
+    seq         BIGSERIAL,
+    business    TEXT NOT NULL,
+    direction   TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+    caller      TEXT NOT NULL DEFAULT '',
+    callee      TEXT NOT NULL DEFAULT '',
+    started_at  TIMESTAMPTZ NOT NULL,
+    ended_at    TIMESTAMPTZ NOT NULL,
+    outcome     TEXT NOT NULL
+                CHECK (outcome IN ('completed', 'escalated', 'abandoned', 'callback')),
+    end_reason  TEXT NOT NULL DEFAULT '',
+    handle_ms   BIGINT NOT NULL,
+    cost_usd    DOUBLE PRECISION
+);
+CREATE INDEX calls_started ON calls (started_at DESC);
+CREATE TABLE call_turns (
+    call_id           TEXT NOT NULL REFERENCES calls ON DELETE CASCADE,
+    turn              INTEGER NOT NULL,
+    speaker           TEXT NOT NULL CHECK (speaker IN ('caller', 'agent')),
+    text              TEXT NOT NULL,
+    heard             TEXT NOT NULL,
+    at_ms             BIGINT NOT NULL,
+    voice_to_voice_ms INTEGER,
+    PRIMARY KEY (call_id, turn)
+);
+CREATE TABLE call_stage_latencies (
+    call_id TEXT NOT NULL,
+    turn    INTEGER NOT NULL,
+    stage   TEXT NOT NULL,
+    ms      INTEGER NOT NULL,
+    PRIMARY KEY (call_id, turn, stage),
+    FOREIGN KEY (call_id, turn) REFERENCES call_turns ON DELETE CASCADE
+);
+CREATE TABLE call_tool_calls (
+    call_id    TEXT NOT NULL REFERENCES calls ON DELETE CASCADE,
+    n          INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    arguments  TEXT NOT NULL,
+    result     TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('ok', 'error', 'timeout')),
+    latency_ms INTEGER NOT NULL,
+    at_ms      BIGINT NOT NULL,
+    PRIMARY KEY (call_id, n)
+);
+CREATE TABLE call_events (
+    call_id TEXT NOT NULL REFERENCES calls ON DELETE CASCADE,
+    n       INTEGER NOT NULL,
+    at_ms   BIGINT NOT NULL,
+    kind    TEXT NOT NULL,
+    PRIMARY KEY (call_id, n)
+);
+"#;
 
 /// Why migrating failed.
 #[derive(Debug, thiserror::Error)]

@@ -9,10 +9,14 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use jiff::civil::{Date, DateTime};
 use tokio_postgres::NoTls;
 
-use hermes_core::agent::calendar::{self, Busy, Request};
+use hermes_core::agent::calendar::{self, Busy};
 use hermes_core::agent::tools::Booking;
 use hermes_core::config::Business;
 
+use super::booking::{
+    BookError, BookRequest, Existing, STAMP, Whose, booking, booking_id, check_offered, day_lock,
+    plan,
+};
 use super::migrations::{self, MigrateError};
 
 /// Why the store could not answer.
@@ -26,17 +30,8 @@ pub enum StoreError {
     Pool(String),
     #[error(transparent)]
     Migrate(#[from] MigrateError),
-}
-
-/// Why a booking was not made.
-#[derive(Debug, thiserror::Error)]
-pub enum BookError {
-    #[error("that time is no longer free")]
-    Taken,
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    #[error("embedded database: {0}")]
+    Embedded(#[from] rusqlite::Error),
 }
 
 impl From<tokio_postgres::Error> for BookError {
@@ -45,25 +40,10 @@ impl From<tokio_postgres::Error> for BookError {
     }
 }
 
-/// A booking to make.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BookRequest {
-    pub service: String,
-    pub start: DateTime,
-    /// `None`: whoever is free.
-    pub staff: Option<String>,
-    pub customer_name: String,
-    pub customer_phone: String,
-    /// The same key books once: the call id and the tool call's arguments.
-    pub idempotency_key: String,
-}
-
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: Pool,
 }
-
-const STAMP: &str = "%Y-%m-%dT%H:%M";
 
 impl PgStore {
     /// A pool on `url`; `search_path` isolates a schema (tests, or several businesses in one
@@ -87,7 +67,7 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
     }
 
@@ -100,7 +80,7 @@ impl PgStore {
     /// Every booked appointment on `date`.
     pub async fn busy_on(&self, date: Date) -> Result<Vec<Busy>, StoreError> {
         let client = self.client().await?;
-        busy_on(&client, date, None).await
+        busy_on(&client, date, None, None).await
     }
 
     /// Books `request` if its slot is valid and still free.
@@ -109,108 +89,184 @@ impl PgStore {
         business: &Business,
         request: &BookRequest,
     ) -> Result<Booking, BookError> {
-        let service =
-            business.services.iter().find(|s| s.id == request.service).ok_or_else(|| {
-                BookError::Invalid(format!("{:?} is not a service here", request.service))
-            })?;
-        let minutes = service.duration_minutes.min(24 * 60) as u16;
-        let candidates: Vec<&str> = match &request.staff {
-            Some(id) => vec![id.as_str()],
-            None => business
-                .staff
-                .iter()
-                .filter(|p| p.services.contains(&request.service))
-                .map(|p| p.id.as_str())
-                .collect(),
-        };
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        if let Some(existing) = tx
-            .query_opt(
-                "SELECT booking_id, service, to_char(starts_at, 'YYYY-MM-DD\"T\"HH24:MI'), staff
-                 FROM appointments WHERE idempotency_key = $1",
-                &[&request.idempotency_key],
-            )
-            .await?
-        {
-            let staff: String = existing.get(3);
-            return Ok(booking(
-                business,
-                existing.get(0),
-                existing.get(1),
-                existing.get(2),
-                &staff,
-            ));
+        if let Some(existing) = by_idempotency_key(&tx, &request.idempotency_key).await? {
+            return Ok(booking(business, existing));
         }
-        let day = request.start.date();
-        for staff in candidates {
-            // Serialise every booking for this person on this day, across all nodes.
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("{staff}/{day}")])
-                .await?;
-            let busy = busy_on(&tx, day, Some(staff)).await.map_err(BookError::Store)?;
-            let wanted = Request {
-                service: &request.service,
-                date: day,
-                near: Some(request.start.time()),
-                part: None,
-                staff: Some(staff),
-            };
-            // The slot must be one the calendar offers on an empty day (open, on the grid, long
-            // enough before closing), and still free now.
-            let start = request.start.strftime(STAMP).to_string();
-            let bookable = calendar::free_slots(business, &[], &wanted, day.at(0, 0, 0, 0))
-                .map_err(|e| BookError::Invalid(e.to_string()))?;
-            if bookable.first().is_none_or(|s| s.start != start) {
-                return Err(BookError::Invalid(format!(
-                    "{start} is not a time {} can be booked ({minutes} minutes, within opening \
-                     hours, on the quarter hour)",
-                    request.service
-                )));
-            }
-            if !calendar::is_free(&busy, staff, request.start, minutes) {
-                continue;
-            }
-            let booking_id = format!("B-{}", &uuid_like(&request.idempotency_key)[..8]);
-            tx.execute(
-                "INSERT INTO appointments (booking_id, staff, service, starts_at, minutes,
-                     customer_name, customer_phone, idempotency_key)
-                 VALUES ($1, $2, $3, $4::text::timestamp, $5, $6, $7, $8)",
-                &[
-                    &booking_id,
-                    &staff,
-                    &request.service,
-                    &start,
-                    &i32::from(minutes),
-                    &request.customer_name,
-                    &request.customer_phone,
-                    &request.idempotency_key,
-                ],
+        let made = book_in(&tx, business, request, None).await?;
+        tx.commit().await?;
+        Ok(booking(business, made))
+    }
+
+    /// Moves the caller's next booking to `new_start` in one transaction: the new slot is
+    /// checked as a booking (the old one does not count against it) and the old one is
+    /// cancelled only if the new one is made.
+    pub async fn reschedule(
+        &self,
+        business: &Business,
+        whose: &Whose,
+        new_start: DateTime,
+        staff: Option<String>,
+        idempotency_key: &str,
+    ) -> Result<Booking, BookError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        if let Some(existing) = by_idempotency_key(&tx, idempotency_key).await? {
+            return Ok(booking(business, existing));
+        }
+        let old = upcoming(&tx, whose).await?.ok_or(BookError::NotFound)?;
+        let (name, phone): (String, String) = tx
+            .query_one(
+                "SELECT customer_name, customer_phone FROM appointments WHERE booking_id = $1",
+                &[&old.booking_id],
             )
             .await
-            .map_err(|e| match e.code() {
-                // The unique index caught a double booking the lock should have prevented.
-                Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => BookError::Taken,
-                _ => BookError::from(e),
-            })?;
-            tx.commit().await?;
-            return Ok(booking(business, booking_id, request.service.clone(), start, staff));
-        }
-        Err(BookError::Taken)
+            .map(|r| (r.get(0), r.get(1)))?;
+        let request = BookRequest {
+            service: old.service.clone(),
+            start: new_start,
+            staff: staff.or(Some(old.staff.clone())),
+            customer_name: name,
+            customer_phone: phone,
+            idempotency_key: idempotency_key.to_string(),
+        };
+        let made = book_in(&tx, business, &request, Some(&old.booking_id)).await?;
+        tx.execute(
+            "UPDATE appointments SET status = 'cancelled' WHERE booking_id = $1",
+            &[&old.booking_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(booking(business, made))
     }
+
+    /// Cancels the caller's next booking; returns what was cancelled.
+    pub async fn cancel(&self, business: &Business, whose: &Whose) -> Result<Booking, BookError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let old = upcoming(&tx, whose).await?.ok_or(BookError::NotFound)?;
+        tx.execute(
+            "UPDATE appointments SET status = 'cancelled' WHERE booking_id = $1",
+            &[&old.booking_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(booking(business, old))
+    }
+}
+
+async fn by_idempotency_key(
+    tx: &deadpool_postgres::Transaction<'_>,
+    key: &str,
+) -> Result<Option<Existing>, tokio_postgres::Error> {
+    Ok(tx
+        .query_opt(
+            "SELECT booking_id, service, to_char(starts_at, 'YYYY-MM-DD\"T\"HH24:MI'), staff
+             FROM appointments WHERE idempotency_key = $1",
+            &[&key],
+        )
+        .await?
+        .map(|r| Existing {
+            booking_id: r.get(0),
+            service: r.get(1),
+            start: r.get(2),
+            staff: r.get(3),
+        }))
+}
+
+/// The caller's next live booking, locked for the rest of the transaction.
+async fn upcoming(
+    tx: &deadpool_postgres::Transaction<'_>,
+    whose: &Whose,
+) -> Result<Option<Existing>, tokio_postgres::Error> {
+    let after = whose.after.strftime(STAMP).to_string();
+    let name = whose.name.as_deref().map(str::to_lowercase);
+    Ok(tx
+        .query_opt(
+            "SELECT booking_id, service, to_char(starts_at, 'YYYY-MM-DD\"T\"HH24:MI'), staff
+             FROM appointments
+             WHERE status = 'booked' AND starts_at >= $1::text::timestamp
+               AND ((customer_phone <> '' AND customer_phone = $2)
+                    OR ($3::text IS NOT NULL AND lower(customer_name) = $3))
+             ORDER BY (customer_phone = $2) DESC, starts_at LIMIT 1 FOR UPDATE",
+            &[&after, &whose.phone, &name],
+        )
+        .await?
+        .map(|r| Existing {
+            booking_id: r.get(0),
+            service: r.get(1),
+            start: r.get(2),
+            staff: r.get(3),
+        }))
+}
+
+/// Checks and inserts one booking inside `tx`; `exclude` is a booking that does not count
+/// as busy (the one being moved).
+async fn book_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    business: &Business,
+    request: &BookRequest,
+    exclude: Option<&str>,
+) -> Result<Existing, BookError> {
+    let (minutes, candidates) = plan(business, request)?;
+    let day = request.start.date();
+    for staff in candidates {
+        // Serialise every booking for this person on this day, across all nodes.
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&day_lock(staff, request)])
+            .await?;
+        let start = check_offered(business, request, staff, minutes)?;
+        let busy = busy_on(tx, day, Some(staff), exclude).await.map_err(BookError::Store)?;
+        if !calendar::is_free(&busy, staff, request.start, minutes) {
+            continue;
+        }
+        let booking_id = booking_id(&request.idempotency_key);
+        tx.execute(
+            "INSERT INTO appointments (booking_id, staff, service, starts_at, minutes,
+                 customer_name, customer_phone, idempotency_key)
+             VALUES ($1, $2, $3, $4::text::timestamp, $5, $6, $7, $8)",
+            &[
+                &booking_id,
+                &staff,
+                &request.service,
+                &start,
+                &i32::from(minutes),
+                &request.customer_name,
+                &request.customer_phone,
+                &request.idempotency_key,
+            ],
+        )
+        .await
+        .map_err(|e| match e.code() {
+            // The unique index caught a double booking the lock should have prevented.
+            Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => BookError::Taken,
+            _ => BookError::from(e),
+        })?;
+        return Ok(Existing {
+            booking_id,
+            service: request.service.clone(),
+            start,
+            staff: staff.to_string(),
+        });
+    }
+    Err(BookError::Taken)
 }
 
 async fn busy_on<C: deadpool_postgres::GenericClient>(
     client: &C,
     date: Date,
     staff: Option<&str>,
+    exclude: Option<&str>,
 ) -> Result<Vec<Busy>, StoreError> {
     let day = date.to_string();
     let rows = client
         .query(
-            "SELECT staff, to_char(starts_at, 'YYYY-MM-DD\"T\"HH24:MI'), minutes FROM appointments
+            "SELECT staff, to_char(starts_at, 'YYYY-MM-DD\"T\"HH24:MI'), minutes
+             FROM appointments
              WHERE status = 'booked' AND starts_at >= $1::text::date
-               AND starts_at < $1::text::date + 1 AND ($2::text IS NULL OR staff = $2)",
-            &[&day, &staff],
+               AND starts_at < $1::text::date + 1 AND ($2::text IS NULL OR staff = $2)
+               AND ($3::text IS NULL OR booking_id <> $3)",
+            &[&day, &staff, &exclude],
         )
         .await?;
     Ok(rows
@@ -221,29 +277,6 @@ async fn busy_on<C: deadpool_postgres::GenericClient>(
             Some(Busy { staff: r.get(0), start, minutes: minutes.clamp(1, 24 * 60) as u16 })
         })
         .collect())
-}
-
-fn booking(
-    business: &Business,
-    booking_id: String,
-    service: String,
-    start: String,
-    staff: &str,
-) -> Booking {
-    let service_name = business
-        .services
-        .iter()
-        .find(|s| s.id == service)
-        .map_or(service.clone(), |s| s.name.clone());
-    let staff_name =
-        business.staff.iter().find(|p| p.id == staff).map_or(staff.to_string(), |p| p.name.clone());
-    Booking { booking_id, service, service_name, start, staff_name }
-}
-
-/// A stable short id from the idempotency key (hex of its SHA-256).
-fn uuid_like(key: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(key.as_bytes())).to_uppercase()
 }
 
 /// An order as the `lookup_order` tool reports it.
@@ -319,64 +352,29 @@ impl PgStore {
         business: &Business,
         data_dir: &std::path::Path,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        for person in &business.staff {
-            let path = data_dir.join(&person.calendar);
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-            for a in json["appointments"].as_array().into_iter().flatten() {
-                let (Some(start), Some(service)) = (a["start"].as_str(), a["service"].as_str())
-                else {
-                    continue;
-                };
-                let minutes = business
-                    .services
-                    .iter()
-                    .find(|s| s.id == service)
-                    .map_or(30, |s| s.duration_minutes as i32);
-                let id = format!("seed-{}-{start}", person.id);
-                client
-                    .execute(
-                        "INSERT INTO appointments (booking_id, staff, service, starts_at, minutes,
-                             customer_name, customer_phone)
-                         VALUES ($1, $2, $3, $4::text::timestamp, $5, $6, $7)
-                         ON CONFLICT DO NOTHING",
-                        &[
-                            &id,
-                            &person.id,
-                            &service,
-                            &start,
-                            &minutes,
-                            &a["customer"].as_str().unwrap_or(""),
-                            &a["phone"].as_str().unwrap_or(""),
-                        ],
-                    )
-                    .await?;
-            }
+        let seed = super::seed::SeedData::read(business, data_dir);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        for a in &seed.appointments {
+            tx.execute(
+                "INSERT INTO appointments (booking_id, staff, service, starts_at, minutes,
+                     customer_name, customer_phone)
+                 VALUES ($1, $2, $3, $4::text::timestamp, $5, $6, $7)
+                 ON CONFLICT DO NOTHING",
+                &[&a.id, &a.staff, &a.service, &a.start, &a.minutes, &a.customer, &a.phone],
+            )
+            .await?;
         }
-        let orders = data_dir.join("orders.json");
-        if let Ok(text) = std::fs::read_to_string(&orders)
-            && let Ok(json) = serde_json::from_str::<serde_json::Value>(&text)
-        {
-            for o in json["orders"].as_array().into_iter().flatten() {
-                let Some(id) = o["id"].as_str() else { continue };
-                client
-                    .execute(
-                        "INSERT INTO orders (order_id, phone, status, placed, eta, items)
-                         VALUES ($1, $2, $3, $4::text::date, $5::text::date, $6)
-                         ON CONFLICT DO NOTHING",
-                        &[
-                            &id,
-                            &o["phone"].as_str().unwrap_or(""),
-                            &o["status"].as_str().unwrap_or("received"),
-                            &o["placed"].as_str(),
-                            &o["eta"].as_str(),
-                            &o["items"],
-                        ],
-                    )
-                    .await?;
-            }
+        for o in &seed.orders {
+            tx.execute(
+                "INSERT INTO orders (order_id, phone, status, placed, eta, items)
+                 VALUES ($1, $2, $3, $4::text::date, $5::text::date, $6)
+                 ON CONFLICT DO NOTHING",
+                &[&o.id, &o.phone, &o.status, &o.placed, &o.eta, &o.items],
+            )
+            .await?;
         }
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! The built-in business tools answered from the Postgres store: free times, bookings, order
+//! The built-in business tools answered from the store (Postgres or embedded): free times, bookings, order
 //! status, tickets and callbacks. `business_info` comes from the profile; results use the
 //! shared result types (`hermes_core::agent::tools`), errors are sentences the agent can say.
 
@@ -14,29 +14,39 @@ use hermes_core::agent::when::DayPart;
 use hermes_core::call::ToolCall;
 use hermes_core::config::Business;
 
-use super::postgres::{BookError, BookRequest, PgStore};
+use super::{BookError, BookRequest, Store, Whose};
 use crate::driver::tools::{CallParties, ProfileTools, ToolFuture, ToolOutcome, ToolRunner};
+use crate::sessions::Sessions;
 
 #[derive(Debug)]
 pub struct StoreTools {
-    store: PgStore,
+    store: Store,
     business: Arc<Business>,
     timezone: TimeZone,
-    profile: ProfileTools,
+    profile: Arc<ProfileTools>,
+    /// Business-info answers are cached (5 minutes by default).
+    cache: Option<Sessions>,
     /// A fixed "now" (tests, simulations in virtual time); `None`: the clock.
     clock: Option<DateTime>,
 }
 
 impl StoreTools {
-    pub fn new(store: PgStore, business: Business) -> StoreTools {
+    pub fn new(store: Store, business: Business) -> StoreTools {
         let timezone = TimeZone::get(&business.timezone).unwrap_or(TimeZone::UTC);
         StoreTools {
             store,
-            profile: ProfileTools::new(business.clone()),
+            profile: Arc::new(ProfileTools::new(business.clone())),
+            cache: None,
             business: Arc::new(business),
             timezone,
             clock: None,
         }
+    }
+
+    /// Caches `business_info` answers in `sessions`' lookup cache.
+    pub fn with_cache(mut self, sessions: Sessions) -> StoreTools {
+        self.cache = Some(sessions);
+        self
     }
 
     /// Answers as if it were `now` (business local time).
@@ -57,7 +67,15 @@ fn text<'a>(args: &'a Value, key: &str) -> Option<&'a str> {
 impl ToolRunner for StoreTools {
     fn run(&self, call: ToolCall, parties: CallParties) -> ToolFuture {
         if call.name == "business_info" {
-            return self.profile.run(call, parties);
+            let Some(cache) = self.cache.clone() else { return self.profile.run(call, parties) };
+            let profile = self.profile.clone();
+            let key = format!("{}:business_info:{}", self.business.name, call.arguments);
+            return Box::pin(async move {
+                match cache.cached(&key, || profile.business_info(&call.arguments)).await {
+                    Ok(json) => ToolOutcome::ok(json),
+                    Err(why) => ToolOutcome::error(why),
+                }
+            });
         }
         let (store, business) = (self.store.clone(), self.business.clone());
         let now = self.clock.unwrap_or_else(|| self.timezone.to_datetime(jiff::Timestamp::now()));
@@ -66,6 +84,13 @@ impl ToolRunner for StoreTools {
             match call.name.as_str() {
                 "check_availability" => availability(&store, &business, &args, now).await,
                 "book_appointment" => book(&store, &business, &args, &call, &parties).await,
+                "reschedule_appointment" => {
+                    reschedule(&store, &business, &args, &call, &parties, now).await
+                }
+                "cancel_appointment" => {
+                    let whose = whose(&args, &parties, now);
+                    booking_outcome(store.cancel(&business, &whose).await)
+                }
                 "lookup_order" => lookup_order(&store, &args, &parties).await,
                 "open_ticket" | "schedule_callback" => {
                     let kind = if call.name == "open_ticket" { "ticket" } else { "callback" };
@@ -93,7 +118,7 @@ impl ToolRunner for StoreTools {
 }
 
 async fn availability(
-    store: &PgStore,
+    store: &Store,
     business: &Business,
     args: &Value,
     now: DateTime,
@@ -123,7 +148,7 @@ async fn availability(
 }
 
 async fn book(
-    store: &PgStore,
+    store: &Store,
     business: &Business,
     args: &Value,
     call: &ToolCall,
@@ -146,9 +171,49 @@ async fn book(
         // The same call asking the same thing twice books once.
         idempotency_key: format!("{}/{}", parties.call_id, call.arguments),
     };
-    match store.book(business, &request).await {
+    booking_outcome(store.book(business, &request).await)
+}
+
+/// The caller's upcoming booking: by the number they call from, or the name they give.
+fn whose(args: &Value, parties: &CallParties, now: DateTime) -> Whose {
+    Whose {
+        phone: parties.caller.clone(),
+        name: text(args, "customer_name").map(String::from),
+        after: now,
+    }
+}
+
+async fn reschedule(
+    store: &Store,
+    business: &Business,
+    args: &Value,
+    call: &ToolCall,
+    parties: &CallParties,
+    now: DateTime,
+) -> ToolOutcome {
+    let Some(new_start) = text(args, "new_start") else {
+        return ToolOutcome::error("reschedule_appointment needs new_start");
+    };
+    let Ok(new_start) = DateTime::strptime("%Y-%m-%dT%H:%M", new_start) else {
+        return ToolOutcome::error("new_start must look like 2026-11-26T15:00");
+    };
+    if new_start < now {
+        return ToolOutcome::error("that time has already passed");
+    }
+    let key = format!("{}/reschedule/{}", parties.call_id, call.arguments);
+    let staff = text(args, "staff").map(String::from);
+    booking_outcome(
+        store.reschedule(business, &whose(args, parties, now), new_start, staff, &key).await,
+    )
+}
+
+fn booking_outcome(result: Result<hermes_core::agent::tools::Booking, BookError>) -> ToolOutcome {
+    match result {
         Ok(booking) => json_ok(&booking),
         Err(BookError::Taken) => ToolOutcome::error("that time was just taken"),
+        Err(BookError::NotFound) => {
+            ToolOutcome::error("I can't find an upcoming appointment for this caller")
+        }
         Err(BookError::Invalid(why)) => ToolOutcome::error(why),
         Err(BookError::Store(_)) => {
             ToolOutcome::error("the booking system can't be reached just now")
@@ -156,7 +221,7 @@ async fn book(
     }
 }
 
-async fn lookup_order(store: &PgStore, args: &Value, parties: &CallParties) -> ToolOutcome {
+async fn lookup_order(store: &Store, args: &Value, parties: &CallParties) -> ToolOutcome {
     let number = text(args, "order_number");
     let phone =
         (args["by_caller_phone"].as_bool() == Some(true)).then_some(parties.caller.as_str());

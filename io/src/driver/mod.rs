@@ -34,7 +34,7 @@ use hermes_core::vad::VadEvent;
 
 use crate::carrier::session::{StreamCommand, StreamEvent, StreamHandle};
 use crate::llm::{LlmClient, LlmEvent, LlmStream};
-use crate::records::{CallOutcome, CallRecord, RecordWriter, ToolStatus};
+use crate::records::{CallRecord, RecordWriter, ToolStatus};
 use crate::sessions::{SessionSnapshot, Sessions};
 use crate::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 use crate::tts::{TtsCounters, TtsEvent, TtsSession, TtsSettings};
@@ -270,22 +270,14 @@ impl Driver {
             Some(snapshot) => (Call::resume(cfg, snapshot.context), snapshot.record),
             None => (
                 Call::new(cfg),
-                CallRecord {
-                    call_id: parties.call_id.clone(),
-                    business: config.business.name.clone(),
-                    direction: "inbound".into(),
-                    caller: parties.caller.clone(),
-                    callee: parties.callee.clone(),
-                    started_at_ms: crate::records::now_ms(),
-                    ended_at_ms: 0,
-                    outcome: CallOutcome::Abandoned,
-                    end_reason: String::new(),
-                    handle_ms: 0,
-                    cost_usd: None,
-                    turns: Vec::new(),
-                    tool_calls: Vec::new(),
-                    events: Vec::new(),
-                },
+                CallRecord::started(
+                    &parties.call_id,
+                    &config.business.name,
+                    "inbound",
+                    &parties.caller,
+                    &parties.callee,
+                    crate::records::now_ms(),
+                ),
             ),
         };
         let user_turns =

@@ -200,22 +200,7 @@ mod tests {
     use super::*;
 
     fn empty() -> CallRecord {
-        CallRecord {
-            call_id: "c1".into(),
-            business: "b".into(),
-            direction: "inbound".into(),
-            caller: String::new(),
-            callee: String::new(),
-            started_at_ms: 1_000,
-            ended_at_ms: 0,
-            outcome: CallOutcome::Abandoned,
-            end_reason: String::new(),
-            handle_ms: 0,
-            cost_usd: None,
-            turns: Vec::new(),
-            tool_calls: Vec::new(),
-            events: Vec::new(),
-        }
+        CallRecord::started("c1", "b", "inbound", "", "", 1_000)
     }
 
     #[test]

@@ -72,6 +72,35 @@ pub struct CallRecord {
     pub events: Vec<EventRecord>,
 }
 
+impl CallRecord {
+    /// A call just started: nothing said yet; outcome and times are filled in as it ends.
+    pub fn started(
+        call_id: &str,
+        business: &str,
+        direction: &str,
+        caller: &str,
+        callee: &str,
+        started_at_ms: i64,
+    ) -> CallRecord {
+        CallRecord {
+            call_id: call_id.into(),
+            business: business.into(),
+            direction: direction.into(),
+            caller: caller.into(),
+            callee: callee.into(),
+            started_at_ms,
+            ended_at_ms: 0,
+            outcome: CallOutcome::Abandoned,
+            end_reason: String::new(),
+            handle_ms: 0,
+            cost_usd: None,
+            turns: Vec::new(),
+            tool_calls: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
 /// One turn of the conversation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TurnRecord {

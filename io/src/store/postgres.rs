@@ -132,11 +132,7 @@ impl PgStore {
             idempotency_key: idempotency_key.to_string(),
         };
         let made = book_in(&tx, business, &request, Some(&old.booking_id)).await?;
-        tx.execute(
-            "UPDATE appointments SET status = 'cancelled' WHERE booking_id = $1",
-            &[&old.booking_id],
-        )
-        .await?;
+        cancel_booking(&tx, &old.booking_id).await?;
         tx.commit().await?;
         Ok(booking(business, made))
     }
@@ -146,14 +142,24 @@ impl PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let old = upcoming(&tx, whose).await?.ok_or(BookError::NotFound)?;
-        tx.execute(
-            "UPDATE appointments SET status = 'cancelled' WHERE booking_id = $1",
-            &[&old.booking_id],
-        )
-        .await?;
+        cancel_booking(&tx, &old.booking_id).await?;
         tx.commit().await?;
         Ok(booking(business, old))
     }
+}
+
+/// `booking_id, service, starts_at, staff` as an [`Existing`] booking.
+fn existing(r: &tokio_postgres::Row) -> Existing {
+    Existing { booking_id: r.get(0), service: r.get(1), start: r.get(2), staff: r.get(3) }
+}
+
+async fn cancel_booking(
+    tx: &deadpool_postgres::Transaction<'_>,
+    booking_id: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute("UPDATE appointments SET status = 'cancelled' WHERE booking_id = $1", &[&booking_id])
+        .await
+        .map(drop)
 }
 
 async fn by_idempotency_key(
@@ -167,12 +173,7 @@ async fn by_idempotency_key(
             &[&key],
         )
         .await?
-        .map(|r| Existing {
-            booking_id: r.get(0),
-            service: r.get(1),
-            start: r.get(2),
-            staff: r.get(3),
-        }))
+        .map(|r| existing(&r)))
 }
 
 /// The caller's next live booking, locked for the rest of the transaction.
@@ -193,12 +194,7 @@ async fn upcoming(
             &[&after, &whose.phone, &name],
         )
         .await?
-        .map(|r| Existing {
-            booking_id: r.get(0),
-            service: r.get(1),
-            start: r.get(2),
-            staff: r.get(3),
-        }))
+        .map(|r| existing(&r)))
 }
 
 /// Checks and inserts one booking inside `tx`; `exclude` is a booking that does not count

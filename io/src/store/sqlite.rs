@@ -277,11 +277,7 @@ impl SqliteStore {
                 idempotency_key: key,
             };
             let made = book_in(&tx, &business, &request, Some(&old.booking_id))?;
-            tx.execute(
-                "UPDATE appointments SET status = 'cancelled' WHERE booking_id = ?1",
-                [&old.booking_id],
-            )
-            .map_err(db)?;
+            cancel_booking(&tx, &old.booking_id)?;
             tx.commit().map_err(db)?;
             Ok(booking(&business, made))
         })
@@ -293,11 +289,7 @@ impl SqliteStore {
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
             let old = upcoming(&tx, &whose)?.ok_or(BookError::NotFound)?;
-            tx.execute(
-                "UPDATE appointments SET status = 'cancelled' WHERE booking_id = ?1",
-                [&old.booking_id],
-            )
-            .map_err(db)?;
+            cancel_booking(&tx, &old.booking_id)?;
             tx.commit().map_err(db)?;
             Ok(booking(&business, old))
         })
@@ -625,18 +617,22 @@ fn ms_of(iso: &str) -> i64 {
     iso.parse::<jiff::Timestamp>().map_or(0, |t| t.as_millisecond())
 }
 
+/// `booking_id, service, starts_at, staff` as an [`Existing`] booking.
+fn existing(r: &rusqlite::Row<'_>) -> rusqlite::Result<Existing> {
+    Ok(Existing { booking_id: r.get(0)?, service: r.get(1)?, start: r.get(2)?, staff: r.get(3)? })
+}
+
+fn cancel_booking(tx: &Connection, booking_id: &str) -> Result<(), BookError> {
+    tx.execute("UPDATE appointments SET status = 'cancelled' WHERE booking_id = ?1", [booking_id])
+        .map(drop)
+        .map_err(db)
+}
+
 fn by_idempotency_key(tx: &Connection, key: &str) -> Result<Option<Existing>, BookError> {
     tx.query_row(
         "SELECT booking_id, service, starts_at, staff FROM appointments WHERE idempotency_key = ?1",
         [key],
-        |r| {
-            Ok(Existing {
-                booking_id: r.get(0)?,
-                service: r.get(1)?,
-                start: r.get(2)?,
-                staff: r.get(3)?,
-            })
-        },
+        existing,
     )
     .optional()
     .map_err(db)
@@ -652,14 +648,7 @@ fn upcoming(tx: &Connection, whose: &Whose) -> Result<Option<Existing>, BookErro
                 OR (?3 IS NOT NULL AND lower(customer_name) = ?3))
          ORDER BY (customer_phone = ?2) DESC, starts_at LIMIT 1",
         params![after, whose.phone, name],
-        |r| {
-            Ok(Existing {
-                booking_id: r.get(0)?,
-                service: r.get(1)?,
-                start: r.get(2)?,
-                staff: r.get(3)?,
-            })
-        },
+        existing,
     )
     .optional()
     .map_err(db)

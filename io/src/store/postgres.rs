@@ -32,6 +32,8 @@ pub enum StoreError {
     Migrate(#[from] MigrateError),
     #[error("embedded database: {0}")]
     Embedded(#[from] rusqlite::Error),
+    #[error("embedded database: creating its folder {path}: {source}")]
+    Folder { path: String, source: std::io::Error },
 }
 
 impl From<tokio_postgres::Error> for BookError {

@@ -312,6 +312,26 @@ const CASES: &[(&str, &str, &str)] = &[
         "tools.webhook[0].secret_env: \"s3cr3t!\" is not an environment variable name like \"DEEPGRAM_API_KEY\" (line 5)",
     ),
     (
+        "webhook secret not set",
+        "[[tools.webhook]]\nname = \"points\"\ndescription = \"d\"\nurl = \"https://x.example\"\nsecret_env = \"POINTS_SECRET\"\nparameters = { type = \"object\" }",
+        "tools.webhook[0].secret_env: the environment variable POINTS_SECRET is not set; requests to this tool are signed with it (leave secret_env empty to send them unsigned) (line 5)",
+    ),
+    (
+        "webhook method",
+        "[[tools.webhook]]\nname = \"points\"\ndescription = \"d\"\nurl = \"https://x.example\"\nmethod = \"FETCH\"\nparameters = { type = \"object\" }",
+        "tools.webhook[0].method: \"FETCH\" is not one of POST, GET, PUT, PATCH, DELETE (line 5)",
+    ),
+    (
+        "webhook signature header",
+        "[[tools.webhook]]\nname = \"points\"\ndescription = \"d\"\nurl = \"https://x.example\"\nsignature_header = \"x sig\"\nparameters = { type = \"object\" }",
+        "tools.webhook[0].signature_header: \"x sig\" is not a header name (letters, digits and -) (line 5)",
+    ),
+    (
+        "schema that does not compile",
+        "[[tools.webhook]]\nname = \"points\"\ndescription = \"d\"\nurl = \"https://x.example\"\n[tools.webhook.parameters]\ntype = \"object\"\nproperties.code = { type = \"string\", pattern = \"(\" }",
+        "tools.webhook[0].parameters: is not a usable JSON Schema: SYNTAX",
+    ),
+    (
         "webhook without schema",
         "[[tools.webhook]]\nname = \"points\"\ndescription = \"d\"\nurl = \"https://x.example\"",
         "tools.webhook[0].parameters: is missing; describe the arguments as a JSON Schema table with type = \"object\" (line 1)",

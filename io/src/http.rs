@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode, Uri};
+use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -24,6 +24,8 @@ pub enum HttpError {
     Timeout { url: String, seconds: u64 },
     #[error("{url}: HTTP {status}")]
     Status { url: String, status: StatusCode },
+    #[error("{url}: the response is longer than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
     #[error("{url}: too many redirects")]
     Redirects { url: String },
     #[error("could not set up TLS: {0}")]
@@ -105,18 +107,37 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, HttpError> {
+        Self::json_request(Method::POST, url, headers, Some(body))
+    }
+
+    /// A request with `headers`; with a body, a JSON one.
+    fn json_request(
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<Request<Full<Bytes>>, HttpError> {
         let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
             HttpError::BadUrl { url: url.to_string(), reason: e.to_string() }
         })?;
-        let mut request = Request::post(uri)
-            .header("content-type", "application/json")
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
             .header("user-agent", concat!("hermes/", env!("CARGO_PKG_VERSION")));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         request
-            .body(Full::new(body))
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| HttpError::BadUrl { url: url.to_string(), reason: e.to_string() })
+    }
+
+    /// The same pooled connections, with another per-request deadline.
+    pub fn with_timeout(&self, timeout: Duration) -> HttpClient {
+        HttpClient { inner: self.inner.clone(), timeout }
     }
 
     /// POSTs a JSON body and returns the response as soon as its headers arrive (within the
@@ -147,16 +168,35 @@ impl HttpClient {
         body: Bytes,
         max_body: usize,
     ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
-        let request = Self::json_post(url, headers, body)?;
+        self.exchange(Method::POST, url, headers, Some(body), max_body).await
+    }
+
+    /// Sends `method` with an optional JSON body and returns the status and the whole
+    /// response body (up to `max_body` bytes) whatever the status, all within the timeout.
+    pub async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+        max_body: usize,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
+        let request = Self::json_request(method, url, headers, body)?;
         let exchange = async {
             let response = self.inner.request(request).await.map_err(|e| {
                 HttpError::Unreachable { url: url.to_string(), reason: error_chain(&e) }
             })?;
             let (parts, incoming) = response.into_parts();
             let limited = http_body_util::Limited::new(incoming, max_body);
-            let bytes = limited.collect().await.map_err(|e| HttpError::Unreachable {
-                url: url.to_string(),
-                reason: format!("reading the response: {e}"),
+            let bytes = limited.collect().await.map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    HttpError::TooLarge { url: url.to_string(), limit: max_body }
+                } else {
+                    HttpError::Unreachable {
+                        url: url.to_string(),
+                        reason: format!("reading the response: {e}"),
+                    }
+                }
             })?;
             Ok((parts.status, parts.headers, bytes.to_bytes()))
         };

@@ -19,4 +19,5 @@ pub mod stt;
 pub mod telnyx;
 pub mod tts;
 pub mod twilio;
+pub mod webhooks;
 pub mod ws;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hermes_core::agent::Brain;
 use hermes_core::config::{HermesConfig, LlmEngine};
+use hermes_io::driver::tools::ToolRunner;
 use hermes_io::driver::{CallDeps, CarrierRequest, DriverCounters};
 use hermes_io::http::HttpClient;
 use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
@@ -15,6 +16,7 @@ use hermes_io::retry::RetryPolicy;
 use hermes_io::store::tools::StoreTools;
 use hermes_io::stt::{DeepgramSettings, SttCounters};
 use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
+use hermes_io::webhooks::WebhookTools;
 use hermes_models::voice::LocalVoice;
 use tokio::sync::mpsc;
 
@@ -120,13 +122,22 @@ pub async fn call_deps(
         None
     };
 
+    let builtin: Arc<dyn ToolRunner> = Arc::new(
+        StoreTools::new(storage.store.clone(), config.business.clone())
+            .with_cache(storage.sessions.clone()),
+    );
+    let tools: Arc<dyn ToolRunner> = if config.tools.webhook.is_empty() {
+        builtin
+    } else {
+        let names: Vec<&str> = config.tools.webhook.iter().map(|w| w.name.as_str()).collect();
+        eprintln!("webhook tools: {}", names.join(", "));
+        Arc::new(WebhookTools::new(&config.tools, builtin, &http, &lookup)?)
+    };
+
     Ok(CallDeps {
         config: Arc::new(config.clone()),
         llm,
-        tools: Arc::new(
-            StoreTools::new(storage.store.clone(), config.business.clone())
-                .with_cache(storage.sessions.clone()),
-        ),
+        tools,
         stt,
         stt_counters: Arc::new(SttCounters::default()),
         tts: TtsSettings {

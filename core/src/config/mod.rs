@@ -32,7 +32,7 @@ pub use providers::{
 };
 pub use storage::{Server, Storage};
 pub use telephony::{Carrier, Telephony, Telnyx, Twilio};
-pub use tools::{BUILTIN_TOOLS, Tools, WebhookTool};
+pub use tools::{BUILTIN_TOOLS, DEFAULT_SIGNATURE_HEADER, Tools, WEBHOOK_METHODS, WebhookTool};
 
 use crate::audio::AudioConfig;
 
@@ -66,7 +66,7 @@ impl HermesConfig {
         self.conversation.check(&mut p);
         self.telephony.check(&mut p, env);
         self.providers.check(&mut p, env);
-        self.tools.check(&mut p);
+        self.tools.check(&mut p, env);
         self.budgets.check(&mut p);
         self.storage.check(&mut p);
         self.server.check(&mut p);

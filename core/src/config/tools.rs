@@ -3,9 +3,17 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Env;
 use super::problems::Problems;
 use super::validate::{check_env_name, check_ms, check_url};
 use crate::units::Millis;
+
+/// The HTTP methods a webhook tool may use. POST, PUT and PATCH carry the arguments as a JSON
+/// body; GET and DELETE carry them as query parameters.
+pub const WEBHOOK_METHODS: [&str; 5] = ["POST", "GET", "PUT", "PATCH", "DELETE"];
+
+/// The header carrying a webhook request's signature unless the tool names another.
+pub const DEFAULT_SIGNATURE_HEADER: &str = "x-hermes-signature";
 
 /// The built-in tools, by the name the model sees.
 pub const BUILTIN_TOOLS: [&str; 10] = [
@@ -41,8 +49,10 @@ impl Default for Tools {
     }
 }
 
-/// A tool the business runs itself: Hermes POSTs the arguments as JSON and reads JSON back.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// A tool the business runs itself: Hermes sends the arguments (checked against
+/// `parameters`) to `url` and gives the model the response body. The wire format and the
+/// signature are described in `io::webhooks`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebhookTool {
     /// The name the model calls it by: lowercase letters, digits and `_`.
@@ -50,16 +60,44 @@ pub struct WebhookTool {
     /// What it does and when to use it; the model reads this.
     pub description: String,
     pub url: String,
+    /// One of [`WEBHOOK_METHODS`] (default POST).
+    pub method: String,
     /// 0: `tools.default_timeout_ms`.
     pub timeout_ms: Millis,
     /// Optional: the variable holding a secret that signs each request (HMAC-SHA256).
     pub secret_env: String,
+    /// The header the signature travels in (default `x-hermes-signature`).
+    pub signature_header: String,
     /// JSON Schema of the arguments, written as a TOML table.
     pub parameters: serde_json::Value,
 }
 
+impl Default for WebhookTool {
+    fn default() -> Self {
+        WebhookTool {
+            name: String::new(),
+            description: String::new(),
+            url: String::new(),
+            method: "POST".into(),
+            timeout_ms: Millis(0),
+            secret_env: String::new(),
+            signature_header: DEFAULT_SIGNATURE_HEADER.into(),
+            parameters: serde_json::Value::Null,
+        }
+    }
+}
+
 impl Tools {
-    pub(super) fn check(&self, p: &mut Problems) {
+    /// How long a call to the tool `name` may take: its own `timeout_ms` for a webhook tool
+    /// that sets one, `default_timeout_ms` otherwise.
+    pub fn timeout_for(&self, name: &str) -> Millis {
+        self.webhook
+            .iter()
+            .find(|w| w.name == name && w.timeout_ms.0 != 0)
+            .map_or(self.default_timeout_ms, |w| w.timeout_ms)
+    }
+
+    pub(super) fn check(&self, p: &mut Problems, env: Env<'_>) {
         for (i, name) in self.enabled.iter().enumerate() {
             if !BUILTIN_TOOLS.contains(&name.as_str()) {
                 p.push(
@@ -105,8 +143,35 @@ impl Tools {
             if tool.timeout_ms.0 != 0 {
                 check_ms(p, &format!("{path}.timeout_ms"), tool.timeout_ms.0, 100, 60_000);
             }
+            if !WEBHOOK_METHODS.contains(&tool.method.as_str()) {
+                p.push(
+                    format!("{path}.method"),
+                    format!("{:?} is not one of {}", tool.method, WEBHOOK_METHODS.join(", ")),
+                );
+            }
             if !tool.secret_env.is_empty() {
-                check_env_name(p, &format!("{path}.secret_env"), &tool.secret_env);
+                let named = check_env_name(p, &format!("{path}.secret_env"), &tool.secret_env);
+                if named && env(&tool.secret_env).is_none_or(|v| v.is_empty()) {
+                    p.push(
+                        format!("{path}.secret_env"),
+                        format!(
+                            "the environment variable {} is not set; requests to this tool are \
+                             signed with it (leave secret_env empty to send them unsigned)",
+                            tool.secret_env
+                        ),
+                    );
+                }
+            }
+            let header_ok = !tool.signature_header.is_empty()
+                && tool.signature_header.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !header_ok {
+                p.push(
+                    format!("{path}.signature_header"),
+                    format!(
+                        "{:?} is not a header name (letters, digits and -)",
+                        tool.signature_header
+                    ),
+                );
             }
             check_schema(p, &format!("{path}.parameters"), &tool.parameters);
         }
@@ -116,6 +181,7 @@ impl Tools {
 /// The argument schema must be an object schema whose properties each declare a type, and
 /// whose `required` names only declared properties.
 fn check_schema(p: &mut Problems, path: &str, schema: &serde_json::Value) {
+    let problems_before = p.len();
     let Some(obj) = schema.as_object() else {
         p.push(
             path,
@@ -156,5 +222,38 @@ fn check_schema(p: &mut Problems, path: &str, schema: &serde_json::Value) {
             }
             None => p.push(format!("{path}.required"), "must be a list of property names"),
         }
+    }
+    // Whatever the shape checks above let through must also be a schema the validator can
+    // compile, or every call to the tool would fail at run time instead of here. (After a
+    // shape problem the validator's message would only repeat it less clearly.)
+    if p.len() > problems_before {
+        return;
+    }
+    if let Err(e) = jsonschema::validator_for(schema) {
+        p.push(path, format!("is not a usable JSON Schema: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_with_its_own_timeout_gets_it_and_every_other_tool_the_default() {
+        let tools = Tools {
+            default_timeout_ms: Millis(4000),
+            webhook: vec![
+                WebhookTool {
+                    name: "slow_crm".into(),
+                    timeout_ms: Millis(9000),
+                    ..Default::default()
+                },
+                WebhookTool { name: "points".into(), ..Default::default() },
+            ],
+            ..Tools::default()
+        };
+        assert_eq!(tools.timeout_for("slow_crm"), Millis(9000));
+        assert_eq!(tools.timeout_for("points"), Millis(4000));
+        assert_eq!(tools.timeout_for("book_appointment"), Millis(4000));
     }
 }

@@ -73,7 +73,8 @@ pub(super) fn check_url(p: &mut Problems, path: &str, url: &str, websocket: bool
 }
 
 /// An environment variable name as we document them: `UPPER_SNAKE_CASE`.
-pub(super) fn check_env_name(p: &mut Problems, path: &str, name: &str) {
+/// An environment variable name like `DEEPGRAM_API_KEY`; returns whether it is one.
+pub(super) fn check_env_name(p: &mut Problems, path: &str, name: &str) -> bool {
     let ok = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
@@ -83,6 +84,7 @@ pub(super) fn check_env_name(p: &mut Problems, path: &str, name: &str) {
             format!("{name:?} is not an environment variable name like \"DEEPGRAM_API_KEY\""),
         );
     }
+    ok
 }
 
 /// A millisecond timeout in `min..=max`.

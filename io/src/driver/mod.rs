@@ -532,8 +532,8 @@ impl Driver {
                     self.to_carrier(StreamCommand::Clear).await;
                 }
                 Action::RunTools { calls } => {
-                    let timeout = self.call_tool_timeout();
                     for call in calls {
+                        let timeout = self.deps.config.tools.timeout_for(&call.name).as_duration();
                         report.tools_called.push(call.name.clone());
                         self.recorder.tool_started(
                             Instant::now(),
@@ -560,7 +560,8 @@ impl Driver {
                                     (
                                         id,
                                         ToolOutcome::error(format!(
-                                            "{name} did not answer in time"
+                                            "Sorry, I couldn't get an answer from our \
+                                             system in time. ({name} timed out)"
                                         )),
                                         ToolStatus::Timeout,
                                     )
@@ -612,10 +613,6 @@ impl Driver {
         {
             self.deps.counters.carrier_stalls.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    fn call_tool_timeout(&self) -> Duration {
-        self.deps.config.tools.default_timeout_ms.as_duration()
     }
 
     async fn carrier(&self, request: CarrierRequest) {

@@ -92,6 +92,23 @@ typical   STT final ~200 ms after speech, LLM first token ~450 ms then ~50 token
 slow      about twice that, with heavy tails"
     )]
     Fakes(FakesArgs),
+    /// Place synthetic calls and measure them from the caller's side of the line.
+    ///
+    /// Each caller follows a scenario file (what to say, when to barge in, stay silent, press
+    /// a key or hang up), speaks espeak-ng speech at real-time pace in 20 ms frames over the
+    /// Telnyx (or Twilio) media-stream protocol, and measures voice-to-voice per turn (end of
+    /// its speech → first agent audio received), barge-in reaction (its speech start → the
+    /// agent's audio stops) and the silence ladder. Without --target, Hermes runs in this
+    /// process with the provider fakes paced by --profile and embedded stores in a temporary
+    /// folder. Prints a per-call table and P50/P95/P99 (or one JSON object with --json); exits
+    /// non-zero when any scenario's [expect] fails. Scenario keys: scenarios/README.md.
+    #[command(
+        after_help = "Examples:\n  hermes sim                                   every scenario in scenarios/, once\n  \
+hermes sim scenarios/book-haircut.toml --calls 50 --profile zero\n  \
+hermes sim --profile typical --calls 20 --json\n  \
+hermes sim --target http://127.0.0.1:8080 --carrier twilio"
+    )]
+    Sim(SimArgs),
     /// Apply the database schema migrations (also done by `serve` at start-up).
     ///
     /// Uses storage.postgres_url, or the variable named by storage.postgres_url_env when it is
@@ -163,6 +180,46 @@ pub struct FakesArgs {
     /// Seed for the latency draws, so runs repeat.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Scenario files, or folders of them.
+    #[arg(default_value = "scenarios", value_name = "SCENARIO")]
+    pub scenarios: Vec<PathBuf>,
+    /// Concurrent calls, taking the scenarios in turn (default: one per scenario).
+    #[arg(long, value_name = "N")]
+    pub calls: Option<usize>,
+    /// Latency profile of the in-process fakes: zero, typical or slow.
+    #[arg(long, default_value = "typical", value_name = "NAME")]
+    pub profile: String,
+    /// A running Hermes to call (http://HOST:PORT) instead of one in this process.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Media-stream protocol: telnyx or twilio.
+    #[arg(long, default_value = "telnyx", value_name = "NAME")]
+    pub carrier: String,
+    /// The configuration for the in-process Hermes (default: the embedded demo business).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Seed for the fakes' latency draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Delay between starting one call and the next.
+    #[arg(long, default_value_t = 20, value_name = "MS")]
+    pub ramp_ms: u64,
+    /// The agent is done speaking after this much quiet.
+    #[arg(long, default_value_t = 1500, value_name = "MS")]
+    pub settle_ms: u64,
+    /// After its last turn, how long a caller waits for the agent to end the call.
+    #[arg(long, default_value_t = 6000, value_name = "MS")]
+    pub linger_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -185,6 +185,32 @@ fn backchannel_during_tts_does_not_interrupt() {
 }
 
 #[test]
+fn an_acknowledgement_whose_words_come_after_the_barge_in_only_pauses_the_agent() {
+    let mut sim = greeted();
+    sim.replies
+        .push_back(Reply::Text(vec!["Your order shipped on Friday. It should arrive by Tuesday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    // "Uh-huh" long enough to barge in, its words only in the final, after the speech.
+    sim.input_at(ms(8000), Input::SpeechStarted);
+    sim.input_at(ms(8600), Input::SpeechEnded);
+    sim.input_at(ms(8800), Input::Transcript { text: "Uh-huh.".into(), is_final: true });
+    sim.run_until(ms(16_000));
+    // Once the resumed answer has played, the floor is the caller's again.
+    sim.caller_says(ms(20_000), ms(800), "thank you goodbye");
+    sim.run_until(ms(30_000));
+    assert_eq!(sim.logged(CallLog::BargeIn), 1, "the goodbye is a turn, not a barge-in");
+    assert_eq!(sim.logged(CallLog::BackchannelIgnored), 1);
+    assert_eq!(
+        sim.llm_starts(),
+        2,
+        "the question and the goodbye; the acknowledgement is not a turn"
+    );
+    let spoken = sim.spoken();
+    let again = spoken.iter().filter(|t| t.contains("arrive by Tuesday")).count();
+    assert_eq!(again, 2, "the cut sentence is said again: {spoken:?}");
+}
+
+#[test]
 fn a_cough_shorter_than_the_barge_in_minimum_does_not_interrupt() {
     let mut sim = greeted();
     sim.replies

@@ -145,6 +145,59 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_utterance_longer_than_the_ring_plays_whole_in_order_and_then_its_mark_comes() {
+    use base64::Engine as _;
+    // A one-second playout ring, so a two-second utterance overflows it.
+    let audio = hermes_core::audio::AudioConfig {
+        playout_buffer: hermes_core::units::Millis(1000),
+        ..Default::default()
+    };
+    let mut rig = common::media_server_with_audio(
+        MediaSettings::default(),
+        Duration::from_secs(1),
+        audio,
+        |_| {},
+    )
+    .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");
+    let mut handle = rig.sessions.recv().await.expect("session");
+    ws.send(Message::text(START)).await.expect("start");
+    next_event(&mut handle).await;
+    // More than the playout ring holds (so the rest waits in the backlog when the mark
+    // comes) and not a whole number of frames (so its tail needs padding to go out).
+    let speech = tone(2000)[..2000 * 8 - 70].to_vec();
+    handle.commands.send(StreamCommand::Play(speech.clone())).await.expect("play");
+    handle.commands.send(StreamCommand::Mark("s9".into())).await.expect("mark");
+    let mut played = Vec::new();
+    let mark = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(8), ws.next())
+            .await
+            .expect("the mark comes without any further audio")
+            .expect("open")
+            .expect("ok");
+        let v: serde_json::Value =
+            serde_json::from_str(msg.into_text().expect("text").as_str()).expect("json");
+        match v["event"].as_str() {
+            Some("media") => {
+                let payload = v["media"]["payload"].as_str().expect("payload");
+                played.extend(
+                    base64::engine::general_purpose::STANDARD.decode(payload).expect("b64"),
+                );
+            }
+            Some("mark") => break v["mark"]["name"].as_str().map(String::from),
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(mark.as_deref(), Some("s9"));
+    assert_eq!(played.len(), speech.len() + 70, "the whole utterance, padded to a frame");
+    assert!(played[..speech.len()] == speech[..], "the audio went out whole and in order");
+    assert!(
+        played[speech.len()..].iter().all(|&b| b == G711::Mulaw.silence()),
+        "silence pads the tail"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clear_stops_agent_audio_at_once() {
     let mut rig = rig(None).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");

@@ -7,4 +7,5 @@ pub mod fakes;
 pub mod models;
 pub mod providers;
 pub mod serve;
+pub mod sim;
 pub mod storage;

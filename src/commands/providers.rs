@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hermes_core::agent::Brain;
-use hermes_core::config::{HermesConfig, LlmEngine};
+use hermes_core::config::{Env, HermesConfig, LlmEngine};
 use hermes_io::driver::tools::ToolRunner;
 use hermes_io::driver::{CallDeps, CarrierRequest, DriverCounters};
 use hermes_io::http::HttpClient;
@@ -27,19 +27,21 @@ pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Builds the engines; one line per engine on stderr says what was chosen.
+/// Builds the engines; one line per engine on stderr says what was chosen. `lookup` reads
+/// the providers' keys and the webhook secrets (the process environment in `serve`).
 pub async fn call_deps(
     config: &HermesConfig,
     config_dir: &Path,
     carrier: Option<mpsc::Sender<CarrierRequest>>,
+    lookup: Env<'_>,
 ) -> anyhow::Result<CallDeps> {
     let storage = super::storage::Storage::open(config, config_dir).await?;
-    let lookup = |name: &str| env(name);
+    let env = |name: &str| lookup(name).filter(|v| !v.is_empty());
     let providers = &config.providers;
     let http = HttpClient::new(Duration::from_secs(5))?;
 
     let llm_cfg = &providers.llm;
-    let llm = if llm_cfg.uses_cloud(&lookup) {
+    let llm = if llm_cfg.uses_cloud(lookup) {
         let protocol = match llm_cfg.engine {
             LlmEngine::OpenaiCompatible => Protocol::OpenAi,
             _ => Protocol::Anthropic,
@@ -76,7 +78,7 @@ pub async fn call_deps(
     };
 
     let stt_cfg = &providers.stt;
-    let stt = if stt_cfg.uses_cloud(&lookup) {
+    let stt = if stt_cfg.uses_cloud(lookup) {
         eprintln!("speech-to-text: Deepgram {} ({})", stt_cfg.model, stt_cfg.language);
         let mut s = DeepgramSettings::new(
             &stt_cfg.base_url,
@@ -101,7 +103,7 @@ pub async fn call_deps(
             .with_context(|| format!("persona.voice: the local voice {voice:?} cannot speak"))?,
     );
     let tts_cfg = &providers.tts;
-    let cloud = if tts_cfg.uses_cloud(&lookup) {
+    let cloud = if tts_cfg.uses_cloud(lookup) {
         eprintln!(
             "voice: ElevenLabs {} ({}), espeak-ng {voice} as fallback",
             tts_cfg.voice_id, tts_cfg.model
@@ -131,7 +133,7 @@ pub async fn call_deps(
     } else {
         let names: Vec<&str> = config.tools.webhook.iter().map(|w| w.name.as_str()).collect();
         eprintln!("webhook tools: {}", names.join(", "));
-        Arc::new(WebhookTools::new(&config.tools, builtin, &http, &lookup)?)
+        Arc::new(WebhookTools::new(&config.tools, builtin, &http, lookup)?)
     };
 
     Ok(CallDeps {

@@ -111,7 +111,10 @@ fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
 
 /// The audio engine calls join: Silero from the models folder, or (with a warning) the
 /// level-threshold VAD when the model is not installed.
-fn audio_engine(models_dir: &Path, config: &HermesConfig) -> anyhow::Result<AudioEngine> {
+pub(crate) fn audio_engine(
+    models_dir: &Path,
+    config: &HermesConfig,
+) -> anyhow::Result<AudioEngine> {
     let path = models_dir.join(manifest::SILERO_VAD.file_name);
     let model: Arc<dyn VadModel> = match silero::load(
         &path,
@@ -149,7 +152,8 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         } else {
             let engine = Arc::new(audio_engine(models_dir, &config)?);
             let config_dir = args.config.parent().unwrap_or(Path::new("."));
-            let deps = providers::call_deps(&config, config_dir, Some(carrier_tx)).await?;
+            let deps = providers::call_deps(&config, config_dir, Some(carrier_tx), &providers::env)
+                .await?;
             records = deps.records.clone();
             if let Err(e) = deps.llm.warm_up().await {
                 eprintln!("warning: could not pre-connect to the language model: {e}");

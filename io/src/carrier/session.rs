@@ -315,9 +315,19 @@ where
                         feed(c);
                     }
                     StreamCommand::Mark(name) => {
+                        // The utterance ends here: pad it with silence to a whole frame
+                        // behind whatever is still in the backlog, so its last frame is
+                        // released (and the mark sent) without waiting for the next
+                        // utterance. Padding the ring directly would put the silence ahead
+                        // of backlogged audio, or be skipped when the ring is full.
                         let at = c.audio.playout_position().0 + c.backlog.len() as u64;
+                        let partial = (at % FRAME_SAMPLES as u64) as usize;
+                        if partial != 0 {
+                            let silence = c.audio.codec().silence();
+                            c.backlog.extend(std::iter::repeat_n(silence, FRAME_SAMPLES - partial));
+                        }
                         c.marks.push_back((at, name));
-                        c.audio.end_utterance();
+                        feed(c);
                     }
                     StreamCommand::Clear => {
                         c.backlog.clear();

@@ -529,6 +529,7 @@ impl Driver {
                 }
                 Action::CancelTts => self.tts.cancel(),
                 Action::ClearPlayback => {
+                    self.recorder.playback_cleared();
                     self.to_carrier(StreamCommand::Clear).await;
                 }
                 Action::RunTools { calls } => {

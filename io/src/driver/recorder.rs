@@ -95,6 +95,13 @@ impl Recorder {
         }
     }
 
+    /// The agent's audio was cut (barge-in, or the call closing over it): nothing still
+    /// waiting for its mark will be heard, whatever marks the carrier returns for it later
+    /// (carriers hand back the marks of cleared audio, and so does our session).
+    pub fn playback_cleared(&mut self) {
+        self.speaking.clear();
+    }
+
     /// A finished turn's timeline: its figures go on the agent turn that answered it.
     pub fn timeline(&mut self, t: &TurnTimeline) {
         let Some(&caller) = self.caller_turns.get(&t.turn) else { return };
@@ -218,6 +225,21 @@ mod tests {
         assert_eq!(record.handle_ms, 3000);
         assert_eq!(record.ended_at_ms, 4000);
         assert!((record.cost_usd.expect("a cost") - 0.003).abs() < 1e-9);
+    }
+
+    #[test]
+    fn marks_handed_back_after_a_clear_do_not_count_as_heard() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new(empty(), t0);
+        r.caller_said(t0, 1, "What are your hours?");
+        r.agent_speaks(t0, 1, "We're open nine to five.");
+        r.agent_speaks(t0, 2, "Anything else?");
+        r.heard(1);
+        r.playback_cleared();
+        // The carrier returns the cut sentence's mark after the clear.
+        r.heard(2);
+        let record = r.finish(t0 + Duration::from_secs(3), &Outcome::Abandoned, None);
+        assert_eq!(record.turns[1].heard, "We're open nine to five.");
     }
 
     #[test]

@@ -70,6 +70,32 @@ struct Shared {
     interrupted: Arc<AtomicU64>,
     texts: Arc<Mutex<Vec<(String, String)>>>,
     sockets: Arc<AtomicU64>,
+    /// Speech already synthesised, by text: load runs repeat the same sentences, and espeak-ng
+    /// is serialised, so without this the fake's own compute would queue up behind itself
+    /// and be counted as the agent's latency.
+    spoken: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+}
+
+/// How many sentences the fake keeps synthesised.
+const SPOKEN_CACHE: usize = 4096;
+
+impl Shared {
+    async fn speak(&self, text: &str) -> Option<Arc<Vec<u8>>> {
+        if let Some(audio) = self.spoken.lock().ok()?.get(text) {
+            return Some(audio.clone());
+        }
+        let (voice, owned) = (self.voice.clone(), text.to_string());
+        let audio = Arc::new(
+            tokio::task::spawn_blocking(move || voice.speak_ulaw(&owned)).await.ok()?.ok()?,
+        );
+        if let Ok(mut cache) = self.spoken.lock() {
+            if cache.len() >= SPOKEN_CACHE {
+                cache.clear();
+            }
+            cache.insert(text.to_string(), audio.clone());
+        }
+        Some(audio)
+    }
 }
 
 impl FakeElevenLabs {
@@ -89,6 +115,7 @@ impl FakeElevenLabs {
             interrupted: Arc::new(AtomicU64::new(0)),
             texts: Arc::new(Mutex::new(Vec::new())),
             sockets: Arc::new(AtomicU64::new(0)),
+            spoken: Mutex::new(HashMap::new()),
         });
         let (faults, interrupted, texts, sockets) = (
             shared.faults.clone(),
@@ -296,11 +323,7 @@ async fn speak_context(
     out: mpsc::Sender<Message>,
 ) {
     tokio::time::sleep(shared.rng.sample(shared.profile.tts_first_audio)).await;
-    let voice = shared.voice.clone();
-    let text = words.clone();
-    let Ok(Ok(audio)) = tokio::task::spawn_blocking(move || voice.speak_ulaw(&text)).await else {
-        return;
-    };
+    let Some(audio) = shared.speak(&words).await else { return };
     let chars: Vec<String> = words.chars().map(String::from).collect();
     let per_char_ms = (audio.len() as f64 / 8.0 / chars.len().max(1) as f64) as u64;
     for (i, chunk) in audio.chunks(CHUNK).enumerate() {
@@ -364,11 +387,7 @@ async fn http_stream(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
             return;
         }
         tokio::time::sleep(shared.rng.sample(shared.profile.tts_first_audio)).await;
-        let voice = shared.voice.clone();
-        let Ok(Ok(audio)) = tokio::task::spawn_blocking(move || voice.speak_ulaw(&words)).await
-        else {
-            return;
-        };
+        let Some(audio) = shared.speak(&words).await else { return };
         for chunk in audio.chunks(CHUNK) {
             if tx.send_data(Bytes::copy_from_slice(chunk)).await.is_err() {
                 return;

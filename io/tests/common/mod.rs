@@ -83,11 +83,22 @@ pub async fn media_server(
     grace: std::time::Duration,
     customize: impl FnOnce(&mut hermes_io::server::ServerState),
 ) -> MediaServer {
+    let audio = hermes_core::audio::AudioConfig::default();
+    media_server_with_audio(settings, grace, audio, customize).await
+}
+
+/// [`media_server`] with the audio engine's settings (one unpinned worker regardless).
+pub async fn media_server_with_audio(
+    settings: hermes_io::carrier::session::MediaSettings,
+    grace: std::time::Duration,
+    audio: hermes_core::audio::AudioConfig,
+    customize: impl FnOnce(&mut hermes_io::server::ServerState),
+) -> MediaServer {
     use hermes_core::audio::{AudioConfig, AudioEngine};
     use hermes_io::carrier::session::MediaCounters;
     use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
 
-    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
+    let audio = AudioConfig { workers: Some(1), pin_workers: false, ..audio };
     let vad = Arc::new(hermes_core::vad::EnergyVad::default());
     let engine = Arc::new(AudioEngine::start(audio, vad).expect("engine"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -332,9 +332,16 @@ impl Call {
             self.partial_text = text;
         }
         let heard = self.heard_so_far();
-        if self.timers.is_set(Timer::FalseStart) && !heard.is_empty() {
-            // Words followed the barge-in: it was real.
+        if self.timers.is_set(Timer::FalseStart)
+            && !heard.is_empty()
+            && !is_backchannel(&heard, &self.cfg.conversation.backchannels)
+        {
+            // Words followed the barge-in: it was real. (An acknowledgement is not: the
+            // window stays open for `backchannel_after_barge_in`.)
             self.timers.stop(Timer::FalseStart);
+        }
+        if is_final && self.backchannel_after_barge_in(now) {
+            return;
         }
         if self.floor == Floor::Speaking && !self.timers.is_set(Timer::BargeIn) {
             // Words over the agent that did not take the floor: acknowledgements.
@@ -454,11 +461,17 @@ impl Call {
     fn on_timer(&mut self, now: Instant, timer: Timer) {
         match timer {
             Timer::EndpointingMin => {
+                if self.backchannel_after_barge_in(now) {
+                    return;
+                }
                 if !self.final_text.is_empty() && !self.caller_speaking {
                     self.end_user_turn(now);
                 }
             }
             Timer::EndpointingMax => {
+                if self.backchannel_after_barge_in(now) {
+                    return;
+                }
                 if !self.heard_so_far().is_empty() {
                     self.end_user_turn(now);
                 } else if self.timers.is_set(Timer::FalseStart) {
@@ -481,6 +494,8 @@ impl Call {
                 if self.heard_so_far().is_empty() && !self.caller_speaking {
                     self.log(CallLog::FalseStart);
                     self.resume_after_false_start(now);
+                } else {
+                    self.backchannel_after_barge_in(now);
                 }
             }
             Timer::SilenceFiller => {

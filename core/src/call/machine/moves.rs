@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Call, Closing, Floor, LlmRun, Outstanding, SPEECH_PER_CHAR};
+use crate::call::backchannel::is_backchannel;
 use crate::call::context::{Context, Message};
 use crate::call::io::{Action, CallLog, HangupReason, LlmRequestId, SpeakId, ToolCall};
 use crate::call::timeline::TurnTimeline;
@@ -250,6 +251,30 @@ impl Call {
             Timer::FalseStart,
             now + self.cfg.conversation.false_start_window_ms.as_duration(),
         );
+    }
+
+    /// An acknowledgement ("mm-hmm") long enough to trigger a barge-in before its words
+    /// arrived: once the caller is quiet and the words turn out to be only that, the agent
+    /// picks up what was cut, as after a false start, instead of answering "mm-hmm".
+    /// Returns whether it did.
+    pub(super) fn backchannel_after_barge_in(&mut self, now: Instant) -> bool {
+        let words = self.heard_so_far();
+        let acknowledgement = self.timers.is_set(Timer::FalseStart)
+            && !self.caller_speaking
+            && is_backchannel(&words, &self.cfg.conversation.backchannels);
+        if !acknowledgement {
+            return false;
+        }
+        self.timers.stop(Timer::FalseStart);
+        self.log(CallLog::BackchannelIgnored);
+        // A completion started early on "mm-hmm" answers nothing.
+        if self.llm.as_ref().is_some_and(|l| l.speculative_on.is_some()) {
+            self.cancel_llm();
+        }
+        self.final_text.clear();
+        self.partial_text.clear();
+        self.resume_after_false_start(now);
+        true
     }
 
     pub(super) fn resume_after_false_start(&mut self, now: Instant) {

@@ -1,0 +1,655 @@
+//! A synthetic caller: connects to a media WebSocket as the carrier would (Telnyx or Twilio
+//! framing), plays a script of steps — speak, barge in, stay silent, press a key, hang up —
+//! sending audio at real-time pace in 20 ms frames (silence between utterances, as a real line
+//! does), and measures from the caller's side of the line:
+//!
+//! - voice-to-voice: end of the caller's speech → first agent audio frame received;
+//! - barge-in reaction: start of the caller's interrupting speech → the agent's `clear`
+//!   (its audio stops);
+//! - silence ladder: when the agent spoke up while the caller stayed silent;
+//! - who ended the call.
+//!
+//! The caller plays what it receives at real-time pace (acknowledging marks as they play, as
+//! the carrier does), and treats the agent as done speaking once its playout queue has been
+//! empty for `settle`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use super::carrier::FakeCarrierError;
+
+/// 20 ms of μ-law at 8 kHz.
+const FRAME_BYTES: usize = 160;
+const FRAME: Duration = Duration::from_millis(20);
+/// A caller waiting for the agent to finish gives up after this long regardless.
+const MAX_AGENT_TALK: Duration = Duration::from_secs(60);
+/// μ-law silence.
+const SILENCE: [u8; FRAME_BYTES] = [0xFF; FRAME_BYTES];
+
+/// Which carrier's media-stream framing to speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Telnyx,
+    Twilio,
+}
+
+impl Dialect {
+    /// The media WebSocket path on a Hermes server.
+    pub fn path(self) -> &'static str {
+        match self {
+            Dialect::Telnyx => "/telnyx/media",
+            Dialect::Twilio => "/twilio/media",
+        }
+    }
+}
+
+/// One thing the caller does.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// Say `audio` (μ-law): after the agent has finished speaking and `pause` has passed, or —
+    /// with `barge_in_after` — that long after the agent starts its next utterance.
+    Say {
+        text: String,
+        audio: Arc<Vec<u8>>,
+        /// Bytes of `audio` up to the end of its last voiced frame: the speech ends there,
+        /// not at the synthesiser's trailing silence.
+        voiced: usize,
+        pause: Duration,
+        barge_in_after: Option<Duration>,
+    },
+    /// Stay silent this long (after the agent has finished speaking).
+    Silence(Duration),
+    /// Press keys (one DTMF frame per digit).
+    Dtmf(String),
+    /// Hang up.
+    HangUp,
+}
+
+/// How the caller places its call.
+#[derive(Clone, Debug)]
+pub struct CallerScript {
+    pub call_id: String,
+    pub dialect: Dialect,
+    pub from: String,
+    pub to: String,
+    /// `x-telnyx-streaming-auth-token`, if the server wants one.
+    pub auth_token: Option<String>,
+    pub steps: Vec<Step>,
+    /// The agent is done speaking once nothing has played for this long.
+    pub settle: Duration,
+    /// The longest the caller waits for the agent to start saying something before going on
+    /// anyway.
+    pub max_wait: Duration,
+    /// After the last step, how long the caller waits for the agent to end the call before
+    /// hanging up itself.
+    pub linger: Duration,
+}
+
+/// How a call ended, from the caller's side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndedBy {
+    /// The agent hung up (the carrier ended the call or closed the stream).
+    Agent,
+    /// The caller hung up (a `hang_up` step, or the script ran out and the agent did not end).
+    Caller,
+    /// The agent transferred the call.
+    Transfer,
+}
+
+impl EndedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Agent => "agent",
+            EndedBy::Caller => "caller",
+            EndedBy::Transfer => "transfer",
+        }
+    }
+}
+
+/// One spoken turn as the caller measured it.
+#[derive(Clone, Debug)]
+pub struct SpokenTurn {
+    pub step: usize,
+    pub text: String,
+    pub speech_start: Instant,
+    pub speech_end: Instant,
+    /// First agent audio frame received after `speech_end`.
+    pub agent_audio_at: Option<Instant>,
+    /// Whether the caller spoke over the agent.
+    pub barge_in: bool,
+    /// The first `clear` after `speech_start` (barge-in turns).
+    pub clear_at: Option<Instant>,
+}
+
+impl SpokenTurn {
+    pub fn voice_to_voice(&self) -> Option<Duration> {
+        Some(self.agent_audio_at?.saturating_duration_since(self.speech_end))
+    }
+
+    pub fn barge_in_stop(&self) -> Option<Duration> {
+        self.barge_in.then_some(())?;
+        Some(self.clear_at?.saturating_duration_since(self.speech_start))
+    }
+}
+
+/// A silent stretch and when the agent spoke up during it, measured from the moment the
+/// agent's previous words finished playing (where the agent's silence timers start).
+#[derive(Clone, Debug)]
+pub struct SilentStretch {
+    pub step: usize,
+    pub length: Duration,
+    pub agent_spoke_after: Vec<Duration>,
+    /// When the agent's audio before the silence finished playing.
+    quiet_since: Instant,
+}
+
+/// Everything the caller observed.
+#[derive(Clone, Debug)]
+pub struct CallerLog {
+    pub call_id: String,
+    pub turns: Vec<SpokenTurn>,
+    pub silences: Vec<SilentStretch>,
+    /// Each time agent audio began arriving after a quiet spell.
+    pub agent_utterances: Vec<Instant>,
+    /// When each agent audio frame arrived (for matching the server's own timeline).
+    pub agent_frames: Vec<Instant>,
+    pub agent_audio_bytes: usize,
+    pub clears: usize,
+    pub bad_frames: usize,
+    pub ended_by: EndedBy,
+    pub started: Instant,
+    pub duration: Duration,
+    /// Steps the caller gave up waiting for the agent before.
+    pub waits_timed_out: usize,
+    /// Each mark the agent sent, and when the caller acknowledged it (it had played, or a
+    /// `clear` voided it).
+    pub marks: Vec<(String, Instant)>,
+}
+
+/// Where the caller is in its script.
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the agent to finish (or, for a barge-in, to start) before step `step`.
+    Waiting {
+        since: Instant,
+    },
+    /// Barge-in armed: speak at `at`.
+    BargeInAt {
+        at: Instant,
+    },
+    /// Quiet before speaking, until `until`.
+    Pausing {
+        until: Instant,
+    },
+    Speaking {
+        offset: usize,
+        started: Instant,
+    },
+    Silent {
+        until: Instant,
+    },
+    /// Script done: wait for the agent to end the call.
+    Lingering {
+        since: Instant,
+    },
+}
+
+/// Where the voice in `audio` (μ-law) ends: the byte after its last frame louder than
+/// `threshold_dbfs`.
+pub fn voiced_length(audio: &[u8], threshold_dbfs: f32) -> usize {
+    let mut pcm = [0i16; FRAME_BYTES];
+    let mut end = 0;
+    for (i, frame) in audio.chunks(FRAME_BYTES).enumerate() {
+        let pcm = &mut pcm[..frame.len()];
+        hermes_core::codec::G711::Mulaw.decode_into(frame, pcm);
+        if hermes_core::dsp::level::rms_dbfs(pcm) > threshold_dbfs {
+            end = i * FRAME_BYTES + frame.len();
+        }
+    }
+    end
+}
+
+/// Runs one call against `ws_url`. `carrier_ends` delivers the carrier's side of the call
+/// ending (the agent hung up or transferred), which the media stream alone does not show;
+/// without it, only a closed stream shows the agent ended the call.
+pub async fn run_caller(
+    ws_url: &str,
+    script: &CallerScript,
+    mut carrier_ends: Option<mpsc::Receiver<EndedBy>>,
+) -> Result<CallerLog, FakeCarrierError> {
+    let connect_err = |e: &dyn std::fmt::Display| FakeCarrierError::Connect {
+        url: ws_url.to_string(),
+        reason: e.to_string(),
+    };
+    let mut request = ws_url.into_client_request().map_err(|e| connect_err(&e))?;
+    if let Some(token) = &script.auth_token {
+        let value = token.parse().map_err(
+            |e: tokio_tungstenite::tungstenite::http::header::InvalidHeaderValue| connect_err(&e),
+        )?;
+        request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| connect_err(&e))?;
+    let (mut tx, mut rx) = ws.split();
+    let framer =
+        Framer { dialect: script.dialect, stream_id: format!("stream-{}", script.call_id) };
+    for frame in framer.opening(script) {
+        tx.send(Message::text(frame)).await.map_err(|e| connect_err(&e))?;
+    }
+
+    let started = Instant::now();
+    let mut log = CallerLog {
+        call_id: script.call_id.clone(),
+        turns: Vec::new(),
+        silences: Vec::new(),
+        agent_utterances: Vec::new(),
+        agent_frames: Vec::new(),
+        agent_audio_bytes: 0,
+        clears: 0,
+        bad_frames: 0,
+        ended_by: EndedBy::Caller,
+        started,
+        duration: Duration::ZERO,
+        waits_timed_out: 0,
+        marks: Vec::new(),
+    };
+    let mut player = Playout::default();
+    let mut step = 0usize;
+    let mut phase = Phase::Waiting { since: started };
+    // Agent audio received since the caller's last step began (a barge-in waits for it).
+    let mut agent_started_since_step: Option<Instant> = None;
+    let mut last_agent_audio: Option<Instant> = None;
+    // When the agent's audio last finished playing.
+    let mut played_out_at: Option<Instant> = None;
+    let mut sequence = 2u64;
+    let mut tick = tokio::time::interval(FRAME);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+
+    let ended_by = 'call: loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = Instant::now();
+                // The agent is done once nothing has played for `settle`.
+                let agent_quiet = player.is_empty()
+                    && last_agent_audio.is_none_or(|t| now.duration_since(t) >= script.settle);
+                let mut frame_buf;
+                let mut audio: &[u8] = &SILENCE;
+                let mut hang_up = false;
+                let mut dtmf = Vec::new();
+                // Advance the script (at most a few transitions per tick).
+                for _ in 0..4 {
+                    match &mut phase {
+                        Phase::Waiting { since } => {
+                            let Some(current) = script.steps.get(step) else {
+                                phase = Phase::Lingering { since: now };
+                                continue;
+                            };
+                            let waited = now.duration_since(*since);
+                            let barge_after = match current {
+                                Step::Say { barge_in_after, .. } => *barge_in_after,
+                                _ => None,
+                            };
+                            if let Some(after) = barge_after {
+                                if let Some(t) = agent_started_since_step {
+                                    phase = Phase::BargeInAt { at: t + after };
+                                    continue;
+                                }
+                                if waited >= script.max_wait {
+                                    log.waits_timed_out += 1;
+                                    phase = Phase::BargeInAt { at: now };
+                                    continue;
+                                }
+                                break;
+                            }
+                            // The agent has answered and finished; or never started within
+                            // `max_wait`; or has been talking implausibly long.
+                            let agent_spoke = agent_started_since_step.is_some();
+                            let timed_out = if agent_spoke {
+                                waited >= MAX_AGENT_TALK
+                            } else {
+                                waited >= script.max_wait
+                            };
+                            let finished = agent_spoke && agent_quiet;
+                            if !finished && !timed_out {
+                                break;
+                            }
+                            if timed_out {
+                                log.waits_timed_out += 1;
+                            }
+                            match current {
+                                Step::Say { pause, .. } => phase = Phase::Pausing { until: now + *pause },
+                                Step::Silence(d) => {
+                                    log.silences.push(SilentStretch {
+                                        step,
+                                        length: *d,
+                                        agent_spoke_after: Vec::new(),
+                                        quiet_since: played_out_at.unwrap_or(now),
+                                    });
+                                    phase = Phase::Silent { until: now + *d };
+                                }
+                                Step::Dtmf(digits) => {
+                                    dtmf.extend(digits.chars());
+                                    step += 1;
+                                    agent_started_since_step = None;
+                                    phase = Phase::Waiting { since: now };
+                                    break;
+                                }
+                                Step::HangUp => {
+                                    hang_up = true;
+                                    break;
+                                }
+                            }
+                        }
+                        Phase::BargeInAt { at } => {
+                            if now < *at { break; }
+                            phase = Phase::Speaking { offset: 0, started: now };
+                        }
+                        Phase::Pausing { until } => {
+                            if now < *until { break; }
+                            phase = Phase::Speaking { offset: 0, started: now };
+                        }
+                        Phase::Speaking { offset, started } => {
+                            let Some(Step::Say { text, audio: speech, voiced, barge_in_after, .. }) = script.steps.get(step) else { break };
+                            if *offset == 0 {
+                                log.turns.push(SpokenTurn {
+                                    step,
+                                    text: text.clone(),
+                                    speech_start: *started,
+                                    speech_end: *started,
+                                    agent_audio_at: None,
+                                    barge_in: barge_in_after.is_some(),
+                                    clear_at: None,
+                                });
+                            }
+                            let end = (*offset + FRAME_BYTES).min(speech.len());
+                            // The last frame is padded with silence: carriers send whole frames.
+                            frame_buf = SILENCE;
+                            frame_buf[..end - *offset].copy_from_slice(&speech[*offset..end]);
+                            audio = &frame_buf;
+                            if *offset < *voiced && end >= *voiced
+                                && let Some(turn) = log.turns.last_mut()
+                            {
+                                turn.speech_end = now + FRAME;
+                            }
+                            *offset = end;
+                            if end >= speech.len() {
+                                step += 1;
+                                agent_started_since_step = None;
+                                phase = Phase::Waiting { since: now + FRAME };
+                            }
+                            break;
+                        }
+                        Phase::Silent { until, .. } => {
+                            if now < *until { break; }
+                            step += 1;
+                            agent_started_since_step = None;
+                            phase = Phase::Waiting { since: now };
+                        }
+                        Phase::Lingering { since } => {
+                            if now.duration_since(*since) >= script.linger { hang_up = true; }
+                            break;
+                        }
+                    }
+                }
+                if hang_up {
+                    break 'call EndedBy::Caller;
+                }
+                for digit in dtmf {
+                    sequence += 1;
+                    if tx.send(Message::text(framer.dtmf(sequence, digit))).await.is_err() {
+                        break 'call EndedBy::Agent;
+                    }
+                }
+                sequence += 1;
+                let frame = framer.media(sequence, audio);
+                if tx.send(Message::text(frame)).await.is_err() {
+                    break 'call EndedBy::Agent;
+                }
+                let was_playing = !player.is_empty();
+                let reached = player.play(FRAME_BYTES);
+                if was_playing && player.is_empty() {
+                    played_out_at = Some(now + FRAME);
+                }
+                for name in reached {
+                    log.marks.push((name.clone(), now));
+                    sequence += 1;
+                    if tx.send(Message::text(framer.mark(sequence, &name))).await.is_err() {
+                        break 'call EndedBy::Agent;
+                    }
+                }
+            }
+            end = async {
+                match carrier_ends.as_mut() {
+                    Some(ends) => ends.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match end {
+                    Some(by) => break 'call by,
+                    // Nobody will tell us any more: the stream alone shows the end.
+                    None => carrier_ends = None,
+                }
+            }
+            incoming = rx.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break 'call EndedBy::Agent,
+                    Some(Ok(_)) => continue,
+                };
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
+                    log.bad_frames += 1;
+                    continue;
+                };
+                let now = Instant::now();
+                match v["event"].as_str() {
+                    Some("media") => match v["media"]["payload"].as_str().map(|p| BASE64.decode(p)) {
+                        Some(Ok(audio)) => {
+                            let quiet_before = player.is_empty()
+                                && last_agent_audio.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(300));
+                            if quiet_before {
+                                log.agent_utterances.push(now);
+                                if let Some(s) = log.silences.last_mut()
+                                    && let Phase::Silent { .. } = phase
+                                {
+                                    s.agent_spoke_after.push(now.duration_since(s.quiet_since));
+                                }
+                            }
+                            agent_started_since_step.get_or_insert(now);
+                            if let Some(turn) = log.turns.last_mut()
+                                && turn.agent_audio_at.is_none()
+                                && now >= turn.speech_end
+                                && !matches!(phase, Phase::Speaking { .. })
+                            {
+                                turn.agent_audio_at = Some(now);
+                            }
+                            last_agent_audio = Some(now);
+                            log.agent_frames.push(now);
+                            log.agent_audio_bytes += audio.len();
+                            player.queue_audio(audio);
+                        }
+                        _ => log.bad_frames += 1,
+                    },
+                    Some("mark") => match v["mark"]["name"].as_str() {
+                        Some(name) => player.queue_mark(name),
+                        None => log.bad_frames += 1,
+                    },
+                    Some("clear") => {
+                        log.clears += 1;
+                        if let Some(turn) = log.turns.last_mut()
+                            && turn.barge_in
+                            && turn.clear_at.is_none()
+                        {
+                            turn.clear_at = Some(now);
+                        }
+                        for name in player.clear() {
+                            log.marks.push((name.clone(), now));
+                            sequence += 1;
+                            let _ = tx.send(Message::text(framer.mark(sequence, &name))).await;
+                        }
+                        last_agent_audio = Some(now);
+                    }
+                    _ => log.bad_frames += 1,
+                }
+            }
+        }
+    };
+    let _ = tx.send(Message::text(framer.stop(sequence + 1, &script.call_id))).await;
+    let _ = tx.close().await;
+    log.ended_by = ended_by;
+    log.duration = started.elapsed();
+    Ok(log)
+}
+
+/// Builds the carrier's frames in its dialect.
+struct Framer {
+    dialect: Dialect,
+    stream_id: String,
+}
+
+impl Framer {
+    fn opening(&self, s: &CallerScript) -> [String; 2] {
+        match self.dialect {
+            Dialect::Telnyx => {
+                let mut connected = json!({"event": "connected", "version": "1.0.0"});
+                if let Some(token) = &s.auth_token {
+                    connected["x-telnyx-streaming-auth-token"] = token.clone().into();
+                }
+                let start = json!({
+                    "event": "start", "sequence_number": "1", "stream_id": self.stream_id,
+                    "start": {"call_control_id": s.call_id, "from": s.from, "to": s.to,
+                              "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}
+                });
+                [connected.to_string(), start.to_string()]
+            }
+            Dialect::Twilio => {
+                let connected =
+                    json!({"event": "connected", "protocol": "Call", "version": "1.0.0"});
+                let start = json!({
+                    "event": "start", "sequenceNumber": "1", "streamSid": self.stream_id,
+                    "start": {"streamSid": self.stream_id, "callSid": s.call_id, "accountSid": "ACsim",
+                              "tracks": ["inbound"],
+                              "customParameters": {"from": s.from, "to": s.to},
+                              "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
+                });
+                [connected.to_string(), start.to_string()]
+            }
+        }
+    }
+
+    fn media(&self, sequence: u64, audio: &[u8]) -> String {
+        let chunk = sequence.saturating_sub(1);
+        let timestamp = chunk * 20;
+        let payload = BASE64.encode(audio);
+        match self.dialect {
+            Dialect::Telnyx => json!({
+                "event": "media", "sequence_number": sequence.to_string(), "stream_id": self.stream_id,
+                "media": {"track": "inbound", "chunk": chunk.to_string(), "timestamp": timestamp.to_string(), "payload": payload}
+            }),
+            Dialect::Twilio => json!({
+                "event": "media", "sequenceNumber": sequence.to_string(), "streamSid": self.stream_id,
+                "media": {"track": "inbound", "chunk": chunk.to_string(), "timestamp": timestamp.to_string(), "payload": payload}
+            }),
+        }
+        .to_string()
+    }
+
+    fn mark(&self, sequence: u64, name: &str) -> String {
+        match self.dialect {
+            Dialect::Telnyx => json!({"event": "mark", "sequence_number": sequence.to_string(),
+                                      "stream_id": self.stream_id, "mark": {"name": name}}),
+            Dialect::Twilio => json!({"event": "mark", "sequenceNumber": sequence.to_string(),
+                                      "streamSid": self.stream_id, "mark": {"name": name}}),
+        }
+        .to_string()
+    }
+
+    fn dtmf(&self, sequence: u64, digit: char) -> String {
+        match self.dialect {
+            Dialect::Telnyx => json!({"event": "dtmf", "sequence_number": sequence.to_string(),
+                                      "stream_id": self.stream_id, "dtmf": {"digit": digit.to_string()}}),
+            Dialect::Twilio => json!({"event": "dtmf", "sequenceNumber": sequence.to_string(),
+                                      "streamSid": self.stream_id,
+                                      "dtmf": {"track": "inbound_track", "digit": digit.to_string()}}),
+        }
+        .to_string()
+    }
+
+    fn stop(&self, sequence: u64, call_id: &str) -> String {
+        match self.dialect {
+            Dialect::Telnyx => json!({"event": "stop", "sequence_number": sequence.to_string(),
+                                      "stream_id": self.stream_id, "stop": {"call_control_id": call_id}}),
+            Dialect::Twilio => json!({"event": "stop", "sequenceNumber": sequence.to_string(),
+                                      "streamSid": self.stream_id,
+                                      "stop": {"accountSid": "ACsim", "callSid": call_id}}),
+        }
+        .to_string()
+    }
+}
+
+/// The carrier's playout queue (as in [`super::carrier`]): audio plays at 8 bytes per
+/// millisecond; a mark is reached when the audio queued before it has played.
+#[derive(Debug, Default)]
+struct Playout {
+    queue: VecDeque<Queued>,
+}
+
+#[derive(Debug)]
+enum Queued {
+    Audio(Vec<u8>),
+    Mark(String),
+}
+
+impl Playout {
+    fn is_empty(&self) -> bool {
+        !self.queue.iter().any(|q| matches!(q, Queued::Audio(_)))
+    }
+
+    fn queue_audio(&mut self, audio: Vec<u8>) {
+        self.queue.push_back(Queued::Audio(audio));
+    }
+
+    fn queue_mark(&mut self, name: &str) {
+        self.queue.push_back(Queued::Mark(name.to_string()));
+    }
+
+    fn play(&mut self, mut bytes: usize) -> Vec<String> {
+        let mut reached = Vec::new();
+        loop {
+            match self.queue.front_mut() {
+                Some(Queued::Mark(_)) => {
+                    if let Some(Queued::Mark(name)) = self.queue.pop_front() {
+                        reached.push(name);
+                    }
+                }
+                Some(Queued::Audio(audio)) if bytes > 0 => {
+                    let n = bytes.min(audio.len());
+                    audio.drain(..n);
+                    bytes -= n;
+                    if audio.is_empty() {
+                        self.queue.pop_front();
+                    }
+                }
+                _ => return reached,
+            }
+        }
+    }
+
+    fn clear(&mut self) -> Vec<String> {
+        self.queue
+            .drain(..)
+            .filter_map(|q| match q {
+                Queued::Mark(name) => Some(name),
+                Queued::Audio(_) => None,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,208 @@
+//! Hermes started inside the simulator: the real server, media path, audio core, call driver,
+//! tools and embedded stores — exactly what `hermes serve` runs — with the cloud providers
+//! replaced by their protocol fakes on loopback, paced by a latency profile. The carrier side
+//! (hang-ups and transfers the agent asks for) is routed back to the synthetic caller.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use hermes_core::config::{HermesConfig, LlmEngine, SttEngine, TtsEngine};
+use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
+use hermes_io::driver::{self, CallReport, CarrierRequest};
+use hermes_io::fakes::caller::EndedBy;
+use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, Scripts};
+use hermes_io::fakes::elevenlabs::FakeElevenLabs;
+use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
+use hermes_io::fakes::profile::LatencyProfile;
+use hermes_io::server::{self, ConfigStore, MediaHub, ServerState};
+use hermes_models::voice::LocalVoice;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::commands::{providers, serve};
+
+/// The key every fake accepts; never a real one.
+const FAKE_KEY: &str = "sim-fake-key";
+
+type Waiters<T> = Arc<Mutex<HashMap<String, T>>>;
+
+/// A running in-process Hermes with fakes. Dropping it stops everything.
+pub struct InProcess {
+    /// `ws://127.0.0.1:PORT`: the media WebSocket routes live under it.
+    pub base_ws: String,
+    /// What the fake speech-to-text hears in each call, by call id.
+    pub scripts: Scripts,
+    reports: Waiters<oneshot::Sender<CallReport>>,
+    ends: Waiters<mpsc::Sender<EndedBy>>,
+    _stop: watch::Sender<bool>,
+    _fakes: (FakeLlm, FakeDeepgram, FakeElevenLabs),
+    _data: tempfile::TempDir,
+}
+
+/// What to wait on for one call placed through [`InProcess::expect_call`].
+pub struct CallHooks {
+    pub report: oneshot::Receiver<CallReport>,
+    pub ends: mpsc::Receiver<EndedBy>,
+}
+
+impl InProcess {
+    /// Starts the fakes with `profile`, then Hermes on `config` pointed at them, with its
+    /// stores in a temporary folder (a simulation never writes into a real database).
+    pub async fn start(
+        models_dir: &Path,
+        mut config: HermesConfig,
+        config_dir: &Path,
+        profile: LatencyProfile,
+        seed: u64,
+    ) -> anyhow::Result<InProcess> {
+        let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let voice = Arc::new(LocalVoice::new(&config.persona.voice, 175).with_context(|| {
+            format!("persona.voice: espeak-ng cannot speak {:?}", config.persona.voice)
+        })?);
+        let llm_options = FakeLlmOptions {
+            business: config.business.clone(),
+            tools: config.tools.enabled.clone(),
+            profile,
+            seed,
+            ..FakeLlmOptions::default()
+        };
+        let llm = FakeLlm::start(loopback, llm_options).await.context("starting the LLM fake")?;
+        let stt_options = FakeDeepgramOptions { profile, seed, ..FakeDeepgramOptions::default() };
+        let stt = FakeDeepgram::start(loopback, stt_options)
+            .await
+            .context("starting the speech-to-text fake")?;
+        let tts = FakeElevenLabs::start(loopback, voice, profile, seed)
+            .await
+            .context("starting the text-to-speech fake")?;
+
+        let data = tempfile::tempdir().context("a temporary folder for the simulation's stores")?;
+        let mut config_dir = config_dir.to_path_buf();
+        if !config_dir.join(&config.business.data_dir).is_dir() {
+            // The embedded demo business has no folder of its own: seed it with the example's
+            // calendars and orders, so order lookups and bookings have data to work on.
+            config_dir = data.path().to_path_buf();
+            write_demo_seed(&config_dir.join(&config.business.data_dir))?;
+        }
+        let p = &mut config.providers;
+        p.stt.engine = SttEngine::Deepgram;
+        p.stt.base_url = stt.url();
+        p.llm.engine = LlmEngine::Anthropic;
+        p.llm.base_url = llm.base_url();
+        p.tts.engine = TtsEngine::Elevenlabs;
+        p.tts.base_url = tts.url();
+        let s = &mut config.storage;
+        (s.postgres_url, s.redis_url) = (String::new(), String::new());
+        // Names no variable can have, so the process environment cannot point a simulation
+        // at a real database.
+        (s.postgres_url_env, s.redis_url_env) = (String::new(), String::new());
+        s.data_dir = data.path().to_string_lossy().into_owned();
+
+        let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
+        let key_env = |_: &str| Some(FAKE_KEY.to_string());
+        let deps = providers::call_deps(&config, &config_dir, Some(carrier_tx), &key_env).await?;
+        if let Err(e) = deps.llm.warm_up().await {
+            eprintln!("warning: could not pre-connect to the LLM fake: {e}");
+        }
+        let engine = Arc::new(serve::audio_engine(models_dir, &config)?);
+        let listener = tokio::net::TcpListener::bind(loopback).await?;
+        let addr = listener.local_addr()?;
+
+        let reports: Waiters<oneshot::Sender<CallReport>> = Arc::default();
+        let ends: Waiters<mpsc::Sender<EndedBy>> = Arc::default();
+        let (sessions_tx, mut sessions) = mpsc::channel::<StreamHandle>(1024);
+        let deps = Arc::new(deps);
+        let waiting = reports.clone();
+        tokio::spawn(async move {
+            while let Some(handle) = sessions.recv().await {
+                let (deps, waiting) = (deps.clone(), waiting.clone());
+                tokio::spawn(async move {
+                    let report = driver::drive(handle, deps).await;
+                    let waiter =
+                        waiting.lock().ok().and_then(|mut w| w.remove(&report.call_control_id));
+                    if let Some(waiter) = waiter {
+                        let _ = waiter.send(report);
+                    }
+                });
+            }
+        });
+        tokio::spawn(carrier(carrier_rx, ends.clone()));
+
+        let store = Arc::new(ConfigStore::new(config.clone()));
+        let (events_tx, mut events_rx) = mpsc::channel(64);
+        tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
+        let mut state = ServerState::new(store, None, events_tx);
+        state.media = Some(MediaHub {
+            engine,
+            settings: MediaSettings::default(),
+            counters: Arc::new(MediaCounters::default()),
+            sessions: sessions_tx,
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        tokio::spawn(server::serve(listener, Arc::new(state), stop_rx, Duration::from_secs(2)));
+        Ok(InProcess {
+            base_ws: format!("ws://{addr}"),
+            scripts: stt.scripts.clone(),
+            reports,
+            ends,
+            _stop: stop,
+            _fakes: (llm, stt, tts),
+            _data: data,
+        })
+    }
+
+    /// Registers a call before the caller dials: its transcript script, and where its report
+    /// and the carrier's end of it go.
+    pub fn expect_call(&self, call_id: &str, lines: Vec<String>) -> CallHooks {
+        self.scripts.set(call_id, lines);
+        let (report_tx, report) = oneshot::channel();
+        let (ends_tx, ends) = mpsc::channel(2);
+        if let Ok(mut w) = self.reports.lock() {
+            w.insert(call_id.to_string(), report_tx);
+        }
+        if let Ok(mut e) = self.ends.lock() {
+            e.insert(call_id.to_string(), ends_tx);
+        }
+        CallHooks { report, ends }
+    }
+}
+
+/// The example business's seed files, compiled in.
+const DEMO_SEED: [(&str, &str); 3] = [
+    ("orders.json", include_str!("../../../examples/hair-salon/data/orders.json")),
+    ("calendars/ana.json", include_str!("../../../examples/hair-salon/data/calendars/ana.json")),
+    ("calendars/ben.json", include_str!("../../../examples/hair-salon/data/calendars/ben.json")),
+];
+
+fn write_demo_seed(dir: &Path) -> anyhow::Result<()> {
+    for (name, text) in DEMO_SEED {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The carrier: a hang-up or transfer the agent asks for ends that caller's call, as the
+/// phone network would.
+async fn carrier(
+    mut requests: mpsc::Receiver<CarrierRequest>,
+    ends: Waiters<mpsc::Sender<EndedBy>>,
+) {
+    while let Some(request) = requests.recv().await {
+        let (call, how) = match &request {
+            CarrierRequest::Hangup { call_control_id } => (call_control_id, EndedBy::Agent),
+            CarrierRequest::Transfer { call_control_id, .. } => {
+                (call_control_id, EndedBy::Transfer)
+            }
+        };
+        let sender = ends.lock().ok().and_then(|mut e| e.remove(call));
+        if let Some(sender) = sender {
+            let _ = sender.try_send(how);
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! `hermes sim`: synthetic callers over the carrier's media-stream protocol, against a
+//! running Hermes (`--target`) or one started in-process with the provider fakes. Each caller
+//! speaks real espeak-ng speech at real-time pace and measures, from its side of the line,
+//! voice-to-voice, barge-in reaction and the silence ladder; each scenario's `[expect]` is
+//! checked, and any failure makes the exit code non-zero.
+
+pub mod harness;
+pub mod report;
+pub mod scenario;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hermes_core::call::TurnTimeline;
+use hermes_core::config::HermesConfig;
+use hermes_io::fakes::caller::{CallerLog, CallerScript, Dialect, Step, run_caller, voiced_length};
+use hermes_io::fakes::profile::LatencyProfile;
+use hermes_models::voice::LocalVoice;
+
+use crate::cli::SimArgs;
+use harness::InProcess;
+use report::{CallResult, RunInfo, Summary};
+use scenario::{DEFAULT_PAUSE_MS, Scenario};
+
+/// Frames louder than this are the caller's voice (espeak-ng speech sits near -20 dBFS).
+const VOICED_DBFS: f32 = -45.0;
+
+/// Speech for every line the scenarios say, synthesised once.
+type SpeechCache = HashMap<String, Arc<Vec<u8>>>;
+
+pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
+    let scenarios = scenario::load(&args.scenarios)?;
+    let Some(profile) = LatencyProfile::by_name(&args.profile) else {
+        bail!("--profile: {:?} is not a profile (zero, typical, slow)", args.profile);
+    };
+    let dialect = match args.carrier.as_str() {
+        "telnyx" => Dialect::Telnyx,
+        "twilio" => Dialect::Twilio,
+        other => bail!("--carrier: {other:?} is not telnyx or twilio"),
+    };
+    let (config, config_dir) = match &args.config {
+        Some(path) => match crate::commands::config::load(path)? {
+            Ok(c) => (c, path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+            Err(problems) => bail!(
+                "{} problem(s) in {}; `hermes check-config` explains each",
+                problems.len(),
+                path.display()
+            ),
+        },
+        None => (HermesConfig::default(), Path::new(".").to_path_buf()),
+    };
+    let calls = args.calls.unwrap_or(scenarios.len()).max(1);
+    let speech = synthesise(&scenarios, &config)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let results = runtime.block_on(async {
+        let harness = match &args.target {
+            Some(_) => None,
+            None => Some(
+                InProcess::start(models_dir, config.clone(), &config_dir, profile, args.seed)
+                    .await?,
+            ),
+        };
+        let base = match &args.target {
+            Some(url) => url.trim_end_matches('/').replacen("http", "ws", 1),
+            None => harness.as_ref().map(|h| h.base_ws.clone()).unwrap_or_default(),
+        };
+        let url = format!("{base}{}", dialect.path());
+        progress(
+            args,
+            &format!(
+                "{calls} call(s) over {} scenario(s) against {}, profile {}",
+                scenarios.len(),
+                args.target.as_deref().unwrap_or("Hermes in this process"),
+                profile.name
+            ),
+        );
+        let harness = harness.map(Arc::new);
+        let run_id = std::process::id();
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(calls);
+        for i in 0..calls {
+            let scenario = scenarios[i % scenarios.len()].clone();
+            let id = format!("sim-{run_id}-{i}");
+            let script = caller_script(&id, &scenario, dialect, &speech, args)?;
+            let (harness, url) = (harness.clone(), url.clone());
+            tasks.push(tokio::spawn(
+                async move { place(harness, &url, id, scenario, script).await },
+            ));
+            tokio::time::sleep(Duration::from_millis(args.ramp_ms)).await;
+        }
+        let mut results = Vec::with_capacity(calls);
+        for (done, task) in tasks.into_iter().enumerate() {
+            let result = task.await.context("a simulated call panicked")?;
+            progress(
+                args,
+                &format!("call {}/{calls} done: {} ({})", done + 1, result.id, result.scenario),
+            );
+            results.push(result);
+        }
+        anyhow::Ok((results, started.elapsed()))
+    })?;
+    let (results, wall) = results;
+    let summary = Summary {
+        info: RunInfo {
+            profile: profile.name.to_string(),
+            target: args.target.clone().unwrap_or_else(|| "in-process".into()),
+            concurrency: calls,
+            wall,
+        },
+        calls: &results,
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", summary.to_json())?;
+    } else {
+        write!(out, "{}", summary.to_table())?;
+    }
+    out.flush()?;
+    let not_placed = results.iter().filter(|r| r.log.is_none()).count();
+    let failed = summary.expectations_failed();
+    if not_placed > 0 || failed > 0 {
+        bail!("{failed} expectation(s) failed, {not_placed} call(s) not placed");
+    }
+    Ok(())
+}
+
+fn progress(args: &SimArgs, line: &str) {
+    if !args.quiet {
+        eprintln!("{line}");
+    }
+}
+
+/// Every line any scenario says, spoken by espeak-ng once (the same caller voice throughout).
+fn synthesise(scenarios: &[Scenario], config: &HermesConfig) -> anyhow::Result<SpeechCache> {
+    let voice = LocalVoice::new(&config.persona.voice, 165)
+        .context("espeak-ng cannot speak: run scripts/setup")?;
+    let mut cache = SpeechCache::new();
+    for line in scenarios.iter().flat_map(Scenario::lines) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(line) {
+            let line = slot.key();
+            let audio = voice.speak_ulaw(line).with_context(|| format!("synthesising {line:?}"))?;
+            slot.insert(Arc::new(audio));
+        }
+    }
+    Ok(cache)
+}
+
+fn caller_script(
+    id: &str,
+    scenario: &Scenario,
+    dialect: Dialect,
+    speech: &SpeechCache,
+    args: &SimArgs,
+) -> anyhow::Result<CallerScript> {
+    let steps = scenario
+        .turns
+        .iter()
+        .map(|t| {
+            if let Some(text) = &t.say {
+                let audio = speech.get(text).cloned().context("speech was synthesised")?;
+                Ok(Step::Say {
+                    text: text.clone(),
+                    voiced: voiced_length(&audio, VOICED_DBFS),
+                    audio,
+                    pause: Duration::from_millis(t.pause_ms.unwrap_or(DEFAULT_PAUSE_MS)),
+                    barge_in_after: t.barge_in_after_ms.map(Duration::from_millis),
+                })
+            } else if let Some(ms) = t.silence_ms {
+                Ok(Step::Silence(Duration::from_millis(ms)))
+            } else if let Some(digits) = &t.dtmf {
+                Ok(Step::Dtmf(digits.clone()))
+            } else {
+                Ok(Step::HangUp)
+            }
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CallerScript {
+        call_id: id.to_string(),
+        dialect,
+        from: scenario.caller.clone(),
+        to: "+15555550100".into(),
+        auth_token: None,
+        steps,
+        settle: Duration::from_millis(args.settle_ms),
+        max_wait: Duration::from_secs(10),
+        linger: Duration::from_millis(args.linger_ms),
+    })
+}
+
+/// Places one call and checks it.
+async fn place(
+    harness: Option<Arc<InProcess>>,
+    url: &str,
+    id: String,
+    scenario: Scenario,
+    script: CallerScript,
+) -> CallResult {
+    let hooks = harness.as_ref().map(|h| h.expect_call(&id, scenario.lines()));
+    let (report_rx, ends) = match hooks {
+        Some(h) => (Some(h.report), Some(h.ends)),
+        None => (None, None),
+    };
+    let mut result = CallResult {
+        id: id.clone(),
+        scenario: scenario.name.clone(),
+        log: None,
+        report: None,
+        failures: Vec::new(),
+        unchecked: Vec::new(),
+        own_ms: Vec::new(),
+    };
+    match run_caller(url, &script, ends).await {
+        Ok(log) => result.log = Some(log),
+        Err(e) => {
+            result.failures.push(format!("the call could not be placed: {e}"));
+            return result;
+        }
+    }
+    if let Some(report_rx) = report_rx {
+        match tokio::time::timeout(Duration::from_secs(15), report_rx).await {
+            Ok(Ok(report)) => result.report = Some(report),
+            _ => result
+                .failures
+                .push("Hermes did not finish the call within 15 s of the hang-up".into()),
+        }
+    }
+    if let (Some(log), Some(report)) = (&result.log, &result.report) {
+        result.own_ms = own_share(&report.turns, log);
+    }
+    result.check(&scenario);
+    result
+}
+
+/// Hermes's own share of each turn that spoke, in milliseconds, from the server's stage
+/// timeline and the caller's clock (the same process, the same monotonic clock): from the
+/// first sentence of the answer to its speech request, plus from the first synthesised audio
+/// to the caller receiving its first frame — what Hermes spends itself on the answer's way out
+/// (sentence splitting, the call machine, the driver, the audio core's playout, the carrier
+/// WebSocket). Provider waits and the turn-taking policy are excluded; the input side (VAD)
+/// is measured by `hermes bench audio`.
+fn own_share(turns: &[TurnTimeline], log: &CallerLog) -> Vec<f64> {
+    turns
+        .iter()
+        .filter_map(|t| {
+            let splitting = t.tts_request?.checked_duration_since(t.first_sentence?)?;
+            let synthesised = t.tts_first_audio?;
+            let received =
+                log.agent_frames.iter().map(|f| f.into_std()).find(|f| *f >= synthesised)?;
+            Some((splitting + received.duration_since(synthesised)).as_secs_f64() * 1000.0)
+        })
+        .collect()
+}

@@ -1,0 +1,347 @@
+//! What a simulation found: each call's measurements and failed expectations, and the
+//! percentiles over all of them, as a table or as one JSON object.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use hermes_io::driver::{CallReport, Speaker};
+use hermes_io::fakes::caller::CallerLog;
+use serde_json::{Value, json};
+
+use super::scenario::Scenario;
+
+/// One simulated call.
+pub struct CallResult {
+    pub id: String,
+    pub scenario: String,
+    /// `None` when the call could not be placed.
+    pub log: Option<CallerLog>,
+    /// The server's own report (in-process runs only).
+    pub report: Option<CallReport>,
+    pub failures: Vec<String>,
+    /// Expectations that could not be checked (a remote target keeps its transcript).
+    pub unchecked: Vec<String>,
+    /// Hermes's own share of each turn's voice-to-voice time (in-process runs only).
+    pub own_ms: Vec<f64>,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl CallResult {
+    pub fn v2v_ms(&self) -> Vec<f64> {
+        let Some(log) = &self.log else { return Vec::new() };
+        log.turns
+            .iter()
+            .filter(|t| !t.barge_in)
+            .filter_map(|t| t.voice_to_voice())
+            .map(ms)
+            .collect()
+    }
+
+    pub fn barge_in_ms(&self) -> Vec<f64> {
+        let Some(log) = &self.log else { return Vec::new() };
+        log.turns.iter().filter_map(|t| t.barge_in_stop()).map(ms).collect()
+    }
+
+    fn agent_text(&self) -> Option<String> {
+        let report = self.report.as_ref()?;
+        let said: Vec<&str> = report
+            .transcript
+            .iter()
+            .filter(|(who, _)| *who == Speaker::Agent)
+            .map(|(_, text)| text.as_str())
+            .collect();
+        Some(said.join(" ").to_lowercase())
+    }
+
+    /// Checks `scenario`'s `[expect]` against what was measured; fills `failures` and
+    /// `unchecked`.
+    pub fn check(&mut self, scenario: &Scenario) {
+        let e = &scenario.expect;
+        let Some(log) = &self.log else { return };
+        if let Some(by) = &e.ended_by
+            && log.ended_by.as_str() != by
+        {
+            self.failures
+                .push(format!("ended_by: expected {by}, the {} ended it", log.ended_by.as_str()));
+        }
+        if let Some(max) = e.max_voice_to_voice_ms {
+            for t in &log.turns {
+                match t.voice_to_voice() {
+                    Some(d) if ms(d) > max as f64 => self.failures.push(format!(
+                        "max_voice_to_voice_ms: turn {} ({:?}) took {:.0} ms (max {max})",
+                        t.step,
+                        t.text,
+                        ms(d)
+                    )),
+                    None if !t.barge_in => self.failures.push(format!(
+                        "max_voice_to_voice_ms: turn {} ({:?}) got no answer",
+                        t.step, t.text
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        if let Some(max) = e.max_barge_in_stop_ms {
+            for t in log.turns.iter().filter(|t| t.barge_in) {
+                match t.barge_in_stop() {
+                    Some(d) if ms(d) <= max as f64 => {}
+                    Some(d) => self.failures.push(format!(
+                        "max_barge_in_stop_ms: turn {} stopped the agent after {:.0} ms (max {max})",
+                        t.step,
+                        ms(d)
+                    )),
+                    None => self.failures.push(format!(
+                        "max_barge_in_stop_ms: turn {} did not stop the agent",
+                        t.step
+                    )),
+                }
+            }
+        }
+        if let Some(max) = e.max_clears
+            && log.clears > max
+        {
+            self.failures.push(format!(
+                "max_clears: the agent's audio was cut {} time(s) (max {max})",
+                log.clears
+            ));
+        }
+        if let Some(at_least) = e.silence_prompts_at_least {
+            let prompts: usize = log.silences.iter().map(|s| s.agent_spoke_after.len()).sum();
+            if prompts < at_least {
+                self.failures.push(format!(
+                    "silence_prompts_at_least: the agent spoke {prompts} time(s) during silences (wanted {at_least})"
+                ));
+            }
+        }
+        let server_side = !e.agent_says_any.is_empty()
+            || !e.agent_says_all.is_empty()
+            || !e.agent_says_none.is_empty()
+            || !e.tools_called.is_empty();
+        let Some(said) = self.agent_text() else {
+            if server_side {
+                self.unchecked.push(
+                    "agent_says_*/tools_called: the transcript stays on the remote target".into(),
+                );
+            }
+            return;
+        };
+        let has = |p: &String| said.contains(&p.to_lowercase());
+        if !e.agent_says_any.is_empty() && !e.agent_says_any.iter().any(has) {
+            self.failures.push(format!(
+                "agent_says_any: none of {:?} in what the agent said: {said:?}",
+                e.agent_says_any
+            ));
+        }
+        for p in e.agent_says_all.iter().filter(|p| !has(p)) {
+            self.failures
+                .push(format!("agent_says_all: {p:?} not in what the agent said: {said:?}"));
+        }
+        for p in e.agent_says_none.iter().filter(|p| has(p)) {
+            self.failures.push(format!("agent_says_none: the agent said {p:?}"));
+        }
+        let called = self.report.as_ref().map(|r| r.tools_called.clone()).unwrap_or_default();
+        for tool in e.tools_called.iter().filter(|t| !called.contains(t)) {
+            self.failures.push(format!("tools_called: {tool} was not called (called: {called:?})"));
+        }
+    }
+}
+
+/// The value at percentile `p` (0–100) by nearest rank; `None` for no samples.
+pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+fn round(v: Option<f64>) -> Value {
+    v.map_or(Value::Null, |v| json!((v * 10.0).round() / 10.0))
+}
+
+/// How the run was set up, for the report's header.
+pub struct RunInfo {
+    pub profile: String,
+    pub target: String,
+    pub concurrency: usize,
+    pub wall: Duration,
+}
+
+pub struct Summary<'a> {
+    pub info: RunInfo,
+    pub calls: &'a [CallResult],
+}
+
+impl Summary<'_> {
+    fn all(&self, f: impl Fn(&CallResult) -> Vec<f64>) -> Vec<f64> {
+        self.calls.iter().flat_map(f).collect()
+    }
+
+    pub fn expectations_failed(&self) -> usize {
+        self.calls.iter().map(|c| c.failures.len()).sum()
+    }
+
+    pub fn to_json(&self) -> Value {
+        let v2v = self.all(CallResult::v2v_ms);
+        let barge = self.all(CallResult::barge_in_ms);
+        let own = self.all(|c| c.own_ms.clone());
+        let turns: usize =
+            self.calls.iter().filter_map(|c| c.log.as_ref()).map(|l| l.turns.len()).sum();
+        let per_call: Vec<Value> = self
+            .calls
+            .iter()
+            .map(|c| {
+                let v = c.v2v_ms();
+                json!({
+                    "id": c.id,
+                    "scenario": c.scenario,
+                    "turns": c.log.as_ref().map_or(0, |l| l.turns.len()),
+                    "v2v_ms": v.iter().map(|x| (x * 10.0).round() / 10.0).collect::<Vec<_>>(),
+                    "barge_in_stop_ms": c.barge_in_ms(),
+                    "silence_prompts_after_ms": c.log.as_ref().map(|l| l.silences.iter()
+                        .flat_map(|s| s.agent_spoke_after.iter().map(|d| d.as_millis() as u64)).collect::<Vec<_>>()),
+                    "ended_by": c.log.as_ref().map(|l| l.ended_by.as_str()),
+                    "outcome": c.report.as_ref().map(|r| format!("{:?}", r.outcome)),
+                    "tools_called": c.report.as_ref().map(|r| r.tools_called.clone()),
+                    "events": c.report.as_ref().map(|r| r.logs.iter().map(|l| format!("{l:?}")).collect::<Vec<_>>()),
+                    "transcript": c.report.as_ref().map(|r| r.transcript.iter()
+                        .map(|(who, text)| format!("{}: {text}", if *who == Speaker::Agent { "agent" } else { "caller" }))
+                        .collect::<Vec<_>>()),
+                    // The server's stage timeline of each turn (in-process runs).
+                    "stages_ms": c.report.as_ref().map(|r| r.turns.iter().map(|t| {
+                        t.stages().into_iter()
+                            .map(|(stage, d)| (stage.to_string(), json!((ms(d) * 10.0).round() / 10.0)))
+                            .collect::<serde_json::Map<_, _>>()
+                    }).collect::<Vec<_>>()),
+                    "failures": c.failures,
+                    "unchecked": c.unchecked,
+                })
+            })
+            .collect();
+        json!({
+            "profile": self.info.profile,
+            "target": self.info.target,
+            "concurrency": self.info.concurrency,
+            "wall_s": (self.info.wall.as_secs_f64() * 10.0).round() / 10.0,
+            "calls": self.calls.len(),
+            "turns": turns,
+            "v2v_ms_p50": round(percentile(&v2v, 50.0)),
+            "v2v_ms_p95": round(percentile(&v2v, 95.0)),
+            "v2v_ms_p99": round(percentile(&v2v, 99.0)),
+            "own_ms_p50": round(percentile(&own, 50.0)),
+            "own_ms_p99": round(percentile(&own, 99.0)),
+            "barge_in_stop_ms_p50": round(percentile(&barge, 50.0)),
+            "barge_in_stop_ms_p95": round(percentile(&barge, 95.0)),
+            "expectations_failed": self.expectations_failed(),
+            "per_call": per_call,
+        })
+    }
+
+    /// The human-readable report: one row per call, then the percentiles and the failures.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<12} {:<28} {:>5} {:>9} {:>9} {:>9} {:<9} {:<22} result",
+            "call", "scenario", "turns", "v2v p50", "v2v max", "barge-in", "ended by", "outcome",
+        );
+        for c in self.calls {
+            let v = c.v2v_ms();
+            let cell = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.0} ms"));
+            let barge = c.barge_in_ms();
+            let result = if c.log.is_none() {
+                "NOT PLACED".to_string()
+            } else if c.failures.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("{} FAILED", c.failures.len())
+            };
+            let _ = writeln!(
+                out,
+                "{:<12} {:<28} {:>5} {:>9} {:>9} {:>9} {:<9} {:<22} {}",
+                c.id,
+                truncate(&c.scenario, 28),
+                c.log.as_ref().map_or(0, |l| l.turns.len()),
+                cell(percentile(&v, 50.0)),
+                cell(v.iter().copied().reduce(f64::max)),
+                cell(barge.iter().copied().reduce(f64::max)),
+                c.log.as_ref().map_or("-", |l| l.ended_by.as_str()),
+                c.report
+                    .as_ref()
+                    .map_or("-".to_string(), |r| truncate(&format!("{:?}", r.outcome), 22)),
+                result
+            );
+        }
+        let json = self.to_json();
+        let f = |k: &str| json[k].as_f64().map_or("-".to_string(), |v| format!("{v:.0} ms"));
+        let _ = writeln!(
+            out,
+            "\n{} call(s), {} turn(s), {} concurrent, profile {}, {:.1} s",
+            json["calls"],
+            json["turns"],
+            self.info.concurrency,
+            self.info.profile,
+            self.info.wall.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "voice-to-voice (caller side)  P50 {}  P95 {}  P99 {}",
+            f("v2v_ms_p50"),
+            f("v2v_ms_p95"),
+            f("v2v_ms_p99")
+        );
+        if !json["own_ms_p50"].is_null() {
+            let _ = writeln!(
+                out,
+                "Hermes's own share           P50 {}  P99 {}",
+                f("own_ms_p50"),
+                f("own_ms_p99")
+            );
+        }
+        if !json["barge_in_stop_ms_p50"].is_null() {
+            let _ = writeln!(
+                out,
+                "barge-in → agent stops        P50 {}  P95 {}",
+                f("barge_in_stop_ms_p50"),
+                f("barge_in_stop_ms_p95")
+            );
+        }
+        for c in self.calls {
+            for failure in &c.failures {
+                let _ = writeln!(out, "FAILED {} ({}): {failure}", c.id, c.scenario);
+            }
+            for note in &c.unchecked {
+                let _ = writeln!(out, "not checked {} ({}): {note}", c.id, c.scenario);
+            }
+        }
+        out
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&samples, 50.0), Some(50.0));
+        assert_eq!(percentile(&samples, 95.0), Some(95.0));
+        assert_eq!(percentile(&samples, 99.0), Some(99.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

@@ -1,0 +1,221 @@
+//! Scenario files: what a synthetic caller says and does, and what the call must show.
+//! The keys are documented in `scenarios/README.md`; every problem names its field.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// One scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// For people reading the file; the simulator does not use it.
+    #[serde(default)]
+    #[expect(dead_code, reason = "read by people, not by the simulator")]
+    pub description: String,
+    /// The caller's number (masked wherever it is printed).
+    #[serde(default = "default_caller")]
+    pub caller: String,
+    #[serde(rename = "turn", default)]
+    pub turns: Vec<Turn>,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Where it was read from, for messages.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+fn default_caller() -> String {
+    "+15555550123".into()
+}
+
+/// One `[[turn]]`: exactly one of `say`, `silence_ms`, `dtmf`, `hang_up`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Turn {
+    pub say: Option<String>,
+    /// Quiet before saying it, after the agent has finished (default 300).
+    pub pause_ms: Option<u64>,
+    /// Start saying it this long after the agent starts speaking (a barge-in).
+    pub barge_in_after_ms: Option<u64>,
+    pub silence_ms: Option<u64>,
+    pub dtmf: Option<String>,
+    #[serde(default)]
+    pub hang_up: bool,
+}
+
+/// `[expect]`: what must be true of the call. Every key is optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// At least one of these words or phrases is in what the agent said (case-insensitive).
+    #[serde(default)]
+    pub agent_says_any: Vec<String>,
+    /// Every one of these phrases is in what the agent said.
+    #[serde(default)]
+    pub agent_says_all: Vec<String>,
+    /// None of these phrases is in what the agent said.
+    #[serde(default)]
+    pub agent_says_none: Vec<String>,
+    /// Each of these tools was called (in any order).
+    #[serde(default)]
+    pub tools_called: Vec<String>,
+    /// "agent", "caller" or "transfer".
+    pub ended_by: Option<String>,
+    /// Every turn's voice-to-voice latency is at most this.
+    pub max_voice_to_voice_ms: Option<u64>,
+    /// Every barge-in stopped the agent's audio within this.
+    pub max_barge_in_stop_ms: Option<u64>,
+    /// The agent's audio was cut (`clear`) at most this many times: 0 for a caller whose
+    /// acknowledgements must not interrupt.
+    pub max_clears: Option<usize>,
+    /// The agent spoke up at least this many times during the caller's silences.
+    pub silence_prompts_at_least: Option<usize>,
+}
+
+/// How long a caller pauses before speaking when the turn does not say.
+pub const DEFAULT_PAUSE_MS: u64 = 300;
+
+impl Scenario {
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Scenario> {
+        let mut scenario: Scenario = toml_edit::de::from_str(text)
+            .with_context(|| format!("{}: not a scenario", path.display()))?;
+        scenario.path = path.to_path_buf();
+        scenario.check()?;
+        Ok(scenario)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        let at = self.path.display();
+        if self.name.trim().is_empty() {
+            bail!("{at}: name: is empty");
+        }
+        if self.turns.is_empty() {
+            bail!("{at}: has no [[turn]]; a caller needs at least one");
+        }
+        for (i, t) in self.turns.iter().enumerate() {
+            let kinds = [t.say.is_some(), t.silence_ms.is_some(), t.dtmf.is_some(), t.hang_up];
+            let n = kinds.iter().filter(|k| **k).count();
+            if n != 1 {
+                bail!(
+                    "{at}: turn[{i}]: needs exactly one of say, silence_ms, dtmf, hang_up (found {n})"
+                );
+            }
+            if t.say.is_none() && (t.pause_ms.is_some() || t.barge_in_after_ms.is_some()) {
+                bail!("{at}: turn[{i}]: pause_ms and barge_in_after_ms go with say");
+            }
+            if t.say.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                bail!("{at}: turn[{i}].say: is empty");
+            }
+            if let Some(d) = &t.dtmf
+                && (d.is_empty() || !d.chars().all(|c| c.is_ascii_digit() || "*#ABCD".contains(c)))
+            {
+                bail!("{at}: turn[{i}].dtmf: {d:?} is not DTMF digits (0-9, *, #, A-D)");
+            }
+            if t.silence_ms.is_some_and(|ms| ms > 120_000) {
+                bail!("{at}: turn[{i}].silence_ms: more than two minutes");
+            }
+        }
+        if let Some(e) = &self.expect.ended_by
+            && !["agent", "caller", "transfer"].contains(&e.as_str())
+        {
+            bail!("{at}: expect.ended_by: {e:?} is not one of agent, caller, transfer");
+        }
+        Ok(())
+    }
+
+    /// What the caller says, in order: the speech-to-text fake's script for this call.
+    pub fn lines(&self) -> Vec<String> {
+        self.turns.iter().filter_map(|t| t.say.clone()).collect()
+    }
+}
+
+/// Reads scenarios from files and folders (a folder: every `*.toml` in it, by name).
+pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Scenario>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("{}: cannot list", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                bail!("{}: no *.toml scenario files", path.display());
+            }
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("{}: cannot read", f.display()))?;
+            Scenario::parse(&text, f)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Scenario> {
+        Scenario::parse(text, Path::new("s.toml"))
+    }
+
+    #[test]
+    fn a_full_scenario_reads_every_key() {
+        let s = parse(
+            r#"
+name = "book"
+[[turn]]
+say = "I'd like a haircut."
+pause_ms = 100
+[[turn]]
+say = "Sorry, one thing"
+barge_in_after_ms = 400
+[[turn]]
+silence_ms = 9000
+[[turn]]
+dtmf = "0"
+[[turn]]
+hang_up = true
+[expect]
+agent_says_any = ["which day"]
+tools_called = ["check_availability"]
+ended_by = "caller"
+max_voice_to_voice_ms = 2000
+max_barge_in_stop_ms = 500
+"#,
+        )
+        .expect("valid");
+        assert_eq!(s.turns.len(), 5);
+        assert_eq!(s.lines(), ["I'd like a haircut.", "Sorry, one thing"]);
+        assert_eq!(s.expect.max_barge_in_stop_ms, Some(500));
+    }
+
+    #[test]
+    fn each_mistake_is_named_by_its_field() {
+        let cases = [
+            ("name = \"x\"", "has no [[turn]]"),
+            ("name = \"x\"\n[[turn]]\nsay = \"a\"\ndtmf = \"1\"", "turn[0]: needs exactly one"),
+            ("name = \"x\"\n[[turn]]\nsilence_ms = 5\npause_ms = 3", "turn[0]: pause_ms and"),
+            ("name = \"x\"\n[[turn]]\ndtmf = \"9x\"", "turn[0].dtmf"),
+            (
+                "name = \"x\"\n[[turn]]\nhang_up = true\n[expect]\nended_by = \"me\"",
+                "expect.ended_by",
+            ),
+            ("name = \"x\"\n[[turn]]\nshout = \"a\"", "unknown field `shout`"),
+        ];
+        for (text, wanted) in cases {
+            let err = format!("{:#}", parse(text).expect_err(text));
+            assert!(err.contains(wanted), "{text:?}: {err}");
+        }
+    }
+}

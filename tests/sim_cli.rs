@@ -1,0 +1,98 @@
+//! `hermes sim` as CI runs it: a few shipped scenarios, one call each, against Hermes started
+//! in-process with the provider fakes — the smoke run that proves the whole call path and the
+//! simulator's JSON contract — plus the failures a scenario author meets.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .current_dir(root())
+        .arg("--models-dir")
+        .arg(root().join(".hermes/models"))
+        .arg("sim")
+        .args(args)
+        .output()
+        .expect("run hermes sim")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", text(&out.stdout), text(&out.stderr)))
+}
+
+#[test]
+fn the_smoke_scenarios_pass_and_report_caller_side_latency() {
+    let out = sim(&[
+        "scenarios/book-haircut.toml",
+        "scenarios/barge-in.toml",
+        "scenarios/backchannel.toml",
+        "scenarios/press-zero.toml",
+        "--profile",
+        "zero",
+        "--json",
+        "--quiet",
+    ]);
+    let report = json(&out);
+    assert!(
+        out.status.success(),
+        "failures: {}\n{}",
+        serde_json::to_string_pretty(&report["per_call"]).unwrap_or_default(),
+        text(&out.stderr)
+    );
+    assert_eq!(report["calls"], 4);
+    assert_eq!(report["expectations_failed"], 0);
+    // 5 booking turns, 2 + 3 in the barge-in calls; pressing a key is not a spoken turn.
+    assert_eq!(report["turns"], 10);
+    for key in ["v2v_ms_p50", "v2v_ms_p95", "v2v_ms_p99", "barge_in_stop_ms_p95", "own_ms_p99"] {
+        let v = report[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {report}"));
+        assert!(v > 0.0, "{key} = {v}");
+    }
+    // Caller-side voice-to-voice includes the turn-taking wait (VAD silence + endpointing).
+    let p50 = report["v2v_ms_p50"].as_f64().unwrap_or_default();
+    assert!(p50 >= 500.0, "voice-to-voice below the turn-taking wait: {p50}");
+    let press_zero = report["per_call"]
+        .as_array()
+        .and_then(|calls| calls.iter().find(|c| c["scenario"] == "press zero for a person"))
+        .expect("the DTMF call");
+    assert_eq!(press_zero["ended_by"], "transfer");
+    assert_eq!(press_zero["outcome"], "Escalated");
+}
+
+#[test]
+fn a_failed_expectation_is_reported_and_makes_the_exit_code_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wrong.toml");
+    std::fs::write(
+        &path,
+        "name = \"expects the wrong words\"\n[[turn]]\ndtmf = \"0\"\n[expect]\nended_by = \"caller\"\n",
+    )
+    .expect("write");
+    let out = sim(&[path.to_str().expect("utf-8"), "--profile", "zero", "--json", "--quiet"]);
+    assert!(!out.status.success(), "must fail");
+    let report = json(&out);
+    assert_eq!(report["expectations_failed"], 1);
+    let failures = report["per_call"][0]["failures"].to_string();
+    assert!(failures.contains("ended_by: expected caller, the transfer ended it"), "{failures}");
+    assert!(text(&out.stderr).contains("1 expectation(s) failed"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_scenario_mistake_names_the_file_and_field_before_any_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("typo.toml");
+    std::fs::write(&path, "name = \"typo\"\n[[turn]]\nsay = \"hi\"\nsilence_ms = 5\n")
+        .expect("write");
+    let out = sim(&[path.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("typo.toml: turn[0]: needs exactly one of"), "{err}");
+}

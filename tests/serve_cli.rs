@@ -113,6 +113,22 @@ fn serve_refuses_to_start_on_an_invalid_config() {
 }
 
 #[test]
+fn environment_overrides_apply_to_the_embedded_defaults_too() {
+    // No hermes.toml in the working directory: the demo defaults, plus the override.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .current_dir(dir.path())
+        .arg("serve")
+        .env("HERMES__SERVER__LISTEN", "nowhere")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(set by HERMES__SERVER__LISTEN)"), "{stderr}");
+    assert!(stderr.contains("in the HERMES__ environment overrides"), "{stderr}");
+}
+
+#[test]
 fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
     use hermes_io::fakes::carrier::FakeTelnyx;
     let fake = FakeTelnyx::new([5; 32]);

@@ -15,6 +15,17 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// The embedded defaults (the demo business) with the `HERMES__SECTION__KEY` overrides from
+/// the environment applied and checked, for when there is no configuration file.
+pub fn defaults() -> Result<HermesConfig, Vec<Problem>> {
+    let overrides = config::env_overrides(std::env::vars());
+    let (config, problems) = config::parse_with_overrides("", &env_var, &overrides);
+    match config {
+        Some(config) if problems.is_empty() => Ok(config),
+        _ => Err(problems),
+    }
+}
+
 /// Reads and checks a configuration file, including the seed data it points at.
 pub fn load(path: &Path) -> anyhow::Result<Result<HermesConfig, Vec<Problem>>> {
     let text = fs::read_to_string(path).with_context(|| {

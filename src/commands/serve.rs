@@ -28,24 +28,28 @@ use crate::commands::providers;
 
 /// Reads the configuration: the file if it exists (or was named), else the embedded defaults.
 fn read_config(args: &ServeArgs) -> anyhow::Result<HermesConfig> {
-    if !args.config_named && !args.config.exists() {
+    let embedded = !args.config_named && !args.config.exists();
+    let loaded = if embedded {
         eprintln!(
             "no {} here: serving the demo business on embedded defaults",
             args.config.display()
         );
-        return Ok(HermesConfig::default());
-    }
-    match load(&args.config)? {
+        Ok(crate::commands::config::defaults())
+    } else {
+        load(&args.config)
+    };
+    match loaded? {
         Ok(config) => Ok(config),
         Err(problems) => {
             for p in &problems {
                 eprintln!("{p}");
             }
-            bail!(
-                "{} problem(s) in {}; `hermes check-config` explains each",
-                problems.len(),
-                args.config.display()
-            )
+            let source = if embedded {
+                "the HERMES__ environment overrides".to_string()
+            } else {
+                args.config.display().to_string()
+            };
+            bail!("{} problem(s) in {source}; `hermes check-config` explains each", problems.len())
         }
     }
 }

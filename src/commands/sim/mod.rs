@@ -51,7 +51,15 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
                 path.display()
             ),
         },
-        None => (HermesConfig::default(), Path::new(".").to_path_buf()),
+        None => match crate::commands::config::defaults() {
+            Ok(c) => (c, Path::new(".").to_path_buf()),
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                bail!("{} problem(s) in the HERMES__ environment overrides", problems.len())
+            }
+        },
     };
     let calls = args.calls.unwrap_or(scenarios.len()).max(1);
     let speech = synthesise(&scenarios, &config)?;

@@ -13,7 +13,6 @@
 //! the carrier does), and treats the agent as done speaking once its playout queue has been
 //! empty for `settle`.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::carrier::FakeCarrierError;
+use super::playout::Playout;
 
 /// 20 ms of μ-law at 8 kHz.
 const FRAME_BYTES: usize = 160;
@@ -279,7 +279,7 @@ pub async fn run_caller(
             _ = tick.tick() => {
                 let now = Instant::now();
                 // The agent is done once nothing has played for `settle`.
-                let agent_quiet = player.is_empty()
+                let agent_quiet = player.is_silent()
                     && last_agent_audio.is_none_or(|t| now.duration_since(t) >= script.settle);
                 let mut frame_buf;
                 let mut audio: &[u8] = &SILENCE;
@@ -414,9 +414,9 @@ pub async fn run_caller(
                 if tx.send(Message::text(frame)).await.is_err() {
                     break 'call EndedBy::Agent;
                 }
-                let was_playing = !player.is_empty();
-                let reached = player.play(FRAME_BYTES);
-                if was_playing && player.is_empty() {
+                let was_playing = !player.is_silent();
+                let reached = player.play(FRAME_BYTES, |_| {});
+                if was_playing && player.is_silent() {
                     played_out_at = Some(now + FRAME);
                 }
                 for name in reached {
@@ -453,7 +453,7 @@ pub async fn run_caller(
                 match v["event"].as_str() {
                     Some("media") => match v["media"]["payload"].as_str().map(|p| BASE64.decode(p)) {
                         Some(Ok(audio)) => {
-                            let quiet_before = player.is_empty()
+                            let quiet_before = player.is_silent()
                                 && last_agent_audio.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(300));
                             if quiet_before {
                                 log.agent_utterances.push(now);
@@ -592,64 +592,5 @@ impl Framer {
                                       "stop": {"accountSid": "ACsim", "callSid": call_id}}),
         }
         .to_string()
-    }
-}
-
-/// The carrier's playout queue (as in [`super::carrier`]): audio plays at 8 bytes per
-/// millisecond; a mark is reached when the audio queued before it has played.
-#[derive(Debug, Default)]
-struct Playout {
-    queue: VecDeque<Queued>,
-}
-
-#[derive(Debug)]
-enum Queued {
-    Audio(Vec<u8>),
-    Mark(String),
-}
-
-impl Playout {
-    fn is_empty(&self) -> bool {
-        !self.queue.iter().any(|q| matches!(q, Queued::Audio(_)))
-    }
-
-    fn queue_audio(&mut self, audio: Vec<u8>) {
-        self.queue.push_back(Queued::Audio(audio));
-    }
-
-    fn queue_mark(&mut self, name: &str) {
-        self.queue.push_back(Queued::Mark(name.to_string()));
-    }
-
-    fn play(&mut self, mut bytes: usize) -> Vec<String> {
-        let mut reached = Vec::new();
-        loop {
-            match self.queue.front_mut() {
-                Some(Queued::Mark(_)) => {
-                    if let Some(Queued::Mark(name)) = self.queue.pop_front() {
-                        reached.push(name);
-                    }
-                }
-                Some(Queued::Audio(audio)) if bytes > 0 => {
-                    let n = bytes.min(audio.len());
-                    audio.drain(..n);
-                    bytes -= n;
-                    if audio.is_empty() {
-                        self.queue.pop_front();
-                    }
-                }
-                _ => return reached,
-            }
-        }
-    }
-
-    fn clear(&mut self) -> Vec<String> {
-        self.queue
-            .drain(..)
-            .filter_map(|q| match q {
-                Queued::Mark(name) => Some(name),
-                Queued::Audio(_) => None,
-            })
-            .collect()
     }
 }

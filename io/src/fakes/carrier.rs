@@ -3,7 +3,6 @@
 //! what it receives at real-time pace — acknowledging each mark only once the audio before it
 //! has "played", and dropping queued audio on `clear` (returning the marks behind it).
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,6 +14,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use super::playout::Playout;
 use crate::http::{HttpClient, HttpError};
 
 /// What the fake heard from us during a call.
@@ -147,7 +147,7 @@ impl FakeTelnyx {
 
         let began = Instant::now();
         let mut recording = Recording::default();
-        let mut player = Player::default();
+        let mut player = Playout::default();
         let mut outgoing = script.caller_audio.chunks(160).enumerate();
         let frame = Duration::from_millis(20);
         let mut tick = tokio::time::interval(frame);
@@ -171,7 +171,7 @@ impl FakeTelnyx {
                         }
                     }
                     // …and hears 20 ms of whatever is queued.
-                    for name in player.play(160, &mut recording.played) {
+                    for name in player.play(160, |a| recording.played.extend_from_slice(a)) {
                         recording.marks.push((name.clone(), now.duration_since(began)));
                         let ack = serde_json::json!({"event": "mark", "stream_id": script.stream_id, "mark": {"name": name}});
                         if tx.send(Message::text(ack.to_string())).await.is_err() { break; }
@@ -185,7 +185,7 @@ impl FakeTelnyx {
                     let Ok(v) = serde_json::from_str::<serde_json::Value>(text.as_str()) else { recording.bad_frames += 1; continue };
                     match v["event"].as_str() {
                         Some("media") => match v["media"]["payload"].as_str().map(|p| BASE64.decode(p)) {
-                            Some(Ok(audio)) => player.queue_audio(&audio),
+                            Some(Ok(audio)) => player.queue_audio(audio),
                             _ => recording.bad_frames += 1,
                         },
                         Some("mark") => match v["mark"]["name"].as_str() {
@@ -216,60 +216,3 @@ impl FakeTelnyx {
 
 // `http` is re-exported by tungstenite; name it for the header error type.
 use tokio_tungstenite::tungstenite::http as http_value;
-
-/// The carrier's playout queue: audio plays at 8 bytes per millisecond; a mark is reached when
-/// the audio queued before it has played.
-#[derive(Debug, Default)]
-struct Player {
-    queue: VecDeque<Item>,
-}
-
-#[derive(Debug)]
-enum Item {
-    Audio(Vec<u8>),
-    Mark(String),
-}
-
-impl Player {
-    fn queue_audio(&mut self, audio: &[u8]) {
-        self.queue.push_back(Item::Audio(audio.to_vec()));
-    }
-
-    fn queue_mark(&mut self, name: &str) {
-        self.queue.push_back(Item::Mark(name.to_string()));
-    }
-
-    /// Plays up to `bytes` of audio into `out`; returns the marks reached.
-    fn play(&mut self, mut bytes: usize, out: &mut Vec<u8>) -> Vec<String> {
-        let mut reached = Vec::new();
-        loop {
-            match self.queue.front_mut() {
-                Some(Item::Mark(_)) => {
-                    if let Some(Item::Mark(name)) = self.queue.pop_front() {
-                        reached.push(name);
-                    }
-                }
-                Some(Item::Audio(audio)) if bytes > 0 => {
-                    let n = bytes.min(audio.len());
-                    out.extend(audio.drain(..n));
-                    bytes -= n;
-                    if audio.is_empty() {
-                        self.queue.pop_front();
-                    }
-                }
-                _ => return reached,
-            }
-        }
-    }
-
-    /// Drops queued audio; the marks behind it are returned (Telnyx acknowledges them).
-    fn clear(&mut self) -> Vec<String> {
-        self.queue
-            .drain(..)
-            .filter_map(|i| match i {
-                Item::Mark(name) => Some(name),
-                Item::Audio(_) => None,
-            })
-            .collect()
-    }
-}

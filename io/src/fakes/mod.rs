@@ -6,6 +6,7 @@ pub mod carrier;
 pub mod deepgram;
 pub mod elevenlabs;
 pub mod llm;
+mod playout;
 pub mod profile;
 
 use std::convert::Infallible;

@@ -187,6 +187,18 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
     };
     assert!(upgrade.starts_with("HTTP/1.1 101"), "{upgrade}");
     assert!(upgrade.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "RFC 6455 accept key: {upgrade}");
+    // The call path's counters are exported next to the server's.
+    let metrics = get(&addr, "/metrics");
+    for family in [
+        "# TYPE hermes_active_calls gauge",
+        "hermes_calls_ended_total{outcome=\"escalated\"} 0",
+        "hermes_provider_errors_total{kind=\"llm\"} 0",
+        "hermes_lookup_cache_total{result=\"hit\"} 0",
+        "# TYPE hermes_outbox_depth gauge",
+        "hermes_tts_sentences_total{voice=\"local\"} 0",
+    ] {
+        assert!(metrics.contains(family), "/metrics lacks {family:?}:\n{metrics}");
+    }
     signal(&child, "TERM");
     let _ = child.wait();
 }

@@ -9,6 +9,7 @@ pub mod driver;
 pub mod fakes;
 pub mod http;
 pub mod llm;
+pub mod metrics;
 pub mod records;
 pub mod registry;
 pub mod retry;

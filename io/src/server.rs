@@ -174,6 +174,8 @@ pub struct ServerState {
     pub media: Option<MediaHub>,
     /// Twilio's voice webhook; `None` answers it with 404.
     pub twilio: Option<TwilioHub>,
+    /// The call path's counters (driver, providers, stores, tools) for `/metrics`.
+    pub metrics: Vec<Arc<dyn crate::metrics::MetricsSource>>,
     draining: AtomicBool,
     live_sessions: AtomicUsize,
     session_ended: Notify,
@@ -220,6 +222,7 @@ impl ServerState {
             events,
             media: None,
             twilio: None,
+            metrics: Vec::new(),
             draining: AtomicBool::new(false),
             live_sessions: AtomicUsize::new(0),
             session_ended: Notify::new(),
@@ -266,6 +269,11 @@ async fn route(
             if let Some(media) = &state.media {
                 body.push_str(&media.counters.render());
             }
+            let mut calls = crate::metrics::Exposition::new();
+            for source in &state.metrics {
+                source.render(&mut calls);
+            }
+            body.push_str(&calls.finish());
             respond(StatusCode::OK, "text/plain; version=0.0.4", body)
         }
         (&Method::POST, "/telnyx/webhook") => telnyx_webhook(&state, req).await,

@@ -308,6 +308,10 @@ impl ToolRunner for WebhookTools {
         let counters = self.counters.clone();
         Box::pin(async move { hook.call(&call.arguments, &parties.call_id, &counters).await })
     }
+
+    fn metrics(&self) -> Option<Arc<dyn crate::metrics::MetricsSource>> {
+        Some(self.counters.clone())
+    }
 }
 
 /// The signature header's value: `t=<timestamp>,v1=<hex HMAC-SHA256(secret,

@@ -151,6 +151,15 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
     assert!(recording.played.len() > 8000 * 3, "{} bytes of agent audio", recording.played.len());
     // The call record.
     assert_eq!(report.call_control_id, "call-e2e");
+    // The ended call is counted once, under its record's outcome (for /metrics).
+    let c = &deps.counters;
+    let by_outcome =
+        [&c.outcome_completed, &c.outcome_escalated, &c.outcome_abandoned, &c.outcome_callback]
+            .iter()
+            .map(|n| n.load(std::sync::atomic::Ordering::Relaxed))
+            .sum::<u64>();
+    assert_eq!(by_outcome, 1);
+    assert_eq!(c.calls_ended.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert!(
         report.transcript.contains(&(Speaker::Caller, "I'd like to book a haircut.".into())),
         "{:?}",

@@ -151,6 +151,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         let store = Arc::new(ConfigStore::new(config.clone()));
         let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
         let mut records = None;
+        let mut call_metrics = Vec::new();
         let media = if carrier == Carrier::None {
             None
         } else {
@@ -159,6 +160,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             let deps = providers::call_deps(&config, config_dir, Some(carrier_tx), &providers::env)
                 .await?;
             records = deps.records.clone();
+            call_metrics = hermes_io::metrics::sources(&deps);
             if let Err(e) = deps.llm.warm_up().await {
                 eprintln!("warning: could not pre-connect to the language model: {e}");
             }
@@ -211,6 +213,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         let mut state = ServerState::new(Arc::clone(&store), wiring.verifier, events_tx);
         state.media = media;
         state.twilio = wiring.twilio;
+        state.metrics = call_metrics;
         let state = Arc::new(state);
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, Arc::clone(&state), stop_rx, grace));

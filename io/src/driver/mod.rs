@@ -34,7 +34,7 @@ use hermes_core::vad::VadEvent;
 
 use crate::carrier::session::{StreamCommand, StreamEvent, StreamHandle};
 use crate::llm::{LlmClient, LlmEvent, LlmStream};
-use crate::records::{CallRecord, RecordWriter, ToolStatus};
+use crate::records::{CallOutcome, CallRecord, RecordWriter, ToolStatus};
 use crate::sessions::{SessionSnapshot, Sessions};
 use crate::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 use crate::tts::{TtsCounters, TtsEvent, TtsSession, TtsSettings};
@@ -82,6 +82,11 @@ pub struct DriverCounters {
     pub tool_timeouts: AtomicU64,
     /// Commands the media session did not take within a second.
     pub carrier_stalls: AtomicU64,
+    /// Ended calls by their record's outcome.
+    pub outcome_completed: AtomicU64,
+    pub outcome_escalated: AtomicU64,
+    pub outcome_abandoned: AtomicU64,
+    pub outcome_callback: AtomicU64,
 }
 
 /// How a call ended, for the call record.
@@ -182,6 +187,13 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
     let _ = driver
         .session_tx
         .send(SessionUpdate::End { keep_for_resume: outcome == Outcome::Abandoned });
+    let by_outcome = match record.outcome {
+        CallOutcome::Completed => &deps.counters.outcome_completed,
+        CallOutcome::Escalated => &deps.counters.outcome_escalated,
+        CallOutcome::Abandoned => &deps.counters.outcome_abandoned,
+        CallOutcome::Callback => &deps.counters.outcome_callback,
+    };
+    by_outcome.fetch_add(1, Ordering::Relaxed);
     if let Some(writer) = &deps.records {
         writer.submit(record.clone());
     }

@@ -53,6 +53,11 @@ impl ToolOutcome {
 /// Runs tool calls. Implementations must not block; the driver applies the timeout.
 pub trait ToolRunner: Send + Sync + std::fmt::Debug {
     fn run(&self, call: ToolCall, parties: CallParties) -> ToolFuture;
+
+    /// What this runner counts, for `/metrics` (default: nothing).
+    fn metrics(&self) -> Option<std::sync::Arc<dyn crate::metrics::MetricsSource>> {
+        None
+    }
 }
 
 /// The tools that need only the business profile: `business_info`. Every other tool answers

@@ -113,6 +113,7 @@ impl InProcess {
         let reports: Waiters<oneshot::Sender<CallReport>> = Arc::default();
         let ends: Waiters<mpsc::Sender<EndedBy>> = Arc::default();
         let (sessions_tx, mut sessions) = mpsc::channel::<StreamHandle>(1024);
+        let metrics = hermes_io::metrics::sources(&deps);
         let deps = Arc::new(deps);
         let waiting = reports.clone();
         tokio::spawn(async move {
@@ -140,6 +141,7 @@ impl InProcess {
             counters: Arc::new(MediaCounters::default()),
             sessions: sessions_tx,
         });
+        state.metrics = metrics;
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(server::serve(listener, Arc::new(state), stop_rx, Duration::from_secs(2)));
         Ok(InProcess {

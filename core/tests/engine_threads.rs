@@ -63,6 +63,35 @@ fn a_worker_wakes_the_async_side_when_agent_audio_is_due() {
 }
 
 #[test]
+fn new_agent_audio_on_a_quiet_call_is_released_between_ticks_when_asked() {
+    // Long ticks, so "before the next tick" is unmistakable.
+    let config = AudioConfig {
+        workers: Some(1),
+        pin_workers: false,
+        tick: hermes_core::units::Millis(100),
+        playout_lead: hermes_core::units::Millis(200),
+        ..AudioConfig::default()
+    };
+    let engine = AudioEngine::start(config, Arc::new(EnergyModel::default())).expect("engine");
+    let mut call = engine.add_call(G711::Mulaw).expect("call");
+    let ticks = || engine.stats().total().ticks;
+    // Admitted, and just past a tick.
+    let admitted = ticks() + 2;
+    wait_for(Duration::from_secs(5), || (ticks() >= admitted).then_some(())).expect("ticks");
+    let before = ticks();
+    wait_for(Duration::from_secs(5), || (ticks() > before).then_some(())).expect("a tick");
+    let tick_before = ticks();
+
+    call.push_playout(&tone_ulaw(200, 0));
+    call.release_now();
+    let frame = wait_for(Duration::from_secs(5), || call.pop_egress()).expect("a frame");
+
+    assert_eq!(frame.position.0, 0, "the utterance's first frame");
+    assert_eq!(ticks(), tick_before, "released by the early pass, not by the next tick");
+    assert!(engine.stats().total().early_releases >= 1);
+}
+
+#[test]
 fn speech_events_arrive_from_a_real_worker() {
     let engine = engine(1);
     let mut call = engine.add_call(G711::Mulaw).expect("call");

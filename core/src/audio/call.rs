@@ -11,6 +11,7 @@ use rtrb::{Consumer, Producer};
 
 use super::events::{AudioEvent, EgressFrame};
 use super::stats::WorkerStats;
+use super::worker::ReleaseNudge;
 use crate::codec::G711;
 use crate::dsp::level::SILENCE_DBFS;
 use crate::units::{CallId, FRAME_SAMPLES, Samples, TELEPHONY_RATE_HZ};
@@ -30,11 +31,17 @@ pub(crate) struct CallShared {
     /// Events the worker could not queue because the async side was not reading.
     pub events_dropped: AtomicU64,
     pub worker_stats: Arc<WorkerStats>,
+    /// Wakes this call's worker to release new audio before its next tick.
+    pub release: Arc<ReleaseNudge>,
     pub clock: EngineClock,
 }
 
 impl CallShared {
-    pub fn new(worker_stats: Arc<WorkerStats>, clock: EngineClock) -> Self {
+    pub fn new(
+        worker_stats: Arc<WorkerStats>,
+        release: Arc<ReleaseNudge>,
+        clock: EngineClock,
+    ) -> Self {
         CallShared {
             waker: AtomicWaker::new(),
             flush_seq: AtomicU64::new(0),
@@ -43,6 +50,7 @@ impl CallShared {
             input_level: AtomicU32::new(SILENCE_DBFS.to_bits()),
             events_dropped: AtomicU64::new(0),
             worker_stats,
+            release,
             clock,
         }
     }
@@ -147,6 +155,13 @@ impl CallAudio {
             return 0;
         }
         self.push_playout(&pad[..needed])
+    }
+
+    /// Asks the worker to release this call's newly written audio now instead of at its next
+    /// tick. For the first audio of an utterance (a quiet call): it saves up to a tick on the
+    /// answer's first frame. Costs the worker one pass over its calls' playout.
+    pub fn release_now(&self) {
+        self.shared.release.nudge();
     }
 
     /// Playout-stream position of the next byte to be written.

@@ -12,7 +12,7 @@ use super::config::AudioConfig;
 use super::events::{AudioEvent, EgressFrame};
 use super::slot::{CallSlot, DECODE_CHUNK, SlotRings};
 use super::stats::{EngineSnapshot, WorkerStats};
-use super::worker::{Batch, Worker};
+use super::worker::{Batch, ReleaseNudge, Worker};
 use crate::codec::G711;
 use crate::units::{CallId, FRAME_SAMPLES, Millis, Samples};
 use crate::vad::{VadError, VadModel, VadStream};
@@ -41,6 +41,7 @@ struct WorkerHandle {
     admissions: Arc<ArrayQueue<Box<CallSlot>>>,
     graveyard: Arc<ArrayQueue<Box<CallSlot>>>,
     stats: Arc<WorkerStats>,
+    nudge: Arc<ReleaseNudge>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -115,6 +116,7 @@ impl AudioEngine {
             let admissions = Arc::new(ArrayQueue::new(config.max_calls_per_worker));
             let graveyard = Arc::new(ArrayQueue::new(config.max_calls_per_worker));
             let stats = Arc::new(WorkerStats::new());
+            let nudge = Arc::new(ReleaseNudge::default());
             workers.push(Worker {
                 index,
                 calls: Vec::with_capacity(config.max_calls_per_worker),
@@ -132,8 +134,9 @@ impl AudioEngine {
                 lead_samples: config.playout_lead.as_samples().0,
                 pin: config.pin_workers,
                 realtime_priority: config.realtime_priority,
+                nudge: nudge.clone(),
             });
-            handles.push(WorkerHandle { admissions, graveyard, stats, thread: None });
+            handles.push(WorkerHandle { admissions, graveyard, stats, nudge, thread: None });
         }
         let engine = AudioEngine {
             config,
@@ -173,7 +176,11 @@ impl AudioEngine {
         let egress_frames = (ring_len(self.config.playout_lead) / FRAME_SAMPLES) * 4 + 4;
         let (egress_tx, egress_rx) = rtrb::RingBuffer::<EgressFrame>::new(egress_frames);
         let (events_tx, events_rx) = rtrb::RingBuffer::<AudioEvent>::new(EVENT_RING);
-        let shared = Arc::new(CallShared::new(worker.stats.clone(), self.clock.clone()));
+        let shared = Arc::new(CallShared::new(
+            worker.stats.clone(),
+            worker.nudge.clone(),
+            self.clock.clone(),
+        ));
         let slot = Box::new(CallSlot::new(
             codec,
             SlotRings {

@@ -29,6 +29,8 @@ pub struct WorkerStats {
     pub inbound_overrun_bytes: AtomicU64,
     /// Ticks where a call's egress ring was full (the async side is not sending).
     pub egress_stalls: AtomicU64,
+    /// Passes between ticks that released new agent audio early (see `ReleaseNudge`).
+    pub early_releases: AtomicU64,
     /// CPU time the worker thread has used, in nanoseconds.
     pub cpu_ns: AtomicU64,
     pub(crate) pinned_core: AtomicI64,
@@ -61,6 +63,7 @@ impl WorkerStats {
             calls: self.calls.load(Ordering::Relaxed),
             inbound_overrun_bytes: load(&self.inbound_overrun_bytes),
             egress_stalls: load(&self.egress_stalls),
+            early_releases: load(&self.early_releases),
             cpu_ns: load(&self.cpu_ns),
             placement: Placement {
                 core: usize::try_from(core).ok(),
@@ -85,6 +88,7 @@ pub struct WorkerSnapshot {
     pub calls: usize,
     pub inbound_overrun_bytes: u64,
     pub egress_stalls: u64,
+    pub early_releases: u64,
     pub cpu_ns: u64,
     pub placement: Placement,
 }
@@ -112,6 +116,7 @@ impl EngineSnapshot {
             t.calls += w.calls;
             t.inbound_overrun_bytes += w.inbound_overrun_bytes;
             t.egress_stalls += w.egress_stalls;
+            t.early_releases += w.early_releases;
             t.cpu_ns += w.cpu_ns;
         }
         t

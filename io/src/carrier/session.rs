@@ -311,8 +311,15 @@ where
                 let Some(c) = call.as_mut() else { continue };
                 match command {
                     StreamCommand::Play(bytes) => {
+                        // Everything written so far already went out: this is the start of
+                        // an utterance, so have the worker release it now, not next tick.
+                        let idle = c.backlog.is_empty()
+                            && c.sent_up_to >= c.audio.playout_position().0;
                         c.backlog.extend(bytes);
                         feed(c);
+                        if idle {
+                            c.audio.release_now();
+                        }
                     }
                     StreamCommand::Mark(name) => {
                         // The utterance ends here: pad it with silence to a whole frame

@@ -339,6 +339,9 @@ where
                     StreamCommand::Clear => {
                         c.backlog.clear();
                         c.audio.flush_playout();
+                        // Nothing written before the clear will go out: the call is quiet, so
+                        // the next answer is released at once (see `Play`).
+                        c.sent_up_to = c.audio.playout_position().0;
                         dialect.write_clear(&mut out);
                         if !send(&mut ws, Message::text(out.as_str()), &settings, &counters).await {
                             return SessionEnd::WriteTimedOut;

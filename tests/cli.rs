@@ -26,7 +26,7 @@ fn help_names_every_command_and_shows_examples() {
     let out = hermes(&["--help"]);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    for needle in ["models", "bench", "serve", "fakes", "Examples:", "HERMES_MODELS_DIR"] {
+    for needle in ["models", "bench", "serve", "fakes", "sim", "Examples:", "HERMES_MODELS_DIR"] {
         assert!(help.contains(needle), "--help lacks {needle:?}:\n{help}");
     }
     let bench_help = text(&hermes(&["bench", "audio", "--help"]).stdout);

@@ -84,7 +84,7 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
                 "{calls} call(s) over {} scenario(s) against {}, profile {}",
                 scenarios.len(),
                 args.target.as_deref().unwrap_or("Hermes in this process"),
-                profile.name
+                if args.target.is_some() { "of the remote target" } else { profile.name }
             ),
         );
         let harness = harness.map(Arc::new);
@@ -115,7 +115,8 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
     let (results, wall) = results;
     let summary = Summary {
         info: RunInfo {
-            profile: profile.name.to_string(),
+            // The profile paces the in-process fakes; a remote target has its own providers.
+            profile: if args.target.is_some() { "remote".into() } else { profile.name.to_string() },
             target: args.target.clone().unwrap_or_else(|| "in-process".into()),
             concurrency: calls,
             wall,

@@ -159,21 +159,16 @@ pub struct CallerLog {
     pub call_id: String,
     pub turns: Vec<SpokenTurn>,
     pub silences: Vec<SilentStretch>,
-    /// Each time agent audio began arriving after a quiet spell.
-    pub agent_utterances: Vec<Instant>,
     /// When each agent audio frame arrived (for matching the server's own timeline).
     pub agent_frames: Vec<Instant>,
     pub agent_audio_bytes: usize,
     pub clears: usize,
+    /// Frames from the agent that were not valid JSON or not a known event.
     pub bad_frames: usize,
     pub ended_by: EndedBy,
-    pub started: Instant,
     pub duration: Duration,
     /// Steps the caller gave up waiting for the agent before.
     pub waits_timed_out: usize,
-    /// Each mark the agent sent, and when the caller acknowledged it (it had played, or a
-    /// `clear` voided it).
-    pub marks: Vec<(String, Instant)>,
 }
 
 /// Where the caller is in its script.
@@ -251,16 +246,13 @@ pub async fn run_caller(
         call_id: script.call_id.clone(),
         turns: Vec::new(),
         silences: Vec::new(),
-        agent_utterances: Vec::new(),
         agent_frames: Vec::new(),
         agent_audio_bytes: 0,
         clears: 0,
         bad_frames: 0,
         ended_by: EndedBy::Caller,
-        started,
         duration: Duration::ZERO,
         waits_timed_out: 0,
-        marks: Vec::new(),
     };
     let mut player = Playout::default();
     let mut step = 0usize;
@@ -420,7 +412,6 @@ pub async fn run_caller(
                     played_out_at = Some(now + FRAME);
                 }
                 for name in reached {
-                    log.marks.push((name.clone(), now));
                     sequence += 1;
                     if tx.send(Message::text(framer.mark(sequence, &name))).await.is_err() {
                         break 'call EndedBy::Agent;
@@ -455,13 +446,11 @@ pub async fn run_caller(
                         Some(Ok(audio)) => {
                             let quiet_before = player.is_silent()
                                 && last_agent_audio.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(300));
-                            if quiet_before {
-                                log.agent_utterances.push(now);
-                                if let Some(s) = log.silences.last_mut()
-                                    && let Phase::Silent { .. } = phase
-                                {
-                                    s.agent_spoke_after.push(now.duration_since(s.quiet_since));
-                                }
+                            if quiet_before
+                                && let Some(s) = log.silences.last_mut()
+                                && let Phase::Silent { .. } = phase
+                            {
+                                s.agent_spoke_after.push(now.duration_since(s.quiet_since));
                             }
                             agent_started_since_step.get_or_insert(now);
                             if let Some(turn) = log.turns.last_mut()
@@ -491,8 +480,7 @@ pub async fn run_caller(
                             turn.clear_at = Some(now);
                         }
                         for name in player.clear() {
-                            log.marks.push((name.clone(), now));
-                            sequence += 1;
+                                    sequence += 1;
                             let _ = tx.send(Message::text(framer.mark(sequence, &name))).await;
                         }
                         last_agent_audio = Some(now);

@@ -211,6 +211,12 @@ impl Summary<'_> {
                     "silence_prompts_after_ms": c.log.as_ref().map(|l| l.silences.iter()
                         .flat_map(|s| s.agent_spoke_after.iter().map(|d| d.as_millis() as u64)).collect::<Vec<_>>()),
                     "ended_by": c.log.as_ref().map(|l| l.ended_by.as_str()),
+                    "duration_s": c.log.as_ref().map(|l| (l.duration.as_secs_f64() * 10.0).round() / 10.0),
+                    "agent_audio_ms": c.log.as_ref().map(|l| l.agent_audio_bytes / 8),
+                    // Frames from Hermes that were not valid media-stream JSON.
+                    "bad_frames": c.log.as_ref().map(|l| l.bad_frames),
+                    // Steps where the caller gave up waiting for the agent to speak or finish.
+                    "waits_timed_out": c.log.as_ref().map(|l| l.waits_timed_out),
                     "outcome": c.report.as_ref().map(|r| format!("{:?}", r.outcome)),
                     "tools_called": c.report.as_ref().map(|r| r.tools_called.clone()),
                     "events": c.report.as_ref().map(|r| r.logs.iter().map(|l| format!("{l:?}")).collect::<Vec<_>>()),

@@ -164,8 +164,33 @@ fn barge_in_during_tts_clears_playback_and_keeps_only_what_was_heard() {
         !said.iter().any(|t| t.contains("Ben does beards")),
         "unheard text is dropped: {said:?}"
     );
+    // "Ana does colour." plays from about 8.6 s: by 9.3 s the caller heard "Ana does".
     assert_eq!(user_messages(&context).last().map(String::as_str), Some("Ben please"));
     assert!(sim.spoken().contains(&"Ben it is.".to_string()), "a fresh completion answers");
+}
+
+#[test]
+fn the_heard_words_of_a_cut_sentence_come_before_the_callers_turn_marked_as_cut() {
+    let mut sim = greeted();
+    let answer = "Your appointment is on Tuesday at three in the afternoon with Ana.";
+    sim.replies.push_back(Reply::Text(vec![answer]));
+    sim.replies.push_back(Reply::Text(vec!["Wednesday works."]));
+    sim.caller_says(ms(5000), ms(800), "when is my appointment");
+    // The answer plays from about 6.5 s; the caller cuts in about a second later.
+    sim.caller_says(ms(7500), ms(1200), "can we make it Wednesday");
+    sim.run_until(ms(14_000));
+    let context = sim.last_context();
+    let asked = context
+        .iter()
+        .position(|m| *m == Message::User("can we make it Wednesday".into()))
+        .expect("the caller's turn");
+    let Some(Message::Assistant(before)) = context.get(asked - 1) else {
+        panic!("the heard part comes right before the caller's turn: {context:?}");
+    };
+    let heard = before.strip_suffix('—').expect("marked as cut");
+    assert!(!heard.is_empty() && answer.starts_with(heard) && heard.len() < answer.len() / 2);
+    assert!(answer[heard.len()..].starts_with(' '), "whole words only: {heard:?}");
+    assert!(!before.contains("afternoon"), "{before:?}");
 }
 
 #[test]
@@ -235,6 +260,8 @@ fn false_start_resumes_what_was_cut_so_the_agent_is_never_left_silent() {
     let spoken = sim.spoken();
     let again = spoken.iter().filter(|t| t.contains("arrive by Tuesday")).count();
     assert_eq!(again, 2, "the cut sentence is said again: {spoken:?}");
+    let said = assistant_messages(&sim.last_context());
+    assert!(!said.iter().any(|t| t.contains('—')), "said again whole, not kept cut: {said:?}");
 }
 
 #[test]

@@ -32,8 +32,24 @@ fn silence(ms: usize) -> Vec<u8> {
     vec![0xFF; ms * 8]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
+/// Hermes on loopback with the fakes, the embedded store and a driver per media stream.
+/// Destructure with `_stop` and `_data` named: a field left to `..` is dropped at once.
+struct Rig {
+    voice: Arc<LocalVoice>,
+    llm_fake: FakeLlm,
+    stt_fake: FakeDeepgram,
+    tts_fake: FakeElevenLabs,
+    deps: Arc<CallDeps>,
+    writer: Arc<RecordWriter>,
+    store: SqliteStore,
+    addr: std::net::SocketAddr,
+    reports: mpsc::Receiver<hermes_io::driver::CallReport>,
+    carrier_rx: mpsc::Receiver<hermes_io::driver::CarrierRequest>,
+    _stop: tokio::sync::watch::Sender<bool>,
+    _data: tempfile::TempDir,
+}
+
+async fn rig() -> Rig {
     let voice = Arc::new(LocalVoice::new("en-us", 175).expect("espeak-ng: run scripts/setup"));
     let addr = "127.0.0.1:0".parse().expect("addr");
     let llm_fake = FakeLlm::start(addr, FakeLlmOptions::default()).await.expect("llm fake");
@@ -42,7 +58,6 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
     let tts_fake = FakeElevenLabs::start(addr, voice.clone(), LatencyProfile::ZERO, 5)
         .await
         .expect("tts fake");
-    stt_fake.scripts.set("call-e2e", ["I'd like to book a haircut."]);
 
     let http = HttpClient::new(Duration::from_secs(5)).expect("http");
     let config = Arc::new(HermesConfig::default());
@@ -61,7 +76,7 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
             retry: RetryPolicy::default(),
         },
     );
-    let (carrier_tx, mut carrier_rx) = mpsc::channel(8);
+    let (carrier_tx, carrier_rx) = mpsc::channel(8);
     // The embedded defaults: a database file and in-process sessions.
     let data = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(data.path().join("hermes.db")).expect("embedded database");
@@ -97,9 +112,9 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
     });
     assert_eq!(BUILTIN_TOOLS.len(), config.tools.enabled.len());
 
-    let common::MediaServer { addr, mut sessions, stop: _stop, .. } =
+    let common::MediaServer { addr, mut sessions, stop, .. } =
         common::media_server(MediaSettings::default(), Duration::from_secs(1), |_| {}).await;
-    let (reports_tx, mut reports) = mpsc::channel(1);
+    let (reports_tx, reports) = mpsc::channel(1);
     let driving = deps.clone();
     tokio::spawn(async move {
         while let Some(handle) = sessions.recv().await {
@@ -107,6 +122,40 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
             let _ = reports_tx.send(report).await;
         }
     });
+
+    Rig {
+        voice,
+        llm_fake,
+        stt_fake,
+        tts_fake,
+        deps,
+        writer,
+        store,
+        addr,
+        reports,
+        carrier_rx,
+        _stop: stop,
+        _data: data,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
+    let Rig {
+        voice,
+        llm_fake,
+        stt_fake,
+        tts_fake,
+        deps,
+        writer,
+        store,
+        addr,
+        mut reports,
+        mut carrier_rx,
+        _stop,
+        _data,
+    } = rig().await;
+    stt_fake.scripts.set("call-e2e", ["I'd like to book a haircut."]);
 
     // The caller waits out the greeting, asks, then listens.
     let mut caller = silence(5000);
@@ -224,4 +273,50 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
     assert!(record.turns.iter().any(|t| t.text == "I'd like to book a haircut."), "kept");
     assert!(record.turns.iter().any(|t| t.text.starts_with("Sorry, the line dropped")));
     assert_eq!(store.list_calls(10).await.expect("lists").len(), 1, "one call, one record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_talks_over_the_greeting_leaves_only_the_words_heard_in_context_and_record() {
+    // Bound by name so the media server and the database folder live to the end.
+    let Rig { voice, llm_fake, stt_fake, writer, store, addr, mut reports, _stop, _data, .. } =
+        rig().await;
+    stt_fake.scripts.set("call-barge", ["I'd like to book a haircut."]);
+    // The greeting takes about four seconds; the caller starts talking two seconds in.
+    let mut caller = silence(2000);
+    caller.extend(voice.speak_ulaw("I'd like to book a haircut.").expect("speaks"));
+    caller.extend(silence(1000));
+    let script = StreamScript {
+        call_control_id: "call-barge".into(),
+        stream_id: "stream-barge".into(),
+        auth_token: None,
+        caller_audio: caller,
+        linger: Duration::from_secs(4),
+    };
+    FakeTelnyx::new([7; 32])
+        .stream_call(&format!("ws://{addr}/telnyx/media"), &script)
+        .await
+        .expect("the call runs");
+    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+        .await
+        .expect("the driver finishes")
+        .expect("a report");
+    assert!(report.logs.contains(&hermes_core::call::CallLog::BargeIn), "{:?}", report.logs);
+
+    let greeting = "Thanks for calling Maple Street Hair, this is Sam. How can I help?";
+    // The record: what was heard of the greeting, whole words, marked as cut.
+    writer.flush().await;
+    let record = store.show_call("call-barge").await.expect("reads").expect("recorded");
+    let heard = record.turns[0].heard.strip_suffix('—').expect("the greeting was cut");
+    assert!(
+        !heard.is_empty() && greeting.starts_with(heard) && heard.len() < greeting.len() - 10,
+        "{heard:?}"
+    );
+    assert_eq!(greeting.as_bytes().get(heard.len()), Some(&b' '), "whole words: {heard:?}");
+    // The model was told exactly that, before the caller's words.
+    let requests = llm_fake.requests.lock().expect("log").clone();
+    let first = requests.first().expect("an LLM request").to_string();
+    let cut = first.find(&format!("{heard}—")).expect("the heard part is in the context");
+    let asked = first.find("I'd like to book a haircut.").expect("the caller's words");
+    assert!(cut < asked, "{first}");
+    assert!(!first.contains(greeting), "the unheard rest is not: {first}");
 }

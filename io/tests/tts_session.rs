@@ -67,7 +67,7 @@ fn bytes_for(events: &[(Instant, TtsEvent)], id: u64) -> usize {
     events
         .iter()
         .map(|(_, e)| match e {
-            TtsEvent::Audio { id: i, ulaw } if *i == id => ulaw.len(),
+            TtsEvent::Audio { id: i, ulaw, .. } if *i == id => ulaw.len(),
             _ => 0,
         })
         .sum()
@@ -97,6 +97,18 @@ async fn sentences_come_back_in_order_over_one_socket() {
         "{} vs {expected}",
         bytes_for(&events, 1)
     );
+    // Each chunk carries the alignment of its characters: together, the whole sentence, so a
+    // cut can be placed on a word.
+    let aligned_chars: usize = events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            TtsEvent::Audio { id: 1, alignment, .. } => {
+                Some(alignment.as_ref().expect("aligned").starts_ms.len())
+            }
+            _ => None,
+        })
+        .sum();
+    assert!(aligned_chars >= "Thanks for calling.".len(), "{aligned_chars}");
     assert_eq!(fake.sockets.load(Ordering::Relaxed), 1);
     let texts = fake.texts.lock().expect("log").clone();
     assert_eq!(

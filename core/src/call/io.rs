@@ -84,6 +84,12 @@ pub enum Input {
     PlayoutMark {
         speak: SpeakId,
     },
+    /// A barge-in's clear cut `speak` partway: the caller heard these words of it (whole
+    /// words, possibly none). Comes shortly after the `ClearPlayback` that caused it.
+    PlayoutCut {
+        speak: SpeakId,
+        heard: String,
+    },
     /// A keypad digit.
     Dtmf {
         digit: char,

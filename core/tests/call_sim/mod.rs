@@ -185,7 +185,11 @@ impl Sim {
                     self.agenda.at(end, Input::PlayoutMark { speak: *speak });
                     self.played.push((*speak, text.clone(), start, end));
                 }
-                Action::CancelTts | Action::ClearPlayback => {
+                Action::CancelTts => {
+                    self.agenda
+                        .retain(|i| !matches!(i, Input::TtsAudio { .. } | Input::TtsDone { .. }));
+                }
+                Action::ClearPlayback => {
                     self.agenda.retain(|i| {
                         !matches!(
                             i,
@@ -194,11 +198,20 @@ impl Sim {
                                 | Input::PlayoutMark { .. }
                         )
                     });
-                    // Lines cut short end now.
+                    // Lines cut short end now; the one playing reports the words heard of
+                    // it a tick later, as the audio core does.
+                    let mut cut = None;
                     for p in &mut self.played {
+                        if p.2 < now && p.3 > now {
+                            let chars = (now - p.2).as_millis() / self.speech_per_char.as_millis();
+                            cut = Some((p.0, whole_words(&p.1, chars as usize)));
+                        }
                         if p.3 > now {
                             p.3 = now.max(p.2);
                         }
+                    }
+                    if let Some((speak, heard)) = cut {
+                        self.agenda.at(now + ms(20), Input::PlayoutCut { speak, heard });
                     }
                     self.carrier_busy_until = now;
                 }
@@ -298,4 +311,12 @@ impl Sim {
             _ => None,
         })
     }
+}
+
+/// The words of `text` whose every character is within its first `chars`.
+fn whole_words(text: &str, chars: usize) -> String {
+    let head: String = text.chars().take(chars).collect();
+    let cut_in_word = text.chars().nth(chars).is_some_and(|c| !c.is_whitespace());
+    let head = if cut_in_word { head.rsplit_once(' ').map_or("", |(h, _)| h) } else { &head };
+    head.trim_end().to_string()
 }

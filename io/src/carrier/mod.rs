@@ -1,6 +1,7 @@
 //! What every carrier's media stream has in common: the frames a session acts on, why a frame
 //! is skipped, and the [`Dialect`] each carrier speaks on the wire (Telnyx, Twilio).
 
+pub mod cuts;
 pub mod session;
 
 use std::borrow::Cow;

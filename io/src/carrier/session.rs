@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::cuts::{Cut, CutLedger};
 use super::{Dialect, InboundFrame, PhoneNumber, Track, decode_payload};
 
 /// Session tuning.
@@ -119,6 +120,9 @@ pub enum StreamEvent {
     Dtmf(char),
     /// The carrier played everything up to this mark.
     MarkPlayed(String),
+    /// A clear cut the agent's audio: how much of what the driver sent in that epoch (since
+    /// the clear before) the caller heard.
+    PlayoutCut(Cut),
     CarrierError {
         code: Option<i64>,
     },
@@ -185,6 +189,7 @@ struct Call {
     marks: VecDeque<(u64, String)>,
     /// Playout-stream position just past the last frame sent to the carrier.
     sent_up_to: u64,
+    cuts: CutLedger,
 }
 
 /// Runs one media WebSocket until it ends. `ports` connect it to its call driver, which is
@@ -265,7 +270,9 @@ where
                             Ok(a) => a,
                             Err(_) => return SessionEnd::EngineFull,
                         };
-                        call = Some(Call { audio, backlog: VecDeque::new(), marks: VecDeque::new(), sent_up_to: 0 });
+                        call = Some(Call {
+                            audio, backlog: VecDeque::new(), marks: VecDeque::new(), sent_up_to: 0, cuts: CutLedger::default(),
+                        });
                         let started = StreamEvent::Started {
                             call_control_id: start.call_control_id.into_owned(),
                             stream_id: start.stream_id.into_owned(),
@@ -332,6 +339,7 @@ where
                         if partial != 0 {
                             let silence = c.audio.codec().silence();
                             c.backlog.extend(std::iter::repeat_n(silence, FRAME_SAMPLES - partial));
+                            c.cuts.padded(at, (FRAME_SAMPLES - partial) as u64);
                         }
                         c.marks.push_back((at, name));
                         feed(c);
@@ -342,6 +350,7 @@ where
                         // Nothing written before the clear will go out: the call is quiet, so
                         // the next answer is released at once (see `Play`).
                         c.sent_up_to = c.audio.playout_position().0;
+                        c.cuts.cleared(c.sent_up_to);
                         dialect.write_clear(&mut out);
                         if !send(&mut ws, Message::text(out.as_str()), &settings, &counters).await {
                             return SessionEnd::WriteTimedOut;
@@ -356,6 +365,11 @@ where
             () = wake => {
                 let Some(c) = call.as_mut() else { continue };
                 while let Some(event) = c.audio.pop_event() {
+                    if let AudioEvent::PlayoutFlushed { played, .. } = event
+                        && let Some(cut) = c.cuts.flushed(played.0)
+                    {
+                        let _ = events.try_send(StreamEvent::PlayoutCut(cut));
+                    }
                     let _ = events.try_send(StreamEvent::Audio(event));
                 }
                 while let Some(frame) = c.audio.pop_egress() {

@@ -8,6 +8,7 @@
 //! another, and a provider that fails ends in an input the machine already knows how to
 //! handle (an LLM error, a TTS error), never in a stuck call.
 
+mod played;
 mod recorder;
 pub mod tools;
 
@@ -38,6 +39,7 @@ use crate::records::{CallOutcome, CallRecord, RecordWriter, ToolStatus};
 use crate::sessions::{SessionSnapshot, Sessions};
 use crate::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 use crate::tts::{TtsCounters, TtsEvent, TtsSession, TtsSettings};
+use played::{CancelFence, PlayedLedger};
 use recorder::Recorder;
 use tools::{CallParties, ToolOutcome, ToolRunner};
 
@@ -248,6 +250,9 @@ struct Driver {
     tts: TtsSession,
     tools: JoinSet<(String, ToolOutcome, ToolStatus)>,
     heard_first_audio: HashSet<u64>,
+    /// What went to the media session since the last clear, to name the words a cut left.
+    played: PlayedLedger,
+    cancelled: CancelFence,
     outcome: Option<Outcome>,
     /// The audio pump to speech-to-text; stops with the driver.
     audio_pump: Option<tokio::task::JoinHandle<()>>,
@@ -342,6 +347,8 @@ impl Driver {
             tts,
             tools: JoinSet::new(),
             heard_first_audio: HashSet::new(),
+            played: PlayedLedger::default(),
+            cancelled: CancelFence::default(),
             outcome: None,
             audio_pump: Some(audio_pump),
             recorder: Recorder::new(record, now),
@@ -416,8 +423,16 @@ impl Driver {
             StreamEvent::Dtmf(digit) => self.call.handle(now, Input::Dtmf { digit }),
             StreamEvent::MarkPlayed(name) => {
                 if let Some(speak) = speak_of_mark(&name) {
+                    self.played.heard(speak.0);
                     self.recorder.heard(speak.0);
                     self.call.handle(now, Input::PlayoutMark { speak });
+                }
+            }
+            StreamEvent::PlayoutCut(cut) => {
+                if let Some(part) = self.played.on_cut(cut) {
+                    self.recorder.heard_part(part.speak, &part.words);
+                    let speak = SpeakId(part.speak);
+                    self.call.handle(now, Input::PlayoutCut { speak, heard: part.words });
                 }
             }
             StreamEvent::Started { .. } | StreamEvent::CarrierError { .. } => {}
@@ -462,11 +477,18 @@ impl Driver {
 
     async fn on_tts(&mut self, event: TtsEvent) {
         let now = Instant::now();
+        let id = match &event {
+            TtsEvent::Audio { id, .. } | TtsEvent::Done { id } | TtsEvent::Failed { id, .. } => *id,
+        };
+        if self.cancelled.is_cancelled(id) {
+            return;
+        }
         match event {
-            TtsEvent::Audio { id, ulaw } => {
+            TtsEvent::Audio { id, ulaw, alignment } => {
                 if self.heard_first_audio.insert(id) {
                     self.call.handle(now, Input::TtsAudio { speak: SpeakId(id) });
                 }
+                self.played.sent(id, ulaw.len(), alignment);
                 let audio = match self.codec {
                     G711::Mulaw => ulaw.to_vec(),
                     G711::Alaw => {
@@ -537,11 +559,17 @@ impl Driver {
                 }
                 Action::Speak { speak, text } => {
                     self.recorder.agent_speaks(Instant::now(), speak.0, &text);
+                    self.played.speaking(speak.0, &text);
+                    self.cancelled.issued(speak.0);
                     self.tts.speak(speak.0, &text);
                 }
-                Action::CancelTts => self.tts.cancel(),
+                Action::CancelTts => {
+                    self.cancelled.cancel();
+                    self.tts.cancel();
+                }
                 Action::ClearPlayback => {
                     self.recorder.playback_cleared();
+                    self.played.cleared();
                     self.to_carrier(StreamCommand::Clear).await;
                 }
                 Action::RunTools { calls } => {

@@ -23,6 +23,8 @@ pub struct Recorder {
     pub record: CallRecord,
     /// Speech id → (agent turn index, text), until its playout mark.
     speaking: HashMap<u64, (usize, String)>,
+    /// The lines the last clear cut, for the words of one of them that were heard.
+    cut: HashMap<u64, (usize, String)>,
     /// User turn number (the machine's) → index of the caller turn in `record.turns`.
     caller_turns: HashMap<u32, usize>,
     /// Tool call id → (index in `record.tool_calls`, when it started).
@@ -39,6 +41,7 @@ impl Recorder {
             offset_ms,
             record,
             speaking: HashMap::new(),
+            cut: HashMap::new(),
             caller_turns: HashMap::new(),
             tools: HashMap::new(),
             agent_turn_closed: true,
@@ -99,7 +102,17 @@ impl Recorder {
     /// waiting for its mark will be heard, whatever marks the carrier returns for it later
     /// (carriers hand back the marks of cleared audio, and so does our session).
     pub fn playback_cleared(&mut self) {
-        self.speaking.clear();
+        self.cut = std::mem::take(&mut self.speaking);
+    }
+
+    /// The caller heard these words of a line the last clear cut.
+    pub fn heard_part(&mut self, speak: u64, words: &str) {
+        if let Some((index, _)) = self.cut.remove(&speak)
+            && let Some(turn) = self.record.turns.get_mut(index)
+            && !words.is_empty()
+        {
+            append(&mut turn.heard, &format!("{words}—"));
+        }
     }
 
     /// A finished turn's timeline: its figures go on the agent turn that answered it.
@@ -240,6 +253,21 @@ mod tests {
         r.heard(2);
         let record = r.finish(t0 + Duration::from_secs(3), &Outcome::Abandoned, None);
         assert_eq!(record.turns[1].heard, "We're open nine to five.");
+    }
+
+    #[test]
+    fn the_heard_words_of_a_cut_line_are_recorded_as_cut() {
+        let t0 = Instant::now();
+        let mut r = Recorder::new(empty(), t0);
+        r.caller_said(t0, 1, "When is my appointment?");
+        r.agent_speaks(t0, 1, "Sure.");
+        r.agent_speaks(t0, 2, "Your appointment is on Tuesday at three.");
+        r.heard(1);
+        r.playback_cleared();
+        r.heard_part(2, "Your appointment is");
+        r.heard_part(2, "twice");
+        let record = r.finish(t0 + Duration::from_secs(3), &Outcome::Abandoned, None);
+        assert_eq!(record.turns[1].heard, "Sure. Your appointment is—");
     }
 
     #[test]

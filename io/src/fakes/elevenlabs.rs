@@ -2,7 +2,8 @@
 //! the multi-context WebSocket (`/v1/text-to-speech/{voice}/multi-stream-input`: contexts
 //! initialised with " ", text, flush, close_context → `isFinal`, at most five open contexts)
 //! and HTTP streaming (`/v1/text-to-speech/{voice}/stream`). Audio is `ulaw_8000` from
-//! espeak-ng, in 200 ms chunks with character alignment, after the profile's first-audio delay.
+//! espeak-ng, in 200 ms chunks, each with the alignment of the characters it carries, after
+//! the profile's first-audio delay.
 //! Faults: `Stall` (a socket or request that never answers), `DropAfter(n)` (the socket drops
 //! after n audio messages), `Status(code)` (the upgrade or the request is refused).
 
@@ -324,19 +325,25 @@ async fn speak_context(
 ) {
     tokio::time::sleep(shared.rng.sample(shared.profile.tts_first_audio)).await;
     let Some(audio) = shared.speak(&words).await else { return };
+    // Characters spread evenly over the audio; each chunk carries those that start in it,
+    // timed from the start of the sentence (one of the two forms PROTOCOLS §4 allows).
     let chars: Vec<String> = words.chars().map(String::from).collect();
-    let per_char_ms = (audio.len() as f64 / 8.0 / chars.len().max(1) as f64) as u64;
+    let per_char_ms = audio.len() as f64 / 8.0 / chars.len().max(1) as f64;
+    let start_ms = |k: usize| (k as f64 * per_char_ms).round() as u64;
+    let mut next_char = 0;
     for (i, chunk) in audio.chunks(CHUNK).enumerate() {
         let still_open = contexts.lock().map(|m| m.contains_key(&ctx)).unwrap_or(false);
         if !still_open {
             return;
         }
-        let alignment = if i == 0 {
-            json!({"chars": chars, "charStartTimesMs": (0..chars.len() as u64).map(|k| k * per_char_ms).collect::<Vec<_>>(),
-                   "charDurationsMs": vec![per_char_ms; chars.len()]})
-        } else {
-            Value::Null
-        };
+        let chunk_end_ms = ((i * CHUNK + chunk.len()) / 8) as u64;
+        let first = next_char;
+        while next_char < chars.len() && start_ms(next_char) < chunk_end_ms {
+            next_char += 1;
+        }
+        let alignment = json!({"chars": chars[first..next_char],
+                               "charStartTimesMs": (first..next_char).map(start_ms).collect::<Vec<_>>(),
+                               "charDurationsMs": vec![per_char_ms.round() as u64; next_char - first]});
         let message = json!({"audio": base64::engine::general_purpose::STANDARD.encode(chunk),
                              "normalizedAlignment": alignment, "alignment": alignment, "contextId": ctx});
         if out.send(Message::Text(message.to_string().into())).await.is_err() {

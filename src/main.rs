@@ -26,6 +26,12 @@ fn main() -> ExitCode {
         args.config_named =
             sub.value_source("config") != Some(clap::parser::ValueSource::DefaultValue);
     }
+    // A server logs its calls; the other commands report for themselves (the simulator's
+    // report already checks every turn, so its breach warnings would only repeat it).
+    init_logging(match cli.command {
+        Command::Serve(_) => "warn,hermes_io=info",
+        _ => "error",
+    });
     let result = match &cli.command {
         Command::Models(ModelsCommand::Fetch(args)) => {
             commands::models::fetch(&cli.models_dir, args)
@@ -50,4 +56,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Structured logs on stderr (`tracing`): per-call and per-turn spans from the call driver,
+/// budget breaches as warnings. `HERMES_LOG` overrides the filter, e.g. `HERMES_LOG=debug`.
+/// Nothing logged carries a key, and phone numbers are masked.
+fn init_logging(default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HERMES_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

@@ -148,6 +148,7 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
         .arg(&config)
         .env("TELNYX_PUBLIC_KEY", fake.public_key())
         .env("TELNYX_API_KEY", "KEY_test")
+        .env("HERMES_DASHBOARD_TOKEN", "dash-token-1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -196,9 +197,21 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
         "hermes_lookup_cache_total{result=\"hit\"} 0",
         "# TYPE hermes_outbox_depth gauge",
         "hermes_tts_sentences_total{voice=\"local\"} 0",
+        "# TYPE hermes_stage_latency_ms histogram",
+        "hermes_stage_latency_ms_count{stage=\"voice_to_voice\"} 0",
+        "hermes_budget_breaches_total{stage=\"stt_final\",budget=\"p99\"} 0",
+        "hermes_budget_ms{stage=\"voice_to_voice\",quantile=\"0.95\"} 1200",
+        "# TYPE hermes_audio_missed_deadlines_total counter",
+        "hermes_vad_inference_ns{quantile=\"0.5\"}",
+        "# TYPE hermes_ring_inbound_overrun_bytes_total counter",
     ] {
         assert!(metrics.contains(family), "/metrics lacks {family:?}:\n{metrics}");
     }
+    // The dashboard is on, behind its token.
+    assert!(get(&addr, "/dashboard").starts_with("HTTP/1.1 401"));
+    assert!(get(&addr, "/dashboard?token=wrong").starts_with("HTTP/1.1 401"));
+    let page = get(&addr, "/dashboard?token=dash-token-1");
+    assert!(page.starts_with("HTTP/1.1 200") && page.contains("<title>Hermes"), "{page}");
     signal(&child, "TERM");
     let _ = child.wait();
 }

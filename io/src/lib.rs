@@ -4,12 +4,15 @@
 //! client, installing pinned model files from PyPI, and the Telnyx wire protocols.
 
 pub mod carrier;
+pub mod dashboard;
 pub mod driver;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod http;
+pub mod latency;
 pub mod llm;
 pub mod metrics;
+pub mod recent;
 pub mod records;
 pub mod registry;
 pub mod retry;

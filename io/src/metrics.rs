@@ -51,9 +51,64 @@ impl Exposition {
         }
     }
 
+    pub fn counter_header(&mut self, name: &str, help: &str) {
+        self.header(name, help, "counter");
+    }
+
+    pub fn gauge_header(&mut self, name: &str, help: &str) {
+        self.header(name, help, "gauge");
+    }
+
+    pub fn histogram_header(&mut self, name: &str, help: &str) {
+        self.header(name, help, "histogram");
+    }
+
+    pub fn counter_series(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        let _ = writeln!(self.text, "{name}{} {value}", label_set(labels, None));
+    }
+
+    pub fn gauge_series(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let _ = writeln!(self.text, "{name}{} {value}", label_set(labels, None));
+    }
+
+    /// One histogram series: `cumulative` holds (upper bound, observations ≤ it); the `+Inf`
+    /// bucket is `count`.
+    pub fn histogram_series(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        cumulative: &[(u64, u64)],
+        count: u64,
+        sum: u64,
+    ) {
+        for (le, n) in cumulative {
+            let le = le.to_string();
+            let _ = writeln!(self.text, "{name}_bucket{} {n}", label_set(labels, Some(&le)));
+        }
+        let _ = writeln!(self.text, "{name}_bucket{} {count}", label_set(labels, Some("+Inf")));
+        let _ = writeln!(self.text, "{name}_sum{} {sum}", label_set(labels, None));
+        let _ = writeln!(self.text, "{name}_count{} {count}", label_set(labels, None));
+    }
+
     pub fn finish(self) -> String {
         self.text
     }
+}
+
+/// `{a="x",b="y"}` (with `le` last when given), values escaped as the format requires.
+fn label_set(labels: &[(&str, &str)], le: Option<&str>) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in
+        labels.iter().map(|(k, v)| (*k, *v)).chain(le.map(|le| ("le", le))).enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        let v = v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        let _ = write!(out, "{k}=\"{v}\"");
+    }
+    out.push('}');
+    out
 }
 
 /// Something that contributes metrics to `/metrics`.
@@ -68,6 +123,7 @@ pub fn sources(deps: &CallDeps) -> Vec<Arc<dyn MetricsSource>> {
         deps.stt_counters.clone(),
         deps.tts_counters.clone(),
         deps.sessions.counters(),
+        deps.latency.clone(),
     ];
     if let Some(records) = &deps.records {
         all.push(records.counters());
@@ -254,5 +310,84 @@ mod tests {
         assert!(text.contains("# TYPE hermes_lookup_cache_total counter\n"), "{text}");
         assert!(text.contains("hermes_lookup_cache_total{result=\"hit\"} 3\n"), "{text}");
         assert!(text.contains("hermes_lookup_cache_hit_ratio 0.75\n"), "{text}");
+    }
+}
+
+/// The audio core's live counters: tick lateness and work against the tick budget, missed
+/// deadlines, VAD inference time, ring overruns.
+#[derive(Debug)]
+pub struct EngineMetrics {
+    pub engine: Arc<hermes_core::audio::AudioEngine>,
+    pub tick_budget: hermes_core::config::Budget,
+}
+
+impl MetricsSource for EngineMetrics {
+    fn render(&self, out: &mut Exposition) {
+        let total = self.engine.stats().total();
+        out.counter(
+            "hermes_audio_ticks_total",
+            "Audio worker ticks (one per 20 ms frame).",
+            total.ticks,
+        );
+        out.counter(
+            "hermes_audio_missed_deadlines_total",
+            "Ticks whose work ended after the next tick was due.",
+            total.missed_deadlines,
+        );
+        out.counter(
+            "hermes_audio_skipped_ticks_total",
+            "Ticks skipped after a long stall.",
+            total.skipped_ticks,
+        );
+        out.gauge_header(
+            "hermes_audio_tick_lateness_us",
+            "How late audio worker ticks woke, in microseconds, since start.",
+        );
+        out.gauge_header(
+            "hermes_audio_tick_work_us",
+            "Audio worker tick work, in microseconds, since start.",
+        );
+        out.gauge_header(
+            "hermes_vad_inference_ns",
+            "VAD inference time per 32 ms chunk, in nanoseconds, since start.",
+        );
+        for (name, h) in [
+            ("hermes_audio_tick_lateness_us", &total.tick_lateness_us),
+            ("hermes_audio_tick_work_us", &total.tick_work_us),
+            ("hermes_vad_inference_ns", &total.vad_ns_per_chunk),
+        ] {
+            for q in ["0.5", "0.95", "0.99"] {
+                let value = h.quantile(q.parse().unwrap_or(0.5));
+                out.gauge_series(name, &[("quantile", q)], value);
+            }
+        }
+        out.counter("hermes_vad_chunks_total", "VAD chunks inferred.", total.vad_chunks);
+        out.counter("hermes_vad_errors_total", "VAD inferences that failed.", total.vad_errors);
+        out.counter(
+            "hermes_ring_inbound_overrun_bytes_total",
+            "Caller audio dropped because a call's inbound ring was full.",
+            total.inbound_overrun_bytes,
+        );
+        out.counter(
+            "hermes_ring_egress_stalls_total",
+            "Ticks where a call's egress ring was full (the media session was not sending).",
+            total.egress_stalls,
+        );
+        out.gauge("hermes_audio_calls", "Calls placed on the audio workers.", total.calls as f64);
+        let budget_us = |ms: u64| (ms * 1000) as f64;
+        let work = &total.tick_work_us;
+        out.gauge_header(
+            "hermes_audio_tick_budget_breached",
+            "1 when the tick work percentile since start is over its configured budget (budgets.audio_tick).",
+        );
+        for (q, budget) in [("0.95", self.tick_budget.p95.0), ("0.99", self.tick_budget.p99.0)] {
+            let breached =
+                work.count() > 0 && work.quantile(q.parse().unwrap_or(0.95)) > budget_us(budget);
+            out.gauge_series(
+                "hermes_audio_tick_budget_breached",
+                &[("quantile", q)],
+                f64::from(u8::from(breached)),
+            );
+        }
     }
 }

@@ -176,6 +176,8 @@ pub struct ServerState {
     pub twilio: Option<TwilioHub>,
     /// The call path's counters (driver, providers, stores, tools) for `/metrics`.
     pub metrics: Vec<Arc<dyn crate::metrics::MetricsSource>>,
+    /// The live latency dashboard; `None` answers its routes with 404 and how to turn it on.
+    pub dashboard: Option<crate::dashboard::Dashboard>,
     draining: AtomicBool,
     live_sessions: AtomicUsize,
     session_ended: Notify,
@@ -223,6 +225,7 @@ impl ServerState {
             media: None,
             twilio: None,
             metrics: Vec::new(),
+            dashboard: None,
             draining: AtomicBool::new(false),
             live_sessions: AtomicUsize::new(0),
             session_ended: Notify::new(),
@@ -275,6 +278,22 @@ async fn route(
             }
             body.push_str(&calls.finish());
             respond(StatusCode::OK, "text/plain; version=0.0.4", body)
+        }
+        (&Method::GET, path) if path == "/dashboard" || path.starts_with("/dashboard/") => {
+            let authorization =
+                req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+            let (status, kind, body) = crate::dashboard::handle(
+                state.dashboard.as_ref(),
+                path,
+                req.uri().query(),
+                authorization,
+            );
+            let mut r = respond(status, kind, body);
+            r.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                hyper::header::HeaderValue::from_static("no-store"),
+            );
+            r
         }
         (&Method::POST, "/telnyx/webhook") => telnyx_webhook(&state, req).await,
         (&Method::GET, "/telnyx/media") => media_upgrade(&state, req, Box::new(TelnyxDialect)),

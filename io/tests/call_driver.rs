@@ -18,7 +18,9 @@ use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
 use hermes_io::fakes::profile::LatencyProfile;
 use hermes_io::http::HttpClient;
+use hermes_io::latency::LatencyBook;
 use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
+use hermes_io::recent::RecentCalls;
 use hermes_io::records::{Outbox, RecordWriter, WriterSettings};
 use hermes_io::retry::RetryPolicy;
 use hermes_io::sessions::Sessions;
@@ -109,6 +111,8 @@ async fn rig() -> Rig {
         carrier: Some(carrier_tx),
         sessions: Sessions::in_memory(Duration::from_secs(60), Duration::from_secs(300)),
         records: Some(writer.clone()),
+        latency: Arc::new(LatencyBook::new(config.budgets.clone())),
+        recent: Arc::new(RecentCalls::default()),
     });
     assert_eq!(BUILTIN_TOOLS.len(), config.tools.enabled.len());
 
@@ -209,6 +213,12 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
             .sum::<u64>();
     assert_eq!(by_outcome, 1);
     assert_eq!(c.calls_ended.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // The turn is in the latency book and the call among the dashboard's recent calls.
+    let now = std::time::Instant::now();
+    let v2v_stage = deps.latency.summary(now).into_iter().find(|s| s.stage == "voice_to_voice");
+    assert!(v2v_stage.is_some_and(|s| s.since_start.count >= 1 && s.window.count >= 1));
+    assert!(deps.recent.call("call-e2e").is_some_and(|r| r.turns.len() >= 3));
+    assert!(deps.recent.active().is_empty());
     assert!(
         report.transcript.contains(&(Speaker::Caller, "I'd like to book a haircut.".into())),
         "{:?}",

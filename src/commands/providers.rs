@@ -11,7 +11,9 @@ use hermes_core::config::{Env, HermesConfig, LlmEngine};
 use hermes_io::driver::tools::ToolRunner;
 use hermes_io::driver::{CallDeps, CarrierRequest, DriverCounters};
 use hermes_io::http::HttpClient;
+use hermes_io::latency::LatencyBook;
 use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
+use hermes_io::recent::RecentCalls;
 use hermes_io::retry::RetryPolicy;
 use hermes_io::store::tools::StoreTools;
 use hermes_io::stt::{DeepgramSettings, SttCounters};
@@ -152,5 +154,7 @@ pub async fn call_deps(
         carrier,
         sessions: storage.sessions,
         records: Some(storage.records),
+        latency: Arc::new(LatencyBook::new(config.budgets.clone())),
+        recent: Arc::new(RecentCalls::default()),
     })
 }

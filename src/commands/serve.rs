@@ -12,8 +12,10 @@ use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Carrier, HermesConfig};
 use hermes_core::vad::{EnergyVad, VadModel};
 use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
+use hermes_io::dashboard::Dashboard;
 use hermes_io::driver::{self, CarrierRequest};
 use hermes_io::http::HttpClient;
+use hermes_io::metrics::EngineMetrics;
 use hermes_io::server::{self, ConfigStore, MediaHub, ServerState, TwilioHub};
 use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
 use hermes_io::telnyx::events::{self as telnyx_events, TelephonyNotice};
@@ -151,7 +153,8 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         let store = Arc::new(ConfigStore::new(config.clone()));
         let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
         let mut records = None;
-        let mut call_metrics = Vec::new();
+        let mut call_metrics: Vec<Arc<dyn hermes_io::metrics::MetricsSource>> = Vec::new();
+        let mut dashboard = None;
         let media = if carrier == Carrier::None {
             None
         } else {
@@ -161,6 +164,28 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 .await?;
             records = deps.records.clone();
             call_metrics = hermes_io::metrics::sources(&deps);
+            call_metrics.push(Arc::new(EngineMetrics {
+                engine: Arc::clone(&engine),
+                tick_budget: config.budgets.audio_tick,
+            }));
+            match providers::env(&config.server.dashboard_token_env).filter(|t| !t.is_empty()) {
+                Some(token) => {
+                    eprintln!(
+                        "dashboard on http://{addr}/dashboard (token from {})",
+                        config.server.dashboard_token_env
+                    );
+                    dashboard = Some(Dashboard {
+                        token,
+                        latency: deps.latency.clone(),
+                        recent: deps.recent.clone(),
+                        counters: deps.counters.clone(),
+                    });
+                }
+                None => eprintln!(
+                    "dashboard off: set {} to a token to turn it on",
+                    config.server.dashboard_token_env
+                ),
+            }
             if let Err(e) = deps.llm.warm_up().await {
                 eprintln!("warning: could not pre-connect to the language model: {e}");
             }
@@ -214,6 +239,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         state.media = media;
         state.twilio = wiring.twilio;
         state.metrics = call_metrics;
+        state.dashboard = dashboard;
         let state = Arc::new(state);
         let (stop_tx, stop_rx) = watch::channel(false);
         let server = tokio::spawn(server::serve(listener, Arc::clone(&state), stop_rx, grace));

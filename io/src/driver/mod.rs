@@ -21,6 +21,7 @@ use bytes::Bytes;
 use jiff::tz::TimeZone;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use hermes_core::agent::prompt::system_prompt;
 use hermes_core::agent::specs_for;
@@ -34,7 +35,9 @@ use hermes_core::config::HermesConfig;
 use hermes_core::vad::VadEvent;
 
 use crate::carrier::session::{StreamCommand, StreamEvent, StreamHandle};
+use crate::latency::LatencyBook;
 use crate::llm::{LlmClient, LlmEvent, LlmStream};
+use crate::recent::RecentCalls;
 use crate::records::{CallOutcome, CallRecord, RecordWriter, ToolStatus};
 use crate::sessions::{SessionSnapshot, Sessions};
 use crate::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
@@ -62,6 +65,10 @@ pub struct CallDeps {
     pub sessions: Sessions,
     /// Where finished calls' records go; `None`: not recorded.
     pub records: Option<Arc<RecordWriter>>,
+    /// Every turn's stage latencies, against the configured budgets.
+    pub latency: Arc<LatencyBook>,
+    /// Calls in progress and the last finished ones, for the dashboard.
+    pub recent: Arc<RecentCalls>,
 }
 
 /// Something only the carrier's control API can do.
@@ -175,10 +182,18 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
     };
     deps.counters.calls_started.fetch_add(1, Ordering::Relaxed);
     deps.counters.active_calls.fetch_add(1, Ordering::Relaxed);
+    deps.recent.started(&call_control_id, &parties.caller, crate::records::now_ms());
+    let span = tracing::info_span!(
+        "call",
+        call = %call_control_id,
+        caller = %crate::records::mask_number(&parties.caller),
+    );
     let earlier = deps.sessions.load(&call_control_id).await;
     report.resumed = earlier.is_some();
-    let mut driver = Driver::open(&deps, parties, codec, commands, caller_audio, earlier).await;
-    driver.run(&mut events, &mut report).await;
+    let mut driver = Driver::open(&deps, parties, codec, commands, caller_audio, earlier)
+        .instrument(span.clone())
+        .await;
+    driver.run(&mut events, &mut report).instrument(span.clone()).await;
     let outcome = report.outcome.clone();
     let record = driver.recorder.finish(
         Instant::now(),
@@ -196,6 +211,16 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
         CallOutcome::Callback => &deps.counters.outcome_callback,
     };
     by_outcome.fetch_add(1, Ordering::Relaxed);
+    deps.recent.finished(&record);
+    span.in_scope(|| {
+        tracing::info!(
+            outcome = record.outcome.as_str(),
+            reason = %record.end_reason,
+            handle_ms = record.handle_ms,
+            turns = record.turns.len(),
+            "call ended"
+        );
+    });
     if let Some(writer) = &deps.records {
         writer.submit(record.clone());
     }
@@ -380,7 +405,10 @@ impl Driver {
                         if outcome.is_error {
                             self.deps.counters.tool_errors.fetch_add(1, Ordering::Relaxed);
                         }
-                        self.recorder.tool_finished(Instant::now(), &id, &outcome.output, status);
+                        let now = Instant::now();
+                        if let Some((tool, took)) = self.recorder.tool_finished(now, &id, &outcome.output, status) {
+                            self.deps.latency.record_tool(now, &self.call_control_id, &tool, took);
+                        }
                         self.call.handle(Instant::now(), Input::ToolResult { id, output: outcome.output, is_error: outcome.is_error });
                     }
                 }
@@ -633,6 +661,18 @@ impl Driver {
                     }
                 }
                 Action::Timeline(t) => {
+                    tracing::info_span!("turn", n = t.turn).in_scope(|| {
+                        tracing::info!(
+                            voice_to_voice_ms = t.voice_to_voice().map(|d| d.as_millis() as u64),
+                            "turn answered"
+                        );
+                    });
+                    self.deps.latency.record_turn(
+                        Instant::now(),
+                        &self.call_control_id,
+                        &self.parties.callee,
+                        &t,
+                    );
                     self.recorder.timeline(&t);
                     report.turns.push(t);
                     self.save_session();

@@ -139,14 +139,21 @@ impl Recorder {
         });
     }
 
-    pub fn tool_finished(&mut self, now: Instant, id: &str, result: &str, status: ToolStatus) {
-        if let Some((index, started)) = self.tools.remove(id)
-            && let Some(call) = self.record.tool_calls.get_mut(index)
-        {
-            call.result = result.to_string();
-            call.status = status;
-            call.latency_ms = ms(now.saturating_duration_since(started));
-        }
+    /// A tool answered; returns its name and how long it took.
+    pub fn tool_finished(
+        &mut self,
+        now: Instant,
+        id: &str,
+        result: &str,
+        status: ToolStatus,
+    ) -> Option<(String, Duration)> {
+        let (index, started) = self.tools.remove(id)?;
+        let call = self.record.tool_calls.get_mut(index)?;
+        let took = now.saturating_duration_since(started);
+        call.result = result.to_string();
+        call.status = status;
+        call.latency_ms = ms(took);
+        Some((call.name.clone(), took))
     }
 
     pub fn event(&mut self, now: Instant, log: CallLog) {

@@ -12,12 +12,14 @@ use std::time::Duration;
 use anyhow::Context;
 use hermes_core::config::{HermesConfig, LlmEngine, SttEngine, TtsEngine};
 use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
+use hermes_io::dashboard::Dashboard;
 use hermes_io::driver::{self, CallReport, CarrierRequest};
 use hermes_io::fakes::caller::EndedBy;
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, Scripts};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
 use hermes_io::fakes::profile::LatencyProfile;
+use hermes_io::metrics::EngineMetrics;
 use hermes_io::server::{self, ConfigStore, MediaHub, ServerState};
 use hermes_models::voice::LocalVoice;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -35,6 +37,8 @@ pub struct InProcess {
     pub base_ws: String,
     /// What the fake speech-to-text hears in each call, by call id.
     pub scripts: Scripts,
+    /// The live dashboard of this Hermes, with its one-off token.
+    pub dashboard_url: String,
     reports: Waiters<oneshot::Sender<CallReport>>,
     ends: Waiters<mpsc::Sender<EndedBy>>,
     _stop: watch::Sender<bool>,
@@ -113,7 +117,18 @@ impl InProcess {
         let reports: Waiters<oneshot::Sender<CallReport>> = Arc::default();
         let ends: Waiters<mpsc::Sender<EndedBy>> = Arc::default();
         let (sessions_tx, mut sessions) = mpsc::channel::<StreamHandle>(1024);
-        let metrics = hermes_io::metrics::sources(&deps);
+        let mut metrics = hermes_io::metrics::sources(&deps);
+        metrics.push(Arc::new(EngineMetrics {
+            engine: Arc::clone(&engine),
+            tick_budget: config.budgets.audio_tick,
+        }));
+        let token = one_off_token()?;
+        let dashboard = Dashboard {
+            token: token.clone(),
+            latency: deps.latency.clone(),
+            recent: deps.recent.clone(),
+            counters: deps.counters.clone(),
+        };
         let deps = Arc::new(deps);
         let waiting = reports.clone();
         tokio::spawn(async move {
@@ -142,10 +157,12 @@ impl InProcess {
             sessions: sessions_tx,
         });
         state.metrics = metrics;
+        state.dashboard = Some(dashboard);
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(server::serve(listener, Arc::new(state), stop_rx, Duration::from_secs(2)));
         Ok(InProcess {
             base_ws: format!("ws://{addr}"),
+            dashboard_url: format!("http://{addr}/dashboard?token={token}"),
             scripts: stt.scripts.clone(),
             reports,
             ends,
@@ -169,6 +186,16 @@ impl InProcess {
         }
         CallHooks { report, ends }
     }
+}
+
+/// A token for this run's dashboard: 128 bits from the kernel, as hex.
+fn one_off_token() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the dashboard token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The example business's seed files, compiled in.

@@ -87,6 +87,12 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
                 if args.target.is_some() { "of the remote target" } else { profile.name }
             ),
         );
+        if let Some(h) = &harness
+            && args.hold_s > 0
+        {
+            // Only with --hold: the URL carries this run's one-off token.
+            eprintln!("dashboard: {}", h.dashboard_url);
+        }
         let harness = harness.map(Arc::new);
         let run_id = std::process::id();
         let started = Instant::now();
@@ -110,9 +116,9 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
             );
             results.push(result);
         }
-        anyhow::Ok((results, started.elapsed()))
+        anyhow::Ok((results, started.elapsed(), harness))
     })?;
-    let (results, wall) = results;
+    let (results, wall, harness) = results;
     let summary = Summary {
         info: RunInfo {
             // The profile paces the in-process fakes; a remote target has its own providers.
@@ -130,6 +136,17 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
         write!(out, "{}", summary.to_table())?;
     }
     out.flush()?;
+    drop(out);
+    if let Some(harness) = harness
+        && args.hold_s > 0
+    {
+        progress(
+            args,
+            &format!("holding Hermes up for {} s (the dashboard stays live)", args.hold_s),
+        );
+        runtime.block_on(async { tokio::time::sleep(Duration::from_secs(args.hold_s)).await });
+        drop(harness);
+    }
     let not_placed = results.iter().filter(|r| r.log.is_none()).count();
     let failed = summary.expectations_failed();
     if not_placed > 0 || failed > 0 {

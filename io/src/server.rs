@@ -30,7 +30,7 @@ use hermes_core::audio::AudioEngine;
 use hermes_core::config::HermesConfig;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::carrier::session::{self as stream, MediaCounters, MediaSettings, StreamHandle};
 use crate::carrier::{Dialect, MAX_FRAME_BYTES};
@@ -379,9 +379,7 @@ fn media_upgrade(
     tokio::spawn(async move {
         let _live = LiveSession(tracked);
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_FRAME_BYTES))
-            .max_frame_size(Some(MAX_FRAME_BYTES));
+        let config = crate::ws::socket_config(MAX_FRAME_BYTES, MAX_FRAME_BYTES);
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
@@ -476,6 +474,9 @@ pub async fn serve(
                     // Out of file descriptors and the like: wait a moment, keep serving.
                     Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
                 };
+                // A media stream writes a small frame every 20 ms: Nagle's algorithm would hold
+                // each behind the previous one's ACK.
+                let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&state);
                 let mut drain = drain_rx.clone();
                 connections.spawn(async move {

@@ -18,6 +18,21 @@ use tokio_tungstenite::tungstenite::handshake::client::Response;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue, Uri};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+/// Bytes read from a socket at a time. tungstenite's default (128 KiB) is zero-filled on every
+/// read; a call's sockets carry messages of a few hundred bytes every 20 ms, so under load that
+/// memset alone was a fifth of the whole call path's CPU (flamegraphs/README.md). 4 KiB holds
+/// many messages, and larger ones are read in several pieces.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// The configuration every WebSocket of a call uses: the small read buffer, and these limits
+/// on one message and one frame.
+pub fn socket_config(max_message: usize, max_frame: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_frame))
+}
+
 /// Anything a WebSocket can run over.
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
@@ -106,8 +121,7 @@ async fn connect_now(url: &str, headers: &[(&str, &str)]) -> Result<(WsStream, R
     } else {
         Box::new(tcp)
     };
-    let config =
-        WebSocketConfig::default().max_message_size(Some(4 << 20)).max_frame_size(Some(1 << 20));
+    let config = socket_config(4 << 20, 1 << 20);
     tokio_tungstenite::client_async_with_config(request, transport, Some(config)).await.map_err(
         |e| match e {
             tokio_tungstenite::tungstenite::Error::Http(response) => {

@@ -233,7 +233,13 @@ pub async fn run_caller(
         )?;
         request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
     }
-    let (ws, _) = tokio_tungstenite::connect_async(request).await.map_err(|e| connect_err(&e))?;
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(
+        request,
+        Some(crate::ws::socket_config(1 << 20, 1 << 20)),
+        true,
+    )
+    .await
+    .map_err(|e| connect_err(&e))?;
     let (mut tx, mut rx) = ws.split();
     let framer =
         Framer { dialect: script.dialect, stream_id: format!("stream-{}", script.call_id) };

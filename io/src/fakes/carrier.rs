@@ -129,8 +129,13 @@ impl FakeTelnyx {
                 .map_err(|e: http_value::header::InvalidHeaderValue| connect_err(&e))?;
             request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
         }
-        let (ws, _) =
-            tokio_tungstenite::connect_async(request).await.map_err(|e| connect_err(&e))?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(
+            request,
+            Some(crate::ws::socket_config(1 << 20, 1 << 20)),
+            true,
+        )
+        .await
+        .map_err(|e| connect_err(&e))?;
         let (mut tx, mut rx) = ws.split();
         let mut connected = serde_json::json!({"event": "connected", "version": "1.0.0"});
         if let Some(token) = &script.auth_token {

@@ -123,6 +123,8 @@ impl FakeDeepgram {
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
+                // Like the real service: small messages go out at once, not behind Nagle.
+                let _ = stream.set_nodelay(true);
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
@@ -183,7 +185,15 @@ async fn serve(stream: TcpStream, shared: Shared) {
         }
         Ok(response)
     };
-    let Ok(socket) = tokio_tungstenite::accept_hdr_async(stream, check).await else { return };
+    let Ok(socket) = tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        check,
+        Some(crate::ws::socket_config(1 << 20, 1 << 20)),
+    )
+    .await
+    else {
+        return;
+    };
     shared.connections.fetch_add(1, Ordering::Relaxed);
     let tag = query.get("tag").cloned().unwrap_or_default();
     let endpointing =

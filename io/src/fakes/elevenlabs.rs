@@ -180,8 +180,12 @@ fn upgrade(shared: Arc<Shared>, req: Request<Incoming>, fault: Option<Fault>) ->
     let accept = derive_accept_key(key.as_bytes());
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
-        let socket =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let socket = WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            Some(crate::ws::socket_config(1 << 20, 1 << 20)),
+        )
+        .await;
         multi_context(shared, socket, fault).await;
     });
     let mut r = Response::new(Either::Left(Full::new(Bytes::new())));

@@ -33,6 +33,8 @@ where
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { continue };
+            // Like the real service: small messages go out at once, not behind Nagle.
+            let _ = stream.set_nodelay(true);
             let handle = handle.clone();
             tokio::spawn(async move {
                 let _ = http1::Builder::new()

@@ -196,16 +196,9 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 while let Some(handle) = sessions.recv().await {
                     let mut call_deps = deps.clone();
                     call_deps.config = calls_store.snapshot();
+                    // The driver logs the call's end in its span (outcome, length, turns).
                     tokio::spawn(async move {
-                        let report = driver::drive(handle, Arc::new(call_deps)).await;
-                        if !report.call_control_id.is_empty() {
-                            eprintln!(
-                                "call ended: {:?} after {:.0} s, {} turn(s)",
-                                report.outcome,
-                                report.duration.as_secs_f64(),
-                                report.turns.len()
-                            );
-                        }
+                        driver::drive(handle, Arc::new(call_deps)).await;
                     });
                 }
             });

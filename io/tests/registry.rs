@@ -156,6 +156,30 @@ async fn fetching_again_downloads_nothing() {
 }
 
 #[tokio::test]
+async fn two_members_of_one_distribution_download_it_once() {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in [("enc.bin", &b"encoder"[..]), ("dec.bin", &b"decoder"[..])] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default()).expect("zip entry");
+        zip.write_all(content).expect("zip write");
+    }
+    let archive = zip.finish().expect("zip finish").into_inner();
+    let encoder = artifact("fake_pkg-1.0-py3-none-any.whl", &archive, "enc.bin", b"encoder");
+    let decoder = Artifact {
+        file_name: "dec.bin",
+        ..artifact(encoder.distribution, &archive, "dec.bin", b"decoder")
+    };
+    let index = serve_index("fake-pkg", encoder.distribution, archive).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fetcher = Fetcher::new(dir.path(), Some(index.url.clone())).expect("fetcher");
+    fetcher.fetch(&encoder, |_| {}).await.expect("encoder");
+    let after_first = index.requests.load(Ordering::SeqCst);
+    let second = fetcher.fetch(&decoder, |_| {}).await.expect("decoder");
+    assert_eq!(second, FetchOutcome::Installed { downloaded_bytes: 0 });
+    assert_eq!(index.requests.load(Ordering::SeqCst), after_first, "no second download");
+    assert_eq!(std::fs::read(dir.path().join("dec.bin")).expect("installed"), b"decoder");
+}
+
+#[tokio::test]
 async fn a_tampered_download_is_refused_and_nothing_is_installed() {
     let genuine = wheel("m.bin", MODEL);
     let a = artifact("fake_pkg-1.0-py3-none-any.whl", &genuine, "m.bin", MODEL);

@@ -5,6 +5,7 @@
 
 pub mod kernel;
 pub mod manifest;
+pub mod moonshine;
 pub mod silero;
 mod verify;
 pub mod voice;

@@ -30,5 +30,66 @@ pub const SPEECH_SAMPLE_8K: Artifact = Artifact {
     size: 2_706_476,
 };
 
+/// Moonshine tiny-en (speech-to-text), the encoder in ONNX Runtime's own format. The last
+/// `moonshine-voice` release that ships weights (`reference/MODELS.md`).
+pub const MOONSHINE_ENCODER: Artifact = Artifact {
+    title: "Moonshine tiny-en encoder (speech-to-text)",
+    file_name: "moonshine_tiny_en_encoder.ort",
+    package: "moonshine-voice",
+    version: "0.0.4",
+    distribution: "moonshine_voice-0.0.4-py3-none-manylinux_2_35_x86_64.whl",
+    distribution_sha256: "3972597eb3e38fed1b71cac7addda9990dfdaee79e8979246803542e66334ab1",
+    member: "moonshine_voice/assets/tiny-en/encoder_model.ort",
+    sha256: "e091ae52fc2a912197af8f7b7ae2e8365b656ff58463313e0660cce59d9e81d3",
+    size: 13_238_168,
+};
+
+/// …its decoder (with the key/value cache branch merged in), from the same wheel.
+pub const MOONSHINE_DECODER: Artifact = Artifact {
+    title: "Moonshine tiny-en decoder (speech-to-text)",
+    file_name: "moonshine_tiny_en_decoder.ort",
+    package: "moonshine-voice",
+    version: "0.0.4",
+    distribution: "moonshine_voice-0.0.4-py3-none-manylinux_2_35_x86_64.whl",
+    distribution_sha256: "3972597eb3e38fed1b71cac7addda9990dfdaee79e8979246803542e66334ab1",
+    member: "moonshine_voice/assets/tiny-en/decoder_model_merged.ort",
+    sha256: "b40193912d8f4af041f2f3e9f7ff23d45b63a1c15a9c7d35fcbebeab3c4273b2",
+    size: 58_327_168,
+};
+
+/// …and its tokenizer in JSON form, shipped by the reference ONNX package.
+pub const MOONSHINE_TOKENIZER: Artifact = Artifact {
+    title: "Moonshine tokenizer",
+    file_name: "moonshine_tokenizer.json",
+    package: "useful-moonshine-onnx",
+    version: "20251121",
+    distribution: "useful_moonshine_onnx-20251121-py3-none-any.whl",
+    distribution_sha256: "b4189b0d7dc8064d567fd0b5d5ce78634be290b0a3a3274ab80ad11c46d531a2",
+    member: "moonshine_onnx/assets/tokenizer.json",
+    sha256: "b68b995a58b3373db6c4f46864a9db50cd1333d086150ffa2c1096581ede9c10",
+    size: 1_985_533,
+};
+
+/// ONNX Runtime 1.32 for Linux x86-64, from the PyPI wheel, loaded at run time to read the
+/// `.ort` files (tract cannot).
+pub const ONNX_RUNTIME: Artifact = Artifact {
+    title: "ONNX Runtime 1.32 (runs Moonshine)",
+    file_name: "libonnxruntime.so.1.32.0",
+    package: "onnxruntime",
+    version: "1.32.0",
+    distribution: "onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+    distribution_sha256: "5a34fc4dfeb5a7b4a74c95dcba1e773d722abda720b474edf1b0c419dc6d163d",
+    member: "onnxruntime/capi/libonnxruntime.so.1.32.0",
+    sha256: "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+    size: 34_824_680,
+};
+
 /// Everything `hermes models fetch` installs.
-pub const ALL: &[Artifact] = &[SILERO_VAD, SPEECH_SAMPLE_8K];
+pub const ALL: &[Artifact] = &[
+    SILERO_VAD,
+    SPEECH_SAMPLE_8K,
+    MOONSHINE_ENCODER,
+    MOONSHINE_DECODER,
+    MOONSHINE_TOKENIZER,
+    ONNX_RUNTIME,
+];

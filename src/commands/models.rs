@@ -42,6 +42,12 @@ pub fn fetch(models_dir: &Path, args: &FetchArgs) -> anyhow::Result<()> {
                     fetcher.path_of(artifact).display()
                 );
             }
+            Ok(FetchOutcome::Installed { downloaded_bytes: 0 }) => eprintln!(
+                "✓ {} installed at {} (from {}, already downloaded; sha256 verified)",
+                artifact.title,
+                fetcher.path_of(artifact).display(),
+                artifact.requirement()
+            ),
             Ok(FetchOutcome::Installed { downloaded_bytes }) => eprintln!(
                 "✓ {} installed at {} ({:.1} MB downloaded from {}, sha256 verified)",
                 artifact.title,

@@ -1,0 +1,207 @@
+//! Moonshine tiny-en on the phone line: caller sentences spoken by espeak-ng, encoded as 8 kHz
+//! μ-law like a call's audio, transcribed, and scored by word error rate against what was said
+//! and at 16 kHz. The real-time factor is printed (`--nocapture`), not asserted: timing belongs
+//! in bench/RESULTS.md, not in a test.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use hermes_core::codec::G711;
+use hermes_models::manifest::{
+    MOONSHINE_DECODER, MOONSHINE_ENCODER, MOONSHINE_TOKENIZER, ONNX_RUNTIME,
+};
+use hermes_models::moonshine::{Moonshine, MoonshineFiles};
+use hermes_models::voice::LocalVoice;
+
+/// What callers of the demo business say (the VAD fixture's phrases and the scenarios' turns).
+const SENTENCES: &[&str] = &[
+    "Hello I would like to book an appointment for next Tuesday",
+    "My order number is four seven two nine",
+    "Yes please",
+    "Thank you very much goodbye",
+    "Hi, I'd like to book a haircut.",
+    "Tomorrow at three.",
+    "It's Sam Lee.",
+    "What time do you open on Saturday?",
+    "Where is my order?",
+    "I want to speak to a person.",
+    "Can I cancel my appointment?",
+    "The delivery never arrived and I am not happy about it.",
+];
+
+fn models_dir() -> PathBuf {
+    hermes_models::models_dir_under(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."))
+}
+
+/// Lowercase words, punctuation dropped, digits spelled out (the model may write "3" for
+/// "three"; either is right).
+fn words(text: &str) -> Vec<String> {
+    const DIGITS: [&str; 10] =
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
+    text.split(|c: char| c.is_whitespace() || c == '-')
+        .flat_map(|w| {
+            let w: String = w
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .to_lowercase();
+            if !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()) {
+                w.chars().map(|d| DIGITS[d as usize - '0' as usize].to_string()).collect()
+            } else {
+                vec![w]
+            }
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word-level edit distance.
+fn edits(truth: &[String], heard: &[String]) -> usize {
+    let mut row: Vec<usize> = (0..=heard.len()).collect();
+    for (i, t) in truth.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, h) in heard.iter().enumerate() {
+            let next = (diagonal + usize::from(t != h)).min(row[j] + 1).min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[heard.len()]
+}
+
+fn load() -> Moonshine {
+    let dir = models_dir();
+    let path = |a: &hermes_core::artifact::Artifact| dir.join(a.file_name);
+    let (runtime, encoder, decoder, tokenizer) = (
+        path(&ONNX_RUNTIME),
+        path(&MOONSHINE_ENCODER),
+        path(&MOONSHINE_DECODER),
+        path(&MOONSHINE_TOKENIZER),
+    );
+    let files = MoonshineFiles {
+        runtime: &runtime,
+        encoder: &encoder,
+        decoder: &decoder,
+        tokenizer: &tokenizer,
+    };
+    Moonshine::load(&files).expect("Moonshine loads (run scripts/setup)")
+}
+
+/// espeak-ng's speech for `text` at `rate` Hz (the CLI, resampled by sox, as the VAD fixture).
+fn espeak(text: &str, rate: u32, dir: &std::path::Path) -> Vec<f32> {
+    let raw = dir.join("raw.wav");
+    let out = dir.join(format!("at-{rate}.wav"));
+    let ok = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "165", "-w"])
+        .arg(&raw)
+        .arg(text)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "espeak-ng failed: run scripts/setup");
+    // -D: no dither, so the fixture is the same every run.
+    let ok = Command::new("sox")
+        .arg("-D")
+        .arg(&raw)
+        .args(["-r", &rate.to_string(), "-c", "1", "-b", "16"])
+        .arg(&out)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "sox failed: run scripts/setup");
+    hound::WavReader::open(&out)
+        .expect("wav")
+        .into_samples::<i16>()
+        .map(|s| f32::from(s.expect("sample")) / 32768.0)
+        .collect()
+}
+
+struct Score {
+    errors: usize,
+    words: usize,
+    audio_s: f64,
+    busy_s: f64,
+}
+
+impl Score {
+    fn wer(&self) -> f64 {
+        self.errors as f64 / self.words as f64
+    }
+}
+
+/// Transcribes every fixture sentence through `transcribe` and scores it.
+fn score(label: &str, mut transcribe: impl FnMut(&str) -> (String, f64, f64)) -> Score {
+    let mut s = Score { errors: 0, words: 0, audio_s: 0.0, busy_s: 0.0 };
+    for sentence in SENTENCES {
+        let (heard, audio_s, busy_s) = transcribe(sentence);
+        let e = edits(&words(sentence), &words(&heard));
+        eprintln!("{label}: {e} error(s): {sentence:?} → {heard:?}");
+        s.errors += e;
+        s.words += words(sentence).len();
+        s.audio_s += audio_s;
+        s.busy_s += busy_s;
+    }
+    eprintln!(
+        "{label}: WER {:.1} % ({}/{} words), real-time factor {:.3}",
+        s.wer() * 100.0,
+        s.errors,
+        s.words,
+        s.busy_s / s.audio_s
+    );
+    s
+}
+
+/// The issue's target is a WER of 15 % on these fixtures. Measured: 20.5 % on wideband
+/// (16 kHz) espeak-ng speech, but over 40 % on the same speech as a phone line carries it
+/// (8 kHz μ-law): espeak's formant speech keeps much of its consonants above 4 kHz, and
+/// Moonshine was trained on wideband audio. The bounds below guard against regressions only;
+/// bench/RESULTS.md has the figures. Real recorded phone speech does better (MODELS.md).
+#[test]
+fn espeak_fixtures_are_transcribed_with_a_bounded_word_error_rate_on_both_bands() {
+    let mut model = load();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wide = score("16 kHz", |text| {
+        let pcm = espeak(text, 16_000, dir.path());
+        let started = Instant::now();
+        let heard = model.transcribe_16k(&pcm).expect("transcribes");
+        (heard, pcm.len() as f64 / 16_000.0, started.elapsed().as_secs_f64())
+    });
+    let voice = LocalVoice::new("en-us", 165).expect("espeak-ng");
+    let phone = score("8 kHz μ-law", |text| {
+        let ulaw = voice.speak_ulaw(text).expect("speaks");
+        let started = Instant::now();
+        let heard = model.transcribe_g711(G711::Mulaw, &ulaw).expect("transcribes");
+        (heard, ulaw.len() as f64 / 8000.0, started.elapsed().as_secs_f64())
+    });
+    assert!(wide.wer() <= 0.25, "16 kHz WER {:.1} %", wide.wer() * 100.0);
+    assert!(phone.wer() <= 0.50, "8 kHz WER {:.1} %", phone.wer() * 100.0);
+    // Plain sentences come through the phone line word for word.
+    for clear in ["What time do you open on Saturday?", "Can I cancel my appointment?"] {
+        let heard = model.transcribe_g711(G711::Mulaw, &voice.speak_ulaw(clear).expect("speaks"));
+        assert_eq!(words(&heard.expect("transcribes")), words(clear));
+    }
+}
+
+#[test]
+fn silence_and_a_click_transcribe_to_nothing_rather_than_an_error() {
+    let mut model = load();
+    assert_eq!(model.transcribe_g711(G711::Mulaw, &[0xFF; 80]).expect("a click"), "");
+    let silence = model.transcribe_g711(G711::Mulaw, &[0xFF; 8000]).expect("a second of silence");
+    assert!(words(&silence).len() <= 2, "{silence:?}");
+}
+
+#[test]
+fn a_missing_model_file_is_named_in_the_error() {
+    let dir = models_dir();
+    let runtime = dir.join(ONNX_RUNTIME.file_name);
+    let missing = dir.join("no-such-encoder.ort");
+    let tokenizer = dir.join(MOONSHINE_TOKENIZER.file_name);
+    let files = MoonshineFiles {
+        runtime: &runtime,
+        encoder: &missing,
+        decoder: &missing,
+        tokenizer: &tokenizer,
+    };
+    let error = Moonshine::load(&files).expect_err("no encoder").to_string();
+    assert!(error.contains("no-such-encoder.ort"), "{error}");
+}

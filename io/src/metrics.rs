@@ -125,6 +125,9 @@ pub fn sources(deps: &CallDeps) -> Vec<Arc<dyn MetricsSource>> {
         deps.sessions.counters(),
         deps.latency.clone(),
     ];
+    if let Some(local) = &deps.local_stt {
+        all.push(local.counters.clone());
+    }
     if let Some(records) = &deps.records {
         all.push(records.counters());
     }
@@ -389,5 +392,28 @@ impl MetricsSource for EngineMetrics {
                 f64::from(u8::from(breached)),
             );
         }
+    }
+}
+
+impl MetricsSource for crate::stt::local::LocalSttCounters {
+    fn render(&self, out: &mut Exposition) {
+        out.counters_by(
+            "hermes_local_stt_utterances_total",
+            "Utterances given to the local transcriber (Moonshine), by result.",
+            "result",
+            &[
+                ("ok", get(&self.utterances).saturating_sub(get(&self.failures))),
+                ("failed", get(&self.failures)),
+                ("shed", get(&self.shed)),
+            ],
+        );
+        let audio_ms = get(&self.audio_ms);
+        let rtf =
+            if audio_ms == 0 { 0.0 } else { get(&self.busy_us) as f64 / 1000.0 / audio_ms as f64 };
+        out.gauge(
+            "hermes_local_stt_real_time_factor",
+            "Transcription time over audio length, since start (lower is faster).",
+            rtf,
+        );
     }
 }

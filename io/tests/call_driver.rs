@@ -25,7 +25,7 @@ use hermes_io::records::{Outbox, RecordWriter, WriterSettings};
 use hermes_io::retry::RetryPolicy;
 use hermes_io::sessions::Sessions;
 use hermes_io::store::SqliteStore;
-use hermes_io::stt::{DeepgramSettings, SttCounters};
+use hermes_io::stt::{DeepgramSettings, LocalStt, SttCounters};
 use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
 use hermes_models::voice::LocalVoice;
 use tokio::sync::mpsc;
@@ -52,6 +52,11 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
+    rig_with(None).await
+}
+
+/// With `local_stt`, callers are transcribed on this machine instead of by the fake Deepgram.
+async fn rig_with(local_stt: Option<LocalStt>) -> Rig {
     let voice = Arc::new(LocalVoice::new("en-us", 175).expect("espeak-ng: run scripts/setup"));
     let addr = "127.0.0.1:0".parse().expect("addr");
     let llm_fake = FakeLlm::start(addr, FakeLlmOptions::default()).await.expect("llm fake");
@@ -89,7 +94,11 @@ async fn rig() -> Rig {
         config: config.clone(),
         llm,
         tools: Arc::new(ProfileTools::new(config.business.clone())),
-        stt: Some(DeepgramSettings::new(&stt_fake.url(), "key", "nova-3", "en-US")),
+        stt: match local_stt {
+            Some(_) => None,
+            None => Some(DeepgramSettings::new(&stt_fake.url(), "key", "nova-3", "en-US")),
+        },
+        local_stt,
         stt_counters: Arc::new(SttCounters::default()),
         tts: TtsSettings {
             cloud: Some((
@@ -329,4 +338,47 @@ async fn a_caller_who_talks_over_the_greeting_leaves_only_the_words_heard_in_con
     let asked = first.find("I'd like to book a haircut.").expect("the caller's words");
     assert!(cut < asked, "{first}");
     assert!(!first.contains(greeting), "the unheard rest is not: {first}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_cloud_transcriber_the_caller_is_understood_by_moonshine_on_this_machine() {
+    let models = hermes_models::models_dir_under(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    );
+    let engine = LocalStt::start(&models, 1).expect("Moonshine loads (run scripts/setup)");
+    let Rig { voice, llm_fake, writer, store, addr, mut reports, deps, _stop, _data, .. } =
+        rig_with(Some(engine.clone())).await;
+    let question = "What time do you open on Saturday?";
+    let mut caller = silence(5000);
+    caller.extend(voice.speak_ulaw(question).expect("speaks"));
+    caller.extend(silence(1500));
+    let script = StreamScript {
+        call_control_id: "call-local".into(),
+        stream_id: "stream-local".into(),
+        auth_token: None,
+        caller_audio: caller,
+        linger: Duration::from_secs(4),
+    };
+    FakeTelnyx::new([7; 32])
+        .stream_call(&format!("ws://{addr}/telnyx/media"), &script)
+        .await
+        .expect("the call runs");
+    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+        .await
+        .expect("the driver finishes")
+        .expect("a report");
+    // The caller's words, as Moonshine heard them, reached the model and the record.
+    let said: Vec<&String> =
+        report.transcript.iter().filter(|(s, _)| *s == Speaker::Caller).map(|(_, t)| t).collect();
+    assert_eq!(said.len(), 1, "{:?}", report.transcript);
+    let norm = |t: &str| t.to_lowercase().replace(['?', '.', ','], "");
+    assert_eq!(norm(said[0]), norm(question));
+    let requests = llm_fake.requests.lock().expect("log").clone();
+    assert!(requests.iter().any(|r| r.to_string().contains("Saturday")), "{requests:?}");
+    assert!(engine.counters.utterances.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    assert_eq!(deps.counters.stt_unavailable.load(std::sync::atomic::Ordering::Relaxed), 0);
+    writer.flush().await;
+    let record = store.show_call("call-local").await.expect("reads").expect("recorded");
+    let answer = record.turns.iter().skip_while(|t| t.speaker != "caller").nth(1);
+    assert!(answer.is_some_and(|t| t.speaker == "agent" && !t.heard.is_empty()), "{record:?}");
 }

@@ -16,7 +16,7 @@ use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
 use hermes_io::recent::RecentCalls;
 use hermes_io::retry::RetryPolicy;
 use hermes_io::store::tools::StoreTools;
-use hermes_io::stt::{DeepgramSettings, SttCounters};
+use hermes_io::stt::{DeepgramSettings, LocalStt, SttCounters};
 use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
 use hermes_io::webhooks::WebhookTools;
 use hermes_models::voice::LocalVoice;
@@ -34,6 +34,7 @@ pub(crate) fn env(name: &str) -> Option<String> {
 pub async fn call_deps(
     config: &HermesConfig,
     config_dir: &Path,
+    models_dir: &Path,
     carrier: Option<mpsc::Sender<CarrierRequest>>,
     lookup: Env<'_>,
 ) -> anyhow::Result<CallDeps> {
@@ -80,6 +81,7 @@ pub async fn call_deps(
     };
 
     let stt_cfg = &providers.stt;
+    let mut local_stt = None;
     let stt = if stt_cfg.uses_cloud(lookup) {
         eprintln!("speech-to-text: Deepgram {} ({})", stt_cfg.model, stt_cfg.language);
         let mut s = DeepgramSettings::new(
@@ -91,11 +93,23 @@ pub async fn call_deps(
         s.connect_timeout = stt_cfg.connect_timeout_ms.as_duration();
         Some(s)
     } else {
-        eprintln!(
-            "speech-to-text: none — set {} for Deepgram (a local engine is not built yet), \
-             so callers are heard by the VAD but not understood",
-            stt_cfg.api_key_env
-        );
+        // Half the cores, at most four: transcription must not starve the audio workers.
+        let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4));
+        match LocalStt::start(models_dir, workers) {
+            Ok(engine) => {
+                eprintln!(
+                    "speech-to-text: Moonshine tiny-en on this machine, {workers} transcriber(s) \
+                     (no {} set)",
+                    stt_cfg.api_key_env
+                );
+                local_stt = Some(engine);
+            }
+            Err(e) => eprintln!(
+                "speech-to-text: none — {e}; or set {} for Deepgram. Callers are heard by the \
+                 VAD but not understood",
+                stt_cfg.api_key_env
+            ),
+        }
         None
     };
 
@@ -143,6 +157,7 @@ pub async fn call_deps(
         llm,
         tools,
         stt,
+        local_stt,
         stt_counters: Arc::new(SttCounters::default()),
         tts: TtsSettings {
             cloud,

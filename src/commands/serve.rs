@@ -160,8 +160,14 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         } else {
             let engine = Arc::new(audio_engine(models_dir, &config)?);
             let config_dir = args.config.parent().unwrap_or(Path::new("."));
-            let deps = providers::call_deps(&config, config_dir, Some(carrier_tx), &providers::env)
-                .await?;
+            let deps = providers::call_deps(
+                &config,
+                config_dir,
+                models_dir,
+                Some(carrier_tx),
+                &providers::env,
+            )
+            .await?;
             records = deps.records.clone();
             call_metrics = hermes_io::metrics::sources(&deps);
             call_metrics.push(Arc::new(EngineMetrics {

@@ -40,7 +40,7 @@ use crate::llm::{LlmClient, LlmEvent, LlmStream};
 use crate::recent::RecentCalls;
 use crate::records::{CallOutcome, CallRecord, RecordWriter, ToolStatus};
 use crate::sessions::{SessionSnapshot, Sessions};
-use crate::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
+use crate::stt::{DeepgramSettings, LocalStt, SttCounters, SttEvent, SttStream, Tape};
 use crate::tts::{TtsCounters, TtsEvent, TtsSession, TtsSettings};
 use played::{CancelFence, PlayedLedger};
 use recorder::Recorder;
@@ -53,8 +53,10 @@ pub struct CallDeps {
     pub config: Arc<HermesConfig>,
     pub llm: LlmClient,
     pub tools: Arc<dyn ToolRunner>,
-    /// Deepgram, with everything but the per-call tag; `None`: no speech-to-text.
+    /// Deepgram, with everything but the per-call tag; `None`: no cloud speech-to-text.
     pub stt: Option<DeepgramSettings>,
+    /// Moonshine on this machine, used when there is no Deepgram.
+    pub local_stt: Option<LocalStt>,
     pub stt_counters: Arc<SttCounters>,
     pub tts: TtsSettings,
     pub tts_counters: Arc<TtsCounters>,
@@ -272,6 +274,8 @@ struct Driver {
     llm: crate::llm::LlmSession,
     current_llm: Option<(LlmRequestId, LlmStream)>,
     stt: Option<SttStream>,
+    /// Local transcription of each utterance, when there is no cloud speech-to-text.
+    local: Option<LocalTranscription>,
     tts: TtsSession,
     tools: JoinSet<(String, ToolOutcome, ToolStatus)>,
     heard_first_audio: HashSet<u64>,
@@ -344,16 +348,26 @@ impl Driver {
             },
             TtsSession::open(deps.tts.clone(), deps.tts_counters.clone())
         );
-        if stt.is_none() {
+        let local = match (&stt, &deps.local_stt) {
+            (None, Some(engine)) => Some(LocalTranscription::new(engine.clone())),
+            _ => None,
+        };
+        if stt.is_none() && local.is_none() {
             deps.counters.stt_unavailable.fetch_add(1, Ordering::Relaxed);
         }
-        // Caller audio goes to speech-to-text untouched (μ-law), or is drained; from its own
-        // task, so the driver loop never waits on it.
+        // Caller audio goes to speech-to-text untouched (μ-law), onto the local tape, or is
+        // drained; from its own task, so the driver loop never waits on it.
         let sender = stt.as_ref().map(SttStream::audio_sender);
+        let tape = local.as_ref().map(|l| l.tape.clone());
         let audio_pump = tokio::spawn(async move {
             while let Some(chunk) = caller_audio.recv().await {
                 if let Some(sender) = &sender {
-                    sender.send_audio(chunk);
+                    sender.send_audio(chunk.clone());
+                }
+                if let Some(tape) = &tape
+                    && let Ok(mut tape) = tape.lock()
+                {
+                    tape.append(&chunk);
                 }
             }
         });
@@ -369,6 +383,7 @@ impl Driver {
             llm,
             current_llm: None,
             stt,
+            local,
             tts,
             tools: JoinSet::new(),
             heard_first_audio: HashSet::new(),
@@ -398,6 +413,10 @@ impl Driver {
                     None => self.call.handle(Instant::now(), Input::CarrierHangup),
                 },
                 Some(event) = next_stt(&mut self.stt) => self.on_stt(event),
+                Some(heard) = next_local(&mut self.local) => match heard {
+                    Ok(text) => self.on_stt(SttEvent::Final { text, speech_final: true }),
+                    Err(_) => { self.deps.counters.stt_failed.fetch_add(1, Ordering::Relaxed); }
+                },
                 Some(event) = next_llm(&mut self.current_llm) => self.on_llm(event),
                 Some(event) = self.tts.next() => self.on_tts(event).await,
                 Some(done) = self.tools.join_next(), if !self.tools.is_empty() => {
@@ -436,10 +455,16 @@ impl Driver {
     fn on_stream(&mut self, event: StreamEvent) {
         let now = Instant::now();
         match event {
-            StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechStarted { .. })) => {
+            StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechStarted { at, .. })) => {
+                if let Some(local) = &mut self.local {
+                    local.speech_started(at.0);
+                }
                 self.call.handle(now, Input::SpeechStarted);
             }
-            StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechEnded { .. })) => {
+            StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechEnded { at, .. })) => {
+                if let Some(local) = &mut self.local {
+                    local.speech_ended(at.0, self.codec);
+                }
                 self.call.handle(now, Input::SpeechEnded);
                 // Our end of turn: ask for the final transcript now rather than at
                 // Deepgram's own endpointing.
@@ -710,6 +735,57 @@ async fn next_stt(stt: &mut Option<SttStream>) -> Option<SttEvent> {
             // The transcriber ended: report it once, then stay quiet.
             None => Some(SttEvent::Failed("speech-to-text ended".into())),
         },
+        None => std::future::pending().await,
+    }
+}
+
+/// One call's local transcription: its tape of caller audio, where the current utterance
+/// began, and the transcripts coming back from the pool.
+struct LocalTranscription {
+    engine: LocalStt,
+    tape: Arc<std::sync::Mutex<Tape>>,
+    speech_started_at: Option<u64>,
+    results_tx: mpsc::Sender<Result<String, String>>,
+    results: mpsc::Receiver<Result<String, String>>,
+}
+
+impl LocalTranscription {
+    fn new(engine: LocalStt) -> LocalTranscription {
+        let (results_tx, results) = mpsc::channel(8);
+        LocalTranscription {
+            engine,
+            tape: Arc::default(),
+            speech_started_at: None,
+            results_tx,
+            results,
+        }
+    }
+
+    fn speech_started(&mut self, at: u64) {
+        self.speech_started_at = Some(at);
+    }
+
+    /// Cuts the utterance from the tape and hands it to the pool; its transcript comes back
+    /// through [`next_local`].
+    fn speech_ended(&mut self, at: u64, codec: G711) {
+        let Some(start) = self.speech_started_at.take() else { return };
+        let audio = match self.tape.lock() {
+            Ok(tape) => tape.cut(
+                start.saturating_sub(crate::stt::local::LEAD_BYTES),
+                at + crate::stt::local::TAIL_BYTES,
+            ),
+            Err(_) => return,
+        };
+        let (engine, results) = (self.engine.clone(), self.results_tx.clone());
+        tokio::spawn(async move {
+            let _ = results.send(engine.transcribe(codec, audio).await).await;
+        });
+    }
+}
+
+async fn next_local(local: &mut Option<LocalTranscription>) -> Option<Result<String, String>> {
+    match local {
+        Some(l) => l.results.recv().await,
         None => std::future::pending().await,
     }
 }

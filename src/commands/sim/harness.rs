@@ -106,7 +106,9 @@ impl InProcess {
 
         let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
         let key_env = |_: &str| Some(FAKE_KEY.to_string());
-        let deps = providers::call_deps(&config, &config_dir, Some(carrier_tx), &key_env).await?;
+        let deps =
+            providers::call_deps(&config, &config_dir, models_dir, Some(carrier_tx), &key_env)
+                .await?;
         if let Err(e) = deps.llm.warm_up().await {
             eprintln!("warning: could not pre-connect to the LLM fake: {e}");
         }

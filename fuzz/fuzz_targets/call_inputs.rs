@@ -46,7 +46,8 @@ fn decode(kind: u8, p: u8) -> Input {
         9 => Input::TtsAudio { speak },
         10 => Input::TtsDone { speak },
         11 => Input::TtsError { speak, message: String::new() },
-        12 | 13 => Input::PlayoutMark { speak },
+        12 => Input::PlayoutMark { speak },
+        13 => Input::PlayoutCut { speak, heard: WORDS[usize::from(p) % WORDS.len()].into() },
         14 => Input::Dtmf { digit: char::from(b'0' + p % 10) },
         _ => Input::CarrierHangup,
     }

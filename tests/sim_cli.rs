@@ -50,6 +50,12 @@ fn the_smoke_scenarios_pass_and_report_caller_side_latency() {
     );
     assert_eq!(report["calls"], 4);
     assert_eq!(report["expectations_failed"], 0);
+    // The in-process server's own figures, against the configured budgets.
+    let stages = report["server_stages"].as_array().expect("server stages");
+    let v2v = stages.iter().find(|s| s["stage"] == "voice_to_voice").expect("voice-to-voice");
+    assert!(v2v["turns"].as_u64().is_some_and(|n| n >= 8), "{v2v}");
+    assert_eq!(v2v["budget_p95_ms"], 1200);
+    assert!(v2v["breaches_p95"].is_u64(), "{v2v}");
     // 5 booking turns, 2 + 3 in the barge-in calls; pressing a key is not a spoken turn.
     assert_eq!(report["turns"], 10);
     for key in ["v2v_ms_p50", "v2v_ms_p95", "v2v_ms_p99", "barge_in_stop_ms_p95", "own_ms_p99"] {

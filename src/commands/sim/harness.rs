@@ -39,6 +39,8 @@ pub struct InProcess {
     pub scripts: Scripts,
     /// The live dashboard of this Hermes, with its one-off token.
     pub dashboard_url: String,
+    /// Its latency book: every turn's stages, against the budgets.
+    pub latency: Arc<hermes_io::latency::LatencyBook>,
     reports: Waiters<oneshot::Sender<CallReport>>,
     ends: Waiters<mpsc::Sender<EndedBy>>,
     _stop: watch::Sender<bool>,
@@ -131,6 +133,7 @@ impl InProcess {
             recent: deps.recent.clone(),
             counters: deps.counters.clone(),
         };
+        let latency_book = deps.latency.clone();
         let deps = Arc::new(deps);
         let waiting = reports.clone();
         tokio::spawn(async move {
@@ -165,6 +168,7 @@ impl InProcess {
         Ok(InProcess {
             base_ws: format!("ws://{addr}"),
             dashboard_url: format!("http://{addr}/dashboard?token={token}"),
+            latency: latency_book,
             scripts: stt.scripts.clone(),
             reports,
             ends,

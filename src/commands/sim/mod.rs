@@ -128,6 +128,7 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
             wall,
         },
         calls: &results,
+        server: harness.as_ref().map(|h| h.latency.summary(Instant::now())),
     };
     let mut out = std::io::stdout().lock();
     if args.json {

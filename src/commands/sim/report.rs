@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use hermes_io::driver::{CallReport, Speaker};
 use hermes_io::fakes::caller::CallerLog;
+use hermes_io::latency::StageSummary;
 use serde_json::{Value, json};
 
 use super::scenario::Scenario;
@@ -180,6 +181,9 @@ pub struct RunInfo {
 pub struct Summary<'a> {
     pub info: RunInfo,
     pub calls: &'a [CallResult],
+    /// The in-process server's own stage figures against the configured budgets (`None`
+    /// against a remote target, whose `/metrics` has them).
+    pub server: Option<Vec<StageSummary>>,
 }
 
 impl Summary<'_> {
@@ -249,6 +253,19 @@ impl Summary<'_> {
             "barge_in_stop_ms_p50": round(percentile(&barge, 50.0)),
             "barge_in_stop_ms_p95": round(percentile(&barge, 95.0)),
             "expectations_failed": self.expectations_failed(),
+            "server_stages": self.server.as_ref().map(|stages| {
+                stages.iter().filter(|s| s.since_start.count > 0).map(|s| json!({
+                    "stage": s.stage,
+                    "turns": s.since_start.count,
+                    "p50_ms": s.since_start.p50_ms,
+                    "p95_ms": s.since_start.p95_ms,
+                    "p99_ms": s.since_start.p99_ms,
+                    "budget_p95_ms": s.budget_p95_ms,
+                    "budget_p99_ms": s.budget_p99_ms,
+                    "breaches_p95": s.breaches_p95,
+                    "breaches_p99": s.breaches_p99,
+                })).collect::<Vec<_>>()
+            }),
             "per_call": per_call,
         })
     }
@@ -313,6 +330,23 @@ impl Summary<'_> {
                 f("own_ms_p50"),
                 f("own_ms_p99")
             );
+        }
+        if let Some(stages) = &self.server {
+            let _ = writeln!(out, "server stages against their budgets (ms):");
+            for s in stages.iter().filter(|s| s.since_start.count > 0) {
+                let budget = match (s.budget_p95_ms, s.budget_p99_ms) {
+                    (Some(b95), Some(b99)) => format!(
+                        "budget {b95}/{b99}, {} over P95 budget, {} over P99",
+                        s.breaches_p95, s.breaches_p99
+                    ),
+                    _ => String::new(),
+                };
+                let line = format!(
+                    "  {:<16} P50 {:>5}  P95 {:>5}  P99 {:>5}  {budget}",
+                    s.stage, s.since_start.p50_ms, s.since_start.p95_ms, s.since_start.p99_ms
+                );
+                let _ = writeln!(out, "{}", line.trim_end());
+            }
         }
         if !json["barge_in_stop_ms_p50"].is_null() {
             let _ = writeln!(

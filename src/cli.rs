@@ -195,6 +195,11 @@ pub struct SimArgs {
     /// Latency profile of the in-process fakes: zero, typical or slow.
     #[arg(long, default_value = "typical", value_name = "NAME")]
     pub profile: String,
+    /// The in-process Hermes's providers: `fakes` (protocol fakes that read the scenario's
+    /// lines, paced by --profile) or `local` (this machine's engines, as `serve` without keys:
+    /// Moonshine really transcribes the caller, the rule-based agent answers, espeak-ng speaks).
+    #[arg(long, default_value = "fakes", value_name = "KIND")]
+    pub engines: String,
     /// A running Hermes to call (http://HOST:PORT) instead of one in this process.
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,

@@ -102,3 +102,21 @@ fn a_scenario_mistake_names_the_file_and_field_before_any_call() {
     let err = text(&out.stderr);
     assert!(err.contains("typo.toml: turn[0]: needs exactly one of"), "{err}");
 }
+
+#[test]
+fn on_this_machines_engines_the_caller_is_really_transcribed_and_answered() {
+    let out = sim(&["scenarios/local-engines.toml", "--engines", "local", "--json", "--quiet"]);
+    let report = json(&out);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        serde_json::to_string_pretty(&report["per_call"]).unwrap_or_default(),
+        text(&out.stderr)
+    );
+    assert_eq!(report["profile"], "local engines");
+    assert_eq!(report["expectations_failed"], 0);
+    let stages = report["server_stages"].as_array().expect("server stages");
+    // Moonshine's transcript is the speech-to-text final of each turn.
+    let stt = stages.iter().find(|s| s["stage"] == "stt_final").expect("transcripts");
+    assert!(stt["turns"].as_u64().is_some_and(|n| n >= 1), "{stt}");
+}

@@ -31,6 +31,52 @@ const FAKE_KEY: &str = "sim-fake-key";
 
 type Waiters<T> = Arc<Mutex<HashMap<String, T>>>;
 
+/// What the in-process Hermes uses for speech-to-text, the LLM and the voice.
+#[derive(Clone, Copy, Debug)]
+pub enum Engines {
+    /// The protocol fakes on loopback, paced by a latency profile; the fake speech-to-text
+    /// reads the scenario's lines.
+    Fakes { profile: LatencyProfile, seed: u64 },
+    /// This machine's own engines, as `serve` uses without keys: Moonshine, the rule-based
+    /// agent, espeak-ng. The caller's speech is really transcribed.
+    Local,
+}
+
+/// Starts the three fakes and points `config`'s providers at them.
+async fn start_fakes(
+    config: &mut HermesConfig,
+    loopback: SocketAddr,
+    profile: LatencyProfile,
+    seed: u64,
+) -> anyhow::Result<(FakeLlm, FakeDeepgram, FakeElevenLabs)> {
+    let voice = Arc::new(LocalVoice::new(&config.persona.voice, 175).with_context(|| {
+        format!("persona.voice: espeak-ng cannot speak {:?}", config.persona.voice)
+    })?);
+    let llm_options = FakeLlmOptions {
+        business: config.business.clone(),
+        tools: config.tools.enabled.clone(),
+        profile,
+        seed,
+        ..FakeLlmOptions::default()
+    };
+    let llm = FakeLlm::start(loopback, llm_options).await.context("starting the LLM fake")?;
+    let stt_options = FakeDeepgramOptions { profile, seed, ..FakeDeepgramOptions::default() };
+    let stt = FakeDeepgram::start(loopback, stt_options)
+        .await
+        .context("starting the speech-to-text fake")?;
+    let tts = FakeElevenLabs::start(loopback, voice, profile, seed)
+        .await
+        .context("starting the text-to-speech fake")?;
+    let p = &mut config.providers;
+    p.stt.engine = SttEngine::Deepgram;
+    p.stt.base_url = stt.url();
+    p.llm.engine = LlmEngine::Anthropic;
+    p.llm.base_url = llm.base_url();
+    p.tts.engine = TtsEngine::Elevenlabs;
+    p.tts.base_url = tts.url();
+    Ok((llm, stt, tts))
+}
+
 /// A running in-process Hermes with fakes. Dropping it stops everything.
 pub struct InProcess {
     /// `ws://127.0.0.1:PORT`: the media WebSocket routes live under it.
@@ -44,7 +90,7 @@ pub struct InProcess {
     reports: Waiters<oneshot::Sender<CallReport>>,
     ends: Waiters<mpsc::Sender<EndedBy>>,
     _stop: watch::Sender<bool>,
-    _fakes: (FakeLlm, FakeDeepgram, FakeElevenLabs),
+    _fakes: Option<(FakeLlm, FakeDeepgram, FakeElevenLabs)>,
     _data: tempfile::TempDir,
 }
 
@@ -55,35 +101,29 @@ pub struct CallHooks {
 }
 
 impl InProcess {
-    /// Starts the fakes with `profile`, then Hermes on `config` pointed at them, with its
-    /// stores in a temporary folder (a simulation never writes into a real database).
+    /// Starts Hermes on `config` with its stores in a temporary folder (a simulation never
+    /// writes into a real database), its providers being `engines`.
     pub async fn start(
         models_dir: &Path,
         mut config: HermesConfig,
         config_dir: &Path,
-        profile: LatencyProfile,
-        seed: u64,
+        engines: Engines,
     ) -> anyhow::Result<InProcess> {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
-        let voice = Arc::new(LocalVoice::new(&config.persona.voice, 175).with_context(|| {
-            format!("persona.voice: espeak-ng cannot speak {:?}", config.persona.voice)
-        })?);
-        let llm_options = FakeLlmOptions {
-            business: config.business.clone(),
-            tools: config.tools.enabled.clone(),
-            profile,
-            seed,
-            ..FakeLlmOptions::default()
+        let (fakes, scripts) = match engines {
+            Engines::Fakes { profile, seed } => {
+                let fakes = start_fakes(&mut config, loopback, profile, seed).await?;
+                let scripts = fakes.1.scripts.clone();
+                (Some(fakes), scripts)
+            }
+            Engines::Local => {
+                let p = &mut config.providers;
+                p.stt.engine = SttEngine::Local;
+                p.llm.engine = LlmEngine::Local;
+                p.tts.engine = TtsEngine::Local;
+                (None, Scripts::default())
+            }
         };
-        let llm = FakeLlm::start(loopback, llm_options).await.context("starting the LLM fake")?;
-        let stt_options = FakeDeepgramOptions { profile, seed, ..FakeDeepgramOptions::default() };
-        let stt = FakeDeepgram::start(loopback, stt_options)
-            .await
-            .context("starting the speech-to-text fake")?;
-        let tts = FakeElevenLabs::start(loopback, voice, profile, seed)
-            .await
-            .context("starting the text-to-speech fake")?;
-
         let data = tempfile::tempdir().context("a temporary folder for the simulation's stores")?;
         let mut config_dir = config_dir.to_path_buf();
         if !config_dir.join(&config.business.data_dir).is_dir() {
@@ -92,13 +132,6 @@ impl InProcess {
             config_dir = data.path().to_path_buf();
             write_demo_seed(&config_dir.join(&config.business.data_dir))?;
         }
-        let p = &mut config.providers;
-        p.stt.engine = SttEngine::Deepgram;
-        p.stt.base_url = stt.url();
-        p.llm.engine = LlmEngine::Anthropic;
-        p.llm.base_url = llm.base_url();
-        p.tts.engine = TtsEngine::Elevenlabs;
-        p.tts.base_url = tts.url();
         let s = &mut config.storage;
         (s.postgres_url, s.redis_url) = (String::new(), String::new());
         // Names no variable can have, so the process environment cannot point a simulation
@@ -107,7 +140,9 @@ impl InProcess {
         s.data_dir = data.path().to_string_lossy().into_owned();
 
         let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
-        let key_env = |_: &str| Some(FAKE_KEY.to_string());
+        // The fakes take any key; local engines need none (and must not find a real one).
+        let with_fakes = fakes.is_some();
+        let key_env = move |_: &str| with_fakes.then(|| FAKE_KEY.to_string());
         let deps =
             providers::call_deps(&config, &config_dir, models_dir, Some(carrier_tx), &key_env)
                 .await?;
@@ -169,11 +204,11 @@ impl InProcess {
             base_ws: format!("ws://{addr}"),
             dashboard_url: format!("http://{addr}/dashboard?token={token}"),
             latency: latency_book,
-            scripts: stt.scripts.clone(),
+            scripts,
             reports,
             ends,
             _stop: stop,
-            _fakes: (llm, stt, tts),
+            _fakes: fakes,
             _data: data,
         })
     }

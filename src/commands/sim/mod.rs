@@ -22,7 +22,7 @@ use hermes_io::fakes::profile::LatencyProfile;
 use hermes_models::voice::LocalVoice;
 
 use crate::cli::SimArgs;
-use harness::InProcess;
+use harness::{Engines, InProcess};
 use report::{CallResult, RunInfo, Summary};
 use scenario::{DEFAULT_PAUSE_MS, Scenario};
 
@@ -61,6 +61,11 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
             }
         },
     };
+    let engines = match args.engines.as_str() {
+        "fakes" => Engines::Fakes { profile, seed: args.seed },
+        "local" => Engines::Local,
+        other => bail!("--engines: {other:?} is neither `fakes` nor `local`"),
+    };
     let calls = args.calls.unwrap_or(scenarios.len()).max(1);
     let speech = synthesise(&scenarios, &config)?;
 
@@ -68,10 +73,7 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
     let results = runtime.block_on(async {
         let harness = match &args.target {
             Some(_) => None,
-            None => Some(
-                InProcess::start(models_dir, config.clone(), &config_dir, profile, args.seed)
-                    .await?,
-            ),
+            None => Some(InProcess::start(models_dir, config.clone(), &config_dir, engines).await?),
         };
         let base = match &args.target {
             Some(url) => url.trim_end_matches('/').replacen("http", "ws", 1),
@@ -84,7 +86,11 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
                 "{calls} call(s) over {} scenario(s) against {}, profile {}",
                 scenarios.len(),
                 args.target.as_deref().unwrap_or("Hermes in this process"),
-                if args.target.is_some() { "of the remote target" } else { profile.name }
+                match (&args.target, engines) {
+                    (Some(_), _) => "of the remote target",
+                    (None, Engines::Local) => "of this machine's engines",
+                    (None, Engines::Fakes { .. }) => profile.name,
+                }
             ),
         );
         if let Some(h) = &harness
@@ -122,7 +128,11 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
     let summary = Summary {
         info: RunInfo {
             // The profile paces the in-process fakes; a remote target has its own providers.
-            profile: if args.target.is_some() { "remote".into() } else { profile.name.to_string() },
+            profile: match (&args.target, engines) {
+                (Some(_), _) => "remote".into(),
+                (None, Engines::Local) => "local engines".into(),
+                (None, Engines::Fakes { .. }) => profile.name.to_string(),
+            },
             target: args.target.clone().unwrap_or_else(|| "in-process".into()),
             concurrency: calls,
             wall,

@@ -111,6 +111,12 @@ hermes sim --profile typical --calls 20 --json\n  \
 hermes sim --target http://127.0.0.1:8080 --carrier twilio"
     )]
     Sim(SimArgs),
+    /// One whole phone call with no key and no server: Hermes starts in this process on its
+    /// embedded defaults (Silero VAD, Moonshine speech-to-text, the rule-based agent, espeak-ng,
+    /// an embedded database), and a synthetic caller phones it over the Telnyx media protocol
+    /// with espeak-ng speech. Prints what each side heard and every turn's latency, then keeps
+    /// Hermes up with its live dashboard (URL printed) until Ctrl-C.
+    Demo(DemoArgs),
     /// Apply the database schema migrations (also done by `serve` at start-up).
     ///
     /// Uses storage.postgres_url, or the variable named by storage.postgres_url_env when it is
@@ -231,6 +237,19 @@ pub struct SimArgs {
     /// (with a one-off token) on stderr first, to look at the calls' figures.
     #[arg(long = "hold", default_value_t = 0, value_name = "SECONDS")]
     pub hold_s: u64,
+    /// Print each call's transcript (what each side heard) after the table.
+    #[arg(long)]
+    pub transcript: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The configuration for the demo's Hermes (default: the embedded demo business).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Exit after the call instead of keeping Hermes and its dashboard up.
+    #[arg(long)]
+    pub no_hold: bool,
 }
 
 #[derive(Debug, Args)]

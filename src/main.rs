@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => commands::serve::serve(&cli.models_dir, args),
         Command::Fakes(args) => commands::fakes::run(args),
         Command::Sim(args) => commands::sim::run(&cli.models_dir, args),
+        Command::Demo(args) => commands::sim::demo(&cli.models_dir, args),
         Command::Migrate(args) => commands::storage::migrate(args),
         Command::Calls(CallsCommand::List(args)) => commands::storage::list(args),
         Command::Calls(CallsCommand::Show(args)) => commands::storage::show(args),

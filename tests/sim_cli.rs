@@ -120,3 +120,22 @@ fn on_this_machines_engines_the_caller_is_really_transcribed_and_answered() {
     let stt = stages.iter().find(|s| s["stage"] == "stt_final").expect("transcripts");
     assert!(stt["turns"].as_u64().is_some_and(|n| n >= 1), "{stt}");
 }
+
+#[test]
+fn the_demo_holds_a_whole_conversation_with_no_key_and_no_server() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .current_dir(std::env::temp_dir()) // the demo needs no checkout
+        .arg("--models-dir")
+        .arg(root().join(".hermes/models"))
+        .args(["demo", "--no-hold"])
+        .env_remove("DEEPGRAM_API_KEY")
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ELEVENLABS_API_KEY")
+        .output()
+        .expect("run hermes demo");
+    let printed = text(&out.stdout);
+    assert!(out.status.success(), "{printed}\n{}", text(&out.stderr));
+    assert!(printed.contains("caller  Hi, what time do you open on Saturday?"), "{printed}");
+    assert!(printed.contains("agent   On Saturday"), "the agent answered what it heard: {printed}");
+    assert!(printed.contains("server stages against their budgets"), "{printed}");
+}

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hermes_core::call::TurnTimeline;
 use hermes_core::config::HermesConfig;
+use hermes_io::driver::Speaker;
 use hermes_io::fakes::caller::{CallerLog, CallerScript, Dialect, Step, run_caller, voiced_length};
 use hermes_io::fakes::profile::LatencyProfile;
 use hermes_models::voice::LocalVoice;
@@ -33,7 +34,50 @@ const VOICED_DBFS: f32 = -45.0;
 type SpeechCache = HashMap<String, Arc<Vec<u8>>>;
 
 pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
-    let scenarios = scenario::load(&args.scenarios)?;
+    run_scenarios(models_dir, args, scenario::load(&args.scenarios)?, Hold::Seconds(args.hold_s))
+}
+
+/// `hermes demo`: one call on this machine's engines through the whole real path, its
+/// transcript and latency, then Hermes stays up with its dashboard until Ctrl-C.
+pub fn demo(models_dir: &Path, args: &crate::cli::DemoArgs) -> anyhow::Result<()> {
+    let demo = Scenario::parse(DEMO_SCENARIO, Path::new("scenarios/local-engines.toml"))?;
+    let sim = SimArgs {
+        scenarios: Vec::new(),
+        calls: Some(1),
+        profile: "zero".into(),
+        target: None,
+        carrier: "telnyx".into(),
+        config: args.config.clone(),
+        json: false,
+        quiet: false,
+        seed: 1,
+        ramp_ms: 0,
+        settle_ms: 1500,
+        linger_ms: 6000,
+        hold_s: 0,
+        engines: "local".into(),
+        transcript: true,
+    };
+    let hold = if args.no_hold { Hold::Seconds(0) } else { Hold::UntilInterrupted };
+    run_scenarios(models_dir, &sim, vec![demo], hold)
+}
+
+/// The demo's call, compiled in so `hermes demo` needs no checkout.
+const DEMO_SCENARIO: &str = include_str!("../../../scenarios/local-engines.toml");
+
+/// How long the in-process Hermes stays up after the calls.
+#[derive(Clone, Copy, Debug)]
+enum Hold {
+    Seconds(u64),
+    UntilInterrupted,
+}
+
+fn run_scenarios(
+    models_dir: &Path,
+    args: &SimArgs,
+    scenarios: Vec<Scenario>,
+    hold: Hold,
+) -> anyhow::Result<()> {
     let Some(profile) = LatencyProfile::by_name(&args.profile) else {
         bail!("--profile: {:?} is not a profile (zero, typical, slow)", args.profile);
     };
@@ -94,7 +138,7 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
             ),
         );
         if let Some(h) = &harness
-            && args.hold_s > 0
+            && !matches!(hold, Hold::Seconds(0))
         {
             // Only with --hold: the URL carries this run's one-off token.
             eprintln!("dashboard: {}", h.dashboard_url);
@@ -146,16 +190,35 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
     } else {
         write!(out, "{}", summary.to_table())?;
     }
+    if args.transcript && !args.json {
+        for call in &results {
+            let Some(report) = &call.report else { continue };
+            writeln!(out, "\ntranscript of {} (what each side heard):", call.id)?;
+            for (speaker, line) in &report.transcript {
+                let who = match speaker {
+                    Speaker::Caller => "caller",
+                    Speaker::Agent => "agent ",
+                };
+                writeln!(out, "  {who}  {line}")?;
+            }
+        }
+    }
     out.flush()?;
     drop(out);
-    if let Some(harness) = harness
-        && args.hold_s > 0
-    {
-        progress(
-            args,
-            &format!("holding Hermes up for {} s (the dashboard stays live)", args.hold_s),
-        );
-        runtime.block_on(async { tokio::time::sleep(Duration::from_secs(args.hold_s)).await });
+    if let Some(harness) = harness {
+        match hold {
+            Hold::Seconds(0) => {}
+            Hold::Seconds(s) => {
+                progress(args, &format!("holding Hermes up for {s} s (the dashboard stays live)"));
+                runtime.block_on(async { tokio::time::sleep(Duration::from_secs(s)).await });
+            }
+            Hold::UntilInterrupted => {
+                eprintln!("Hermes stays up with its dashboard; Ctrl-C to stop.");
+                runtime.block_on(async {
+                    let _ = tokio::signal::ctrl_c().await;
+                });
+            }
+        }
         drop(harness);
     }
     let not_placed = results.iter().filter(|r| r.log.is_none()).count();

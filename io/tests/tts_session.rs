@@ -123,6 +123,25 @@ async fn sentences_come_back_in_order_over_one_socket() {
 }
 
 #[tokio::test]
+async fn audio_already_waiting_to_be_read_when_the_caller_barges_in_never_comes_out() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), Arc::default()).await;
+    session.speak(1, "Our opening hours are Tuesday to Saturday from nine in the morning.");
+    // Nobody reads for a while: the whole sentence waits in the session's channel.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    session.cancel();
+    session.speak(2, "Sure.");
+    let events = until_done(&mut session, 2).await;
+    assert!(
+        events
+            .iter()
+            .all(|(_, e)| matches!(e, TtsEvent::Audio { id: 2, .. } | TtsEvent::Done { id: 2 })),
+        "only the new sentence: {:?}",
+        events.iter().map(|(_, e)| e).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn a_barge_in_stops_the_sentence_and_the_next_one_reuses_the_socket() {
     let slow = LatencyProfile { tts_first_audio: Delay::ms(150, 0.0), ..LatencyProfile::ZERO };
     let fake = fake(slow).await;

@@ -42,7 +42,7 @@ use crate::records::{CallOutcome, CallRecord, RecordWriter, ToolStatus};
 use crate::sessions::{SessionSnapshot, Sessions};
 use crate::stt::{DeepgramSettings, LocalStt, SttCounters, SttEvent, SttStream, Tape};
 use crate::tts::{TtsCounters, TtsEvent, TtsSession, TtsSettings};
-use played::{CancelFence, PlayedLedger};
+use played::PlayedLedger;
 use recorder::Recorder;
 use tools::{CallParties, ToolOutcome, ToolRunner};
 
@@ -281,7 +281,6 @@ struct Driver {
     heard_first_audio: HashSet<u64>,
     /// What went to the media session since the last clear, to name the words a cut left.
     played: PlayedLedger,
-    cancelled: CancelFence,
     outcome: Option<Outcome>,
     /// The audio pump to speech-to-text; stops with the driver.
     audio_pump: Option<tokio::task::JoinHandle<()>>,
@@ -388,7 +387,6 @@ impl Driver {
             tools: JoinSet::new(),
             heard_first_audio: HashSet::new(),
             played: PlayedLedger::default(),
-            cancelled: CancelFence::default(),
             outcome: None,
             audio_pump: Some(audio_pump),
             recorder: Recorder::new(record, now),
@@ -530,12 +528,6 @@ impl Driver {
 
     async fn on_tts(&mut self, event: TtsEvent) {
         let now = Instant::now();
-        let id = match &event {
-            TtsEvent::Audio { id, .. } | TtsEvent::Done { id } | TtsEvent::Failed { id, .. } => *id,
-        };
-        if self.cancelled.is_cancelled(id) {
-            return;
-        }
         match event {
             TtsEvent::Audio { id, ulaw, alignment } => {
                 if self.heard_first_audio.insert(id) {
@@ -613,13 +605,9 @@ impl Driver {
                 Action::Speak { speak, text } => {
                     self.recorder.agent_speaks(Instant::now(), speak.0, &text);
                     self.played.speaking(speak.0, &text);
-                    self.cancelled.issued(speak.0);
                     self.tts.speak(speak.0, &text);
                 }
-                Action::CancelTts => {
-                    self.cancelled.cancel();
-                    self.tts.cancel();
-                }
+                Action::CancelTts => self.tts.cancel(),
                 Action::ClearPlayback => {
                     self.recorder.playback_cleared();
                     self.played.cleared();

@@ -90,45 +90,9 @@ impl PlayedLedger {
     }
 }
 
-/// Which lines a TTS cancel covered. Speak ids are issued in increasing order and a cancel
-/// covers every line issued before it, so one number says it: audio of a cancelled line that
-/// was already queued in the TTS channel is dropped instead of reaching the caller after the
-/// clear.
-#[derive(Debug, Default)]
-pub struct CancelFence {
-    last_issued: u64,
-    cancelled_through: u64,
-}
-
-impl CancelFence {
-    pub fn issued(&mut self, speak: u64) {
-        self.last_issued = self.last_issued.max(speak);
-    }
-
-    pub fn cancel(&mut self) {
-        self.cancelled_through = self.last_issued;
-    }
-
-    pub fn is_cancelled(&self, speak: u64) -> bool {
-        speak <= self.cancelled_through
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_cancel_covers_the_lines_issued_before_it_and_none_after() {
-        let mut fence = CancelFence::default();
-        fence.issued(1);
-        fence.issued(2);
-        assert!(!fence.is_cancelled(2));
-        fence.cancel();
-        assert!(fence.is_cancelled(1) && fence.is_cancelled(2));
-        fence.issued(3);
-        assert!(!fence.is_cancelled(3));
-    }
 
     fn ledger_with_two_sentences() -> PlayedLedger {
         let mut ledger = PlayedLedger::default();

@@ -76,6 +76,11 @@ pub struct TtsSession {
     commands: mpsc::UnboundedSender<Command>,
     events: mpsc::Receiver<TtsEvent>,
     task: JoinHandle<()>,
+    /// The newest sentence id queued, and the newest a cancel covered: ids only grow and a
+    /// cancel covers everything queued before it, so events of cancelled sentences that were
+    /// already in the channel are recognised and dropped here, never played after a clear.
+    last_queued: u64,
+    cancelled_through: u64,
 }
 
 impl Drop for TtsSession {
@@ -116,21 +121,34 @@ impl TtsSession {
             }
             .run(command_rx, cloud_rx, local_rx),
         );
-        TtsSession { commands, events, task }
+        TtsSession { commands, events, task, last_queued: 0, cancelled_through: 0 }
     }
 
-    /// Queues a sentence.
-    pub fn speak(&self, id: u64, text: &str) {
+    /// Queues a sentence; ids must grow from one sentence to the next.
+    pub fn speak(&mut self, id: u64, text: &str) {
+        self.last_queued = self.last_queued.max(id);
         let _ = self.commands.send(Command::Speak(id, text.to_string()));
     }
 
-    /// Barge-in: stops every sentence queued or in flight; none of their audio comes out.
-    pub fn cancel(&self) {
+    /// Barge-in: stops every sentence queued or in flight; none of their audio comes out,
+    /// including what was already on its way to [`Self::next`].
+    pub fn cancel(&mut self) {
+        self.cancelled_through = self.last_queued;
         let _ = self.commands.send(Command::Cancel);
     }
 
     pub async fn next(&mut self) -> Option<TtsEvent> {
-        self.events.recv().await
+        loop {
+            let event = self.events.recv().await?;
+            let id = match &event {
+                TtsEvent::Audio { id, .. }
+                | TtsEvent::Done { id }
+                | TtsEvent::Failed { id, .. } => *id,
+            };
+            if id > self.cancelled_through {
+                return Some(event);
+            }
+        }
     }
 }
 

@@ -18,18 +18,19 @@ use serde::Serialize;
 
 use crate::metrics::{Exposition, MetricsSource};
 
-/// Every stage a turn can record, in timeline order, then tool calls.
-pub const STAGES: [&str; 9] = [
-    "voice_to_voice",
-    "stt_final",
-    "llm_request",
-    "llm_first_token",
-    "first_sentence",
-    "tts_request",
-    "tts_first_audio",
-    "first_heard",
-    "tool",
-];
+/// Every stage a turn can record: voice-to-voice, the timeline's stages in order
+/// ([`TurnTimeline::STAGE_NAMES`]), then tool calls.
+pub const STAGES: [&str; TurnTimeline::STAGE_NAMES.len() + 2] = {
+    let mut all = [""; TurnTimeline::STAGE_NAMES.len() + 2];
+    all[0] = "voice_to_voice";
+    let mut i = 0;
+    while i < TurnTimeline::STAGE_NAMES.len() {
+        all[i + 1] = TurnTimeline::STAGE_NAMES[i];
+        i += 1;
+    }
+    all[all.len() - 1] = "tool";
+    all
+};
 
 /// The sliding window: `WINDOW_SLOTS` slots of `SLOT` each.
 pub const SLOT: Duration = Duration::from_secs(60);
@@ -332,6 +333,15 @@ impl LatencyBook {
     }
 }
 
+/// One Prometheus histogram series from an HdrHistogram: cumulative counts at the bucket
+/// bounds, and a sum derived from its mean (HdrHistogram keeps no exact sum).
+fn render_histogram(out: &mut Exposition, name: &str, labels: &[(&str, &str)], h: &Histogram<u32>) {
+    let buckets: Vec<(u64, u64)> =
+        BUCKETS_MS.iter().map(|le| (*le, h.count_between(0, *le))).collect();
+    let sum = (h.mean() * h.len() as f64).round() as u64;
+    out.histogram_series(name, labels, &buckets, h.len(), sum);
+}
+
 impl MetricsSource for LatencyBook {
     fn render(&self, out: &mut Exposition) {
         let now = Instant::now();
@@ -342,16 +352,11 @@ impl MetricsSource for LatencyBook {
             "Per-turn stage latency since start (voice_to_voice: end of caller speech to first agent audio).",
         );
         for (i, stage) in STAGES.iter().enumerate() {
-            let h = &book.stages[i].since_start;
-            let buckets: Vec<(u64, u64)> =
-                BUCKETS_MS.iter().map(|le| (*le, h.count_between(0, *le))).collect();
-            let sum = (h.mean() * h.len() as f64).round() as u64;
-            out.histogram_series(
+            render_histogram(
+                out,
                 "hermes_stage_latency_ms",
                 &[("stage", stage)],
-                &buckets,
-                h.len(),
-                sum,
+                &book.stages[i].since_start,
             );
         }
         out.gauge_header(
@@ -375,16 +380,11 @@ impl MetricsSource for LatencyBook {
         let mut numbers: Vec<_> = book.by_number.iter().collect();
         numbers.sort_by(|a, b| a.0.cmp(b.0));
         for (number, s) in numbers {
-            let h = &s.since_start;
-            let buckets: Vec<(u64, u64)> =
-                BUCKETS_MS.iter().map(|le| (*le, h.count_between(0, *le))).collect();
-            let sum = (h.mean() * h.len() as f64).round() as u64;
-            out.histogram_series(
+            render_histogram(
+                out,
                 "hermes_voice_to_voice_by_number_ms",
                 &[("number", number)],
-                &buckets,
-                h.len(),
-                sum,
+                &s.since_start,
             );
         }
         drop(book);

@@ -12,7 +12,7 @@ use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
 use hermes_io::carrier::session::MediaSettings;
 use hermes_io::driver::tools::ProfileTools;
 use hermes_io::driver::{CallDeps, DriverCounters, Outcome, Speaker, drive};
-use hermes_io::fakes::carrier::{FakeTelnyx, StreamScript};
+use hermes_io::fakes::carrier::{FakeTelnyx, Recording, StreamScript};
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
@@ -35,6 +35,45 @@ fn silence(ms: usize) -> Vec<u8> {
 }
 
 /// Hermes on loopback with the fakes, the embedded store and a driver per media stream.
+/// A caller on `call_id` who waits `lead_ms`, says `words` in espeak-ng's voice, and stays
+/// `tail_ms` more.
+fn caller(
+    voice: &LocalVoice,
+    call_id: &str,
+    lead_ms: usize,
+    words: &str,
+    tail_ms: usize,
+) -> StreamScript {
+    let mut audio = silence(lead_ms);
+    audio.extend(voice.speak_ulaw(words).expect("speaks"));
+    audio.extend(silence(tail_ms));
+    StreamScript {
+        call_control_id: call_id.into(),
+        stream_id: format!("stream-{call_id}"),
+        auth_token: None,
+        caller_audio: audio,
+        linger: Duration::from_secs(4),
+    }
+}
+
+/// Streams `script` into the media server as Telnyx would; what the carrier heard, and the
+/// driver's report of the call.
+async fn place(
+    addr: std::net::SocketAddr,
+    reports: &mut mpsc::Receiver<hermes_io::driver::CallReport>,
+    script: &StreamScript,
+) -> (Recording, hermes_io::driver::CallReport) {
+    let recording = FakeTelnyx::new([7; 32])
+        .stream_call(&format!("ws://{addr}/telnyx/media"), script)
+        .await
+        .expect("the call runs");
+    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+        .await
+        .expect("the driver finishes")
+        .expect("a report");
+    (recording, report)
+}
+
 /// Destructure with `_stop` and `_data` named: a field left to `..` is dropped at once.
 struct Rig {
     voice: Arc<LocalVoice>,
@@ -171,24 +210,8 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
     stt_fake.scripts.set("call-e2e", ["I'd like to book a haircut."]);
 
     // The caller waits out the greeting, asks, then listens.
-    let mut caller = silence(5000);
-    caller.extend(voice.speak_ulaw("I'd like to book a haircut.").expect("speaks"));
-    caller.extend(silence(1000));
-    let script = StreamScript {
-        call_control_id: "call-e2e".into(),
-        stream_id: "stream-e2e".into(),
-        auth_token: None,
-        caller_audio: caller,
-        linger: Duration::from_secs(4),
-    };
-    let recording = FakeTelnyx::new([7; 32])
-        .stream_call(&format!("ws://{addr}/telnyx/media"), &script)
-        .await
-        .expect("the call runs");
-    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
-        .await
-        .expect("the driver finishes")
-        .expect("a report");
+    let script = caller(&voice, "call-e2e", 5000, "I'd like to book a haircut.", 1000);
+    let (recording, report) = place(addr, &mut reports, &script).await;
 
     // What the agent said, as the voice provider received it.
     let said: Vec<String> =
@@ -271,14 +294,7 @@ async fn a_caller_asks_for_a_booking_and_hears_the_agent_ask_which_day() {
     // where it was, without a second greeting, and the record carries on.
     tts_fake.texts.lock().expect("log").clear();
     let again = StreamScript { caller_audio: silence(3000), ..script };
-    FakeTelnyx::new([7; 32])
-        .stream_call(&format!("ws://{addr}/telnyx/media"), &again)
-        .await
-        .expect("the reconnected stream runs");
-    let resumed = tokio::time::timeout(Duration::from_secs(10), reports.recv())
-        .await
-        .expect("the driver finishes")
-        .expect("a report");
+    let (_, resumed) = place(addr, &mut reports, &again).await;
     assert!(resumed.resumed);
     let said: Vec<String> =
         tts_fake.texts.lock().expect("log").iter().map(|(_, t)| t.clone()).collect();
@@ -301,24 +317,8 @@ async fn a_caller_who_talks_over_the_greeting_leaves_only_the_words_heard_in_con
         rig().await;
     stt_fake.scripts.set("call-barge", ["I'd like to book a haircut."]);
     // The greeting takes about four seconds; the caller starts talking two seconds in.
-    let mut caller = silence(2000);
-    caller.extend(voice.speak_ulaw("I'd like to book a haircut.").expect("speaks"));
-    caller.extend(silence(1000));
-    let script = StreamScript {
-        call_control_id: "call-barge".into(),
-        stream_id: "stream-barge".into(),
-        auth_token: None,
-        caller_audio: caller,
-        linger: Duration::from_secs(4),
-    };
-    FakeTelnyx::new([7; 32])
-        .stream_call(&format!("ws://{addr}/telnyx/media"), &script)
-        .await
-        .expect("the call runs");
-    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
-        .await
-        .expect("the driver finishes")
-        .expect("a report");
+    let script = caller(&voice, "call-barge", 2000, "I'd like to book a haircut.", 1000);
+    let (_, report) = place(addr, &mut reports, &script).await;
     assert!(report.logs.contains(&hermes_core::call::CallLog::BargeIn), "{:?}", report.logs);
 
     let greeting = "Thanks for calling Maple Street Hair, this is Sam. How can I help?";
@@ -349,24 +349,8 @@ async fn without_a_cloud_transcriber_the_caller_is_understood_by_moonshine_on_th
     let Rig { voice, llm_fake, writer, store, addr, mut reports, deps, _stop, _data, .. } =
         rig_with(Some(engine.clone())).await;
     let question = "What time do you open on Saturday?";
-    let mut caller = silence(5000);
-    caller.extend(voice.speak_ulaw(question).expect("speaks"));
-    caller.extend(silence(1500));
-    let script = StreamScript {
-        call_control_id: "call-local".into(),
-        stream_id: "stream-local".into(),
-        auth_token: None,
-        caller_audio: caller,
-        linger: Duration::from_secs(4),
-    };
-    FakeTelnyx::new([7; 32])
-        .stream_call(&format!("ws://{addr}/telnyx/media"), &script)
-        .await
-        .expect("the call runs");
-    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
-        .await
-        .expect("the driver finishes")
-        .expect("a report");
+    let script = caller(&voice, "call-local", 5000, question, 1500);
+    let (_, report) = place(addr, &mut reports, &script).await;
     // The caller's words, as Moonshine heard them, reached the model and the record.
     let said: Vec<&String> =
         report.transcript.iter().filter(|(s, _)| *s == Speaker::Caller).map(|(_, t)| t).collect();

@@ -8,7 +8,7 @@
 //! it on a small pool of its own.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::session::Session;
@@ -16,6 +16,8 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, Tensor};
 
 use hermes_core::codec::G711;
+
+use crate::manifest::{MOONSHINE_DECODER, MOONSHINE_ENCODER, MOONSHINE_TOKENIZER, ONNX_RUNTIME};
 use hermes_core::dsp::resample::Upsampler2x;
 
 /// Moonshine tiny: decoder layers, key/value heads and head size (`moonshine_onnx/model.py`).
@@ -137,11 +139,23 @@ impl std::fmt::Debug for Moonshine {
 
 /// The files a [`Moonshine`] loads, all installed by `hermes models fetch`.
 #[derive(Clone, Debug)]
-pub struct MoonshineFiles<'a> {
-    pub runtime: &'a Path,
-    pub encoder: &'a Path,
-    pub decoder: &'a Path,
-    pub tokenizer: &'a Path,
+pub struct MoonshineFiles {
+    pub runtime: PathBuf,
+    pub encoder: PathBuf,
+    pub decoder: PathBuf,
+    pub tokenizer: PathBuf,
+}
+
+impl MoonshineFiles {
+    /// Where `hermes models fetch` installs them in `models_dir`.
+    pub fn installed_in(models_dir: &Path) -> MoonshineFiles {
+        MoonshineFiles {
+            runtime: models_dir.join(ONNX_RUNTIME.file_name),
+            encoder: models_dir.join(MOONSHINE_ENCODER.file_name),
+            decoder: models_dir.join(MOONSHINE_DECODER.file_name),
+            tokenizer: models_dir.join(MOONSHINE_TOKENIZER.file_name),
+        }
+    }
 }
 
 fn session(path: &Path, env: &ort::environment::Environment) -> Result<Session, SttError> {
@@ -154,11 +168,11 @@ fn session(path: &Path, env: &ort::environment::Environment) -> Result<Session, 
 }
 
 impl Moonshine {
-    pub fn load(files: &MoonshineFiles<'_>) -> Result<Moonshine, SttError> {
-        let env = runtime(files.runtime)?;
-        let encoder = session(files.encoder, env)?;
-        let decoder = session(files.decoder, env)?;
-        let tokenizer = std::fs::read_to_string(files.tokenizer).map_err(|e| SttError::Model {
+    pub fn load(files: &MoonshineFiles) -> Result<Moonshine, SttError> {
+        let env = runtime(&files.runtime)?;
+        let encoder = session(&files.encoder, env)?;
+        let decoder = session(&files.decoder, env)?;
+        let tokenizer = std::fs::read_to_string(&files.tokenizer).map_err(|e| SttError::Model {
             file: files.tokenizer.display().to_string(),
             reason: e.to_string(),
         })?;

@@ -8,9 +8,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use hermes_core::codec::G711;
-use hermes_models::manifest::{
-    MOONSHINE_DECODER, MOONSHINE_ENCODER, MOONSHINE_TOKENIZER, ONNX_RUNTIME,
-};
 use hermes_models::moonshine::{Moonshine, MoonshineFiles};
 use hermes_models::voice::LocalVoice;
 
@@ -72,21 +69,8 @@ fn edits(truth: &[String], heard: &[String]) -> usize {
 }
 
 fn load() -> Moonshine {
-    let dir = models_dir();
-    let path = |a: &hermes_core::artifact::Artifact| dir.join(a.file_name);
-    let (runtime, encoder, decoder, tokenizer) = (
-        path(&ONNX_RUNTIME),
-        path(&MOONSHINE_ENCODER),
-        path(&MOONSHINE_DECODER),
-        path(&MOONSHINE_TOKENIZER),
-    );
-    let files = MoonshineFiles {
-        runtime: &runtime,
-        encoder: &encoder,
-        decoder: &decoder,
-        tokenizer: &tokenizer,
-    };
-    Moonshine::load(&files).expect("Moonshine loads (run scripts/setup)")
+    Moonshine::load(&MoonshineFiles::installed_in(&models_dir()))
+        .expect("Moonshine loads (run scripts/setup)")
 }
 
 /// espeak-ng's speech for `text` at `rate` Hz (the CLI, resampled by sox, as the VAD fixture).
@@ -192,15 +176,9 @@ fn silence_and_a_click_transcribe_to_nothing_rather_than_an_error() {
 
 #[test]
 fn a_missing_model_file_is_named_in_the_error() {
-    let dir = models_dir();
-    let runtime = dir.join(ONNX_RUNTIME.file_name);
-    let missing = dir.join("no-such-encoder.ort");
-    let tokenizer = dir.join(MOONSHINE_TOKENIZER.file_name);
     let files = MoonshineFiles {
-        runtime: &runtime,
-        encoder: &missing,
-        decoder: &missing,
-        tokenizer: &tokenizer,
+        encoder: models_dir().join("no-such-encoder.ort"),
+        ..MoonshineFiles::installed_in(&models_dir())
     };
     let error = Moonshine::load(&files).expect_err("no encoder").to_string();
     assert!(error.contains("no-such-encoder.ort"), "{error}");

@@ -26,20 +26,31 @@ impl TurnTimeline {
         self.tts_first_audio?.checked_duration_since(self.user_speech_end?)
     }
 
+    /// The names [`Self::stages`] reports, in timeline order.
+    pub const STAGE_NAMES: [&'static str; 7] = [
+        "stt_final",
+        "llm_request",
+        "llm_first_token",
+        "first_sentence",
+        "tts_request",
+        "tts_first_audio",
+        "first_heard",
+    ];
+
     /// `(stage, duration since the previous recorded stage)` for every recorded stage.
     pub fn stages(&self) -> Vec<(&'static str, Duration)> {
         let points = [
-            ("stt_final", self.stt_final),
-            ("llm_request", self.llm_request),
-            ("llm_first_token", self.llm_first_token),
-            ("first_sentence", self.first_sentence),
-            ("tts_request", self.tts_request),
-            ("tts_first_audio", self.tts_first_audio),
-            ("first_heard", self.first_heard),
+            self.stt_final,
+            self.llm_request,
+            self.llm_first_token,
+            self.first_sentence,
+            self.tts_request,
+            self.tts_first_audio,
+            self.first_heard,
         ];
         let mut prev = self.user_speech_end;
         let mut out = Vec::new();
-        for (name, t) in points {
+        for (name, t) in Self::STAGE_NAMES.into_iter().zip(points) {
             if let (Some(p), Some(t)) = (prev, t) {
                 out.push((name, t.saturating_duration_since(p)));
             }

@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use super::carrier::FakeCarrierError;
 use super::playout::Playout;
@@ -226,20 +225,7 @@ pub async fn run_caller(
         url: ws_url.to_string(),
         reason: e.to_string(),
     };
-    let mut request = ws_url.into_client_request().map_err(|e| connect_err(&e))?;
-    if let Some(token) = &script.auth_token {
-        let value = token.parse().map_err(
-            |e: tokio_tungstenite::tungstenite::http::header::InvalidHeaderValue| connect_err(&e),
-        )?;
-        request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
-    }
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(
-        request,
-        Some(crate::ws::socket_config(1 << 20, 1 << 20)),
-        true,
-    )
-    .await
-    .map_err(|e| connect_err(&e))?;
+    let ws = super::carrier::connect_media(ws_url, script.auth_token.as_deref()).await?;
     let (mut tx, mut rx) = ws.split();
     let framer =
         Framer { dialect: script.dialect, stream_id: format!("stream-{}", script.call_id) };

@@ -10,9 +10,11 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use ed25519_dalek::{Signer, SigningKey};
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::playout::Playout;
 use crate::http::{HttpClient, HttpError};
@@ -122,20 +124,7 @@ impl FakeTelnyx {
             url: ws_url.to_string(),
             reason: e.to_string(),
         };
-        let mut request = ws_url.into_client_request().map_err(|e| connect_err(&e))?;
-        if let Some(token) = &script.auth_token {
-            let value = token
-                .parse()
-                .map_err(|e: http_value::header::InvalidHeaderValue| connect_err(&e))?;
-            request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
-        }
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(
-            request,
-            Some(crate::ws::socket_config(1 << 20, 1 << 20)),
-            true,
-        )
-        .await
-        .map_err(|e| connect_err(&e))?;
+        let ws = connect_media(ws_url, script.auth_token.as_deref()).await?;
         let (mut tx, mut rx) = ws.split();
         let mut connected = serde_json::json!({"event": "connected", "version": "1.0.0"});
         if let Some(token) = &script.auth_token {
@@ -221,3 +210,26 @@ impl FakeTelnyx {
 
 // `http` is re-exported by tungstenite; name it for the header error type.
 use tokio_tungstenite::tungstenite::http as http_value;
+
+/// Opens a media WebSocket to `ws_url` as a carrier does: the stream token header when there
+/// is one, and the socket settings Hermes's own sockets use.
+pub(crate) async fn connect_media(
+    ws_url: &str,
+    auth_token: Option<&str>,
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, FakeCarrierError> {
+    let connect_err = |e: &dyn std::fmt::Display| FakeCarrierError::Connect {
+        url: ws_url.to_string(),
+        reason: e.to_string(),
+    };
+    let mut request = ws_url.into_client_request().map_err(|e| connect_err(&e))?;
+    if let Some(token) = auth_token {
+        let value =
+            token.parse().map_err(|e: http_value::header::InvalidHeaderValue| connect_err(&e))?;
+        request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
+    }
+    let config = crate::ws::socket_config(1 << 20, 1 << 20);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
+        .await
+        .map_err(|e| connect_err(&e))?;
+    Ok(ws)
+}

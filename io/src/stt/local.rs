@@ -8,9 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hermes_core::codec::G711;
-use hermes_models::manifest::{
-    MOONSHINE_DECODER, MOONSHINE_ENCODER, MOONSHINE_TOKENIZER, ONNX_RUNTIME,
-};
 use hermes_models::moonshine::{Moonshine, MoonshineFiles, SttError};
 use tokio::sync::oneshot;
 
@@ -49,19 +46,7 @@ pub struct LocalStt {
 impl LocalStt {
     /// Loads one model per worker from `models_dir` (what `hermes models fetch` installed).
     pub fn start(models_dir: &Path, workers: usize) -> Result<LocalStt, SttError> {
-        let path = |a: &hermes_core::artifact::Artifact| models_dir.join(a.file_name);
-        let (runtime, encoder, decoder, tokenizer) = (
-            path(&ONNX_RUNTIME),
-            path(&MOONSHINE_ENCODER),
-            path(&MOONSHINE_DECODER),
-            path(&MOONSHINE_TOKENIZER),
-        );
-        let files = MoonshineFiles {
-            runtime: &runtime,
-            encoder: &encoder,
-            decoder: &decoder,
-            tokenizer: &tokenizer,
-        };
+        let files = MoonshineFiles::installed_in(models_dir);
         let workers = workers.max(1);
         // A short queue: an utterance waiting behind many others is better dropped (and
         // counted) than answered seconds late.

@@ -77,7 +77,7 @@ A problem reads like:\n  business.hours.saturday: \"9-17\" is not a time range l
     /// environment as HERMES__SECTION__KEY.
     #[command(
         after_help = "Examples:\n  hermes serve\n  hermes serve --config /etc/hermes/hermes.toml --listen 0.0.0.0:8080\n  kill -HUP $(pidof hermes)     reload the business profile\n\n\
-Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /readyz    503 while draining\n  GET /metrics   Prometheus counters\n  POST /telnyx/webhook   signed Call Control events"
+Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /readyz    503 while draining\n  GET /metrics   Prometheus counters\n  GET /dashboard   live latency dashboard (?token=)\n  GET /phone     browser phone: talk to the agent from a web page (?token=)\n  POST /telnyx/webhook   signed Call Control events"
     )]
     Serve(ServeArgs),
     /// Run protocol-faithful fakes of Deepgram, Anthropic/OpenAI and ElevenLabs on loopback.
@@ -114,8 +114,9 @@ hermes sim --target http://127.0.0.1:8080 --carrier twilio"
     /// One whole phone call with no key and no server: Hermes starts in this process on its
     /// embedded defaults (Silero VAD, Moonshine speech-to-text, the rule-based agent, espeak-ng,
     /// an embedded database), and a synthetic caller phones it over the Telnyx media protocol
-    /// with espeak-ng speech. Prints what each side heard and every turn's latency, then keeps
-    /// Hermes up with its live dashboard (URL printed) until Ctrl-C.
+    /// with espeak-ng speech. Prints the conversation live and every turn's latency, then
+    /// keeps Hermes up with its live dashboard and its browser phone (URLs printed; call it
+    /// with your microphone) until Ctrl-C.
     Demo(DemoArgs),
     /// Apply the database schema migrations (also done by `serve` at start-up).
     ///
@@ -237,7 +238,8 @@ pub struct SimArgs {
     /// (with a one-off token) on stderr first, to look at the calls' figures.
     #[arg(long = "hold", default_value_t = 0, value_name = "SECONDS")]
     pub hold_s: u64,
-    /// Print each call's transcript (what each side heard) after the table.
+    /// Print the conversation live as it happens: each caller turn as transcribed, each agent
+    /// sentence as it starts, and where a barge-in cut one (in-process Hermes only).
     #[arg(long)]
     pub transcript: bool,
 }
@@ -247,7 +249,7 @@ pub struct DemoArgs {
     /// The configuration for the demo's Hermes (default: the embedded demo business).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Exit after the call instead of keeping Hermes and its dashboard up.
+    /// Exit after the call instead of keeping Hermes, its dashboard and its phone up.
     #[arg(long)]
     pub no_hold: bool,
 }

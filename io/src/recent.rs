@@ -1,13 +1,14 @@
 //! The calls the dashboard shows: those in progress, and the last finished ones with their
 //! whole record (transcript, what was heard, tool calls, per-turn stages). Held in memory,
-//! bounded; the database keeps the full history (`hermes calls`). Phone numbers are masked
-//! on the way in, so nothing here can leak one.
+//! bounded, with their [live transcript](crate::live); the database keeps the full history
+//! (`hermes calls`). Phone numbers are masked on the way in, so nothing here can leak one.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::live::LiveTranscripts;
 use crate::records::{CallRecord, mask_number};
 
 /// Finished calls kept.
@@ -30,9 +31,15 @@ struct Calls {
 #[derive(Debug, Default)]
 pub struct RecentCalls {
     calls: Mutex<Calls>,
+    live: LiveTranscripts,
 }
 
 impl RecentCalls {
+    /// The calls in progress as they happen, line by line.
+    pub fn live(&self) -> &LiveTranscripts {
+        &self.live
+    }
+
     pub fn started(&self, call_id: &str, caller: &str, started_at_ms: i64) {
         let call =
             ActiveCall { call_id: call_id.to_string(), caller: mask_number(caller), started_at_ms };

@@ -295,16 +295,19 @@ async fn route(
             );
             r
         }
+        (&Method::GET, "/phone" | "/phone/media") => phone(&state, req),
         (&Method::POST, "/telnyx/webhook") => telnyx_webhook(&state, req).await,
-        (&Method::GET, "/telnyx/media") => media_upgrade(&state, req, Box::new(TelnyxDialect)),
+        (&Method::GET, "/telnyx/media") => {
+            media_upgrade(&state, req, Box::new(TelnyxDialect), None)
+        }
         (&Method::GET, "/twilio/media") => {
-            media_upgrade(&state, req, Box::new(TwilioDialect::default()))
+            media_upgrade(&state, req, Box::new(TwilioDialect::default()), None)
         }
         (&Method::POST, "/twilio/voice") => twilio_voice(&state, req).await,
         (
             _,
             "/healthz" | "/readyz" | "/metrics" | "/telnyx/webhook" | "/telnyx/media"
-            | "/twilio/media" | "/twilio/voice",
+            | "/twilio/media" | "/twilio/voice" | "/phone" | "/phone/media",
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
@@ -343,11 +346,39 @@ async fn twilio_voice(state: &ServerState, req: Request<Incoming>) -> Response<B
     respond(StatusCode::OK, "text/xml", twiml::connect_stream(&format!("{ws_base}/twilio/media")))
 }
 
-/// Upgrades to a WebSocket and runs a media session on it in `dialect`.
+/// The browser phone (behind the dashboard's token): its page, or a call on its media socket
+/// with the call's live transcript passed along.
+fn phone(state: &Arc<ServerState>, req: Request<Incoming>) -> Response<Body> {
+    let authorization =
+        req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let dashboard = match crate::dashboard::authorize(
+        state.dashboard.as_ref(),
+        req.uri().query(),
+        authorization,
+    ) {
+        Ok(d) => d,
+        Err((status, kind, body)) => return respond(status, kind, body),
+    };
+    if req.uri().path() == "/phone" {
+        let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", crate::phone::PAGE);
+        r.headers_mut().insert(
+            hyper::header::CACHE_CONTROL,
+            hyper::header::HeaderValue::from_static("no-store"),
+        );
+        return r;
+    }
+    let call_id = crate::phone::new_call_id();
+    let notes = crate::phone::forward_transcript(dashboard.recent.live(), call_id.clone());
+    media_upgrade(state, req, Box::new(crate::phone::PhoneDialect::new(call_id)), Some(notes))
+}
+
+/// Upgrades to a WebSocket and runs a media session on it in `dialect`; `notes` are text
+/// frames to pass on to the other end (the browser phone's live transcript).
 fn media_upgrade(
     state: &Arc<ServerState>,
     req: Request<Incoming>,
     dialect: Box<dyn Dialect>,
+    notes: Option<mpsc::Receiver<String>>,
 ) -> Response<Body> {
     let Some(hub) = &state.media else {
         return text(StatusCode::NOT_FOUND, "no carrier media configured\n");
@@ -368,7 +399,10 @@ fn media_upgrade(
         .get("x-telnyx-streaming-auth-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let (handle, ports) = stream::channel();
+    let (handle, mut ports) = stream::channel();
+    if let Some(notes) = notes {
+        ports = ports.with_notes(notes);
+    }
     if hub.sessions.try_send(handle).is_err() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
     }

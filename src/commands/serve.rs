@@ -177,7 +177,8 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             match providers::env(&config.server.dashboard_token_env).filter(|t| !t.is_empty()) {
                 Some(token) => {
                     eprintln!(
-                        "dashboard on http://{addr}/dashboard (token from {})",
+                        "dashboard on http://{addr}/dashboard, browser phone on \
+                         http://{addr}/phone (token from {}; pass it as ?token=)",
                         config.server.dashboard_token_env
                     );
                     dashboard = Some(Dashboard {
@@ -188,7 +189,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                     });
                 }
                 None => eprintln!(
-                    "dashboard off: set {} to a token to turn it on",
+                    "dashboard and browser phone off: set {} to a token to turn them on",
                     config.server.dashboard_token_env
                 ),
             }

@@ -1,5 +1,6 @@
 //! What every carrier's media stream has in common: the frames a session acts on, why a frame
-//! is skipped, and the [`Dialect`] each carrier speaks on the wire (Telnyx, Twilio).
+//! is skipped, and the [`Dialect`] each carrier speaks on the wire (Telnyx, Twilio, and the
+//! browser phone).
 
 pub mod cuts;
 pub mod session;
@@ -9,6 +10,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hermes_core::codec::G711;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Largest text frame accepted. A 20 ms PCMU frame is ~300 bytes of JSON; 30 s of audio (the
 /// most Telnyx itself accepts in one frame) is ~330 KiB. Anything above is refused unparsed.
@@ -108,6 +110,8 @@ pub enum FrameError {
     BadPayload,
     #[error("media payload of {got} bytes does not fit the {room}-byte buffer")]
     PayloadTooLarge { got: usize, room: usize },
+    #[error("binary audio of {0} bytes is not whole 16-bit samples")]
+    OddPcm(usize),
 }
 
 impl FrameError {
@@ -119,7 +123,9 @@ impl FrameError {
             FrameError::UnknownEvent(_) => "unknown_event",
             FrameError::MissingField { .. } => "missing_field",
             FrameError::UnsupportedEncoding(_) => "unsupported_encoding",
-            FrameError::BadPayload | FrameError::PayloadTooLarge { .. } => "bad_payload",
+            FrameError::BadPayload | FrameError::PayloadTooLarge { .. } | FrameError::OddPcm(_) => {
+                "bad_payload"
+            }
         }
     }
 }
@@ -178,6 +184,16 @@ pub trait Dialect: Send + std::fmt::Debug {
     fn write_media(&self, audio: &[u8], out: &mut String);
     fn write_mark(&self, name: &str, out: &mut String);
     fn write_clear(&self, out: &mut String);
+    /// Caller audio in a binary frame, as G.711 written into `out`; returns the number of
+    /// bytes. `None`: this carrier sends no binary frames, and one is skipped and counted.
+    fn parse_binary(&self, _frame: &[u8], _out: &mut [u8]) -> Option<Result<usize, FrameError>> {
+        None
+    }
+    /// The message that carries agent audio: by default the text frame of [`Self::write_media`].
+    fn media_message(&self, audio: &[u8], out: &mut String) -> Message {
+        self.write_media(audio, out);
+        Message::text(out.as_str())
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! One carrier media WebSocket (Telnyx or Twilio, by [`Dialect`]): carrier audio into the audio core, agent audio back out at the
-//! playout clock's pace, marks sent behind the audio they follow, `clear` on barge-in.
+//! One media WebSocket (Telnyx, Twilio or the browser phone, by [`Dialect`]): caller audio into
+//! the audio core, agent audio back out at the playout clock's pace, marks sent behind the
+//! audio they follow, `clear` on barge-in.
 //!
 //! The session owns the connection and the call's [`CallAudio`]; the call driver talks to it
 //! through a [`StreamHandle`] (commands in, events out). Every write to the carrier is bounded
@@ -170,7 +171,12 @@ pub fn channel() -> (StreamHandle, SessionPorts) {
     let (audio_tx, caller_audio) = mpsc::channel(250);
     (
         StreamHandle { events, commands, caller_audio },
-        SessionPorts { events: event_tx, commands: command_rx, caller_audio: audio_tx },
+        SessionPorts {
+            events: event_tx,
+            commands: command_rx,
+            caller_audio: audio_tx,
+            notes: None,
+        },
     )
 }
 
@@ -179,6 +185,16 @@ pub struct SessionPorts {
     events: mpsc::Sender<StreamEvent>,
     commands: mpsc::Receiver<StreamCommand>,
     caller_audio: mpsc::Sender<Bytes>,
+    notes: Option<mpsc::Receiver<String>>,
+}
+
+impl SessionPorts {
+    /// Text frames to pass on to the other end as they come, between the audio (the browser
+    /// phone's live transcript). A carrier has no use for them.
+    pub fn with_notes(mut self, notes: mpsc::Receiver<String>) -> Self {
+        self.notes = Some(notes);
+        self
+    }
 }
 
 struct Call {
@@ -206,7 +222,7 @@ pub async fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let SessionPorts { events, mut commands, caller_audio } = ports;
+    let SessionPorts { events, mut commands, caller_audio, mut notes } = ports;
     let mut call: Option<Call> = None;
     let mut frame_buf: Vec<u8> = Vec::with_capacity(4096);
     let mut audio_buf = [0u8; 8 * FRAME_SAMPLES];
@@ -231,8 +247,12 @@ where
                 let text = match message {
                     Message::Text(t) => t,
                     Message::Close(_) => return SessionEnd::CarrierStopped,
-                    Message::Binary(_) => {
-                        counters.frames_binary.fetch_add(1, Ordering::Relaxed);
+                    Message::Binary(frame) => {
+                        match dialect.parse_binary(&frame, &mut audio_buf) {
+                            Some(Ok(n)) => hear_caller(call.as_mut(), &audio_buf[..n], &caller_audio, &counters),
+                            Some(Err(_)) => { counters.frames_skipped_other.fetch_add(1, Ordering::Relaxed); }
+                            None => { counters.frames_binary.fetch_add(1, Ordering::Relaxed); }
+                        }
                         continue;
                     }
                     _ => continue,
@@ -285,18 +305,8 @@ where
                         }
                     }
                     InboundFrame::Media { track: Track::Inbound, payload, .. } => {
-                        let Some(c) = call.as_mut() else {
-                            counters.media_before_start.fetch_add(1, Ordering::Relaxed);
-                            continue;
-                        };
                         match decode_payload(&payload, &mut audio_buf) {
-                            Ok(n) => {
-                                c.audio.push_inbound(&audio_buf[..n]);
-                                // Untouched, towards speech-to-text.
-                                if caller_audio.try_send(Bytes::copy_from_slice(&audio_buf[..n])).is_err() {
-                                    counters.caller_audio_dropped.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
+                            Ok(n) => hear_caller(call.as_mut(), &audio_buf[..n], &caller_audio, &counters),
                             Err(_) => { counters.frames_skipped_other.fetch_add(1, Ordering::Relaxed); }
                         }
                     }
@@ -313,8 +323,20 @@ where
                     InboundFrame::Stop => return SessionEnd::CarrierStopped,
                 }
             }
+            note = next_note(&mut notes) => match note {
+                Some(note) => {
+                    if !send(&mut ws, Message::text(note), &settings, &counters).await {
+                        return SessionEnd::WriteTimedOut;
+                    }
+                }
+                None => notes = None,
+            },
             command = commands.recv() => {
-                let Some(command) = command else { return SessionEnd::DriverGone };
+                let Some(command) = command else {
+                    // The call is over on our side: say so, rather than just dropping the line.
+                    let _ = tokio::time::timeout(settings.write_timeout, ws.close(None)).await;
+                    return SessionEnd::DriverGone;
+                };
                 let Some(c) = call.as_mut() else { continue };
                 match command {
                     StreamCommand::Play(bytes) => {
@@ -373,8 +395,8 @@ where
                     let _ = events.try_send(StreamEvent::Audio(event));
                 }
                 while let Some(frame) = c.audio.pop_egress() {
-                    dialect.write_media(&frame.payload, &mut out);
-                    if !send(&mut ws, Message::text(out.as_str()), &settings, &counters).await {
+                    let message = dialect.media_message(&frame.payload, &mut out);
+                    if !send(&mut ws, message, &settings, &counters).await {
                         return SessionEnd::WriteTimedOut;
                     }
                     c.sent_up_to = frame.position.0 + FRAME_SAMPLES as u64;
@@ -389,6 +411,31 @@ where
                 feed(c);
             }
         }
+    }
+}
+
+/// Caller audio (G.711) into the audio core, and untouched towards speech-to-text. Audio
+/// before the stream's start has no call to go to; it is counted.
+fn hear_caller(
+    call: Option<&mut Call>,
+    audio: &[u8],
+    caller_audio: &mpsc::Sender<Bytes>,
+    counters: &MediaCounters,
+) {
+    let Some(c) = call else {
+        counters.media_before_start.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    c.audio.push_inbound(audio);
+    if caller_audio.try_send(Bytes::copy_from_slice(audio)).is_err() {
+        counters.caller_audio_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn next_note(notes: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+    match notes {
+        Some(n) => n.recv().await,
+        None => std::future::pending().await,
     }
 }
 

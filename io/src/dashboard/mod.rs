@@ -110,6 +110,27 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The dashboard, when the request carries its token; otherwise the answer to give. The
+/// browser phone is behind the same token. `dashboard` is `None` when no token is configured.
+pub fn authorize<'d>(
+    dashboard: Option<&'d Dashboard>,
+    query: Option<&str>,
+    authorization: Option<&str>,
+) -> Result<&'d Dashboard, Reply> {
+    let Some(d) = dashboard else {
+        return Err(plain(
+            StatusCode::NOT_FOUND,
+            "the dashboard and the browser phone are off: set the variable named by \
+             server.dashboard_token_env\n",
+        ));
+    };
+    let presented = presented_token(authorization, query).unwrap_or_default();
+    if d.token.is_empty() || !same_secret(presented.as_bytes(), d.token.as_bytes()) {
+        return Err(plain(StatusCode::UNAUTHORIZED, "a valid dashboard token is needed\n"));
+    }
+    Ok(d)
+}
+
 /// Answers a `GET` under `/dashboard`. `dashboard` is `None` when no token is configured.
 pub fn handle(
     dashboard: Option<&Dashboard>,
@@ -117,16 +138,10 @@ pub fn handle(
     query: Option<&str>,
     authorization: Option<&str>,
 ) -> Reply {
-    let Some(d) = dashboard else {
-        return plain(
-            StatusCode::NOT_FOUND,
-            "the dashboard is off: set the variable named by server.dashboard_token_env\n",
-        );
+    let d = match authorize(dashboard, query, authorization) {
+        Ok(d) => d,
+        Err(reply) => return reply,
     };
-    let presented = presented_token(authorization, query).unwrap_or_default();
-    if d.token.is_empty() || !same_secret(presented.as_bytes(), d.token.as_bytes()) {
-        return plain(StatusCode::UNAUTHORIZED, "a valid dashboard token is needed\n");
-    }
     match path {
         "/dashboard" | "/dashboard/" => {
             (StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(PAGE.as_bytes()))

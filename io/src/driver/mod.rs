@@ -36,6 +36,7 @@ use hermes_core::vad::VadEvent;
 
 use crate::carrier::session::{StreamCommand, StreamEvent, StreamHandle};
 use crate::latency::LatencyBook;
+use crate::live::LiveEvent;
 use crate::llm::{LlmClient, LlmEvent, LlmStream};
 use crate::recent::RecentCalls;
 use crate::records::{CallOutcome, CallRecord, RecordWriter, ToolStatus};
@@ -214,6 +215,10 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
     };
     by_outcome.fetch_add(1, Ordering::Relaxed);
     deps.recent.finished(&record);
+    deps.recent.live().publish(
+        &driver.live_id,
+        LiveEvent::Ended { outcome: record.outcome.as_str().to_string() },
+    );
     span.in_scope(|| {
         tracing::info!(
             outcome = record.outcome.as_str(),
@@ -268,6 +273,8 @@ struct Driver {
     deps: Arc<CallDeps>,
     call: Call,
     call_control_id: String,
+    /// The call id as live-transcript lines carry it.
+    live_id: Arc<str>,
     parties: CallParties,
     codec: G711,
     commands: mpsc::Sender<StreamCommand>,
@@ -376,6 +383,7 @@ impl Driver {
             deps: deps.clone(),
             call,
             call_control_id: parties.call_id.clone(),
+            live_id: Arc::from(parties.call_id.as_str()),
             parties,
             codec,
             commands,
@@ -482,6 +490,8 @@ impl Driver {
             StreamEvent::PlayoutCut(cut) => {
                 if let Some(part) = self.played.on_cut(cut) {
                     self.recorder.heard_part(part.speak, &part.words);
+                    let cut = LiveEvent::Cut { speak: part.speak, heard: part.words.clone() };
+                    self.deps.recent.live().publish(&self.live_id, cut);
                     let speak = SpeakId(part.speak);
                     self.call.handle(now, Input::PlayoutCut { speak, heard: part.words });
                 }
@@ -563,6 +573,10 @@ impl Driver {
             if let Message::User(text) = m {
                 self.user_turns += 1;
                 self.recorder.caller_said(now, self.user_turns, text);
+                self.deps
+                    .recent
+                    .live()
+                    .publish(&self.live_id, LiveEvent::Caller { text: text.clone() });
                 new_turn = true;
             }
         }
@@ -604,6 +618,8 @@ impl Driver {
                 }
                 Action::Speak { speak, text } => {
                     self.recorder.agent_speaks(Instant::now(), speak.0, &text);
+                    let line = LiveEvent::Agent { speak: speak.0, text: text.clone() };
+                    self.deps.recent.live().publish(&self.live_id, line);
                     self.played.speaking(speak.0, &text);
                     self.tts.speak(speak.0, &text);
                 }
@@ -710,6 +726,10 @@ impl Driver {
     }
 
     async fn carrier(&self, request: CarrierRequest) {
+        if crate::phone::is_browser_call(&self.call_control_id) {
+            // No phone network to ask: the call ends when its stream closes.
+            return;
+        }
         if let Some(carrier) = &self.deps.carrier {
             let _ = carrier.send(request).await;
         }

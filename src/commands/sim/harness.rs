@@ -85,6 +85,10 @@ pub struct InProcess {
     pub scripts: Scripts,
     /// The live dashboard of this Hermes, with its one-off token.
     pub dashboard_url: String,
+    /// Its browser phone, behind the same token.
+    pub phone_url: String,
+    /// Its calls in progress and finished, with their live transcript.
+    pub recent: Arc<hermes_io::recent::RecentCalls>,
     /// Its latency book: every turn's stages, against the budgets.
     pub latency: Arc<hermes_io::latency::LatencyBook>,
     reports: Waiters<oneshot::Sender<CallReport>>,
@@ -169,6 +173,7 @@ impl InProcess {
             counters: deps.counters.clone(),
         };
         let latency_book = deps.latency.clone();
+        let recent = deps.recent.clone();
         let deps = Arc::new(deps);
         let waiting = reports.clone();
         tokio::spawn(async move {
@@ -203,6 +208,8 @@ impl InProcess {
         Ok(InProcess {
             base_ws: format!("ws://{addr}"),
             dashboard_url: format!("http://{addr}/dashboard?token={token}"),
+            phone_url: format!("http://{addr}/phone?token={token}"),
+            recent,
             latency: latency_book,
             scripts,
             reports,

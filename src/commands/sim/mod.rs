@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hermes_core::call::TurnTimeline;
 use hermes_core::config::HermesConfig;
-use hermes_io::driver::Speaker;
 use hermes_io::fakes::caller::{CallerLog, CallerScript, Dialect, Step, run_caller, voiced_length};
 use hermes_io::fakes::profile::LatencyProfile;
 use hermes_models::voice::LocalVoice;
@@ -37,8 +36,9 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
     run_scenarios(models_dir, args, scenario::load(&args.scenarios)?, Hold::Seconds(args.hold_s))
 }
 
-/// `hermes demo`: one call on this machine's engines through the whole real path, its
-/// transcript and latency, then Hermes stays up with its dashboard until Ctrl-C.
+/// `hermes demo`: one call on this machine's engines through the whole real path, its live
+/// transcript and latency, then Hermes stays up with its dashboard and browser phone until
+/// Ctrl-C.
 pub fn demo(models_dir: &Path, args: &crate::cli::DemoArgs) -> anyhow::Result<()> {
     let demo = Scenario::parse(DEMO_SCENARIO, Path::new("scenarios/local-engines.toml"))?;
     let sim = SimArgs {
@@ -140,8 +140,14 @@ fn run_scenarios(
         if let Some(h) = &harness
             && !matches!(hold, Hold::Seconds(0))
         {
-            // Only with --hold: the URL carries this run's one-off token.
-            eprintln!("dashboard: {}", h.dashboard_url);
+            // Only with --hold: the URLs carry this run's one-off token.
+            eprintln!("dashboard:     {}", h.dashboard_url);
+            eprintln!("browser phone: {}", h.phone_url);
+        }
+        if let Some(h) = &harness
+            && args.transcript
+        {
+            tokio::spawn(print_live_transcript(h.recent.live().subscribe(), Instant::now()));
         }
         let harness = harness.map(Arc::new);
         let run_id = std::process::id();
@@ -190,19 +196,6 @@ fn run_scenarios(
     } else {
         write!(out, "{}", summary.to_table())?;
     }
-    if args.transcript && !args.json {
-        for call in &results {
-            let Some(report) = &call.report else { continue };
-            writeln!(out, "\ntranscript of {} (what each side heard):", call.id)?;
-            for (speaker, line) in &report.transcript {
-                let who = match speaker {
-                    Speaker::Caller => "caller",
-                    Speaker::Agent => "agent ",
-                };
-                writeln!(out, "  {who}  {line}")?;
-            }
-        }
-    }
     out.flush()?;
     drop(out);
     if let Some(harness) = harness {
@@ -213,7 +206,10 @@ fn run_scenarios(
                 runtime.block_on(async { tokio::time::sleep(Duration::from_secs(s)).await });
             }
             Hold::UntilInterrupted => {
-                eprintln!("Hermes stays up with its dashboard; Ctrl-C to stop.");
+                eprintln!(
+                    "Hermes stays up: call it from a browser at the phone URL above (its \
+                     transcript prints here), watch the dashboard; Ctrl-C to stop."
+                );
                 runtime.block_on(async {
                     let _ = tokio::signal::ctrl_c().await;
                 });
@@ -227,6 +223,43 @@ fn run_scenarios(
         bail!("{failed} expectation(s) failed, {not_placed} call(s) not placed");
     }
     Ok(())
+}
+
+/// Every call's conversation as it happens, on stdout: a header when a call first speaks, then
+/// one line per caller turn, agent sentence and barge-in cut, stamped with the time since the
+/// run began.
+async fn print_live_transcript(
+    mut lines: tokio::sync::broadcast::Receiver<hermes_io::live::LiveLine>,
+    began: Instant,
+) {
+    use hermes_io::live::LiveEvent;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let line = match lines.recv().await {
+            Ok(line) => line,
+            Err(RecvError::Lagged(n)) => {
+                println!("  ({n} transcript lines skipped: the terminal fell behind)");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let at = began.elapsed().as_secs_f64();
+        if seen.insert(line.call_id.clone()) {
+            println!("── call {} (live transcript)", line.call_id);
+        }
+        match line.event {
+            LiveEvent::Caller { text } => println!("{at:6.1} s  caller  {text}"),
+            LiveEvent::Agent { text, .. } => println!("{at:6.1} s  agent   {text}"),
+            LiveEvent::Cut { heard, .. } => {
+                println!("{at:6.1} s  agent   (cut off by the caller after \"{heard}\")")
+            }
+            LiveEvent::Ended { outcome } => {
+                seen.remove(&line.call_id);
+                println!("{at:6.1} s  ── call {} ended: {outcome}", line.call_id)
+            }
+        }
+    }
 }
 
 fn progress(args: &SimArgs, line: &str) {

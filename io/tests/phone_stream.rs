@@ -1,0 +1,190 @@
+//! The browser phone's media socket end to end over loopback, the test playing the page: the
+//! dashboard token guards it, the page's 16-bit PCM reaches the audio core and speech-to-text
+//! as μ-law, agent audio comes back as PCM with its mark behind it, the call's live transcript
+//! arrives between the audio, a malformed frame is skipped, and the end of the call closes the
+//! socket properly.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::{MediaServer, media_server};
+use futures_util::{SinkExt, StreamExt};
+use hermes_core::audio::AudioEvent;
+use hermes_core::codec::G711;
+use hermes_core::config::Budgets;
+use hermes_core::vad::VadEvent;
+use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent, StreamHandle};
+use hermes_io::dashboard::Dashboard;
+use hermes_io::driver::DriverCounters;
+use hermes_io::latency::LatencyBook;
+use hermes_io::live::LiveEvent;
+use hermes_io::recent::RecentCalls;
+use tokio_tungstenite::tungstenite::Message;
+
+const TOKEN: &str = "phone-test-token";
+
+async fn rig() -> (MediaServer, Arc<RecentCalls>) {
+    let recent = Arc::new(RecentCalls::default());
+    let dashboard = Dashboard {
+        token: TOKEN.into(),
+        latency: Arc::new(LatencyBook::new(Budgets::default())),
+        recent: Arc::clone(&recent),
+        counters: Arc::new(DriverCounters::default()),
+    };
+    let server = media_server(MediaSettings::default(), Duration::from_secs(1), |state| {
+        state.dashboard = Some(dashboard);
+    })
+    .await;
+    (server, recent)
+}
+
+/// 16-bit little-endian PCM of a 440 Hz tone, `ms` long, at 8 kHz.
+fn tone_pcm(ms: usize) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|i| {
+            (0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin() * 32767.0) as i16
+        })
+        .collect()
+}
+
+fn le_bytes(samples: &[i16]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+async fn next_event(handle: &mut StreamHandle) -> StreamEvent {
+    tokio::time::timeout(Duration::from_secs(5), handle.events.recv())
+        .await
+        .expect("event in time")
+        .expect("session alive")
+}
+
+async fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out).await;
+    out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_and_its_socket_need_the_dashboard_token() {
+    let (rig, _) = rig().await;
+    assert_eq!(status_of(rig.addr, "/phone").await, 401);
+    assert_eq!(status_of(rig.addr, "/phone?token=wrong").await, 401);
+    assert_eq!(status_of(rig.addr, "/phone/media").await, 401);
+    assert_eq!(status_of(rig.addr, &format!("/phone?token={TOKEN}")).await, 200);
+    // Without a dashboard (no token configured) the phone is off.
+    let off = media_server(MediaSettings::default(), Duration::from_secs(1), |_| {}).await;
+    assert_eq!(status_of(off.addr, &format!("/phone?token={TOKEN}")).await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket() {
+    let (mut rig, recent) = rig().await;
+    let url = format!("ws://{}/phone/media?token={TOKEN}", rig.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+    let mut handle = rig.sessions.recv().await.expect("session handed to the driver");
+    ws.send(Message::text(r#"{"event":"start"}"#)).await.expect("start");
+    let StreamEvent::Started { call_control_id, codec, from, .. } = next_event(&mut handle).await
+    else {
+        panic!("the call starts")
+    };
+    assert!(hermes_io::phone::is_browser_call(&call_control_id), "{call_control_id}");
+    assert_eq!((codec, from), (G711::Mulaw, None));
+
+    // The caller: silence, a tone the VAD hears as speech, silence; 20 ms frames at pace, and
+    // one frame that is not whole samples (skipped, counted, the call goes on).
+    ws.send(Message::binary(vec![0u8; 3])).await.expect("odd frame");
+    let mut pcm = vec![0i16; 8 * 300];
+    pcm.extend(tone_pcm(600));
+    pcm.extend(vec![0i16; 8 * 600]);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for frame in pcm.chunks(160) {
+        tick.tick().await;
+        ws.send(Message::binary(le_bytes(frame))).await.expect("audio");
+    }
+    let mut saw = Vec::new();
+    while saw.len() < 2 {
+        if let StreamEvent::Audio(AudioEvent::Vad(v)) = next_event(&mut handle).await {
+            saw.push(v);
+        }
+    }
+    assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
+    assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
+    assert_eq!(rig.counters.frames_skipped_other.load(Ordering::Relaxed), 1);
+    // Speech-to-text got the μ-law of exactly that PCM.
+    let expected: Vec<u8> = pcm.iter().map(|&s| G711::Mulaw.encode(s)).collect();
+    let mut tapped = Vec::new();
+    while tapped.len() < expected.len() {
+        let frame = tokio::time::timeout(Duration::from_secs(5), handle.caller_audio.recv())
+            .await
+            .expect("tapped audio in time")
+            .expect("tap open");
+        tapped.extend_from_slice(&frame);
+    }
+    assert!(tapped == expected, "every caller sample, in order");
+
+    // The agent answers 200 ms and marks it; the transcript line is published meanwhile.
+    let agent: Vec<u8> = tone_pcm(200).iter().map(|&s| G711::Mulaw.encode(s)).collect();
+    handle.commands.send(StreamCommand::Play(agent.clone())).await.expect("play");
+    handle.commands.send(StreamCommand::Mark("s1".into())).await.expect("mark");
+    let id: Arc<str> = Arc::from(call_control_id.as_str());
+    recent.live().publish(&id, LiveEvent::Agent { speak: 1, text: "We open at nine.".into() });
+    let (mut received, mut transcript, mut mark) = (Vec::new(), None, None);
+    while mark.is_none() {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("ok");
+        match message {
+            Message::Binary(audio) => {
+                assert_eq!(audio.len(), 320, "20 ms of 16-bit PCM per frame");
+                received.extend_from_slice(&audio);
+            }
+            Message::Text(text) => {
+                let v: serde_json::Value = serde_json::from_str(text.as_str()).expect("json");
+                match v["event"].as_str() {
+                    Some("agent") => transcript = Some(v["text"].to_string()),
+                    Some("mark") => mark = v["name"].as_str().map(String::from),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(mark.as_deref(), Some("s1"));
+    assert_eq!(transcript.as_deref(), Some("\"We open at nine.\""));
+    let decoded: Vec<u8> = received
+        .chunks_exact(2)
+        .map(|p| G711::Mulaw.encode(i16::from_le_bytes([p[0], p[1]])))
+        .collect();
+    assert_eq!(&decoded[..agent.len()], agent.as_slice(), "the agent's audio, as PCM");
+
+    // The page echoes the mark once played; the driver hears it.
+    ws.send(Message::text(r#"{"event":"mark","name":"s1"}"#)).await.expect("echo");
+    loop {
+        if let StreamEvent::MarkPlayed(name) = next_event(&mut handle).await {
+            assert_eq!(name, "s1");
+            break;
+        }
+    }
+    // The call ends on Hermes's side: the page gets a close frame, not a dropped line.
+    drop(handle);
+    let closing = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(_) = message {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("closed in time");
+    assert!(closing, "a close frame");
+}

@@ -1,9 +1,10 @@
 //! The browser phone as a user meets it: `hermes demo` (the README's main job) holds its call,
 //! then stays up with the phone URL printed; headless Chromium opens that page with a fake
-//! microphone playing a WAV of a caller's question, and the agent must answer it — the
-//! caller's transcribed words and the agent's answer on the page, agent audio frames received
-//! and played out (each sentence's mark echoed by the playback worklet), and the same conversation printed live in the demo's terminal. The page is read
-//! over the DevTools protocol while the call is live; a screenshot is kept in
+//! microphone playing a WAV of a caller's question, and the agent must answer it. Checked: the
+//! caller's words, transcribed from the page's 16 kHz audio, and the agent's answer on the
+//! page; agent audio frames received and played out (each sentence's mark echoed by the
+//! playback worklet); and the same conversation printed live in the demo's terminal. The page
+//! is read over the DevTools protocol while the call is live; a screenshot is kept in
 //! `target/test-artifacts/phone.png`.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -235,6 +236,18 @@ fn a_caller_on_the_browser_phone_is_heard_and_answered_by_the_agent() {
     assert!(frames("framesOut") > 250, "the microphone's audio went out: {state}");
     // Each sentence's mark comes back from the playback worklet once its audio has played.
     assert!(frames("played") >= 2, "the greeting and the answer were played: {state}");
+
+    // The page sent 16 kHz, and Moonshine read the caller from it, not from the phone band.
+    let addr = phone_url.trim_start_matches("http://").split('/').next().unwrap_or_default();
+    let metrics = http_get(addr, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("hermes_local_stt_band_total{band=\"wide\"}")
+                && !l.ends_with(" 0")),
+        "a wideband transcription: {}",
+        metrics.lines().filter(|l| l.contains("local_stt")).collect::<Vec<_>>().join("\n")
+    );
 
     // The demo's terminal printed the same conversation as it happened.
     let terminal = terminal.lock().map(|t| t.clone()).unwrap_or_default();

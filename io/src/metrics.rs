@@ -407,6 +407,15 @@ impl MetricsSource for crate::stt::local::LocalSttCounters {
                 ("shed", get(&self.shed)),
             ],
         );
+        out.counters_by(
+            "hermes_local_stt_band_total",
+            "Utterances transcribed, by the band they came in (wide: a browser's 16 kHz).",
+            "band",
+            &[
+                ("phone", get(&self.utterances).saturating_sub(get(&self.wideband))),
+                ("wide", get(&self.wideband)),
+            ],
+        );
         let audio_ms = get(&self.audio_ms);
         let rtf =
             if audio_ms == 0 { 0.0 } else { get(&self.busy_us) as f64 / 1000.0 / audio_ms as f64 };

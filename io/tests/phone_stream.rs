@@ -125,7 +125,8 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
             .await
             .expect("tapped audio in time")
             .expect("tap open");
-        tapped.extend_from_slice(&frame);
+        assert_eq!(frame.wideband, None, "an 8 kHz page has no wideband");
+        tapped.extend_from_slice(&frame.g711);
     }
     assert!(tapped == expected, "every caller sample, in order");
 
@@ -187,4 +188,44 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
     .await
     .expect("closed in time");
     assert!(closing, "a close frame");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_16_khz_page_is_heard_by_the_core_at_8_khz_and_its_original_goes_to_speech_to_text() {
+    let (mut rig, _) = rig().await;
+    let url = format!("ws://{}/phone/media?token={TOKEN}", rig.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
+    let mut handle = rig.sessions.recv().await.expect("session handed to the driver");
+    ws.send(Message::text(r#"{"event":"start","sample_rate":16000}"#)).await.expect("start");
+    assert!(matches!(next_event(&mut handle).await, StreamEvent::Started { .. }));
+    // 300 ms quiet, 600 ms of a 440 Hz tone, 600 ms quiet, at 16 kHz.
+    let mut pcm = vec![0i16; 16 * 300];
+    pcm.extend((0..16 * 600).map(|i| {
+        (0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16_000.0).sin() * 32767.0) as i16
+    }));
+    pcm.extend(vec![0i16; 16 * 600]);
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for frame in pcm.chunks(320) {
+        tick.tick().await;
+        ws.send(Message::binary(le_bytes(frame))).await.expect("audio");
+    }
+    let mut saw = Vec::new();
+    while saw.len() < 2 {
+        if let StreamEvent::Audio(AudioEvent::Vad(v)) = next_event(&mut handle).await {
+            saw.push(v);
+        }
+    }
+    assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
+    assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
+    // Every frame: 20 ms of μ-law for the call, and the page's own 16 kHz bytes alongside.
+    let mut wide = Vec::new();
+    while wide.len() < pcm.len() * 2 {
+        let frame = tokio::time::timeout(Duration::from_secs(5), handle.caller_audio.recv())
+            .await
+            .expect("tapped audio in time")
+            .expect("tap open");
+        assert_eq!(frame.g711.len(), 160, "20 ms at 8 kHz");
+        wide.extend_from_slice(&frame.wideband.expect("the wideband original"));
+    }
+    assert!(wide == le_bytes(&pcm), "the page's audio, untouched");
 }

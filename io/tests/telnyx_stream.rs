@@ -107,7 +107,7 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
             .await
             .expect("tapped audio in time")
             .expect("tap open");
-        tapped.extend_from_slice(&frame);
+        tapped.extend_from_slice(&frame.g711);
     }
     assert!(
         tapped == audio,

@@ -12,6 +12,7 @@ use hermes_models::moonshine::{Moonshine, MoonshineFiles};
 use hermes_models::voice::LocalVoice;
 
 /// What callers of the demo business say (the VAD fixture's phrases and the scenarios' turns).
+/// Moonshine's padding was chosen on these.
 const SENTENCES: &[&str] = &[
     "Hello I would like to book an appointment for next Tuesday",
     "My order number is four seven two nine",
@@ -25,6 +26,19 @@ const SENTENCES: &[&str] = &[
     "I want to speak to a person.",
     "Can I cancel my appointment?",
     "The delivery never arrived and I am not happy about it.",
+];
+
+/// The scenarios' other caller turns, kept apart to check that a choice made on [`SENTENCES`]
+/// holds on sentences it was not made on.
+const HELD_OUT: &[&str] = &[
+    "Can I speak to a real person please?",
+    "Hi, where is my order?",
+    "I don't have the number.",
+    "I want to make a complaint, my haircut last week was uneven.",
+    "Sorry, actually, where are you located?",
+    "Thank you goodbye.",
+    "What are your opening hours?",
+    "What time are you open on Saturday?",
 ];
 
 fn models_dir() -> PathBuf {
@@ -113,10 +127,14 @@ impl Score {
     }
 }
 
-/// Transcribes every fixture sentence through `transcribe` and scores it.
-fn score(label: &str, mut transcribe: impl FnMut(&str) -> (String, f64, f64)) -> Score {
+/// Transcribes every sentence through `transcribe` and scores it.
+fn score(
+    label: &str,
+    sentences: &[&str],
+    mut transcribe: impl FnMut(&str) -> (String, f64, f64),
+) -> Score {
     let mut s = Score { errors: 0, words: 0, audio_s: 0.0, busy_s: 0.0 };
-    for sentence in SENTENCES {
+    for sentence in sentences {
         let (heard, audio_s, busy_s) = transcribe(sentence);
         let e = edits(&words(sentence), &words(&heard));
         eprintln!("{label}: {e} error(s): {sentence:?} → {heard:?}");
@@ -135,31 +153,42 @@ fn score(label: &str, mut transcribe: impl FnMut(&str) -> (String, f64, f64)) ->
     s
 }
 
-/// The target is a WER of 15 % on these fixtures. Measured: 20.5 % on wideband
-/// (16 kHz) espeak-ng speech, but over 40 % on the same speech as a phone line carries it
-/// (8 kHz μ-law): espeak's formant speech keeps much of its consonants above 4 kHz, and
-/// Moonshine was trained on wideband audio. The bounds below guard against regressions only;
-/// bench/RESULTS.md has the figures. Real recorded phone speech does better (MODELS.md).
-#[test]
-fn espeak_fixtures_are_transcribed_with_a_bounded_word_error_rate_on_both_bands() {
-    let mut model = load();
+/// Both bands of `sentences`: 16 kHz (the CLI's speech resampled by sox) and the phone line's
+/// 8 kHz μ-law (Hermes's own voice, as a call carries it).
+fn score_both_bands(model: &mut Moonshine, set: &str, sentences: &[&str]) -> (Score, Score) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let wide = score("16 kHz", |text| {
+    let wide = score(&format!("{set}, 16 kHz"), sentences, |text| {
         let pcm = espeak(text, 16_000, dir.path());
         let started = Instant::now();
         let heard = model.transcribe_16k(&pcm).expect("transcribes");
         (heard, pcm.len() as f64 / 16_000.0, started.elapsed().as_secs_f64())
     });
     let voice = LocalVoice::new("en-us", 165).expect("espeak-ng");
-    let phone = score("8 kHz μ-law", |text| {
+    let phone = score(&format!("{set}, 8 kHz μ-law"), sentences, |text| {
         let ulaw = voice.speak_ulaw(text).expect("speaks");
         let started = Instant::now();
         let heard = model.transcribe_g711(G711::Mulaw, &ulaw).expect("transcribes");
         (heard, ulaw.len() as f64 / 8000.0, started.elapsed().as_secs_f64())
     });
-    assert!(wide.wer() <= 0.25, "16 kHz WER {:.1} %", wide.wer() * 100.0);
-    assert!(phone.wer() <= 0.50, "8 kHz WER {:.1} %", phone.wer() * 100.0);
+    (wide, phone)
+}
+
+/// The target is a WER of 15 % on these fixtures. Wideband (16 kHz) espeak-ng speech
+/// meets it, on the fixtures and on the held-out turns. The phone line (8 kHz μ-law) does
+/// not, at about 35 %: espeak's formant speech keeps much of its consonants above 4 kHz, and
+/// Moonshine was trained on wideband audio. The phone-band bound guards against regressions
+/// only; bench/RESULTS.md has the figures. Real recorded phone speech does better (MODELS.md).
+#[test]
+fn espeak_fixtures_are_transcribed_with_a_bounded_word_error_rate_on_both_bands() {
+    let mut model = load();
+    let (wide, phone) = score_both_bands(&mut model, "fixtures", SENTENCES);
+    let (held_wide, held_phone) = score_both_bands(&mut model, "held out", HELD_OUT);
+    assert!(wide.wer() <= 0.15, "16 kHz WER {:.1} %", wide.wer() * 100.0);
+    assert!(held_wide.wer() <= 0.15, "held-out 16 kHz WER {:.1} %", held_wide.wer() * 100.0);
+    assert!(phone.wer() <= 0.45, "8 kHz WER {:.1} %", phone.wer() * 100.0);
+    assert!(held_phone.wer() <= 0.45, "held-out 8 kHz WER {:.1} %", held_phone.wer() * 100.0);
     // Plain sentences come through the phone line word for word.
+    let voice = LocalVoice::new("en-us", 165).expect("espeak-ng");
     for clear in ["What time do you open on Saturday?", "Can I cancel my appointment?"] {
         let heard = model.transcribe_g711(G711::Mulaw, &voice.speak_ulaw(clear).expect("speaks"));
         assert_eq!(words(&heard.expect("transcribes")), words(clear));

@@ -174,6 +174,16 @@ pub(crate) fn single_digit(digit: &str, allowed: impl Fn(char) -> bool) -> Optio
     }
 }
 
+/// What a binary audio frame held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BinaryAudio {
+    /// Bytes of G.711 written for the audio core.
+    pub g711: usize,
+    /// The frame itself is 16 kHz 16-bit little-endian PCM, worth passing on to speech-to-text
+    /// as it is (the browser phone's wideband microphone).
+    pub wideband: bool,
+}
+
 /// One carrier's wire format for media WebSocket frames.
 pub trait Dialect: Send + std::fmt::Debug {
     /// Parses one text frame in place.
@@ -184,9 +194,13 @@ pub trait Dialect: Send + std::fmt::Debug {
     fn write_media(&self, audio: &[u8], out: &mut String);
     fn write_mark(&self, name: &str, out: &mut String);
     fn write_clear(&self, out: &mut String);
-    /// Caller audio in a binary frame, as G.711 written into `out`; returns the number of
-    /// bytes. `None`: this carrier sends no binary frames, and one is skipped and counted.
-    fn parse_binary(&self, _frame: &[u8], _out: &mut [u8]) -> Option<Result<usize, FrameError>> {
+    /// Caller audio in a binary frame, as G.711 written into `out`. `None`: this carrier sends
+    /// no binary frames, and one is skipped and counted.
+    fn parse_binary(
+        &mut self,
+        _frame: &[u8],
+        _out: &mut [u8],
+    ) -> Option<Result<BinaryAudio, FrameError>> {
         None
     }
     /// The message that carries agent audio: by default the text frame of [`Self::write_media`].

@@ -148,7 +148,17 @@ pub struct StreamHandle {
     /// The caller's audio exactly as the carrier sent it (G.711, 20 ms per item), for
     /// speech-to-text, which takes μ-law directly. Items are dropped (and counted) when the
     /// reader falls more than five seconds behind.
-    pub caller_audio: mpsc::Receiver<Bytes>,
+    pub caller_audio: mpsc::Receiver<CallerAudio>,
+}
+
+/// One frame of the caller, towards speech-to-text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerAudio {
+    /// As the audio core hears it: G.711 in the call's codec.
+    pub g711: Bytes,
+    /// The same time as 16 kHz 16-bit little-endian PCM, when the line carries wideband (the
+    /// browser phone): local speech-to-text reads it far better than the phone band.
+    pub wideband: Option<Bytes>,
 }
 
 /// How a session ended.
@@ -184,7 +194,7 @@ pub fn channel() -> (StreamHandle, SessionPorts) {
 pub struct SessionPorts {
     events: mpsc::Sender<StreamEvent>,
     commands: mpsc::Receiver<StreamCommand>,
-    caller_audio: mpsc::Sender<Bytes>,
+    caller_audio: mpsc::Sender<CallerAudio>,
     notes: Option<mpsc::Receiver<String>>,
 }
 
@@ -249,7 +259,10 @@ where
                     Message::Close(_) => return SessionEnd::CarrierStopped,
                     Message::Binary(frame) => {
                         match dialect.parse_binary(&frame, &mut audio_buf) {
-                            Some(Ok(n)) => hear_caller(call.as_mut(), &audio_buf[..n], &caller_audio, &counters),
+                            Some(Ok(audio)) => {
+                                let wideband = audio.wideband.then_some(frame);
+                                hear_caller(call.as_mut(), &audio_buf[..audio.g711], wideband, &caller_audio, &counters);
+                            }
                             Some(Err(_)) => { counters.frames_skipped_other.fetch_add(1, Ordering::Relaxed); }
                             None => { counters.frames_binary.fetch_add(1, Ordering::Relaxed); }
                         }
@@ -306,7 +319,7 @@ where
                     }
                     InboundFrame::Media { track: Track::Inbound, payload, .. } => {
                         match decode_payload(&payload, &mut audio_buf) {
-                            Ok(n) => hear_caller(call.as_mut(), &audio_buf[..n], &caller_audio, &counters),
+                            Ok(n) => hear_caller(call.as_mut(), &audio_buf[..n], None, &caller_audio, &counters),
                             Err(_) => { counters.frames_skipped_other.fetch_add(1, Ordering::Relaxed); }
                         }
                     }
@@ -414,12 +427,14 @@ where
     }
 }
 
-/// Caller audio (G.711) into the audio core, and untouched towards speech-to-text. Audio
+/// Caller audio (G.711) into the audio core, and untouched (with its wideband original, if
+/// any) towards speech-to-text. Audio
 /// before the stream's start has no call to go to; it is counted.
 fn hear_caller(
     call: Option<&mut Call>,
     audio: &[u8],
-    caller_audio: &mpsc::Sender<Bytes>,
+    wideband: Option<Bytes>,
+    caller_audio: &mpsc::Sender<CallerAudio>,
     counters: &MediaCounters,
 ) {
     let Some(c) = call else {
@@ -427,7 +442,8 @@ fn hear_caller(
         return;
     };
     c.audio.push_inbound(audio);
-    if caller_audio.try_send(Bytes::copy_from_slice(audio)).is_err() {
+    let frame = CallerAudio { g711: Bytes::copy_from_slice(audio), wideband };
+    if caller_audio.try_send(frame).is_err() {
         counters.caller_audio_dropped.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use jiff::tz::TimeZone;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -34,7 +33,7 @@ use hermes_core::codec::G711;
 use hermes_core::config::HermesConfig;
 use hermes_core::vad::VadEvent;
 
-use crate::carrier::session::{StreamCommand, StreamEvent, StreamHandle};
+use crate::carrier::session::{CallerAudio, StreamCommand, StreamEvent, StreamHandle};
 use crate::latency::LatencyBook;
 use crate::live::LiveEvent;
 use crate::llm::{LlmClient, LlmEvent, LlmStream};
@@ -312,7 +311,7 @@ impl Driver {
         parties: CallParties,
         codec: G711,
         commands: mpsc::Sender<StreamCommand>,
-        mut caller_audio: mpsc::Receiver<Bytes>,
+        mut caller_audio: mpsc::Receiver<CallerAudio>,
         earlier: Option<SessionSnapshot>,
     ) -> Driver {
         let config = &deps.config;
@@ -366,14 +365,14 @@ impl Driver {
         let sender = stt.as_ref().map(SttStream::audio_sender);
         let tape = local.as_ref().map(|l| l.tape.clone());
         let audio_pump = tokio::spawn(async move {
-            while let Some(chunk) = caller_audio.recv().await {
-                if let Some(sender) = &sender {
-                    sender.send_audio(chunk.clone());
-                }
+            while let Some(frame) = caller_audio.recv().await {
                 if let Some(tape) = &tape
                     && let Ok(mut tape) = tape.lock()
                 {
-                    tape.append(&chunk);
+                    tape.append(&frame.g711, frame.wideband.as_deref());
+                }
+                if let Some(sender) = &sender {
+                    sender.send_audio(frame.g711);
                 }
             }
         });
@@ -779,6 +778,7 @@ impl LocalTranscription {
         let Some(start) = self.speech_started_at.take() else { return };
         let audio = match self.tape.lock() {
             Ok(tape) => tape.cut(
+                codec,
                 start.saturating_sub(crate::stt::local::LEAD_BYTES),
                 at + crate::stt::local::TAIL_BYTES,
             ),
@@ -786,7 +786,7 @@ impl LocalTranscription {
         };
         let (engine, results) = (self.engine.clone(), self.results_tx.clone());
         tokio::spawn(async move {
-            let _ = results.send(engine.transcribe(codec, audio).await).await;
+            let _ = results.send(engine.transcribe(audio).await).await;
         });
     }
 }

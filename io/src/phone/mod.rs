@@ -3,13 +3,15 @@
 //! no CDN), and its media WebSocket (`/phone/media`), both behind the dashboard's token.
 //!
 //! The page captures the microphone with `getUserMedia`, and an AudioWorklet low-passes it and
-//! resamples it to 8 kHz — the phone band, so the audio core, the VAD and speech-to-text hear
-//! what they hear on a call. On the wire ([`PhoneDialect`]):
+//! resamples it to 16 kHz. Hermes halves that to the phone band (8 kHz μ-law) for the audio
+//! core, so the VAD and the call hear what they hear on a phone call, and hands the wideband
+//! original to local speech-to-text, which reads it far better (bench/RESULTS.md). On the
+//! wire ([`PhoneDialect`]):
 //!
 //! | direction | frame | meaning |
 //! |---|---|---|
-//! | page → Hermes | text `{"event":"start"}` | the call begins (once) |
-//! | page → Hermes | binary | caller audio: 16-bit little-endian PCM, 8 kHz mono, 20 ms (160 samples) per frame |
+//! | page → Hermes | text `{"event":"start","sample_rate":16000}` | the call begins (once); the rate of the page's audio, 16000 or 8000 (the default) |
+//! | page → Hermes | binary | caller audio: 16-bit little-endian PCM, mono, at that rate, 20 ms per frame |
 //! | page → Hermes | text `{"event":"mark","name":"s3"}` | the page played everything before this mark |
 //! | page → Hermes | text `{"event":"dtmf","digit":"5"}` | a keypad press |
 //! | page → Hermes | text `{"event":"stop"}` | hang up |
@@ -25,15 +27,22 @@ use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hermes_core::codec::G711;
+use hermes_core::dsp::resample::Downsampler2x;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::carrier::{Dialect, FrameError, InboundFrame, StreamStart, decode_wire, single_digit};
+use crate::carrier::{
+    BinaryAudio, Dialect, FrameError, InboundFrame, StreamStart, decode_wire, single_digit,
+};
 use crate::live::{LiveEvent, LiveTranscripts};
 
 /// The page, with its two AudioWorklets inline.
 pub const PAGE: &str = include_str!("index.html");
+
+/// The most 8 kHz samples one binary frame may carry: 160 ms, eight 20 ms frames (the page
+/// sends one at a time).
+const MAX_FRAME_SAMPLES: usize = 8 * hermes_core::units::FRAME_SAMPLES;
 
 /// Every browser call's id starts with this; nothing else's does.
 pub const CALL_PREFIX: &str = "web-";
@@ -58,17 +67,25 @@ struct Wire<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     digit: Option<Cow<'a, str>>,
+    #[serde(default)]
+    sample_rate: Option<u32>,
 }
 
 /// The browser phone's wire format (the table above), for one call.
 #[derive(Debug)]
 pub struct PhoneDialect {
     call_id: String,
+    /// The page's audio rate, from its `start`: 8000 or 16000.
+    rate: u32,
+    /// 16 kHz → 8 kHz for the audio core; its state runs across frames.
+    halver: Downsampler2x,
+    /// One frame's samples as floats, for the halver (kept to reuse its allocation).
+    scratch: Vec<f32>,
 }
 
 impl PhoneDialect {
     pub fn new(call_id: String) -> Self {
-        PhoneDialect { call_id }
+        PhoneDialect { call_id, rate: 8000, halver: Downsampler2x::new(), scratch: Vec::new() }
     }
 }
 
@@ -81,7 +98,14 @@ impl Dialect for PhoneDialect {
                 stream_id: Cow::Owned(self.call_id.clone()),
                 call_control_id: Cow::Owned(self.call_id.clone()),
                 codec: G711::Mulaw,
-                sample_rate: 8000,
+                sample_rate: match wire.sample_rate.unwrap_or(8000) {
+                    rate @ (8000 | 16000) => rate,
+                    other => {
+                        return Err(FrameError::UnsupportedEncoding(format!(
+                            "PCM at {other} Hz (8000 and 16000 are)"
+                        )));
+                    }
+                },
                 from: None,
                 to: None,
                 client_state: None,
@@ -98,7 +122,9 @@ impl Dialect for PhoneDialect {
         })
     }
 
-    fn started(&mut self, _: &StreamStart<'_>) {}
+    fn started(&mut self, start: &StreamStart<'_>) {
+        self.rate = start.sample_rate;
+    }
 
     /// Agent audio arrives as G.711 (the core's codec); the page gets linear PCM.
     fn write_media(&self, _audio: &[u8], out: &mut String) {
@@ -127,19 +153,39 @@ impl Dialect for PhoneDialect {
         out.push_str(r#"{"event":"clear"}"#);
     }
 
-    /// 16-bit little-endian PCM at 8 kHz, encoded to μ-law for the audio core.
-    fn parse_binary(&self, frame: &[u8], out: &mut [u8]) -> Option<Result<usize, FrameError>> {
+    /// 16-bit little-endian PCM, encoded to μ-law for the audio core; at 16 kHz, halved to
+    /// 8 kHz first and marked wideband, so speech-to-text gets the original.
+    fn parse_binary(
+        &mut self,
+        frame: &[u8],
+        out: &mut [u8],
+    ) -> Option<Result<BinaryAudio, FrameError>> {
         if !frame.len().is_multiple_of(2) {
             return Some(Err(FrameError::OddPcm(frame.len())));
         }
-        let samples = frame.len() / 2;
-        if samples > out.len() {
-            return Some(Err(FrameError::PayloadTooLarge { got: samples, room: out.len() }));
+        let samples = frame.chunks_exact(2).map(|p| i16::from_le_bytes([p[0], p[1]]));
+        let narrow = match self.rate {
+            8000 => frame.len() / 2,
+            _ => self.halver.output_len(frame.len() / 2),
+        };
+        let room = out.len().min(MAX_FRAME_SAMPLES);
+        if narrow > room {
+            return Some(Err(FrameError::PayloadTooLarge { got: narrow, room }));
         }
-        for (pair, o) in frame.chunks_exact(2).zip(out.iter_mut()) {
-            *o = G711::Mulaw.encode(i16::from_le_bytes([pair[0], pair[1]]));
+        if self.rate == 8000 {
+            for (s, o) in samples.zip(out.iter_mut()) {
+                *o = G711::Mulaw.encode(s);
+            }
+            return Some(Ok(BinaryAudio { g711: narrow, wideband: false }));
         }
-        Some(Ok(samples))
+        self.scratch.clear();
+        self.scratch.extend(samples.map(|s| f32::from(s) / 32768.0));
+        let mut halved = [0.0f32; MAX_FRAME_SAMPLES];
+        let n = self.halver.process(&self.scratch, &mut halved[..narrow]);
+        for (s, o) in halved[..n].iter().zip(out.iter_mut()) {
+            *o = G711::Mulaw.encode((s * 32768.0).clamp(-32768.0, 32767.0) as i16);
+        }
+        Some(Ok(BinaryAudio { g711: n, wideband: true }))
     }
 }
 
@@ -214,13 +260,14 @@ mod tests {
 
     #[test]
     fn caller_pcm_becomes_the_mulaw_the_core_takes_and_agent_mulaw_goes_back_as_pcm() {
-        let d = PhoneDialect::new("web-1".into());
+        let mut d = PhoneDialect::new("web-1".into());
         let samples: Vec<i16> =
             (0..160).map(|i| ((i as f32 * 0.3).sin() * 8000.0) as i16).collect();
         let frame: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
         let mut out = [0u8; 1280];
-        let n = d.parse_binary(&frame, &mut out).expect("binary audio").expect("valid");
-        assert_eq!(n, 160);
+        let audio = d.parse_binary(&frame, &mut out).expect("binary audio").expect("valid");
+        assert_eq!(audio, BinaryAudio { g711: 160, wideband: false });
+        let n = audio.g711;
         let expected: Vec<u8> = samples.iter().map(|&s| G711::Mulaw.encode(s)).collect();
         assert_eq!(&out[..n], expected.as_slice());
 
@@ -232,9 +279,53 @@ mod tests {
         assert_eq!(first, G711::Mulaw.decode(out[1]));
     }
 
+    /// RMS level of `samples`, 20 ms frames of a tone sent at 16 kHz, as the core hears them.
+    fn level_through_the_halver(freq: f32) -> f32 {
+        let mut d = PhoneDialect::new("web-1".into());
+        let mut buf = br#"{"event":"start","sample_rate":16000}"#.to_vec();
+        let Ok(InboundFrame::Start(start)) = d.parse(&mut buf) else { panic!("a start") };
+        assert_eq!(start.sample_rate, 16_000);
+        d.started(&start);
+        let mut heard = Vec::new();
+        for n in 0..25 {
+            let frame: Vec<u8> = (0..320)
+                .map(|i| {
+                    let t = (n * 320 + i) as f32 / 16_000.0;
+                    ((2.0 * std::f32::consts::PI * freq * t).sin() * 16_000.0) as i16
+                })
+                .flat_map(|s| s.to_le_bytes())
+                .collect();
+            let mut out = [0u8; 1280];
+            let audio = d.parse_binary(&frame, &mut out).expect("binary").expect("valid");
+            assert_eq!(audio, BinaryAudio { g711: 160, wideband: true });
+            heard.extend(out[..160].iter().map(|&b| f32::from(G711::Mulaw.decode(b))));
+        }
+        let settled = &heard[800..]; // past the filter's start-up
+        (settled.iter().map(|s| s * s).sum::<f32>() / settled.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn a_16_khz_page_is_halved_for_the_core_keeping_speech_and_dropping_what_would_alias() {
+        let speech = level_through_the_halver(440.0);
+        let sent = 16_000.0 / std::f32::consts::SQRT_2;
+        assert!((speech / sent - 1.0).abs() < 0.05, "440 Hz passes: {speech} vs {sent}");
+        // 6 kHz would fold to 2 kHz at 8 kHz: the half-band filter must remove it.
+        let alias = level_through_the_halver(6_000.0);
+        assert!(alias < sent * 0.01, "6 kHz is gone: {alias}");
+    }
+
+    #[test]
+    fn a_page_rate_other_than_8_or_16_khz_is_refused_by_name() {
+        let d = PhoneDialect::new("web-1".into());
+        assert_eq!(
+            parse(&d, r#"{"event":"start","sample_rate":44100}"#),
+            Err(FrameError::UnsupportedEncoding("PCM at 44100 Hz (8000 and 16000 are)".into()))
+        );
+    }
+
     #[test]
     fn odd_or_oversized_binary_frames_are_refused_with_a_reason() {
-        let d = PhoneDialect::new("web-1".into());
+        let mut d = PhoneDialect::new("web-1".into());
         let mut out = [0u8; 160];
         assert_eq!(d.parse_binary(&[0; 3], &mut out), Some(Err(FrameError::OddPcm(3))));
         assert_eq!(

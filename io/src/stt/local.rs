@@ -19,9 +19,33 @@ const BYTES_PER_SECOND: usize = 8000;
 pub const LEAD_BYTES: u64 = 250 * 8;
 pub const TAIL_BYTES: u64 = 100 * 8;
 
+/// One utterance, as the tape kept it.
+#[derive(Debug, PartialEq)]
+pub enum Utterance {
+    /// The phone band: G.711 at 8 kHz.
+    Narrow(G711, Vec<u8>),
+    /// 16 kHz PCM in [-1, 1] (the browser phone), which Moonshine reads far better.
+    Wide(Vec<f32>),
+}
+
+impl Utterance {
+    fn duration_ms(&self) -> u64 {
+        match self {
+            Utterance::Narrow(_, audio) => audio.len() as u64 / 8,
+            Utterance::Wide(audio) => audio.len() as u64 / 16,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Utterance::Narrow(_, audio) => audio.is_empty(),
+            Utterance::Wide(audio) => audio.is_empty(),
+        }
+    }
+}
+
 struct Job {
-    codec: G711,
-    audio: Vec<u8>,
+    audio: Utterance,
     reply: oneshot::Sender<Result<String, String>>,
 }
 
@@ -34,6 +58,8 @@ pub struct LocalSttCounters {
     pub shed: AtomicU64,
     pub busy_us: AtomicU64,
     pub audio_ms: AtomicU64,
+    /// Utterances transcribed from 16 kHz audio (the browser phone) rather than the phone band.
+    pub wideband: AtomicU64,
 }
 
 /// The pool. Cloning shares it.
@@ -66,12 +92,18 @@ impl LocalStt {
                         };
                         let Ok(job) = job else { return };
                         let started = std::time::Instant::now();
-                        let result = model.transcribe_g711(job.codec, &job.audio);
+                        let result = match &job.audio {
+                            Utterance::Narrow(codec, audio) => model.transcribe_g711(*codec, audio),
+                            Utterance::Wide(audio) => model.transcribe_16k(audio),
+                        };
                         counters
                             .busy_us
                             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                        counters.audio_ms.fetch_add(job.audio.len() as u64 / 8, Ordering::Relaxed);
+                        counters.audio_ms.fetch_add(job.audio.duration_ms(), Ordering::Relaxed);
                         counters.utterances.fetch_add(1, Ordering::Relaxed);
+                        if matches!(job.audio, Utterance::Wide(_)) {
+                            counters.wideband.fetch_add(1, Ordering::Relaxed);
+                        }
                         if result.is_err() {
                             counters.failures.fetch_add(1, Ordering::Relaxed);
                         }
@@ -83,10 +115,10 @@ impl LocalStt {
         Ok(LocalStt { jobs, counters })
     }
 
-    /// Transcribes one utterance of G.711 audio.
-    pub async fn transcribe(&self, codec: G711, audio: Vec<u8>) -> Result<String, String> {
+    /// Transcribes one utterance.
+    pub async fn transcribe(&self, audio: Utterance) -> Result<String, String> {
         let (reply, answer) = oneshot::channel();
-        if self.jobs.try_send(Job { codec, audio, reply }).is_err() {
+        if self.jobs.try_send(Job { audio, reply }).is_err() {
             self.counters.shed.fetch_add(1, Ordering::Relaxed);
             return Err("every local transcriber is busy".into());
         }
@@ -95,20 +127,42 @@ impl LocalStt {
 }
 
 /// The last seconds of one call's audio, addressed by inbound stream position (byte `n` of
-/// everything the caller sent is sample `n`, as in the audio core's VAD events).
-#[derive(Debug, Default)]
+/// everything the caller sent is sample `n`, as in the audio core's VAD events). When every
+/// frame so far came with its 16 kHz original (the browser phone), that is kept alongside,
+/// two samples per position, and cut instead.
+#[derive(Debug)]
 pub struct Tape {
     bytes: VecDeque<u8>,
     /// Stream position of `bytes[0]`.
     start: u64,
+    /// 16 kHz samples for positions `start..end()`; `None` once a frame came without.
+    wide: Option<VecDeque<f32>>,
+}
+
+impl Default for Tape {
+    fn default() -> Self {
+        Tape { bytes: VecDeque::new(), start: 0, wide: Some(VecDeque::new()) }
+    }
 }
 
 impl Tape {
-    pub fn append(&mut self, audio: &[u8]) {
+    /// One frame: G.711, and its 16 kHz 16-bit little-endian PCM original if the line has it.
+    pub fn append(&mut self, audio: &[u8], wideband: Option<&[u8]>) {
         self.bytes.extend(audio);
+        match (&mut self.wide, wideband) {
+            (Some(wide), Some(pcm)) if pcm.len() == 4 * audio.len() => wide.extend(
+                pcm.chunks_exact(2).map(|p| f32::from(i16::from_le_bytes([p[0], p[1]])) / 32768.0),
+            ),
+            // A frame without its original (or of another length): positions would drift,
+            // so the call is transcribed from the phone band from here on.
+            _ => self.wide = None,
+        }
         let excess = self.bytes.len().saturating_sub(TAPE_SECONDS * BYTES_PER_SECOND);
         if excess > 0 {
             self.bytes.drain(..excess);
+            if let Some(wide) = &mut self.wide {
+                wide.drain(..2 * excess);
+            }
             self.start += excess as u64;
         }
     }
@@ -118,15 +172,15 @@ impl Tape {
         self.start + self.bytes.len() as u64
     }
 
-    /// The audio from `from` to `to` (clamped to what is kept).
-    pub fn cut(&self, from: u64, to: u64) -> Vec<u8> {
+    /// The audio from `from` to `to` (clamped to what is kept), wideband when kept.
+    pub fn cut(&self, codec: G711, from: u64, to: u64) -> Utterance {
         let from = from.max(self.start);
-        let to = to.min(self.end());
-        if from >= to {
-            return Vec::new();
-        }
+        let to = to.min(self.end()).max(from);
         let (a, b) = ((from - self.start) as usize, (to - self.start) as usize);
-        self.bytes.range(a..b).copied().collect()
+        match &self.wide {
+            Some(wide) => Utterance::Wide(wide.range(2 * a..2 * b).copied().collect()),
+            None => Utterance::Narrow(codec, self.bytes.range(a..b).copied().collect()),
+        }
     }
 }
 
@@ -134,17 +188,49 @@ impl Tape {
 mod tests {
     use super::*;
 
+    fn narrow(tape: &Tape, from: u64, to: u64) -> Vec<u8> {
+        match tape.cut(G711::Mulaw, from, to) {
+            Utterance::Narrow(G711::Mulaw, audio) => audio,
+            other => panic!("phone band expected, got {other:?}"),
+        }
+    }
+
     #[test]
     fn the_tape_cuts_by_stream_position_and_forgets_the_oldest_audio() {
         let mut tape = Tape::default();
-        tape.append(&[1; 100]);
-        tape.append(&[2; 100]);
-        assert_eq!(tape.cut(90, 110), [vec![1; 10], vec![2; 10]].concat());
-        assert_eq!(tape.cut(150, 10_000).len(), 50, "clamped to what was heard");
+        tape.append(&[1; 100], None);
+        tape.append(&[2; 100], None);
+        assert_eq!(narrow(&tape, 90, 110), [vec![1; 10], vec![2; 10]].concat());
+        assert_eq!(narrow(&tape, 150, 10_000).len(), 50, "clamped to what was heard");
         let long = vec![3; TAPE_SECONDS * BYTES_PER_SECOND];
-        tape.append(&long);
+        tape.append(&long, None);
         assert_eq!(tape.end(), 200 + long.len() as u64);
-        assert!(tape.cut(0, 200).is_empty(), "older than the tape");
-        assert_eq!(tape.cut(tape.end() - 5, tape.end()), vec![3; 5]);
+        assert!(narrow(&tape, 0, 200).is_empty(), "older than the tape");
+        assert_eq!(narrow(&tape, tape.end() - 5, tape.end()), vec![3; 5]);
+    }
+
+    /// 16 kHz PCM frame of `n` 8 kHz positions, every sample `value`.
+    fn wide_frame(n: usize, value: i16) -> Vec<u8> {
+        std::iter::repeat_n(value.to_le_bytes(), 2 * n).flatten().collect()
+    }
+
+    #[test]
+    fn a_wideband_line_is_cut_at_16_khz_at_the_same_positions_until_a_frame_comes_without() {
+        let mut tape = Tape::default();
+        tape.append(&[1; 160], Some(&wide_frame(160, 1000)));
+        tape.append(&[2; 160], Some(&wide_frame(160, -1000)));
+        let Utterance::Wide(cut) = tape.cut(G711::Mulaw, 150, 170) else { panic!("wideband") };
+        assert_eq!(cut.len(), 40, "two samples per position");
+        assert!(cut[..20].iter().all(|s| *s > 0.0) && cut[20..].iter().all(|s| *s < 0.0));
+        // The oldest audio goes from both, in step.
+        let long = vec![3u8; TAPE_SECONDS * BYTES_PER_SECOND];
+        tape.append(&long, Some(&wide_frame(long.len(), 7)));
+        let Utterance::Wide(tail) = tape.cut(G711::Mulaw, tape.end() - 10, tape.end()) else {
+            panic!("wideband")
+        };
+        assert_eq!(tail.len(), 20);
+        // One phone-band frame: from then on the phone band is all there is.
+        tape.append(&[4; 160], None);
+        assert_eq!(narrow(&tape, tape.end() - 2, tape.end()), vec![4; 2]);
     }
 }

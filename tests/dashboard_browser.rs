@@ -79,8 +79,8 @@ fn the_dashboard_shows_the_real_figures_of_the_calls_the_simulator_placed() {
     let url = loop {
         line.clear();
         assert!(stderr.read_line(&mut line).expect("stderr") > 0, "no dashboard URL printed");
-        if let Some(url) = line.trim().strip_prefix("dashboard: ") {
-            break url.to_string();
+        if let Some(url) = line.trim().strip_prefix("dashboard:") {
+            break url.trim().to_string();
         }
     };
     // The calls are done once the report is out; Hermes stays up.

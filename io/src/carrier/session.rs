@@ -428,8 +428,8 @@ where
 }
 
 /// Caller audio (G.711) into the audio core, and untouched (with its wideband original, if
-/// any) towards speech-to-text. Audio
-/// before the stream's start has no call to go to; it is counted.
+/// any) towards speech-to-text. Audio before the stream's start has no call to go to; it is
+/// counted.
 fn hear_caller(
     call: Option<&mut Call>,
     audio: &[u8],

@@ -25,8 +25,8 @@ pub enum LiveEvent {
     Agent { speak: u64, text: String },
     /// A barge-in stopped sentence `speak`: the caller heard only `heard`.
     Cut { speak: u64, heard: String },
-    /// The call ended.
-    Ended { outcome: String },
+    /// The call ended: the record's outcome, and why (`silence`, `caller hung up`, …).
+    Ended { outcome: String, reason: String },
 }
 
 /// A line of one call.

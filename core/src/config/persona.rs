@@ -116,7 +116,9 @@ pub struct Conversation {
     pub false_start_window_ms: Millis,
     /// Outbound calls: greet after the callee speaks, or after this long.
     pub outbound_greeting_after_ms: Millis,
-    /// The silence ladder: filler, callback offer, goodbye.
+    /// The silence ladder: filler, callback offer, goodbye, each this long after the agent's
+    /// question was heard. A step never talks over the one before: one due while the agent is
+    /// still speaking waits until that has been heard, then the gap between the two settings.
     pub silence_filler_after_ms: Millis,
     pub silence_callback_after_ms: Millis,
     pub silence_hangup_after_ms: Millis,

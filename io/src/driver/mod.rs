@@ -216,7 +216,10 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
     deps.recent.finished(&record);
     deps.recent.live().publish(
         &driver.live_id,
-        LiveEvent::Ended { outcome: record.outcome.as_str().to_string() },
+        LiveEvent::Ended {
+            outcome: record.outcome.as_str().to_string(),
+            reason: record.end_reason.clone(),
+        },
     );
     span.in_scope(|| {
         tracing::info!(

@@ -341,11 +341,12 @@ mod tests {
         let (mine, other): (Arc<str>, Arc<str>) = (Arc::from("web-7"), Arc::from("web-8"));
         live.publish(&other, LiveEvent::Caller { text: "someone else".into() });
         live.publish(&mine, LiveEvent::Caller { text: "my words".into() });
-        live.publish(&mine, LiveEvent::Ended { outcome: "completed".into() });
+        let end = LiveEvent::Ended { outcome: "completed".into(), reason: "goodbye".into() };
+        live.publish(&mine, end);
         assert_eq!(page.recv().await.as_deref(), Some(r#"{"event":"caller","text":"my words"}"#));
         assert_eq!(
             page.recv().await.as_deref(),
-            Some(r#"{"event":"ended","outcome":"completed"}"#)
+            Some(r#"{"event":"ended","outcome":"completed","reason":"goodbye"}"#)
         );
         assert_eq!(page.recv().await, None, "the forwarder is done with this call");
     }

@@ -254,9 +254,9 @@ async fn print_live_transcript(
             LiveEvent::Cut { heard, .. } => {
                 println!("{at:6.1} s  agent   (cut off by the caller after \"{heard}\")")
             }
-            LiveEvent::Ended { outcome } => {
+            LiveEvent::Ended { outcome, reason } => {
                 seen.remove(&line.call_id);
-                println!("{at:6.1} s  ── call {} ended: {outcome}", line.call_id)
+                println!("{at:6.1} s  ── call {} ended: {outcome} ({reason})", line.call_id)
             }
         }
     }

@@ -101,6 +101,9 @@ pub struct Call {
     llm_failures: u32,
     fillers_said: usize,
     ladder_running: bool,
+    /// A ladder step that fell due while the agent was still saying the step before; it
+    /// follows once that has been heard (see `moves::ladder_step_due`).
+    ladder_deferred: Option<Timer>,
     closing: Option<Closing>,
 
     // Bookkeeping.
@@ -136,6 +139,7 @@ impl Call {
             llm_failures: 0,
             fillers_said: 0,
             ladder_running: false,
+            ladder_deferred: None,
             closing: None,
             user_turns: 0,
             timeline: TurnTimeline::default(),
@@ -519,6 +523,7 @@ impl Call {
                 self.fillers_said += 1;
                 self.say_line(now, self.cfg.line(&line));
             }
+            Timer::SilenceCallback | Timer::SilenceHangup if !self.ladder_step_due(timer) => {}
             Timer::SilenceCallback => {
                 self.log(CallLog::CallbackOffered);
                 let line = self.cfg.line(&self.cfg.persona.callback_offer);

@@ -318,6 +318,7 @@ impl Call {
             return;
         }
         self.floor = Floor::Listening;
+        self.ladder_step_resumes(now);
         if !self.ladder_running && !self.caller_speaking {
             self.maybe_restart_ladder(now);
         }
@@ -342,6 +343,34 @@ impl Call {
         self.timers.stop(Timer::SilenceCallback);
         self.timers.stop(Timer::SilenceHangup);
         self.ladder_running = false;
+        self.ladder_deferred = None;
+    }
+
+    /// Whether a ladder step may speak now. The ladder counts the caller's silence from the
+    /// agent's question, but a step never talks over the step before it: the callback offer is
+    /// a question, and a goodbye cutting it off leaves the caller no chance to answer it. A
+    /// step due while the agent is still speaking waits until that has been heard, then gives
+    /// the caller the configured gap between the two steps (`ladder_step_resumes`).
+    pub(super) fn ladder_step_due(&mut self, step: Timer) -> bool {
+        if self.outstanding.is_empty() {
+            return true;
+        }
+        self.ladder_deferred = Some(step);
+        false
+    }
+
+    /// The agent finished speaking: a deferred ladder step is scheduled again, the configured
+    /// gap from now.
+    fn ladder_step_resumes(&mut self, now: Instant) {
+        let Some(step) = self.ladder_deferred.take() else { return };
+        let c = &self.cfg.conversation;
+        let gap = match step {
+            Timer::SilenceCallback => {
+                c.silence_callback_after_ms.0.saturating_sub(c.silence_filler_after_ms.0)
+            }
+            _ => c.silence_hangup_after_ms.0.saturating_sub(c.silence_callback_after_ms.0),
+        };
+        self.timers.set(step, now + std::time::Duration::from_millis(gap));
     }
 
     pub(super) fn escalate(&mut self, now: Instant) {

@@ -239,7 +239,8 @@ pub struct SimArgs {
     #[arg(long = "hold", default_value_t = 0, value_name = "SECONDS")]
     pub hold_s: u64,
     /// Print the conversation live as it happens: each caller turn as transcribed, each agent
-    /// sentence as it starts, and where a barge-in cut one (in-process Hermes only).
+    /// sentence as it starts, and where a barge-in cut one; then a per-turn latency table
+    /// (in-process Hermes only).
     #[arg(long)]
     pub transcript: bool,
 }

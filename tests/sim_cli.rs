@@ -138,4 +138,10 @@ fn the_demo_holds_a_whole_conversation_with_no_key_and_no_server() {
     assert!(printed.contains("caller  Hi, what time do you open on Saturday?"), "{printed}");
     assert!(printed.contains("agent   On Saturday"), "the agent answered what it heard: {printed}");
     assert!(printed.contains("server stages against their budgets"), "{printed}");
+    // Each answered turn on its own row: caller-side and server-side voice-to-voice, stages.
+    let rows = printed.split("per turn (ms;").nth(1).unwrap_or_else(|| panic!("{printed}"));
+    let first = rows.lines().find(|l| l.starts_with("sim-")).unwrap_or_else(|| panic!("{rows}"));
+    let cells: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(cells.len(), 10, "{first}");
+    assert!(cells[2].parse::<u32>().is_ok() && cells[3].parse::<u32>().is_ok(), "{first}");
 }

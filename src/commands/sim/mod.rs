@@ -195,6 +195,9 @@ fn run_scenarios(
         writeln!(out, "{}", summary.to_json())?;
     } else {
         write!(out, "{}", summary.to_table())?;
+        if args.transcript {
+            write!(out, "\n{}", summary.turn_table())?;
+        }
     }
     out.flush()?;
     drop(out);

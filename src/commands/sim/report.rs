@@ -368,6 +368,59 @@ impl Summary<'_> {
     }
 }
 
+impl Summary<'_> {
+    /// Every answered turn of every call: the caller's voice-to-voice, the server's, and the
+    /// server's stages, each since the one before (`hermes demo`, `--transcript`).
+    pub fn turn_table(&self) -> String {
+        const STAGES: [&str; 6] = [
+            "stt_final",
+            "llm_request",
+            "llm_first_token",
+            "first_sentence",
+            "tts_request",
+            "tts_first_audio",
+        ];
+        let mut out = String::from(
+            "per turn (ms; the server's stages each since the one before):\n\
+             call         turn  caller v2v  server v2v  stt_final  llm_request  llm_first_token  \
+             first_sentence  tts_request  tts_first_audio\n",
+        );
+        for c in self.calls {
+            let Some(report) = &c.report else { continue };
+            let answered: Vec<_> =
+                report.turns.iter().filter(|t| t.voice_to_voice().is_some()).collect();
+            let caller = c.log.as_ref().map(|l| l.turns.as_slice()).unwrap_or_default();
+            for (i, t) in answered.iter().enumerate() {
+                // The caller's turn is the last one whose voice ended before the server's VAD
+                // said so (one process, one clock).
+                let heard = t.user_speech_end.and_then(|end| {
+                    let turn = caller.iter().rfind(|c| c.speech_end.into_std() <= end)?;
+                    turn.voice_to_voice().map(ms)
+                });
+                let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+                let stages = t.stages();
+                let stage =
+                    |name: &str| cell(stages.iter().find(|(n, _)| *n == name).map(|(_, d)| ms(*d)));
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:>4}  {:>10}  {:>10}  {:>9}  {:>11}  {:>15}  {:>14}  {:>11}  {:>15}",
+                    truncate(&c.id, 12),
+                    i + 1,
+                    cell(heard),
+                    cell(t.voice_to_voice().map(ms)),
+                    stage(STAGES[0]),
+                    stage(STAGES[1]),
+                    stage(STAGES[2]),
+                    stage(STAGES[3]),
+                    stage(STAGES[4]),
+                    stage(STAGES[5]),
+                );
+            }
+        }
+        out
+    }
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()

@@ -3,39 +3,17 @@
 //! and the figures on the page must be the server's own (its JSON API) for exactly the calls
 //! the simulator placed. Screenshots are kept in `target/test-artifacts/`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-/// Kills the held simulator however the test ends.
-struct Held(Child);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{KillOnDrop, http_get, root};
 
 /// `GET` with the dashboard token as a bearer; the body.
 fn api(addr: &str, path: &str, token: &str) -> serde_json::Value {
-    let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: hermes\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}\n{out}"))
+    let body = http_get(addr, path, Some(token));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}\n{body}"))
 }
 
 fn chromium(args: &[&str]) -> String {
@@ -74,7 +52,7 @@ fn the_dashboard_shows_the_real_figures_of_the_calls_the_simulator_placed() {
         .expect("run hermes sim");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let held = Held(child);
+    let held = KillOnDrop(child);
     let mut line = String::new();
     let url = loop {
         line.clear();

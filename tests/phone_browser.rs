@@ -7,28 +7,17 @@
 //! is read over the DevTools protocol while the call is live; a screenshot is kept in
 //! `target/test-artifacts/phone.png`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Kills a child process however the test ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{KillOnDrop, http_get, root};
 
 /// The caller's side: silence while the greeting plays, the question, then quiet.
 fn microphone_wav(dir: &Path) -> PathBuf {
@@ -73,7 +62,7 @@ impl DevTools {
             std::thread::sleep(Duration::from_millis(200));
         };
         let page = loop {
-            let targets = http_get(&format!("127.0.0.1:{port}"), "/json/list");
+            let targets = http_get(&format!("127.0.0.1:{port}"), "/json/list", None);
             let targets: serde_json::Value = serde_json::from_str(&targets).unwrap_or_default();
             let page = targets.as_array().into_iter().flatten().find(|t| t["type"] == "page");
             if let Some(url) = page.and_then(|p| p["webSocketDebuggerUrl"].as_str()) {
@@ -111,15 +100,6 @@ impl DevTools {
     }
 }
 
-fn http_get(addr: &str, path: &str) -> String {
-    let Ok(mut s) = TcpStream::connect(addr) else { return String::new() };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
-
 /// What the page shows: its transcript lines, frame counts and status.
 const PAGE_STATE: &str = r#"JSON.stringify({
   lines: [...document.querySelectorAll('#transcript .line')].map(d => ({
@@ -149,7 +129,7 @@ fn a_caller_on_the_browser_phone_is_heard_and_answered_by_the_agent() {
         .expect("run hermes demo");
     let stdout = demo.stdout.take().expect("stdout");
     let stderr = BufReader::new(demo.stderr.take().expect("stderr"));
-    let _demo = Killed(demo);
+    let _demo = KillOnDrop(demo);
     // The demo's terminal, read as it prints.
     let terminal = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&terminal);
@@ -187,7 +167,7 @@ fn a_caller_on_the_browser_phone_is_heard_and_answered_by_the_agent() {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromium: run scripts/setup");
-    let _chromium = Killed(chromium);
+    let _chromium = KillOnDrop(chromium);
     let mut page = DevTools::attach(&profile);
 
     // The greeting, the question (after 6 s of silence), the transcript, the answer.
@@ -239,7 +219,7 @@ fn a_caller_on_the_browser_phone_is_heard_and_answered_by_the_agent() {
 
     // The page sent 16 kHz, and Moonshine read the caller from it, not from the phone band.
     let addr = phone_url.trim_start_matches("http://").split('/').next().unwrap_or_default();
-    let metrics = http_get(addr, "/metrics");
+    let metrics = http_get(addr, "/metrics", None);
     assert!(
         metrics
             .lines()

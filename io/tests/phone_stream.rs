@@ -10,13 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{MediaServer, media_server};
+use common::{MediaServer, media_server, next_event, speech_start_and_end, tapped_frames};
 use futures_util::{SinkExt, StreamExt};
-use hermes_core::audio::AudioEvent;
 use hermes_core::codec::G711;
 use hermes_core::config::Budgets;
-use hermes_core::vad::VadEvent;
-use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent, StreamHandle};
+use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent};
 use hermes_io::dashboard::Dashboard;
 use hermes_io::driver::DriverCounters;
 use hermes_io::latency::LatencyBook;
@@ -52,13 +50,6 @@ fn tone_pcm(ms: usize) -> Vec<i16> {
 
 fn le_bytes(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-}
-
-async fn next_event(handle: &mut StreamHandle) -> StreamEvent {
-    tokio::time::timeout(Duration::from_secs(5), handle.events.recv())
-        .await
-        .expect("event in time")
-        .expect("session alive")
 }
 
 async fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
@@ -108,26 +99,13 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
         tick.tick().await;
         ws.send(Message::binary(le_bytes(frame))).await.expect("audio");
     }
-    let mut saw = Vec::new();
-    while saw.len() < 2 {
-        if let StreamEvent::Audio(AudioEvent::Vad(v)) = next_event(&mut handle).await {
-            saw.push(v);
-        }
-    }
-    assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
-    assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
+    speech_start_and_end(&mut handle).await;
     assert_eq!(rig.counters.frames_skipped_other.load(Ordering::Relaxed), 1);
     // Speech-to-text got the μ-law of exactly that PCM.
     let expected: Vec<u8> = pcm.iter().map(|&s| G711::Mulaw.encode(s)).collect();
-    let mut tapped = Vec::new();
-    while tapped.len() < expected.len() {
-        let frame = tokio::time::timeout(Duration::from_secs(5), handle.caller_audio.recv())
-            .await
-            .expect("tapped audio in time")
-            .expect("tap open");
-        assert_eq!(frame.wideband, None, "an 8 kHz page has no wideband");
-        tapped.extend_from_slice(&frame.g711);
-    }
+    let frames = tapped_frames(&mut handle, expected.len()).await;
+    assert!(frames.iter().all(|f| f.wideband.is_none()), "an 8 kHz page has no wideband");
+    let tapped: Vec<u8> = frames.iter().flat_map(|f| f.g711.iter().copied()).collect();
     assert!(tapped == expected, "every caller sample, in order");
 
     // The agent answers 200 ms and marks it; the transcript line is published meanwhile.
@@ -209,21 +187,10 @@ async fn a_16_khz_page_is_heard_by_the_core_at_8_khz_and_its_original_goes_to_sp
         tick.tick().await;
         ws.send(Message::binary(le_bytes(frame))).await.expect("audio");
     }
-    let mut saw = Vec::new();
-    while saw.len() < 2 {
-        if let StreamEvent::Audio(AudioEvent::Vad(v)) = next_event(&mut handle).await {
-            saw.push(v);
-        }
-    }
-    assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
-    assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
+    speech_start_and_end(&mut handle).await;
     // Every frame: 20 ms of μ-law for the call, and the page's own 16 kHz bytes alongside.
     let mut wide = Vec::new();
-    while wide.len() < pcm.len() * 2 {
-        let frame = tokio::time::timeout(Duration::from_secs(5), handle.caller_audio.recv())
-            .await
-            .expect("tapped audio in time")
-            .expect("tap open");
+    for frame in tapped_frames(&mut handle, pcm.len() / 2).await {
         assert_eq!(frame.g711.len(), 160, "20 ms at 8 kHz");
         wide.extend_from_slice(&frame.wideband.expect("the wideband original"));
     }

@@ -7,13 +7,11 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{MediaServer, media_server};
+use common::{MediaServer, media_server, next_event, speech_start_and_end, tapped_frames};
 use futures_util::{SinkExt, StreamExt};
-use hermes_core::audio::AudioEvent;
 use hermes_core::codec::G711;
-use hermes_core::vad::VadEvent;
 use hermes_io::carrier::PhoneNumber;
-use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent, StreamHandle};
+use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent};
 use hermes_io::telnyx::media::write_media;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -58,13 +56,6 @@ where
     }
 }
 
-async fn next_event(handle: &mut StreamHandle) -> StreamEvent {
-    tokio::time::timeout(Duration::from_secs(5), handle.events.recv())
-        .await
-        .expect("event in time")
-        .expect("session alive")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark() {
     let mut rig = rig(None).await;
@@ -88,27 +79,17 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
     audio.extend(tone(600));
     audio.extend(vec![G711::Mulaw.silence(); 8 * 600]);
     stream_audio(&mut ws, &audio).await;
-    let mut saw = Vec::new();
-    while saw.len() < 2 {
-        if let StreamEvent::Audio(AudioEvent::Vad(v)) = next_event(&mut handle).await {
-            saw.push(v);
-        }
-    }
-    assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
-    assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
+    speech_start_and_end(&mut handle).await;
     assert_eq!(rig.counters.frames_skipped_malformed.load(Ordering::Relaxed), 1);
     assert!(
         rig.counters.render().contains("hermes_media_frames_skipped_total{reason=\"malformed\"} 1")
     );
     // The same audio went, untouched, towards speech-to-text.
-    let mut tapped = Vec::new();
-    while tapped.len() < audio.len() {
-        let frame = tokio::time::timeout(Duration::from_secs(5), handle.caller_audio.recv())
-            .await
-            .expect("tapped audio in time")
-            .expect("tap open");
-        tapped.extend_from_slice(&frame.g711);
-    }
+    let tapped: Vec<u8> = tapped_frames(&mut handle, audio.len())
+        .await
+        .iter()
+        .flat_map(|f| f.g711.iter().copied())
+        .collect();
     assert!(
         tapped == audio,
         "every caller byte, in order, unmodified ({} vs {} bytes)",

@@ -115,3 +115,47 @@ pub async fn media_server_with_audio(
     let task = tokio::spawn(serve(listener, Arc::new(state), stop_rx, grace));
     MediaServer { addr, sessions, counters, webhook_events, stop, task }
 }
+
+/// The session's next event, within 5 s.
+pub async fn next_event(
+    handle: &mut hermes_io::carrier::session::StreamHandle,
+) -> hermes_io::carrier::session::StreamEvent {
+    tokio::time::timeout(std::time::Duration::from_secs(5), handle.events.recv())
+        .await
+        .expect("event in time")
+        .expect("session alive")
+}
+
+/// Waits for the VAD to hear the caller start and stop speaking, and checks they came in
+/// that order.
+pub async fn speech_start_and_end(handle: &mut hermes_io::carrier::session::StreamHandle) {
+    use hermes_core::audio::AudioEvent;
+    use hermes_core::vad::VadEvent;
+    use hermes_io::carrier::session::StreamEvent;
+    let mut saw = Vec::new();
+    while saw.len() < 2 {
+        if let StreamEvent::Audio(AudioEvent::Vad(v)) = next_event(handle).await {
+            saw.push(v);
+        }
+    }
+    assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
+    assert!(matches!(saw[1], VadEvent::SpeechEnded { .. }), "{saw:?}");
+}
+
+/// The caller audio frames handed towards speech-to-text, until `bytes` of G.711 came.
+pub async fn tapped_frames(
+    handle: &mut hermes_io::carrier::session::StreamHandle,
+    bytes: usize,
+) -> Vec<hermes_io::carrier::session::CallerAudio> {
+    let (mut frames, mut got) = (Vec::new(), 0);
+    while got < bytes {
+        let frame =
+            tokio::time::timeout(std::time::Duration::from_secs(5), handle.caller_audio.recv())
+                .await
+                .expect("tapped audio in time")
+                .expect("tap open");
+        got += frame.g711.len();
+        frames.push(frame);
+    }
+    frames
+}

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use hermes_core::call::TurnTimeline;
 use hermes_io::driver::{CallReport, Speaker};
 use hermes_io::fakes::caller::CallerLog;
 use hermes_io::latency::StageSummary;
@@ -372,25 +373,21 @@ impl Summary<'_> {
     /// Every answered turn of every call: the caller's voice-to-voice, the server's, and the
     /// server's stages, each since the one before (`hermes demo`, `--transcript`).
     pub fn turn_table(&self) -> String {
-        const STAGES: [&str; 6] = [
-            "stt_final",
-            "llm_request",
-            "llm_first_token",
-            "first_sentence",
-            "tts_request",
-            "tts_first_audio",
-        ];
+        // Up to the first synthesised audio: when the caller heard it is its own column.
+        let stages = &TurnTimeline::STAGE_NAMES[..TurnTimeline::STAGE_NAMES.len() - 1];
         let mut out = String::from(
             "per turn (ms; the server's stages each since the one before):\n\
-             call         turn  caller v2v  server v2v  stt_final  llm_request  llm_first_token  \
-             first_sentence  tts_request  tts_first_audio\n",
+             call         turn  caller v2v  server v2v",
         );
+        for name in stages {
+            let _ = write!(out, "  {name:>w$}", w = name.len().max(9));
+        }
+        out.push('\n');
         for c in self.calls {
             let Some(report) = &c.report else { continue };
-            let answered: Vec<_> =
-                report.turns.iter().filter(|t| t.voice_to_voice().is_some()).collect();
+            let answered = report.turns.iter().filter(|t| t.voice_to_voice().is_some());
             let caller = c.log.as_ref().map(|l| l.turns.as_slice()).unwrap_or_default();
-            for (i, t) in answered.iter().enumerate() {
+            for (i, t) in answered.enumerate() {
                 // The caller's turn is the last one whose voice ended before the server's VAD
                 // said so (one process, one clock).
                 let heard = t.user_speech_end.and_then(|end| {
@@ -398,23 +395,20 @@ impl Summary<'_> {
                     turn.voice_to_voice().map(ms)
                 });
                 let cell = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-                let stages = t.stages();
-                let stage =
-                    |name: &str| cell(stages.iter().find(|(n, _)| *n == name).map(|(_, d)| ms(*d)));
-                let _ = writeln!(
+                let _ = write!(
                     out,
-                    "{:<12} {:>4}  {:>10}  {:>10}  {:>9}  {:>11}  {:>15}  {:>14}  {:>11}  {:>15}",
+                    "{:<12} {:>4}  {:>10}  {:>10}",
                     truncate(&c.id, 12),
                     i + 1,
                     cell(heard),
                     cell(t.voice_to_voice().map(ms)),
-                    stage(STAGES[0]),
-                    stage(STAGES[1]),
-                    stage(STAGES[2]),
-                    stage(STAGES[3]),
-                    stage(STAGES[4]),
-                    stage(STAGES[5]),
                 );
+                let took = t.stages();
+                for name in stages {
+                    let d = took.iter().find(|(n, _)| n == name).map(|(_, d)| ms(*d));
+                    let _ = write!(out, "  {:>w$}", cell(d), w = name.len().max(9));
+                }
+                out.push('\n');
             }
         }
         out

@@ -117,6 +117,11 @@ hermes sim --target http://127.0.0.1:8080 --carrier twilio"
     /// with espeak-ng speech. Prints the conversation live and every turn's latency, then
     /// keeps Hermes up with its live dashboard and its browser phone (URLs printed; call it
     /// with your microphone) until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  hermes demo                               the call, then the phone and dashboard until Ctrl-C\n  \
+hermes demo --no-hold                     the call only (prints, then exits)\n  \
+hermes demo --listen 127.0.0.1:8080       a fixed port; from your laptop:\n                                            ssh -L 8080:127.0.0.1:8080 your-vm\n                                            then open the printed phone URL"
+    )]
     Demo(DemoArgs),
     /// Apply the database schema migrations (also done by `serve` at start-up).
     ///
@@ -238,6 +243,9 @@ pub struct SimArgs {
     /// (with a one-off token) on stderr first, to look at the calls' figures.
     #[arg(long = "hold", default_value_t = 0, value_name = "SECONDS")]
     pub hold_s: u64,
+    /// Where the in-process Hermes listens (port 0: any free one).
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub listen: String,
     /// Print the conversation live as it happens: each caller turn as transcribed, each agent
     /// sentence as it starts, and where a barge-in cut one; then a per-turn latency table
     /// (in-process Hermes only).
@@ -253,6 +261,11 @@ pub struct DemoArgs {
     /// Exit after the call instead of keeping Hermes, its dashboard and its phone up.
     #[arg(long)]
     pub no_hold: bool,
+    /// Where Hermes listens (port 0: any free one). A fixed port lets you reach the browser
+    /// phone from your own machine through `ssh -L 8080:127.0.0.1:8080 your-vm`: browsers
+    /// allow the microphone only on localhost or over HTTPS.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    pub listen: String,
 }
 
 #[derive(Debug, Args)]

@@ -104,6 +104,14 @@ fn a_scenario_mistake_names_the_file_and_field_before_any_call() {
 }
 
 #[test]
+fn an_address_hermes_cannot_listen_on_is_named_before_any_call() {
+    let out = sim(&["scenarios/book-haircut.toml", "--listen", "127.0.0.1:99999"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--listen: cannot listen on 127.0.0.1:99999"), "{err}");
+}
+
+#[test]
 fn on_this_machines_engines_the_caller_is_really_transcribed_and_answered() {
     let out = sim(&["scenarios/local-engines.toml", "--engines", "local", "--json", "--quiet"]);
     let report = json(&out);

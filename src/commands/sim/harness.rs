@@ -112,6 +112,7 @@ impl InProcess {
         mut config: HermesConfig,
         config_dir: &Path,
         engines: Engines,
+        listen: &str,
     ) -> anyhow::Result<InProcess> {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
         let (fakes, scripts) = match engines {
@@ -154,7 +155,9 @@ impl InProcess {
             eprintln!("warning: could not pre-connect to the LLM fake: {e}");
         }
         let engine = Arc::new(serve::audio_engine(models_dir, &config)?);
-        let listener = tokio::net::TcpListener::bind(loopback).await?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("--listen: cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
 
         let reports: Waiters<oneshot::Sender<CallReport>> = Arc::default();

@@ -57,6 +57,7 @@ pub fn demo(models_dir: &Path, args: &crate::cli::DemoArgs) -> anyhow::Result<()
         hold_s: 0,
         engines: "local".into(),
         transcript: true,
+        listen: args.listen.clone(),
     };
     let hold = if args.no_hold { Hold::Seconds(0) } else { Hold::UntilInterrupted };
     run_scenarios(models_dir, &sim, vec![demo], hold)
@@ -117,7 +118,10 @@ fn run_scenarios(
     let results = runtime.block_on(async {
         let harness = match &args.target {
             Some(_) => None,
-            None => Some(InProcess::start(models_dir, config.clone(), &config_dir, engines).await?),
+            None => Some(
+                InProcess::start(models_dir, config.clone(), &config_dir, engines, &args.listen)
+                    .await?,
+            ),
         };
         let base = match &args.target {
             Some(url) => url.trim_end_matches('/').replacen("http", "ws", 1),

@@ -248,7 +248,7 @@ pub struct SimArgs {
     pub listen: String,
     /// Print the conversation live as it happens: each caller turn as transcribed, each agent
     /// sentence as it starts, and where a barge-in cut one; then a per-turn latency table
-    /// (in-process Hermes only).
+    /// (in-process Hermes only; ignored with --json).
     #[arg(long)]
     pub transcript: bool,
 }

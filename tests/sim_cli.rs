@@ -113,7 +113,15 @@ fn an_address_hermes_cannot_listen_on_is_named_before_any_call() {
 
 #[test]
 fn on_this_machines_engines_the_caller_is_really_transcribed_and_answered() {
-    let out = sim(&["scenarios/local-engines.toml", "--engines", "local", "--json", "--quiet"]);
+    // --transcript with --json: stdout stays one JSON object (no live lines).
+    let out = sim(&[
+        "scenarios/local-engines.toml",
+        "--engines",
+        "local",
+        "--json",
+        "--quiet",
+        "--transcript",
+    ]);
     let report = json(&out);
     assert!(
         out.status.success(),

@@ -148,8 +148,10 @@ fn run_scenarios(
             eprintln!("dashboard:     {}", h.dashboard_url);
             eprintln!("browser phone: {}", h.phone_url);
         }
+        // Not with --json: stdout is then one JSON object.
         if let Some(h) = &harness
             && args.transcript
+            && !args.json
         {
             tokio::spawn(print_live_transcript(h.recent.live().subscribe(), Instant::now()));
         }

@@ -35,13 +35,6 @@ impl Utterance {
             Utterance::Wide(audio) => audio.len() as u64 / 16,
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        match self {
-            Utterance::Narrow(_, audio) => audio.is_empty(),
-            Utterance::Wide(audio) => audio.is_empty(),
-        }
-    }
 }
 
 struct Job {
@@ -174,8 +167,8 @@ impl Tape {
 
     /// The audio from `from` to `to` (clamped to what is kept), wideband when kept.
     pub fn cut(&self, codec: G711, from: u64, to: u64) -> Utterance {
-        let from = from.max(self.start);
-        let to = to.min(self.end()).max(from);
+        let from = from.clamp(self.start, self.end());
+        let to = to.clamp(from, self.end());
         let (a, b) = ((from - self.start) as usize, (to - self.start) as usize);
         match &self.wide {
             Some(wide) => Utterance::Wide(wide.range(2 * a..2 * b).copied().collect()),
@@ -206,6 +199,7 @@ mod tests {
         tape.append(&long, None);
         assert_eq!(tape.end(), 200 + long.len() as u64);
         assert!(narrow(&tape, 0, 200).is_empty(), "older than the tape");
+        assert!(narrow(&tape, tape.end() + 5, tape.end() + 9).is_empty(), "not heard yet");
         assert_eq!(narrow(&tape, tape.end() - 5, tape.end()), vec![3; 5]);
     }
 

@@ -373,7 +373,8 @@ fn phone(state: &Arc<ServerState>, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Upgrades to a WebSocket and runs a media session on it in `dialect`; `notes` are text
-/// frames to pass on to the other end (the browser phone's live transcript).
+/// frames to pass on to the other end (the browser phone's live transcript, whose route has
+/// already checked the dashboard token).
 fn media_upgrade(
     state: &Arc<ServerState>,
     req: Request<Incoming>,
@@ -395,10 +396,15 @@ fn media_upgrade(
         return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n");
     };
     let accept = derive_accept_key(key.as_bytes());
-    let header_token = headers
-        .get("x-telnyx-streaming-auth-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // The browser phone's socket was let in by the dashboard token (the route checked it); the
+    // carriers' stream token is for carriers.
+    let header_token = match notes {
+        Some(_) => hub.settings.auth_token.clone(),
+        None => headers
+            .get("x-telnyx-streaming-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
     let (handle, mut ports) = stream::channel();
     if let Some(notes) = notes {
         ports = ports.with_notes(notes);

@@ -32,7 +32,10 @@ async fn rig() -> (MediaServer, Arc<RecentCalls>) {
         recent: Arc::clone(&recent),
         counters: Arc::new(DriverCounters::default()),
     };
-    let server = media_server(MediaSettings::default(), Duration::from_secs(1), |state| {
+    // A carrier stream token is configured too: it is for carriers, not for the page.
+    let settings =
+        MediaSettings { auth_token: Some("carrier-token".into()), ..MediaSettings::default() };
+    let server = media_server(settings, Duration::from_secs(1), |state| {
         state.dashboard = Some(dashboard);
     })
     .await;

@@ -43,12 +43,36 @@ async fn rig() -> (MediaServer, Arc<RecentCalls>) {
 }
 
 /// 16-bit little-endian PCM of a 440 Hz tone, `ms` long, at 8 kHz.
-fn tone_pcm(ms: usize) -> Vec<i16> {
-    (0..ms * 8)
+fn tone_pcm(ms: usize, rate: usize) -> Vec<i16> {
+    let per_ms = rate / 1000;
+    (0..ms * per_ms)
         .map(|i| {
-            (0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 8000.0).sin() * 32767.0) as i16
+            let t = i as f32 / rate as f32;
+            (0.3 * (2.0 * std::f32::consts::PI * 440.0 * t).sin() * 32767.0) as i16
         })
         .collect()
+}
+
+/// What the page sends: quiet, 600 ms of a tone the VAD hears as speech, quiet, at `rate`.
+fn caller_pcm(rate: usize) -> Vec<i16> {
+    let per_ms = rate / 1000;
+    let mut pcm = vec![0i16; per_ms * 300];
+    pcm.extend(tone_pcm(600, rate));
+    pcm.extend(vec![0i16; per_ms * 600]);
+    pcm
+}
+
+/// Sends `pcm` as the page does: 20 ms binary frames at real-time pace.
+async fn send_paced<S>(ws: &mut S, pcm: &[i16], rate: usize)
+where
+    S: SinkExt<Message> + Unpin,
+    S::Error: std::fmt::Debug,
+{
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for frame in pcm.chunks(rate / 50) {
+        tick.tick().await;
+        ws.send(Message::binary(le_bytes(frame))).await.expect("audio");
+    }
 }
 
 fn le_bytes(samples: &[i16]) -> Vec<u8> {
@@ -94,14 +118,8 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
     // The caller: silence, a tone the VAD hears as speech, silence; 20 ms frames at pace, and
     // one frame that is not whole samples (skipped, counted, the call goes on).
     ws.send(Message::binary(vec![0u8; 3])).await.expect("odd frame");
-    let mut pcm = vec![0i16; 8 * 300];
-    pcm.extend(tone_pcm(600));
-    pcm.extend(vec![0i16; 8 * 600]);
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for frame in pcm.chunks(160) {
-        tick.tick().await;
-        ws.send(Message::binary(le_bytes(frame))).await.expect("audio");
-    }
+    let pcm = caller_pcm(8000);
+    send_paced(&mut ws, &pcm, 8000).await;
     speech_start_and_end(&mut handle).await;
     assert_eq!(rig.counters.frames_skipped_other.load(Ordering::Relaxed), 1);
     // Speech-to-text got the μ-law of exactly that PCM.
@@ -112,7 +130,7 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
     assert!(tapped == expected, "every caller sample, in order");
 
     // The agent answers 200 ms and marks it; the transcript line is published meanwhile.
-    let agent: Vec<u8> = tone_pcm(200).iter().map(|&s| G711::Mulaw.encode(s)).collect();
+    let agent: Vec<u8> = tone_pcm(200, 8000).iter().map(|&s| G711::Mulaw.encode(s)).collect();
     handle.commands.send(StreamCommand::Play(agent.clone())).await.expect("play");
     handle.commands.send(StreamCommand::Mark("s1".into())).await.expect("mark");
     let id: Arc<str> = Arc::from(call_control_id.as_str());
@@ -179,17 +197,8 @@ async fn a_16_khz_page_is_heard_by_the_core_at_8_khz_and_its_original_goes_to_sp
     let mut handle = rig.sessions.recv().await.expect("session handed to the driver");
     ws.send(Message::text(r#"{"event":"start","sample_rate":16000}"#)).await.expect("start");
     assert!(matches!(next_event(&mut handle).await, StreamEvent::Started { .. }));
-    // 300 ms quiet, 600 ms of a 440 Hz tone, 600 ms quiet, at 16 kHz.
-    let mut pcm = vec![0i16; 16 * 300];
-    pcm.extend((0..16 * 600).map(|i| {
-        (0.3 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16_000.0).sin() * 32767.0) as i16
-    }));
-    pcm.extend(vec![0i16; 16 * 600]);
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    for frame in pcm.chunks(320) {
-        tick.tick().await;
-        ws.send(Message::binary(le_bytes(frame))).await.expect("audio");
-    }
+    let pcm = caller_pcm(16_000);
+    send_paced(&mut ws, &pcm, 16_000).await;
     speech_start_and_end(&mut handle).await;
     // Every frame: 20 ms of μ-law for the call, and the page's own 16 kHz bytes alongside.
     let mut wide = Vec::new();

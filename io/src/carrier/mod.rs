@@ -190,8 +190,9 @@ pub trait Dialect: Send + std::fmt::Debug {
     fn parse<'a>(&self, buf: &'a mut [u8]) -> Result<InboundFrame<'a>, FrameError>;
     /// Remembers what outbound frames must carry (Twilio's `streamSid`).
     fn started(&mut self, start: &StreamStart<'_>);
-    /// Agent audio (G.711 bytes) as one text frame, written into `out`.
-    fn write_media(&self, audio: &[u8], out: &mut String);
+    /// The message that carries agent audio (G.711 bytes): a carrier's JSON text frame, built
+    /// in `out` so a connection reuses one buffer, or the browser phone's binary PCM.
+    fn media_message(&self, audio: &[u8], out: &mut String) -> Message;
     fn write_mark(&self, name: &str, out: &mut String);
     fn write_clear(&self, out: &mut String);
     /// Caller audio in a binary frame, as G.711 written into `out`. `None`: this carrier sends
@@ -202,11 +203,6 @@ pub trait Dialect: Send + std::fmt::Debug {
         _out: &mut [u8],
     ) -> Option<Result<BinaryAudio, FrameError>> {
         None
-    }
-    /// The message that carries agent audio: by default the text frame of [`Self::write_media`].
-    fn media_message(&self, audio: &[u8], out: &mut String) -> Message {
-        self.write_media(audio, out);
-        Message::text(out.as_str())
     }
 }
 

@@ -127,11 +127,6 @@ impl Dialect for PhoneDialect {
     }
 
     /// Agent audio arrives as G.711 (the core's codec); the page gets linear PCM.
-    fn write_media(&self, _audio: &[u8], out: &mut String) {
-        // Only used through `media_message`, which sends binary; a text frame would be noise.
-        out.clear();
-    }
-
     fn media_message(&self, audio: &[u8], _out: &mut String) -> Message {
         let mut pcm = Vec::with_capacity(audio.len() * 2);
         for &byte in audio {

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hermes_core::codec::G711;
 use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::carrier::{Dialect, decode_wire, single_digit, track_of};
 pub use crate::carrier::{
@@ -197,8 +198,9 @@ impl Dialect for TelnyxDialect {
         parse(buf)
     }
     fn started(&mut self, _: &StreamStart<'_>) {}
-    fn write_media(&self, audio: &[u8], out: &mut String) {
+    fn media_message(&self, audio: &[u8], out: &mut String) -> Message {
         write_media(audio, out);
+        Message::text(out.as_str())
     }
     fn write_mark(&self, name: &str, out: &mut String) {
         write_mark(name, out);

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hermes_core::codec::G711;
 use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::carrier::{
     Dialect, FrameError, InboundFrame, StreamStart, decode_wire, single_digit, track_of,
@@ -127,6 +128,14 @@ pub struct TwilioDialect {
 }
 
 impl TwilioDialect {
+    /// Agent audio (G.711 bytes) as one `media` frame, written into `out`.
+    pub fn write_media(&self, audio: &[u8], out: &mut String) {
+        self.head("media", out);
+        out.push_str(r#","media":{"payload":""#);
+        BASE64.encode_string(audio, out);
+        out.push_str(r#""}}"#);
+    }
+
     fn head(&self, event: &str, out: &mut String) {
         out.clear();
         out.push_str(r#"{"event":""#);
@@ -143,11 +152,9 @@ impl Dialect for TwilioDialect {
     fn started(&mut self, start: &StreamStart<'_>) {
         self.stream_sid = start.stream_id.to_string();
     }
-    fn write_media(&self, audio: &[u8], out: &mut String) {
-        self.head("media", out);
-        out.push_str(r#","media":{"payload":""#);
-        BASE64.encode_string(audio, out);
-        out.push_str(r#""}}"#);
+    fn media_message(&self, audio: &[u8], out: &mut String) -> Message {
+        self.write_media(audio, out);
+        Message::text(out.as_str())
     }
     fn write_mark(&self, name: &str, out: &mut String) {
         self.head("mark", out);

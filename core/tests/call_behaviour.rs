@@ -127,6 +127,61 @@ fn early_llm_start_is_cancelled_when_the_caller_continues() {
 }
 
 #[test]
+fn early_llm_start_begins_when_the_transcriber_hears_the_pause_before_the_vad_does() {
+    let mut sim = greeted();
+    // The VAD's silence window (320 ms) is longer than the transcriber's endpointing: its
+    // final, ending the utterance, comes 150 ms after the voice, while the VAD still listens.
+    sim.vad_hangover = ms(320);
+    sim.replies.push_back(Reply::Text(vec!["Sure, ", "one moment."]));
+    sim.caller_says(ms(5000), ms(1000), "book a haircut");
+    sim.run_until(ms(9000));
+    assert_eq!(sim.llm_starts(), 1, "one completion, started early and kept");
+    assert_eq!(sim.first(|a| matches!(a, Action::StartLlm { .. })), Some(ms(6150)));
+    // Answer ready at 6.58 s, held until the turn ends (VAD end 6.32 s + 300 ms): said at
+    // once then, where a start at the VAD's end would have said it at 6.75 s.
+    assert_eq!(
+        sim.first(|a| matches!(a, Action::Speak { text, .. } if text == "Sure, one moment.")),
+        Some(ms(6620))
+    );
+    assert_eq!(sim.logged(CallLog::EarlyLlmCancelled), 0);
+}
+
+#[test]
+fn early_llm_start_on_the_transcribers_pause_is_cancelled_when_more_words_come() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec!["Stale answer."]));
+    sim.replies.push_back(Reply::Text(vec!["Tuesday it is."]));
+    // A 250 ms pause: the transcriber ends an utterance in it, the VAD (320 ms) never does.
+    sim.input_at(ms(5000), Input::SpeechStarted);
+    let first = "book a haircut";
+    sim.input_at(
+        ms(6100),
+        Input::Transcript { text: first.into(), is_final: true, ends_utterance: true },
+    );
+    sim.input_at(
+        ms(6400),
+        Input::Transcript { text: "for".into(), is_final: false, ends_utterance: false },
+    );
+    sim.input_at(ms(7320), Input::SpeechEnded);
+    sim.input_at(
+        ms(7150),
+        Input::Transcript { text: "for Tuesday".into(), is_final: true, ends_utterance: true },
+    );
+    sim.run_until(ms(10_000));
+    let starts: Vec<_> = sim
+        .actions
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::StartLlm { .. }))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(starts, [ms(6100), ms(7150)], "early on each pause the transcriber heard");
+    assert_eq!(sim.logged(CallLog::EarlyLlmCancelled), 1, "the caller's next word cancels it");
+    assert!(!sim.spoken().contains(&"Stale answer.".to_string()), "the stale answer is never said");
+    assert!(sim.spoken().contains(&"Tuesday it is.".to_string()));
+    assert_eq!(user_messages(&sim.last_context()), ["book a haircut for Tuesday"]);
+}
+
+#[test]
 fn llm_output_is_spoken_in_sentences_without_splitting_prices_or_times() {
     let mut sim = greeted();
     sim.replies.push_back(Reply::Text(vec![
@@ -218,7 +273,10 @@ fn an_acknowledgement_whose_words_come_after_the_barge_in_only_pauses_the_agent(
     // "Uh-huh" long enough to barge in, its words only in the final, after the speech.
     sim.input_at(ms(8000), Input::SpeechStarted);
     sim.input_at(ms(8600), Input::SpeechEnded);
-    sim.input_at(ms(8800), Input::Transcript { text: "Uh-huh.".into(), is_final: true });
+    sim.input_at(
+        ms(8800),
+        Input::Transcript { text: "Uh-huh.".into(), is_final: true, ends_utterance: true },
+    );
     sim.run_until(ms(16_000));
     // Once the resumed answer has played, the floor is the caller's again.
     sim.caller_says(ms(20_000), ms(800), "thank you goodbye");
@@ -345,6 +403,51 @@ fn tools_run_in_parallel_with_a_filler_when_they_are_slow() {
         sim.last_context().iter().filter(|m| matches!(m, Message::ToolResult { .. })).count();
     assert_eq!(results, 2, "both results go back to the LLM");
     assert!(sim.spoken().contains(&"Tuesday at ten is free.".to_string()));
+}
+
+#[test]
+fn a_filler_covers_the_completion_after_fast_tools_when_the_caller_has_waited_long() {
+    let mut sim = greeted();
+    // Instant tools, but each completion takes 400 ms to its first token: the caller's
+    // silence runs through two round trips.
+    sim.tool_latency = ms(10);
+    sim.replies.push_back(Reply::Tools(vec![("lookup_order", "{}")]));
+    sim.replies.push_back(Reply::Text(vec!["It shipped on Monday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.run_until(ms(12_000));
+    assert_eq!(sim.logged(CallLog::ToolFiller), 1);
+    // 700 ms after the caller stopped (5.8 s), though the tools were done at about 6.36 s.
+    let filler = sim
+        .first(|a| matches!(a, Action::Speak { text, .. } if text == "Let me check that for you."));
+    assert_eq!(filler, Some(ms(6500)));
+    let spoken = sim.spoken();
+    assert_eq!(spoken[1..], ["Let me check that for you.", "It shipped on Monday."]);
+}
+
+#[test]
+fn no_filler_when_the_answer_after_the_tools_comes_quickly() {
+    let mut sim = greeted();
+    sim.tool_latency = ms(10);
+    sim.llm_first_token = ms(50);
+    sim.replies.push_back(Reply::Tools(vec![("lookup_order", "{}")]));
+    sim.replies.push_back(Reply::Text(vec!["It shipped on Monday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.run_until(ms(12_000));
+    assert_eq!(sim.logged(CallLog::ToolFiller), 0);
+    assert_eq!(sim.spoken()[1..], ["It shipped on Monday."]);
+}
+
+#[test]
+fn no_filler_after_the_llm_said_it_would_look_when_the_tools_are_quick() {
+    let mut sim = greeted();
+    sim.tool_latency = ms(10);
+    sim.replies
+        .push_back(Reply::SaysThenTools("Let me look that up. ", vec![("lookup_order", "{}")]));
+    sim.replies.push_back(Reply::Text(vec!["It shipped on Monday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.run_until(ms(12_000));
+    assert_eq!(sim.logged(CallLog::ToolFiller), 0, "the agent already said it would look");
+    assert_eq!(sim.spoken()[1..], ["Let me look that up.", "It shipped on Monday."]);
 }
 
 #[test]

@@ -30,8 +30,11 @@ fn input() -> impl Strategy<Value = Input> {
         }),
         Just(Input::SpeechStarted),
         Just(Input::SpeechEnded),
-        (words.clone(), prop::bool::ANY)
-            .prop_map(|(t, f)| Input::Transcript { text: t.into(), is_final: f }),
+        (words.clone(), prop::bool::ANY, prop::bool::ANY).prop_map(|(t, f, e)| Input::Transcript {
+            text: t.into(),
+            is_final: f,
+            ends_utterance: f && e
+        }),
         (
             request.clone(),
             prop::sample::select(vec!["Sure. ", "It costs $35.", "50. ", "Anything else?", ""])

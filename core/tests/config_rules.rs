@@ -231,6 +231,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "providers.stt.base_url: \"https://api.deepgram.com/v1/listen\" is not a URL starting with ws:// or wss:// (line 2)",
     ),
     (
+        "stt endpointing out of range",
+        "[providers.stt]\nendpointing_ms = 0",
+        "providers.stt.endpointing_ms: 0 ms is outside 10-5000 ms (line 2)",
+    ),
+    (
         "credentials in a url",
         "[providers.llm]\nbase_url = \"https://user:secret@llm.example\"",
         "providers.llm.base_url: contains credentials; secrets come only from the environment (name the variable in the matching `*_env` field) (line 2)",

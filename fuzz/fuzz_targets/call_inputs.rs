@@ -30,6 +30,7 @@ fn decode(kind: u8, p: u8) -> Input {
         3 => Input::Transcript {
             text: WORDS[usize::from(p) % WORDS.len()].into(),
             is_final: p % 2 == 0,
+            ends_utterance: p % 4 == 0,
         },
         4 => Input::LlmDelta { request, text: DELTAS[usize::from(p) % DELTAS.len()].into() },
         5 => Input::LlmToolCall {

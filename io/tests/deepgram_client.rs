@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hermes_core::codec::G711;
-use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
+use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine};
 use hermes_io::fakes::profile::Fault;
 use hermes_io::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 use hermes_io::ws::WsError;
@@ -90,6 +90,36 @@ async fn an_utterance_comes_back_word_by_word_then_final_at_the_endpoint() {
         text: "I'd like to book a haircut tomorrow.".into(),
         speech_final: true
     }));
+}
+
+#[tokio::test]
+async fn a_line_with_its_timing_is_finalised_in_parts_at_a_pause_inside_it() {
+    let fake = fake().await;
+    // Two half-second bursts of voice with a pause longer than the endpointing between them:
+    // the words said by the pause (by their share of the voiced time) are final at it.
+    let bursts = [audio(500, true), audio(400, false), audio(500, true)].concat();
+    let voice: Vec<u8> = bursts.iter().flat_map(|b| b.iter().copied()).collect();
+    fake.scripts.set("call-9", [ScriptLine::spoken("Hi there. Book me in.", &voice)]);
+    let counters = Arc::new(SttCounters::default());
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-9"), counters).await.expect("connects");
+    send(&stream, audio(200, false));
+    send(&stream, bursts);
+    send(&stream, audio(600, false));
+    let events = events_until(
+        &mut stream,
+        |e| matches!(e, SttEvent::Final { text, .. } if text.ends_with("in.")),
+    )
+    .await;
+    assert_eq!(finals(&events), ["Hi there.", "Book me in."]);
+    let after_first: Vec<&SttEvent> = events
+        .iter()
+        .skip_while(|e| !matches!(e, SttEvent::Final { .. }))
+        .filter(|e| matches!(e, SttEvent::Partial(_)))
+        .collect();
+    let partial = |t: &str| SttEvent::Partial(t.into());
+    let expected = [partial("Book"), partial("Book me"), partial("Book me in.")];
+    assert_eq!(after_first, expected.iter().collect::<Vec<_>>(), "only the words since the final");
 }
 
 #[tokio::test]

@@ -91,6 +91,7 @@ pub async fn call_deps(
             &stt_cfg.language,
         );
         s.connect_timeout = stt_cfg.connect_timeout_ms.as_duration();
+        s.endpointing_ms = stt_cfg.endpointing_ms.0 as u32;
         Some(s)
     } else {
         // Half the cores, at most four: transcription must not starve the audio workers.

@@ -43,9 +43,13 @@ pub enum Input {
     /// …and stop.
     SpeechEnded,
     /// Speech-to-text: `is_final` ends a segment; partials are replaced by the next one.
+    /// `ends_utterance`: the transcriber's own endpointing heard the caller pause after these
+    /// words (Deepgram's `speech_final`). It can say so before the VAD's longer silence window
+    /// closes, which is when the LLM may start early on them.
     Transcript {
         text: String,
         is_final: bool,
+        ends_utterance: bool,
     },
     LlmDelta {
         request: LlmRequestId,

@@ -20,7 +20,8 @@ pub struct Persona {
     pub greeting_inbound: String,
     /// Said once the callee has spoken (or after `conversation.outbound_greeting_after_ms`).
     pub greeting_outbound: String,
-    /// Said while tools run longer than `conversation.tool_filler_after_ms`.
+    /// Said when a tool step keeps the caller waiting (`conversation.tool_filler_after_ms`).
+    /// Short is better: an answer that is ready plays after the filler has been said.
     pub fillers: Vec<String>,
     /// The silence ladder after the agent asks something.
     pub silence_prompts: Vec<String>,
@@ -122,7 +123,9 @@ pub struct Conversation {
     pub silence_filler_after_ms: Millis,
     pub silence_callback_after_ms: Millis,
     pub silence_hangup_after_ms: Millis,
-    /// Say a filler when tools run longer than this.
+    /// Say a filler when a tool step keeps the caller waiting this long after the end of their
+    /// speech (the VAD's) with nothing said: the wait covers the tools and the completion that
+    /// reads their results, which is one more LLM round trip even when the tools are instant.
     pub tool_filler_after_ms: Millis,
     /// Most tool rounds the LLM may take for one caller turn.
     pub max_tool_steps: u32,

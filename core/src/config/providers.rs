@@ -56,6 +56,13 @@ pub struct SttProvider {
     /// The environment variable holding the API key (never the key itself).
     pub api_key_env: String,
     pub connect_timeout_ms: Millis,
+    /// Deepgram's `endpointing`: the pause after which it finalises what it heard
+    /// (`speech_final`). Hermes's own VAD and `conversation.endpointing_min_ms` decide when
+    /// the caller's turn is over; this only decides how soon the words are final, and so how
+    /// soon the LLM may start early on them. Shorter answers sooner but also finalises at
+    /// pauses mid-sentence, where an early start is cancelled when the caller goes on (each
+    /// costs one abandoned LLM request). Deepgram advises 100 for `language = "multi"`.
+    pub endpointing_ms: Millis,
 }
 
 impl Default for SttProvider {
@@ -67,6 +74,7 @@ impl Default for SttProvider {
             base_url: "wss://api.deepgram.com/v1/listen".into(),
             api_key_env: "DEEPGRAM_API_KEY".into(),
             connect_timeout_ms: Millis(3000),
+            endpointing_ms: Millis(150),
         }
     }
 }
@@ -222,6 +230,7 @@ impl Providers {
         check_url(p, "providers.stt.base_url", &stt.base_url, true);
         check_env_name(p, "providers.stt.api_key_env", &stt.api_key_env);
         check_ms(p, "providers.stt.connect_timeout_ms", stt.connect_timeout_ms.0, 100, 30_000);
+        check_ms(p, "providers.stt.endpointing_ms", stt.endpointing_ms.0, 10, 5000);
         stt.choice().check_key(p, "providers.stt", &stt.api_key_env, env);
 
         let llm = &self.llm;

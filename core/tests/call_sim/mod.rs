@@ -23,6 +23,8 @@ pub enum Reply {
     Text(Vec<&'static str>),
     /// Asks for these tools `(name, arguments)`, then finishes.
     Tools(Vec<(&'static str, &'static str)>),
+    /// Says this first ("Let me look that up."), then asks for the tools.
+    SaysThenTools(&'static str, Vec<(&'static str, &'static str)>),
     Error,
     /// Never answers.
     Stall,
@@ -69,6 +71,9 @@ pub struct Sim {
     /// Tools that never answer.
     pub hung_tools: Vec<&'static str>,
     pub stt_latency: Duration,
+    /// How long after the caller's voice ends the VAD says so (its silence window). Zero:
+    /// at once, before any transcript.
+    pub vad_hangover: Duration,
     /// When the carrier finishes playing what it has queued.
     carrier_busy_until: Instant,
     /// `(speak, text, start, end)` of every line the carrier started playing.
@@ -93,6 +98,7 @@ impl Sim {
             tool_latency: ms(300),
             hung_tools: Vec::new(),
             stt_latency: ms(150),
+            vad_hangover: Duration::ZERO,
             carrier_busy_until: t0,
             played: Vec::new(),
             tool_seq: 0,
@@ -112,17 +118,19 @@ impl Sim {
         self.agenda.at(t, Input::Answered { direction });
     }
 
-    /// The caller speaks `text` from `start` for `duration`: VAD start/end, a partial halfway,
-    /// and the STT final `stt_latency` after the end.
+    /// The caller speaks `text` from `start` for `duration`: VAD start, a partial halfway, the
+    /// VAD's end `vad_hangover` after the voice ends, and the STT final (ending the utterance)
+    /// `stt_latency` after it.
     pub fn caller_says(&mut self, start: Duration, duration: Duration, text: &str) {
         let (s, e) = (self.at(start), self.at(start + duration));
         self.agenda.at(s, Input::SpeechStarted);
         let words: Vec<&str> = text.split_whitespace().collect();
         let half = words[..words.len().div_ceil(2)].join(" ");
-        self.agenda.at(s + duration / 2, Input::Transcript { text: half, is_final: false });
-        self.agenda.at(e, Input::SpeechEnded);
-        self.agenda
-            .at(e + self.stt_latency, Input::Transcript { text: text.into(), is_final: true });
+        let partial = Input::Transcript { text: half, is_final: false, ends_utterance: false };
+        self.agenda.at(s + duration / 2, partial);
+        self.agenda.at(e + self.vad_hangover, Input::SpeechEnded);
+        let last = Input::Transcript { text: text.into(), is_final: true, ends_utterance: true };
+        self.agenda.at(e + self.stt_latency, last);
     }
 
     /// VAD fires with no words ever following (a cough, a door).
@@ -247,23 +255,35 @@ impl Sim {
                 }
                 self.agenda.at(t, Input::LlmDone { request });
             }
-            Reply::Tools(calls) => {
-                for (name, args) in calls {
-                    self.tool_seq += 1;
-                    let call = ToolCall {
-                        id: format!("tool{}", self.tool_seq),
-                        name: name.into(),
-                        arguments: args.into(),
-                    };
-                    self.agenda.at(t, Input::LlmToolCall { request, call });
-                }
-                self.agenda.at(t, Input::LlmDone { request });
+            Reply::SaysThenTools(text, calls) => {
+                self.agenda.at(t, Input::LlmDelta { request, text: text.into() });
+                t += self.llm_token_gap;
+                self.ask_tools(request, t, calls);
             }
+            Reply::Tools(calls) => self.ask_tools(request, t, calls),
             Reply::Error => {
                 self.agenda.at(t, Input::LlmError { request, message: "overloaded".into() })
             }
             Reply::Stall => {}
         }
+    }
+
+    fn ask_tools(
+        &mut self,
+        request: LlmRequestId,
+        t: Instant,
+        calls: Vec<(&'static str, &'static str)>,
+    ) {
+        for (name, args) in calls {
+            self.tool_seq += 1;
+            let call = ToolCall {
+                id: format!("tool{}", self.tool_seq),
+                name: name.into(),
+                arguments: args.into(),
+            };
+            self.agenda.at(t, Input::LlmToolCall { request, call });
+        }
+        self.agenda.at(t, Input::LlmDone { request });
     }
 
     // ----- what happened -----

@@ -505,11 +505,13 @@ impl Driver {
     fn on_stt(&mut self, event: SttEvent) {
         let now = Instant::now();
         match event {
-            SttEvent::Partial(text) => {
-                self.call.handle(now, Input::Transcript { text, is_final: false })
-            }
-            SttEvent::Final { text, .. } if !text.is_empty() => {
-                self.call.handle(now, Input::Transcript { text, is_final: true });
+            SttEvent::Partial(text) => self
+                .call
+                .handle(now, Input::Transcript { text, is_final: false, ends_utterance: false }),
+            SttEvent::Final { text, speech_final } if !text.is_empty() => {
+                let input =
+                    Input::Transcript { text, is_final: true, ends_utterance: speech_final };
+                self.call.handle(now, input);
             }
             SttEvent::Failed(_) => {
                 self.deps.counters.stt_failed.fetch_add(1, Ordering::Relaxed);

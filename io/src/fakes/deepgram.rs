@@ -2,12 +2,14 @@
 //! the audio format in the query, finds utterances in the μ-law it receives by their energy,
 //! and answers each with the next line of the call's script (found by the request's `tag`):
 //! `SpeechStarted` at the onset, word-by-word interim results while the caller speaks, the final
-//! result with `speech_final` once the endpointing silence has passed (after the profile's
-//! delay), then `UtteranceEnd`. `Finalize`, `KeepAlive` and `CloseStream` behave as Deepgram
+//! result with `speech_final` once the endpointing silence has passed — the profile's delay
+//! after the end of speech, or the endpointing if that is longer — then `UtteranceEnd`. `Finalize`, `KeepAlive` and `CloseStream` behave as Deepgram
 //! documents; ten seconds without audio or KeepAlive closes with `1011 NET-0001`.
 //!
-//! The script advances only when a final result is sent, across connections of one tag: a
-//! client that reconnects and replays an interrupted utterance gets its words, as from Deepgram.
+//! The script advances only when a final result has carried a line's last word, across
+//! connections of one tag: a client that reconnects and replays an interrupted utterance gets
+//! its words, as from Deepgram. A line with its voice's timing ([`ScriptLine::spoken`]) may be
+//! finalised in parts, at the pauses inside it.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -38,18 +40,83 @@ const FRAME: usize = 160;
 /// One more interim word per this much speech.
 const WORD_EVERY_S: f64 = 0.25;
 
+/// One line of a caller's script. With `speech_seconds` (how much of its audio is voiced, by
+/// [`voiced_seconds`]) the fake knows roughly when each word is said — spread over the voiced
+/// time by its length in characters — so it transcribes like a streaming recogniser: interim
+/// results carry the words said so far, and a pause of the endpointing length inside the line
+/// (between two sentences, say) finalises the words before it, the rest coming at the next.
+/// Without it, the whole line is one utterance: every pause ends it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptLine {
+    pub text: String,
+    pub speech_seconds: Option<f64>,
+}
+
+impl ScriptLine {
+    /// A line with the timing of its synthesised μ-law audio.
+    pub fn spoken(text: &str, mulaw: &[u8]) -> ScriptLine {
+        ScriptLine { text: text.to_string(), speech_seconds: Some(voiced_seconds(mulaw)) }
+    }
+
+    fn words(&self) -> Vec<&str> {
+        self.text.split_whitespace().collect()
+    }
+
+    /// How many words have been said once `heard` seconds of the line's voice have arrived.
+    /// `None` without timing.
+    fn words_said(&self, heard: f64) -> Option<usize> {
+        let total = self.speech_seconds?;
+        let words = self.words();
+        // The audio reached the fake in whole frames, so the last frame may round the end.
+        if heard >= total - 2.0 * FRAME as f64 / 8000.0 {
+            return Some(words.len());
+        }
+        let chars: usize = words.iter().map(|w| w.len() + 1).sum();
+        let mut said = 0;
+        let mut upto = 0;
+        for w in &words {
+            upto += w.len() + 1;
+            if total * upto as f64 / chars.max(1) as f64 > heard {
+                break;
+            }
+            said += 1;
+        }
+        Some(said)
+    }
+}
+
+impl<S: Into<String>> From<S> for ScriptLine {
+    fn from(text: S) -> Self {
+        ScriptLine { text: text.into(), speech_seconds: None }
+    }
+}
+
+/// Seconds of 20 ms μ-law frames louder than the fake's speech threshold: how the fake
+/// measures a line's voice, so a script's timing matches what it hears.
+pub fn voiced_seconds(mulaw: &[u8]) -> f64 {
+    let mut pcm = [0i16; FRAME];
+    let loud = mulaw
+        .chunks_exact(FRAME)
+        .filter(|frame| {
+            G711::Mulaw.decode_into(frame, &mut pcm);
+            rms_dbfs(&pcm) > SPEECH_DBFS
+        })
+        .count();
+    loud as f64 * FRAME as f64 / 8000.0
+}
+
 /// What each call's caller says, by Deepgram `tag`, in order. Shared with the test or simulator.
 #[derive(Clone, Debug, Default)]
-pub struct Scripts(Arc<Mutex<HashMap<String, VecDeque<String>>>>);
+pub struct Scripts(Arc<Mutex<HashMap<String, VecDeque<ScriptLine>>>>);
 
 impl Scripts {
-    pub fn set(&self, tag: &str, lines: impl IntoIterator<Item = impl Into<String>>) {
+    pub fn set(&self, tag: &str, lines: impl IntoIterator<Item = impl Into<ScriptLine>>) {
         if let Ok(mut map) = self.0.lock() {
             map.insert(tag.to_string(), lines.into_iter().map(Into::into).collect());
         }
     }
 
-    fn peek(&self, tag: &str) -> Option<String> {
+    fn peek(&self, tag: &str) -> Option<ScriptLine> {
         self.0.lock().ok()?.get(tag)?.front().cloned()
     }
 
@@ -224,6 +291,8 @@ async fn serve(stream: TcpStream, shared: Shared) {
         utterance: None,
         speech_seconds: 0.0,
         interim_words: 0,
+        line_heard: 0.0,
+        line_finalised: 0,
     };
     let mut frames_in = 0usize;
     loop {
@@ -307,6 +376,10 @@ struct Listener {
     utterance: Option<(f64, f64)>,
     speech_seconds: f64,
     interim_words: usize,
+    /// Voiced seconds of the current script line heard, over all its utterances.
+    line_heard: f64,
+    /// Words of the current script line already sent in a final result.
+    line_finalised: usize,
 }
 
 impl Listener {
@@ -318,11 +391,11 @@ impl Listener {
         let _ = self.out.send(Message::Text(v.to_string().into())).await;
     }
 
-    fn line(&self) -> String {
+    fn line(&self) -> ScriptLine {
         self.shared()
             .scripts
             .peek(&self.tag)
-            .unwrap_or_else(|| self.shared().options.unscripted.clone())
+            .unwrap_or_else(|| self.shared().options.unscripted.clone().into())
     }
 
     async fn hear(&mut self, audio: &[u8]) {
@@ -339,6 +412,7 @@ impl Listener {
                     self.utterance = Some((now, self.position));
                     self.speech_seconds = 0.0;
                     self.interim_words = 0;
+                    self.line_heard += FRAME as f64 / 8000.0;
                     if self.vad_events {
                         self.send(
                             json!({"type": "SpeechStarted", "channel": [0, 1], "timestamp": now}),
@@ -349,21 +423,19 @@ impl Listener {
                 (true, Some((start, _))) => {
                     self.utterance = Some((start, self.position));
                     self.speech_seconds += FRAME as f64 / 8000.0;
-                    let words = self.line().split_whitespace().count();
-                    let due = ((self.speech_seconds / WORD_EVERY_S) as usize)
-                        .min(words.saturating_sub(1));
+                    self.line_heard += FRAME as f64 / 8000.0;
+                    let line = self.line();
+                    let words = line.words();
+                    // Without timing: a word per WORD_EVERY_S, the last kept for the final.
+                    let said = line.words_said(self.line_heard).unwrap_or_else(|| {
+                        ((self.speech_seconds / WORD_EVERY_S) as usize)
+                            .min(words.len().saturating_sub(1))
+                    });
+                    let due = said.saturating_sub(self.line_finalised);
                     if self.interim && due > self.interim_words {
                         self.interim_words = due;
-                        let text: Vec<String> =
-                            self.line().split_whitespace().take(due).map(String::from).collect();
-                        let v = self.results(
-                            &text.join(" "),
-                            start,
-                            self.position,
-                            false,
-                            false,
-                            false,
-                        );
+                        let text = words[self.line_finalised..said].join(" ");
+                        let v = self.results(&text, start, self.position, false, false, false);
                         self.send(v).await;
                     }
                 }
@@ -379,10 +451,25 @@ impl Listener {
     /// `now` (Finalize, CloseStream).
     async fn finish(&mut self, from_finalize: bool, now: bool) {
         let Some((start, end)) = self.utterance.take() else { return };
-        let text = self.line();
+        let line = self.line();
+        let words = line.words();
+        // The words said by now; a line without timing is always said whole.
+        let said = line.words_said(self.line_heard).unwrap_or(words.len());
+        let text = words[self.line_finalised.min(said)..said].join(" ");
+        self.interim_words = 0;
         let shared = self.shared().clone();
-        shared.scripts.advance(&self.tag);
-        let delay = shared.rng.sample(shared.options.profile.stt_final);
+        if said >= words.len() {
+            shared.scripts.advance(&self.tag);
+            self.line_heard = 0.0;
+            self.line_finalised = 0;
+        } else {
+            self.line_finalised = said;
+        }
+        // The profile's delay counts from the end of speech, like the caller's clock does: the
+        // endpointing silence already waited for (audio arrives at real-time pace) is part of
+        // it, and a delay shorter than the endpointing comes out as the endpointing.
+        let waited = Duration::from_secs_f64((self.position - end).max(0.0));
+        let delay = shared.rng.sample(shared.options.profile.stt_final).saturating_sub(waited);
         let result = self.results(&text, start, end, true, true, from_finalize);
         let utterance_end =
             json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end});

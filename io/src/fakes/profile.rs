@@ -40,7 +40,8 @@ impl Delay {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LatencyProfile {
     pub name: &'static str,
-    /// Speech-to-text: from the end of speech to its final transcript.
+    /// Speech-to-text: from the end of speech to its final transcript (the endpointing silence
+    /// included: the fake Deepgram never answers before that has passed).
     pub stt_final: Delay,
     /// LLM: from the request to the first token.
     pub llm_first_token: Delay,

@@ -72,8 +72,9 @@ impl DeepgramSettings {
             api_key: api_key.to_string(),
             model: model.to_string(),
             language: language.to_string(),
-            // Multilingual code-switching wants short endpointing (Deepgram's advice).
-            endpointing_ms: if language == "multi" { 100 } else { 300 },
+            // Short: Hermes's VAD decides the turn; this is how soon its words are final.
+            // Multilingual code-switching wants 100 (Deepgram's advice).
+            endpointing_ms: if language == "multi" { 100 } else { 150 },
             utterance_end_ms: 1000,
             keyterms: Vec::new(),
             tag: None,
@@ -532,7 +533,7 @@ mod tests {
         assert_eq!(
             listen_url(&s),
             "wss://api.deepgram.com/v1/listen?model=nova-3&encoding=mulaw&sample_rate=8000\
-             &channels=1&interim_results=true&endpointing=300&utterance_end_ms=1000\
+             &channels=1&interim_results=true&endpointing=150&utterance_end_ms=1000\
              &vad_events=true&smart_format=true&punctuate=true&language=en-US\
              &keyterm=Maple%20Street&keyterm=balayage&tag=call-1"
         );

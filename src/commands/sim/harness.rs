@@ -15,7 +15,7 @@ use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
 use hermes_io::dashboard::Dashboard;
 use hermes_io::driver::{self, CallReport, CarrierRequest};
 use hermes_io::fakes::caller::EndedBy;
-use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, Scripts};
+use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine, Scripts};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
 use hermes_io::fakes::profile::LatencyProfile;
@@ -225,7 +225,7 @@ impl InProcess {
 
     /// Registers a call before the caller dials: its transcript script, and where its report
     /// and the carrier's end of it go.
-    pub fn expect_call(&self, call_id: &str, lines: Vec<String>) -> CallHooks {
+    pub fn expect_call(&self, call_id: &str, lines: Vec<ScriptLine>) -> CallHooks {
         self.scripts.set(call_id, lines);
         let (report_tx, report) = oneshot::channel();
         let (ends_tx, ends) = mpsc::channel(2);

@@ -18,6 +18,7 @@ use anyhow::{Context, bail};
 use hermes_core::call::TurnTimeline;
 use hermes_core::config::HermesConfig;
 use hermes_io::fakes::caller::{CallerLog, CallerScript, Dialect, Step, run_caller, voiced_length};
+use hermes_io::fakes::deepgram::ScriptLine;
 use hermes_io::fakes::profile::LatencyProfile;
 use hermes_models::voice::LocalVoice;
 
@@ -342,7 +343,17 @@ async fn place(
     scenario: Scenario,
     script: CallerScript,
 ) -> CallResult {
-    let hooks = harness.as_ref().map(|h| h.expect_call(&id, scenario.lines()));
+    // The fake transcriber learns each line with its voice's timing, so it finalises words as
+    // a streaming recogniser would: at the pauses inside a line too.
+    let lines: Vec<ScriptLine> = script
+        .steps
+        .iter()
+        .filter_map(|step| match step {
+            Step::Say { text, audio, .. } => Some(ScriptLine::spoken(text, audio)),
+            _ => None,
+        })
+        .collect();
+    let hooks = harness.as_ref().map(|h| h.expect_call(&id, lines));
     let (report_rx, ends) = match hooks {
         Some(h) => (Some(h.report), Some(h.ends)),
         None => (None, None),

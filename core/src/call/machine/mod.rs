@@ -80,7 +80,11 @@ pub struct Call {
 
     // The caller.
     caller_speaking: bool,
+    speech_started_at: Option<Instant>,
     speech_ended_at: Option<Instant>,
+    /// The last final ended an utterance by the transcriber's endpointing, and no words have
+    /// come since: the caller has paused, though the VAD may not have decided so yet.
+    stt_heard_pause: bool,
     final_text: String,
     partial_text: String,
 
@@ -100,6 +104,10 @@ pub struct Call {
     tool_steps: u32,
     llm_failures: u32,
     fillers_said: usize,
+    /// The caller turn in which a tool filler was last said.
+    tool_filler_turn: Option<u32>,
+    /// The armed tool filler covers the completion after the tools too (see `run_tools`).
+    filler_covers_completion: bool,
     ladder_running: bool,
     /// A ladder step that fell due while the agent was still saying the step before; it
     /// follows once that has been heard (see `moves::ladder_step_due`).
@@ -123,7 +131,9 @@ impl Call {
             timers: TimerTable::default(),
             context,
             caller_speaking: false,
+            speech_started_at: None,
             speech_ended_at: None,
+            stt_heard_pause: false,
             final_text: String::new(),
             partial_text: String::new(),
             llm: None,
@@ -138,6 +148,8 @@ impl Call {
             tool_steps: 0,
             llm_failures: 0,
             fillers_said: 0,
+            tool_filler_turn: None,
+            filler_covers_completion: false,
             ladder_running: false,
             ladder_deferred: None,
             closing: None,
@@ -175,7 +187,9 @@ impl Call {
             Input::Answered { direction } => self.on_answered(now, direction),
             Input::SpeechStarted => self.on_speech_started(now),
             Input::SpeechEnded => self.on_speech_ended(now),
-            Input::Transcript { text, is_final } => self.on_transcript(now, text, is_final),
+            Input::Transcript { text, is_final, ends_utterance } => {
+                self.on_transcript(now, text, is_final, ends_utterance)
+            }
             Input::LlmDelta { request, text } => self.on_llm_delta(now, request, &text),
             Input::LlmToolCall { request, call } => self.on_llm_tool_call(now, request, call),
             Input::LlmDone { request } => self.on_llm_done(now, request),
@@ -296,18 +310,15 @@ impl Call {
 
     fn on_speech_started(&mut self, now: Instant) {
         self.caller_speaking = true;
+        self.speech_started_at = Some(now);
+        self.stt_heard_pause = false;
         self.stop_ladder();
         self.timers.stop(Timer::EndpointingMin);
         self.timers.stop(Timer::EndpointingMax);
         if self.floor == Floor::AwaitingCallee {
             return;
         }
-        // The caller goes on: a completion started early on their words is now stale.
-        if self.llm.as_ref().is_some_and(|l| l.speculative_on.is_some()) {
-            self.cancel_llm();
-            self.log(CallLog::EarlyLlmCancelled);
-            self.floor = Floor::Listening;
-        }
+        self.cancel_early_start();
         // Goodbyes and escalation lines are not interrupted: the call is ending either way.
         if self.floor == Floor::Speaking && self.closing.is_none() {
             let barge_in_after = self.cfg.conversation.barge_in_min_ms.as_duration();
@@ -332,7 +343,7 @@ impl Call {
         }
     }
 
-    fn on_transcript(&mut self, now: Instant, text: String, is_final: bool) {
+    fn on_transcript(&mut self, now: Instant, text: String, is_final: bool, ends_utterance: bool) {
         let text = text.trim().to_string();
         if is_final {
             if !text.is_empty() {
@@ -343,7 +354,13 @@ impl Call {
                 self.timeline.stt_final = Some(now);
             }
             self.partial_text.clear();
+            self.stt_heard_pause = ends_utterance && !self.final_text.is_empty();
         } else {
+            if !text.is_empty() {
+                // New words: the caller went on after a pause the transcriber had heard.
+                self.stt_heard_pause = false;
+                self.cancel_early_start();
+            }
             self.partial_text = text;
         }
         let heard = self.heard_so_far();
@@ -366,16 +383,17 @@ impl Call {
             }
             return;
         }
-        if self.floor == Floor::Listening
-            && is_final
-            && !self.caller_speaking
-            && self.speech_ended_at.is_some()
-        {
-            if self.timers.is_set(Timer::EndpointingMin) {
+        if self.floor == Floor::Listening && is_final {
+            if self.caller_speaking {
+                // The transcriber heard the pause before the VAD's silence window closed.
                 self.maybe_start_early(now);
-            } else {
-                // The final arrived after the minimum wait: the turn is over.
-                self.end_user_turn(now);
+            } else if self.speech_ended_at.is_some() {
+                if self.timers.is_set(Timer::EndpointingMin) {
+                    self.maybe_start_early(now);
+                } else {
+                    // The final arrived after the minimum wait: the turn is over.
+                    self.end_user_turn(now);
+                }
             }
         }
     }
@@ -521,6 +539,7 @@ impl Call {
                     .cloned()
                     .unwrap_or_default();
                 self.fillers_said += 1;
+                self.tool_filler_turn = Some(self.user_turns);
                 self.say_line(now, self.cfg.line(&line));
             }
             Timer::SilenceCallback | Timer::SilenceHangup if !self.ladder_step_due(timer) => {}
@@ -538,6 +557,7 @@ impl Call {
                     .cloned()
                     .unwrap_or_default();
                 self.fillers_said += 1;
+                self.tool_filler_turn = Some(self.user_turns);
                 self.say_line(now, self.cfg.line(&line));
             }
             Timer::ToolTimeout => {

@@ -21,6 +21,7 @@ impl Call {
         let text = self.heard_so_far();
         self.final_text.clear();
         self.partial_text.clear();
+        self.stt_heard_pause = false;
         if text.is_empty() {
             return;
         }
@@ -31,10 +32,12 @@ impl Call {
         self.timeline = TurnTimeline {
             turn: self.user_turns,
             user_speech_end: self.speech_ended_at,
+            // The final of these words, not of an earlier utterance. It may come before the
+            // VAD's end of speech: the transcriber's endpointing can be the shorter.
             stt_final: self
                 .timeline
                 .stt_final
-                .filter(|t| self.speech_ended_at.is_some_and(|e| *t >= e)),
+                .filter(|t| self.speech_started_at.is_some_and(|s| *t >= s)),
             ..TurnTimeline::default()
         };
         self.timeline_sent = false;
@@ -64,13 +67,18 @@ impl Call {
         }
     }
 
-    /// Starts the LLM before the endpointing delay is over, on a stable transcript: the STT
-    /// final is in, no partial follows it and VAD hears silence. If the caller goes on, the
-    /// request is cancelled; if the turn ends on the same words, it is promoted.
+    /// Starts the LLM before the turn is over, on a stable transcript: the STT final is in,
+    /// no partial follows it, and a pause was heard — the VAD's (its endpointing delay is
+    /// running) or, sooner, the transcriber's own (`ends_utterance`) while the VAD's silence
+    /// window is still open. If the caller goes on, the request is cancelled; if the turn ends
+    /// on the same words, it is promoted, and the LLM's wait has overlapped the turn-taking
+    /// wait.
     pub(super) fn maybe_start_early(&mut self, now: Instant) {
-        let stable = self.partial_text.is_empty() && !self.caller_speaking;
-        let waiting = self.floor == Floor::Listening && self.timers.is_set(Timer::EndpointingMin);
-        if !self.cfg.conversation.early_llm_start || !stable || !waiting || self.llm.is_some() {
+        let vad_pause = !self.caller_speaking && self.timers.is_set(Timer::EndpointingMin);
+        let stt_pause = self.caller_speaking && self.stt_heard_pause;
+        let stable = self.partial_text.is_empty() && (vad_pause || stt_pause);
+        let listening = self.floor == Floor::Listening;
+        if !self.cfg.conversation.early_llm_start || !stable || !listening || self.llm.is_some() {
             return;
         }
         let text = self.final_text.clone();
@@ -85,6 +93,15 @@ impl Call {
         }
         speculative.push(Message::User(text.clone()));
         self.start_llm_on(now, Arc::new(speculative), Some(text));
+    }
+
+    /// The caller goes on: a completion started early on their words is now stale.
+    pub(super) fn cancel_early_start(&mut self) {
+        if self.llm.as_ref().is_some_and(|l| l.speculative_on.is_some()) {
+            self.cancel_llm();
+            self.log(CallLog::EarlyLlmCancelled);
+            self.floor = Floor::Listening;
+        }
     }
 
     pub(super) fn promote_speculative(&mut self, now: Instant) {
@@ -194,13 +211,27 @@ impl Call {
         if self.outstanding.is_empty() {
             self.floor = Floor::Tools;
         }
-        self.timers
-            .set(Timer::ToolFiller, now + self.cfg.conversation.tool_filler_after_ms.as_duration());
+        let after = self.cfg.conversation.tool_filler_after_ms.as_duration();
+        let said_something =
+            self.timeline.tts_request.is_some() || self.tool_filler_turn == Some(self.user_turns);
+        self.filler_covers_completion = !said_something;
+        let due = match self.speech_ended_at {
+            // Nothing said yet this turn: the caller has been waiting since they stopped
+            // talking, and will wait through the tools and the completion that reads their
+            // results (one more LLM round trip even when the tools are instant). The filler is
+            // counted from then and kept until the agent speaks.
+            Some(ended) if !said_something => (ended + after).max(now),
+            // The agent has spoken (the LLM's own "let me look"): only slow tools need more.
+            _ => now + after,
+        };
+        self.timers.set(Timer::ToolFiller, due);
         self.timers.set(Timer::ToolTimeout, now + self.cfg.tool_timeout);
     }
 
     pub(super) fn tools_finished(&mut self, now: Instant) {
-        self.timers.stop(Timer::ToolFiller);
+        if !self.filler_covers_completion {
+            self.timers.stop(Timer::ToolFiller);
+        }
         self.timers.stop(Timer::ToolTimeout);
         self.start_llm(now, None);
     }
@@ -218,6 +249,8 @@ impl Call {
         let id = SpeakId(self.next_speak);
         if from_llm {
             self.timeline.tts_request.get_or_insert(now);
+            // The answer itself is coming: no filler before it.
+            self.timers.stop(Timer::ToolFiller);
         }
         self.outstanding.push_back(Outstanding { id, text: text.clone(), from_llm });
         self.floor = Floor::Speaking;

@@ -171,6 +171,16 @@ impl MetricsSource for DriverCounters {
             "Commands the media session did not take within a second.",
             get(&self.carrier_stalls),
         );
+        out.counter(
+            "hermes_early_llm_cancelled_total",
+            "LLM requests started early on a caller's pause and cancelled when they went on.",
+            get(&self.early_llm_cancelled),
+        );
+        out.counter(
+            "hermes_tool_fillers_total",
+            "Fillers said while a tool step kept the caller waiting.",
+            get(&self.tool_fillers),
+        );
     }
 }
 
@@ -313,6 +323,18 @@ mod tests {
         assert!(text.contains("# TYPE hermes_lookup_cache_total counter\n"), "{text}");
         assert!(text.contains("hermes_lookup_cache_total{result=\"hit\"} 3\n"), "{text}");
         assert!(text.contains("hermes_lookup_cache_hit_ratio 0.75\n"), "{text}");
+    }
+
+    #[test]
+    fn the_price_of_early_llm_starts_and_the_tool_fillers_are_exported() {
+        let counters = DriverCounters::default();
+        counters.early_llm_cancelled.store(2, Ordering::Relaxed);
+        counters.tool_fillers.store(5, Ordering::Relaxed);
+        let mut out = Exposition::new();
+        counters.render(&mut out);
+        let text = out.finish();
+        assert!(text.contains("hermes_early_llm_cancelled_total 2\n"), "{text}");
+        assert!(text.contains("hermes_tool_fillers_total 5\n"), "{text}");
     }
 }
 

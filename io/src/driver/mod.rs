@@ -93,6 +93,11 @@ pub struct DriverCounters {
     pub tool_timeouts: AtomicU64,
     /// Commands the media session did not take within a second.
     pub carrier_stalls: AtomicU64,
+    /// LLM requests started early on a caller's pause and cancelled when they went on: the
+    /// price of overlapping the LLM with turn-taking, one abandoned request each.
+    pub early_llm_cancelled: AtomicU64,
+    /// Fillers said while a tool step kept the caller waiting.
+    pub tool_fillers: AtomicU64,
     /// Ended calls by their record's outcome.
     pub outcome_completed: AtomicU64,
     pub outcome_escalated: AtomicU64,
@@ -711,6 +716,14 @@ impl Driver {
                     self.save_session();
                 }
                 Action::Log(entry) => {
+                    let counter = match entry {
+                        CallLog::EarlyLlmCancelled => Some(&self.deps.counters.early_llm_cancelled),
+                        CallLog::ToolFiller => Some(&self.deps.counters.tool_fillers),
+                        _ => None,
+                    };
+                    if let Some(counter) = counter {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
                     self.recorder.event(Instant::now(), entry);
                     report.logs.push(entry);
                 }

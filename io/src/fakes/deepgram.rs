@@ -3,8 +3,9 @@
 //! and answers each with the next line of the call's script (found by the request's `tag`):
 //! `SpeechStarted` at the onset, word-by-word interim results while the caller speaks, the final
 //! result with `speech_final` once the endpointing silence has passed — the profile's delay
-//! after the end of speech, or the endpointing if that is longer — then `UtteranceEnd`. `Finalize`, `KeepAlive` and `CloseStream` behave as Deepgram
-//! documents; ten seconds without audio or KeepAlive closes with `1011 NET-0001`.
+//! after the end of speech, or the endpointing if that is longer — then `UtteranceEnd`.
+//! `Finalize`, `KeepAlive` and `CloseStream` behave as Deepgram documents; ten seconds without
+//! audio or KeepAlive closes with `1011 NET-0001`.
 //!
 //! The script advances only when a final result has carried a line's last word, across
 //! connections of one tag: a client that reconnects and replays an interrupted utterance gets

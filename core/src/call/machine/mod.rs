@@ -539,7 +539,6 @@ impl Call {
                     .cloned()
                     .unwrap_or_default();
                 self.fillers_said += 1;
-                self.tool_filler_turn = Some(self.user_turns);
                 self.say_line(now, self.cfg.line(&line));
             }
             Timer::SilenceCallback | Timer::SilenceHangup if !self.ladder_step_due(timer) => {}

@@ -2,6 +2,8 @@
 
 mod call_sim;
 
+use std::time::Duration;
+
 use call_sim::{Reply, Sim, ms};
 use hermes_core::call::{Action, CallConfig, CallLog, Direction, HangupReason, Input, Message};
 
@@ -93,21 +95,28 @@ fn turn_ends_at_the_maximum_delay_when_no_final_arrives() {
     assert_eq!(user_messages(&sim.last_context()), ["I'd like a"], "the latest partial is used");
 }
 
-#[test]
-fn early_llm_start_on_a_stable_transcript_is_promoted_when_the_turn_ends() {
+/// "book a haircut" from 5 s to 6 s, its final 150 ms after the voice; the VAD says so
+/// `vad_hangover` after it. Returns when the LLM started and when its answer was said, after
+/// checking it was one early completion, kept.
+fn early_start_and_answer(vad_hangover: Duration) -> (Option<Duration>, Option<Duration>) {
     let mut sim = greeted();
+    sim.vad_hangover = vad_hangover;
     sim.replies.push_back(Reply::Text(vec!["Sure, ", "one moment."]));
-    // The final arrives 150 ms after speech ends, before the 300 ms minimum delay is over.
     sim.caller_says(ms(5000), ms(1000), "book a haircut");
     sim.run_until(ms(9000));
     assert_eq!(sim.llm_starts(), 1, "one completion, started early and kept");
-    assert_eq!(sim.first(|a| matches!(a, Action::StartLlm { .. })), Some(ms(6150)));
-    // First token 6.55 s, done 6.61 s: 150 ms sooner than a start when the turn ended.
-    assert_eq!(
-        sim.first(|a| matches!(a, Action::Speak { text, .. } if text == "Sure, one moment.")),
-        Some(ms(6610))
-    );
     assert_eq!(sim.logged(CallLog::EarlyLlmCancelled), 0);
+    let started = sim.first(|a| matches!(a, Action::StartLlm { .. }));
+    let said =
+        sim.first(|a| matches!(a, Action::Speak { text, .. } if text == "Sure, one moment."));
+    (started, said)
+}
+
+#[test]
+fn early_llm_start_on_a_stable_transcript_is_promoted_when_the_turn_ends() {
+    // The final arrives 150 ms after speech ends, before the 300 ms minimum delay is over.
+    // First token 6.55 s, done 6.61 s: 150 ms sooner than a start when the turn ended.
+    assert_eq!(early_start_and_answer(ms(0)), (Some(ms(6150)), Some(ms(6610))));
 }
 
 #[test]
@@ -128,22 +137,11 @@ fn early_llm_start_is_cancelled_when_the_caller_continues() {
 
 #[test]
 fn early_llm_start_begins_when_the_transcriber_hears_the_pause_before_the_vad_does() {
-    let mut sim = greeted();
     // The VAD's silence window (320 ms) is longer than the transcriber's endpointing: its
     // final, ending the utterance, comes 150 ms after the voice, while the VAD still listens.
-    sim.vad_hangover = ms(320);
-    sim.replies.push_back(Reply::Text(vec!["Sure, ", "one moment."]));
-    sim.caller_says(ms(5000), ms(1000), "book a haircut");
-    sim.run_until(ms(9000));
-    assert_eq!(sim.llm_starts(), 1, "one completion, started early and kept");
-    assert_eq!(sim.first(|a| matches!(a, Action::StartLlm { .. })), Some(ms(6150)));
     // Answer ready at 6.58 s, held until the turn ends (VAD end 6.32 s + 300 ms): said at
     // once then, where a start at the VAD's end would have said it at 6.75 s.
-    assert_eq!(
-        sim.first(|a| matches!(a, Action::Speak { text, .. } if text == "Sure, one moment.")),
-        Some(ms(6620))
-    );
-    assert_eq!(sim.logged(CallLog::EarlyLlmCancelled), 0);
+    assert_eq!(early_start_and_answer(ms(320)), (Some(ms(6150)), Some(ms(6620))));
 }
 
 #[test]

@@ -105,6 +105,7 @@ fn early_start_and_answer(vad_hangover: Duration) -> (Option<Duration>, Option<D
     sim.caller_says(ms(5000), ms(1000), "book a haircut");
     sim.run_until(ms(9000));
     assert_eq!(sim.llm_starts(), 1, "one completion, started early and kept");
+    assert_eq!(sim.logged(CallLog::EarlyLlmKept), 1);
     assert_eq!(sim.logged(CallLog::EarlyLlmCancelled), 0);
     let started = sim.first(|a| matches!(a, Action::StartLlm { .. }));
     let said =

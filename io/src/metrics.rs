@@ -171,10 +171,11 @@ impl MetricsSource for DriverCounters {
             "Commands the media session did not take within a second.",
             get(&self.carrier_stalls),
         );
-        out.counter(
-            "hermes_early_llm_cancelled_total",
-            "LLM requests started early on a caller's pause and cancelled when they went on.",
-            get(&self.early_llm_cancelled),
+        out.counters_by(
+            "hermes_early_llm_starts_total",
+            "LLM requests started early on a caller's pause: kept, or cancelled as they went on.",
+            "result",
+            &[("kept", get(&self.early_llm_kept)), ("cancelled", get(&self.early_llm_cancelled))],
         );
         out.counter(
             "hermes_tool_fillers_total",
@@ -328,12 +329,14 @@ mod tests {
     #[test]
     fn the_price_of_early_llm_starts_and_the_tool_fillers_are_exported() {
         let counters = DriverCounters::default();
+        counters.early_llm_kept.store(7, Ordering::Relaxed);
         counters.early_llm_cancelled.store(2, Ordering::Relaxed);
         counters.tool_fillers.store(5, Ordering::Relaxed);
         let mut out = Exposition::new();
         counters.render(&mut out);
         let text = out.finish();
-        assert!(text.contains("hermes_early_llm_cancelled_total 2\n"), "{text}");
+        assert!(text.contains("hermes_early_llm_starts_total{result=\"kept\"} 7\n"), "{text}");
+        assert!(text.contains("hermes_early_llm_starts_total{result=\"cancelled\"} 2\n"), "{text}");
         assert!(text.contains("hermes_tool_fillers_total 5\n"), "{text}");
     }
 }

@@ -167,6 +167,9 @@ pub enum CallLog {
     LlmFailed,
     LlmFirstTokenTimeout,
     TtsFailed,
+    /// A completion started early on the caller's pause was kept: the turn ended on its words.
+    EarlyLlmKept,
+    /// …or cancelled: the caller went on, and the request was abandoned.
     EarlyLlmCancelled,
     PersonaAnchor,
     EscalationRequested,

@@ -93,8 +93,10 @@ pub struct DriverCounters {
     pub tool_timeouts: AtomicU64,
     /// Commands the media session did not take within a second.
     pub carrier_stalls: AtomicU64,
-    /// LLM requests started early on a caller's pause and cancelled when they went on: the
-    /// price of overlapping the LLM with turn-taking, one abandoned request each.
+    /// LLM requests started early on a caller's pause and kept (the turn ended on their
+    /// words), or cancelled when the caller went on: the price of overlapping the LLM with
+    /// turn-taking, one abandoned request each.
+    pub early_llm_kept: AtomicU64,
     pub early_llm_cancelled: AtomicU64,
     /// Fillers said while a tool step kept the caller waiting.
     pub tool_fillers: AtomicU64,
@@ -717,6 +719,7 @@ impl Driver {
                 }
                 Action::Log(entry) => {
                     let counter = match entry {
+                        CallLog::EarlyLlmKept => Some(&self.deps.counters.early_llm_kept),
                         CallLog::EarlyLlmCancelled => Some(&self.deps.counters.early_llm_cancelled),
                         CallLog::ToolFiller => Some(&self.deps.counters.tool_fillers),
                         _ => None,

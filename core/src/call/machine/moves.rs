@@ -112,6 +112,7 @@ impl Call {
         // The request really went out (and answered) earlier: that is the saving.
         self.timeline.llm_request = Some(llm.started_at);
         self.timeline.llm_first_token = llm.first_token_at;
+        self.log(CallLog::EarlyLlmKept);
         self.floor = Floor::Thinking;
         self.emit_sentences(now, held);
         if done {

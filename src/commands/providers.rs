@@ -91,7 +91,9 @@ pub async fn call_deps(
             &stt_cfg.language,
         );
         s.connect_timeout = stt_cfg.connect_timeout_ms.as_duration();
-        s.endpointing_ms = stt_cfg.endpointing_ms.0 as u32;
+        if let Some(ms) = stt_cfg.endpointing_ms {
+            s.endpointing_ms = u32::try_from(ms.0).unwrap_or(u32::MAX);
+        }
         Some(s)
     } else {
         // Half the cores, at most four: transcription must not starve the audio workers.

@@ -61,8 +61,9 @@ pub struct SttProvider {
     /// the caller's turn is over; this only decides how soon the words are final, and so how
     /// soon the LLM may start early on them. Shorter answers sooner but also finalises at
     /// pauses mid-sentence, where an early start is cancelled when the caller goes on (each
-    /// costs one abandoned LLM request). Deepgram advises 100 for `language = "multi"`.
-    pub endpointing_ms: Millis,
+    /// costs one abandoned LLM request). Unset: 150, or 100 for `language = "multi"`
+    /// (Deepgram's advice for code-switching).
+    pub endpointing_ms: Option<Millis>,
 }
 
 impl Default for SttProvider {
@@ -74,7 +75,7 @@ impl Default for SttProvider {
             base_url: "wss://api.deepgram.com/v1/listen".into(),
             api_key_env: "DEEPGRAM_API_KEY".into(),
             connect_timeout_ms: Millis(3000),
-            endpointing_ms: Millis(150),
+            endpointing_ms: None,
         }
     }
 }
@@ -230,7 +231,9 @@ impl Providers {
         check_url(p, "providers.stt.base_url", &stt.base_url, true);
         check_env_name(p, "providers.stt.api_key_env", &stt.api_key_env);
         check_ms(p, "providers.stt.connect_timeout_ms", stt.connect_timeout_ms.0, 100, 30_000);
-        check_ms(p, "providers.stt.endpointing_ms", stt.endpointing_ms.0, 10, 5000);
+        if let Some(ms) = stt.endpointing_ms {
+            check_ms(p, "providers.stt.endpointing_ms", ms.0, 10, 5000);
+        }
         stt.choice().check_key(p, "providers.stt", &stt.api_key_env, env);
 
         let llm = &self.llm;

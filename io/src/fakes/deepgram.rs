@@ -63,11 +63,10 @@ impl ScriptLine {
         self.text.split_whitespace().collect()
     }
 
-    /// How many words have been said once `heard` seconds of the line's voice have arrived.
-    /// `None` without timing.
-    fn words_said(&self, heard: f64) -> Option<usize> {
+    /// How many of the line's `words` have been said once `heard` seconds of its voice have
+    /// arrived. `None` without timing.
+    fn words_said(&self, words: &[&str], heard: f64) -> Option<usize> {
         let total = self.speech_seconds?;
-        let words = self.words();
         // The audio reached the fake in whole frames, so the last frame may round the end.
         if heard >= total - 2.0 * FRAME as f64 / 8000.0 {
             return Some(words.len());
@@ -75,7 +74,7 @@ impl ScriptLine {
         let chars: usize = words.iter().map(|w| w.len() + 1).sum();
         let mut said = 0;
         let mut upto = 0;
-        for w in &words {
+        for w in words {
             upto += w.len() + 1;
             if total * upto as f64 / chars.max(1) as f64 > heard {
                 break;
@@ -96,14 +95,15 @@ impl<S: Into<String>> From<S> for ScriptLine {
 /// measures a line's voice, so a script's timing matches what it hears.
 pub fn voiced_seconds(mulaw: &[u8]) -> f64 {
     let mut pcm = [0i16; FRAME];
-    let loud = mulaw
-        .chunks_exact(FRAME)
-        .filter(|frame| {
-            G711::Mulaw.decode_into(frame, &mut pcm);
-            rms_dbfs(&pcm) > SPEECH_DBFS
-        })
-        .count();
+    let loud = mulaw.chunks_exact(FRAME).filter(|frame| is_voiced(frame, &mut pcm)).count();
     loud as f64 * FRAME as f64 / 8000.0
+}
+
+/// Whether one 20 ms μ-law frame is speech to the fake. The one test both the listener and
+/// [`voiced_seconds`] use, so a line's timing is measured as it will be heard.
+fn is_voiced(frame: &[u8], pcm: &mut [i16; FRAME]) -> bool {
+    G711::Mulaw.decode_into(frame, pcm);
+    rms_dbfs(pcm) > SPEECH_DBFS
 }
 
 /// What each call's caller says, by Deepgram `tag`, in order. Shared with the test or simulator.
@@ -404,8 +404,7 @@ impl Listener {
         let mut pcm = [0i16; FRAME];
         while self.pending.len() >= FRAME {
             let frame: Vec<u8> = self.pending.drain(..FRAME).collect();
-            G711::Mulaw.decode_into(&frame, &mut pcm);
-            let loud = rms_dbfs(&pcm) > SPEECH_DBFS;
+            let loud = is_voiced(&frame, &mut pcm);
             let now = self.position;
             self.position += FRAME as f64 / 8000.0;
             match (loud, self.utterance) {
@@ -428,7 +427,7 @@ impl Listener {
                     let line = self.line();
                     let words = line.words();
                     // Without timing: a word per WORD_EVERY_S, the last kept for the final.
-                    let said = line.words_said(self.line_heard).unwrap_or_else(|| {
+                    let said = line.words_said(&words, self.line_heard).unwrap_or_else(|| {
                         ((self.speech_seconds / WORD_EVERY_S) as usize)
                             .min(words.len().saturating_sub(1))
                     });
@@ -455,7 +454,7 @@ impl Listener {
         let line = self.line();
         let words = line.words();
         // The words said by now; a line without timing is always said whole.
-        let said = line.words_said(self.line_heard).unwrap_or(words.len());
+        let said = line.words_said(&words, self.line_heard).unwrap_or(words.len());
         let text = words[self.line_finalised.min(said)..said].join(" ");
         self.interim_words = 0;
         let shared = self.shared().clone();

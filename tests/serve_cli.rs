@@ -203,6 +203,7 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
         "hermes_budget_ms{stage=\"voice_to_voice\",quantile=\"0.95\"} 1200",
         "# TYPE hermes_audio_missed_deadlines_total counter",
         "hermes_vad_inference_ns{quantile=\"0.5\"}",
+        "hermes_audio_release_wait_us{quantile=\"0.99\"}",
         "# TYPE hermes_ring_inbound_overrun_bytes_total counter",
     ] {
         assert!(metrics.contains(family), "/metrics lacks {family:?}:\n{metrics}");

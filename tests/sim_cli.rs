@@ -62,6 +62,9 @@ fn the_smoke_scenarios_pass_and_report_caller_side_latency() {
         let v = report[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {report}"));
         assert!(v > 0.0, "{key} = {v}");
     }
+    // The audio core's part of the own share: answers' first audio waiting for the worker.
+    let wait = report["audio_release_wait_ms_p99"].as_f64();
+    assert!(wait.is_some_and(|ms| ms >= 0.0), "release wait missing: {report}");
     // Caller-side voice-to-voice includes the turn-taking wait (VAD silence + endpointing).
     let p50 = report["v2v_ms_p50"].as_f64().unwrap_or_default();
     assert!(p50 >= 500.0, "voice-to-voice below the turn-taking wait: {p50}");

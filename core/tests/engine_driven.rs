@@ -2,13 +2,15 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use common::{BrokenModel, EnergyModel, silence_ulaw, tone_ulaw};
 use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent, CallAudio, DrivenWorkers};
 use hermes_core::codec::G711;
 use hermes_core::units::{FRAME_SAMPLES, Millis, Samples};
-use hermes_core::vad::{SegmenterConfig, VadEvent};
+use hermes_core::vad::{
+    SegmenterConfig, VadError, VadEvent, VadInput, VadModel, VadRunner, VadState,
+};
 
 const TICK: u64 = FRAME_SAMPLES as u64; // 20 ms in samples
 
@@ -245,4 +247,118 @@ fn invalid_configuration_is_refused_with_every_problem_named() {
         AudioEngine::start_driven(bad, Arc::new(EnergyModel::default())).expect_err("invalid");
     let text = err.to_string();
     assert!(text.contains("audio.workers") && text.contains("audio.max_vad_batch"), "{text}");
+}
+
+/// What the rest of the process does while a worker is inside its `n`th inference (from 0).
+type DuringInference = Box<dyn FnMut(usize) + Send>;
+
+/// A model that hands control to the test during each inference, as if the call's async side
+/// ran while the worker was busy scoring windows. It scores every window as silence.
+#[derive(Clone)]
+struct InterruptedModel(Arc<Mutex<DuringInference>>);
+
+impl std::fmt::Debug for InterruptedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InterruptedModel")
+    }
+}
+
+impl VadModel for InterruptedModel {
+    fn describe(&self) -> String {
+        "interrupted during inference (test double)".into()
+    }
+    fn runner(&self, _max_batch: usize) -> Result<Box<dyn VadRunner>, VadError> {
+        Ok(Box::new(InterruptedRunner { model: self.clone(), inferences: 0 }))
+    }
+}
+
+struct InterruptedRunner {
+    model: InterruptedModel,
+    inferences: usize,
+}
+
+impl VadRunner for InterruptedRunner {
+    fn infer(
+        &mut self,
+        _: &[VadInput],
+        _: &mut [VadState],
+        probs: &mut [f32],
+    ) -> Result<(), VadError> {
+        if let Ok(mut during) = self.model.0.lock() {
+            during(self.inferences);
+        }
+        self.inferences += 1;
+        probs.fill(0.0);
+        Ok(())
+    }
+    fn allocation_free(&self) -> bool {
+        true
+    }
+}
+
+/// An engine driven by hand whose inferences run `during`; a caller with 100 ms of speech
+/// waiting, so the first tick has windows to score (in batches of at most `max_vad_batch`);
+/// and a quiet call, shared with `during`.
+fn interrupted_rig(
+    max_vad_batch: usize,
+    during: impl FnMut(usize, &mut CallAudio) + Send + 'static,
+) -> (AudioEngine, DrivenWorkers, CallAudio, Arc<Mutex<Option<CallAudio>>>) {
+    let quiet: Arc<Mutex<Option<CallAudio>>> = Arc::new(Mutex::new(None));
+    let mut during = during;
+    let shared = quiet.clone();
+    let hook: DuringInference = Box::new(move |n| {
+        if let Some(call) = shared.lock().expect("quiet call").as_mut() {
+            during(n, call);
+        }
+    });
+    let model = InterruptedModel(Arc::new(Mutex::new(hook)));
+    let (engine, workers) =
+        AudioEngine::start_driven(AudioConfig { max_vad_batch, ..config(1) }, Arc::new(model))
+            .expect("engine");
+    let mut speaking = engine.add_call(G711::Mulaw).expect("speaking call");
+    assert_eq!(speaking.push_inbound(&tone_ulaw(100, 0)), 800);
+    *quiet.lock().expect("quiet call") = Some(engine.add_call(G711::Mulaw).expect("quiet call"));
+    (engine, workers, speaking, quiet)
+}
+
+#[test]
+fn agent_audio_due_at_a_tick_is_released_before_the_ticks_inference() {
+    // Inference is the long part of a tick (milliseconds at 200 calls): audio released after
+    // it would reach the caller that much later.
+    let released_during_inference = Arc::new(Mutex::new(Vec::new()));
+    let seen = released_during_inference.clone();
+    let (_engine, mut workers, _speaking, quiet) = interrupted_rig(4, move |_, call| {
+        seen.lock().expect("seen").push(call.pop_egress().is_some());
+    });
+    quiet.lock().expect("quiet").as_mut().expect("quiet").push_playout(&tone_ulaw(200, 0));
+
+    workers.tick(Samples(TICK));
+
+    let seen = released_during_inference.lock().expect("seen");
+    assert!(!seen.is_empty(), "the tick scored the waiting speech");
+    assert!(seen[0], "the quiet call's frame was out before the first inference");
+}
+
+#[test]
+fn a_nudge_during_a_ticks_inference_is_answered_before_the_next_batch() {
+    // The carrier session writes an answer's first audio and nudges while the worker is busy
+    // scoring windows: the frame goes out after the batch in progress, not after the last.
+    let released_by_second_batch = Arc::new(Mutex::new(None));
+    let seen = released_by_second_batch.clone();
+    let (engine, mut workers, _speaking, _quiet) = interrupted_rig(1, move |n, call| match n {
+        0 => {
+            assert_eq!(call.push_playout(&tone_ulaw(200, 0)), 1600);
+            call.release_now();
+        }
+        1 => *seen.lock().expect("seen") = Some(call.pop_egress().is_some()),
+        _ => {}
+    });
+
+    workers.tick(Samples(TICK));
+
+    let seen = *released_by_second_batch.lock().expect("seen");
+    assert_eq!(seen, Some(true), "released between the first and second batch");
+    let stats = engine.stats().total();
+    assert!(stats.early_releases >= 1);
+    assert_eq!(stats.release_wait_us.count(), 1, "the nudge's wait is recorded once");
 }

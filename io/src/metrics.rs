@@ -376,12 +376,17 @@ impl MetricsSource for EngineMetrics {
             "Audio worker tick work, in microseconds, since start.",
         );
         out.gauge_header(
+            "hermes_audio_release_wait_us",
+            "How long an answer's first audio waited for the audio worker to release it, in microseconds, since start.",
+        );
+        out.gauge_header(
             "hermes_vad_inference_ns",
             "VAD inference time per 32 ms chunk, in nanoseconds, since start.",
         );
         for (name, h) in [
             ("hermes_audio_tick_lateness_us", &total.tick_lateness_us),
             ("hermes_audio_tick_work_us", &total.tick_work_us),
+            ("hermes_audio_release_wait_us", &total.release_wait_us),
             ("hermes_vad_inference_ns", &total.vad_ns_per_chunk),
         ] {
             for q in ["0.5", "0.95", "0.99"] {

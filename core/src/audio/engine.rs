@@ -116,7 +116,7 @@ impl AudioEngine {
             let admissions = Arc::new(ArrayQueue::new(config.max_calls_per_worker));
             let graveyard = Arc::new(ArrayQueue::new(config.max_calls_per_worker));
             let stats = Arc::new(WorkerStats::new());
-            let nudge = Arc::new(ReleaseNudge::default());
+            let nudge = Arc::new(ReleaseNudge::new(epoch));
             workers.push(Worker {
                 index,
                 calls: Vec::with_capacity(config.max_calls_per_worker),
@@ -129,6 +129,7 @@ impl AudioEngine {
                 stats: stats.clone(),
                 shutdown: shutdown.clone(),
                 epoch,
+                clock: clock.clone(),
                 phase: tick * index as u32 / count as u32,
                 tick,
                 lead_samples: config.playout_lead.as_samples().0,

@@ -31,6 +31,9 @@ pub struct WorkerStats {
     pub egress_stalls: AtomicU64,
     /// Passes between ticks that released new agent audio early (see `ReleaseNudge`).
     pub early_releases: AtomicU64,
+    /// How long new agent audio on a quiet call waited, from the nudge to the release pass
+    /// that answered it, in microseconds: part of every answer's first-frame latency.
+    pub release_wait_us: AtomicHistogram,
     /// CPU time the worker thread has used, in nanoseconds.
     pub cpu_ns: AtomicU64,
     pub(crate) pinned_core: AtomicI64,
@@ -64,6 +67,7 @@ impl WorkerStats {
             inbound_overrun_bytes: load(&self.inbound_overrun_bytes),
             egress_stalls: load(&self.egress_stalls),
             early_releases: load(&self.early_releases),
+            release_wait_us: self.release_wait_us.snapshot(),
             cpu_ns: load(&self.cpu_ns),
             placement: Placement {
                 core: usize::try_from(core).ok(),
@@ -89,6 +93,7 @@ pub struct WorkerSnapshot {
     pub inbound_overrun_bytes: u64,
     pub egress_stalls: u64,
     pub early_releases: u64,
+    pub release_wait_us: HistogramSnapshot,
     pub cpu_ns: u64,
     pub placement: Placement,
 }
@@ -117,6 +122,7 @@ impl EngineSnapshot {
             t.inbound_overrun_bytes += w.inbound_overrun_bytes;
             t.egress_stalls += w.egress_stalls;
             t.early_releases += w.early_releases;
+            t.release_wait_us.merge(&w.release_wait_us);
             t.cpu_ns += w.cpu_ns;
         }
         t

@@ -91,6 +91,8 @@ pub struct InProcess {
     pub recent: Arc<hermes_io::recent::RecentCalls>,
     /// Its latency book: every turn's stages, against the budgets.
     pub latency: Arc<hermes_io::latency::LatencyBook>,
+    /// Its audio core, for the workers' own counters.
+    pub audio: Arc<hermes_core::audio::AudioEngine>,
     reports: Waiters<oneshot::Sender<CallReport>>,
     ends: Waiters<mpsc::Sender<EndedBy>>,
     _stop: watch::Sender<bool>,
@@ -199,7 +201,7 @@ impl InProcess {
         tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
         let mut state = ServerState::new(store, None, events_tx);
         state.media = Some(MediaHub {
-            engine,
+            engine: engine.clone(),
             settings: MediaSettings::default(),
             counters: Arc::new(MediaCounters::default()),
             sessions: sessions_tx,
@@ -213,6 +215,7 @@ impl InProcess {
             dashboard_url: format!("http://{addr}/dashboard?token={token}"),
             phone_url: format!("http://{addr}/phone?token={token}"),
             recent,
+            audio: engine,
             latency: latency_book,
             scripts,
             reports,

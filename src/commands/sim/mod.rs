@@ -196,6 +196,7 @@ fn run_scenarios(
         },
         calls: &results,
         server: harness.as_ref().map(|h| h.latency.summary(Instant::now())),
+        release_wait: harness.as_ref().map(|h| h.audio.stats().total().release_wait_us),
     };
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use hermes_core::audio::HistogramSnapshot;
 use hermes_core::call::TurnTimeline;
 use hermes_io::driver::{CallReport, Speaker};
 use hermes_io::fakes::caller::CallerLog;
@@ -185,11 +186,19 @@ pub struct Summary<'a> {
     /// The in-process server's own stage figures against the configured budgets (`None`
     /// against a remote target, whose `/metrics` has them).
     pub server: Option<Vec<StageSummary>>,
+    /// How long answers' first audio waited for the audio worker to release it (in-process
+    /// runs): the part of the own share spent in the audio core.
+    pub release_wait: Option<HistogramSnapshot>,
 }
 
 impl Summary<'_> {
     fn all(&self, f: impl Fn(&CallResult) -> Vec<f64>) -> Vec<f64> {
         self.calls.iter().flat_map(f).collect()
+    }
+
+    fn release_wait_ms(&self, q: f64) -> Option<f64> {
+        let h = self.release_wait.as_ref().filter(|h| h.count() > 0)?;
+        Some((h.quantile(q) / 100.0).round() / 10.0)
     }
 
     pub fn expectations_failed(&self) -> usize {
@@ -251,6 +260,8 @@ impl Summary<'_> {
             "v2v_ms_p99": round(percentile(&v2v, 99.0)),
             "own_ms_p50": round(percentile(&own, 50.0)),
             "own_ms_p99": round(percentile(&own, 99.0)),
+            "audio_release_wait_ms_p50": self.release_wait_ms(0.5),
+            "audio_release_wait_ms_p99": self.release_wait_ms(0.99),
             "barge_in_stop_ms_p50": round(percentile(&barge, 50.0)),
             "barge_in_stop_ms_p95": round(percentile(&barge, 95.0)),
             "expectations_failed": self.expectations_failed(),
@@ -330,6 +341,14 @@ impl Summary<'_> {
                 "Hermes's own share           P50 {}  P99 {}",
                 f("own_ms_p50"),
                 f("own_ms_p99")
+            );
+        }
+        if !json["audio_release_wait_ms_p50"].is_null() {
+            let _ = writeln!(
+                out,
+                "  of which the audio worker   P50 {}  P99 {}   (nudge to release)",
+                f("audio_release_wait_ms_p50"),
+                f("audio_release_wait_ms_p99")
             );
         }
         if let Some(stages) = &self.server {

@@ -3,11 +3,12 @@
 //! Each tick: admit new calls, release agent audio against the playout clock, pull inbound audio
 //! through decode and resampling into each call's VAD stream, run every ready window of every
 //! call through the model in batches, wake the async side of calls that got output, retire calls
-//! that hung up. Agent audio goes first because inference is the tick's long part (about 6 ms
-//! at 200 calls on one core): audio released after it would reach the caller that much later.
-//! For the same reason a nudge for a quiet call's new audio is answered between batches, not
-//! after the last. Everything the loop touches was allocated before it started or at call setup on
+//! that hung up. Everything the loop touches was allocated before it started or at call setup on
 //! another thread; retired calls are handed back to be freed elsewhere.
+//!
+//! Agent audio goes first because inference is the tick's long part (about 6 ms at 200 calls on
+//! one core): audio released after it would reach the caller that much later. For the same
+//! reason a nudge for a quiet call's new audio is answered between batches, not after the last.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

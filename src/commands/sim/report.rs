@@ -319,6 +319,8 @@ impl Summary<'_> {
         }
         let json = self.to_json();
         let f = |k: &str| json[k].as_f64().map_or("-".to_string(), |v| format!("{v:.0} ms"));
+        // Hermes's own share and its parts are fractions of a millisecond at the median.
+        let fine = |k: &str| json[k].as_f64().map_or("-".to_string(), |v| format!("{v:.1} ms"));
         let _ = writeln!(
             out,
             "\n{} call(s), {} turn(s), {} concurrent, profile {}, {:.1} s",
@@ -339,16 +341,16 @@ impl Summary<'_> {
             let _ = writeln!(
                 out,
                 "Hermes's own share           P50 {}  P99 {}",
-                f("own_ms_p50"),
-                f("own_ms_p99")
+                fine("own_ms_p50"),
+                fine("own_ms_p99")
             );
         }
         if !json["audio_release_wait_ms_p50"].is_null() {
             let _ = writeln!(
                 out,
                 "  of which the audio worker   P50 {}  P99 {}   (nudge to release)",
-                f("audio_release_wait_ms_p50"),
-                f("audio_release_wait_ms_p99")
+                fine("audio_release_wait_ms_p50"),
+                fine("audio_release_wait_ms_p99")
             );
         }
         if let Some(stages) = &self.server {

@@ -301,10 +301,9 @@ impl VadRunner for InterruptedRunner {
 /// and a quiet call, shared with `during`.
 fn interrupted_rig(
     max_vad_batch: usize,
-    during: impl FnMut(usize, &mut CallAudio) + Send + 'static,
+    mut during: impl FnMut(usize, &mut CallAudio) + Send + 'static,
 ) -> (AudioEngine, DrivenWorkers, CallAudio, Arc<Mutex<Option<CallAudio>>>) {
     let quiet: Arc<Mutex<Option<CallAudio>>> = Arc::new(Mutex::new(None));
-    let mut during = during;
     let shared = quiet.clone();
     let hook: DuringInference = Box::new(move |n| {
         if let Some(call) = shared.lock().expect("quiet call").as_mut() {

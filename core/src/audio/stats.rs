@@ -29,7 +29,8 @@ pub struct WorkerStats {
     pub inbound_overrun_bytes: AtomicU64,
     /// Ticks where a call's egress ring was full (the async side is not sending).
     pub egress_stalls: AtomicU64,
-    /// Passes between ticks that released new agent audio early (see `ReleaseNudge`).
+    /// Release passes off the tick grid, between ticks or between inference batches, that
+    /// answered a nudge for new agent audio (see `ReleaseNudge`).
     pub early_releases: AtomicU64,
     /// How long new agent audio on a quiet call waited, from the nudge to the release pass
     /// that answered it, in microseconds: part of every answer's first-frame latency.

@@ -195,17 +195,13 @@ impl Worker {
         }
     }
 
-    /// Off the tick grid (between ticks, or between a tick's inference batches): releases agent
-    /// audio due now, without the inbound and VAD work of a tick.
-    fn release_early(&mut self, clock: u64) {
-        self.stats.early_releases.fetch_add(1, Ordering::Relaxed);
-        self.release(clock);
-    }
-
-    /// Answers a nudge that came in while the tick was busy. One atomic swap when there is none.
+    /// Off the tick grid (between ticks, or between a tick's inference batches): answers a
+    /// nudge that came in meanwhile by releasing agent audio due now, without the inbound and
+    /// VAD work of a tick. One atomic swap when there is none.
     fn release_if_nudged(&mut self) {
         if let Some(waited) = self.nudge.take() {
-            self.release_early(self.clock.now());
+            self.stats.early_releases.fetch_add(1, Ordering::Relaxed);
+            self.release(self.clock.now());
             self.record_release_wait(Some(waited));
         }
     }

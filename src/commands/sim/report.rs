@@ -196,9 +196,10 @@ impl Summary<'_> {
         self.calls.iter().flat_map(f).collect()
     }
 
+    /// A quantile of the audio worker's release wait, in milliseconds (recorded in µs).
     fn release_wait_ms(&self, q: f64) -> Option<f64> {
         let h = self.release_wait.as_ref().filter(|h| h.count() > 0)?;
-        Some((h.quantile(q) / 100.0).round() / 10.0)
+        Some(h.quantile(q) / 1000.0)
     }
 
     pub fn expectations_failed(&self) -> usize {
@@ -260,8 +261,8 @@ impl Summary<'_> {
             "v2v_ms_p99": round(percentile(&v2v, 99.0)),
             "own_ms_p50": round(percentile(&own, 50.0)),
             "own_ms_p99": round(percentile(&own, 99.0)),
-            "audio_release_wait_ms_p50": self.release_wait_ms(0.5),
-            "audio_release_wait_ms_p99": self.release_wait_ms(0.99),
+            "audio_release_wait_ms_p50": round(self.release_wait_ms(0.5)),
+            "audio_release_wait_ms_p99": round(self.release_wait_ms(0.99)),
             "barge_in_stop_ms_p50": round(percentile(&barge, 50.0)),
             "barge_in_stop_ms_p95": round(percentile(&barge, 95.0)),
             "expectations_failed": self.expectations_failed(),

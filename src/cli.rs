@@ -108,7 +108,9 @@ slow      about twice that, with heavy tails"
         after_help = "Examples:\n  hermes sim                                   every scenario in scenarios/, once\n  \
 hermes sim scenarios/book-haircut.toml --calls 50 --profile zero\n  \
 hermes sim --profile typical --calls 20 --json\n  \
-hermes sim --target http://127.0.0.1:8080 --carrier twilio"
+hermes sim --target http://127.0.0.1:8080 --carrier twilio\n  \
+hermes sim scenarios/book-haircut.toml --now 2026-12-05T18:00   as on a Saturday evening\n  \
+hermes sim --now system                      on this machine's clock"
     )]
     Sim(SimArgs),
     /// One whole phone call with no key and no server: Hermes starts in this process on its
@@ -251,6 +253,15 @@ pub struct SimArgs {
     /// (in-process Hermes only; ignored with --json).
     #[arg(long)]
     pub transcript: bool,
+    /// What the in-process Hermes's clock reads when the calls start, as the machine's clock
+    /// would: what "today" and "tomorrow at 3" mean to its agent and tools. The business's
+    /// local time (2026-12-08T10:00), an RFC 3339 instant (2026-12-08T15:00:00Z), or `system`
+    /// for this machine's clock. Default: 2026-12-08T10:00, an ordinary Tuesday morning, so a
+    /// run means the same on any day. Given several times, every scenario runs once at each
+    /// (`--now 2026-12-05T18:00 --now 2026-12-24T09:00`). A scenario's own `now` wins: its
+    /// conversation needs that day.
+    #[arg(long = "now", value_name = "TIME")]
+    pub now: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +277,10 @@ pub struct DemoArgs {
     /// allow the microphone only on localhost or over HTTPS.
     #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
     pub listen: String,
+    /// What Hermes's clock reads at the start: the business's local time (2026-12-08T10:00),
+    /// an RFC 3339 instant, or `system` (the default: you may ask it about "tomorrow").
+    #[arg(long, default_value = "system", value_name = "TIME")]
+    pub now: String,
 }
 
 #[derive(Debug, Args)]

@@ -119,7 +119,8 @@ fn a_caller_on_the_browser_phone_is_heard_and_answered_by_the_agent() {
         .current_dir(work.path()) // the demo needs no checkout
         .arg("--models-dir")
         .arg(root().join(".hermes/models"))
-        .arg("demo")
+        // A fixed day: what the agent says must not depend on when the test runs.
+        .args(["demo", "--now", "2026-12-08T10:00"])
         .env_remove("DEEPGRAM_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ELEVENLABS_API_KEY")

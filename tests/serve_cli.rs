@@ -6,6 +6,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -193,6 +195,7 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
     for family in [
         "# TYPE hermes_active_calls gauge",
         "hermes_calls_ended_total{outcome=\"escalated\"} 0",
+        "hermes_carrier_requests_total{outcome=\"refused\"} 0",
         "hermes_provider_errors_total{kind=\"llm\"} 0",
         "hermes_lookup_cache_total{result=\"hit\"} 0",
         "# TYPE hermes_outbox_depth gauge",
@@ -215,4 +218,104 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("<title>Hermes"), "{page}");
     signal(&child, "TERM");
     let _ = child.wait();
+}
+
+#[test]
+fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded() {
+    use hermes_io::fakes::caller::{CallerScript, Dialect, EndedBy, Step, run_caller};
+    // The queue between the calls and the carrier holds 256 requests; each call below asks
+    // for a transfer (the caller presses 0), which Twilio cannot do without its REST client.
+    const CALLS: usize = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hermes.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://agent.example.com\"\n\
+             [telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             [storage]\ndata_dir = {:?}\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .expect("write");
+    // No model files: the level-threshold VAD and no transcriber, the cheapest calls.
+    let no_models = dir.path().join("no-models");
+    // Killed however the test ends: a failed run must not leave a server behind.
+    let mut child = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .arg("--models-dir")
+            .arg(&no_models)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("TWILIO_AUTH_TOKEN", "twilio-test-token")
+            .env_remove("HERMES_POSTGRES_URL")
+            .env_remove("HERMES_REDIS_URL")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("DEEPGRAM_API_KEY")
+            .env_remove("ELEVENLABS_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("first line");
+    let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    let ended: Vec<EndedBy> = runtime.block_on(async {
+        let url = format!("ws://{addr}/twilio/media");
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(60));
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..CALLS {
+            let script = CallerScript {
+                call_id: format!("CAqueue{i:04}"),
+                dialect: Dialect::Twilio,
+                from: "+15555550123".into(),
+                to: "+15555550100".into(),
+                auth_token: None,
+                steps: vec![Step::Dtmf("0".into())],
+                settle: Duration::from_millis(300),
+                // Press 0 at once, over the greeting.
+                max_wait: Duration::ZERO,
+                // Long enough for the agent's hand-off line; a call stuck on a full queue
+                // is hung up by the caller instead.
+                linger: Duration::from_secs(15),
+            };
+            let (url, slots) = (url.clone(), slots.clone());
+            calls.spawn(async move {
+                let _slot = slots.acquire_owned().await.expect("semaphore");
+                run_caller(&url, &script, None).await.expect("the call connects").ended_by
+            });
+        }
+        calls.join_all().await
+    });
+    let by_agent = ended.iter().filter(|e| **e == EndedBy::Agent).count();
+    assert_eq!(by_agent, CALLS, "every call ended by Hermes, none left hanging");
+
+    let metrics = get(&addr, "/metrics");
+    assert!(
+        metrics
+            .contains(&format!("hermes_carrier_requests_total{{outcome=\"unsupported\"}} {CALLS}")),
+        "every transfer was read and counted:\n{metrics}"
+    );
+    signal(&child.0, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.0.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "hermes serve did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed = Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .args(["calls", "list", "--json", "--limit", "1000", "--config"])
+        .arg(&config)
+        .env("TWILIO_AUTH_TOKEN", "twilio-test-token")
+        .env_remove("HERMES_POSTGRES_URL")
+        .output()
+        .expect("hermes calls list");
+    let calls: serde_json::Value = serde_json::from_slice(&listed.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&listed.stderr)));
+    let calls = calls.as_array().expect("a list");
+    assert_eq!(calls.len(), CALLS, "each call recorded once");
+    assert!(calls.iter().all(|c| c["outcome"] == "escalated"), "{calls:?}");
 }

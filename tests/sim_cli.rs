@@ -29,9 +29,27 @@ fn json(out: &Output) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", text(&out.stdout), text(&out.stderr)))
 }
 
+/// The machine's clock as it might read when CI runs: every day of one week at closing time,
+/// the day before Christmas Eve and Christmas Eve itself (the demo salon closes early on the 24th
+/// and is closed on the 25th, Sundays and Mondays).
+const ANY_DAY: [&str; 9] = [
+    "2026-12-14T18:00", // Monday
+    "2026-12-15T18:00",
+    "2026-12-16T18:00",
+    "2026-12-17T18:00",
+    "2026-12-18T18:00",
+    "2026-12-19T18:00", // Saturday: "tomorrow" is a Sunday
+    "2026-12-20T18:00", // Sunday
+    "2026-12-23T18:00", // "tomorrow" closes at 1 PM
+    "2026-12-24T09:00", // "tomorrow" is Christmas Day
+];
+
+/// Each smoke scenario once per day of [`ANY_DAY`].
+const CLOCKS: usize = ANY_DAY.len();
+
 #[test]
-fn the_smoke_scenarios_pass_and_report_caller_side_latency() {
-    let out = sim(&[
+fn the_smoke_scenarios_pass_whatever_day_the_clock_says_and_report_caller_side_latency() {
+    let mut args = vec![
         "scenarios/book-haircut.toml",
         "scenarios/barge-in.toml",
         "scenarios/backchannel.toml",
@@ -40,7 +58,13 @@ fn the_smoke_scenarios_pass_and_report_caller_side_latency() {
         "zero",
         "--json",
         "--quiet",
-    ]);
+    ];
+    // The clock injected as the machine's would read on each of those days: the scenarios
+    // mean the same on every one (the booking is set on its own day).
+    for day in ANY_DAY {
+        args.extend(["--now", day]);
+    }
+    let out = sim(&args);
     let report = json(&out);
     assert!(
         out.status.success(),
@@ -48,16 +72,23 @@ fn the_smoke_scenarios_pass_and_report_caller_side_latency() {
         serde_json::to_string_pretty(&report["per_call"]).unwrap_or_default(),
         text(&out.stderr)
     );
-    assert_eq!(report["calls"], 4);
+    assert_eq!(report["calls"], 4 * CLOCKS);
     assert_eq!(report["expectations_failed"], 0);
+    let calls = report["per_call"].as_array().expect("per call");
+    for day in ANY_DAY {
+        let at_day = calls.iter().filter(|c| c["now"].as_str().is_some_and(|n| n.starts_with(day)));
+        assert_eq!(at_day.count(), 3, "barge-in, backchannel and press-zero ran on {day}");
+    }
+    let booked_on = calls.iter().filter(|c| c["scenario"] == "book a haircut").map(|c| &c["now"]);
+    assert!(booked_on.clone().all(|n| n == "2026-12-08T10:00 Tue"), "the booking's own day");
     // The in-process server's own figures, against the configured budgets.
     let stages = report["server_stages"].as_array().expect("server stages");
     let v2v = stages.iter().find(|s| s["stage"] == "voice_to_voice").expect("voice-to-voice");
-    assert!(v2v["turns"].as_u64().is_some_and(|n| n >= 8), "{v2v}");
+    assert!(v2v["turns"].as_u64().is_some_and(|n| n >= 8 * CLOCKS as u64), "{v2v}");
     assert_eq!(v2v["budget_p95_ms"], 1200);
     assert!(v2v["breaches_p95"].is_u64(), "{v2v}");
     // 5 booking turns, 2 + 3 in the barge-in calls; pressing a key is not a spoken turn.
-    assert_eq!(report["turns"], 10);
+    assert_eq!(report["turns"], 10 * CLOCKS);
     for key in ["v2v_ms_p50", "v2v_ms_p95", "v2v_ms_p99", "barge_in_stop_ms_p95", "own_ms_p99"] {
         let v = report[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {report}"));
         assert!(v > 0.0, "{key} = {v}");
@@ -68,12 +99,70 @@ fn the_smoke_scenarios_pass_and_report_caller_side_latency() {
     // Caller-side voice-to-voice includes the turn-taking wait (VAD silence + endpointing).
     let p50 = report["v2v_ms_p50"].as_f64().unwrap_or_default();
     assert!(p50 >= 500.0, "voice-to-voice below the turn-taking wait: {p50}");
-    let press_zero = report["per_call"]
-        .as_array()
-        .and_then(|calls| calls.iter().find(|c| c["scenario"] == "press zero for a person"))
-        .expect("the DTMF call");
-    assert_eq!(press_zero["ended_by"], "transfer");
-    assert_eq!(press_zero["outcome"], "Escalated");
+    let press_zero: Vec<_> =
+        calls.iter().filter(|c| c["scenario"] == "press zero for a person").collect();
+    assert_eq!(press_zero.len(), CLOCKS, "the DTMF calls");
+    for call in press_zero {
+        assert_eq!(call["ended_by"], "transfer");
+        assert_eq!(call["outcome"], "Escalated");
+    }
+}
+
+#[test]
+fn tomorrow_is_the_day_after_the_clock_the_run_or_the_scenario_sets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = "[[turn]]\nsay = \"Hi, I'd like to book a haircut tomorrow at 3.\"\n\
+                [[turn]]\nhang_up = true\n";
+    // On --now's Tuesday in 2025 (long before this machine's clock): Wednesday has 3 PM free,
+    // so the model and the calendar tool both read the injected clock, not the machine's.
+    let by_run = dir.path().join("by-run.toml");
+    std::fs::write(
+        &by_run,
+        format!(
+            "name = \"by the run\"\n{line}[expect]\n\
+             agent_says_all = [\"wednesday, march 5 at 3 pm\"]\n\
+             tools_called = [\"check_availability\"]\n"
+        ),
+    )
+    .expect("write");
+    // A scenario's own `now` (a Saturday) wins over --now: tomorrow is a closed Sunday.
+    let by_scenario = dir.path().join("by-scenario.toml");
+    std::fs::write(
+        &by_scenario,
+        format!(
+            "name = \"by the scenario\"\nnow = \"2025-03-08T10:00\"\n{line}[expect]\n\
+             agent_says_all = [\"nothing free on sunday, march 9\"]\n\
+             tools_called = [\"check_availability\"]\n"
+        ),
+    )
+    .expect("write");
+    let out = sim(&[
+        by_run.to_str().expect("utf-8"),
+        by_scenario.to_str().expect("utf-8"),
+        "--now",
+        "2025-03-04T10:00",
+        "--profile",
+        "zero",
+        "--json",
+        "--quiet",
+    ]);
+    let report = json(&out);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        serde_json::to_string_pretty(&report["per_call"]).unwrap_or_default(),
+        text(&out.stderr)
+    );
+    assert_eq!(report["per_call"][0]["now"], "2025-03-04T10:00 Tue");
+    assert_eq!(report["per_call"][1]["now"], "2025-03-08T10:00 Sat");
+}
+
+#[test]
+fn a_clock_that_is_not_a_moment_is_named_before_any_call() {
+    let out = sim(&["scenarios/press-zero.toml", "--now", "next tuesday"]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("--now: \"next tuesday\" is not a date and time"), "{err}");
 }
 
 #[test]
@@ -146,7 +235,8 @@ fn the_demo_holds_a_whole_conversation_with_no_key_and_no_server() {
         .current_dir(std::env::temp_dir()) // the demo needs no checkout
         .arg("--models-dir")
         .arg(root().join(".hermes/models"))
-        .args(["demo", "--no-hold"])
+        // A fixed day: what the demo's agent says must not depend on when the test runs.
+        .args(["demo", "--no-hold", "--now", "2026-12-08T10:00"])
         .env_remove("DEEPGRAM_API_KEY")
         .env_remove("ANTHROPIC_API_KEY")
         .env_remove("ELEVENLABS_API_KEY")

@@ -13,3 +13,4 @@ pub mod config;
 pub mod dsp;
 pub mod units;
 pub mod vad;
+pub mod wall_clock;

@@ -131,6 +131,9 @@ pub fn sources(deps: &CallDeps) -> Vec<Arc<dyn MetricsSource>> {
     if let Some(records) = &deps.records {
         all.push(records.counters());
     }
+    if let Some(carrier) = &deps.carrier {
+        all.push(carrier.counters());
+    }
     all.extend(deps.tools.metrics());
     all
 }

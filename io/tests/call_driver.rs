@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
+use hermes_core::wall_clock::WallClock;
 use hermes_io::carrier::session::MediaSettings;
 use hermes_io::driver::tools::ProfileTools;
-use hermes_io::driver::{CallDeps, DriverCounters, Outcome, Speaker, drive};
+use hermes_io::driver::{
+    CallClocks, CallDeps, CarrierQueue, DriverCounters, Outcome, Speaker, drive,
+};
 use hermes_io::fakes::carrier::{FakeTelnyx, Recording, StreamScript};
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
@@ -122,7 +125,7 @@ async fn rig_with(local_stt: Option<LocalStt>) -> Rig {
             retry: RetryPolicy::default(),
         },
     );
-    let (carrier_tx, carrier_rx) = mpsc::channel(8);
+    let (carrier_queue, carrier_rx) = CarrierQueue::new(8);
     // The embedded defaults: a database file and in-process sessions.
     let data = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(data.path().join("hermes.db")).expect("embedded database");
@@ -156,11 +159,15 @@ async fn rig_with(local_stt: Option<LocalStt>) -> Rig {
         },
         tts_counters: Arc::new(TtsCounters::default()),
         counters: Arc::new(DriverCounters::default()),
-        carrier: Some(carrier_tx),
+        carrier: Some(carrier_queue),
         sessions: Sessions::in_memory(Duration::from_secs(60), Duration::from_secs(300)),
         records: Some(writer.clone()),
         latency: Arc::new(LatencyBook::new(config.budgets.clone())),
         recent: Arc::new(RecentCalls::default()),
+        // An ordinary open Tuesday morning, whatever day the test runs.
+        clocks: CallClocks::new(WallClock::frozen(
+            "2026-12-08T15:00:00Z".parse().expect("an instant"),
+        )),
     });
     assert_eq!(BUILTIN_TOOLS.len(), config.tools.enabled.len());
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use hermes_core::agent::{Brain, ToolSpec, specs_for};
 use hermes_core::call::{Context, Message, ToolCall};
 use hermes_core::config::{BUILTIN_TOOLS, Business, Tools};
+use hermes_core::wall_clock::WallClock;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions, context_from_anthropic, context_from_openai};
 use hermes_io::fakes::profile::{Delay, Fault, LatencyProfile};
 use hermes_io::http::HttpClient;
@@ -29,7 +30,9 @@ fn wire() -> WireRequest {
 }
 
 async fn fake(options: FakeLlmOptions) -> FakeLlm {
-    let options = FakeLlmOptions { clock: Some(date(2026, 11, 25).at(10, 0, 0, 0)), ..options };
+    let new_york = jiff::tz::TimeZone::get("America/New_York").expect("tzdb");
+    let at = new_york.to_timestamp(date(2026, 11, 25).at(10, 0, 0, 0)).expect("exists");
+    let options = FakeLlmOptions { clock: WallClock::frozen(at), ..options };
     FakeLlm::start("127.0.0.1:0".parse().expect("addr"), options).await.expect("fake starts")
 }
 
@@ -416,4 +419,46 @@ async fn the_local_brain_streams_like_a_model() {
     let events = complete(&session, conversation(&["I want to make a complaint"])).await;
     assert!(events.iter().filter(|e| matches!(e, LlmEvent::Text(_))).count() > 3, "word by word");
     assert_eq!(text(&events), "I'm sorry to hear that. Could you tell me briefly what happened?");
+}
+
+fn new_york_at(civil: jiff::civil::DateTime) -> WallClock {
+    let new_york = jiff::tz::TimeZone::get("America/New_York").expect("tzdb");
+    WallClock::frozen(new_york.to_timestamp(civil).expect("exists"))
+}
+
+#[tokio::test]
+async fn the_model_is_told_the_calls_clock_and_the_fake_answers_by_what_it_is_told() {
+    // The fake's own clock says 25 November 2026; the call's says Tuesday 4 March 2025.
+    let fake = fake(FakeLlmOptions::default()).await;
+    let (_, session) = remote(settings(Protocol::Anthropic, &fake));
+    let new_york = jiff::tz::TimeZone::get("America/New_York").expect("tzdb");
+    let session = session.with_clock(
+        new_york_at(date(2025, 3, 4).at(10, 0, 0, 0)),
+        new_york,
+        "America/New_York",
+    );
+    let events =
+        complete(&session, conversation(&["I'd like to book a haircut tomorrow at 3"])).await;
+    let args: Value = serde_json::from_str(&tool_calls(&events)[0].arguments).expect("json");
+    assert_eq!(args["date"], "2025-03-05", "tomorrow by the call's clock");
+    let request = fake.requests.lock().expect("log")[0].clone();
+    assert_eq!(
+        request["system"][1]["text"],
+        "Current local time: Tuesday, March 4, 2025, 10 AM (2025-03-04T10:00, America/New_York)."
+    );
+}
+
+#[tokio::test]
+async fn the_local_brain_answers_by_the_sessions_clock() {
+    let new_york = jiff::tz::TimeZone::get("America/New_York").expect("tzdb");
+    let client = LlmClient::local(
+        Brain::new(Business::default(), BUILTIN_TOOLS.iter().map(|t| t.to_string()).collect()),
+        new_york.clone(),
+    );
+    let saturday = new_york_at(date(2025, 3, 8).at(10, 0, 0, 0));
+    let session = client.session(tools()).with_clock(saturday, new_york, "America/New_York");
+    let events =
+        complete(&session, conversation(&["I'd like to book a haircut tomorrow at 3"])).await;
+    let args: Value = serde_json::from_str(&tool_calls(&events)[0].arguments).expect("json");
+    assert_eq!(args["date"], "2025-03-09");
 }

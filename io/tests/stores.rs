@@ -160,6 +160,7 @@ mod tools {
     use super::*;
     use hermes_core::agent::tools::{Availability, Booking, OrderStatus, Ticket};
     use hermes_core::call::ToolCall;
+    use hermes_core::wall_clock::WallClock;
     use hermes_io::driver::tools::{CallParties, ToolRunner};
     use hermes_io::store::tools::StoreTools;
 
@@ -174,8 +175,15 @@ mod tools {
         caller: &str,
     ) -> (String, bool) {
         let call = ToolCall { id: "t1".into(), name: name.into(), arguments: args.to_string() };
-        let parties =
-            CallParties { call_id: "call-9".into(), caller: caller.into(), callee: String::new() };
+        // The call happens on Wednesday 25 November 2026 at 10 AM in New York.
+        let new_york = jiff::tz::TimeZone::get("America/New_York").expect("tzdb");
+        let at = new_york.to_timestamp(date(2026, 11, 25).at(10, 0, 0, 0)).expect("exists");
+        let parties = CallParties {
+            call_id: "call-9".into(),
+            caller: caller.into(),
+            callee: String::new(),
+            clock: WallClock::frozen(at),
+        };
         let out = tools.run(call, parties).await;
         (out.output, out.is_error)
     }
@@ -196,7 +204,7 @@ mod tools {
         store.seed(&business, &seed_dir()).await.expect("seeds");
         store.seed(&business, &seed_dir()).await.expect("seeding twice changes nothing");
         assert_eq!(store.busy_on(date(2026, 12, 1)).await.expect("reads").len(), 3, "Ana 2, Ben 1");
-        let tools = StoreTools::new(store.clone(), business).at(date(2026, 11, 25).at(10, 0, 0, 0));
+        let tools = StoreTools::new(store.clone(), business);
 
         // Ana has a colour 10:00-11:30 on Tuesday 1 December.
         let args = serde_json::json!({"service": "cut", "date": "2026-12-01", "time": "10:00", "staff": "ana"});

@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use hermes_core::agent::Brain;
 use hermes_core::config::{Env, HermesConfig, LlmEngine};
+use hermes_core::wall_clock::WallClock;
 use hermes_io::driver::tools::ToolRunner;
-use hermes_io::driver::{CallDeps, CarrierRequest, DriverCounters};
+use hermes_io::driver::{CallClocks, CallDeps, CarrierQueue, DriverCounters};
 use hermes_io::http::HttpClient;
 use hermes_io::latency::LatencyBook;
 use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
@@ -20,7 +21,6 @@ use hermes_io::stt::{DeepgramSettings, LocalStt, SttCounters};
 use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
 use hermes_io::webhooks::WebhookTools;
 use hermes_models::voice::LocalVoice;
-use tokio::sync::mpsc;
 
 /// Local voice speed: a little brisker than espeak-ng's default, as people speak on the phone.
 const LOCAL_WORDS_PER_MINUTE: i32 = 175;
@@ -35,7 +35,7 @@ pub async fn call_deps(
     config: &HermesConfig,
     config_dir: &Path,
     models_dir: &Path,
-    carrier: Option<mpsc::Sender<CarrierRequest>>,
+    carrier: Option<CarrierQueue>,
     lookup: Env<'_>,
 ) -> anyhow::Result<CallDeps> {
     let storage = super::storage::Storage::open(config, config_dir).await?;
@@ -174,5 +174,7 @@ pub async fn call_deps(
         records: Some(storage.records),
         latency: Arc::new(LatencyBook::new(config.budgets.clone())),
         recent: Arc::new(RecentCalls::default()),
+        // Real calls live in the machine's time; the simulator sets its own.
+        clocks: CallClocks::new(WallClock::System),
     })
 }

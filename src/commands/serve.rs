@@ -13,13 +13,14 @@ use hermes_core::config::{Carrier, HermesConfig};
 use hermes_core::vad::{EnergyVad, VadModel};
 use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
 use hermes_io::dashboard::Dashboard;
-use hermes_io::driver::{self, CarrierRequest};
+use hermes_io::driver::{self, CarrierQueue};
 use hermes_io::http::HttpClient;
 use hermes_io::metrics::EngineMetrics;
 use hermes_io::server::{self, ConfigStore, MediaHub, ServerState, TwilioHub};
-use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
+use hermes_io::telnyx::control::{self as telnyx_control, CallControl, RetryPolicy, StreamTarget};
 use hermes_io::telnyx::events::{self as telnyx_events, TelephonyNotice};
 use hermes_io::telnyx::webhook::WebhookVerifier;
+use hermes_io::twilio::control as twilio_control;
 use hermes_models::{SileroBackend, manifest, silero};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -151,7 +152,9 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("server.listen: cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         let store = Arc::new(ConfigStore::new(config.clone()));
-        let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
+        // Read at once by the carrier's arm below; a call never waits on it.
+        let (carrier_queue, carrier_rx) = CarrierQueue::new(256);
+        let carrier_counters = carrier_queue.counters();
         let mut records = None;
         let mut call_metrics: Vec<Arc<dyn hermes_io::metrics::MetricsSource>> = Vec::new();
         let mut dashboard = None;
@@ -164,7 +167,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 &config,
                 config_dir,
                 models_dir,
-                Some(carrier_tx),
+                Some(carrier_queue),
                 &providers::env,
             )
             .await?;
@@ -220,7 +223,11 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         match wiring.telnyx_control {
             Some((control, target)) => {
                 let control = Arc::new(control);
-                tokio::spawn(carry_out(Arc::clone(&control), carrier_rx));
+                tokio::spawn(telnyx_control::carry_out(
+                    Arc::clone(&control),
+                    carrier_rx,
+                    carrier_counters,
+                ));
                 let (notices_tx, mut notices) = mpsc::channel(256);
                 tokio::spawn(telnyx_events::run(events_rx, control, target, notices_tx));
                 tokio::spawn(async move {
@@ -232,6 +239,9 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 });
             }
             None => {
+                // Twilio (and no carrier): hang-ups end with the call's stream; transfers
+                // are counted as unsupported until the Twilio REST client exists.
+                tokio::spawn(twilio_control::carry_out(carrier_rx, carrier_counters));
                 tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
             }
         }
@@ -265,24 +275,6 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-/// Hang-ups and transfers the call drivers ask for, through Telnyx Call Control.
-async fn carry_out(control: Arc<CallControl>, mut requests: mpsc::Receiver<CarrierRequest>) {
-    while let Some(request) = requests.recv().await {
-        let control = Arc::clone(&control);
-        tokio::spawn(async move {
-            let result = match &request {
-                CarrierRequest::Hangup { call_control_id } => control.hangup(call_control_id).await,
-                CarrierRequest::Transfer { call_control_id, to } => {
-                    control.transfer(call_control_id, to).await
-                }
-            };
-            if let Err(e) = result {
-                eprintln!("call control failed: {e}");
-            }
-        });
-    }
 }
 
 /// SIGHUP: re-read the file. A valid file replaces the configuration for new calls; calls in

@@ -89,11 +89,16 @@ fn read_config(path: &Path) -> anyhow::Result<HermesConfig> {
     }
     match crate::commands::config::load(path)? {
         Ok(config) => Ok(config),
-        Err(problems) => anyhow::bail!(
-            "{} problem(s) in {}; `hermes check-config` explains each",
-            problems.len(),
-            path.display()
-        ),
+        Err(problems) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            anyhow::bail!(
+                "{} problem(s) in {}; `hermes check-config` explains each",
+                problems.len(),
+                path.display()
+            )
+        }
     }
 }
 

@@ -55,14 +55,27 @@ pub fn system_prompt(config: &HermesConfig) -> String {
     out
 }
 
-/// "Current local time: Wednesday, November 25, 2026, 10 AM (America/New_York)."
+const CLOCK_LINE_START: &str = "Current local time: ";
+
+/// "Current local time: Wednesday, November 25, 2026, 10 AM (2026-11-25T10:00,
+/// America/New_York)." Said as a person would, with the ISO stamp the tools' date arguments
+/// are written in.
 pub fn clock_line(now: DateTime, timezone: &str) -> String {
     format!(
-        "Current local time: {}, {}, {} ({timezone}).",
+        "{CLOCK_LINE_START}{}, {}, {} ({}, {timezone}).",
         say_date(now.date()),
         now.year(),
-        say_time(now.time())
+        say_time(now.time()),
+        now.strftime("%Y-%m-%dT%H:%M"),
     )
+}
+
+/// The local time a [`clock_line`] names, if `text` is one: how a model (or the fake of one)
+/// knows what "today" is.
+pub fn read_clock_line(text: &str) -> Option<DateTime> {
+    let rest = text.trim().strip_prefix(CLOCK_LINE_START)?;
+    let stamp = &rest[rest.rfind('(')? + 1..];
+    stamp.split(',').next()?.trim().parse().ok()
 }
 
 #[cfg(test)]
@@ -85,7 +98,16 @@ mod tests {
     fn the_clock_line_is_said_like_a_person_would() {
         assert_eq!(
             clock_line(date(2026, 11, 25).at(15, 30, 0, 0), "America/New_York"),
-            "Current local time: Wednesday, November 25, 2026, 3:30 PM (America/New_York)."
+            "Current local time: Wednesday, November 25, 2026, 3:30 PM (2026-11-25T15:30, \
+             America/New_York)."
         );
+    }
+
+    #[test]
+    fn the_clock_line_is_read_back_to_the_minute() {
+        for at in [date(2026, 11, 25).at(15, 30, 0, 0), date(2026, 12, 24).at(12, 0, 0, 0)] {
+            assert_eq!(read_clock_line(&clock_line(at, "America/New_York")), Some(at));
+        }
+        assert_eq!(read_clock_line("You answer the phone for Maple Street Hair."), None);
     }
 }

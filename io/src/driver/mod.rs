@@ -8,9 +8,14 @@
 //! another, and a provider that fails ends in an input the machine already knows how to
 //! handle (an LLM error, a TTS error), never in a stuck call.
 
+mod carrier;
+mod clocks;
 mod played;
 mod recorder;
 pub mod tools;
+
+pub use carrier::{CarrierQueue, CarrierRequest, CarrierRequestCounters};
+pub use clocks::CallClocks;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -61,8 +66,9 @@ pub struct CallDeps {
     pub tts: TtsSettings,
     pub tts_counters: Arc<TtsCounters>,
     pub counters: Arc<DriverCounters>,
-    /// Where hang-ups and transfers go (Call Control); `None`: closing the stream is all.
-    pub carrier: Option<mpsc::Sender<CarrierRequest>>,
+    /// Where hang-ups and transfers go (the carrier's control API); `None`: closing the
+    /// stream is all.
+    pub carrier: Option<CarrierQueue>,
     /// Per-call state for resuming a reconnected stream, and the lookup cache.
     pub sessions: Sessions,
     /// Where finished calls' records go; `None`: not recorded.
@@ -71,13 +77,8 @@ pub struct CallDeps {
     pub latency: Arc<LatencyBook>,
     /// Calls in progress and the last finished ones, for the dashboard.
     pub recent: Arc<RecentCalls>,
-}
-
-/// Something only the carrier's control API can do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CarrierRequest {
-    Hangup { call_control_id: String },
-    Transfer { call_control_id: String, to: String },
+    /// The calendar time each call lives in: the system clock, or the simulator's days.
+    pub clocks: CallClocks,
 }
 
 /// Counters for `/metrics`.
@@ -188,10 +189,11 @@ pub async fn drive(handle: StreamHandle, deps: Arc<CallDeps>) -> CallReport {
         call_id: call_control_id.clone(),
         caller: from.map(|n| n.as_str().to_string()).unwrap_or_default(),
         callee: to.map(|n| n.as_str().to_string()).unwrap_or_default(),
+        clock: deps.clocks.for_call(&call_control_id),
     };
     deps.counters.calls_started.fetch_add(1, Ordering::Relaxed);
     deps.counters.active_calls.fetch_add(1, Ordering::Relaxed);
-    deps.recent.started(&call_control_id, &parties.caller, crate::records::now_ms());
+    deps.recent.started(&call_control_id, &parties.caller, parties.clock.now_ms());
     let span = tracing::info_span!(
         "call",
         call = %call_control_id,
@@ -337,17 +339,18 @@ impl Driver {
                     "inbound",
                     &parties.caller,
                     &parties.callee,
-                    crate::records::now_ms(),
+                    parties.clock.now_ms(),
                 ),
             ),
         };
         let user_turns =
             call.context().messages.iter().filter(|m| matches!(m, Message::User(_))).count() as u32;
         let timezone = TimeZone::get(&config.business.timezone).unwrap_or(TimeZone::UTC);
-        let llm = deps
-            .llm
-            .session(specs_for(&config.tools).into())
-            .with_clock(timezone, &config.business.timezone);
+        let llm = deps.llm.session(specs_for(&config.tools).into()).with_clock(
+            parties.clock,
+            timezone,
+            &config.business.timezone,
+        );
         // Speech-to-text and the voice connect in parallel: both sit on the first turn's path.
         let stt_settings = deps.stt.clone().map(|mut s| {
             s.tag = Some(parties.call_id.clone());
@@ -606,7 +609,7 @@ impl Driver {
             business: r.business.clone(),
             direction: r.direction.clone(),
             started_at_ms: r.started_at_ms,
-            updated_at_ms: crate::records::now_ms(),
+            updated_at_ms: self.parties.clock.now_ms(),
             turns: self.user_turns,
             context: self.call.context().clone(),
             record,
@@ -684,8 +687,7 @@ impl Driver {
                     self.carrier(CarrierRequest::Transfer {
                         call_control_id: self.call_control_id.clone(),
                         to: number,
-                    })
-                    .await;
+                    });
                 }
                 Action::Hangup { reason } => {
                     self.outcome.get_or_insert(match reason {
@@ -696,8 +698,7 @@ impl Driver {
                     if reason != HangupReason::Carrier {
                         self.carrier(CarrierRequest::Hangup {
                             call_control_id: self.call_control_id.clone(),
-                        })
-                        .await;
+                        });
                     }
                 }
                 Action::Timeline(t) => {
@@ -745,13 +746,15 @@ impl Driver {
         }
     }
 
-    async fn carrier(&self, request: CarrierRequest) {
+    /// Asks the carrier to hang up or transfer, never waiting: the call ends either way when
+    /// its stream closes, and its record must not wait on a carrier.
+    fn carrier(&self, request: CarrierRequest) {
         if crate::phone::is_browser_call(&self.call_control_id) {
             // No phone network to ask: the call ends when its stream closes.
             return;
         }
         if let Some(carrier) = &self.deps.carrier {
-            let _ = carrier.send(request).await;
+            carrier.submit(request);
         }
     }
 }

@@ -10,14 +10,17 @@ use hermes_core::agent::info::{Topic, answer};
 use hermes_core::agent::tools::Info;
 use hermes_core::call::ToolCall;
 use hermes_core::config::Business;
+use hermes_core::wall_clock::WallClock;
 
-/// Who is calling, for tools that look things up by the caller's number. Personal data:
-/// `Debug` masks the numbers.
+/// Who is calling, for tools that look things up by the caller's number, and the call's clock,
+/// for tools that answer "today" and "tomorrow". Personal data: `Debug` masks the numbers.
 #[derive(Clone, Default)]
 pub struct CallParties {
     pub call_id: String,
     pub caller: String,
     pub callee: String,
+    /// The calendar time this call lives in (the system clock on a real call).
+    pub clock: WallClock,
 }
 
 impl std::fmt::Debug for CallParties {
@@ -27,6 +30,7 @@ impl std::fmt::Debug for CallParties {
             .field("call_id", &self.call_id)
             .field("caller", &mask(&self.caller))
             .field("callee", &mask(&self.callee))
+            .field("clock", &self.clock)
             .finish()
     }
 }

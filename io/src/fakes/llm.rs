@@ -21,9 +21,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use hermes_core::agent::prompt::read_clock_line;
 use hermes_core::agent::{Brain, Reply};
 use hermes_core::call::{Context, Message, ToolCall};
 use hermes_core::config::{BUILTIN_TOOLS, Business};
+use hermes_core::wall_clock::WallClock;
 
 use super::profile::{Fault, Faults, LatencyProfile, SharedRng};
 
@@ -37,8 +39,9 @@ pub struct FakeLlmOptions {
     pub tools: Vec<String>,
     pub profile: LatencyProfile,
     pub seed: u64,
-    /// A fixed "now" for the brain (tests); `None`: the clock, in the business's time zone.
-    pub clock: Option<DateTime>,
+    /// "Now" for a request that does not say (the clients send the call's local time with
+    /// every request, and a request that carries it is answered by it, as a model would).
+    pub clock: WallClock,
     /// Anthropic answers open with a signed `thinking` block, as newer models' do, which the
     /// client must send back unchanged.
     pub thinking: bool,
@@ -51,7 +54,7 @@ impl Default for FakeLlmOptions {
             tools: BUILTIN_TOOLS.iter().map(|t| t.to_string()).collect(),
             profile: LatencyProfile::ZERO,
             seed: 1,
-            clock: None,
+            clock: WallClock::System,
             thinking: false,
         }
     }
@@ -170,8 +173,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     }
     let context =
         if anthropic { context_from_anthropic(&request) } else { context_from_openai(&request) };
-    let now =
-        shared.options.clock.unwrap_or_else(|| shared.timezone.to_datetime(jiff::Timestamp::now()));
+    let now = told_time(&request).unwrap_or_else(|| shared.options.clock.local(&shared.timezone));
     let reply = shared.brain.respond(&context, now);
     let model = request["model"].as_str().unwrap_or("fake").to_string();
     let events = if anthropic {
@@ -186,6 +188,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         .headers_mut()
         .insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
     Ok(response)
+}
+
+/// The local time the request's system text tells the model, in either protocol's shape
+/// (Anthropic: a block of `system`; OpenAI: a `system` message).
+fn told_time(request: &Value) -> Option<DateTime> {
+    let blocks = request["system"].as_array().into_iter().flatten().map(|b| &b["text"]);
+    let messages = request["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "system")
+        .map(|m| &m["content"]);
+    blocks.chain(messages).filter_map(Value::as_str).find_map(read_clock_line)
 }
 
 /// One SSE event to send, and whether it carries a token (paced after the first).

@@ -17,14 +17,17 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use hermes_core::agent::prompt::clock_line;
 use hermes_core::agent::{Brain, ToolSpec};
 use hermes_core::call::{Context, ToolCall};
+use hermes_core::wall_clock::WallClock;
 
 use super::anthropic_stream::{AnthropicStream, StreamOutput};
 use super::openai_stream::OpenAiStream;
@@ -159,7 +162,7 @@ impl LlmClient {
         }))
     }
 
-    /// The offline brain, answering in the business's time zone.
+    /// The offline brain, answering in the business's time zone (by each session's clock).
     pub fn local(brain: Brain, timezone: TimeZone) -> LlmClient {
         LlmClient::Local(Arc::new(Local { brain, timezone }))
     }
@@ -217,8 +220,17 @@ pub struct LlmSession {
     client: LlmClient,
     tools: Arc<[ToolSpec]>,
     verbatim: Arc<Mutex<Verbatim>>,
-    /// The business's time zone (and its name), to tell the model the local time.
-    clock: Option<(TimeZone, String)>,
+    /// The call's clock, to tell the model the local time.
+    clock: Option<SessionClock>,
+}
+
+/// What "now" is for one call: its clock, read in the business's time zone (named for the
+/// model).
+#[derive(Debug, Clone)]
+struct SessionClock {
+    clock: WallClock,
+    timezone: TimeZone,
+    name: String,
 }
 
 /// A running completion. Dropping it cancels the request.
@@ -242,29 +254,27 @@ impl Drop for LlmStream {
 }
 
 impl LlmSession {
-    /// Tells the model the current time in `timezone` with every request.
-    pub fn with_clock(mut self, timezone: TimeZone, name: &str) -> Self {
-        self.clock = Some((timezone, name.to_string()));
+    /// Tells the model the current time by `clock` in `timezone` (named `name`) with every
+    /// request; the offline brain answers by it too.
+    pub fn with_clock(mut self, clock: WallClock, timezone: TimeZone, name: &str) -> Self {
+        self.clock = Some(SessionClock { clock, timezone, name: name.to_string() });
         self
-    }
-
-    fn clock_line(&self) -> Option<String> {
-        let (tz, name) = self.clock.as_ref()?;
-        Some(hermes_core::agent::prompt::clock_line(tz.to_datetime(jiff::Timestamp::now()), name))
     }
 
     /// Starts a completion on `context`.
     pub fn start(&self, context: Arc<Context>) -> LlmStream {
         let (tx, events) = mpsc::channel(256);
         let session = self.clone();
-        let clock = self.clock_line();
+        // Read once per request: the model and the line it is told agree on the minute.
+        let wall = self.clock.as_ref().map_or(WallClock::System, |c| c.clock);
+        let clock = self.clock.as_ref().map(|c| clock_line(wall.local(&c.timezone), &c.name));
         let task = tokio::spawn(async move {
             let result = match &session.client {
                 LlmClient::Remote(remote) => {
                     remote.complete(&context, &session.tools, &session.verbatim, clock, &tx).await
                 }
                 LlmClient::Local(local) => {
-                    local.complete(&context, &tx).await;
+                    local.complete(&context, wall.local(&local.timezone), &tx).await;
                     Ok(())
                 }
             };
@@ -286,8 +296,7 @@ impl LlmSession {
 }
 
 impl Local {
-    async fn complete(&self, context: &Context, tx: &mpsc::Sender<LlmEvent>) {
-        let now = self.timezone.to_datetime(jiff::Timestamp::now());
+    async fn complete(&self, context: &Context, now: DateTime, tx: &mpsc::Sender<LlmEvent>) {
         let reply = self.brain.respond(context, now);
         // Word by word, like a streamed answer, so sentence splitting and TTS start early.
         for word in reply.text.split_inclusive(' ') {

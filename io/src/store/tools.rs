@@ -26,8 +26,6 @@ pub struct StoreTools {
     profile: Arc<ProfileTools>,
     /// Business-info answers are cached (5 minutes by default).
     cache: Option<Sessions>,
-    /// A fixed "now" (tests, simulations in virtual time); `None`: the clock.
-    clock: Option<DateTime>,
 }
 
 impl StoreTools {
@@ -39,19 +37,12 @@ impl StoreTools {
             cache: None,
             business: Arc::new(business),
             timezone,
-            clock: None,
         }
     }
 
     /// Caches `business_info` answers in `sessions`' lookup cache.
     pub fn with_cache(mut self, sessions: Sessions) -> StoreTools {
         self.cache = Some(sessions);
-        self
-    }
-
-    /// Answers as if it were `now` (business local time).
-    pub fn at(mut self, now: DateTime) -> StoreTools {
-        self.clock = Some(now);
         self
     }
 }
@@ -78,7 +69,9 @@ impl ToolRunner for StoreTools {
             });
         }
         let (store, business) = (self.store.clone(), self.business.clone());
-        let now = self.clock.unwrap_or_else(|| self.timezone.to_datetime(jiff::Timestamp::now()));
+        // "Today" is the call's: the system clock on a real call, the scenario's day in a
+        // simulation.
+        let now = parties.clock.local(&self.timezone);
         Box::pin(async move {
             let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
             match call.name.as_str() {

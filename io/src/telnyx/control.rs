@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::driver::{CarrierRequest, CarrierRequestCounters};
 use crate::http::{HttpClient, HttpError};
 
 pub use crate::retry::RetryPolicy;
@@ -232,4 +233,33 @@ impl CallControl {
 /// The same command on the same call always has the same id.
 fn command_id(scope: &str, action: &str) -> String {
     format!("hermes-{action}-{scope}")
+}
+
+/// Serves the calls' hang-ups and transfers through Call Control until every call driver is
+/// gone. Each request runs on its own task: a slow Telnyx delays that request only, never the
+/// queue behind it.
+pub async fn carry_out(
+    control: std::sync::Arc<CallControl>,
+    mut requests: tokio::sync::mpsc::Receiver<CarrierRequest>,
+    counters: std::sync::Arc<CarrierRequestCounters>,
+) {
+    use std::sync::atomic::Ordering;
+    while let Some(request) = requests.recv().await {
+        let (control, counters) = (control.clone(), counters.clone());
+        tokio::spawn(async move {
+            let result = match &request {
+                CarrierRequest::Hangup { call_control_id } => control.hangup(call_control_id).await,
+                CarrierRequest::Transfer { call_control_id, to } => {
+                    control.transfer(call_control_id, to).await
+                }
+            };
+            match result {
+                Ok(()) => counters.done.fetch_add(1, Ordering::Relaxed),
+                Err(e) => {
+                    tracing::error!(call = request.call_control_id(), "call control failed: {e}");
+                    counters.failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+        });
+    }
 }

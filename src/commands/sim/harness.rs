@@ -11,9 +11,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hermes_core::config::{HermesConfig, LlmEngine, SttEngine, TtsEngine};
+use hermes_core::wall_clock::WallClock;
 use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
 use hermes_io::dashboard::Dashboard;
-use hermes_io::driver::{self, CallReport, CarrierRequest};
+use hermes_io::driver::{
+    self, CallClocks, CallReport, CarrierQueue, CarrierRequest, CarrierRequestCounters,
+};
 use hermes_io::fakes::caller::EndedBy;
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine, Scripts};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
@@ -48,6 +51,7 @@ async fn start_fakes(
     loopback: SocketAddr,
     profile: LatencyProfile,
     seed: u64,
+    clock: WallClock,
 ) -> anyhow::Result<(FakeLlm, FakeDeepgram, FakeElevenLabs)> {
     let voice = Arc::new(LocalVoice::new(&config.persona.voice, 175).with_context(|| {
         format!("persona.voice: espeak-ng cannot speak {:?}", config.persona.voice)
@@ -57,6 +61,8 @@ async fn start_fakes(
         tools: config.tools.enabled.clone(),
         profile,
         seed,
+        // Hermes tells the model each call's local time; this is for requests that do not.
+        clock,
         ..FakeLlmOptions::default()
     };
     let llm = FakeLlm::start(loopback, llm_options).await.context("starting the LLM fake")?;
@@ -93,6 +99,8 @@ pub struct InProcess {
     pub latency: Arc<hermes_io::latency::LatencyBook>,
     /// Its audio core, for the workers' own counters.
     pub audio: Arc<hermes_core::audio::AudioEngine>,
+    /// The calendar time of each call.
+    clocks: CallClocks,
     reports: Waiters<oneshot::Sender<CallReport>>,
     ends: Waiters<mpsc::Sender<EndedBy>>,
     _stop: watch::Sender<bool>,
@@ -108,18 +116,20 @@ pub struct CallHooks {
 
 impl InProcess {
     /// Starts Hermes on `config` with its stores in a temporary folder (a simulation never
-    /// writes into a real database), its providers being `engines`.
+    /// writes into a real database), its providers being `engines`, its calls on `clock`
+    /// unless [`InProcess::expect_call`] sets another.
     pub async fn start(
         models_dir: &Path,
         mut config: HermesConfig,
         config_dir: &Path,
         engines: Engines,
         listen: &str,
+        clock: WallClock,
     ) -> anyhow::Result<InProcess> {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
         let (fakes, scripts) = match engines {
             Engines::Fakes { profile, seed } => {
-                let fakes = start_fakes(&mut config, loopback, profile, seed).await?;
+                let fakes = start_fakes(&mut config, loopback, profile, seed, clock).await?;
                 let scripts = fakes.1.scripts.clone();
                 (Some(fakes), scripts)
             }
@@ -146,13 +156,16 @@ impl InProcess {
         (s.postgres_url_env, s.redis_url_env) = (String::new(), String::new());
         s.data_dir = data.path().to_string_lossy().into_owned();
 
-        let (carrier_tx, carrier_rx) = mpsc::channel::<CarrierRequest>(256);
+        let (carrier_queue, carrier_rx) = CarrierQueue::new(256);
+        let carrier_counters = carrier_queue.counters();
         // The fakes take any key; local engines need none (and must not find a real one).
         let with_fakes = fakes.is_some();
         let key_env = move |_: &str| with_fakes.then(|| FAKE_KEY.to_string());
-        let deps =
-            providers::call_deps(&config, &config_dir, models_dir, Some(carrier_tx), &key_env)
+        let mut deps =
+            providers::call_deps(&config, &config_dir, models_dir, Some(carrier_queue), &key_env)
                 .await?;
+        deps.clocks = CallClocks::new(clock);
+        let clocks = deps.clocks.clone();
         if let Err(e) = deps.llm.warm_up().await {
             eprintln!("warning: could not pre-connect to the LLM fake: {e}");
         }
@@ -194,7 +207,7 @@ impl InProcess {
                 });
             }
         });
-        tokio::spawn(carrier(carrier_rx, ends.clone()));
+        tokio::spawn(carrier(carrier_rx, ends.clone(), carrier_counters));
 
         let store = Arc::new(ConfigStore::new(config.clone()));
         let (events_tx, mut events_rx) = mpsc::channel(64);
@@ -216,6 +229,7 @@ impl InProcess {
             phone_url: format!("http://{addr}/phone?token={token}"),
             recent,
             audio: engine,
+            clocks,
             latency: latency_book,
             scripts,
             reports,
@@ -226,10 +240,16 @@ impl InProcess {
         })
     }
 
-    /// Registers a call before the caller dials: its transcript script, and where its report
-    /// and the carrier's end of it go.
-    pub fn expect_call(&self, call_id: &str, lines: Vec<ScriptLine>) -> CallHooks {
+    /// Registers a call before the caller dials: its transcript script, the calendar time it
+    /// lives in, and where its report and the carrier's end of it go.
+    pub fn expect_call(
+        &self,
+        call_id: &str,
+        lines: Vec<ScriptLine>,
+        clock: WallClock,
+    ) -> CallHooks {
         self.scripts.set(call_id, lines);
+        self.clocks.pin(call_id, clock);
         let (report_tx, report) = oneshot::channel();
         let (ends_tx, ends) = mpsc::channel(2);
         if let Ok(mut w) = self.reports.lock() {
@@ -275,8 +295,10 @@ fn write_demo_seed(dir: &Path) -> anyhow::Result<()> {
 async fn carrier(
     mut requests: mpsc::Receiver<CarrierRequest>,
     ends: Waiters<mpsc::Sender<EndedBy>>,
+    counters: Arc<CarrierRequestCounters>,
 ) {
     while let Some(request) = requests.recv().await {
+        counters.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (call, how) = match &request {
             CarrierRequest::Hangup { call_control_id } => (call_control_id, EndedBy::Agent),
             CarrierRequest::Transfer { call_control_id, .. } => {

@@ -14,13 +14,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use hermes_core::call::TurnTimeline;
 use hermes_core::config::HermesConfig;
+use hermes_core::wall_clock::{WallClock, parse_moment};
 use hermes_io::fakes::caller::{CallerLog, CallerScript, Dialect, Step, run_caller, voiced_length};
 use hermes_io::fakes::deepgram::ScriptLine;
 use hermes_io::fakes::profile::LatencyProfile;
 use hermes_models::voice::LocalVoice;
+use jiff::tz::TimeZone;
 
 use crate::cli::SimArgs;
 use harness::{Engines, InProcess};
@@ -59,9 +61,39 @@ pub fn demo(models_dir: &Path, args: &crate::cli::DemoArgs) -> anyhow::Result<()
         engines: "local".into(),
         transcript: true,
         listen: args.listen.clone(),
+        now: vec![args.now.clone()],
     };
     let hold = if args.no_hold { Hold::Seconds(0) } else { Hold::UntilInterrupted };
     run_scenarios(models_dir, &sim, vec![demo], hold)
+}
+
+/// The day simulated calls live in when neither `--now` nor their scenario says: an ordinary
+/// Tuesday morning on which the demo salon is open, and open the day after too (not an
+/// exception day, nor the day before one), so "tomorrow at 3" can be booked. Fixed, so a run
+/// means the same whatever day it runs on.
+pub const DEFAULT_NOW: &str = "2026-12-08T10:00";
+
+/// The clocks a run's calls start on: one per `--now` (the default when none), each with how
+/// it reads in the business's time zone.
+fn run_clocks(nows: &[String], timezone: &TimeZone) -> anyhow::Result<Vec<(WallClock, String)>> {
+    let default = [DEFAULT_NOW.to_string()];
+    let nows = if nows.is_empty() { &default[..] } else { nows };
+    nows.iter()
+        .map(|text| {
+            let clock = if text == "system" {
+                WallClock::System
+            } else {
+                let start = parse_moment(text, timezone).map_err(|why| anyhow!("--now: {why}"))?;
+                WallClock::starting_at(start)
+            };
+            Ok((clock, local_stamp(clock, timezone)))
+        })
+        .collect()
+}
+
+/// "2026-12-08T10:00 Tue" in the business's time zone, for reports.
+fn local_stamp(clock: WallClock, timezone: &TimeZone) -> String {
+    clock.local(timezone).strftime("%Y-%m-%dT%H:%M %a").to_string()
 }
 
 /// The demo's call, compiled in so `hermes demo` needs no checkout.
@@ -112,7 +144,30 @@ fn run_scenarios(
         "local" => Engines::Local,
         other => bail!("--engines: {other:?} is neither `fakes` nor `local`"),
     };
-    let calls = args.calls.unwrap_or(scenarios.len()).max(1);
+    let timezone = TimeZone::get(&config.business.timezone)
+        .with_context(|| format!("business.timezone: {:?} is unknown", config.business.timezone))?;
+    if args.target.is_some() && !args.now.is_empty() {
+        bail!("--now sets the in-process Hermes's clock; a --target runs on its own");
+    }
+    let clocks = run_clocks(&args.now, &timezone)?;
+    // A scenario's own day wins over --now: its conversation needs it.
+    let pinned: Vec<Option<(WallClock, String)>> = scenarios
+        .iter()
+        .map(|s| {
+            let clock = s.pinned_now(&timezone)?.map(WallClock::starting_at);
+            Ok(clock.map(|c| (c, local_stamp(c, &timezone))))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if args.target.is_some() && pinned.iter().any(Option::is_some) {
+        eprintln!("note: scenarios that set `now` run on the target's own clock");
+    }
+    // Every scenario once at each clock, in that order; --calls takes them in turn. Each
+    // call's clock comes with how it read at the start of the run, for the report.
+    let plan: Vec<(usize, &(WallClock, String))> = clocks
+        .iter()
+        .flat_map(|clock| (0..scenarios.len()).map(|i| (i, pinned[i].as_ref().unwrap_or(clock))))
+        .collect();
+    let calls = args.calls.unwrap_or(plan.len()).max(1);
     let speech = synthesise(&scenarios, &config)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -120,8 +175,15 @@ fn run_scenarios(
         let harness = match &args.target {
             Some(_) => None,
             None => Some(
-                InProcess::start(models_dir, config.clone(), &config_dir, engines, &args.listen)
-                    .await?,
+                InProcess::start(
+                    models_dir,
+                    config.clone(),
+                    &config_dir,
+                    engines,
+                    &args.listen,
+                    clocks[0].0,
+                )
+                .await?,
             ),
         };
         let base = match &args.target {
@@ -142,6 +204,22 @@ fn run_scenarios(
                 }
             ),
         );
+        if args.target.is_none() {
+            let days: Vec<&str> = clocks.iter().map(|(_, day)| day.as_str()).collect();
+            progress(
+                args,
+                &format!(
+                    "clock at the start: {} ({}){}",
+                    days.join(", "),
+                    config.business.timezone,
+                    if pinned.iter().any(Option::is_some) {
+                        "; scenarios that set `now` keep theirs"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
         if let Some(h) = &harness
             && !matches!(hold, Hold::Seconds(0))
         {
@@ -161,13 +239,16 @@ fn run_scenarios(
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(calls);
         for i in 0..calls {
-            let scenario = scenarios[i % scenarios.len()].clone();
+            let (which, clock) = plan[i % plan.len()];
+            let scenario = scenarios[which].clone();
             let id = format!("sim-{run_id}-{i}");
             let script = caller_script(&id, &scenario, dialect, &speech, args)?;
             let (harness, url) = (harness.clone(), url.clone());
-            tasks.push(tokio::spawn(
-                async move { place(harness, &url, id, scenario, script).await },
-            ));
+            // A remote target keeps its own clock.
+            let now = harness.is_some().then(|| clock.clone());
+            tasks.push(tokio::spawn(async move {
+                place(harness, &url, id, scenario, script, now).await
+            }));
             tokio::time::sleep(Duration::from_millis(args.ramp_ms)).await;
         }
         let mut results = Vec::with_capacity(calls);
@@ -336,13 +417,14 @@ fn caller_script(
     })
 }
 
-/// Places one call and checks it.
+/// Places one call at `now` (its clock, and how it reads; in-process runs) and checks it.
 async fn place(
     harness: Option<Arc<InProcess>>,
     url: &str,
     id: String,
     scenario: Scenario,
     script: CallerScript,
+    now: Option<(WallClock, String)>,
 ) -> CallResult {
     // The fake transcriber learns each line with its voice's timing, so it finalises words as
     // a streaming recogniser would: at the pauses inside a line too.
@@ -354,7 +436,8 @@ async fn place(
             _ => None,
         })
         .collect();
-    let hooks = harness.as_ref().map(|h| h.expect_call(&id, lines));
+    let clock = now.as_ref().map_or(WallClock::System, |(clock, _)| *clock);
+    let hooks = harness.as_ref().map(|h| h.expect_call(&id, lines, clock));
     let (report_rx, ends) = match hooks {
         Some(h) => (Some(h.report), Some(h.ends)),
         None => (None, None),
@@ -362,6 +445,7 @@ async fn place(
     let mut result = CallResult {
         id: id.clone(),
         scenario: scenario.name.clone(),
+        now: now.map(|(_, day)| day),
         log: None,
         report: None,
         failures: Vec::new(),

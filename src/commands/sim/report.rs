@@ -17,6 +17,8 @@ use super::scenario::Scenario;
 pub struct CallResult {
     pub id: String,
     pub scenario: String,
+    /// The business's local time when the call started (in-process runs).
+    pub now: Option<String>,
     /// `None` when the call could not be placed.
     pub log: Option<CallerLog>,
     /// The server's own report (in-process runs only).
@@ -220,6 +222,7 @@ impl Summary<'_> {
                 json!({
                     "id": c.id,
                     "scenario": c.scenario,
+                    "now": c.now,
                     "turns": c.log.as_ref().map_or(0, |l| l.turns.len()),
                     "v2v_ms": v.iter().map(|x| (x * 10.0).round() / 10.0).collect::<Vec<_>>(),
                     "barge_in_stop_ms": c.barge_in_ms(),

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use hermes_core::wall_clock::parse_moment;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde::Deserialize;
 
 /// One scenario file.
@@ -18,6 +21,9 @@ pub struct Scenario {
     /// The caller's number (masked wherever it is printed).
     #[serde(default = "default_caller")]
     pub caller: String,
+    /// When the call happens (the business's local time, or an RFC 3339 instant), for a
+    /// conversation that needs a particular day; wins over `--now` ([`Scenario::pinned_now`]).
+    pub now: Option<String>,
     #[serde(rename = "turn", default)]
     pub turns: Vec<Turn>,
     #[serde(default)]
@@ -126,6 +132,15 @@ impl Scenario {
         Ok(())
     }
 
+    /// The moment this scenario pins its calls to, read in the business's `timezone`; `None`
+    /// when it leaves the day to `--now`.
+    pub fn pinned_now(&self, timezone: &TimeZone) -> anyhow::Result<Option<Timestamp>> {
+        let Some(text) = &self.now else { return Ok(None) };
+        parse_moment(text, timezone)
+            .map(Some)
+            .map_err(|why| anyhow::anyhow!("{}: now: {why}", self.path.display()))
+    }
+
     /// What the caller says, in order: the speech-to-text fake's script for this call.
     pub fn lines(&self) -> Vec<String> {
         self.turns.iter().filter_map(|t| t.say.clone()).collect()
@@ -170,6 +185,18 @@ mod tests {
     }
 
     #[test]
+    fn a_pinned_moment_is_read_in_the_business_time_zone_and_a_bad_one_names_the_field() {
+        let s = parse("name = \"x\"\nnow = \"2026-12-08T10:00\"\n[[turn]]\ndtmf = \"0\"\n")
+            .expect("valid");
+        let new_york = TimeZone::get("America/New_York").expect("tzdb");
+        let at = s.pinned_now(&new_york).expect("parses").expect("pinned");
+        assert_eq!(at.to_string(), "2026-12-08T15:00:00Z");
+        let bad = parse("name = \"x\"\nnow = \"soon\"\n[[turn]]\ndtmf = \"0\"\n").expect("valid");
+        let err = bad.pinned_now(&new_york).expect_err("not a moment").to_string();
+        assert!(err.starts_with("s.toml: now: \"soon\" is not a date and time"), "{err}");
+    }
+
+    #[test]
     fn a_full_scenario_reads_every_key() {
         let s = parse(
             r#"
@@ -196,6 +223,7 @@ max_barge_in_stop_ms = 500
         )
         .expect("valid");
         assert_eq!(s.turns.len(), 5);
+        assert_eq!(s.pinned_now(&TimeZone::UTC).expect("no now"), None);
         assert_eq!(s.lines(), ["I'd like a haircut.", "Sorry, one thing"]);
         assert_eq!(s.expect.max_barge_in_stop_ms, Some(500));
     }

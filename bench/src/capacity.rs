@@ -166,7 +166,8 @@ pub fn run(
 
             if t == call.next_agent_turn {
                 let from = (call.offset + speech.len() / 2) % (speech.len() - speaks_for + 1);
-                call.audio.push_playout(&speech[from..from + speaks_for]);
+                let line = hermes_core::call::SpeakId(u64::from(call.turns) + 1);
+                call.audio.push_playout(line, &speech[from..from + speaks_for]);
                 call.audio.end_utterance();
                 call.turns += 1;
                 call.next_agent_turn += agent_every;
@@ -183,7 +184,7 @@ pub fn run(
             }
             while let Some(event) = call.audio.pop_event() {
                 match event {
-                    AudioEvent::Vad(_) => speech_events += 1,
+                    AudioEvent::Vad { .. } => speech_events += 1,
                     AudioEvent::PlayoutFlushed { .. } => barge_ins += 1,
                     AudioEvent::PlayoutDrained { .. } => {}
                 }

@@ -31,6 +31,11 @@ impl Samples {
         self.0 as f64 / TELEPHONY_RATE_HZ as f64
     }
 
+    /// The time these samples last at 8 kHz (exact: 125 µs each).
+    pub const fn as_duration(self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.0 * (1_000_000 / TELEPHONY_RATE_HZ as u64))
+    }
+
     pub const fn saturating_sub(self, other: Samples) -> Samples {
         Samples(self.0.saturating_sub(other.0))
     }

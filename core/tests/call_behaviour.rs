@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use call_sim::{Reply, Sim, ms};
 use hermes_core::call::{Action, CallConfig, CallLog, Direction, HangupReason, Input, Message};
+use hermes_core::config::WebhookTool;
+use hermes_core::units::Millis;
 
 const GREETING: &str = "Thanks for calling Maple Street Hair, this is Sam. How can I help?";
 
@@ -151,7 +153,7 @@ fn early_llm_start_on_the_transcribers_pause_is_cancelled_when_more_words_come()
     sim.replies.push_back(Reply::Text(vec!["Stale answer."]));
     sim.replies.push_back(Reply::Text(vec!["Tuesday it is."]));
     // A 250 ms pause: the transcriber ends an utterance in it, the VAD (320 ms) never does.
-    sim.input_at(ms(5000), Input::SpeechStarted);
+    sim.input_at(ms(5000), Input::SpeechStarted { at: sim.at(ms(5000)) });
     let first = "book a haircut";
     sim.input_at(
         ms(6100),
@@ -161,7 +163,7 @@ fn early_llm_start_on_the_transcribers_pause_is_cancelled_when_more_words_come()
         ms(6400),
         Input::Transcript { text: "for".into(), is_final: false, ends_utterance: false },
     );
-    sim.input_at(ms(7320), Input::SpeechEnded);
+    sim.input_at(ms(7320), Input::SpeechEnded { at: sim.at(ms(7320)) });
     sim.input_at(
         ms(7150),
         Input::Transcript { text: "for Tuesday".into(), is_final: true, ends_utterance: true },
@@ -270,8 +272,8 @@ fn an_acknowledgement_whose_words_come_after_the_barge_in_only_pauses_the_agent(
         .push_back(Reply::Text(vec!["Your order shipped on Friday. It should arrive by Tuesday."]));
     sim.caller_says(ms(5000), ms(800), "where is my order");
     // "Uh-huh" long enough to barge in, its words only in the final, after the speech.
-    sim.input_at(ms(8000), Input::SpeechStarted);
-    sim.input_at(ms(8600), Input::SpeechEnded);
+    sim.input_at(ms(8000), Input::SpeechStarted { at: sim.at(ms(8000)) });
+    sim.input_at(ms(8600), Input::SpeechEnded { at: sim.at(ms(8600)) });
     sim.input_at(
         ms(8800),
         Input::Transcript { text: "Uh-huh.".into(), is_final: true, ends_utterance: true },
@@ -555,7 +557,7 @@ fn a_stalled_llm_is_timed_out_and_retried_so_the_line_never_goes_dead() {
 #[test]
 fn max_call_duration_ends_the_call_gracefully() {
     let mut cfg = CallConfig::default();
-    cfg.conversation.max_call_duration_ms = hermes_core::units::Millis(10_000);
+    cfg.conversation.max_call_duration_ms = Millis(10_000);
     let mut sim = Sim::new(cfg);
     sim.answer(Direction::Inbound);
     sim.replies.push_back(Reply::Text(vec![
@@ -673,4 +675,76 @@ fn a_reconnected_stream_resumes_the_conversation_without_greeting_again() {
         "one system prompt, the current one"
     );
     assert!(assistant_messages(&context).iter().any(|t| t.contains("what day works")));
+}
+
+#[test]
+fn each_tool_times_out_on_its_own_timeout_while_the_others_run_on() {
+    let mut cfg = CallConfig::default();
+    cfg.tools.default_timeout_ms = Millis(2000);
+    cfg.tools.webhook.push(WebhookTool {
+        name: "slow_crm".into(),
+        timeout_ms: Millis(6000),
+        ..WebhookTool::default()
+    });
+    let mut sim = Sim::new(cfg);
+    sim.answer(Direction::Inbound);
+    sim.run_until(ms(4000));
+    sim.hung_tools = vec!["lookup_order", "slow_crm"];
+    sim.replies.push_back(Reply::Tools(vec![("lookup_order", "{}"), ("slow_crm", "{}")]));
+    sim.replies.push_back(Reply::Text(vec!["Sorry, our systems are slow today."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.run_until(ms(20_000));
+    let timed_out: Vec<(u128, String)> = sim
+        .actions
+        .iter()
+        .filter_map(|(t, a)| match a {
+            Action::ToolTimedOut { id } => Some((t.as_millis(), id.clone())),
+            _ => None,
+        })
+        .collect();
+    let started = sim.first(|a| matches!(a, Action::RunTools { .. })).expect("tools ran");
+    // The order lookup gives up at its 2 s; the CRM keeps its own 6 s.
+    assert_eq!(timed_out.len(), 2, "{timed_out:?}");
+    assert_eq!(timed_out[0].0, (started + ms(2000)).as_millis());
+    assert_eq!(timed_out[1].0, (started + ms(6000)).as_millis());
+    assert_eq!(sim.logged(CallLog::ToolTimedOut), 2);
+    let context = sim.last_context();
+    let failures: Vec<&str> = context
+        .iter()
+        .filter_map(|m| match m {
+            Message::ToolResult { output, is_error: true, .. } => Some(output.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failures,
+        ["lookup_order did not answer in time.", "slow_crm did not answer in time."]
+    );
+    assert!(sim.spoken().contains(&"Sorry, our systems are slow today.".to_string()));
+}
+
+#[test]
+fn the_caller_turn_is_an_action_and_its_timeline_starts_where_the_voice_ended() {
+    let mut sim = greeted();
+    sim.vad_hangover = ms(320);
+    sim.replies.push_back(Reply::Text(vec!["We open at nine."]));
+    sim.caller_says(ms(5000), ms(800), "when do you open");
+    sim.run_until(ms(10_000));
+    let turns: Vec<&Action> = sim
+        .actions
+        .iter()
+        .map(|(_, a)| a)
+        .filter(|a| matches!(a, Action::CallerTurn { .. }))
+        .collect();
+    assert_eq!(turns, [&Action::CallerTurn { turn: 1, text: "when do you open".into() }]);
+    let timeline = sim
+        .actions
+        .iter()
+        .find_map(|(_, a)| match a {
+            Action::Timeline(t) if t.turn == 1 => Some(*t),
+            _ => None,
+        })
+        .expect("the turn's timeline");
+    // The voice ended at 5.8 s; the VAD was sure 320 ms later. The timeline starts at 5.8 s.
+    assert_eq!(timeline.user_speech_end, Some(sim.at(ms(5800))));
 }

@@ -28,8 +28,9 @@ fn input() -> impl Strategy<Value = Input> {
         prop::bool::ANY.prop_map(|out| Input::Answered {
             direction: if out { Direction::Outbound } else { Direction::Inbound }
         }),
-        Just(Input::SpeechStarted),
-        Just(Input::SpeechEnded),
+        // Their instants are set when they are fed (see `retimed`).
+        Just(Input::SpeechStarted { at: Instant::now() }),
+        Just(Input::SpeechEnded { at: Instant::now() }),
         (words.clone(), prop::bool::ANY, prop::bool::ANY).prop_map(|(t, f, e)| Input::Transcript {
             text: t.into(),
             is_final: f,
@@ -63,6 +64,16 @@ fn input() -> impl Strategy<Value = Input> {
         prop::sample::select(vec!['0', '1', '#']).prop_map(|digit| Input::Dtmf { digit }),
         Just(Input::CarrierHangup),
     ]
+}
+
+/// A VAD input's boundary, a little before it is fed (as the VAD decides after the fact).
+fn retimed(input: Input, now: Instant) -> Input {
+    let before = now.checked_sub(Duration::from_millis(320)).unwrap_or(now);
+    match input {
+        Input::SpeechStarted { .. } => Input::SpeechStarted { at: before },
+        Input::SpeechEnded { .. } => Input::SpeechEnded { at: before },
+        other => other,
+    }
 }
 
 /// `(milliseconds since the previous input, input)`.
@@ -119,7 +130,7 @@ proptest! {
         for (gap, input) in script {
             let at = now + Duration::from_millis(gap);
             advance(&mut call, &mut now, at, &mut ended, &mut speaks)?;
-            call.handle(now, input);
+            call.handle(now, retimed(input, now));
             drain(&mut call, &mut ended, &mut speaks)?;
             // Never silent forever: owing the caller something means a timer is armed.
             if call.agent_holds_floor() {
@@ -137,7 +148,7 @@ proptest! {
         prop_assert_eq!(call.outstanding_speech(), 0);
         if call.is_ended() {
             prop_assert_eq!(call.poll_timeout(), None);
-            call.handle(now, Input::SpeechStarted);
+            call.handle(now, Input::SpeechStarted { at: now });
             call.handle(now, Input::Dtmf { digit: '0' });
             prop_assert!(call.poll_action().is_none(), "input after the end produced an action");
         }

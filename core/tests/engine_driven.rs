@@ -5,7 +5,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use common::{BrokenModel, EnergyModel, silence_ulaw, tone_ulaw};
-use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent, CallAudio, DrivenWorkers};
+use hermes_core::audio::{
+    AudioConfig, AudioEngine, AudioEvent, CallAudio, DrivenWorkers, PlayoutCut,
+};
+use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::units::{FRAME_SAMPLES, Millis, Samples};
 use hermes_core::vad::{
@@ -68,13 +71,16 @@ fn speech_in_inbound_audio_is_reported_with_its_sample_position() {
         rig.tick();
         events.extend(Rig::events(&mut call));
     }
-    let vad: Vec<VadEvent> = events
+    let vad: Vec<(VadEvent, Samples)> = events
         .iter()
-        .filter_map(|e| if let AudioEvent::Vad(v) = e { Some(*v) } else { None })
+        .filter_map(|e| match e {
+            AudioEvent::Vad { event, decided } => Some((*event, *decided)),
+            _ => None,
+        })
         .collect();
     assert_eq!(vad.len(), 2, "{events:?}");
-    let VadEvent::SpeechStarted { at: start, decided_at } = vad[0] else { panic!("{vad:?}") };
-    let VadEvent::SpeechEnded { at: end, .. } = vad[1] else { panic!("{vad:?}") };
+    let (VadEvent::SpeechStarted { at: start, decided_at }, _) = vad[0] else { panic!("{vad:?}") };
+    let (VadEvent::SpeechEnded { at: end, .. }, _) = vad[1] else { panic!("{vad:?}") };
     // Windows are 32 ms (256 samples); boundaries are exact to within one window.
     assert!(start.0.abs_diff(4000) <= 256, "speech started at {start}");
     assert!(end.0.abs_diff(8800) <= 256, "speech ended at {end}");
@@ -82,10 +88,37 @@ fn speech_in_inbound_audio_is_reported_with_its_sample_position() {
 }
 
 #[test]
+fn a_vad_boundary_carries_the_instant_the_caller_really_stopped_not_when_it_was_decided() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    let epoch = call.instant_of(Samples::ZERO);
+    let mut audio = silence_ulaw(500);
+    audio.extend(tone_ulaw(600, 0));
+    audio.extend(silence_ulaw(600));
+    let mut ended = None;
+    for frame in audio.chunks(FRAME_SAMPLES) {
+        call.push_inbound(frame);
+        rig.tick();
+        for e in Rig::events(&mut call) {
+            if let AudioEvent::Vad { event: event @ VadEvent::SpeechEnded { .. }, decided } = e {
+                ended = Some((call.happened_at(&event, decided), call.instant_of(decided)));
+            }
+        }
+    }
+    let (happened, decided) = ended.expect("the end of speech");
+    // The carrier's frame n reaches the engine at tick n + 1: the tone's last sample (1.1 s
+    // in) was heard at about 1.12 s on the engine's clock; the decision came a minimum
+    // silence (192 ms) and a window later.
+    let ms = |t: std::time::Instant| t.duration_since(epoch).as_millis();
+    assert!(ms(happened).abs_diff(1120) <= 40, "ended at {} ms", ms(happened));
+    assert!(ms(decided) >= ms(happened) + 192, "decided at {} ms", ms(decided));
+}
+
+#[test]
 fn agent_audio_goes_out_at_once_up_to_the_lead_then_at_real_time_pace() {
     let mut rig = Rig::new(1);
     let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
-    assert_eq!(call.push_playout(&tone_ulaw(2000, 0)), 16_000);
+    assert_eq!(call.push_playout(SpeakId(1), &tone_ulaw(2000, 0)), 16_000);
     rig.tick();
     let first: Vec<_> = std::iter::from_fn(|| call.pop_egress()).collect();
     assert_eq!(first.len(), 8, "160 ms lead = 8 frames at once");
@@ -102,7 +135,10 @@ fn agent_audio_goes_out_at_once_up_to_the_lead_then_at_real_time_pace() {
 fn flush_reports_exactly_what_the_caller_heard_and_drops_the_rest() {
     let mut rig = Rig::new(1);
     let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
-    call.push_playout(&tone_ulaw(2000, 0));
+    // A short line, then the answer that gets cut.
+    call.push_playout(SpeakId(6), &tone_ulaw(100, 0));
+    call.end_utterance();
+    call.push_playout(SpeakId(7), &tone_ulaw(2000, 0));
     let start = rig.now;
     for _ in 0..15 {
         rig.tick();
@@ -111,29 +147,59 @@ fn flush_reports_exactly_what_the_caller_heard_and_drops_the_rest() {
     // 300 ms after playback began, the caller barges in.
     call.flush_playout();
     let next_utterance = call.playout_position();
-    call.push_playout(&tone_ulaw(100, 0));
+    call.push_playout(SpeakId(8), &tone_ulaw(100, 0));
     call.end_utterance();
     rig.tick();
     let events = Rig::events(&mut call);
     let flushed = events.iter().find_map(|e| match e {
-        AudioEvent::PlayoutFlushed { played, dropped } => Some((*played, *dropped)),
+        AudioEvent::PlayoutFlushed { played, dropped, cut } => Some((*played, *dropped, *cut)),
         _ => None,
     });
-    let (played, dropped) = flushed.unwrap_or_else(|| panic!("no flush event in {events:?}"));
+    let (played, dropped, cut) = flushed.unwrap_or_else(|| panic!("no flush event in {events:?}"));
     // Playback started at the first tick (start + 20 ms); the flush came 15 ticks later.
     assert_eq!(played, Samples(rig.now - TICK - start - TICK));
     assert_eq!(played.0 + dropped.0, next_utterance.0, "every sample is either heard or dropped");
-    // Only the new utterance comes out after the flush.
+    // The cut names the answer and how far into it the caller got: past the 100 ms line.
+    assert_eq!(cut, Some(PlayoutCut { speak: SpeakId(7), heard: Samples(played.0 - 800) }));
+    // Only the new utterance comes out after the flush, tagged as such.
     let frames: Vec<_> = std::iter::from_fn(|| call.pop_egress()).collect();
     assert!(!frames.is_empty());
     assert!(frames.iter().all(|f| f.position >= next_utterance), "stale audio after barge-in");
+    assert!(frames.iter().all(|f| f.speak == Some(SpeakId(8))), "{frames:?}");
+}
+
+#[test]
+fn released_frames_are_tagged_with_their_utterance() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    call.push_playout(SpeakId(1), &tone_ulaw(50, 0));
+    call.end_utterance();
+    call.push_playout(SpeakId(2), &tone_ulaw(40, 0));
+    rig.tick();
+    let tags: Vec<_> = std::iter::from_fn(|| call.pop_egress()).map(|f| f.speak).collect();
+    // 50 ms padded to 60 ms: three frames of the first, then two of the second.
+    let (one, two) = (Some(SpeakId(1)), Some(SpeakId(2)));
+    assert_eq!(tags, [one, one, one, two, two]);
+}
+
+#[test]
+fn an_alaw_calls_agent_audio_is_converted_from_mulaw_as_it_is_queued() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Alaw).expect("call");
+    let mulaw = tone_ulaw(20, 0);
+    assert_eq!(call.push_playout(SpeakId(1), &mulaw), FRAME_SAMPLES);
+    rig.tick();
+    let frame = call.pop_egress().expect("a frame");
+    let expected: Vec<u8> =
+        mulaw.iter().map(|&b| G711::Alaw.encode(G711::Mulaw.decode(b))).collect();
+    assert_eq!(frame.payload.as_slice(), expected.as_slice());
 }
 
 #[test]
 fn drained_is_reported_when_the_last_frame_has_played() {
     let mut rig = Rig::new(1);
     let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
-    call.push_playout(&tone_ulaw(100, 0));
+    call.push_playout(SpeakId(1), &tone_ulaw(100, 0));
     let mut drained_at = None;
     for _ in 0..20 {
         rig.tick();
@@ -154,7 +220,7 @@ fn drained_is_reported_when_the_last_frame_has_played() {
 fn end_utterance_pads_a_partial_frame_with_silence() {
     let mut rig = Rig::new(1);
     let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
-    call.push_playout(&[0x10; 100]);
+    call.push_playout(SpeakId(1), &[0x10; 100]);
     assert_eq!(call.end_utterance(), 60);
     assert_eq!(call.end_utterance(), 0, "already aligned");
     rig.tick();
@@ -211,7 +277,7 @@ fn a_failing_vad_model_is_counted_and_the_call_goes_on() {
     let (engine, mut workers) =
         AudioEngine::start_driven(config(1), Arc::new(BrokenModel)).expect("engine");
     let mut call = engine.add_call(G711::Mulaw).expect("call");
-    call.push_playout(&tone_ulaw(100, 0));
+    call.push_playout(SpeakId(1), &tone_ulaw(100, 0));
     let mut now = 0;
     for frame in tone_ulaw(500, 0).chunks(FRAME_SAMPLES) {
         call.push_inbound(frame);
@@ -221,7 +287,7 @@ fn a_failing_vad_model_is_counted_and_the_call_goes_on() {
     let stats = engine.stats().total();
     assert!(stats.vad_errors > 0);
     assert!(call.pop_egress().is_some(), "playout continues despite VAD failures");
-    assert!(!std::iter::from_fn(|| call.pop_event()).any(|e| matches!(e, AudioEvent::Vad(_))));
+    assert!(!std::iter::from_fn(|| call.pop_event()).any(|e| matches!(e, AudioEvent::Vad { .. })));
 }
 
 #[test]
@@ -329,7 +395,12 @@ fn agent_audio_due_at_a_tick_is_released_before_the_ticks_inference() {
     let (_engine, mut workers, _speaking, quiet) = interrupted_rig(4, move |_, call| {
         seen.lock().expect("seen").push(call.pop_egress().is_some());
     });
-    quiet.lock().expect("quiet").as_mut().expect("quiet").push_playout(&tone_ulaw(200, 0));
+    quiet
+        .lock()
+        .expect("quiet")
+        .as_mut()
+        .expect("quiet")
+        .push_playout(SpeakId(1), &tone_ulaw(200, 0));
 
     workers.tick(Samples(TICK));
 
@@ -346,7 +417,7 @@ fn a_nudge_during_a_ticks_inference_is_answered_before_the_next_batch() {
     let seen = released_by_second_batch.clone();
     let (engine, mut workers, _speaking, _quiet) = interrupted_rig(1, move |n, call| match n {
         0 => {
-            assert_eq!(call.push_playout(&tone_ulaw(200, 0)), 1600);
+            assert_eq!(call.push_playout(SpeakId(1), &tone_ulaw(200, 0)), 1600);
             call.release_now();
         }
         1 => *seen.lock().expect("seen") = Some(call.pop_egress().is_some()),

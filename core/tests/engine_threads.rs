@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{EnergyModel, silence_ulaw, tone_ulaw};
 use hermes_core::audio::{AudioConfig, AudioEngine, AudioEvent};
+use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::units::FRAME_SAMPLES;
 
@@ -54,7 +55,7 @@ fn a_worker_wakes_the_async_side_when_agent_audio_is_due() {
     let std_waker = Waker::from(waker.clone());
     let mut cx = Context::from_waker(&std_waker);
     assert_eq!(call.poll_ready(&mut cx), Poll::Pending);
-    call.push_playout(&tone_ulaw(200, 0));
+    call.push_playout(SpeakId(1), &tone_ulaw(200, 0));
     let woke =
         wait_for(Duration::from_secs(5), || (waker.wakes.load(Ordering::SeqCst) > 0).then_some(()));
     assert!(woke.is_some(), "worker never woke the call");
@@ -82,7 +83,7 @@ fn new_agent_audio_on_a_quiet_call_is_released_between_ticks_when_asked() {
     wait_for(Duration::from_secs(5), || (ticks() > before).then_some(())).expect("a tick");
     let tick_before = ticks();
 
-    call.push_playout(&tone_ulaw(200, 0));
+    call.push_playout(SpeakId(1), &tone_ulaw(200, 0));
     call.release_now();
     let frame = wait_for(Duration::from_secs(5), || call.pop_egress()).expect("a frame");
 
@@ -105,7 +106,7 @@ fn speech_events_arrive_from_a_real_worker() {
     let mut seen = Vec::new();
     let done = wait_for(Duration::from_secs(5), || {
         seen.extend(std::iter::from_fn(|| call.pop_event()));
-        (seen.iter().filter(|e| matches!(e, AudioEvent::Vad(_))).count() >= 2).then_some(())
+        (seen.iter().filter(|e| matches!(e, AudioEvent::Vad { .. })).count() >= 2).then_some(())
     });
     assert!(done.is_some(), "events: {seen:?}");
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{EnergyModel, silence_ulaw, tone_ulaw};
 use hermes_core::audio::{AllocationProbe, AudioConfig, AudioEngine, AudioEvent};
+use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::units::FRAME_SAMPLES;
 
@@ -32,7 +33,7 @@ fn worker_loop_allocates_nothing_after_call_setup() {
     let mut calls: Vec<_> = (0..12).map(|_| engine.add_call(G711::Mulaw).expect("call")).collect();
     for call in &mut calls {
         let _ = call.poll_ready(&mut cx);
-        call.push_playout(&tone_ulaw(3000, 0));
+        call.push_playout(SpeakId(1), &tone_ulaw(3000, 0));
     }
     // Speech bursts between silences, so the segmenter starts and ends segments.
     let mut inbound = Vec::new();
@@ -48,7 +49,7 @@ fn worker_loop_allocates_nothing_after_call_setup() {
                 frames += 1;
             }
             while let Some(e) = call.pop_event() {
-                events += usize::from(matches!(e, AudioEvent::Vad(_)));
+                events += usize::from(matches!(e, AudioEvent::Vad { .. }));
             }
             let _ = call.poll_ready(&mut cx);
         }

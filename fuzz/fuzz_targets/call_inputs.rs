@@ -17,7 +17,9 @@ const WORDS: [&str; 6] = ["", "yeah", "book a cut", "tuesday", "a person please"
 const DELTAS: [&str; 5] = ["Sure. ", "It is $35.", "50. ", "Anything else?", "Dr. Smith"];
 const TOOLS: [&str; 3] = ["lookup_order", "check_availability", "transfer_to_human"];
 
-fn decode(kind: u8, p: u8) -> Input {
+/// One input, fed at `now`; a VAD boundary lies up to 255 ms before it.
+fn decode(kind: u8, p: u8, now: Instant) -> Input {
+    let boundary = now.checked_sub(Duration::from_millis(u64::from(p))).unwrap_or(now);
     let request = LlmRequestId(u64::from(p % 8));
     let speak = SpeakId(u64::from(p % 16));
     let tool = format!("tool{}", p % 4);
@@ -25,8 +27,8 @@ fn decode(kind: u8, p: u8) -> Input {
         0 => Input::Answered {
             direction: if p % 2 == 0 { Direction::Inbound } else { Direction::Outbound },
         },
-        1 => Input::SpeechStarted,
-        2 => Input::SpeechEnded,
+        1 => Input::SpeechStarted { at: boundary },
+        2 => Input::SpeechEnded { at: boundary },
         3 => Input::Transcript {
             text: WORDS[usize::from(p) % WORDS.len()].into(),
             is_final: p % 2 == 0,
@@ -79,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
     for chunk in data.chunks_exact(3) {
         let at = now + Duration::from_millis(u64::from(chunk[0]) * 20);
         advance(&mut call, &mut now, at, &mut ended);
-        call.handle(now, decode(chunk[1], chunk[2]));
+        call.handle(now, decode(chunk[1], chunk[2], now));
         drain(&mut call, &mut ended);
         if call.agent_holds_floor() {
             assert!(call.poll_timeout().is_some(), "agent holds the floor without a timer");

@@ -3,9 +3,9 @@
 //! Everything in Hermes that waits on the outside world, on tokio. So far: the shared HTTP
 //! client, installing pinned model files from PyPI, and the Telnyx wire protocols.
 
+pub mod call;
 pub mod carrier;
 pub mod dashboard;
-pub mod driver;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod http;

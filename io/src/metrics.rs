@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::driver::{CallDeps, DriverCounters};
+use crate::call::{CallDeps, DriverCounters};
 use crate::records::RecordCounters;
 use crate::sessions::SessionCounters;
 use crate::stt::SttCounters;

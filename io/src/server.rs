@@ -1,9 +1,10 @@
-//! `hermes serve`'s HTTP front door (hyper 1): health and readiness, the Telnyx webhook, and
-//! Prometheus counters. Graceful shutdown stops taking new work, answers `/readyz` with 503 so
-//! a load balancer drains us, and gives open connections a bounded time to finish.
+//! `hermes serve`'s HTTP front door (hyper 1): health and readiness, the Telnyx and Twilio
+//! webhooks, the media WebSocket routes (each stream becomes a call, run to its end by the
+//! [`CallHandler`] in the [`MediaHub`]), the dashboard, the browser phone and Prometheus
+//! counters. Graceful shutdown stops taking new work, answers `/readyz` with 503 so a load
+//! balancer drains us, and gives open connections and live calls a bounded time to finish.
 //!
-//! The media WebSocket routes and the call driver arrive with the rest of the telephony work;
-//! webhook events are handed to them through the channel given to [`serve`].
+//! Telnyx webhook events are handed on through the channel given to [`ServerState::new`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
-use crate::carrier::session::{self as stream, MediaCounters, MediaSettings, StreamHandle};
+use crate::call::{CallHandler, MediaCounters, MediaLink, MediaSettings, WsTransport};
 use crate::carrier::{Dialect, MAX_FRAME_BYTES};
 use crate::telnyx::media::TelnyxDialect;
 use crate::twilio::media::TwilioDialect;
@@ -200,14 +201,14 @@ impl std::fmt::Debug for TwilioHub {
     }
 }
 
-/// What the media WebSocket route needs: the audio engine calls join, and where to hand each
-/// new stream's [`StreamHandle`] (the call driver).
+/// What the media WebSocket routes need: the audio engine calls join, and what runs the call
+/// on each new stream.
 #[derive(Debug)]
 pub struct MediaHub {
     pub engine: Arc<AudioEngine>,
     pub settings: MediaSettings,
     pub counters: Arc<MediaCounters>,
-    pub sessions: mpsc::Sender<StreamHandle>,
+    pub calls: Arc<dyn CallHandler>,
 }
 
 impl ServerState {
@@ -405,17 +406,15 @@ fn media_upgrade(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    let (handle, mut ports) = stream::channel();
-    if let Some(notes) = notes {
-        ports = ports.with_notes(notes);
-    }
-    if hub.sessions.try_send(handle).is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "busy\n");
-    }
-    let (engine, settings, counters) =
-        (Arc::clone(&hub.engine), hub.settings.clone(), Arc::clone(&hub.counters));
+    let (engine, settings, counters, calls) = (
+        Arc::clone(&hub.engine),
+        hub.settings.clone(),
+        Arc::clone(&hub.counters),
+        Arc::clone(&hub.calls),
+    );
     let tracked = Arc::clone(state);
     tracked.live_sessions.fetch_add(1, Ordering::AcqRel);
+    // This task is the call's one task: the link below is driven from it to the call's end.
     tokio::spawn(async move {
         let _live = LiveSession(tracked);
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
@@ -423,7 +422,12 @@ fn media_upgrade(
         let ws =
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
-        stream::run(ws, dialect, engine, settings, counters, header_token, ports).await;
+        let mut transport = WsTransport::new(ws, dialect, settings.write_timeout);
+        if let Some(notes) = notes {
+            transport = transport.with_notes(notes);
+        }
+        let link = MediaLink::new(transport, engine, settings, counters, header_token.as_deref());
+        calls.run(link).await;
     });
     let mut r = Response::new(Full::new(Bytes::new()));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -32,7 +32,7 @@ use sha2::Sha256;
 use hermes_core::call::ToolCall;
 use hermes_core::config::{Env, Tools, WebhookTool};
 
-use crate::driver::tools::{CallParties, ToolFuture, ToolOutcome, ToolRunner};
+use crate::call::tools::{CallParties, ToolFuture, ToolOutcome, ToolRunner};
 use crate::http::{HttpClient, HttpError};
 
 /// The most of a webhook's response the model is given; a longer one is an error (a tool

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
 use hermes_core::wall_clock::WallClock;
-use hermes_io::carrier::session::MediaSettings;
-use hermes_io::driver::tools::ProfileTools;
-use hermes_io::driver::{
-    CallClocks, CallDeps, CarrierQueue, DriverCounters, Outcome, Speaker, drive,
+use hermes_io::call::tools::ProfileTools;
+use hermes_io::call::{
+    CallClocks, CallDeps, Calls, CarrierQueue, DriverCounters, MediaSettings, Outcome, Speaker,
 };
 use hermes_io::fakes::carrier::{FakeTelnyx, Recording, StreamScript};
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
@@ -63,9 +62,9 @@ fn caller(
 /// driver's report of the call.
 async fn place(
     addr: std::net::SocketAddr,
-    reports: &mut mpsc::Receiver<hermes_io::driver::CallReport>,
+    reports: &mut mpsc::Receiver<hermes_io::call::CallReport>,
     script: &StreamScript,
-) -> (Recording, hermes_io::driver::CallReport) {
+) -> (Recording, hermes_io::call::CallReport) {
     let recording = FakeTelnyx::new([7; 32])
         .stream_call(&format!("ws://{addr}/telnyx/media"), script)
         .await
@@ -87,8 +86,8 @@ struct Rig {
     writer: Arc<RecordWriter>,
     store: SqliteStore,
     addr: std::net::SocketAddr,
-    reports: mpsc::Receiver<hermes_io::driver::CallReport>,
-    carrier_rx: mpsc::Receiver<hermes_io::driver::CarrierRequest>,
+    reports: mpsc::Receiver<hermes_io::call::CallReport>,
+    carrier_rx: mpsc::Receiver<hermes_io::call::CarrierRequest>,
     _stop: tokio::sync::watch::Sender<bool>,
     _data: tempfile::TempDir,
 }
@@ -171,16 +170,22 @@ async fn rig_with(local_stt: Option<LocalStt>) -> Rig {
     });
     assert_eq!(BUILTIN_TOOLS.len(), config.tools.enabled.len());
 
-    let common::MediaServer { addr, mut sessions, stop, .. } =
-        common::media_server(MediaSettings::default(), Duration::from_secs(1), |_| {}).await;
-    let (reports_tx, reports) = mpsc::channel(1);
-    let driving = deps.clone();
-    tokio::spawn(async move {
-        while let Some(handle) = sessions.recv().await {
-            let report = drive(handle, driving.clone()).await;
-            let _ = reports_tx.send(report).await;
-        }
-    });
+    let (reports_tx, reports) = mpsc::channel(4);
+    let calling = deps.clone();
+    let calls = Calls::new(
+        move || calling.clone(),
+        move |report| {
+            let _ = reports_tx.try_send(report);
+        },
+    );
+    let common::MediaServer { addr, stop, .. } = common::media_server_with(
+        MediaSettings::default(),
+        Duration::from_secs(1),
+        hermes_core::audio::AudioConfig::default(),
+        Some(Arc::new(calls)),
+        |_| {},
+    )
+    .await;
 
     Rig {
         voice,

@@ -1,17 +1,19 @@
-//! End to end over loopback with the fake Telnyx: a signed webhook reaches the call driver, the
+//! End to end over loopback with the fake Telnyx: a signed webhook reaches the call path, the
 //! caller's audio (a WAV file streamed at real-time pace) reaches the audio core and its VAD,
 //! the agent's reply goes back paced by the playout clock, and the carrier acknowledges the
 //! mark only after that audio has played.
 
 mod common;
 
+use common::LinkCommand;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hermes_core::audio::AudioEvent;
+use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::vad::VadEvent;
-use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent};
+use hermes_io::call::{MediaEvent, MediaSettings};
 use hermes_io::fakes::carrier::{FakeTelnyx, StreamScript, ulaw_from_wav};
 use hermes_io::http::HttpClient;
 use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
@@ -46,7 +48,7 @@ fn caller_wav(dir: &std::path::Path) -> std::path::PathBuf {
 async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_after_playout() {
     let fake = FakeTelnyx::new([42; 32]);
     let verifier = WebhookVerifier::new(&fake.public_key(), 300).expect("fake key");
-    let common::MediaServer { addr, mut sessions, webhook_events, stop: _stop, .. } =
+    let common::MediaServer { addr, mut links, webhook_events, stop: _stop, .. } =
         common::media_server(MediaSettings::default(), Duration::from_secs(1), |state| {
             state.telnyx = Some(verifier);
         })
@@ -83,24 +85,20 @@ async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_
         "Telnyx is told to stream to our media route"
     );
 
-    // 2. The driver: answers speech with 800 ms of agent audio and a mark.
+    // 2. The call: answers speech with an 800 ms line and its mark.
     let driver = tokio::spawn(async move {
-        let mut handle = sessions.recv().await.expect("session");
+        let mut handle = links.recv().await.expect("link");
         let mut log = Vec::new();
         while let Some(event) = handle.events.recv().await {
             match &event {
-                StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechEnded { .. })) => {
+                MediaEvent::Vad { event: VadEvent::SpeechEnded { .. }, .. } => {
                     let reply: Vec<u8> = (0..6400)
                         .map(|i| G711::Mulaw.encode(((i % 40) as i16 - 20) * 300))
                         .collect();
-                    handle.commands.send(StreamCommand::Play(reply)).await.expect("play");
-                    handle
-                        .commands
-                        .send(StreamCommand::Mark("reply-1".into()))
-                        .await
-                        .expect("mark");
+                    handle.commands.send(LinkCommand::Play(SpeakId(1), reply)).expect("play");
+                    handle.commands.send(LinkCommand::EndLine(SpeakId(1))).expect("mark");
                 }
-                StreamEvent::MarkPlayed(_) => {
+                MediaEvent::Heard(_) => {
                     log.push(event);
                     break;
                 }
@@ -128,20 +126,18 @@ async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_
         .expect("driver ok");
 
     assert!(
-        matches!(log.first(), Some(StreamEvent::Started { call_control_id, .. }) if call_control_id == "v3:e2e"),
+        matches!(log.first(), Some(MediaEvent::Started(s)) if s.call_id == "v3:e2e"),
         "{log:?}"
     );
     assert!(
-        log.iter().any(|e| matches!(
-            e,
-            StreamEvent::Audio(AudioEvent::Vad(VadEvent::SpeechStarted { .. }))
-        ))
+        log.iter()
+            .any(|e| matches!(e, MediaEvent::Vad { event: VadEvent::SpeechStarted { .. }, .. }))
     );
-    assert_eq!(log.last(), Some(&StreamEvent::MarkPlayed("reply-1".into())));
+    assert_eq!(log.last(), Some(&MediaEvent::Heard(SpeakId(1))));
     assert_eq!(recording.played.len(), 6400, "all 800 ms of the reply played, nothing else");
     assert_eq!(recording.bad_frames, 0);
     let (name, acked_at) = &recording.marks[0];
-    assert_eq!(name, "reply-1");
+    assert_eq!(name, "s1");
     // Speech ends at 1.3 s (+ VAD's minimum silence); the reply then plays for 800 ms.
     assert!(
         *acked_at >= Duration::from_millis(1300 + 800),

@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{MediaServer, media_server, next_event, speech_start_and_end, tapped_frames};
+use common::{
+    LinkCommand, MediaServer, media_server, next_event, speech_start_and_end, tapped_frames,
+};
 use futures_util::{SinkExt, StreamExt};
+use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::config::Budgets;
-use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent};
+use hermes_io::call::{DriverCounters, MediaEvent, MediaSettings};
 use hermes_io::dashboard::Dashboard;
-use hermes_io::driver::DriverCounters;
 use hermes_io::latency::LatencyBook;
 use hermes_io::live::LiveEvent;
 use hermes_io::recent::RecentCalls;
@@ -106,12 +108,12 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
     let (mut rig, recent) = rig().await;
     let url = format!("ws://{}/phone/media?token={TOKEN}", rig.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
-    let mut handle = rig.sessions.recv().await.expect("session handed to the driver");
+    let mut handle = rig.links.recv().await.expect("link handed to the call");
     ws.send(Message::text(r#"{"event":"start"}"#)).await.expect("start");
-    let StreamEvent::Started { call_control_id, codec, from, .. } = next_event(&mut handle).await
-    else {
+    let MediaEvent::Started(started) = next_event(&mut handle).await else {
         panic!("the call starts")
     };
+    let (call_control_id, codec, from) = (started.call_id, started.codec, started.from);
     assert!(hermes_io::phone::is_browser_call(&call_control_id), "{call_control_id}");
     assert_eq!((codec, from), (G711::Mulaw, None));
 
@@ -125,14 +127,14 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
     // Speech-to-text got the μ-law of exactly that PCM.
     let expected: Vec<u8> = pcm.iter().map(|&s| G711::Mulaw.encode(s)).collect();
     let frames = tapped_frames(&mut handle, expected.len()).await;
-    assert!(frames.iter().all(|f| f.wideband.is_none()), "an 8 kHz page has no wideband");
-    let tapped: Vec<u8> = frames.iter().flat_map(|f| f.g711.iter().copied()).collect();
+    assert!(frames.iter().all(|(_, wide)| wide.is_none()), "an 8 kHz page has no wideband");
+    let tapped: Vec<u8> = frames.iter().flat_map(|(g711, _)| g711.iter().copied()).collect();
     assert!(tapped == expected, "every caller sample, in order");
 
     // The agent answers 200 ms and marks it; the transcript line is published meanwhile.
     let agent: Vec<u8> = tone_pcm(200, 8000).iter().map(|&s| G711::Mulaw.encode(s)).collect();
-    handle.commands.send(StreamCommand::Play(agent.clone())).await.expect("play");
-    handle.commands.send(StreamCommand::Mark("s1".into())).await.expect("mark");
+    handle.commands.send(LinkCommand::Play(SpeakId(1), agent.clone())).expect("play");
+    handle.commands.send(LinkCommand::EndLine(SpeakId(1))).expect("mark");
     let id: Arc<str> = Arc::from(call_control_id.as_str());
     recent.live().publish(&id, LiveEvent::Agent { speak: 1, text: "We open at nine.".into() });
     let (mut received, mut transcript, mut mark) = (Vec::new(), None, None);
@@ -166,11 +168,11 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
         .collect();
     assert_eq!(&decoded[..agent.len()], agent.as_slice(), "the agent's audio, as PCM");
 
-    // The page echoes the mark once played; the driver hears it.
+    // The page echoes the mark once played; the call hears it.
     ws.send(Message::text(r#"{"event":"mark","name":"s1"}"#)).await.expect("echo");
     loop {
-        if let StreamEvent::MarkPlayed(name) = next_event(&mut handle).await {
-            assert_eq!(name, "s1");
+        if let MediaEvent::Heard(speak) = next_event(&mut handle).await {
+            assert_eq!(speak, SpeakId(1));
             break;
         }
     }
@@ -194,17 +196,17 @@ async fn a_16_khz_page_is_heard_by_the_core_at_8_khz_and_its_original_goes_to_sp
     let (mut rig, _) = rig().await;
     let url = format!("ws://{}/phone/media?token={TOKEN}", rig.addr);
     let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str()).await.expect("connect");
-    let mut handle = rig.sessions.recv().await.expect("session handed to the driver");
+    let mut handle = rig.links.recv().await.expect("link handed to the call");
     ws.send(Message::text(r#"{"event":"start","sample_rate":16000}"#)).await.expect("start");
-    assert!(matches!(next_event(&mut handle).await, StreamEvent::Started { .. }));
+    assert!(matches!(next_event(&mut handle).await, MediaEvent::Started(_)));
     let pcm = caller_pcm(16_000);
     send_paced(&mut ws, &pcm, 16_000).await;
     speech_start_and_end(&mut handle).await;
     // Every frame: 20 ms of μ-law for the call, and the page's own 16 kHz bytes alongside.
     let mut wide = Vec::new();
-    for frame in tapped_frames(&mut handle, pcm.len() / 2).await {
-        assert_eq!(frame.g711.len(), 160, "20 ms at 8 kHz");
-        wide.extend_from_slice(&frame.wideband.expect("the wideband original"));
+    for (g711, wideband) in tapped_frames(&mut handle, pcm.len() / 2).await {
+        assert_eq!(g711.len(), 160, "20 ms at 8 kHz");
+        wide.extend_from_slice(&wideband.expect("the wideband original"));
     }
     assert!(wide == le_bytes(&pcm), "the page's audio, untouched");
 }

@@ -161,7 +161,7 @@ mod tools {
     use hermes_core::agent::tools::{Availability, Booking, OrderStatus, Ticket};
     use hermes_core::call::ToolCall;
     use hermes_core::wall_clock::WallClock;
-    use hermes_io::driver::tools::{CallParties, ToolRunner};
+    use hermes_io::call::tools::{CallParties, ToolRunner};
     use hermes_io::store::tools::StoreTools;
 
     fn seed_dir() -> std::path::PathBuf {

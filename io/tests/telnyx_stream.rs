@@ -7,11 +7,14 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{MediaServer, media_server, next_event, speech_start_and_end, tapped_frames};
+use common::{
+    LinkCommand, MediaServer, media_server, next_event, speech_start_and_end, tapped_frames,
+};
 use futures_util::{SinkExt, StreamExt};
+use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
+use hermes_io::call::{MediaEvent, MediaSettings, StreamStarted};
 use hermes_io::carrier::PhoneNumber;
-use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent};
 use hermes_io::telnyx::media::write_media;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -60,18 +63,18 @@ where
 async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark() {
     let mut rig = rig(None).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");
-    let mut handle = rig.sessions.recv().await.expect("session handed to the driver");
+    let mut handle = rig.links.recv().await.expect("link handed to the call");
     ws.send(Message::text(r#"{"event":"connected","version":"1.0.0"}"#)).await.expect("connected");
     ws.send(Message::text(START)).await.expect("start");
     assert_eq!(
         next_event(&mut handle).await,
-        StreamEvent::Started {
-            call_control_id: "v3:call".into(),
+        MediaEvent::Started(StreamStarted {
+            call_id: "v3:call".into(),
             stream_id: "S1".into(),
             codec: G711::Mulaw,
             from: Some(PhoneNumber::new("+13122010094")),
             to: Some(PhoneNumber::new("+13122123456")),
-        }
+        })
     );
     // A malformed frame in the middle is skipped; the call goes on.
     ws.send(Message::text("{not json")).await.expect("garbage");
@@ -88,7 +91,7 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
     let tapped: Vec<u8> = tapped_frames(&mut handle, audio.len())
         .await
         .iter()
-        .flat_map(|f| f.g711.iter().copied())
+        .flat_map(|(g711, _)| g711.iter().copied())
         .collect();
     assert!(
         tapped == audio,
@@ -97,9 +100,9 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
         audio.len()
     );
 
-    // The agent speaks 400 ms, then marks it.
-    handle.commands.send(StreamCommand::Play(tone(400))).await.expect("play");
-    handle.commands.send(StreamCommand::Mark("speak-1".into())).await.expect("mark");
+    // The agent speaks a 400 ms line, then its end is marked.
+    handle.commands.send(LinkCommand::Play(SpeakId(1), tone(400))).expect("play");
+    handle.commands.send(LinkCommand::EndLine(SpeakId(1))).expect("mark");
     let started = tokio::time::Instant::now();
     let (mut media_frames, mut mark_after) = (0, None);
     while mark_after.is_none() {
@@ -120,7 +123,7 @@ async fn carrier_audio_reaches_vad_and_agent_audio_returns_paced_with_its_mark()
     }
     let (frames, name) = mark_after.expect("mark");
     assert_eq!(frames, 20, "all 400 ms went out before the mark");
-    assert_eq!(name.as_deref(), Some("speak-1"));
+    assert_eq!(name.as_deref(), Some("s1"));
     // Released against the playout clock (160 ms lead), not in one burst.
     assert!(started.elapsed() >= Duration::from_millis(200), "paced: {:?}", started.elapsed());
 }
@@ -133,22 +136,23 @@ async fn an_utterance_longer_than_the_ring_plays_whole_in_order_and_then_its_mar
         playout_buffer: hermes_core::units::Millis(1000),
         ..Default::default()
     };
-    let mut rig = common::media_server_with_audio(
+    let mut rig = common::media_server_with(
         MediaSettings::default(),
         Duration::from_secs(1),
         audio,
+        None,
         |_| {},
     )
     .await;
     let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");
-    let mut handle = rig.sessions.recv().await.expect("session");
+    let mut handle = rig.links.recv().await.expect("link");
     ws.send(Message::text(START)).await.expect("start");
     next_event(&mut handle).await;
     // More than the playout ring holds (so the rest waits in the backlog when the mark
     // comes) and not a whole number of frames (so its tail needs padding to go out).
     let speech = tone(2000)[..2000 * 8 - 70].to_vec();
-    handle.commands.send(StreamCommand::Play(speech.clone())).await.expect("play");
-    handle.commands.send(StreamCommand::Mark("s9".into())).await.expect("mark");
+    handle.commands.send(LinkCommand::Play(SpeakId(9), speech.clone())).expect("play");
+    handle.commands.send(LinkCommand::EndLine(SpeakId(9))).expect("mark");
     let mut played = Vec::new();
     let mark = loop {
         let msg = tokio::time::timeout(Duration::from_secs(8), ws.next())
@@ -182,12 +186,12 @@ async fn an_utterance_longer_than_the_ring_plays_whole_in_order_and_then_its_mar
 async fn clear_stops_agent_audio_at_once() {
     let mut rig = rig(None).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");
-    let mut handle = rig.sessions.recv().await.expect("session");
+    let mut handle = rig.links.recv().await.expect("link");
     ws.send(Message::text(START)).await.expect("start");
     next_event(&mut handle).await;
-    handle.commands.send(StreamCommand::Play(tone(3000))).await.expect("play");
+    handle.commands.send(LinkCommand::Play(SpeakId(1), tone(3000))).expect("play");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    handle.commands.send(StreamCommand::Clear).await.expect("clear");
+    handle.commands.send(LinkCommand::Clear).expect("clear");
     let mut after_clear = None;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
     let mut total = 0;
@@ -209,7 +213,7 @@ async fn clear_stops_agent_audio_at_once() {
 async fn a_stream_without_the_configured_token_is_refused() {
     let mut rig = rig(Some("s3cret")).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(url(&rig).as_str()).await.expect("connect");
-    let _handle = rig.sessions.recv().await.expect("session");
+    let _handle = rig.links.recv().await.expect("link");
     ws.send(Message::text(r#"{"event":"connected","version":"1.0.0"}"#)).await.expect("connected");
     ws.send(Message::text(START)).await.expect("start");
     let closed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -225,19 +229,19 @@ async fn a_stream_without_the_configured_token_is_refused() {
         .headers_mut()
         .insert("x-telnyx-streaming-auth-token", "s3cret".parse().expect("header"));
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
-    let mut handle = rig.sessions.recv().await.expect("session");
+    let mut handle = rig.links.recv().await.expect("link");
     ws.send(Message::text(START)).await.expect("start");
-    assert!(matches!(next_event(&mut handle).await, StreamEvent::Started { .. }));
+    assert!(matches!(next_event(&mut handle).await, MediaEvent::Started(_)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_a_live_call_to_finish_within_the_grace_period() {
-    let MediaServer { addr, mut sessions, stop, task: server, .. } =
+    let MediaServer { addr, mut links, stop, task: server, .. } =
         media_server(MediaSettings::default(), Duration::from_secs(10), |_| {}).await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/telnyx/media"))
         .await
         .expect("connect");
-    let mut handle = sessions.recv().await.expect("session");
+    let mut handle = links.recv().await.expect("link");
     ws.send(Message::text(START)).await.expect("start");
     next_event(&mut handle).await;
 

@@ -77,7 +77,7 @@ fn bytes_for(events: &[(Instant, TtsEvent)], id: u64) -> usize {
 async fn sentences_come_back_in_order_over_one_socket() {
     let fake = fake(LatencyProfile::ZERO).await;
     let counters = Arc::new(TtsCounters::default());
-    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone()).await;
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone());
     session.speak(1, "Thanks for calling.");
     session.speak(2, "How can I help?");
     let events = until_done(&mut session, 2).await;
@@ -125,7 +125,7 @@ async fn sentences_come_back_in_order_over_one_socket() {
 #[tokio::test]
 async fn audio_already_waiting_to_be_read_when_the_caller_barges_in_never_comes_out() {
     let fake = fake(LatencyProfile::ZERO).await;
-    let mut session = TtsSession::open(settings(Some(&fake), "key"), Arc::default()).await;
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), Arc::default());
     session.speak(1, "Our opening hours are Tuesday to Saturday from nine in the morning.");
     // Nobody reads for a while: the whole sentence waits in the session's channel.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -145,7 +145,7 @@ async fn audio_already_waiting_to_be_read_when_the_caller_barges_in_never_comes_
 async fn a_barge_in_stops_the_sentence_and_the_next_one_reuses_the_socket() {
     let slow = LatencyProfile { tts_first_audio: Delay::ms(150, 0.0), ..LatencyProfile::ZERO };
     let fake = fake(slow).await;
-    let mut session = TtsSession::open(settings(Some(&fake), "key"), Arc::default()).await;
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), Arc::default());
     session.speak(1, "Our opening hours are Tuesday to Saturday from nine in the morning.");
     session.speak(2, "Anything else?");
     session.cancel();
@@ -166,7 +166,7 @@ async fn a_stalled_voice_falls_back_to_the_local_voice_after_a_short_gap() {
     let fake = fake(LatencyProfile::ZERO).await;
     fake.faults.push(Fault::Stall);
     let counters = Arc::new(TtsCounters::default());
-    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone()).await;
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone());
     let asked = Instant::now();
     session.speak(1, "One moment please.");
     session.speak(2, "I found it.");
@@ -193,7 +193,7 @@ async fn a_dropped_socket_moves_the_next_sentences_to_http() {
     let fake = fake(LatencyProfile::ZERO).await;
     fake.faults.push(Fault::DropAfter(1));
     let counters = Arc::new(TtsCounters::default());
-    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone()).await;
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone());
     session.speak(1, "Thanks for calling Maple Street Hair, this is Sam.");
     let events = until_done(&mut session, 1).await;
     assert!(bytes_for(&events, 1) > 0, "what was heard was kept");
@@ -214,7 +214,7 @@ async fn a_dropped_socket_moves_the_next_sentences_to_http() {
 async fn a_refused_key_is_counted_and_the_local_voice_speaks() {
     let fake = fake(LatencyProfile::ZERO).await;
     let counters = Arc::new(TtsCounters::default());
-    let mut session = TtsSession::open(settings(Some(&fake), ""), counters.clone()).await;
+    let mut session = TtsSession::open(settings(Some(&fake), ""), counters.clone());
     session.speak(1, "Hello.");
     let events = until_done(&mut session, 1).await;
     assert!(bytes_for(&events, 1) > 500);
@@ -227,7 +227,7 @@ async fn a_busy_socket_at_call_start_sends_sentences_over_http() {
     let fake = fake(LatencyProfile::ZERO).await;
     fake.faults.push(Fault::Status(429));
     let counters = Arc::new(TtsCounters::default());
-    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone()).await;
+    let mut session = TtsSession::open(settings(Some(&fake), "key"), counters.clone());
     session.speak(1, "Hello.");
     let events = until_done(&mut session, 1).await;
     assert!(bytes_for(&events, 1) > 500);
@@ -239,7 +239,7 @@ async fn a_busy_socket_at_call_start_sends_sentences_over_http() {
 #[tokio::test]
 async fn without_a_cloud_voice_every_sentence_is_local() {
     let counters = Arc::new(TtsCounters::default());
-    let mut session = TtsSession::open(settings(None, ""), counters.clone()).await;
+    let mut session = TtsSession::open(settings(None, ""), counters.clone());
     session.speak(7, "Hello there.");
     let events = until_done(&mut session, 7).await;
     assert!(bytes_for(&events, 7) > 1000);

@@ -7,10 +7,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{MediaServer, media_server};
+use common::{LinkCommand, MediaServer, media_server};
 use futures_util::{SinkExt, StreamExt};
+use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
-use hermes_io::carrier::session::{MediaSettings, StreamCommand, StreamEvent};
+use hermes_io::call::{MediaEvent, MediaSettings, StreamStarted};
 use hermes_io::carrier::{Dialect, InboundFrame, StreamStart};
 use hermes_io::server::TwilioHub;
 use hermes_io::twilio::media::{TwilioDialect, parse};
@@ -172,11 +173,11 @@ async fn the_voice_webhook_answers_with_twiml_only_when_signed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twilio_media_session_plays_agent_audio_with_the_stream_sid() {
-    let MediaServer { addr, mut sessions, stop: _stop, .. } = start_server().await;
+    let MediaServer { addr, mut links, stop: _stop, .. } = start_server().await;
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio/media"))
         .await
         .expect("connect");
-    let mut handle = sessions.recv().await.expect("session");
+    let mut handle = links.recv().await.expect("link");
     ws.send(Message::text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#))
         .await
         .expect("connected");
@@ -187,16 +188,16 @@ async fn a_twilio_media_session_plays_agent_audio_with_the_stream_sid() {
         .expect("event");
     assert_eq!(
         started,
-        StreamEvent::Started {
-            call_control_id: "CA9".into(),
+        MediaEvent::Started(StreamStarted {
+            call_id: "CA9".into(),
             stream_id: "MZ9".into(),
             codec: G711::Mulaw,
             from: None,
             to: None,
-        }
+        })
     );
-    handle.commands.send(StreamCommand::Play(vec![0xff; 160])).await.expect("play");
-    handle.commands.send(StreamCommand::Mark("m".into())).await.expect("mark");
+    handle.commands.send(LinkCommand::Play(SpeakId(1), vec![0xff; 160])).expect("play");
+    handle.commands.send(LinkCommand::EndLine(SpeakId(1))).expect("mark");
     let mut seen = Vec::new();
     while seen.len() < 2 {
         let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
@@ -207,5 +208,5 @@ async fn a_twilio_media_session_plays_agent_audio_with_the_stream_sid() {
         seen.push(msg.into_text().expect("text").to_string());
     }
     assert!(seen[0].starts_with(r#"{"event":"media","streamSid":"MZ9""#), "{seen:?}");
-    assert_eq!(seen[1], r#"{"event":"mark","streamSid":"MZ9","mark":{"name":"m"}}"#);
+    assert_eq!(seen[1], r#"{"event":"mark","streamSid":"MZ9","mark":{"name":"s1"}}"#);
 }

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use hermes_core::call::ToolCall;
 use hermes_core::config::{Business, Tools, WebhookTool};
 use hermes_core::units::Millis;
-use hermes_io::driver::tools::{CallParties, ProfileTools, ToolOutcome, ToolRunner};
+use hermes_io::call::tools::{CallParties, ProfileTools, ToolOutcome, ToolRunner};
 use hermes_io::http::HttpClient;
 use hermes_io::webhooks::WebhookTools;
 

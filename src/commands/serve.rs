@@ -11,9 +11,8 @@ use anyhow::{Context, bail};
 use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Carrier, HermesConfig};
 use hermes_core::vad::{EnergyVad, VadModel};
-use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
+use hermes_io::call::{CallDeps, Calls, CarrierQueue, MediaCounters, MediaSettings};
 use hermes_io::dashboard::Dashboard;
-use hermes_io::driver::{self, CarrierQueue};
 use hermes_io::http::HttpClient;
 use hermes_io::metrics::EngineMetrics;
 use hermes_io::server::{self, ConfigStore, MediaHub, ServerState, TwilioHub};
@@ -199,24 +198,22 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             if let Err(e) = deps.llm.warm_up().await {
                 eprintln!("warning: could not pre-connect to the language model: {e}");
             }
-            let (sessions_tx, mut sessions) = mpsc::channel::<StreamHandle>(256);
-            // One driver per call, on the configuration current when the call starts.
+            // Each call runs on the configuration current when it starts, and logs its end in
+            // its own span (outcome, length, turns).
             let calls_store = Arc::clone(&store);
-            tokio::spawn(async move {
-                while let Some(handle) = sessions.recv().await {
-                    let mut call_deps = deps.clone();
+            let calls = Calls::new(
+                move || {
+                    let mut call_deps: CallDeps = deps.clone();
                     call_deps.config = calls_store.snapshot();
-                    // The driver logs the call's end in its span (outcome, length, turns).
-                    tokio::spawn(async move {
-                        driver::drive(handle, Arc::new(call_deps)).await;
-                    });
-                }
-            });
+                    Arc::new(call_deps)
+                },
+                |_| {},
+            );
             Some(MediaHub {
                 engine,
                 settings: MediaSettings::default(),
                 counters: Arc::new(MediaCounters::default()),
-                sessions: sessions_tx,
+                calls: Arc::new(calls),
             })
         };
         let (events_tx, mut events_rx) = mpsc::channel(1024);

@@ -18,7 +18,7 @@ use super::words::{
     Intent, Said, intent, name_in, order_number_in, service_in, staff_in, yes_or_no,
 };
 use crate::call::{Context, Message, ToolCall};
-use crate::config::Business;
+use crate::config::{BuiltinTool, Business};
 
 /// What the brain says and does next.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -98,8 +98,8 @@ impl Brain {
         Brain { business, tools }
     }
 
-    fn can(&self, tool: &str) -> bool {
-        self.tools.iter().any(|t| t == tool)
+    fn can(&self, tool: BuiltinTool) -> bool {
+        self.tools.iter().any(|t| t == tool.name())
     }
 
     /// The next reply to the conversation in `context`, at the business's local time `now`.
@@ -260,29 +260,34 @@ impl Brain {
             return self.after_tool(st, &tool, &output, is_error);
         }
         if st.wants_human {
-            return self.call(st, "", "transfer_to_human", json!({"reason": "caller request"}));
+            return self.call(
+                st,
+                "",
+                BuiltinTool::TransferToHuman,
+                json!({"reason": "caller request"}),
+            );
         }
         if st.goodbye {
-            return self.call(st, "", "end_call", json!({}));
+            return self.call(st, "", BuiltinTool::EndCall, json!({}));
         }
         if let Some(when) = st.callback.take() {
-            if self.can("schedule_callback") {
+            if self.can(BuiltinTool::ScheduleCallback) {
                 return self.call(
                     st,
                     "Of course.",
-                    "schedule_callback",
+                    BuiltinTool::ScheduleCallback,
                     json!({"reason": "caller asked for a callback", "when": when}),
                 );
             }
             return self.offer_transfer(st, "I can't arrange a callback myself.");
         }
         if let Some((topic, question, date)) = st.question.take() {
-            if self.can("business_info") {
+            if self.can(BuiltinTool::BusinessInfo) {
                 let mut args = json!({"topic": topic.as_str(), "question": question});
                 if let Some(d) = date {
                     args["date"] = json!(d.to_string());
                 }
-                return self.call(st, "", "business_info", args);
+                return self.call(st, "", BuiltinTool::BusinessInfo, args);
             }
             let answer = info::answer(&self.business, topic, &question, date);
             return self.continue_after(st, answer);
@@ -330,7 +335,7 @@ impl Brain {
             };
             return self.ask(st, Asked::When, prompt.to_string());
         };
-        if !self.can("check_availability") {
+        if !self.can(BuiltinTool::CheckAvailability) {
             return self.offer_transfer(st, "I can't check the calendar myself.");
         }
         let Some(slots) = st.slots.clone() else {
@@ -344,7 +349,7 @@ impl Brain {
             if let Some(staff) = &st.staff {
                 args["staff"] = json!(staff);
             }
-            return self.call(st, "Let me check.", "check_availability", args);
+            return self.call(st, "Let me check.", BuiltinTool::CheckAvailability, args);
         };
         let Some(slot) = st.offered.clone().filter(|_| st.accepted) else {
             let Some(slot) = slots.iter().find(|s| !st.rejected.contains(&s.start)).cloned() else {
@@ -380,12 +385,12 @@ impl Brain {
         };
         if st.task == Some(Task::Reschedule) {
             let args = with_name(json!({"new_start": slot.start, "staff": slot.staff}), st);
-            return self.call(st, "", "reschedule_appointment", args);
+            return self.call(st, "", BuiltinTool::RescheduleAppointment, args);
         }
         let Some(name) = st.name.clone() else {
             return self.ask(st, Asked::Name, "What name should I put the booking under?".into());
         };
-        if !self.can("book_appointment") {
+        if !self.can(BuiltinTool::BookAppointment) {
             return self.offer_transfer(st, "I can't make bookings myself.");
         }
         let service_name = self.service_name(&service);
@@ -397,7 +402,7 @@ impl Brain {
                 slot.staff_name,
                 say_start(&slot.start)
             ),
-            "book_appointment",
+            BuiltinTool::BookAppointment,
             json!({"service": service, "start": slot.start, "staff": slot.staff, "customer_name": name}),
         )
     }
@@ -410,15 +415,15 @@ impl Brain {
                 "Just to confirm: you'd like to cancel your upcoming appointment?".into(),
             );
         }
-        if !self.can("cancel_appointment") {
+        if !self.can(BuiltinTool::CancelAppointment) {
             return self.offer_transfer(st, "I can't cancel appointments myself.");
         }
         let args = with_name(json!({}), st);
-        self.call(st, "", "cancel_appointment", args)
+        self.call(st, "", BuiltinTool::CancelAppointment, args)
     }
 
     fn order(&self, st: &mut State) -> Reply {
-        if !self.can("lookup_order") {
+        if !self.can(BuiltinTool::LookupOrder) {
             return self.offer_transfer(st, "I can't look up orders myself.");
         }
         let lookup = match (&st.order_number, st.no_order_number) {
@@ -427,7 +432,7 @@ impl Brain {
             (None, false) => None,
         };
         if let Some(args) = lookup {
-            return self.call(st, "Let me look that up.", "lookup_order", args);
+            return self.call(st, "Let me look that up.", BuiltinTool::LookupOrder, args);
         }
         self.ask(
             st,
@@ -446,33 +451,40 @@ impl Brain {
                 "I'm sorry to hear that. Could you tell me briefly what happened?".into(),
             );
         };
-        if !self.can("open_ticket") {
+        if !self.can(BuiltinTool::OpenTicket) {
             return self.offer_transfer(st, "I can't open a ticket myself.");
         }
         let args = with_name(json!({"summary": summary}), st);
-        self.call(st, "Thank you, I'm noting that down.", "open_ticket", args)
+        self.call(st, "Thank you, I'm noting that down.", BuiltinTool::OpenTicket, args)
     }
 
     /// Speaks a tool's result and moves the conversation on.
     fn after_tool(&self, st: &mut State, tool: &str, output: &str, is_error: bool) -> Reply {
+        let tool = BuiltinTool::from_name(tool);
         match tool {
-            "business_info" => {
+            Some(BuiltinTool::BusinessInfo) => {
                 let answer = decode::<Info>(output, is_error)
                     .map(|i| i.answer)
                     .unwrap_or_else(|| "I'm sorry, I couldn't find that out just now.".into());
                 self.continue_after(st, answer)
             }
-            "check_availability" => match decode::<Availability>(output, is_error) {
-                Some(a) => {
-                    st.slots = Some(a.slots);
-                    self.appointment(st)
+            Some(BuiltinTool::CheckAvailability) => {
+                match decode::<Availability>(output, is_error) {
+                    Some(a) => {
+                        st.slots = Some(a.slots);
+                        self.appointment(st)
+                    }
+                    None => self.tool_failed(st, "I couldn't check the calendar just now."),
                 }
-                None => self.tool_failed(st, "I couldn't check the calendar just now."),
-            },
-            "book_appointment" | "reschedule_appointment" => {
+            }
+            Some(BuiltinTool::BookAppointment | BuiltinTool::RescheduleAppointment) => {
                 match decode::<Booking>(output, is_error) {
                     Some(booking) => {
-                        let verb = if tool == "book_appointment" { "booked" } else { "moved" };
+                        let verb = if tool == Some(BuiltinTool::BookAppointment) {
+                            "booked"
+                        } else {
+                            "moved"
+                        };
                         *st = State {
                             calls_made: st.calls_made,
                             name: st.name.take(),
@@ -490,7 +502,7 @@ impl Brain {
                             .replace("is booked to", "is booked for"),
                         )
                     }
-                    None if tool == "book_appointment" && st.failures == 0 => {
+                    None if tool == Some(BuiltinTool::BookAppointment) && st.failures == 0 => {
                         // Most likely the slot was just taken: look again.
                         st.failures += 1;
                         if let Some(slot) = st.offered.take() {
@@ -505,7 +517,7 @@ impl Brain {
                     None => self.tool_failed(st, "I couldn't find your appointment."),
                 }
             }
-            "cancel_appointment" => match decode::<Booking>(output, is_error) {
+            Some(BuiltinTool::CancelAppointment) => match decode::<Booking>(output, is_error) {
                 Some(b) => {
                     *st = State {
                         calls_made: st.calls_made,
@@ -524,7 +536,7 @@ impl Brain {
                 }
                 None => self.tool_failed(st, "I couldn't find an upcoming appointment for you."),
             },
-            "lookup_order" => match decode::<OrderStatus>(output, is_error) {
+            Some(BuiltinTool::LookupOrder) => match decode::<OrderStatus>(output, is_error) {
                 Some(o) => {
                     let eta = Date::strptime("%Y-%m-%d", &o.eta)
                         .ok()
@@ -553,25 +565,27 @@ impl Brain {
                 }
                 None => self.tool_failed(st, "I couldn't find that order."),
             },
-            "open_ticket" | "schedule_callback" => match decode::<Ticket>(output, is_error) {
-                Some(t) => {
-                    let what = if tool == "open_ticket" {
-                        format!(
-                            "I've opened ticket {}, and someone will follow up with you.",
-                            spaced_digits(&t.ticket_id)
+            Some(BuiltinTool::OpenTicket | BuiltinTool::ScheduleCallback) => {
+                match decode::<Ticket>(output, is_error) {
+                    Some(t) => {
+                        let what = if tool == Some(BuiltinTool::OpenTicket) {
+                            format!(
+                                "I've opened ticket {}, and someone will follow up with you.",
+                                spaced_digits(&t.ticket_id)
+                            )
+                        } else {
+                            "Someone will call you back as soon as they can.".to_string()
+                        };
+                        st.task = None;
+                        self.ask(
+                            st,
+                            Asked::AnythingElse,
+                            format!("{what} Is there anything else I can help with?"),
                         )
-                    } else {
-                        "Someone will call you back as soon as they can.".to_string()
-                    };
-                    st.task = None;
-                    self.ask(
-                        st,
-                        Asked::AnythingElse,
-                        format!("{what} Is there anything else I can help with?"),
-                    )
+                    }
+                    None => self.tool_failed(st, "I couldn't note that down just now."),
                 }
-                None => self.tool_failed(st, "I couldn't note that down just now."),
-            },
+            }
             _ => {
                 let text = if is_error {
                     "I'm sorry, that didn't work.".to_string()
@@ -589,7 +603,7 @@ impl Brain {
     }
 
     fn offer_transfer(&self, st: &mut State, why: &str) -> Reply {
-        if self.can("transfer_to_human") && !self.business.transfer_number.is_empty() {
+        if self.can(BuiltinTool::TransferToHuman) && !self.business.transfer_number.is_empty() {
             self.ask(
                 st,
                 Asked::OfferTransfer,
@@ -624,13 +638,13 @@ impl Brain {
         say(text)
     }
 
-    fn call(&self, st: &mut State, text: &str, tool: &str, arguments: Value) -> Reply {
+    fn call(&self, st: &mut State, text: &str, tool: BuiltinTool, arguments: Value) -> Reply {
         st.calls_made += 1;
         Reply {
             text: text.to_string(),
             tool_calls: vec![ToolCall {
                 id: format!("call_brain_{}", st.calls_made),
-                name: tool.to_string(),
+                name: tool.name().to_string(),
                 arguments: arguments.to_string(),
             }],
         }

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::config::{BUILTIN_TOOLS, Tools};
+use crate::config::{BUILTIN_TOOLS, BuiltinTool, Tools};
 
 /// A tool as a model sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -38,8 +38,9 @@ pub fn specs_for(tools: &Tools) -> Vec<ToolSpec> {
 
 /// The spec of one built-in tool, by name.
 pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
-    let (description, parameters) = match name {
-        "business_info" => (
+    let tool = BuiltinTool::from_name(name)?;
+    let (description, parameters) = match tool {
+        BuiltinTool::BusinessInfo => (
             "Look up the business's opening hours, address, services and prices, or the answer \
              to a frequently asked question. Use it instead of guessing.",
             object(
@@ -50,7 +51,7 @@ pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
                 &["topic"],
             ),
         ),
-        "check_availability" => (
+        BuiltinTool::CheckAvailability => (
             "Find free appointment times for a service on a date, optionally near a time, in a \
              part of the day, or with one staff member.",
             object(
@@ -64,7 +65,7 @@ pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
                 &["service", "date"],
             ),
         ),
-        "book_appointment" => (
+        BuiltinTool::BookAppointment => (
             "Book an appointment the caller has confirmed. Read the details back and get a yes \
              before calling this.",
             object(
@@ -77,7 +78,7 @@ pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
                 &["service", "start", "customer_name"],
             ),
         ),
-        "reschedule_appointment" => (
+        BuiltinTool::RescheduleAppointment => (
             "Move the caller's upcoming appointment (found by their phone number, or by name) \
              to a new confirmed time.",
             object(
@@ -89,12 +90,12 @@ pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
                 &["new_start"],
             ),
         ),
-        "cancel_appointment" => (
+        BuiltinTool::CancelAppointment => (
             "Cancel the caller's upcoming appointment (found by their phone number, or by name) \
              after they confirm.",
             object(json!({"customer_name": {"type": "string"}}), &[]),
         ),
-        "lookup_order" => (
+        BuiltinTool::LookupOrder => (
             "Look up an order's status by its order number, or by the number the caller is \
              calling from.",
             object(
@@ -105,7 +106,7 @@ pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
                 &[],
             ),
         ),
-        "open_ticket" => (
+        BuiltinTool::OpenTicket => (
             "Open a support ticket for a problem the caller describes; someone follows up.",
             object(
                 json!({
@@ -115,7 +116,7 @@ pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
                 &["summary"],
             ),
         ),
-        "schedule_callback" => (
+        BuiltinTool::ScheduleCallback => (
             "Arrange for a person to call the caller back.",
             object(
                 json!({
@@ -125,17 +126,20 @@ pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
                 &["reason"],
             ),
         ),
-        "transfer_to_human" => (
+        BuiltinTool::TransferToHuman => (
             "Hand the call to a person when the caller asks for one or you cannot help.",
             object(json!({"reason": {"type": "string"}}), &[]),
         ),
-        "end_call" => (
+        BuiltinTool::EndCall => (
             "End the call after the caller has said goodbye or has nothing else to ask.",
             object(json!({}), &[]),
         ),
-        _ => return None,
     };
-    Some(ToolSpec { name: name.to_string(), description: description.to_string(), parameters })
+    Some(ToolSpec {
+        name: tool.name().to_string(),
+        description: description.to_string(),
+        parameters,
+    })
 }
 
 fn object(properties: Value, required: &[&str]) -> Value {

@@ -9,12 +9,14 @@ use std::time::Instant;
 use atomic_waker::AtomicWaker;
 use rtrb::{Consumer, Producer};
 
-use super::events::{AudioEvent, EgressFrame};
+use super::events::{AudioEvent, EgressFrame, TagBoundary};
 use super::stats::WorkerStats;
 use super::worker::ReleaseNudge;
+use crate::call::SpeakId;
 use crate::codec::G711;
 use crate::dsp::level::SILENCE_DBFS;
 use crate::units::{CallId, FRAME_SAMPLES, Samples, TELEPHONY_RATE_HZ};
+use crate::vad::VadEvent;
 
 /// State both sides of a call touch, all atomics.
 #[derive(Debug)]
@@ -57,19 +59,28 @@ impl CallShared {
 }
 
 /// The engine's one clock, in 8 kHz samples since it started: wall time for real workers,
-/// or a counter advanced by whoever drives the workers in virtual time.
+/// or a counter advanced by whoever drives the workers in virtual time (from `epoch` on, so
+/// its readings still name instants).
 #[derive(Clone, Debug)]
 pub(crate) enum EngineClock {
     Real(Instant),
-    Virtual(Arc<AtomicU64>),
+    Virtual { epoch: Instant, position: Arc<AtomicU64> },
 }
 
 impl EngineClock {
     pub fn now(&self) -> u64 {
         match self {
             EngineClock::Real(epoch) => clock_position(*epoch, Instant::now()),
-            EngineClock::Virtual(position) => position.load(Ordering::Acquire),
+            EngineClock::Virtual { position, .. } => position.load(Ordering::Acquire),
         }
+    }
+
+    /// The instant of clock position `at`.
+    pub fn instant_of(&self, at: Samples) -> Instant {
+        let epoch = match self {
+            EngineClock::Real(epoch) | EngineClock::Virtual { epoch, .. } => *epoch,
+        };
+        epoch + at.as_duration()
     }
 }
 
@@ -92,6 +103,11 @@ pub struct CallAudio {
     pub(crate) codec: G711,
     pub(crate) inbound: Producer<u8>,
     pub(crate) playout: Producer<u8>,
+    /// Where each utterance starts in the playout stream, for the worker to tag what it
+    /// releases and name what a flush cut.
+    pub(crate) tags: Producer<TagBoundary>,
+    /// The utterance the last byte written belongs to.
+    pub(crate) written_tag: Option<SpeakId>,
     pub(crate) egress: Consumer<EgressFrame>,
     pub(crate) events: Consumer<AudioEvent>,
     pub(crate) shared: Arc<CallShared>,
@@ -128,12 +144,34 @@ impl CallAudio {
         taken.len()
     }
 
-    /// Queues agent audio (G.711 bytes in this call's codec) for playout. Returns how many bytes
-    /// were taken; keep the rest and retry after the next wake-up.
-    pub fn push_playout(&mut self, bytes: &[u8]) -> usize {
-        let (taken, _) = self.playout.push_partial_slice(bytes);
-        self.written += taken.len() as u64;
-        taken.len()
+    /// Queues agent audio of utterance `speak` for playout: μ-law, as the voices make it (an
+    /// A-law call's is converted as it is copied in; the copy is the only one). Returns how
+    /// many bytes were taken; keep the rest and retry after the next wake-up. Nothing is taken
+    /// when a new utterance cannot be tagged (its boundary queue is full): retry likewise.
+    pub fn push_playout(&mut self, speak: SpeakId, mulaw: &[u8]) -> usize {
+        if mulaw.is_empty() {
+            return 0;
+        }
+        if self.written_tag != Some(speak) {
+            if self.tags.push(TagBoundary { start: self.written, speak }).is_err() {
+                return 0;
+            }
+            self.written_tag = Some(speak);
+        }
+        let taken = match self.codec {
+            G711::Mulaw => self.playout.push_partial_slice(mulaw).0.len(),
+            G711::Alaw => {
+                let n = mulaw.len().min(self.playout.slots());
+                match self.playout.write_chunk_uninit(n) {
+                    Ok(chunk) => chunk.fill_from_iter(
+                        mulaw[..n].iter().map(|&b| G711::Alaw.encode(G711::Mulaw.decode(b))),
+                    ),
+                    Err(_) => 0,
+                }
+            }
+        };
+        self.written += taken as u64;
+        taken
     }
 
     /// Bytes [`Self::push_playout`] would take right now.
@@ -154,7 +192,10 @@ impl CallAudio {
         if self.playout.slots() < needed {
             return 0;
         }
-        self.push_playout(&pad[..needed])
+        // The padding belongs to the utterance it ends (already in this call's codec).
+        let (taken, _) = self.playout.push_partial_slice(&pad[..needed]);
+        self.written += taken.len() as u64;
+        taken.len()
     }
 
     /// Asks the worker to release this call's newly written audio now instead of at its next
@@ -175,6 +216,8 @@ impl CallAudio {
     /// Audio written after this call is not affected.
     pub fn flush_playout(&mut self) {
         self.flushed_before = self.written;
+        // What is written next starts afresh, whichever utterance it belongs to.
+        self.written_tag = None;
         let shared = &self.shared;
         shared.flush_requested_at.store(shared.clock.now(), Ordering::Release);
         shared.flush_target.store(self.written, Ordering::Release);
@@ -198,6 +241,21 @@ impl CallAudio {
     /// The next event from the worker.
     pub fn pop_event(&mut self) -> Option<AudioEvent> {
         self.events.pop().ok()
+    }
+
+    /// The instant of engine clock position `at` (an event's `decided`).
+    pub fn instant_of(&self, at: Samples) -> Instant {
+        self.shared.clock.instant_of(at)
+    }
+
+    /// When the caller really started or stopped speaking, for a VAD `event` the worker
+    /// decided at engine clock `decided`: that instant, less the audio the segmenter heard
+    /// after the boundary before it was sure (its minimum speech or silence).
+    pub fn happened_at(&self, event: &VadEvent, decided: Samples) -> Instant {
+        let (VadEvent::SpeechStarted { at, decided_at } | VadEvent::SpeechEnded { at, decided_at }) =
+            *event;
+        let decided = self.instant_of(decided);
+        decided.checked_sub(decided_at.saturating_sub(at).as_duration()).unwrap_or(decided)
     }
 
     /// Level of the latest inbound audio in dBFS (for echo and noise decisions).

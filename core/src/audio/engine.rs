@@ -9,7 +9,7 @@ use crossbeam_queue::ArrayQueue;
 
 use super::call::{CallAudio, CallShared, EngineClock};
 use super::config::AudioConfig;
-use super::events::{AudioEvent, EgressFrame};
+use super::events::{AudioEvent, EgressFrame, TagBoundary};
 use super::slot::{CallSlot, DECODE_CHUNK, SlotRings};
 use super::stats::{EngineSnapshot, WorkerStats};
 use super::worker::{Batch, ReleaseNudge, Worker};
@@ -19,6 +19,9 @@ use crate::vad::{VadError, VadModel, VadStream};
 
 /// Events a call can have queued before the worker starts dropping (and counting) them.
 const EVENT_RING: usize = 256;
+/// Utterances a call can have written ahead of the worker's release; beyond, writing a new one
+/// waits (a voice is never that far ahead of the lead).
+const TAG_RING: usize = 64;
 
 /// Why the engine could not start or take a call.
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +92,9 @@ impl AudioEngine {
         model: Arc<dyn VadModel>,
     ) -> Result<(Self, DrivenWorkers), EngineError> {
         let position = Arc::new(AtomicU64::new(0));
-        let (engine, workers) =
-            Self::build(config, model, Instant::now(), EngineClock::Virtual(position.clone()))?;
+        let epoch = Instant::now();
+        let clock = EngineClock::Virtual { epoch, position: position.clone() };
+        let (engine, workers) = Self::build(config, model, epoch, clock)?;
         Ok((engine, DrivenWorkers { workers, position }))
     }
 
@@ -176,6 +180,7 @@ impl AudioEngine {
             rtrb::RingBuffer::<u8>::new(ring_len(self.config.playout_buffer));
         let egress_frames = (ring_len(self.config.playout_lead) / FRAME_SAMPLES) * 4 + 4;
         let (egress_tx, egress_rx) = rtrb::RingBuffer::<EgressFrame>::new(egress_frames);
+        let (tags_tx, tags_rx) = rtrb::RingBuffer::<TagBoundary>::new(TAG_RING);
         let (events_tx, events_rx) = rtrb::RingBuffer::<AudioEvent>::new(EVENT_RING);
         let shared = Arc::new(CallShared::new(
             worker.stats.clone(),
@@ -187,6 +192,7 @@ impl AudioEngine {
             SlotRings {
                 inbound: inbound_rx,
                 playout: playout_rx,
+                tags: tags_rx,
                 egress: egress_tx,
                 events: events_tx,
             },
@@ -204,6 +210,8 @@ impl AudioEngine {
             codec,
             inbound: inbound_tx,
             playout: playout_tx,
+            tags: tags_tx,
+            written_tag: None,
             egress: egress_rx,
             events: events_rx,
             shared,

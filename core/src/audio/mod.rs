@@ -5,7 +5,7 @@
 //!  push_inbound(G.711) ──► inbound ring ──► decode → 8→16 kHz → VAD windows ─┐
 //!                                                                            ▼ batched across calls
 //!  pop_event() ◄──────── event ring ◄──── SpeechStarted/Ended ◄── segmenter ◄─ model
-//!  push_playout(G.711) ─► playout ring ──► playout clock (lead) ─┐
+//!  push_playout(speak, μ-law) ─► playout ring ─► playout clock (lead) ─┐   (tagged by utterance)
 //!  pop_egress() ◄─────── egress ring ◄── 20 ms frames ◄──────────┘   + waker when any output
 //! ```
 //!
@@ -29,7 +29,7 @@ pub use alloc_probe::AllocationProbe;
 pub use call::CallAudio;
 pub use config::AudioConfig;
 pub use engine::{AudioEngine, DrivenWorkers, EngineError};
-pub use events::{AudioEvent, EgressFrame};
+pub use events::{AudioEvent, EgressFrame, PlayoutCut};
 pub use histogram::{AtomicHistogram, HistogramSnapshot};
 pub use stats::{EngineSnapshot, WorkerSnapshot, WorkerStats};
 pub use thread::{Placement, on_audio_worker};

@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 use rtrb::{Consumer, Producer};
 
 use super::call::CallShared;
-use super::events::{AudioEvent, EgressFrame};
+use super::events::{AudioEvent, EgressFrame, PlayoutCut, TagBoundary, TagHistory};
 use super::playout::PlayoutClock;
+use crate::call::SpeakId;
 use crate::codec::G711;
 use crate::dsp::level::rms_dbfs;
 use crate::units::{FRAME_SAMPLES, Samples};
@@ -21,11 +22,16 @@ pub(crate) struct CallSlot {
     codec: G711,
     inbound: Consumer<u8>,
     playout: Consumer<u8>,
+    tags: Consumer<TagBoundary>,
+    /// Utterances released lately, to tag frames and name what a flush cut.
+    released: TagHistory,
     egress: Producer<EgressFrame>,
     events: Producer<AudioEvent>,
     shared: Arc<CallShared>,
     pub vad: VadStream,
     clock: PlayoutClock,
+    /// The engine clock of this call's latest release pass: when its VAD decides, for events.
+    now: u64,
     seen_flush_seq: u64,
     /// Set when this tick produced something the async side should be woken for.
     produced: bool,
@@ -34,6 +40,7 @@ pub(crate) struct CallSlot {
 pub(crate) struct SlotRings {
     pub inbound: Consumer<u8>,
     pub playout: Consumer<u8>,
+    pub tags: Consumer<TagBoundary>,
     pub egress: Producer<EgressFrame>,
     pub events: Producer<AudioEvent>,
 }
@@ -44,11 +51,14 @@ impl CallSlot {
             codec,
             inbound: rings.inbound,
             playout: rings.playout,
+            tags: rings.tags,
+            released: TagHistory::default(),
             egress: rings.egress,
             events: rings.events,
             shared,
             vad,
             clock: PlayoutClock::default(),
+            now: 0,
             seen_flush_seq: 0,
             produced: false,
         }
@@ -83,12 +93,13 @@ impl CallSlot {
     /// Delivers the VAD segmenter's verdict on the window this call contributed to a batch.
     pub fn score(&mut self, probability: f32) {
         if let Some(event) = self.vad.score(probability) {
-            self.emit(AudioEvent::Vad(event));
+            self.emit(AudioEvent::Vad { event, decided: Samples(self.now) });
         }
     }
 
     /// Applies any pending flush, then releases agent audio against the clock.
     pub fn play(&mut self, now: u64, lead: u64) -> bool {
+        self.now = now;
         let seq = self.shared.flush_seq.load(Ordering::Acquire);
         if seq != self.seen_flush_seq {
             self.seen_flush_seq = seq;
@@ -106,7 +117,9 @@ impl CallSlot {
             frame.payload[..first.len()].copy_from_slice(first);
             frame.payload[first.len()..].copy_from_slice(second);
             chunk.commit_all();
-            frame.position = Samples(self.clock.release(now, FRAME_SAMPLES as u64));
+            let position = self.clock.release(now, FRAME_SAMPLES as u64);
+            frame.position = Samples(position);
+            frame.speak = self.tag_at(position);
             // Cannot fail: fullness was checked above and only this thread produces.
             let _ = self.egress.push(frame);
             self.produced = true;
@@ -128,10 +141,32 @@ impl CallSlot {
         {
             chunk.commit_all();
         }
+        self.tag_at(outcome.played);
+        let cut = self
+            .released
+            .at(outcome.played)
+            .map(|b| PlayoutCut { speak: b.speak, heard: Samples(outcome.played - b.start) });
+        // Boundaries inside the discarded audio are passed over with it.
+        self.tag_at(self.clock.read_pos().saturating_sub(1));
         self.emit(AudioEvent::PlayoutFlushed {
             played: Samples(outcome.played),
             dropped: Samples(outcome.cleared_in_carrier + outcome.discard_unreleased),
+            cut,
         });
+    }
+
+    /// The utterance stream position `position` belongs to, taking in the boundaries the
+    /// async side wrote up to it.
+    fn tag_at(&mut self, position: u64) -> Option<SpeakId> {
+        while let Ok(next) = self.tags.peek() {
+            if next.start > position {
+                break;
+            }
+            let boundary = *next;
+            let _ = self.tags.pop();
+            self.released.push(boundary);
+        }
+        self.released.at(position).map(|b| b.speak)
     }
 
     fn emit(&mut self, event: AudioEvent) {

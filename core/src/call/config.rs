@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Conversation, HermesConfig, Persona};
+use crate::config::{Conversation, HermesConfig, Persona, Tools};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CallConfig {
@@ -15,7 +15,8 @@ pub struct CallConfig {
     pub system_prompt: String,
     /// An LLM request must produce its first token, and then each next one, within this.
     pub llm_stall: Duration,
-    pub tool_timeout: Duration,
+    /// Tools and how long each may take (`tools.default_timeout_ms`, or a webhook tool's own).
+    pub tools: Tools,
     /// Consecutive LLM failures before the agent stops trying and escalates.
     pub max_llm_failures: u32,
     /// Extra time, beyond the text's own speaking time, for TTS and the carrier to confirm
@@ -32,10 +33,15 @@ impl CallConfig {
             transfer_number: Some(c.business.transfer_number.clone()).filter(|n| !n.is_empty()),
             system_prompt,
             llm_stall: c.providers.llm.first_token_timeout_ms.as_duration(),
-            tool_timeout: c.tools.default_timeout_ms.as_duration(),
+            tools: c.tools.clone(),
             max_llm_failures: 2,
             speech_grace: Duration::from_secs(5),
         }
+    }
+
+    /// How long a call of the tool `name` may take.
+    pub fn tool_timeout(&self, name: &str) -> Duration {
+        self.tools.timeout_for(name).as_duration()
     }
 
     /// `{agent}` and `{business}` filled in.

@@ -3,6 +3,7 @@
 //! every [`Action`]; the machine never touches a socket or a clock.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::context::Context;
 use super::timeline::TurnTimeline;
@@ -38,10 +39,16 @@ pub enum Input {
     Answered {
         direction: Direction,
     },
-    /// The audio worker's VAD saw the caller start speaking.
-    SpeechStarted,
-    /// …and stop.
-    SpeechEnded,
+    /// The audio worker's VAD decided the caller started speaking (the `now` it is handled
+    /// at); the speech itself began `at`, a minimum speech earlier.
+    SpeechStarted {
+        at: Instant,
+    },
+    /// …and stopped: decided now, after a minimum silence; the voice really ended `at`, which
+    /// is where the turn's latency timeline starts.
+    SpeechEnded {
+        at: Instant,
+    },
     /// Speech-to-text: `is_final` ends a segment; partials are replaced by the next one.
     /// `ends_utterance`: the transcriber's own endpointing heard the caller pause after these
     /// words (Deepgram's `speech_final`). It can say so before the VAD's longer silence window
@@ -135,9 +142,20 @@ pub enum Action {
     CancelTts,
     /// Tell the carrier to drop audio it has queued (and flush the playout buffer).
     ClearPlayback,
-    /// Run these tools in parallel; answer each with `ToolResult`.
+    /// Run these tools in parallel; answer each with `ToolResult`. The machine times each
+    /// out itself (the tool's own timeout), with [`Action::ToolTimedOut`].
     RunTools {
         calls: Vec<ToolCall>,
+    },
+    /// The tool call `id` ran past its timeout: the model was told it failed; stop it, and
+    /// ignore any result it still sends.
+    ToolTimedOut {
+        id: String,
+    },
+    /// The caller's `turn`-th turn is over: what they said, as it goes into the context.
+    CallerTurn {
+        turn: u32,
+        text: String,
     },
     /// Hand the call to a human at `number`.
     Transfer {

@@ -32,7 +32,9 @@ pub use providers::{
 };
 pub use storage::{Server, Storage};
 pub use telephony::{Carrier, Telephony, Telnyx, Twilio};
-pub use tools::{BUILTIN_TOOLS, DEFAULT_SIGNATURE_HEADER, Tools, WEBHOOK_METHODS, WebhookTool};
+pub use tools::{
+    BUILTIN_TOOLS, BuiltinTool, DEFAULT_SIGNATURE_HEADER, Tools, WEBHOOK_METHODS, WebhookTool,
+};
 
 use crate::audio::AudioConfig;
 

@@ -15,19 +15,71 @@ pub const WEBHOOK_METHODS: [&str; 5] = ["POST", "GET", "PUT", "PATCH", "DELETE"]
 /// The header carrying a webhook request's signature unless the tool names another.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "x-hermes-signature";
 
+/// The tools Hermes brings itself. Code names them by this enum; the model, the
+/// configuration and the records by [`BuiltinTool::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BuiltinTool {
+    BusinessInfo,
+    CheckAvailability,
+    BookAppointment,
+    RescheduleAppointment,
+    CancelAppointment,
+    LookupOrder,
+    OpenTicket,
+    ScheduleCallback,
+    /// Handled by the call machine itself: it says the escalation line and transfers.
+    TransferToHuman,
+    /// Handled by the call machine itself: it says goodbye and hangs up.
+    EndCall,
+}
+
+impl BuiltinTool {
+    /// Every built-in tool, in the order the model is offered them.
+    pub const ALL: [BuiltinTool; 10] = [
+        BuiltinTool::BusinessInfo,
+        BuiltinTool::CheckAvailability,
+        BuiltinTool::BookAppointment,
+        BuiltinTool::RescheduleAppointment,
+        BuiltinTool::CancelAppointment,
+        BuiltinTool::LookupOrder,
+        BuiltinTool::OpenTicket,
+        BuiltinTool::ScheduleCallback,
+        BuiltinTool::TransferToHuman,
+        BuiltinTool::EndCall,
+    ];
+
+    /// The name the model calls it by.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BuiltinTool::BusinessInfo => "business_info",
+            BuiltinTool::CheckAvailability => "check_availability",
+            BuiltinTool::BookAppointment => "book_appointment",
+            BuiltinTool::RescheduleAppointment => "reschedule_appointment",
+            BuiltinTool::CancelAppointment => "cancel_appointment",
+            BuiltinTool::LookupOrder => "lookup_order",
+            BuiltinTool::OpenTicket => "open_ticket",
+            BuiltinTool::ScheduleCallback => "schedule_callback",
+            BuiltinTool::TransferToHuman => "transfer_to_human",
+            BuiltinTool::EndCall => "end_call",
+        }
+    }
+
+    /// The built-in tool called `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<BuiltinTool> {
+        BuiltinTool::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
 /// The built-in tools, by the name the model sees.
-pub const BUILTIN_TOOLS: [&str; 10] = [
-    "business_info",
-    "check_availability",
-    "book_appointment",
-    "reschedule_appointment",
-    "cancel_appointment",
-    "lookup_order",
-    "open_ticket",
-    "schedule_callback",
-    "transfer_to_human",
-    "end_call",
-];
+pub const BUILTIN_TOOLS: [&str; 10] = {
+    let mut names = [""; 10];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = BuiltinTool::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

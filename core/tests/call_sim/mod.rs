@@ -123,20 +123,21 @@ impl Sim {
     /// `stt_latency` after it.
     pub fn caller_says(&mut self, start: Duration, duration: Duration, text: &str) {
         let (s, e) = (self.at(start), self.at(start + duration));
-        self.agenda.at(s, Input::SpeechStarted);
+        self.agenda.at(s, Input::SpeechStarted { at: s });
         let words: Vec<&str> = text.split_whitespace().collect();
         let half = words[..words.len().div_ceil(2)].join(" ");
         let partial = Input::Transcript { text: half, is_final: false, ends_utterance: false };
         self.agenda.at(s + duration / 2, partial);
-        self.agenda.at(e + self.vad_hangover, Input::SpeechEnded);
+        self.agenda.at(e + self.vad_hangover, Input::SpeechEnded { at: e });
         let last = Input::Transcript { text: text.into(), is_final: true, ends_utterance: true };
         self.agenda.at(e + self.stt_latency, last);
     }
 
     /// VAD fires with no words ever following (a cough, a door).
     pub fn caller_noise(&mut self, start: Duration, duration: Duration) {
-        self.agenda.at(self.at(start), Input::SpeechStarted);
-        self.agenda.at(self.at(start + duration), Input::SpeechEnded);
+        let (s, e) = (self.at(start), self.at(start + duration));
+        self.agenda.at(s, Input::SpeechStarted { at: s });
+        self.agenda.at(e, Input::SpeechEnded { at: e });
     }
 
     pub fn input_at(&mut self, at: Duration, input: Input) {

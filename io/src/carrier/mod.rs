@@ -2,9 +2,6 @@
 //! is skipped, and the [`Dialect`] each carrier speaks on the wire (Telnyx, Twilio, and the
 //! browser phone).
 
-pub mod cuts;
-pub mod session;
-
 use std::borrow::Cow;
 
 use base64::Engine as _;
@@ -85,6 +82,22 @@ pub struct StreamStart<'a> {
     pub from: Option<Cow<'a, str>>,
     pub to: Option<Cow<'a, str>>,
     pub client_state: Option<Cow<'a, str>>,
+}
+
+impl StreamStart<'_> {
+    /// The same start, owning its text (to outlive the message it was read from).
+    pub fn into_owned(self) -> StreamStart<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        StreamStart {
+            stream_id: own(self.stream_id),
+            call_control_id: own(self.call_control_id),
+            codec: self.codec,
+            sample_rate: self.sample_rate,
+            from: self.from.map(own),
+            to: self.to.map(own),
+            client_state: self.client_state.map(own),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,6 +208,11 @@ pub trait Dialect: Send + std::fmt::Debug {
     fn media_message(&self, audio: &[u8], out: &mut String) -> Message;
     fn write_mark(&self, name: &str, out: &mut String);
     fn write_clear(&self, out: &mut String);
+    /// Whether the carrier has a control API behind its streams (hang-ups and transfers are
+    /// asked of it); the browser phone has none.
+    fn has_call_control(&self) -> bool {
+        true
+    }
     /// Caller audio in a binary frame, as G.711 written into `out`. `None`: this carrier sends
     /// no binary frames, and one is skipped and counted.
     fn parse_binary(

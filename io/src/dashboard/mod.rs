@@ -16,7 +16,7 @@ use bytes::Bytes;
 use hyper::StatusCode;
 use serde::Serialize;
 
-use crate::driver::DriverCounters;
+use crate::call::DriverCounters;
 use crate::latency::{Distribution, LatencyBook, Percentiles, StageSummary};
 use crate::recent::{ActiveCall, RecentCalls};
 

@@ -126,6 +126,12 @@ impl Dialect for PhoneDialect {
         self.rate = start.sample_rate;
     }
 
+    /// No phone network behind a browser: a hang-up is the socket closing, and a transfer to
+    /// a person ends the call (the page says so).
+    fn has_call_control(&self) -> bool {
+        false
+    }
+
     /// Agent audio arrives as G.711 (the core's codec); the page gets linear PCM.
     fn media_message(&self, audio: &[u8], _out: &mut String) -> Message {
         let mut pcm = Vec::with_capacity(audio.len() * 2);

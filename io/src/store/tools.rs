@@ -12,10 +12,10 @@ use hermes_core::agent::calendar::{self, Request};
 use hermes_core::agent::tools::{Availability, OrderStatus, Ticket};
 use hermes_core::agent::when::DayPart;
 use hermes_core::call::ToolCall;
-use hermes_core::config::Business;
+use hermes_core::config::{BuiltinTool, Business};
 
 use super::{BookError, BookRequest, Store, Whose};
-use crate::driver::tools::{CallParties, ProfileTools, ToolFuture, ToolOutcome, ToolRunner};
+use crate::call::tools::{CallParties, ProfileTools, ToolFuture, ToolOutcome, ToolRunner};
 use crate::sessions::Sessions;
 
 #[derive(Debug)]
@@ -57,7 +57,8 @@ fn text<'a>(args: &'a Value, key: &str) -> Option<&'a str> {
 
 impl ToolRunner for StoreTools {
     fn run(&self, call: ToolCall, parties: CallParties) -> ToolFuture {
-        if call.name == "business_info" {
+        let tool = BuiltinTool::from_name(&call.name);
+        if tool == Some(BuiltinTool::BusinessInfo) {
             let Some(cache) = self.cache.clone() else { return self.profile.run(call, parties) };
             let profile = self.profile.clone();
             let key = format!("{}:business_info:{}", self.business.name, call.arguments);
@@ -74,19 +75,23 @@ impl ToolRunner for StoreTools {
         let now = parties.clock.local(&self.timezone);
         Box::pin(async move {
             let args: Value = serde_json::from_str(&call.arguments).unwrap_or(Value::Null);
-            match call.name.as_str() {
-                "check_availability" => availability(&store, &business, &args, now).await,
-                "book_appointment" => book(&store, &business, &args, &call, &parties).await,
-                "reschedule_appointment" => {
+            match tool {
+                Some(BuiltinTool::CheckAvailability) => {
+                    availability(&store, &business, &args, now).await
+                }
+                Some(BuiltinTool::BookAppointment) => {
+                    book(&store, &business, &args, &call, &parties).await
+                }
+                Some(BuiltinTool::RescheduleAppointment) => {
                     reschedule(&store, &business, &args, &call, &parties, now).await
                 }
-                "cancel_appointment" => {
+                Some(BuiltinTool::CancelAppointment) => {
                     let whose = whose(&args, &parties, now);
                     booking_outcome(store.cancel(&business, &whose).await)
                 }
-                "lookup_order" => lookup_order(&store, &args, &parties).await,
-                "open_ticket" | "schedule_callback" => {
-                    let kind = if call.name == "open_ticket" { "ticket" } else { "callback" };
+                Some(BuiltinTool::LookupOrder) => lookup_order(&store, &args, &parties).await,
+                Some(kind @ (BuiltinTool::OpenTicket | BuiltinTool::ScheduleCallback)) => {
+                    let kind = if kind == BuiltinTool::OpenTicket { "ticket" } else { "callback" };
                     let summary = text(&args, "summary")
                         .or(text(&args, "reason"))
                         .unwrap_or("caller request")
@@ -104,7 +109,7 @@ impl ToolRunner for StoreTools {
                         Err(_) => ToolOutcome::error("I couldn't save that just now"),
                     }
                 }
-                other => ToolOutcome::error(format!("{other} is not available on this line yet")),
+                _ => ToolOutcome::error(format!("{} is not available on this line yet", call.name)),
             }
         })
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::driver::{CarrierRequest, CarrierRequestCounters};
+use crate::call::{CarrierRequest, CarrierRequestCounters};
 use crate::http::{HttpClient, HttpError};
 
 pub use crate::retry::RetryPolicy;

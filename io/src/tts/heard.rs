@@ -72,6 +72,14 @@ impl SpokenAudio {
         whole_words(text, chars)
     }
 
+    /// The words of `text` heard in the first `heard_bytes`, by the provider's character
+    /// timing alone (for a line whose audio was not all synthesised); `None` without timing.
+    pub fn aligned_prefix<'t>(&self, text: &'t str, heard_bytes: u64) -> Option<&'t str> {
+        let aligned = !self.chunks.is_empty() && self.chunks.iter().all(|(_, a)| a.is_some());
+        let chars = self.aligned_chars(heard_bytes);
+        (aligned && chars <= text.chars().count()).then(|| whole_words(text, chars))
+    }
+
     fn aligned_chars(&self, heard_bytes: u64) -> usize {
         let mut left = heard_bytes;
         let mut chars = 0;

@@ -90,25 +90,27 @@ impl Drop for TtsSession {
 }
 
 impl TtsSession {
-    /// Starts a session, opening the cloud socket now so the first sentence does not wait for
-    /// it. A socket that cannot be opened is counted; sentences then go over HTTP.
-    pub async fn open(settings: TtsSettings, counters: Arc<TtsCounters>) -> TtsSession {
-        let (cloud_tx, cloud_rx) = mpsc::channel(256);
-        let ws = match &settings.cloud {
-            Some((s, _)) => match MultiStream::connect(s, cloud_tx.clone()).await {
-                Ok(ws) => Some(ws),
-                Err(_) => {
-                    counters.socket_failures.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-            },
-            None => None,
-        };
+    /// Starts a session without waiting: the cloud socket is opened at once in the session's
+    /// own task, and sentences queued meanwhile wait for it, so the first sentence does not
+    /// pay for the connect twice and the call is never held up by it. A socket that cannot be
+    /// opened is counted; sentences then go over HTTP.
+    pub fn open(settings: TtsSettings, counters: Arc<TtsCounters>) -> TtsSession {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::channel(256);
-        let (local_tx, local_rx) = mpsc::channel(64);
-        let cloud_ok = settings.cloud.is_some();
-        let task = tokio::spawn(
+        let task = tokio::spawn(async move {
+            let (cloud_tx, cloud_rx) = mpsc::channel(256);
+            let ws = match &settings.cloud {
+                Some((s, _)) => match MultiStream::connect(s, cloud_tx.clone()).await {
+                    Ok(ws) => Some(ws),
+                    Err(_) => {
+                        counters.socket_failures.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                },
+                None => None,
+            };
+            let (local_tx, local_rx) = mpsc::channel(64);
+            let cloud_ok = settings.cloud.is_some();
             Speaker {
                 settings,
                 counters,
@@ -119,8 +121,9 @@ impl TtsSession {
                 order: VecDeque::new(),
                 out: event_tx,
             }
-            .run(command_rx, cloud_rx, local_rx),
-        );
+            .run(command_rx, cloud_rx, local_rx)
+            .await;
+        });
         TtsSession { commands, events, task, last_queued: 0, cancelled_through: 0 }
     }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use tokio::sync::mpsc;
 
-use crate::driver::{CarrierRequest, CarrierRequestCounters};
+use crate::call::{CarrierRequest, CarrierRequestCounters};
 
 /// Serves the calls' carrier requests until every call driver is gone.
 pub async fn carry_out(
@@ -41,7 +41,7 @@ pub async fn carry_out(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::driver::CarrierQueue;
+    use crate::call::CarrierQueue;
 
     #[tokio::test]
     async fn every_request_is_read_and_counted_so_the_queue_never_fills() {

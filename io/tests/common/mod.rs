@@ -69,33 +69,37 @@ pub async fn fake_api(script: Vec<(u16, &'static str)>) -> (String, Arc<Mutex<Ve
 
 /// The server with a media hub on the real audio engine (level-threshold VAD, one unpinned
 /// worker), on a loopback port. `customize` adds what a test needs (a verifier, Twilio).
+/// Each stream's link is handed to the test ([`MediaServer::links`]) and driven for it, as a
+/// call's task drives it.
 pub struct MediaServer {
     pub addr: std::net::SocketAddr,
-    pub sessions: tokio::sync::mpsc::Receiver<hermes_io::carrier::session::StreamHandle>,
-    pub counters: Arc<hermes_io::carrier::session::MediaCounters>,
+    pub links: tokio::sync::mpsc::Receiver<LinkHandle>,
+    pub counters: Arc<hermes_io::call::MediaCounters>,
     pub webhook_events: tokio::sync::mpsc::Receiver<hermes_io::telnyx::webhook::CallEvent>,
     pub stop: tokio::sync::watch::Sender<bool>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 pub async fn media_server(
-    settings: hermes_io::carrier::session::MediaSettings,
+    settings: hermes_io::call::MediaSettings,
     grace: std::time::Duration,
     customize: impl FnOnce(&mut hermes_io::server::ServerState),
 ) -> MediaServer {
     let audio = hermes_core::audio::AudioConfig::default();
-    media_server_with_audio(settings, grace, audio, customize).await
+    media_server_with(settings, grace, audio, None, customize).await
 }
 
-/// [`media_server`] with the audio engine's settings (one unpinned worker regardless).
-pub async fn media_server_with_audio(
-    settings: hermes_io::carrier::session::MediaSettings,
+/// [`media_server`] with the audio engine's settings (one unpinned worker regardless), and
+/// what runs each stream's call (default: hand its link to the test).
+pub async fn media_server_with(
+    settings: hermes_io::call::MediaSettings,
     grace: std::time::Duration,
     audio: hermes_core::audio::AudioConfig,
+    calls: Option<Arc<dyn hermes_io::call::CallHandler>>,
     customize: impl FnOnce(&mut hermes_io::server::ServerState),
 ) -> MediaServer {
     use hermes_core::audio::{AudioConfig, AudioEngine};
-    use hermes_io::carrier::session::MediaCounters;
+    use hermes_io::call::MediaCounters;
     use hermes_io::server::{ConfigStore, MediaHub, ServerState, serve};
 
     let audio = AudioConfig { workers: Some(1), pin_workers: false, ..audio };
@@ -104,38 +108,103 @@ pub async fn media_server_with_audio(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (events_tx, webhook_events) = tokio::sync::mpsc::channel(8);
-    let (sessions_tx, sessions) = tokio::sync::mpsc::channel(8);
+    let (links_tx, links) = tokio::sync::mpsc::channel(8);
+    let calls = calls.unwrap_or_else(|| Arc::new(HandToTest(links_tx)));
     let counters = Arc::new(MediaCounters::default());
     let config = Arc::new(ConfigStore::new(hermes_core::config::HermesConfig::default()));
     let mut state = ServerState::new(config, None, events_tx);
-    state.media =
-        Some(MediaHub { engine, settings, counters: Arc::clone(&counters), sessions: sessions_tx });
+    state.media = Some(MediaHub { engine, settings, counters: Arc::clone(&counters), calls });
     customize(&mut state);
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(serve(listener, Arc::new(state), stop_rx, grace));
-    MediaServer { addr, sessions, counters, webhook_events, stop, task }
+    MediaServer { addr, links, counters, webhook_events, stop, task }
 }
 
-/// The session's next event, within 5 s.
-pub async fn next_event(
-    handle: &mut hermes_io::carrier::session::StreamHandle,
-) -> hermes_io::carrier::session::StreamEvent {
+/// What a test asks of a link it drives.
+#[derive(Debug)]
+pub enum LinkCommand {
+    Play(hermes_core::call::SpeakId, Vec<u8>),
+    EndLine(hermes_core::call::SpeakId),
+    Clear,
+}
+
+/// A test's end of a link, driven in the server's call task as a call drives it: events
+/// out (caller audio apart), commands in. Dropping it ends the call from our side.
+#[derive(Debug)]
+pub struct LinkHandle {
+    pub events: tokio::sync::mpsc::UnboundedReceiver<hermes_io::call::MediaEvent>,
+    /// The caller's audio as it went towards speech-to-text: (G.711, wideband original).
+    pub tapped: tokio::sync::mpsc::UnboundedReceiver<(Bytes, Option<Bytes>)>,
+    pub commands: tokio::sync::mpsc::UnboundedSender<LinkCommand>,
+}
+
+#[derive(Debug)]
+struct HandToTest(tokio::sync::mpsc::Sender<LinkHandle>);
+
+impl hermes_io::call::CallHandler for HandToTest {
+    fn run(
+        &self,
+        mut link: hermes_io::call::ServerLink,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        use hermes_io::call::MediaEvent;
+        let to_test = self.0.clone();
+        Box::pin(async move {
+            let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+            let (tapped_tx, tapped) = tokio::sync::mpsc::unbounded_channel();
+            let (commands, mut commands_rx) = tokio::sync::mpsc::unbounded_channel();
+            if to_test.send(LinkHandle { events, tapped, commands }).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    wake = link.wait() => {
+                        link.handle(wake).await;
+                        while let Some(event) = link.poll_event() {
+                            match event {
+                                MediaEvent::CallerAudio { g711, wideband } => {
+                                    let _ = tapped_tx.send((g711, wideband));
+                                }
+                                other => {
+                                    let _ = events_tx.send(other);
+                                }
+                            }
+                        }
+                        if link.is_over() {
+                            return;
+                        }
+                    }
+                    command = commands_rx.recv() => match command {
+                        Some(LinkCommand::Play(speak, audio)) => link.play(speak, audio.into()),
+                        Some(LinkCommand::EndLine(speak)) => link.end_line(speak),
+                        Some(LinkCommand::Clear) => link.clear().await,
+                        None => {
+                            link.close().await;
+                            return;
+                        }
+                    },
+                }
+            }
+        })
+    }
+}
+
+/// The link's next event, within 5 s.
+pub async fn next_event(handle: &mut LinkHandle) -> hermes_io::call::MediaEvent {
     tokio::time::timeout(std::time::Duration::from_secs(5), handle.events.recv())
         .await
         .expect("event in time")
-        .expect("session alive")
+        .expect("link alive")
 }
 
 /// Waits for the VAD to hear the caller start and stop speaking, and checks they came in
 /// that order.
-pub async fn speech_start_and_end(handle: &mut hermes_io::carrier::session::StreamHandle) {
-    use hermes_core::audio::AudioEvent;
+pub async fn speech_start_and_end(handle: &mut LinkHandle) {
     use hermes_core::vad::VadEvent;
-    use hermes_io::carrier::session::StreamEvent;
+    use hermes_io::call::MediaEvent;
     let mut saw = Vec::new();
     while saw.len() < 2 {
-        if let StreamEvent::Audio(AudioEvent::Vad(v)) = next_event(handle).await {
-            saw.push(v);
+        if let MediaEvent::Vad { event, .. } = next_event(handle).await {
+            saw.push(event);
         }
     }
     assert!(matches!(saw[0], VadEvent::SpeechStarted { .. }), "{saw:?}");
@@ -143,18 +212,14 @@ pub async fn speech_start_and_end(handle: &mut hermes_io::carrier::session::Stre
 }
 
 /// The caller audio frames handed towards speech-to-text, until `bytes` of G.711 came.
-pub async fn tapped_frames(
-    handle: &mut hermes_io::carrier::session::StreamHandle,
-    bytes: usize,
-) -> Vec<hermes_io::carrier::session::CallerAudio> {
+pub async fn tapped_frames(handle: &mut LinkHandle, bytes: usize) -> Vec<(Bytes, Option<Bytes>)> {
     let (mut frames, mut got) = (Vec::new(), 0);
     while got < bytes {
-        let frame =
-            tokio::time::timeout(std::time::Duration::from_secs(5), handle.caller_audio.recv())
-                .await
-                .expect("tapped audio in time")
-                .expect("tap open");
-        got += frame.g711.len();
+        let frame = tokio::time::timeout(std::time::Duration::from_secs(5), handle.tapped.recv())
+            .await
+            .expect("tapped audio in time")
+            .expect("tap open");
+        got += frame.0.len();
         frames.push(frame);
     }
     frames

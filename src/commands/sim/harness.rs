@@ -12,11 +12,11 @@ use std::time::Duration;
 use anyhow::Context;
 use hermes_core::config::{HermesConfig, LlmEngine, SttEngine, TtsEngine};
 use hermes_core::wall_clock::WallClock;
-use hermes_io::carrier::session::{MediaCounters, MediaSettings, StreamHandle};
-use hermes_io::dashboard::Dashboard;
-use hermes_io::driver::{
-    self, CallClocks, CallReport, CarrierQueue, CarrierRequest, CarrierRequestCounters,
+use hermes_io::call::{
+    CallClocks, CallReport, CarrierQueue, CarrierRequest, CarrierRequestCounters,
 };
+use hermes_io::call::{Calls, MediaCounters, MediaSettings};
+use hermes_io::dashboard::Dashboard;
 use hermes_io::fakes::caller::EndedBy;
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine, Scripts};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
@@ -177,7 +177,6 @@ impl InProcess {
 
         let reports: Waiters<oneshot::Sender<CallReport>> = Arc::default();
         let ends: Waiters<mpsc::Sender<EndedBy>> = Arc::default();
-        let (sessions_tx, mut sessions) = mpsc::channel::<StreamHandle>(1024);
         let mut metrics = hermes_io::metrics::sources(&deps);
         metrics.push(Arc::new(EngineMetrics {
             engine: Arc::clone(&engine),
@@ -194,19 +193,17 @@ impl InProcess {
         let recent = deps.recent.clone();
         let deps = Arc::new(deps);
         let waiting = reports.clone();
-        tokio::spawn(async move {
-            while let Some(handle) = sessions.recv().await {
-                let (deps, waiting) = (deps.clone(), waiting.clone());
-                tokio::spawn(async move {
-                    let report = driver::drive(handle, deps).await;
-                    let waiter =
-                        waiting.lock().ok().and_then(|mut w| w.remove(&report.call_control_id));
-                    if let Some(waiter) = waiter {
-                        let _ = waiter.send(report);
-                    }
-                });
-            }
-        });
+        // Each call's report goes to whoever placed it.
+        let calls = Calls::new(
+            move || deps.clone(),
+            move |report| {
+                let waiter =
+                    waiting.lock().ok().and_then(|mut w| w.remove(&report.call_control_id));
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(report);
+                }
+            },
+        );
         tokio::spawn(carrier(carrier_rx, ends.clone(), carrier_counters));
 
         let store = Arc::new(ConfigStore::new(config.clone()));
@@ -217,7 +214,7 @@ impl InProcess {
             engine: engine.clone(),
             settings: MediaSettings::default(),
             counters: Arc::new(MediaCounters::default()),
-            sessions: sessions_tx,
+            calls: Arc::new(calls),
         });
         state.metrics = metrics;
         state.dashboard = Some(dashboard);

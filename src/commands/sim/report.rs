@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hermes_core::audio::HistogramSnapshot;
 use hermes_core::call::TurnTimeline;
-use hermes_io::driver::{CallReport, Speaker};
+use hermes_io::call::{CallReport, Speaker};
 use hermes_io::fakes::caller::CallerLog;
 use hermes_io::latency::StageSummary;
 use serde_json::{Value, json};

@@ -12,11 +12,8 @@ use super::io::{Action, CallLog, Direction, HangupReason, Input, LlmRequestId, S
 use super::sentences::SentenceSplitter;
 use super::timeline::TurnTimeline;
 use super::timers::{Timer, TimerTable};
+use crate::config::BuiltinTool;
 
-/// The built-in tool the machine handles itself: the LLM asks, the machine transfers.
-const TRANSFER_TOOL: &str = "transfer_to_human";
-/// …and the one that ends the call once the caller is done: the goodbye line, then hang up.
-const END_CALL_TOOL: &str = "end_call";
 /// Speaking rate used to bound how long a line may take to be heard (≈ 15 chars/s).
 const SPEECH_PER_CHAR: Duration = Duration::from_millis(70);
 
@@ -62,6 +59,14 @@ struct LlmRun {
     held: Vec<String>,
 }
 
+/// A tool call of the current step that has not answered yet, and when it times out.
+#[derive(Clone, Debug)]
+struct AwaitedTool {
+    id: String,
+    name: String,
+    deadline: Instant,
+}
+
 /// What happens once the final line has been heard.
 #[derive(Clone, Debug, PartialEq)]
 enum Closing {
@@ -80,8 +85,13 @@ pub struct Call {
 
     // The caller.
     caller_speaking: bool,
+    /// When the caller's voice really began (the VAD's boundary, not its decision).
     speech_started_at: Option<Instant>,
+    /// When the VAD decided the caller had stopped: turn-taking and the tool filler count
+    /// from here.
     speech_ended_at: Option<Instant>,
+    /// When the caller's voice really ended: the turn's latency timeline starts here.
+    voice_ended_at: Option<Instant>,
     /// The last final ended an utterance by the transcriber's endpointing, and no words have
     /// come since: the caller has paused, though the VAD may not have decided so yet.
     stt_heard_pause: bool,
@@ -100,7 +110,7 @@ pub struct Call {
     cut_line: Option<SpeakId>,
     /// …and the words of it the caller heard, for the context once the caller's turn ends.
     heard_of_cut: Option<String>,
-    awaiting_tools: Vec<String>,
+    awaiting_tools: Vec<AwaitedTool>,
     tool_steps: u32,
     llm_failures: u32,
     fillers_said: usize,
@@ -133,6 +143,7 @@ impl Call {
             caller_speaking: false,
             speech_started_at: None,
             speech_ended_at: None,
+            voice_ended_at: None,
             stt_heard_pause: false,
             final_text: String::new(),
             partial_text: String::new(),
@@ -185,8 +196,8 @@ impl Call {
         }
         match input {
             Input::Answered { direction } => self.on_answered(now, direction),
-            Input::SpeechStarted => self.on_speech_started(now),
-            Input::SpeechEnded => self.on_speech_ended(now),
+            Input::SpeechStarted { at } => self.on_speech_started(now, at),
+            Input::SpeechEnded { at } => self.on_speech_ended(now, at),
             Input::Transcript { text, is_final, ends_utterance } => {
                 self.on_transcript(now, text, is_final, ends_utterance)
             }
@@ -308,9 +319,9 @@ impl Call {
         self.say_line(now, line);
     }
 
-    fn on_speech_started(&mut self, now: Instant) {
+    fn on_speech_started(&mut self, now: Instant, at: Instant) {
         self.caller_speaking = true;
-        self.speech_started_at = Some(now);
+        self.speech_started_at = Some(at.min(now));
         self.stt_heard_pause = false;
         self.stop_ladder();
         self.timers.stop(Timer::EndpointingMin);
@@ -326,9 +337,10 @@ impl Call {
         }
     }
 
-    fn on_speech_ended(&mut self, now: Instant) {
+    fn on_speech_ended(&mut self, now: Instant, at: Instant) {
         self.caller_speaking = false;
         self.speech_ended_at = Some(now);
+        self.voice_ended_at = Some(at.min(now));
         // Shorter than the barge-in minimum: a cough, a click. The agent carries on.
         self.timers.stop(Timer::BargeIn);
         match self.floor {
@@ -431,12 +443,15 @@ impl Call {
         }
         let calls = std::mem::take(&mut llm.tool_calls);
         self.llm = None;
-        if calls.iter().any(|c| c.name == TRANSFER_TOOL) {
+        // Two built-in tools the machine carries out itself: the LLM asks, the machine
+        // transfers, or says goodbye and hangs up.
+        let asks = |tool: BuiltinTool| calls.iter().any(|c| c.name == tool.name());
+        if asks(BuiltinTool::TransferToHuman) {
             self.log(CallLog::EscalationRequested);
             self.escalate(now);
             return;
         }
-        if calls.iter().any(|c| c.name == END_CALL_TOOL) {
+        if asks(BuiltinTool::EndCall) {
             self.close(now, Closing::Hangup(HangupReason::Completed));
             return;
         }
@@ -455,7 +470,7 @@ impl Call {
     }
 
     fn on_tool_result(&mut self, now: Instant, id: String, output: String, is_error: bool) {
-        let Some(pos) = self.awaiting_tools.iter().position(|t| *t == id) else { return };
+        let Some(pos) = self.awaiting_tools.iter().position(|t| t.id == id) else { return };
         self.awaiting_tools.remove(pos);
         self.context.push(Message::ToolResult { id, output, is_error });
         if self.awaiting_tools.is_empty() {
@@ -560,15 +575,25 @@ impl Call {
                 self.say_line(now, self.cfg.line(&line));
             }
             Timer::ToolTimeout => {
-                self.log(CallLog::ToolTimedOut);
-                for id in std::mem::take(&mut self.awaiting_tools) {
+                // Each tool has its own timeout; those past theirs fail, the rest run on.
+                let (late, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_tools)
+                    .into_iter()
+                    .partition(|t| t.deadline <= now);
+                self.awaiting_tools = running;
+                for tool in late {
+                    self.log(CallLog::ToolTimedOut);
                     self.context.push(Message::ToolResult {
-                        id,
-                        output: "The tool did not answer in time.".into(),
+                        id: tool.id.clone(),
+                        output: format!("{} did not answer in time.", tool.name),
                         is_error: true,
                     });
+                    self.actions.push_back(Action::ToolTimedOut { id: tool.id });
                 }
-                self.tools_finished(now);
+                if self.awaiting_tools.is_empty() {
+                    self.tools_finished(now);
+                } else {
+                    self.arm_tool_timeout();
+                }
             }
             Timer::LlmFirstToken => {
                 if self.llm.is_some() {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Call, Closing, Floor, LlmRun, Outstanding, SPEECH_PER_CHAR};
+use super::{AwaitedTool, Call, Closing, Floor, LlmRun, Outstanding, SPEECH_PER_CHAR};
 use crate::call::backchannel::is_backchannel;
 use crate::call::context::{Context, Message};
 use crate::call::io::{Action, CallLog, HangupReason, LlmRequestId, SpeakId, ToolCall};
@@ -31,7 +31,8 @@ impl Call {
         self.tool_steps = 0;
         self.timeline = TurnTimeline {
             turn: self.user_turns,
-            user_speech_end: self.speech_ended_at,
+            // Where the caller's voice really ended, not where the VAD was sure of it.
+            user_speech_end: self.voice_ended_at,
             // The final of these words, not of an earlier utterance. It may come before the
             // VAD's end of speech: the transcriber's endpointing can be the shorter.
             stt_final: self
@@ -47,6 +48,7 @@ impl Call {
             self.context.push(Message::Assistant(format!("{heard}—")));
         }
         self.context.push(Message::User(text.clone()));
+        self.actions.push_back(Action::CallerTurn { turn: self.user_turns, text: text.clone() });
         let every = self.cfg.persona.anchor_every_turns.max(1);
         if self.user_turns.is_multiple_of(every) {
             self.log(CallLog::PersonaAnchor);
@@ -206,7 +208,14 @@ impl Call {
 
     pub(super) fn run_tools(&mut self, now: Instant, calls: Vec<ToolCall>) {
         self.tool_steps += 1;
-        self.awaiting_tools = calls.iter().map(|c| c.id.clone()).collect();
+        self.awaiting_tools = calls
+            .iter()
+            .map(|c| AwaitedTool {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                deadline: now + self.cfg.tool_timeout(&c.name),
+            })
+            .collect();
         self.context.push(Message::ToolCalls(calls.clone()));
         self.actions.push_back(Action::RunTools { calls });
         if self.outstanding.is_empty() {
@@ -226,7 +235,15 @@ impl Call {
             _ => now + after,
         };
         self.timers.set(Timer::ToolFiller, due);
-        self.timers.set(Timer::ToolTimeout, now + self.cfg.tool_timeout);
+        self.arm_tool_timeout();
+    }
+
+    /// The tool timer, at the earliest deadline of the tools still running.
+    pub(super) fn arm_tool_timeout(&mut self) {
+        match self.awaiting_tools.iter().map(|t| t.deadline).min() {
+            Some(due) => self.timers.set(Timer::ToolTimeout, due),
+            None => self.timers.stop(Timer::ToolTimeout),
+        }
     }
 
     pub(super) fn tools_finished(&mut self, now: Instant) {

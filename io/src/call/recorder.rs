@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use hermes_core::call::{CallLog, HangupReason, TurnTimeline};
+use hermes_core::config::BuiltinTool;
 
 use super::Outcome;
 use crate::records::{
@@ -14,17 +15,14 @@ use crate::records::{
 };
 
 /// The call's record so far. Serialisable with the session snapshot, so a reconnected stream
-/// carries on the same record.
+/// carries on the same record. What the caller heard of each agent line comes from the
+/// playout ledger; this only writes it down.
 #[derive(Debug)]
 pub struct Recorder {
     began: Instant,
     /// Time already on the call before this stream (a resumed call).
     offset_ms: u64,
     pub record: CallRecord,
-    /// Speech id → (agent turn index, text), until its playout mark.
-    speaking: HashMap<u64, (usize, String)>,
-    /// The lines the last clear cut, for the words of one of them that were heard.
-    cut: HashMap<u64, (usize, String)>,
     /// User turn number (the machine's) → index of the caller turn in `record.turns`.
     caller_turns: HashMap<u32, usize>,
     /// Tool call id → (index in `record.tool_calls`, when it started).
@@ -40,8 +38,6 @@ impl Recorder {
             began: now,
             offset_ms,
             record,
-            speaking: HashMap::new(),
-            cut: HashMap::new(),
             caller_turns: HashMap::new(),
             tools: HashMap::new(),
             agent_turn_closed: true,
@@ -66,8 +62,8 @@ impl Recorder {
         });
     }
 
-    /// A line went to speech.
-    pub fn agent_speaks(&mut self, now: Instant, speak: u64, text: &str) {
+    /// A line went to speech; returns the agent turn (index in `record.turns`) it joins.
+    pub fn agent_speaks(&mut self, now: Instant, text: &str) -> usize {
         let index = match self.record.turns.last() {
             Some(t) if t.speaker == "agent" && !self.agent_turn_closed => {
                 self.record.turns.len() - 1
@@ -86,32 +82,19 @@ impl Recorder {
         };
         self.agent_turn_closed = false;
         append(&mut self.record.turns[index].text, text);
-        self.speaking.insert(speak, (index, text.to_string()));
+        index
     }
 
-    /// The carrier played a line to its end: the caller heard it.
-    pub fn heard(&mut self, speak: u64) {
-        if let Some((index, text)) = self.speaking.remove(&speak)
-            && let Some(turn) = self.record.turns.get_mut(index)
-        {
-            append(&mut turn.heard, &text);
-        }
-    }
-
-    /// The agent's audio was cut (barge-in, or the call closing over it): nothing still
-    /// waiting for its mark will be heard, whatever marks the carrier returns for it later
-    /// (carriers hand back the marks of cleared audio, and so does our session).
-    pub fn playback_cleared(&mut self) {
-        self.cut = std::mem::take(&mut self.speaking);
-    }
-
-    /// The caller heard these words of a line the last clear cut.
-    pub fn heard_part(&mut self, speak: u64, words: &str) {
-        if let Some((index, _)) = self.cut.remove(&speak)
-            && let Some(turn) = self.record.turns.get_mut(index)
-            && !words.is_empty()
-        {
-            append(&mut turn.heard, &format!("{words}—"));
+    /// The caller heard these words of a line of agent turn `turn`: all of it, or (`cut`)
+    /// the beginning a barge-in left, marked as cut.
+    pub fn heard(&mut self, turn: usize, words: &str, cut: bool) {
+        let Some(turn) = self.record.turns.get_mut(turn) else { return };
+        if cut {
+            if !words.is_empty() {
+                append(&mut turn.heard, &format!("{words}—"));
+            }
+        } else {
+            append(&mut turn.heard, words);
         }
     }
 
@@ -174,7 +157,7 @@ impl Recorder {
         let callback = r
             .tool_calls
             .iter()
-            .any(|c| c.name == "schedule_callback" && c.status == ToolStatus::Ok);
+            .any(|c| c.name == BuiltinTool::ScheduleCallback.name() && c.status == ToolStatus::Ok);
         (r.outcome, r.end_reason) = match outcome {
             Outcome::Completed if callback => (CallOutcome::Callback, "goodbye".into()),
             Outcome::Completed => (CallOutcome::Completed, "goodbye".into()),
@@ -235,9 +218,9 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Recorder::new(empty(), t0);
         r.caller_said(t0, 1, "I'd like a haircut");
-        r.agent_speaks(t0, 1, "Sure.");
-        r.agent_speaks(t0, 2, "What day would suit you?");
-        r.heard(1);
+        let turn = r.agent_speaks(t0, "Sure.");
+        assert_eq!(r.agent_speaks(t0, "What day would suit you?"), turn, "one agent turn");
+        r.heard(turn, "Sure.", false);
         let record = r.finish(t0 + Duration::from_secs(3), &Outcome::Abandoned, Some(0.06));
         assert_eq!(record.turns.len(), 2);
         assert_eq!(record.turns[1].text, "Sure. What day would suit you?");
@@ -248,31 +231,15 @@ mod tests {
     }
 
     #[test]
-    fn marks_handed_back_after_a_clear_do_not_count_as_heard() {
-        let t0 = Instant::now();
-        let mut r = Recorder::new(empty(), t0);
-        r.caller_said(t0, 1, "What are your hours?");
-        r.agent_speaks(t0, 1, "We're open nine to five.");
-        r.agent_speaks(t0, 2, "Anything else?");
-        r.heard(1);
-        r.playback_cleared();
-        // The carrier returns the cut sentence's mark after the clear.
-        r.heard(2);
-        let record = r.finish(t0 + Duration::from_secs(3), &Outcome::Abandoned, None);
-        assert_eq!(record.turns[1].heard, "We're open nine to five.");
-    }
-
-    #[test]
     fn the_heard_words_of_a_cut_line_are_recorded_as_cut() {
         let t0 = Instant::now();
         let mut r = Recorder::new(empty(), t0);
         r.caller_said(t0, 1, "When is my appointment?");
-        r.agent_speaks(t0, 1, "Sure.");
-        r.agent_speaks(t0, 2, "Your appointment is on Tuesday at three.");
-        r.heard(1);
-        r.playback_cleared();
-        r.heard_part(2, "Your appointment is");
-        r.heard_part(2, "twice");
+        let turn = r.agent_speaks(t0, "Sure.");
+        r.agent_speaks(t0, "Your appointment is on Tuesday at three.");
+        r.heard(turn, "Sure.", false);
+        r.heard(turn, "Your appointment is", true);
+        r.heard(turn, "", true);
         let record = r.finish(t0 + Duration::from_secs(3), &Outcome::Abandoned, None);
         assert_eq!(record.turns[1].heard, "Sure. Your appointment is—");
     }
@@ -299,7 +266,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = Recorder::new(empty(), t0);
         r.caller_said(t0, 1, "hello");
-        r.agent_speaks(t0, 1, "Hi.");
+        r.agent_speaks(t0, "Hi.");
         let timeline = TurnTimeline {
             turn: 1,
             user_speech_end: Some(t0),

@@ -9,7 +9,7 @@ use serde_json::Value;
 use hermes_core::agent::info::{Topic, answer};
 use hermes_core::agent::tools::Info;
 use hermes_core::call::ToolCall;
-use hermes_core::config::Business;
+use hermes_core::config::{BuiltinTool, Business};
 use hermes_core::wall_clock::WallClock;
 
 /// Who is calling, for tools that look things up by the caller's number, and the call's clock,
@@ -95,12 +95,12 @@ impl ProfileTools {
 
 impl ToolRunner for ProfileTools {
     fn run(&self, call: ToolCall, _parties: CallParties) -> ToolFuture {
-        let outcome = match call.name.as_str() {
-            "business_info" => match self.business_info(&call.arguments) {
+        let outcome = match BuiltinTool::from_name(&call.name) {
+            Some(BuiltinTool::BusinessInfo) => match self.business_info(&call.arguments) {
                 Ok(json) => ToolOutcome::ok(json),
                 Err(why) => ToolOutcome::error(why),
             },
-            other => ToolOutcome::error(format!("{other} is not available on this line yet")),
+            _ => ToolOutcome::error(format!("{} is not available on this line yet", call.name)),
         };
         Box::pin(async move { outcome })
     }

@@ -1,0 +1,594 @@
+//! The one task of one call. It holds what waits on the outside world — the call's
+//! [`MediaLink`], the transcriber, the running completion, the voice, the tools, one timer —
+//! and moves what happens between them and the sans-IO [`CallSession`]: each loop turn takes
+//! one `now`, feeds the session what happened and carries out what the session asks. It
+//! decides nothing itself.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use jiff::tz::TimeZone;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, JoinSet};
+use tracing::Instrument as _;
+
+use hermes_core::agent::prompt::system_prompt;
+use hermes_core::agent::specs_for;
+use hermes_core::call::CallConfig;
+use hermes_core::codec::G711;
+use hermes_core::vad::VadEvent;
+
+use super::media::{MediaEvent, MediaLink, StreamStarted, Wake};
+use super::session::{CallSession, SessionAction, SessionInput, SessionSetup};
+use super::tools::{CallParties, ToolOutcome};
+use super::transport::Transport;
+use super::{CallDeps, CallReport, Outcome};
+use crate::live::LiveEvent;
+use crate::llm::{LlmEvent, LlmSession, LlmStream};
+use crate::records::CallOutcome;
+use crate::sessions::{SessionSnapshot, Sessions};
+use crate::stt::{LocalStt, SttEvent, SttStream, Tape};
+use crate::tts::{TtsEvent, TtsSession};
+
+/// How long a stream may take to say which call it carries.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the carrier may take to end a stream after a hang-up or transfer was asked of it.
+const CARRIER_GRACE: Duration = Duration::from_secs(1);
+/// Caller audio kept for the transcriber while it connects (20 ms frames: five seconds).
+const STT_CONNECT_BACKLOG: usize = 250;
+
+/// Runs the call on `link` from its stream's start to its end, and returns its report.
+pub async fn run_call<T: Transport>(mut link: MediaLink<T>, deps: Arc<CallDeps>) -> CallReport {
+    let began = Instant::now();
+    let mut report = CallReport {
+        call_control_id: String::new(),
+        outcome: Outcome::NeverStarted,
+        transcript: Vec::new(),
+        tools_called: Vec::new(),
+        turns: Vec::new(),
+        logs: Vec::new(),
+        duration: Duration::ZERO,
+        resumed: false,
+        record: None,
+    };
+    let Ok(Some(started)) = tokio::time::timeout(START_TIMEOUT, stream_start(&mut link)).await
+    else {
+        link.close().await;
+        return report;
+    };
+    report.call_control_id = started.call_id.clone();
+    let parties = CallParties {
+        call_id: started.call_id.clone(),
+        caller: started.from.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
+        callee: started.to.as_ref().map(|n| n.as_str().to_string()).unwrap_or_default(),
+        clock: deps.clocks.for_call(&started.call_id),
+    };
+    let span = tracing::info_span!(
+        "call",
+        call = %parties.call_id,
+        caller = %crate::records::mask_number(&parties.caller),
+    );
+    let mut call =
+        CallTask::open(link, deps, parties, started.codec).instrument(span.clone()).await;
+    call.run().instrument(span.clone()).await;
+    let mut report = call.finish();
+    span.in_scope(|| {
+        if let Some(record) = &report.record {
+            tracing::info!(
+                outcome = record.outcome.as_str(),
+                reason = %record.end_reason,
+                handle_ms = record.handle_ms,
+                turns = record.turns.len(),
+                "call ended"
+            );
+        }
+    });
+    report.duration = began.elapsed();
+    report
+}
+
+/// Handles the link until its stream says which call it carries; `None` if it ends first.
+async fn stream_start<T: Transport>(link: &mut MediaLink<T>) -> Option<StreamStarted> {
+    loop {
+        let wake = link.wait().await;
+        link.handle(wake).await;
+        while let Some(event) = link.poll_event() {
+            match event {
+                MediaEvent::Started(started) => return Some(started),
+                MediaEvent::Ended(_) => return None,
+                _ => {}
+            }
+        }
+    }
+}
+
+type Connecting = Pin<Box<dyn Future<Output = Option<SttStream>> + Send>>;
+
+/// The transcriber of a call: the cloud one (connecting, then streaming), or this machine's.
+enum Transcriber {
+    None,
+    Connecting { connecting: Connecting, backlog: VecDeque<Bytes> },
+    Cloud(SttStream),
+    Local(LocalTranscription),
+}
+
+/// Everything one call's task holds.
+struct CallTask<T: Transport> {
+    deps: Arc<CallDeps>,
+    link: MediaLink<T>,
+    session: CallSession,
+    parties: CallParties,
+    live_id: Arc<str>,
+    codec: G711,
+    stt: Transcriber,
+    llm: LlmSession,
+    completion: Option<LlmStream>,
+    tts: TtsSession,
+    tools: JoinSet<(String, ToolOutcome)>,
+    running_tools: HashMap<String, AbortHandle>,
+    saver: tokio::sync::watch::Sender<SessionUpdate>,
+    /// The stream ended by itself (the far end), not because the call did.
+    stream_gone: bool,
+    /// A hang-up or transfer went to the carrier, which then ends the stream.
+    asked_carrier: bool,
+}
+
+impl<T: Transport> CallTask<T> {
+    async fn open(
+        link: MediaLink<T>,
+        deps: Arc<CallDeps>,
+        parties: CallParties,
+        codec: G711,
+    ) -> Self {
+        deps.counters.calls_started.fetch_add(1, Ordering::Relaxed);
+        deps.counters.active_calls.fetch_add(1, Ordering::Relaxed);
+        deps.recent.started(&parties.call_id, &parties.caller, parties.clock.now_ms());
+        let config = &deps.config;
+        let earlier = deps.sessions.load(&parties.call_id).await;
+        let timezone = TimeZone::get(&config.business.timezone).unwrap_or(TimeZone::UTC);
+        let llm = deps.llm.session(specs_for(&config.tools).into()).with_clock(
+            parties.clock,
+            timezone,
+            &config.business.timezone,
+        );
+        // The transcriber and the voice connect while the call goes on: the greeting and the
+        // caller's first words need not wait for them.
+        let stt = match (&deps.stt, &deps.local_stt) {
+            (Some(settings), _) => {
+                let mut settings = settings.clone();
+                settings.tag = Some(parties.call_id.clone());
+                let counters = deps.stt_counters.clone();
+                let connecting: Connecting =
+                    Box::pin(async move { SttStream::connect(settings, counters).await.ok() });
+                Transcriber::Connecting { connecting, backlog: VecDeque::new() }
+            }
+            (None, Some(engine)) => Transcriber::Local(LocalTranscription::new(engine.clone())),
+            (None, None) => {
+                deps.counters.stt_unavailable.fetch_add(1, Ordering::Relaxed);
+                Transcriber::None
+            }
+        };
+        let tts = TtsSession::open(deps.tts.clone(), deps.tts_counters.clone());
+        let saver = spawn_session_saver(deps.sessions.clone(), parties.call_id.clone());
+        let setup = SessionSetup {
+            config: CallConfig::from_config(config, system_prompt(config)),
+            parties: parties.clone(),
+            business: config.business.name.clone(),
+            earlier,
+            carrier_control: link.has_call_control(),
+            counters: deps.counters.clone(),
+        };
+        let session = CallSession::new(setup, Instant::now());
+        CallTask {
+            live_id: Arc::from(parties.call_id.as_str()),
+            deps,
+            link,
+            session,
+            parties,
+            codec,
+            stt,
+            llm,
+            completion: None,
+            tts,
+            tools: JoinSet::new(),
+            running_tools: HashMap::new(),
+            saver,
+            stream_gone: false,
+            asked_carrier: false,
+        }
+    }
+
+    async fn run(&mut self) {
+        loop {
+            self.carry_out().await;
+            if self.session.is_ended() {
+                break;
+            }
+            let timeout = self.session.poll_timeout();
+            let happened = tokio::select! {
+                wake = self.link.wait() => Happened::Media(wake),
+                heard = next_transcribed(&mut self.stt) => heard,
+                Some(event) = next_llm(&mut self.completion) => Happened::Llm(event),
+                Some(event) = self.tts.next() => Happened::Tts(event),
+                Some(done) = self.tools.join_next(), if !self.tools.is_empty() => Happened::Tool(done.ok()),
+                () = sleep_until(timeout) => Happened::Timer,
+            };
+            // One `now` for everything this turn brings.
+            let now = Instant::now();
+            match happened {
+                Happened::Media(wake) => {
+                    self.link.handle(wake).await;
+                    while let Some(event) = self.link.poll_event() {
+                        self.on_media(now, event);
+                    }
+                }
+                Happened::SttConnected(stream) => self.stt_connected(stream),
+                Happened::Stt(event) => self.on_stt(now, event),
+                Happened::Local(Ok(text)) => self.session.handle(
+                    now,
+                    SessionInput::Transcript { text, is_final: true, ends_utterance: true },
+                ),
+                Happened::Local(Err(_)) => {
+                    self.deps.counters.stt_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                Happened::Llm(event) => {
+                    if matches!(event, LlmEvent::Done { .. } | LlmEvent::Failed(_)) {
+                        self.completion = None;
+                    }
+                    self.session.handle(now, SessionInput::Llm(event));
+                }
+                Happened::Tts(event) => self.on_tts(now, event),
+                Happened::Tool(Some((id, outcome))) => {
+                    self.running_tools.remove(&id);
+                    self.session.handle(now, SessionInput::ToolDone { id, outcome });
+                }
+                Happened::Tool(None) => {} // aborted: the machine timed it out
+                Happened::Timer => self.session.handle_timeout(now),
+            }
+        }
+        self.carry_out().await;
+        if self.asked_carrier && !self.stream_gone {
+            // The carrier ends the stream itself once it has hung up or transferred the call;
+            // closing it first could end the call before the carrier acts (Twilio ends a
+            // call whose stream closes). It gets a moment to do so.
+            let _ = tokio::time::timeout(CARRIER_GRACE, async {
+                while !self.link.is_over() {
+                    let wake = self.link.wait().await;
+                    self.link.handle(wake).await;
+                    while self.link.poll_event().is_some() {}
+                }
+            })
+            .await;
+        }
+        if !self.link.is_over() {
+            // The call is over on our side: say so, rather than just dropping the line.
+            self.link.close().await;
+        }
+    }
+
+    fn on_media(&mut self, now: Instant, event: MediaEvent) {
+        match event {
+            MediaEvent::Started(_) => {} // one call per stream
+            MediaEvent::Vad { event, happened, .. } => match event {
+                VadEvent::SpeechStarted { at, .. } => {
+                    if let Transcriber::Local(local) = &mut self.stt {
+                        local.speech_started(at.0);
+                    }
+                    self.session.handle(now, SessionInput::SpeechStarted { at: happened });
+                }
+                VadEvent::SpeechEnded { at, .. } => {
+                    match &mut self.stt {
+                        Transcriber::Local(local) => local.speech_ended(at.0, self.codec),
+                        // Our end of turn: ask for the final transcript now rather than at
+                        // the transcriber's own endpointing.
+                        Transcriber::Cloud(stt) => stt.finalize(),
+                        _ => {}
+                    }
+                    self.session.handle(now, SessionInput::SpeechEnded { at: happened });
+                }
+            },
+            MediaEvent::CallerAudio { g711, wideband } => self.hear(g711, wideband),
+            MediaEvent::Dtmf(digit) => self.session.handle(now, SessionInput::Dtmf(digit)),
+            MediaEvent::Heard(speak) => self.session.handle(now, SessionInput::Heard(speak)),
+            MediaEvent::Cut(cut) => self.session.handle(now, SessionInput::Cut(cut)),
+            MediaEvent::CarrierError(_) => {}
+            MediaEvent::Ended(_) => {
+                self.stream_gone = true;
+                self.session.handle(now, SessionInput::CarrierGone);
+            }
+        }
+    }
+
+    /// Caller audio to the transcriber: untouched μ-law to the cloud, onto the tape for this
+    /// machine's.
+    fn hear(&mut self, g711: Bytes, wideband: Option<Bytes>) {
+        match &mut self.stt {
+            Transcriber::Cloud(stt) => stt.send_audio(g711),
+            Transcriber::Connecting { backlog, .. } => {
+                if backlog.len() == STT_CONNECT_BACKLOG {
+                    backlog.pop_front();
+                    self.deps.stt_counters.audio_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                backlog.push_back(g711);
+            }
+            Transcriber::Local(local) => local.tape.append(&g711, wideband.as_deref()),
+            Transcriber::None => {}
+        }
+    }
+
+    fn stt_connected(&mut self, stream: Option<SttStream>) {
+        let Transcriber::Connecting { backlog, .. } =
+            std::mem::replace(&mut self.stt, Transcriber::None)
+        else {
+            return;
+        };
+        match stream {
+            Some(stream) => {
+                for frame in backlog {
+                    stream.send_audio(frame);
+                }
+                self.stt = Transcriber::Cloud(stream);
+            }
+            None => {
+                self.deps.counters.stt_unavailable.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn on_stt(&mut self, now: Instant, event: SttEvent) {
+        let input = match event {
+            SttEvent::Partial(text) => {
+                SessionInput::Transcript { text, is_final: false, ends_utterance: false }
+            }
+            SttEvent::Final { text, speech_final } => {
+                SessionInput::Transcript { text, is_final: true, ends_utterance: speech_final }
+            }
+            SttEvent::Failed(_) => {
+                self.stt = Transcriber::None;
+                SessionInput::SttFailed
+            }
+            _ => return,
+        };
+        self.session.handle(now, input);
+    }
+
+    fn on_tts(&mut self, now: Instant, event: TtsEvent) {
+        let input = match event {
+            TtsEvent::Audio { id, ulaw, alignment } => SessionInput::TtsAudio {
+                speak: hermes_core::call::SpeakId(id),
+                audio: ulaw,
+                alignment,
+            },
+            TtsEvent::Done { id } => {
+                SessionInput::TtsDone { speak: hermes_core::call::SpeakId(id) }
+            }
+            TtsEvent::Failed { id, message } => {
+                SessionInput::TtsFailed { speak: hermes_core::call::SpeakId(id), message }
+            }
+        };
+        self.session.handle(now, input);
+    }
+
+    /// Carries out everything the session asked for.
+    async fn carry_out(&mut self) {
+        while let Some(action) = self.session.poll_action() {
+            match action {
+                // Replacing the stream drops (cancels) any earlier request.
+                SessionAction::StartLlm(context) => self.completion = Some(self.llm.start(context)),
+                SessionAction::CancelLlm => self.completion = None,
+                SessionAction::Speak { speak, text } => self.tts.speak(speak.0, &text),
+                SessionAction::CancelTts => self.tts.cancel(),
+                SessionAction::Play { speak, audio } => self.link.play(speak, audio),
+                SessionAction::EndLine(speak) => self.link.end_line(speak),
+                SessionAction::ClearPlayback => self.link.clear().await,
+                SessionAction::RunTool(call) => {
+                    // No timeout here: the machine times each tool out and says so.
+                    let id = call.id.clone();
+                    let running = self.deps.tools.run(call, self.parties.clone());
+                    let key = id.clone();
+                    let abort = self.tools.spawn(async move { (id, running.await) });
+                    self.running_tools.insert(key, abort);
+                }
+                SessionAction::CancelTool(id) => {
+                    if let Some(abort) = self.running_tools.remove(&id) {
+                        abort.abort();
+                    }
+                }
+                SessionAction::Carrier(request) => {
+                    if let Some(carrier) = &self.deps.carrier {
+                        self.asked_carrier |= carrier.submit(request);
+                    }
+                }
+                SessionAction::Save(snapshot) => {
+                    let _ = self.saver.send(SessionUpdate::Save(snapshot));
+                }
+                SessionAction::Live(event) => self.deps.recent.live().publish(&self.live_id, event),
+                SessionAction::Turn(t) => {
+                    tracing::info_span!("turn", n = t.turn).in_scope(|| {
+                        tracing::info!(
+                            voice_to_voice_ms = t.voice_to_voice().map(|d| d.as_millis() as u64),
+                            "turn answered"
+                        );
+                    });
+                    let now = Instant::now();
+                    self.deps.latency.record_turn(
+                        now,
+                        &self.parties.call_id,
+                        &self.parties.callee,
+                        &t,
+                    );
+                }
+                SessionAction::ToolLatency { tool, took } => {
+                    self.deps.latency.record_tool(
+                        Instant::now(),
+                        &self.parties.call_id,
+                        &tool,
+                        took,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The call is over: the stream closes from our side (unless the far end closed it), the
+    /// transcriber gets its last word, and the record goes to the writer.
+    fn finish(mut self) -> CallReport {
+        let now = Instant::now();
+        if let Transcriber::Cloud(stt) = &self.stt {
+            stt.close();
+        }
+        self.tools.abort_all();
+        let cost = Some(self.deps.config.storage.cost_per_minute_usd).filter(|c| *c > 0.0);
+        let (record, report) = self.session.finish(now, cost);
+        // A dropped line may come back as a new stream for the same call: keep its session.
+        let _ = self
+            .saver
+            .send(SessionUpdate::End { keep_for_resume: report.outcome == Outcome::Abandoned });
+        let c = &self.deps.counters;
+        let by_outcome = match record.outcome {
+            CallOutcome::Completed => &c.outcome_completed,
+            CallOutcome::Escalated => &c.outcome_escalated,
+            CallOutcome::Abandoned => &c.outcome_abandoned,
+            CallOutcome::Callback => &c.outcome_callback,
+        };
+        by_outcome.fetch_add(1, Ordering::Relaxed);
+        self.deps.recent.finished(&record);
+        self.deps.recent.live().publish(
+            &self.live_id,
+            LiveEvent::Ended {
+                outcome: record.outcome.as_str().to_string(),
+                reason: record.end_reason.clone(),
+            },
+        );
+        if let Some(writer) = &self.deps.records {
+            writer.submit(record);
+        }
+        c.active_calls.fetch_sub(1, Ordering::Relaxed);
+        c.calls_ended.fetch_add(1, Ordering::Relaxed);
+        report
+    }
+}
+
+/// What woke the call's task.
+enum Happened<I> {
+    Media(Wake<I>),
+    SttConnected(Option<SttStream>),
+    Stt(SttEvent),
+    Local(Result<String, String>),
+    Llm(LlmEvent),
+    Tts(TtsEvent),
+    Tool(Option<(String, ToolOutcome)>),
+    Timer,
+}
+
+/// What the transcriber has next: its connection, an event, or a local transcript.
+async fn next_transcribed<I>(stt: &mut Transcriber) -> Happened<I> {
+    match stt {
+        Transcriber::Connecting { connecting, .. } => Happened::SttConnected(connecting.await),
+        Transcriber::Cloud(s) => match s.next().await {
+            Some(e) => Happened::Stt(e),
+            // The transcriber ended: report it once, then stay quiet.
+            None => Happened::Stt(SttEvent::Failed("speech-to-text ended".into())),
+        },
+        Transcriber::Local(l) => match l.results.recv().await {
+            Some(heard) => Happened::Local(heard),
+            None => std::future::pending().await,
+        },
+        Transcriber::None => std::future::pending().await,
+    }
+}
+
+async fn next_llm(llm: &mut Option<LlmStream>) -> Option<LlmEvent> {
+    match llm {
+        Some(stream) => match stream.next().await {
+            Some(e) => Some(e),
+            None => Some(LlmEvent::Failed("the completion ended without finishing".into())),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One call's local transcription: its tape of caller audio, where the current utterance
+/// began, and the transcripts coming back from the pool.
+struct LocalTranscription {
+    engine: LocalStt,
+    tape: Tape,
+    speech_started_at: Option<u64>,
+    results_tx: mpsc::Sender<Result<String, String>>,
+    results: mpsc::Receiver<Result<String, String>>,
+}
+
+impl LocalTranscription {
+    fn new(engine: LocalStt) -> LocalTranscription {
+        let (results_tx, results) = mpsc::channel(8);
+        LocalTranscription {
+            engine,
+            tape: Tape::default(),
+            speech_started_at: None,
+            results_tx,
+            results,
+        }
+    }
+
+    fn speech_started(&mut self, at: u64) {
+        self.speech_started_at = Some(at);
+    }
+
+    /// Cuts the utterance from the tape and hands it to the pool; its transcript comes back
+    /// through [`next_local`].
+    fn speech_ended(&mut self, at: u64, codec: G711) {
+        let Some(start) = self.speech_started_at.take() else { return };
+        let audio = self.tape.cut(
+            codec,
+            start.saturating_sub(crate::stt::local::LEAD_BYTES),
+            at + crate::stt::local::TAIL_BYTES,
+        );
+        let (engine, results) = (self.engine.clone(), self.results_tx.clone());
+        tokio::spawn(async move {
+            let _ = results.send(engine.transcribe(audio).await).await;
+        });
+    }
+}
+
+/// What the call's session saver does next; only the latest matters.
+#[derive(Clone, Debug)]
+enum SessionUpdate {
+    Nothing,
+    Save(Box<SessionSnapshot>),
+    End { keep_for_resume: bool },
+}
+
+/// One task per call writes its session snapshots, latest first-come: a slow Redis delays
+/// only this task, never a turn, and an older snapshot can never overwrite a newer one.
+fn spawn_session_saver(
+    sessions: Sessions,
+    call_id: String,
+) -> tokio::sync::watch::Sender<SessionUpdate> {
+    let (tx, mut rx) = tokio::sync::watch::channel(SessionUpdate::Nothing);
+    tokio::spawn(async move {
+        while rx.changed().await.is_ok() {
+            let update = rx.borrow_and_update().clone();
+            match update {
+                SessionUpdate::Nothing => {}
+                SessionUpdate::Save(snapshot) => sessions.save(&snapshot).await,
+                SessionUpdate::End { keep_for_resume } => {
+                    sessions.end(&call_id, keep_for_resume).await;
+                    return;
+                }
+            }
+        }
+    });
+    tx
+}

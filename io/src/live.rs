@@ -8,6 +8,7 @@
 //! subscribers, never into a log.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -36,15 +37,17 @@ pub struct LiveLine {
     pub event: LiveEvent,
 }
 
-/// Where the call drivers publish, and watchers subscribe.
+/// Where the calls publish, and watchers subscribe.
 #[derive(Debug)]
 pub struct LiveTranscripts {
     lines: broadcast::Sender<LiveLine>,
+    /// Lines a watcher fell too far behind to get (exported as metrics).
+    pub dropped: Arc<AtomicU64>,
 }
 
 impl Default for LiveTranscripts {
     fn default() -> Self {
-        LiveTranscripts { lines: broadcast::channel(BACKLOG).0 }
+        LiveTranscripts { lines: broadcast::channel(BACKLOG).0, dropped: Arc::default() }
     }
 }
 

@@ -134,8 +134,19 @@ pub fn sources(deps: &CallDeps) -> Vec<Arc<dyn MetricsSource>> {
     if let Some(carrier) = &deps.carrier {
         all.push(carrier.counters());
     }
+    all.push(deps.recent.clone());
     all.extend(deps.tools.metrics());
     all
+}
+
+impl MetricsSource for crate::recent::RecentCalls {
+    fn render(&self, out: &mut Exposition) {
+        out.counter(
+            "hermes_live_lines_dropped_total",
+            "Live-transcript lines a watcher (a browser phone page) fell too far behind to get.",
+            get(&self.live().dropped),
+        );
+    }
 }
 
 impl MetricsSource for DriverCounters {
@@ -204,6 +215,11 @@ impl MetricsSource for SttCounters {
             "hermes_stt_audio_dropped_total",
             "Audio chunks dropped because the transcriber fell behind.",
             get(&self.audio_dropped),
+        );
+        out.counter(
+            "hermes_stt_commands_dropped_total",
+            "Finalize and close requests dropped because the transcriber's queue was full.",
+            get(&self.commands_dropped),
         );
         out.counter(
             "hermes_stt_malformed_messages_total",
@@ -408,6 +424,11 @@ impl MetricsSource for EngineMetrics {
             "hermes_ring_egress_stalls_total",
             "Ticks where a call's egress ring was full (the media session was not sending).",
             total.egress_stalls,
+        );
+        out.counter(
+            "hermes_audio_events_dropped_total",
+            "VAD boundaries and playout reports dropped because a call's event ring was full.",
+            total.events_dropped,
         );
         out.gauge("hermes_audio_calls", "Calls placed on the audio workers.", total.calls as f64);
         let budget_us = |ms: u64| (ms * 1000) as f64;

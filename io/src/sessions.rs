@@ -22,9 +22,17 @@ const SESSION_PREFIX: &str = "hermes:session:";
 const ACTIVE_SET: &str = "hermes:active";
 const CACHE_PREFIX: &str = "hermes:cache:";
 
+/// The layout [`SessionSnapshot`]s are written in. A node reads every earlier layout (a
+/// deploy must not drop the calls whose streams reconnect to a new node), and a later one as
+/// far as it knows its fields. Layout 1 had no `version`; 2 adds it and changes nothing else.
+pub const SNAPSHOT_VERSION: u32 = 2;
+
 /// What a reconnected stream needs to carry on, updated after every turn.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SessionSnapshot {
+    /// The layout it was written in ([`SNAPSHOT_VERSION`] for new ones; absent: 1).
+    #[serde(default = "first_layout")]
+    pub version: u32,
     pub call_id: String,
     pub business: String,
     pub direction: String,
@@ -35,6 +43,19 @@ pub struct SessionSnapshot {
     pub context: Context,
     /// The call record so far, so the resumed stream's record carries on from it.
     pub record: crate::records::CallRecord,
+}
+
+fn first_layout() -> u32 {
+    1
+}
+
+impl SessionSnapshot {
+    /// A snapshot as read from the store, brought to the current layout.
+    fn upgraded(mut self) -> SessionSnapshot {
+        // 1 → 2: only the version field was added.
+        self.version = self.version.max(SNAPSHOT_VERSION);
+        self
+    }
 }
 
 #[derive(Debug, Default)]
@@ -204,7 +225,9 @@ impl Sessions {
                 self.count(result).flatten()
             }
         }?;
-        let snapshot = self.count(serde_json::from_str(&json).map_err(SessionError::from))?;
+        let snapshot: SessionSnapshot =
+            self.count(serde_json::from_str(&json).map_err(SessionError::from))?;
+        let snapshot = snapshot.upgraded();
         self.counters.resumed.fetch_add(1, Ordering::Relaxed);
         Some(snapshot)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hermes_core::call::{Context, Message};
 use hermes_io::records::{CallOutcome, CallRecord};
-use hermes_io::sessions::{SessionSnapshot, Sessions};
+use hermes_io::sessions::{SNAPSHOT_VERSION, SessionSnapshot, Sessions};
 
 fn redis_url() -> String {
     std::env::var("HERMES_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
@@ -21,6 +21,7 @@ fn call_id(tag: &str) -> String {
 
 fn snapshot(call_id: &str) -> SessionSnapshot {
     SessionSnapshot {
+        version: SNAPSHOT_VERSION,
         call_id: call_id.into(),
         business: "Maple Street Hair".into(),
         direction: "inbound".into(),
@@ -138,4 +139,31 @@ async fn an_unreachable_redis_costs_a_counted_error_never_a_hang() {
     assert_eq!(sessions.cached("k", || Ok("computed".into())).await.as_deref(), Ok("computed"));
     assert!(sessions.counters().errors.load(Ordering::Relaxed) >= 3);
     assert!(started.elapsed() < Duration::from_secs(10), "bounded, not hung");
+}
+
+#[tokio::test]
+async fn a_snapshot_the_previous_layout_wrote_to_redis_is_resumed_by_this_one() {
+    // Written by the layout before snapshots had a version (the fixture is its output).
+    let written = include_str!("fixtures/session-snapshot-v1.json");
+    let ttl = Duration::from_secs(60);
+    let node = Sessions::redis(&redis_url(), ttl, ttl).expect("redis url");
+    let id = call_id("v1");
+    let json = written.replace("v3:resumed-from-v1", &id);
+    let client = redis::Client::open(redis_url()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("Redis on 127.0.0.1");
+    redis::cmd("SET")
+        .arg(format!("hermes:session:{id}"))
+        .arg(json)
+        .arg("PX")
+        .arg(60_000)
+        .query_async::<()>(&mut conn)
+        .await
+        .expect("set");
+    let snapshot = node.load(&id).await.expect("resumed");
+    assert_eq!(snapshot.version, SNAPSHOT_VERSION, "brought to the current layout");
+    assert_eq!(snapshot.turns, 1);
+    assert_eq!(snapshot.context.messages.len(), 6);
+    assert_eq!(snapshot.record.tool_calls[0].name, "lookup_order");
+    assert_eq!(node.counters().errors.load(Ordering::Relaxed), 0);
+    node.end(&id, false).await;
 }

@@ -172,6 +172,7 @@ impl CallSlot {
     fn emit(&mut self, event: AudioEvent) {
         if self.events.push(event).is_err() {
             self.shared.events_dropped.fetch_add(1, Ordering::Relaxed);
+            self.shared.worker_stats.events_dropped.fetch_add(1, Ordering::Relaxed);
         }
         self.produced = true;
     }

@@ -29,6 +29,8 @@ pub struct WorkerStats {
     pub inbound_overrun_bytes: AtomicU64,
     /// Ticks where a call's egress ring was full (the async side is not sending).
     pub egress_stalls: AtomicU64,
+    /// Events (VAD boundaries, playout reports) dropped because a call's event ring was full.
+    pub events_dropped: AtomicU64,
     /// Release passes off the tick grid, between ticks or between inference batches, that
     /// answered a nudge for new agent audio (see `ReleaseNudge`).
     pub early_releases: AtomicU64,
@@ -67,6 +69,7 @@ impl WorkerStats {
             calls: self.calls.load(Ordering::Relaxed),
             inbound_overrun_bytes: load(&self.inbound_overrun_bytes),
             egress_stalls: load(&self.egress_stalls),
+            events_dropped: load(&self.events_dropped),
             early_releases: load(&self.early_releases),
             release_wait_us: self.release_wait_us.snapshot(),
             cpu_ns: load(&self.cpu_ns),
@@ -93,6 +96,7 @@ pub struct WorkerSnapshot {
     pub calls: usize,
     pub inbound_overrun_bytes: u64,
     pub egress_stalls: u64,
+    pub events_dropped: u64,
     pub early_releases: u64,
     pub release_wait_us: HistogramSnapshot,
     pub cpu_ns: u64,
@@ -122,6 +126,7 @@ impl EngineSnapshot {
             t.calls += w.calls;
             t.inbound_overrun_bytes += w.inbound_overrun_bytes;
             t.egress_stalls += w.egress_stalls;
+            t.events_dropped += w.events_dropped;
             t.early_releases += w.early_releases;
             t.release_wait_us.merge(&w.release_wait_us);
             t.cpu_ns += w.cpu_ns;

@@ -27,7 +27,7 @@ use super::{CallReport, CarrierRequest, DriverCounters, Outcome, Speaker};
 use crate::live::LiveEvent;
 use crate::llm::LlmEvent;
 use crate::records::{CallRecord, ToolStatus};
-use crate::sessions::SessionSnapshot;
+use crate::sessions::{SNAPSHOT_VERSION, SessionSnapshot};
 use crate::tts::heard::ChunkAlignment;
 
 /// Everything that happens to a call, with the instant it happened where that is not the
@@ -461,6 +461,7 @@ impl CallSession {
         let mut record = r.clone();
         record.handle_ms = self.recorder.at_ms(now);
         let snapshot = SessionSnapshot {
+            version: SNAPSHOT_VERSION,
             call_id: self.parties.call_id.clone(),
             business: r.business.clone(),
             direction: r.direction.clone(),
@@ -473,3 +474,7 @@ impl CallSession {
         self.actions.push_back(SessionAction::Save(Box::new(snapshot)));
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -24,6 +24,7 @@
 //! a hang-up is the socket closing, and a transfer to a person ends the call (the page says so).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use hermes_core::codec::G711;
@@ -195,6 +196,7 @@ impl Dialect for PhoneDialect {
 pub fn forward_transcript(live: &LiveTranscripts, call_id: String) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel(64);
     let mut lines = live.subscribe();
+    let dropped = Arc::clone(&live.dropped);
     tokio::spawn(async move {
         loop {
             let line = tokio::select! {
@@ -203,15 +205,20 @@ pub fn forward_transcript(live: &LiveTranscripts, call_id: String) -> mpsc::Rece
             };
             let line = match line {
                 Ok(line) => line,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    dropped.fetch_add(n, Ordering::Relaxed);
+                    continue;
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             };
             if *line.call_id != *call_id {
                 continue;
             }
             let ended = matches!(line.event, LiveEvent::Ended { .. });
-            if let Ok(json) = serde_json::to_string(&line.event) {
-                let _ = tx.try_send(json);
+            if let Ok(json) = serde_json::to_string(&line.event)
+                && tx.try_send(json).is_err()
+            {
+                dropped.fetch_add(1, Ordering::Relaxed);
             }
             if ended {
                 return;

@@ -150,6 +150,8 @@ pub struct SttCounters {
     pub keepalives: AtomicU64,
     /// Audio chunks dropped because the transcriber fell too far behind.
     pub audio_dropped: AtomicU64,
+    /// "Finalize" and "close" requests dropped because the queue to the transcriber was full.
+    pub commands_dropped: AtomicU64,
     pub malformed_messages: AtomicU64,
 }
 
@@ -244,12 +246,19 @@ impl SttStream {
 
     /// Our end of turn: ask for the final transcript of what was said so far, now.
     pub fn finalize(&self) {
-        let _ = self.audio.commands.try_send(Command::Finalize);
+        self.command(Command::Finalize);
     }
 
     /// Hang-up: ask for the last results and close; they arrive as events before `None`.
     pub fn close(&self) {
-        let _ = self.audio.commands.try_send(Command::Close);
+        self.command(Command::Close);
+    }
+
+    /// Queues a command without waiting; a full queue drops it, counted.
+    fn command(&self, command: Command) {
+        if self.audio.commands.try_send(command).is_err() {
+            self.audio.counters.commands_dropped.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The next event; `None` once the transcriber has stopped.

@@ -432,3 +432,42 @@ fn a_nudge_during_a_ticks_inference_is_answered_before_the_next_batch() {
     assert!(stats.early_releases >= 1);
     assert_eq!(stats.release_wait_us.count(), 1, "the nudge's wait is recorded once");
 }
+
+#[test]
+fn the_silence_gate_skips_inference_on_quiet_audio_and_moves_no_speech_boundary() {
+    let run = |gate: f32| {
+        let mut cfg = config(1);
+        cfg.vad.silence_gate_dbfs = gate;
+        let (engine, mut workers) =
+            AudioEngine::start_driven(cfg, Arc::new(EnergyModel::default())).expect("engine");
+        let mut call = engine.add_call(G711::Mulaw).expect("call");
+        let mut audio = silence_ulaw(1500);
+        audio.extend(tone_ulaw(600, 0));
+        audio.extend(silence_ulaw(1500));
+        audio.extend(tone_ulaw(400, 0));
+        audio.extend(silence_ulaw(1000));
+        let (mut now, mut boundaries) = (0, Vec::new());
+        for frame in audio.chunks(FRAME_SAMPLES) {
+            call.push_inbound(frame);
+            now += TICK;
+            workers.tick(Samples(now));
+            while let Some(e) = call.pop_event() {
+                if let AudioEvent::Vad { event, decided } = e {
+                    boundaries.push((event, decided));
+                }
+            }
+        }
+        (boundaries, engine.stats().total())
+    };
+    let (gated, with_gate) = run(-60.0);
+    let (ungated, without) = run(-96.0);
+    assert_eq!(gated.len(), 4, "two utterances: {gated:?}");
+    assert_eq!(gated, ungated, "the same boundaries, decided at the same moments");
+    assert_eq!(without.vad_windows_gated, 0);
+    assert!(with_gate.vad_windows_gated > 100, "{}", with_gate.vad_windows_gated);
+    assert_eq!(
+        with_gate.vad_chunks + with_gate.vad_windows_gated,
+        without.vad_chunks,
+        "every window scored, by the model or the gate"
+    );
+}

@@ -414,6 +414,11 @@ impl MetricsSource for EngineMetrics {
             }
         }
         out.counter("hermes_vad_chunks_total", "VAD chunks inferred.", total.vad_chunks);
+        out.counter(
+            "hermes_vad_windows_gated_total",
+            "VAD windows below the silence gate, scored as silence without inference.",
+            total.vad_windows_gated,
+        );
         out.counter("hermes_vad_errors_total", "VAD inferences that failed.", total.vad_errors);
         out.counter(
             "hermes_ring_inbound_overrun_bytes_total",

@@ -90,6 +90,13 @@ impl CallSlot {
         }
     }
 
+    /// Scores the ready window as silence without the model (see `VadStream::window_is_silent`).
+    pub fn pass_silent_window(&mut self) {
+        if let Some(event) = self.vad.pass_silent_window() {
+            self.emit(AudioEvent::Vad { event, decided: Samples(self.now) });
+        }
+    }
+
     /// Delivers the VAD segmenter's verdict on the window this call contributed to a batch.
     pub fn score(&mut self, probability: f32) {
         if let Some(event) = self.vad.score(probability) {

@@ -22,6 +22,8 @@ pub struct WorkerStats {
     /// Streams per batched inference.
     pub vad_batch_size: AtomicHistogram,
     pub vad_chunks: AtomicU64,
+    /// Windows below the silence gate, scored as silence without inference.
+    pub vad_windows_gated: AtomicU64,
     pub vad_errors: AtomicU64,
     /// Calls placed on this worker and not yet retired.
     pub calls: AtomicUsize,
@@ -65,6 +67,7 @@ impl WorkerStats {
             vad_ns_per_chunk: self.vad_ns_per_chunk.snapshot(),
             vad_batch_size: self.vad_batch_size.snapshot(),
             vad_chunks: load(&self.vad_chunks),
+            vad_windows_gated: load(&self.vad_windows_gated),
             vad_errors: load(&self.vad_errors),
             calls: self.calls.load(Ordering::Relaxed),
             inbound_overrun_bytes: load(&self.inbound_overrun_bytes),
@@ -92,6 +95,7 @@ pub struct WorkerSnapshot {
     pub vad_ns_per_chunk: HistogramSnapshot,
     pub vad_batch_size: HistogramSnapshot,
     pub vad_chunks: u64,
+    pub vad_windows_gated: u64,
     pub vad_errors: u64,
     pub calls: usize,
     pub inbound_overrun_bytes: u64,
@@ -122,6 +126,7 @@ impl EngineSnapshot {
             t.vad_ns_per_chunk.merge(&w.vad_ns_per_chunk);
             t.vad_batch_size.merge(&w.vad_batch_size);
             t.vad_chunks += w.vad_chunks;
+            t.vad_windows_gated += w.vad_windows_gated;
             t.vad_errors += w.vad_errors;
             t.calls += w.calls;
             t.inbound_overrun_bytes += w.inbound_overrun_bytes;

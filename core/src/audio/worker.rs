@@ -228,19 +228,30 @@ impl Worker {
         let max = self.batch.inputs.len();
         for _ in 0..MAX_VAD_ROUNDS {
             let mut n = 0;
+            let mut gated = 0;
             for (i, call) in self.calls.iter_mut().enumerate() {
                 if n == max {
                     break;
                 }
                 if call.vad.window_ready() {
+                    if call.vad.window_is_silent() {
+                        // Below the silence gate: no inference for it.
+                        call.pass_silent_window();
+                        gated += 1;
+                        continue;
+                    }
                     call.vad.take_window(&mut self.batch.inputs[n]);
                     self.batch.states[n] = call.vad.state;
                     self.batch.owners[n] = i;
                     n += 1;
                 }
             }
+            self.stats.vad_windows_gated.fetch_add(gated, Ordering::Relaxed);
             if n == 0 {
-                return;
+                if gated == 0 {
+                    return;
+                }
+                continue;
             }
             let started = Instant::now();
             let result = self.runner.infer(

@@ -30,6 +30,12 @@ pub struct SegmenterConfig {
     /// ends otherwise land 55–105 ms after the true end).
     #[serde(rename = "release_lag_ms")]
     pub release_lag: Millis,
+    /// Windows quieter than this (RMS, dBFS) are scored as silence without running the model,
+    /// once three quiet windows in a row have been scored by it (so its release after speech
+    /// is kept). A line's own noise floor is far above it (−60 to −70 dBFS on PSTN and most
+    /// VoIP); quiet windows are where a call spends much of its time while the agent talks.
+    /// −96 turns the gate off (nothing is quieter).
+    pub silence_gate_dbfs: f32,
 }
 
 impl Default for SegmenterConfig {
@@ -40,6 +46,7 @@ impl Default for SegmenterConfig {
             min_speech: Millis(96),
             min_silence: Millis(320),
             release_lag: Millis(32),
+            silence_gate_dbfs: -60.0,
         }
     }
 }
@@ -63,6 +70,15 @@ impl SegmenterConfig {
                     format!("{v} is not a probability between 0 and 1"),
                 );
             }
+        }
+        if !(-96.0..=-30.0).contains(&self.silence_gate_dbfs) {
+            out.push(
+                format!("{prefix}silence_gate_dbfs"),
+                format!(
+                    "{} dBFS is outside -96 (off) to -30; speech itself is louder than -30",
+                    self.silence_gate_dbfs
+                ),
+            );
         }
         if self.stop_threshold > self.start_threshold {
             out.push(
@@ -203,6 +219,7 @@ mod tests {
             min_speech: Millis(64),   // two windows
             min_silence: Millis(128), // four windows
             release_lag: Millis(0),
+            silence_gate_dbfs: -60.0,
         }
     }
 

@@ -27,7 +27,15 @@ pub struct VadStream {
     /// The window handed out by `take_window` and not yet scored.
     in_flight: Option<u64>,
     segmenter: Segmenter,
+    /// Mean square below which a window is quiet (`silence_gate_dbfs`, as a power).
+    quiet_power: f32,
+    /// Quiet windows in a row so far.
+    quiet_run: u32,
 }
+
+/// Quiet windows the model scores itself before the gate takes over: it keeps reporting
+/// speech for a window or two after the voice stops, and the segmenter's timing relies on it.
+const QUIET_WINDOWS_SCORED: u32 = 3;
 
 impl VadStream {
     pub fn new(config: SegmenterConfig) -> Self {
@@ -39,8 +47,36 @@ impl VadStream {
             state: [0.0; VAD_STATE],
             next_window: 0,
             in_flight: None,
+            // -96 dBFS turns the gate off: no window is quieter than a power of zero.
+            quiet_power: if config.silence_gate_dbfs <= -96.0 {
+                0.0
+            } else {
+                10f32.powf(config.silence_gate_dbfs / 10.0)
+            },
+            quiet_run: 0,
             segmenter: Segmenter::new(config),
         }
+    }
+
+    /// Whether the ready window can be scored as silence without the model: it is below the
+    /// silence gate, after enough quiet windows the model scored itself. Call before taking it.
+    pub fn window_is_silent(&mut self) -> bool {
+        let window = &self.pending[..VAD_WINDOW];
+        let power = window.iter().map(|s| s * s).sum::<f32>() / VAD_WINDOW as f32;
+        if power >= self.quiet_power {
+            self.quiet_run = 0;
+            return false;
+        }
+        self.quiet_run = self.quiet_run.saturating_add(1);
+        self.quiet_run > QUIET_WINDOWS_SCORED
+    }
+
+    /// Takes the ready window and scores it as silence, without the model (its state is kept
+    /// as the last quiet window left it). See [`Self::window_is_silent`].
+    pub fn pass_silent_window(&mut self) -> Option<VadEvent> {
+        let mut skipped = [0.0; VAD_INPUT];
+        self.take_window(&mut skipped);
+        self.score(0.0)
     }
 
     /// How many more 8 kHz samples [`Self::push_8k`] accepts right now.
@@ -100,6 +136,40 @@ impl VadStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quiet_windows_skip_the_model_only_after_three_it_scored_and_loud_ones_never() {
+        let mut s = VadStream::new(SegmenterConfig::default());
+        let mut verdicts = Vec::new();
+        // Two loud windows, six quiet ones (-80 dBFS), one loud.
+        for level in [0.3, 0.3, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4, 1e-4, 0.3] {
+            s.push_8k(&[level; 256]);
+            let silent = s.window_is_silent();
+            verdicts.push(silent);
+            if silent {
+                s.pass_silent_window();
+            } else {
+                s.take_window(&mut [0.0; VAD_INPUT]);
+                s.score(0.0);
+            }
+        }
+        // The first quiet window still holds the upsampler's tail of the loud one; the three
+        // after it are the model's; from the fifth on, the gate's.
+        let expected = [false, false, false, false, false, false, true, true, false];
+        assert_eq!(verdicts, expected);
+    }
+
+    #[test]
+    fn at_minus_96_dbfs_the_gate_is_off_even_for_digital_silence() {
+        let config = SegmenterConfig { silence_gate_dbfs: -96.0, ..SegmenterConfig::default() };
+        let mut s = VadStream::new(config);
+        for _ in 0..8 {
+            s.push_8k(&[0.0; 256]);
+            assert!(!s.window_is_silent());
+            s.take_window(&mut [0.0; VAD_INPUT]);
+            s.score(0.0);
+        }
+    }
 
     #[test]
     fn a_window_is_ready_after_256_telephone_samples() {

@@ -14,6 +14,7 @@
 //! counted and skipped, and the call goes on.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -228,7 +229,9 @@ pub struct MediaLink<T: Transport> {
     audio_buf: Box<[u8; 8 * FRAME_SAMPLES]>,
     call: Option<Playout>,
     events: VecDeque<MediaEvent>,
+    /// When the far end last sent anything, and the one timer that checks it.
     last_heard: tokio::time::Instant,
+    idle: Pin<Box<tokio::time::Sleep>>,
     ended: Option<StreamEnd>,
 }
 
@@ -251,6 +254,7 @@ impl<T: Transport> MediaLink<T> {
         counters: Arc<MediaCounters>,
         header_token: Option<&str>,
     ) -> Self {
+        let settings_idle = settings.idle_timeout;
         let authorized = match &settings.auth_token {
             None => true,
             Some(expected) => header_token.is_some_and(|t| same_token(t, expected)),
@@ -265,6 +269,7 @@ impl<T: Transport> MediaLink<T> {
             call: None,
             events: VecDeque::new(),
             last_heard: tokio::time::Instant::now(),
+            idle: Box::pin(tokio::time::sleep(settings_idle)),
             ended: None,
         }
     }
@@ -285,21 +290,35 @@ impl<T: Transport> MediaLink<T> {
         if self.ended.is_some() {
             return std::future::pending().await;
         }
-        let idle_at = self.last_heard + self.settings.idle_timeout;
-        let (transport, call) = (&mut self.transport, &mut self.call);
+        let (transport, call, idle) = (&mut self.transport, &mut self.call, &mut self.idle);
         let ready = async {
             match call.as_mut() {
                 Some(c) => c.audio.ready().await,
                 None => std::future::pending().await,
             }
         };
+        // The idle timer is one sleep for the link's life, set to the idle timeout after the
+        // last message at the latest; it is moved only when it fires early, never per message.
+        let last_heard = self.last_heard;
+        let idle_timeout = self.settings.idle_timeout;
+        let idle = async {
+            loop {
+                idle.as_mut().await;
+                let due = last_heard + idle_timeout;
+                if tokio::time::Instant::now() >= due {
+                    return;
+                }
+                idle.as_mut().reset(due);
+            }
+        };
         tokio::select! {
+            biased;
+            () = ready => Wake::Audio,
             incoming = transport.recv() => match incoming {
                 Some(i) => Wake::Incoming(i),
                 None => Wake::Gone,
             },
-            () = ready => Wake::Audio,
-            () = tokio::time::sleep_until(idle_at) => Wake::Idle,
+            () = idle => Wake::Idle,
         }
     }
 

@@ -136,6 +136,7 @@ struct CallTask<T: Transport> {
     stream_gone: bool,
     /// A hang-up or transfer went to the carrier, which then ends the stream.
     asked_carrier: bool,
+    timer: SessionTimer,
 }
 
 impl<T: Transport> CallTask<T> {
@@ -200,6 +201,7 @@ impl<T: Transport> CallTask<T> {
             saver,
             stream_gone: false,
             asked_carrier: false,
+            timer: SessionTimer::new(),
         }
     }
 
@@ -209,14 +211,18 @@ impl<T: Transport> CallTask<T> {
             if self.session.is_ended() {
                 break;
             }
-            let timeout = self.session.poll_timeout();
+            self.timer.arm(self.session.poll_timeout());
+            // Biased, in this order: the media link wakes the task about a hundred times a
+            // second (frames in, frames out), and a wake it serves polls nothing else; the
+            // other sources are only polled when the link has nothing.
             let happened = tokio::select! {
+                biased;
+                () = self.timer.wait() => Happened::Timer,
                 wake = self.link.wait() => Happened::Media(wake),
                 heard = next_transcribed(&mut self.stt) => heard,
                 Some(event) = next_llm(&mut self.completion) => Happened::Llm(event),
                 Some(event) = self.tts.next() => Happened::Tts(event),
                 Some(done) = self.tools.join_next(), if !self.tools.is_empty() => Happened::Tool(done.ok()),
-                () = sleep_until(timeout) => Happened::Timer,
             };
             // One `now` for everything this turn brings.
             let now = Instant::now();
@@ -513,10 +519,33 @@ async fn next_llm(llm: &mut Option<LlmStream>) -> Option<LlmEvent> {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-        None => std::future::pending().await,
+/// The session's one timer: a single sleep, moved only when the deadline does (not a new
+/// one on every turn of the loop).
+struct SessionTimer {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: Option<Instant>,
+}
+
+impl SessionTimer {
+    fn new() -> SessionTimer {
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        SessionTimer { sleep: Box::pin(tokio::time::sleep_until(far)), deadline: None }
+    }
+
+    fn arm(&mut self, deadline: Option<Instant>) {
+        if deadline != self.deadline {
+            self.deadline = deadline;
+            if let Some(d) = deadline {
+                self.sleep.as_mut().reset(tokio::time::Instant::from_std(d));
+            }
+        }
+    }
+
+    async fn wait(&mut self) {
+        match self.deadline {
+            Some(_) => self.sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
     }
 }
 

@@ -203,7 +203,7 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
         "# TYPE hermes_stage_latency_ms histogram",
         "hermes_stage_latency_ms_count{stage=\"voice_to_voice\"} 0",
         "hermes_budget_breaches_total{stage=\"stt_final\",budget=\"p99\"} 0",
-        "hermes_budget_ms{stage=\"voice_to_voice\",quantile=\"0.95\"} 1200",
+        "hermes_budget_ms{stage=\"voice_to_voice\",quantile=\"0.95\"} 1500",
         "# TYPE hermes_audio_missed_deadlines_total counter",
         "hermes_vad_inference_ns{quantile=\"0.5\"}",
         "hermes_audio_release_wait_us{quantile=\"0.99\"}",

@@ -506,7 +506,7 @@ mod tests {
                 "hermes_budget_breaches_total{stage=\"voice_to_voice\",budget=\"p95\"} 0"
             )
         );
-        assert!(text.contains("hermes_budget_ms{stage=\"voice_to_voice\",quantile=\"0.95\"} 1200"));
+        assert!(text.contains("hermes_budget_ms{stage=\"voice_to_voice\",quantile=\"0.95\"} 1500"));
     }
 
     #[test]

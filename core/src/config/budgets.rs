@@ -20,7 +20,8 @@ const fn budget(p95: u64, p99: u64) -> Budget {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Budgets {
-    /// End of the caller's speech to the first agent audio reaching the carrier.
+    /// End of the caller's speech (where their voice really ended, not where the VAD was sure
+    /// of it a silence window later) to the first agent audio reaching the carrier.
     pub voice_to_voice: Budget,
     /// End of speech to the speech-to-text final.
     pub stt_final: Budget,
@@ -37,7 +38,9 @@ pub struct Budgets {
 impl Default for Budgets {
     fn default() -> Self {
         Budgets {
-            voice_to_voice: budget(1200, 2000),
+            // The turn-taking silence (the VAD's 320 ms) is inside this: the timeline starts
+            // where the caller's voice ended.
+            voice_to_voice: budget(1500, 2300),
             stt_final: budget(300, 600),
             llm_first_token: budget(600, 1000),
             tts_first_audio: budget(250, 500),

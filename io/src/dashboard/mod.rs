@@ -249,7 +249,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(v["stages"].as_array().map(Vec::len), Some(crate::latency::STAGES.len()));
         assert_eq!(v["stages"][0]["stage"], "voice_to_voice");
-        assert_eq!(v["stages"][0]["budget_p95_ms"], 1200);
+        assert_eq!(v["stages"][0]["budget_p95_ms"], 1500);
         assert_eq!(v["active_calls"], 0);
     }
 }

@@ -11,6 +11,7 @@ pub mod call;
 pub mod codec;
 pub mod config;
 pub mod dsp;
+pub mod engines;
 pub mod units;
 pub mod vad;
 pub mod wall_clock;

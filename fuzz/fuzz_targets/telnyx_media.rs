@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use hermes_io::telnyx::media::{self, InboundFrame};
+use hermes_io::carriers::telnyx::media::{self, InboundFrame};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use hermes_io::telnyx::webhook::{WebhookVerifier, parse_event};
+use hermes_io::carriers::telnyx::webhook::{WebhookVerifier, parse_event};
 use libfuzzer_sys::fuzz_target;
 
 // The base64 public key of the all-sevens test seed (see io/tests/telnyx_webhook.rs).

@@ -1,18 +1,12 @@
-//! `/metrics` for the call path: the counters the driver, the providers, the session store,
-//! the record writer and the webhook tools keep, in Prometheus text format. Every metric name
-//! is defined here, in one place, so the names stay consistent and a dashboard can rely on
-//! them. (The server's and the media sessions' own counters render themselves.)
+//! `/metrics` in Prometheus text format: [`Exposition`], what every source writes into, and
+//! [`MetricsSource`], what a source of counters implements. Each source renders its own
+//! families (all named `hermes_…`) next to the counters it keeps — the calls', the providers',
+//! the stores', the tools' — so this module depends on none of them; the audio core's
+//! figures ([`EngineMetrics`]) are rendered here, as the core knows nothing of Prometheus.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use crate::call::{CallDeps, DriverCounters};
-use crate::records::RecordCounters;
-use crate::sessions::SessionCounters;
-use crate::stt::SttCounters;
-use crate::tts::TtsCounters;
-use crate::webhooks::WebhookCounters;
 
 /// Prometheus text being written.
 #[derive(Debug, Default)]
@@ -20,7 +14,8 @@ pub struct Exposition {
     text: String,
 }
 
-fn get(c: &AtomicU64) -> u64 {
+/// A counter's value, for rendering.
+pub fn get(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
@@ -116,250 +111,6 @@ pub trait MetricsSource: Send + Sync + std::fmt::Debug {
     fn render(&self, out: &mut Exposition);
 }
 
-/// Every metrics source of the call path `deps` wires together.
-pub fn sources(deps: &CallDeps) -> Vec<Arc<dyn MetricsSource>> {
-    let mut all: Vec<Arc<dyn MetricsSource>> = vec![
-        deps.counters.clone(),
-        deps.stt_counters.clone(),
-        deps.tts_counters.clone(),
-        deps.sessions.counters(),
-        deps.latency.clone(),
-    ];
-    if let Some(local) = &deps.local_stt {
-        all.push(local.counters.clone());
-    }
-    if let Some(records) = &deps.records {
-        all.push(records.counters());
-    }
-    if let Some(carrier) = &deps.carrier {
-        all.push(carrier.counters());
-    }
-    all.push(deps.recent.clone());
-    all.extend(deps.tools.metrics());
-    all
-}
-
-impl MetricsSource for crate::recent::RecentCalls {
-    fn render(&self, out: &mut Exposition) {
-        out.counter(
-            "hermes_live_lines_dropped_total",
-            "Live-transcript lines a watcher (a browser phone page) fell too far behind to get.",
-            get(&self.live().dropped),
-        );
-    }
-}
-
-impl MetricsSource for DriverCounters {
-    fn render(&self, out: &mut Exposition) {
-        out.gauge("hermes_active_calls", "Calls in progress.", get(&self.active_calls) as f64);
-        out.counter(
-            "hermes_calls_started_total",
-            "Calls whose media stream started.",
-            get(&self.calls_started),
-        );
-        out.counters_by(
-            "hermes_calls_ended_total",
-            "Calls ended, by outcome.",
-            "outcome",
-            &[
-                ("completed", get(&self.outcome_completed)),
-                ("escalated", get(&self.outcome_escalated)),
-                ("abandoned", get(&self.outcome_abandoned)),
-                ("callback", get(&self.outcome_callback)),
-            ],
-        );
-        out.counters_by(
-            "hermes_provider_errors_total",
-            "Provider failures seen by calls, by provider and kind.",
-            "kind",
-            &[
-                ("stt_unavailable", get(&self.stt_unavailable)),
-                ("stt_failed", get(&self.stt_failed)),
-                ("llm", get(&self.llm_errors)),
-                ("tool", get(&self.tool_errors)),
-                ("tool_timeout", get(&self.tool_timeouts)),
-            ],
-        );
-        out.counter(
-            "hermes_carrier_stalls_total",
-            "Commands the media session did not take within a second.",
-            get(&self.carrier_stalls),
-        );
-        out.counters_by(
-            "hermes_early_llm_starts_total",
-            "LLM requests started early on a caller's pause: kept, or cancelled as they went on.",
-            "result",
-            &[("kept", get(&self.early_llm_kept)), ("cancelled", get(&self.early_llm_cancelled))],
-        );
-        out.counter(
-            "hermes_tool_fillers_total",
-            "Fillers said while a tool step kept the caller waiting.",
-            get(&self.tool_fillers),
-        );
-    }
-}
-
-impl MetricsSource for SttCounters {
-    fn render(&self, out: &mut Exposition) {
-        out.counter(
-            "hermes_stt_connections_total",
-            "Speech-to-text connections opened.",
-            get(&self.connections),
-        );
-        out.counter(
-            "hermes_stt_reconnects_total",
-            "Speech-to-text reconnections after a drop.",
-            get(&self.reconnects),
-        );
-        out.counter(
-            "hermes_stt_audio_dropped_total",
-            "Audio chunks dropped because the transcriber fell behind.",
-            get(&self.audio_dropped),
-        );
-        out.counter(
-            "hermes_stt_commands_dropped_total",
-            "Finalize and close requests dropped because the transcriber's queue was full.",
-            get(&self.commands_dropped),
-        );
-        out.counter(
-            "hermes_stt_malformed_messages_total",
-            "Speech-to-text messages that could not be parsed.",
-            get(&self.malformed_messages),
-        );
-    }
-}
-
-impl MetricsSource for TtsCounters {
-    fn render(&self, out: &mut Exposition) {
-        out.counters_by(
-            "hermes_tts_sentences_total",
-            "Sentences spoken, by voice.",
-            "voice",
-            &[("cloud", get(&self.cloud_sentences)), ("local", get(&self.local_sentences))],
-        );
-        out.counter(
-            "hermes_tts_fallbacks_total",
-            "Sentences the cloud voice failed on that the local voice spoke.",
-            get(&self.fallbacks),
-        );
-        out.counters_by(
-            "hermes_tts_errors_total",
-            "Text-to-speech failures, by kind.",
-            "kind",
-            &[
-                ("first_audio_timeout", get(&self.first_audio_timeouts)),
-                ("cloud", get(&self.cloud_errors)),
-                ("socket", get(&self.socket_failures)),
-            ],
-        );
-    }
-}
-
-impl MetricsSource for SessionCounters {
-    fn render(&self, out: &mut Exposition) {
-        out.counter("hermes_sessions_saved_total", "Session snapshots saved.", get(&self.saved));
-        out.counter(
-            "hermes_sessions_resumed_total",
-            "Reconnected streams that resumed a session.",
-            get(&self.resumed),
-        );
-        out.counter(
-            "hermes_sessions_errors_total",
-            "Session store operations that failed.",
-            get(&self.errors),
-        );
-        out.counters_by(
-            "hermes_lookup_cache_total",
-            "Business-info cache lookups, by result.",
-            "result",
-            &[("hit", get(&self.cache_hits)), ("miss", get(&self.cache_misses))],
-        );
-        if let Some(rate) = self.cache_hit_rate() {
-            out.gauge(
-                "hermes_lookup_cache_hit_ratio",
-                "Cache hits over lookups since start.",
-                rate,
-            );
-        }
-    }
-}
-
-impl MetricsSource for RecordCounters {
-    fn render(&self, out: &mut Exposition) {
-        out.counters_by(
-            "hermes_call_records_total",
-            "Call records, by what happened to them.",
-            "state",
-            &[
-                ("submitted", get(&self.submitted)),
-                ("written", get(&self.written)),
-                ("outboxed", get(&self.outboxed)),
-                ("replayed", get(&self.replayed)),
-                ("dropped", get(&self.dropped)),
-            ],
-        );
-        out.counter(
-            "hermes_call_record_store_errors_total",
-            "Failed writes to the call-record store.",
-            get(&self.store_errors),
-        );
-        out.gauge(
-            "hermes_outbox_depth",
-            "Call records waiting in the on-disk outbox.",
-            get(&self.outbox_depth) as f64,
-        );
-    }
-}
-
-impl MetricsSource for WebhookCounters {
-    fn render(&self, out: &mut Exposition) {
-        out.counters_by(
-            "hermes_webhook_tool_calls_total",
-            "Webhook tool calls, by result.",
-            "result",
-            &[
-                ("ok", get(&self.ok)),
-                ("invalid_arguments", get(&self.invalid_arguments)),
-                ("http_error", get(&self.http_errors)),
-                ("timeout", get(&self.timeouts)),
-                ("unreachable", get(&self.unreachable)),
-            ],
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_family_has_help_type_and_labelled_samples() {
-        let counters = SessionCounters::default();
-        counters.cache_hits.store(3, Ordering::Relaxed);
-        counters.cache_misses.store(1, Ordering::Relaxed);
-        let mut out = Exposition::new();
-        counters.render(&mut out);
-        let text = out.finish();
-        assert!(text.contains("# TYPE hermes_lookup_cache_total counter\n"), "{text}");
-        assert!(text.contains("hermes_lookup_cache_total{result=\"hit\"} 3\n"), "{text}");
-        assert!(text.contains("hermes_lookup_cache_hit_ratio 0.75\n"), "{text}");
-    }
-
-    #[test]
-    fn the_price_of_early_llm_starts_and_the_tool_fillers_are_exported() {
-        let counters = DriverCounters::default();
-        counters.early_llm_kept.store(7, Ordering::Relaxed);
-        counters.early_llm_cancelled.store(2, Ordering::Relaxed);
-        counters.tool_fillers.store(5, Ordering::Relaxed);
-        let mut out = Exposition::new();
-        counters.render(&mut out);
-        let text = out.finish();
-        assert!(text.contains("hermes_early_llm_starts_total{result=\"kept\"} 7\n"), "{text}");
-        assert!(text.contains("hermes_early_llm_starts_total{result=\"cancelled\"} 2\n"), "{text}");
-        assert!(text.contains("hermes_tool_fillers_total 5\n"), "{text}");
-    }
-}
-
 /// The audio core's live counters: tick lateness and work against the tick budget, missed
 /// deadlines, VAD inference time, ring overruns.
 #[derive(Debug)]
@@ -451,37 +202,5 @@ impl MetricsSource for EngineMetrics {
                 f64::from(u8::from(breached)),
             );
         }
-    }
-}
-
-impl MetricsSource for crate::stt::local::LocalSttCounters {
-    fn render(&self, out: &mut Exposition) {
-        out.counters_by(
-            "hermes_local_stt_utterances_total",
-            "Utterances given to the local transcriber (Moonshine), by result.",
-            "result",
-            &[
-                ("ok", get(&self.utterances).saturating_sub(get(&self.failures))),
-                ("failed", get(&self.failures)),
-                ("shed", get(&self.shed)),
-            ],
-        );
-        out.counters_by(
-            "hermes_local_stt_band_total",
-            "Utterances transcribed, by the band they came in (wide: a browser's 16 kHz).",
-            "band",
-            &[
-                ("phone", get(&self.utterances).saturating_sub(get(&self.wideband))),
-                ("wide", get(&self.wideband)),
-            ],
-        );
-        let audio_ms = get(&self.audio_ms);
-        let rtf =
-            if audio_ms == 0 { 0.0 } else { get(&self.busy_us) as f64 / 1000.0 / audio_ms as f64 };
-        out.gauge(
-            "hermes_local_stt_real_time_factor",
-            "Transcription time over audio length, since start (lower is faster).",
-            rtf,
-        );
     }
 }

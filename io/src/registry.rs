@@ -14,7 +14,7 @@ use std::time::Duration;
 use hermes_core::artifact::Artifact;
 use sha2::{Digest, Sha256};
 
-use crate::http::{HttpClient, HttpError, read_body};
+use crate::net::http::{HttpClient, HttpError, read_body};
 
 /// The public Python package index (simple API).
 pub const PYPI_SIMPLE: &str = "https://pypi.org/simple";

@@ -2,8 +2,8 @@
 //! the tool call once its input JSON is whole, the stop reason, and the assistant content kept
 //! exactly as received (including blocks this client does not know).
 
-use hermes_io::llm::anthropic_stream::{AnthropicStream, StreamError, StreamOutput};
-use hermes_io::llm::sse::SseDecoder;
+use hermes_io::providers::llm::anthropic_stream::{AnthropicStream, StreamError, StreamOutput};
+use hermes_io::providers::llm::sse::SseDecoder;
 use serde_json::json;
 
 const DOCUMENTED: &str = "event: message_start

@@ -10,25 +10,25 @@ use std::time::Duration;
 
 use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
 use hermes_core::wall_clock::WallClock;
-use hermes_io::call::tools::ProfileTools;
-use hermes_io::call::{
-    CallClocks, CallDeps, Calls, CarrierQueue, DriverCounters, MediaSettings, Outcome, Speaker,
-};
+use hermes_io::call::{CallClocks, CallDeps, CarrierQueue, MediaSettings, Outcome, Speaker};
 use hermes_io::fakes::carrier::{FakeTelnyx, Recording, StreamScript};
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
 use hermes_io::fakes::profile::LatencyProfile;
-use hermes_io::http::HttpClient;
-use hermes_io::latency::LatencyBook;
-use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
-use hermes_io::recent::RecentCalls;
+use hermes_io::net::http::HttpClient;
+use hermes_io::net::retry::RetryPolicy;
+use hermes_io::observe::calls::CallCounters;
+use hermes_io::observe::latency::LatencyBook;
+use hermes_io::observe::recent::RecentCalls;
+use hermes_io::providers::llm::{LlmClient, Protocol, RemoteSettings};
+use hermes_io::providers::stt::{DeepgramSettings, LocalStt, SttCounters};
+use hermes_io::providers::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
 use hermes_io::records::{Outbox, RecordWriter, WriterSettings};
-use hermes_io::retry::RetryPolicy;
-use hermes_io::sessions::Sessions;
+use hermes_io::server::Calls;
 use hermes_io::store::SqliteStore;
-use hermes_io::stt::{DeepgramSettings, LocalStt, SttCounters};
-use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
+use hermes_io::store::sessions::Sessions;
+use hermes_io::tools::ProfileTools;
 use hermes_models::voice::LocalVoice;
 use tokio::sync::mpsc;
 
@@ -157,7 +157,7 @@ async fn rig_with(local_stt: Option<LocalStt>) -> Rig {
             local: voice.clone(),
         },
         tts_counters: Arc::new(TtsCounters::default()),
-        counters: Arc::new(DriverCounters::default()),
+        counters: Arc::new(CallCounters::default()),
         carrier: Some(carrier_queue),
         sessions: Sessions::in_memory(Duration::from_secs(60), Duration::from_secs(300)),
         records: Some(writer.clone()),
@@ -357,7 +357,8 @@ async fn without_a_cloud_transcriber_the_caller_is_understood_by_moonshine_on_th
     let models = hermes_models::models_dir_under(
         &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
     );
-    let engine = LocalStt::start(&models, 1).expect("Moonshine loads (run scripts/setup)");
+    let moonshine = hermes_models::moonshine::MoonshineFiles::installed_in(&models);
+    let engine = LocalStt::start(&moonshine, 1).expect("Moonshine loads (run scripts/setup)");
     let Rig { voice, llm_fake, writer, store, addr, mut reports, deps, _stop, _data, .. } =
         rig_with(Some(engine.clone())).await;
     let question = "What time do you open on Saturday?";

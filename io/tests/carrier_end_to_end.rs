@@ -14,11 +14,11 @@ use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::vad::VadEvent;
 use hermes_io::call::{MediaEvent, MediaSettings};
+use hermes_io::carriers::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
+use hermes_io::carriers::telnyx::events::{self as telnyx_events, TelephonyNotice};
+use hermes_io::carriers::telnyx::webhook::WebhookVerifier;
 use hermes_io::fakes::carrier::{FakeTelnyx, StreamScript, ulaw_from_wav};
-use hermes_io::http::HttpClient;
-use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
-use hermes_io::telnyx::events::{self as telnyx_events, TelephonyNotice};
-use hermes_io::telnyx::webhook::WebhookVerifier;
+use hermes_io::net::http::HttpClient;
 use tokio::sync::mpsc;
 
 /// 0.5 s silence, 0.8 s of a 300 Hz tone (the "caller"), 0.7 s silence, as a WAV file.

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use hermes_core::codec::G711;
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine};
 use hermes_io::fakes::profile::Fault;
-use hermes_io::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
-use hermes_io::ws::WsError;
+use hermes_io::net::ws::WsError;
+use hermes_io::providers::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 
 async fn fake() -> FakeDeepgram {
     FakeDeepgram::start("127.0.0.1:0".parse().expect("addr"), FakeDeepgramOptions::default())

@@ -12,12 +12,12 @@ use hermes_core::config::{BUILTIN_TOOLS, Business, Tools};
 use hermes_core::wall_clock::WallClock;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions, context_from_anthropic, context_from_openai};
 use hermes_io::fakes::profile::{Delay, Fault, LatencyProfile};
-use hermes_io::http::HttpClient;
-use hermes_io::llm::{
+use hermes_io::net::http::HttpClient;
+use hermes_io::net::retry::RetryPolicy;
+use hermes_io::providers::llm::{
     LlmClient, LlmEvent, LlmSession, Protocol, RemoteSettings, Verbatim, WireRequest, anthropic,
     openai,
 };
-use hermes_io::retry::RetryPolicy;
 use jiff::civil::date;
 use serde_json::{Value, json};
 

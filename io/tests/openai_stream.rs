@@ -1,9 +1,9 @@
 //! The OpenAI-compatible stream from PROTOCOLS.md §5: tool calls reassembled by index and
 //! handed out whole at `[DONE]`, text as it comes, names split across fragments tolerated.
 
-use hermes_io::llm::anthropic_stream::StreamOutput;
-use hermes_io::llm::openai_stream::{OpenAiStream, OpenAiStreamError};
-use hermes_io::llm::sse::SseDecoder;
+use hermes_io::providers::llm::anthropic_stream::StreamOutput;
+use hermes_io::providers::llm::openai_stream::{OpenAiStream, OpenAiStreamError};
+use hermes_io::providers::llm::sse::SseDecoder;
 use serde_json::json;
 
 const DOCUMENTED: &str = r#"data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_abc","type":"function","function":{"name":"transfer_call","arguments":""}}]},"finish_reason":null}]}

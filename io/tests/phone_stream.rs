@@ -17,11 +17,12 @@ use futures_util::{SinkExt, StreamExt};
 use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::config::Budgets;
-use hermes_io::call::{DriverCounters, MediaEvent, MediaSettings};
-use hermes_io::dashboard::Dashboard;
-use hermes_io::latency::LatencyBook;
-use hermes_io::live::LiveEvent;
-use hermes_io::recent::RecentCalls;
+use hermes_io::call::{MediaEvent, MediaSettings};
+use hermes_io::observe::calls::CallCounters;
+use hermes_io::observe::dashboard::Dashboard;
+use hermes_io::observe::latency::LatencyBook;
+use hermes_io::observe::live::LiveEvent;
+use hermes_io::observe::recent::RecentCalls;
 use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "phone-test-token";
@@ -32,7 +33,7 @@ async fn rig() -> (MediaServer, Arc<RecentCalls>) {
         token: TOKEN.into(),
         latency: Arc::new(LatencyBook::new(Budgets::default())),
         recent: Arc::clone(&recent),
-        counters: Arc::new(DriverCounters::default()),
+        counters: Arc::new(CallCounters::default()),
     };
     // A carrier stream token is configured too: it is for carriers, not for the page.
     let settings =
@@ -114,7 +115,7 @@ async fn a_browser_call_is_heard_answered_and_transcribed_live_over_one_socket()
         panic!("the call starts")
     };
     let (call_control_id, codec, from) = (started.call_id, started.codec, started.from);
-    assert!(hermes_io::phone::is_browser_call(&call_control_id), "{call_control_id}");
+    assert!(hermes_io::carriers::phone::is_browser_call(&call_control_id), "{call_control_id}");
     assert_eq!((codec, from), (G711::Mulaw, None));
 
     // The caller: silence, a tone the VAD hears as speech, silence; 20 ms frames at pace, and

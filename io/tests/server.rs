@@ -11,8 +11,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signer, SigningKey};
 use hermes_core::config::HermesConfig;
+use hermes_io::carriers::telnyx::webhook::{CallEvent, WebhookVerifier};
 use hermes_io::server::{ConfigStore, ServerState, serve};
-use hermes_io::telnyx::webhook::{CallEvent, WebhookVerifier};
 use tokio::sync::{mpsc, watch};
 
 struct Running {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hermes_core::call::{Context, Message};
 use hermes_io::records::{CallOutcome, CallRecord};
-use hermes_io::sessions::{SNAPSHOT_VERSION, SessionSnapshot, Sessions};
+use hermes_io::store::sessions::{SNAPSHOT_VERSION, SessionSnapshot, Sessions};
 
 fn redis_url() -> String {
     std::env::var("HERMES_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())

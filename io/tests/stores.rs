@@ -161,8 +161,8 @@ mod tools {
     use hermes_core::agent::tools::{Availability, Booking, OrderStatus, Ticket};
     use hermes_core::call::ToolCall;
     use hermes_core::wall_clock::WallClock;
-    use hermes_io::call::tools::{CallParties, ToolRunner};
-    use hermes_io::store::tools::StoreTools;
+    use hermes_io::tools::store::StoreTools;
+    use hermes_io::tools::{CallParties, ToolRunner};
 
     fn seed_dir() -> std::path::PathBuf {
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/hair-salon/data")

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::fake_api;
-use hermes_io::http::HttpClient;
-use hermes_io::telnyx::control::{CallControl, ControlError, RetryPolicy, StreamTarget};
+use hermes_io::carriers::telnyx::control::{CallControl, ControlError, RetryPolicy, StreamTarget};
+use hermes_io::net::http::HttpClient;
 use serde_json::Value;
 
 fn client(base: &str) -> CallControl {

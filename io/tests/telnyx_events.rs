@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fake_api;
-use hermes_io::http::HttpClient;
-use hermes_io::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
-use hermes_io::telnyx::events::{TelephonyNotice, run};
-use hermes_io::telnyx::webhook::CallEvent;
+use hermes_io::carriers::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
+use hermes_io::carriers::telnyx::events::{TelephonyNotice, run};
+use hermes_io::carriers::telnyx::webhook::CallEvent;
+use hermes_io::net::http::HttpClient;
 use tokio::sync::mpsc;
 
 async fn next(notices: &mut mpsc::Receiver<TelephonyNotice>) -> TelephonyNotice {

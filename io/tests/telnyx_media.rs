@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use hermes_core::codec::G711;
-use hermes_io::telnyx::media::{
+use hermes_io::carriers::telnyx::media::{
     self, CLEAR, FrameError, InboundFrame, MAX_FRAME_BYTES, Track, decode_payload, write_mark,
     write_media,
 };

@@ -14,8 +14,8 @@ use futures_util::{SinkExt, StreamExt};
 use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_io::call::{MediaEvent, MediaSettings, StreamStarted};
-use hermes_io::carrier::PhoneNumber;
-use hermes_io::telnyx::media::write_media;
+use hermes_io::carriers::telnyx::media::write_media;
+use hermes_io::records::PhoneNumber;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

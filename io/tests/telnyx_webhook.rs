@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signer, SigningKey};
-use hermes_io::telnyx::webhook::{
+use hermes_io::carriers::telnyx::webhook::{
     CallEvent, SeenEvents, WebhookRejection, WebhookVerifier, parse_event,
 };
 

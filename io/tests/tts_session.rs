@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::profile::{Delay, Fault, LatencyProfile};
-use hermes_io::http::HttpClient;
-use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsEvent, TtsSession, TtsSettings};
+use hermes_io::net::http::HttpClient;
+use hermes_io::providers::tts::{
+    ElevenLabsSettings, TtsCounters, TtsEvent, TtsSession, TtsSettings,
+};
 use hermes_models::voice::LocalVoice;
 
 fn voice() -> Arc<LocalVoice> {

@@ -12,11 +12,11 @@ use futures_util::{SinkExt, StreamExt};
 use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_io::call::{MediaEvent, MediaSettings, StreamStarted};
-use hermes_io::carrier::{Dialect, InboundFrame, StreamStart};
+use hermes_io::carriers::twilio::media::{TwilioDialect, parse};
+use hermes_io::carriers::twilio::signature::{form_params, is_valid, sign};
+use hermes_io::carriers::twilio::twiml::connect_stream;
+use hermes_io::carriers::{Dialect, InboundFrame, StreamStart};
 use hermes_io::server::TwilioHub;
-use hermes_io::twilio::media::{TwilioDialect, parse};
-use hermes_io::twilio::signature::{form_params, is_valid, sign};
-use hermes_io::twilio::twiml::connect_stream;
 use tokio_tungstenite::tungstenite::Message;
 
 fn parse_str(text: &str) -> InboundFrame<'static> {

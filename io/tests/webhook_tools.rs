@@ -17,9 +17,9 @@ use sha2::Sha256;
 use hermes_core::call::ToolCall;
 use hermes_core::config::{Business, Tools, WebhookTool};
 use hermes_core::units::Millis;
-use hermes_io::call::tools::{CallParties, ProfileTools, ToolOutcome, ToolRunner};
-use hermes_io::http::HttpClient;
-use hermes_io::webhooks::WebhookTools;
+use hermes_io::net::http::HttpClient;
+use hermes_io::tools::webhooks::WebhookTools;
+use hermes_io::tools::{CallParties, ProfileTools, ToolOutcome, ToolRunner};
 
 const SECRET: &str = "whsec-test-0123456789";
 

@@ -16,6 +16,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, Tensor};
 
 use hermes_core::codec::G711;
+use hermes_core::engines::{EngineFailure, Transcriber, TranscriberFactory};
 
 use crate::manifest::{MOONSHINE_DECODER, MOONSHINE_ENCODER, MOONSHINE_TOKENIZER, ONNX_RUNTIME};
 use hermes_core::dsp::resample::Upsampler2x;
@@ -298,6 +299,25 @@ impl Moonshine {
         let n = up.process(&pcm, &mut out);
         out.truncate(n);
         self.transcribe_16k(&out)
+    }
+}
+
+impl Transcriber for Moonshine {
+    fn transcribe_g711(&mut self, codec: G711, audio: &[u8]) -> Result<String, EngineFailure> {
+        Moonshine::transcribe_g711(self, codec, audio).map_err(|e| EngineFailure(e.to_string()))
+    }
+
+    fn transcribe_16k(&mut self, audio: &[f32]) -> Result<String, EngineFailure> {
+        Moonshine::transcribe_16k(self, audio).map_err(|e| EngineFailure(e.to_string()))
+    }
+}
+
+/// Loads one Moonshine per transcriber thread from the installed files.
+impl TranscriberFactory for MoonshineFiles {
+    fn load(&self) -> Result<Box<dyn Transcriber>, EngineFailure> {
+        Moonshine::load(self)
+            .map(|m| Box::new(m) as Box<dyn Transcriber>)
+            .map_err(|e| EngineFailure(e.to_string()))
     }
 }
 

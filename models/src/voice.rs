@@ -15,6 +15,7 @@ use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Async, FixedAsync, Resampler, SincInterpolationParameters, WindowFunction};
 
 use hermes_core::codec::G711;
+use hermes_core::engines::{EngineFailure, Voice};
 
 /// espeak-ng's output rate for its standard voices.
 pub const ESPEAK_RATE: u32 = 22_050;
@@ -113,6 +114,12 @@ impl LocalVoice {
         let mut out = vec![0u8; pcm.len()];
         G711::Mulaw.encode_into(&pcm, &mut out);
         Ok(out)
+    }
+}
+
+impl Voice for LocalVoice {
+    fn speak_ulaw(&self, text: &str) -> Result<Vec<u8>, EngineFailure> {
+        LocalVoice::speak_ulaw(self, text).map_err(|e| EngineFailure(e.to_string()))
     }
 }
 

@@ -9,17 +9,19 @@ use anyhow::Context;
 use hermes_core::agent::Brain;
 use hermes_core::config::{Env, HermesConfig, LlmEngine};
 use hermes_core::wall_clock::WallClock;
-use hermes_io::call::tools::ToolRunner;
-use hermes_io::call::{CallClocks, CallDeps, CarrierQueue, DriverCounters};
-use hermes_io::http::HttpClient;
-use hermes_io::latency::LatencyBook;
-use hermes_io::llm::{LlmClient, Protocol, RemoteSettings};
-use hermes_io::recent::RecentCalls;
-use hermes_io::retry::RetryPolicy;
-use hermes_io::store::tools::StoreTools;
-use hermes_io::stt::{DeepgramSettings, LocalStt, SttCounters};
-use hermes_io::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
-use hermes_io::webhooks::WebhookTools;
+use hermes_io::call::{CallClocks, CallDeps, CarrierQueue};
+use hermes_io::net::http::HttpClient;
+use hermes_io::net::retry::RetryPolicy;
+use hermes_io::observe::calls::CallCounters;
+use hermes_io::observe::latency::LatencyBook;
+use hermes_io::observe::recent::RecentCalls;
+use hermes_io::providers::llm::{LlmClient, Protocol, RemoteSettings};
+use hermes_io::providers::stt::{DeepgramSettings, LocalStt, SttCounters};
+use hermes_io::providers::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
+use hermes_io::tools::ToolRunner;
+use hermes_io::tools::store::StoreTools;
+use hermes_io::tools::webhooks::WebhookTools;
+use hermes_models::moonshine::MoonshineFiles;
 use hermes_models::voice::LocalVoice;
 
 /// Local voice speed: a little brisker than espeak-ng's default, as people speak on the phone.
@@ -98,7 +100,7 @@ pub async fn call_deps(
     } else {
         // Half the cores, at most four: transcription must not starve the audio workers.
         let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4));
-        match LocalStt::start(models_dir, workers) {
+        match LocalStt::start(&MoonshineFiles::installed_in(models_dir), workers) {
             Ok(engine) => {
                 eprintln!(
                     "speech-to-text: Moonshine tiny-en on this machine, {workers} transcriber(s) \
@@ -168,7 +170,7 @@ pub async fn call_deps(
             local,
         },
         tts_counters: Arc::new(TtsCounters::default()),
-        counters: Arc::new(DriverCounters::default()),
+        counters: Arc::new(CallCounters::default()),
         carrier,
         sessions: storage.sessions,
         records: Some(storage.records),

@@ -11,15 +11,17 @@ use anyhow::{Context, bail};
 use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Carrier, HermesConfig};
 use hermes_core::vad::{EnergyVad, VadModel};
-use hermes_io::call::{CallDeps, Calls, CarrierQueue, MediaCounters, MediaSettings};
-use hermes_io::dashboard::Dashboard;
-use hermes_io::http::HttpClient;
+use hermes_io::call::{CallDeps, CarrierQueue, MediaCounters, MediaSettings};
+use hermes_io::carriers::telnyx::control::{
+    self as telnyx_control, CallControl, RetryPolicy, StreamTarget,
+};
+use hermes_io::carriers::telnyx::events::{self as telnyx_events, TelephonyNotice};
+use hermes_io::carriers::telnyx::webhook::WebhookVerifier;
+use hermes_io::carriers::twilio::control as twilio_control;
 use hermes_io::metrics::EngineMetrics;
-use hermes_io::server::{self, ConfigStore, MediaHub, ServerState, TwilioHub};
-use hermes_io::telnyx::control::{self as telnyx_control, CallControl, RetryPolicy, StreamTarget};
-use hermes_io::telnyx::events::{self as telnyx_events, TelephonyNotice};
-use hermes_io::telnyx::webhook::WebhookVerifier;
-use hermes_io::twilio::control as twilio_control;
+use hermes_io::net::http::HttpClient;
+use hermes_io::observe::dashboard::Dashboard;
+use hermes_io::server::{self, Calls, ConfigStore, MediaHub, ServerState, TwilioHub};
 use hermes_models::{SileroBackend, manifest, silero};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -171,7 +173,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             )
             .await?;
             records = deps.records.clone();
-            call_metrics = hermes_io::metrics::sources(&deps);
+            call_metrics = deps.metric_sources();
             call_metrics.push(Arc::new(EngineMetrics {
                 engine: Arc::clone(&engine),
                 tick_budget: config.budgets.audio_tick,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hermes_core::config::HermesConfig;
 use hermes_io::records::{Outbox, RecordWriter, WriterSettings, mask_number};
-use hermes_io::sessions::Sessions;
+use hermes_io::store::sessions::Sessions;
 use hermes_io::store::{PgStore, SqliteStore, Store};
 
 use super::providers::env;

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use hermes_core::call::SpeakId;
 
-use crate::tts::heard::{ChunkAlignment, SpokenAudio};
+use crate::providers::tts::heard::{ChunkAlignment, SpokenAudio};
 
 /// A line sent to speech and not yet settled.
 #[derive(Debug)]

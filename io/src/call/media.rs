@@ -27,7 +27,7 @@ use hermes_core::units::FRAME_SAMPLES;
 use hermes_core::vad::VadEvent;
 
 use super::transport::{Received, Skip, Transport, speak_of_mark};
-use crate::carrier::PhoneNumber;
+use crate::records::PhoneNumber;
 
 /// Link tuning.
 #[derive(Clone, Debug)]

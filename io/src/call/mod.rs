@@ -13,13 +13,9 @@ pub mod media;
 mod recorder;
 pub mod session;
 mod task;
-pub mod tools;
 pub mod transport;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use hermes_core::call::{CallLog, HangupReason, TurnTimeline};
@@ -33,16 +29,20 @@ pub use media::{
 };
 pub use session::{CallSession, SessionAction, SessionInput, SessionSetup};
 pub use task::run_call;
-pub use transport::{Received, Skip, Transport, WriteTimedOut, WsIncoming, WsTransport};
+pub use transport::{
+    Received, Skip, StreamStart, Transport, WriteTimedOut, mark_name, speak_of_mark,
+};
 
-use crate::latency::LatencyBook;
-use crate::llm::LlmClient;
-use crate::recent::RecentCalls;
+use crate::metrics::MetricsSource;
+use crate::observe::calls::CallCounters;
+use crate::observe::latency::LatencyBook;
+use crate::observe::recent::RecentCalls;
+use crate::providers::llm::LlmClient;
+use crate::providers::stt::{DeepgramSettings, LocalStt, SttCounters};
+use crate::providers::tts::{TtsCounters, TtsSettings};
 use crate::records::{CallRecord, RecordWriter};
-use crate::sessions::Sessions;
-use crate::stt::{DeepgramSettings, LocalStt, SttCounters};
-use crate::tts::{TtsCounters, TtsSettings};
-use tools::ToolRunner;
+use crate::store::sessions::Sessions;
+use crate::tools::ToolRunner;
 
 /// What every call is driven with. Built once by `serve` (or a test) and shared; cheap to
 /// clone, so each call can take the configuration snapshot current when it starts.
@@ -58,7 +58,7 @@ pub struct CallDeps {
     pub stt_counters: Arc<SttCounters>,
     pub tts: TtsSettings,
     pub tts_counters: Arc<TtsCounters>,
-    pub counters: Arc<DriverCounters>,
+    pub counters: Arc<CallCounters>,
     /// Where hang-ups and transfers go (the carrier's control API); `None`: closing the
     /// stream is all.
     pub carrier: Option<CarrierQueue>,
@@ -72,33 +72,6 @@ pub struct CallDeps {
     pub recent: Arc<RecentCalls>,
     /// The calendar time each call lives in: the system clock, or the simulator's days.
     pub clocks: CallClocks,
-}
-
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct DriverCounters {
-    pub calls_started: AtomicU64,
-    pub calls_ended: AtomicU64,
-    pub active_calls: AtomicU64,
-    pub stt_unavailable: AtomicU64,
-    pub stt_failed: AtomicU64,
-    pub llm_errors: AtomicU64,
-    pub tool_errors: AtomicU64,
-    pub tool_timeouts: AtomicU64,
-    /// Commands the media session did not take within a second.
-    pub carrier_stalls: AtomicU64,
-    /// LLM requests started early on a caller's pause and kept (the turn ended on their
-    /// words), or cancelled when the caller went on: the price of overlapping the LLM with
-    /// turn-taking, one abandoned request each.
-    pub early_llm_kept: AtomicU64,
-    pub early_llm_cancelled: AtomicU64,
-    /// Fillers said while a tool step kept the caller waiting.
-    pub tool_fillers: AtomicU64,
-    /// Ended calls by their record's outcome.
-    pub outcome_completed: AtomicU64,
-    pub outcome_escalated: AtomicU64,
-    pub outcome_abandoned: AtomicU64,
-    pub outcome_callback: AtomicU64,
 }
 
 /// How a call ended, for the call record.
@@ -140,40 +113,27 @@ pub struct CallReport {
     pub record: Option<CallRecord>,
 }
 
-/// The link the server's media routes hand to a call: a WebSocket upgraded by hyper.
-pub type ServerLink = MediaLink<WsTransport<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>>;
-
-/// What a media route does with a new stream: runs a call on it, to its end. The server
-/// counts the call as live until the returned future finishes.
-pub trait CallHandler: Send + Sync + std::fmt::Debug {
-    fn run(&self, link: ServerLink) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-}
-
-/// Runs each stream's call with the dependencies current when it starts (`serve` takes the
-/// configuration snapshot of the moment), and hands its report to `finished`.
-pub struct Calls {
-    deps: Box<dyn Fn() -> Arc<CallDeps> + Send + Sync>,
-    finished: Arc<dyn Fn(CallReport) + Send + Sync>,
-}
-
-impl std::fmt::Debug for Calls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Calls").finish_non_exhaustive()
-    }
-}
-
-impl Calls {
-    pub fn new(
-        deps: impl Fn() -> Arc<CallDeps> + Send + Sync + 'static,
-        finished: impl Fn(CallReport) + Send + Sync + 'static,
-    ) -> Calls {
-        Calls { deps: Box::new(deps), finished: Arc::new(finished) }
-    }
-}
-
-impl CallHandler for Calls {
-    fn run(&self, link: ServerLink) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let (deps, finished) = ((self.deps)(), self.finished.clone());
-        Box::pin(async move { finished(run_call(link, deps).await) })
+impl CallDeps {
+    /// Every metrics source these dependencies keep, for `/metrics`.
+    pub fn metric_sources(&self) -> Vec<Arc<dyn MetricsSource>> {
+        let mut all: Vec<Arc<dyn MetricsSource>> = vec![
+            self.counters.clone(),
+            self.stt_counters.clone(),
+            self.tts_counters.clone(),
+            self.sessions.counters(),
+            self.latency.clone(),
+        ];
+        if let Some(local) = &self.local_stt {
+            all.push(local.counters.clone());
+        }
+        if let Some(records) = &self.records {
+            all.push(records.counters());
+        }
+        if let Some(carrier) = &self.carrier {
+            all.push(carrier.counters());
+        }
+        all.push(self.recent.clone());
+        all.extend(self.tools.metrics());
+        all
     }
 }

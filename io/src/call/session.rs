@@ -22,13 +22,13 @@ use hermes_core::call::{
 
 use super::ledger::{Heard, PlayoutLedger};
 use super::recorder::Recorder;
-use super::tools::{CallParties, ToolOutcome};
-use super::{CallReport, CarrierRequest, DriverCounters, Outcome, Speaker};
-use crate::live::LiveEvent;
-use crate::llm::LlmEvent;
+use super::{CallCounters, CallReport, CarrierRequest, Outcome, Speaker};
+use crate::observe::live::LiveEvent;
+use crate::providers::llm::LlmEvent;
+use crate::providers::tts::heard::ChunkAlignment;
 use crate::records::{CallRecord, ToolStatus};
-use crate::sessions::{SNAPSHOT_VERSION, SessionSnapshot};
-use crate::tts::heard::ChunkAlignment;
+use crate::store::sessions::{SNAPSHOT_VERSION, SessionSnapshot};
+use crate::tools::{CallParties, ToolOutcome};
 
 /// Everything that happens to a call, with the instant it happened where that is not the
 /// `now` it is handled at.
@@ -127,7 +127,7 @@ pub struct SessionSetup {
     /// Whether a carrier's control API stands behind the line (hang-ups and transfers can be
     /// asked of it); a line without one ends when its stream closes.
     pub carrier_control: bool,
-    pub counters: Arc<DriverCounters>,
+    pub counters: Arc<CallCounters>,
 }
 
 /// One call's session.
@@ -138,7 +138,7 @@ pub struct CallSession {
     recorder: Recorder,
     parties: CallParties,
     carrier_control: bool,
-    counters: Arc<DriverCounters>,
+    counters: Arc<CallCounters>,
     /// The completion whose events count.
     llm: Option<LlmRequestId>,
     outcome: Option<Outcome>,

@@ -11,12 +11,12 @@ use hermes_core::call::{CallConfig, Context, Message, SpeakId, ToolCall};
 use hermes_core::wall_clock::WallClock;
 
 use super::{CallSession, SessionAction, SessionInput, SessionSetup};
-use crate::call::tools::{CallParties, ToolOutcome};
-use crate::call::{CarrierRequest, DriverCounters, Outcome};
-use crate::live::LiveEvent;
-use crate::llm::LlmEvent;
+use crate::call::{CallCounters, CarrierRequest, Outcome};
+use crate::observe::live::LiveEvent;
+use crate::providers::llm::LlmEvent;
 use crate::records::ToolStatus;
-use crate::sessions::SessionSnapshot;
+use crate::store::sessions::SessionSnapshot;
+use crate::tools::{CallParties, ToolOutcome};
 
 const GREETING: &str = "Thanks for calling Maple Street Hair, this is Sam. How can I help?";
 
@@ -33,7 +33,7 @@ struct Rig {
     t0: Instant,
     now: Instant,
     session: CallSession,
-    counters: Arc<DriverCounters>,
+    counters: Arc<CallCounters>,
     /// Everything the session asked for, with when.
     actions: Vec<(Duration, SessionAction)>,
 }
@@ -45,7 +45,7 @@ impl Rig {
 
     fn with(config: CallConfig, earlier: Option<SessionSnapshot>) -> Rig {
         let t0 = Instant::now();
-        let counters = Arc::new(DriverCounters::default());
+        let counters = Arc::new(CallCounters::default());
         let setup = SessionSetup {
             config,
             parties: CallParties {

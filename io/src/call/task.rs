@@ -25,15 +25,15 @@ use hermes_core::vad::VadEvent;
 
 use super::media::{MediaEvent, MediaLink, StreamStarted, Wake};
 use super::session::{CallSession, SessionAction, SessionInput, SessionSetup};
-use super::tools::{CallParties, ToolOutcome};
 use super::transport::Transport;
 use super::{CallDeps, CallReport, Outcome};
-use crate::live::LiveEvent;
-use crate::llm::{LlmEvent, LlmSession, LlmStream};
+use crate::observe::live::LiveEvent;
+use crate::providers::llm::{LlmEvent, LlmSession, LlmStream};
+use crate::providers::stt::{LocalStt, SttEvent, SttStream, Tape};
+use crate::providers::tts::{TtsEvent, TtsSession};
 use crate::records::CallOutcome;
-use crate::sessions::{SessionSnapshot, Sessions};
-use crate::stt::{LocalStt, SttEvent, SttStream, Tape};
-use crate::tts::{TtsEvent, TtsSession};
+use crate::store::sessions::{SessionSnapshot, Sessions};
+use crate::tools::{CallParties, ToolOutcome};
 
 /// How long a stream may take to say which call it carries.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -581,8 +581,8 @@ impl LocalTranscription {
         let Some(start) = self.speech_started_at.take() else { return };
         let audio = self.tape.cut(
             codec,
-            start.saturating_sub(crate::stt::local::LEAD_BYTES),
-            at + crate::stt::local::TAIL_BYTES,
+            start.saturating_sub(crate::providers::stt::local::LEAD_BYTES),
+            at + crate::providers::stt::local::TAIL_BYTES,
         );
         let (engine, results) = (self.engine.clone(), self.results_tx.clone());
         tokio::spawn(async move {

@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::playout::Playout;
-use crate::http::{HttpClient, HttpError};
+use crate::net::http::{HttpClient, HttpError};
 
 /// What the fake heard from us during a call.
 #[derive(Debug, Default)]
@@ -227,7 +227,7 @@ pub(crate) async fn connect_media(
             token.parse().map_err(|e: http_value::header::InvalidHeaderValue| connect_err(&e))?;
         request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
     }
-    let config = crate::ws::socket_config(1 << 20, 1 << 20);
+    let config = crate::net::ws::socket_config(1 << 20, 1 << 20);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| connect_err(&e))?;

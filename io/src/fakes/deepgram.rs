@@ -256,7 +256,7 @@ async fn serve(stream: TcpStream, shared: Shared) {
     let Ok(socket) = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
         check,
-        Some(crate::ws::socket_config(1 << 20, 1 << 20)),
+        Some(crate::net::ws::socket_config(1 << 20, 1 << 20)),
     )
     .await
     else {

@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
-use hermes_models::voice::LocalVoice;
+use hermes_core::engines::Voice;
 
 use super::profile::{Fault, Faults, LatencyProfile, SharedRng};
 
@@ -64,7 +64,7 @@ impl Drop for FakeElevenLabs {
 }
 
 struct Shared {
-    voice: Arc<LocalVoice>,
+    voice: Arc<dyn Voice>,
     profile: LatencyProfile,
     rng: SharedRng,
     faults: Faults,
@@ -102,7 +102,7 @@ impl Shared {
 impl FakeElevenLabs {
     pub async fn start(
         addr: SocketAddr,
-        voice: Arc<LocalVoice>,
+        voice: Arc<dyn Voice>,
         profile: LatencyProfile,
         seed: u64,
     ) -> std::io::Result<Self> {
@@ -183,7 +183,7 @@ fn upgrade(shared: Arc<Shared>, req: Request<Incoming>, fault: Option<Fault>) ->
         let socket = WebSocketStream::from_raw_socket(
             TokioIo::new(upgraded),
             Role::Server,
-            Some(crate::ws::socket_config(1 << 20, 1 << 20)),
+            Some(crate::net::ws::socket_config(1 << 20, 1 << 20)),
         )
         .await;
         multi_context(shared, socket, fault).await;

@@ -170,7 +170,38 @@ pub struct CallSummary {
 
 /// Masks all but the last two digits of a phone number, for anything shown or logged.
 pub fn mask_number(number: &str) -> String {
-    crate::carrier::PhoneNumber::new(number).masked()
+    PhoneNumber::new(number).masked()
+}
+
+/// A phone number: personal data, so `Debug` shows only enough to tell numbers apart.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn new(number: impl Into<String>) -> Self {
+        PhoneNumber(number.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `+1555…0123` → `+1…23`: the country prefix and the last two digits.
+    pub fn masked(&self) -> String {
+        let chars: Vec<char> = self.0.chars().collect();
+        if chars.len() <= 4 {
+            return "…".into();
+        }
+        let head: String = chars[..2].iter().collect();
+        let tail: String = chars[chars.len() - 2..].iter().collect();
+        format!("{head}…{tail}")
+    }
+}
+
+impl std::fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PhoneNumber({})", self.masked())
+    }
 }
 
 /// Unix milliseconds now.

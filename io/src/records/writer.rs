@@ -4,6 +4,7 @@
 //! backoff. Order is kept across an outage: while anything waits in the outbox, new records
 //! queue behind it there, and the outbox is replayed oldest first before anything newer.
 
+use crate::metrics::{Exposition, MetricsSource, get};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,5 +299,32 @@ async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+impl MetricsSource for RecordCounters {
+    fn render(&self, out: &mut Exposition) {
+        out.counters_by(
+            "hermes_call_records_total",
+            "Call records, by what happened to them.",
+            "state",
+            &[
+                ("submitted", get(&self.submitted)),
+                ("written", get(&self.written)),
+                ("outboxed", get(&self.outboxed)),
+                ("replayed", get(&self.replayed)),
+                ("dropped", get(&self.dropped)),
+            ],
+        );
+        out.counter(
+            "hermes_call_record_store_errors_total",
+            "Failed writes to the call-record store.",
+            get(&self.store_errors),
+        );
+        out.gauge(
+            "hermes_outbox_depth",
+            "Call records waiting in the on-disk outbox.",
+            get(&self.outbox_depth) as f64,
+        );
     }
 }

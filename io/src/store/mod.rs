@@ -6,8 +6,8 @@ mod booking;
 pub mod migrations;
 pub mod postgres;
 mod postgres_records;
+pub mod sessions;
 pub mod sqlite;
-pub mod tools;
 
 pub use booking::{BookError, BookRequest, Existing, Whose};
 pub use postgres::{OrderRow, PgStore, StoreError};

@@ -75,7 +75,8 @@ pub struct MediaServer {
     pub addr: std::net::SocketAddr,
     pub links: tokio::sync::mpsc::Receiver<LinkHandle>,
     pub counters: Arc<hermes_io::call::MediaCounters>,
-    pub webhook_events: tokio::sync::mpsc::Receiver<hermes_io::telnyx::webhook::CallEvent>,
+    pub webhook_events:
+        tokio::sync::mpsc::Receiver<hermes_io::carriers::telnyx::webhook::CallEvent>,
     pub stop: tokio::sync::watch::Sender<bool>,
     pub task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -95,7 +96,7 @@ pub async fn media_server_with(
     settings: hermes_io::call::MediaSettings,
     grace: std::time::Duration,
     audio: hermes_core::audio::AudioConfig,
-    calls: Option<Arc<dyn hermes_io::call::CallHandler>>,
+    calls: Option<Arc<dyn hermes_io::server::CallHandler>>,
     customize: impl FnOnce(&mut hermes_io::server::ServerState),
 ) -> MediaServer {
     use hermes_core::audio::{AudioConfig, AudioEngine};
@@ -141,10 +142,10 @@ pub struct LinkHandle {
 #[derive(Debug)]
 struct HandToTest(tokio::sync::mpsc::Sender<LinkHandle>);
 
-impl hermes_io::call::CallHandler for HandToTest {
+impl hermes_io::server::CallHandler for HandToTest {
     fn run(
         &self,
-        mut link: hermes_io::call::ServerLink,
+        mut link: hermes_io::server::ServerLink,
     ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
         use hermes_io::call::MediaEvent;
         let to_test = self.0.clone();

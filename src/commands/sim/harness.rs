@@ -15,15 +15,15 @@ use hermes_core::wall_clock::WallClock;
 use hermes_io::call::{
     CallClocks, CallReport, CarrierQueue, CarrierRequest, CarrierRequestCounters,
 };
-use hermes_io::call::{Calls, MediaCounters, MediaSettings};
-use hermes_io::dashboard::Dashboard;
+use hermes_io::call::{MediaCounters, MediaSettings};
 use hermes_io::fakes::caller::EndedBy;
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine, Scripts};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
 use hermes_io::fakes::profile::LatencyProfile;
 use hermes_io::metrics::EngineMetrics;
-use hermes_io::server::{self, ConfigStore, MediaHub, ServerState};
+use hermes_io::observe::dashboard::Dashboard;
+use hermes_io::server::{self, Calls, ConfigStore, MediaHub, ServerState};
 use hermes_models::voice::LocalVoice;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -94,9 +94,9 @@ pub struct InProcess {
     /// Its browser phone, behind the same token.
     pub phone_url: String,
     /// Its calls in progress and finished, with their live transcript.
-    pub recent: Arc<hermes_io::recent::RecentCalls>,
+    pub recent: Arc<hermes_io::observe::recent::RecentCalls>,
     /// Its latency book: every turn's stages, against the budgets.
-    pub latency: Arc<hermes_io::latency::LatencyBook>,
+    pub latency: Arc<hermes_io::observe::latency::LatencyBook>,
     /// Its audio core, for the workers' own counters.
     pub audio: Arc<hermes_core::audio::AudioEngine>,
     /// The calendar time of each call.
@@ -177,7 +177,7 @@ impl InProcess {
 
         let reports: Waiters<oneshot::Sender<CallReport>> = Arc::default();
         let ends: Waiters<mpsc::Sender<EndedBy>> = Arc::default();
-        let mut metrics = hermes_io::metrics::sources(&deps);
+        let mut metrics = deps.metric_sources();
         metrics.push(Arc::new(EngineMetrics {
             engine: Arc::clone(&engine),
             tick_budget: config.budgets.audio_tick,

@@ -321,10 +321,10 @@ fn run_scenarios(
 /// one line per caller turn, agent sentence and barge-in cut, stamped with the time since the
 /// run began.
 async fn print_live_transcript(
-    mut lines: tokio::sync::broadcast::Receiver<hermes_io::live::LiveLine>,
+    mut lines: tokio::sync::broadcast::Receiver<hermes_io::observe::live::LiveLine>,
     began: Instant,
 ) {
-    use hermes_io::live::LiveEvent;
+    use hermes_io::observe::live::LiveEvent;
     use tokio::sync::broadcast::error::RecvError;
     let mut seen = std::collections::HashSet::new();
     loop {

@@ -8,7 +8,7 @@ use hermes_core::audio::HistogramSnapshot;
 use hermes_core::call::TurnTimeline;
 use hermes_io::call::{CallReport, Speaker};
 use hermes_io::fakes::caller::CallerLog;
-use hermes_io::latency::StageSummary;
+use hermes_io::observe::latency::StageSummary;
 use serde_json::{Value, json};
 
 use super::scenario::Scenario;

@@ -1,0 +1,169 @@
+//! Twilio Media Streams frames (PROTOCOLS.md §6): camelCase JSON, always μ-law 8 kHz, and
+//! `streamSid` required on everything we send.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hermes_core::codec::G711;
+use serde::Deserialize;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::carriers::{
+    Dialect, FrameError, InboundFrame, StreamStart, decode_wire, single_digit, track_of,
+};
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow, default, rename = "streamSid")]
+    stream_sid: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "sequenceNumber")]
+    sequence_number: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    start: Option<WireStart<'a>>,
+    #[serde(borrow, default)]
+    media: Option<WireMedia<'a>>,
+    #[serde(borrow, default)]
+    dtmf: Option<WireDigit<'a>>,
+    #[serde(borrow, default)]
+    mark: Option<WireMark<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireStart<'a> {
+    #[serde(borrow, default, rename = "streamSid")]
+    stream_sid: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "callSid")]
+    call_sid: Option<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "mediaFormat")]
+    media_format: Option<WireFormat<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireFormat<'a> {
+    #[serde(borrow, default)]
+    encoding: Option<Cow<'a, str>>,
+    #[serde(default, rename = "sampleRate")]
+    sample_rate: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct WireMedia<'a> {
+    #[serde(borrow, default)]
+    track: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    payload: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireDigit<'a> {
+    #[serde(borrow, default)]
+    digit: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireMark<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+}
+
+/// Parses one Twilio text frame in place.
+pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
+    let wire: Wire<'_> = decode_wire(buf)?;
+    let missing = |event, field| FrameError::MissingField { event, field };
+    Ok(match wire.event.as_ref() {
+        "connected" => InboundFrame::Connected { version: wire.version, auth_token: None },
+        "start" => {
+            let start = wire.start.ok_or(missing("start", "start"))?;
+            let format = start.media_format.ok_or(missing("start", "start.mediaFormat"))?;
+            let encoding = format.encoding.ok_or(missing("start", "start.mediaFormat.encoding"))?;
+            if !encoding.eq_ignore_ascii_case("audio/x-mulaw")
+                || format.sample_rate.unwrap_or(8000) != 8000
+            {
+                return Err(FrameError::UnsupportedEncoding(encoding.to_string()));
+            }
+            InboundFrame::Start(StreamStart {
+                stream_id: start
+                    .stream_sid
+                    .or(wire.stream_sid)
+                    .ok_or(missing("start", "streamSid"))?,
+                call_control_id: start.call_sid.ok_or(missing("start", "start.callSid"))?,
+                codec: G711::Mulaw,
+                sample_rate: 8000,
+                from: None,
+                to: None,
+                client_state: None,
+            })
+        }
+        "media" => {
+            let media = wire.media.ok_or(missing("media", "media"))?;
+            InboundFrame::Media {
+                track: track_of(media.track.as_deref()),
+                sequence: wire.sequence_number.and_then(|s| s.parse().ok()),
+                payload: media.payload.ok_or(missing("media", "media.payload"))?,
+            }
+        }
+        "dtmf" => {
+            let digit = wire.dtmf.and_then(|d| d.digit).ok_or(missing("dtmf", "dtmf.digit"))?;
+            let digit = single_digit(&digit, |c| c.is_ascii_digit() || matches!(c, '*' | '#'))
+                .ok_or(missing("dtmf", "dtmf.digit (one of 0-9 * #)"))?;
+            InboundFrame::Dtmf { digit }
+        }
+        "mark" => InboundFrame::Mark {
+            name: wire.mark.and_then(|m| m.name).ok_or(missing("mark", "mark.name"))?,
+        },
+        "stop" => InboundFrame::Stop,
+        other => return Err(FrameError::UnknownEvent(other.chars().take(40).collect())),
+    })
+}
+
+/// Twilio's dialect: outbound frames carry the `streamSid` learnt from `start`.
+#[derive(Debug, Default)]
+pub struct TwilioDialect {
+    stream_sid: String,
+}
+
+impl TwilioDialect {
+    /// Agent audio (G.711 bytes) as one `media` frame, written into `out`.
+    pub fn write_media(&self, audio: &[u8], out: &mut String) {
+        self.head("media", out);
+        out.push_str(r#","media":{"payload":""#);
+        BASE64.encode_string(audio, out);
+        out.push_str(r#""}}"#);
+    }
+
+    fn head(&self, event: &str, out: &mut String) {
+        out.clear();
+        out.push_str(r#"{"event":""#);
+        out.push_str(event);
+        out.push_str(r#"","streamSid":"#);
+        out.push_str(&serde_json::to_string(&self.stream_sid).unwrap_or_else(|_| "\"\"".into()));
+    }
+}
+
+impl Dialect for TwilioDialect {
+    fn parse<'a>(&self, buf: &'a mut [u8]) -> Result<InboundFrame<'a>, FrameError> {
+        parse(buf)
+    }
+    fn started(&mut self, start: &StreamStart<'_>) {
+        self.stream_sid = start.stream_id.to_string();
+    }
+    fn media_message(&self, audio: &[u8], out: &mut String) -> Message {
+        self.write_media(audio, out);
+        Message::text(out.as_str())
+    }
+    fn write_mark(&self, name: &str, out: &mut String) {
+        self.head("mark", out);
+        out.push_str(r#","mark":{"name":"#);
+        out.push_str(&serde_json::to_string(name).unwrap_or_else(|_| "\"\"".into()));
+        out.push_str("}}");
+    }
+    fn write_clear(&self, out: &mut String) {
+        self.head("clear", out);
+        out.push('}');
+    }
+}

@@ -178,7 +178,7 @@ impl MetricsSource for EngineMetrics {
         );
         out.counter(
             "hermes_ring_egress_stalls_total",
-            "Ticks where a call's egress ring was full (the media session was not sending).",
+            "Ticks where a call's egress ring was full (its task was not sending).",
             total.egress_stalls,
         );
         out.counter(

@@ -16,8 +16,6 @@ pub struct CallCounters {
     pub llm_errors: AtomicU64,
     pub tool_errors: AtomicU64,
     pub tool_timeouts: AtomicU64,
-    /// Commands the media session did not take within a second.
-    pub carrier_stalls: AtomicU64,
     /// LLM requests started early on a caller's pause and kept (the turn ended on their
     /// words), or cancelled when the caller went on: the price of overlapping the LLM with
     /// turn-taking, one abandoned request each.
@@ -62,11 +60,6 @@ impl MetricsSource for CallCounters {
                 ("tool", get(&self.tool_errors)),
                 ("tool_timeout", get(&self.tool_timeouts)),
             ],
-        );
-        out.counter(
-            "hermes_carrier_stalls_total",
-            "Commands the media session did not take within a second.",
-            get(&self.carrier_stalls),
         );
         out.counters_by(
             "hermes_early_llm_starts_total",

@@ -3,7 +3,7 @@
 //! checked against the configured budgets, with each breach counted and logged with its call
 //! and turn.
 //!
-//! This is recorded once per turn from the call driver, not per audio frame, so a mutex is
+//! This is recorded once per turn from each call's task, not per audio frame, so a mutex is
 //! fine here: it is held for a few histogram increments.
 
 use std::collections::{HashMap, VecDeque};

@@ -1,6 +1,6 @@
 //! Call records: what happened on every call, written off the hot path.
 //!
-//! The call driver hands a finished [`CallRecord`] to the [`RecordWriter`], which batches
+//! A call hands its finished [`CallRecord`] to the [`RecordWriter`], which batches
 //! records into the configured store (Postgres, or the embedded database file). When the
 //! store cannot be reached the batch goes to the [`Outbox`] — a bounded, fsync'd file — and
 //! is replayed, oldest first, once the store answers again. A store write replaces any record

@@ -129,7 +129,7 @@ impl ServerCounters {
             ),
             (
                 "hermes_webhooks_backpressure_total",
-                "Webhooks refused with 503 because the call driver was full.",
+                "Webhooks refused with 503 because the call-event queue was full.",
                 &self.webhooks_backpressure,
             ),
             ("hermes_config_reloads_total", "Configuration reloads applied.", &self.config_reloads),
@@ -176,13 +176,13 @@ pub struct ServerState {
     pub telnyx: Option<WebhookVerifier>,
     pub seen: Mutex<SeenEvents>,
     pub counters: ServerCounters,
-    /// Webhook events for the call driver.
+    /// Webhook events (Telnyx's), for whoever answers calls.
     pub events: mpsc::Sender<CallEvent>,
     /// The media WebSocket routes; `None` answers them with 404.
     pub media: Option<MediaHub>,
     /// Twilio's voice webhook; `None` answers it with 404.
     pub twilio: Option<TwilioHub>,
-    /// The call path's counters (driver, providers, stores, tools) for `/metrics`.
+    /// The call path's counters (calls, providers, stores, tools) for `/metrics`.
     pub metrics: Vec<Arc<dyn crate::metrics::MetricsSource>>,
     /// The live latency dashboard; `None` answers its routes with 404 and how to turn it on.
     pub dashboard: Option<crate::observe::dashboard::Dashboard>,
@@ -387,7 +387,7 @@ fn phone(state: &Arc<ServerState>, req: Request<Incoming>) -> Response<Body> {
     )
 }
 
-/// Upgrades to a WebSocket and runs a media session on it in `dialect`; `notes` are text
+/// Upgrades to a WebSocket and runs a call on it in `dialect`; `notes` are text
 /// frames to pass on to the other end (the browser phone's live transcript, whose route has
 /// already checked the dashboard token).
 fn media_upgrade(
@@ -454,7 +454,7 @@ fn media_upgrade(
     r
 }
 
-/// Counts a media session as live until dropped, so shutdown can wait for live calls.
+/// Counts a call as live until dropped, so shutdown can wait for live calls.
 struct LiveSession(Arc<ServerState>);
 
 impl Drop for LiveSession {
@@ -569,7 +569,7 @@ pub async fn serve(
     let deadline = tokio::time::Instant::now() + grace;
     let _ = tokio::time::timeout_at(deadline, async {
         while connections.join_next().await.is_some() {}
-        // Live calls (media sessions) finish on their own: the carrier hangs up or stops.
+        // Live calls finish on their own: the carrier hangs up or stops, or the call ends.
         loop {
             // Created before the check, so a session ending in between still wakes us.
             let ended = state.session_ended.notified();

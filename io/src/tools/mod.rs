@@ -58,7 +58,8 @@ impl ToolOutcome {
     }
 }
 
-/// Runs tool calls. Implementations must not block; the driver applies the timeout.
+/// Runs tool calls. Implementations must not block; the call machine times each call out
+/// (the tool's own timeout) and the call's task stops it.
 pub trait ToolRunner: Send + Sync + std::fmt::Debug {
     fn run(&self, call: ToolCall, parties: CallParties) -> ToolFuture;
 

@@ -105,9 +105,9 @@ impl WebhookTools {
     /// schema does not compile or a signing secret's variable is unset (requests would
     /// otherwise go out unsigned).
     ///
-    /// `http`'s own timeout does not matter: each hook gets its own. The call driver enforces
-    /// the same limit ([`Tools::timeout_for`]); the client's deadline is a backstop one second
-    /// later for callers without a driver.
+    /// `http`'s own timeout does not matter: each hook gets its own. The call machine times a
+    /// tool out at the same limit ([`Tools::timeout_for`]) and stops it; the client's deadline
+    /// is a backstop one second later, for callers outside a call.
     pub fn new(
         tools: &Tools,
         inner: Arc<dyn ToolRunner>,

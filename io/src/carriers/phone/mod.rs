@@ -1,4 +1,4 @@
-//! The browser phone: talk to the agent from a web page, through the same media session, audio
+//! The browser phone: talk to the agent from a web page, through the same media link, audio
 //! core and conversation engine as a phone call. One page embedded in the binary (`/phone`,
 //! no CDN), and its media WebSocket (`/phone/media`), both behind the dashboard's token.
 //!

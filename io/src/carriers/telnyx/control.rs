@@ -235,7 +235,7 @@ fn command_id(scope: &str, action: &str) -> String {
     format!("hermes-{action}-{scope}")
 }
 
-/// Serves the calls' hang-ups and transfers through Call Control until every call driver is
+/// Serves the calls' hang-ups and transfers through Call Control until every call is
 /// gone. Each request runs on its own task: a slow Telnyx delays that request only, never the
 /// queue behind it.
 pub async fn carry_out(

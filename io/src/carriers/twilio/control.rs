@@ -1,6 +1,6 @@
 //! What Hermes can ask of a Twilio call today. There is no Twilio REST client yet (it comes
 //! with the public-number work), so:
-//! - a hang-up is carried out by the call's own end: its driver stops, the media stream
+//! - a hang-up is carried out by the call's own end: its task stops, the media stream
 //!   closes, and with `<Connect><Stream>` the last verb of the call's TwiML, Twilio ends the
 //!   call when the stream closes;
 //! - a transfer cannot be made: it is logged and counted, and the call ends the same way (the
@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::call::{CarrierRequest, CarrierRequestCounters};
 
-/// Serves the calls' carrier requests until every call driver is gone.
+/// Serves the calls' carrier requests until every call is gone.
 pub async fn carry_out(
     mut requests: mpsc::Receiver<CarrierRequest>,
     counters: Arc<CarrierRequestCounters>,

@@ -1,7 +1,7 @@
 //! Starting, streaming, retrying and cancelling completions, whichever brain answers: a cloud
 //! model over HTTP (Anthropic or OpenAI-compatible) or the offline rule-based brain.
 //!
-//! Each completion runs in its own task and streams [`LlmEvent`]s to the call driver; dropping
+//! Each completion runs in its own task and streams [`LlmEvent`]s to the call's task; dropping
 //! the [`LlmStream`] aborts the task and closes the HTTP response mid-stream — that is how a
 //! barge-in cancels generation. Before any output has streamed, overloads (429/529/5xx, or an
 //! `overloaded_error` event), dropped connections and refused connects are retried with

@@ -14,7 +14,7 @@ struct PartialCall {
 }
 
 /// Follows one streamed completion. Outputs use the same [`StreamOutput`] as Anthropic's, so
-/// the call driver does not care which provider answers.
+/// the call does not care which provider answers.
 #[derive(Debug, Default)]
 pub struct OpenAiStream {
     calls: Vec<PartialCall>,

@@ -1,8 +1,11 @@
 //! # hermes-bench
 //!
-//! How Hermes measures itself: the audio capacity run behind `hermes bench audio`, the
-//! criterion micro-benchmarks in `benches/`, and the inputs they share.
+//! How Hermes measures itself: the audio capacity run behind `hermes bench audio`, the call
+//! simulator behind `hermes sim` and `hermes demo` (synthetic callers, checked expectations and
+//! the latency report), the criterion micro-benchmarks in `benches/`, and the inputs they
+//! share.
 
 pub mod capacity;
 pub mod memory;
+pub mod sim;
 pub mod speech;

@@ -4,16 +4,19 @@
 //! (hang-ups and transfers the agent asks for) is routed back to the synthetic caller.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
-use hermes_core::config::{HermesConfig, LlmEngine, SttEngine, TtsEngine};
+use super::error::{Context, SimError, SimResult};
+use hermes_core::audio::AudioEngine;
+use hermes_core::config::{Env, HermesConfig, LlmEngine, SttEngine, TtsEngine};
 use hermes_core::wall_clock::WallClock;
 use hermes_io::call::{
-    CallClocks, CallReport, CarrierQueue, CarrierRequest, CarrierRequestCounters,
+    CallClocks, CallDeps, CallReport, CarrierQueue, CarrierRequest, CarrierRequestCounters,
 };
 use hermes_io::call::{MediaCounters, MediaSettings};
 use hermes_io::fakes::caller::EndedBy;
@@ -27,7 +30,23 @@ use hermes_io::server::{self, Calls, ConfigStore, MediaHub, ServerState};
 use hermes_models::voice::LocalVoice;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::commands::{providers, serve};
+/// What the simulator needs from the binary's wiring to start Hermes in this process: exactly
+/// what `hermes serve` builds for its calls, and its audio engine. The simulator brings the
+/// fakes, the stores' temporary folder and the carrier's stand-in.
+pub trait Wiring: Send + Sync {
+    /// The call path on `config` (read from `config_dir`), its hang-ups and transfers going to
+    /// `carrier`, provider keys looked up with `keys`.
+    fn call_deps<'a>(
+        &'a self,
+        config: &'a HermesConfig,
+        config_dir: &'a Path,
+        carrier: CarrierQueue,
+        keys: Env<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<CallDeps, String>> + 'a>>;
+
+    /// The audio engine calls join, as `serve` starts it.
+    fn audio_engine(&self, config: &HermesConfig) -> Result<AudioEngine, String>;
+}
 
 /// The key every fake accepts; never a real one.
 const FAKE_KEY: &str = "sim-fake-key";
@@ -52,7 +71,7 @@ async fn start_fakes(
     profile: LatencyProfile,
     seed: u64,
     clock: WallClock,
-) -> anyhow::Result<(FakeLlm, FakeDeepgram, FakeElevenLabs)> {
+) -> SimResult<(FakeLlm, FakeDeepgram, FakeElevenLabs)> {
     let voice = Arc::new(LocalVoice::new(&config.persona.voice, 175).with_context(|| {
         format!("persona.voice: espeak-ng cannot speak {:?}", config.persona.voice)
     })?);
@@ -98,7 +117,7 @@ pub struct InProcess {
     /// Its latency book: every turn's stages, against the budgets.
     pub latency: Arc<hermes_io::observe::latency::LatencyBook>,
     /// Its audio core, for the workers' own counters.
-    pub audio: Arc<hermes_core::audio::AudioEngine>,
+    pub audio: Arc<AudioEngine>,
     /// The calendar time of each call.
     clocks: CallClocks,
     reports: Waiters<oneshot::Sender<CallReport>>,
@@ -109,9 +128,16 @@ pub struct InProcess {
 }
 
 /// What to wait on for one call placed through [`InProcess::expect_call`].
+#[derive(Debug)]
 pub struct CallHooks {
     pub report: oneshot::Receiver<CallReport>,
     pub ends: mpsc::Receiver<EndedBy>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess").field("base_ws", &self.base_ws).finish_non_exhaustive()
+    }
 }
 
 impl InProcess {
@@ -119,13 +145,13 @@ impl InProcess {
     /// writes into a real database), its providers being `engines`, its calls on `clock`
     /// unless [`InProcess::expect_call`] sets another.
     pub async fn start(
-        models_dir: &Path,
+        wiring: &dyn Wiring,
         mut config: HermesConfig,
         config_dir: &Path,
         engines: Engines,
         listen: &str,
         clock: WallClock,
-    ) -> anyhow::Result<InProcess> {
+    ) -> SimResult<InProcess> {
         let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
         let (fakes, scripts) = match engines {
             Engines::Fakes { profile, seed } => {
@@ -161,15 +187,16 @@ impl InProcess {
         // The fakes take any key; local engines need none (and must not find a real one).
         let with_fakes = fakes.is_some();
         let key_env = move |_: &str| with_fakes.then(|| FAKE_KEY.to_string());
-        let mut deps =
-            providers::call_deps(&config, &config_dir, models_dir, Some(carrier_queue), &key_env)
-                .await?;
+        let mut deps = wiring
+            .call_deps(&config, &config_dir, carrier_queue, &key_env)
+            .await
+            .map_err(SimError::msg)?;
         deps.clocks = CallClocks::new(clock);
         let clocks = deps.clocks.clone();
         if let Err(e) = deps.llm.warm_up().await {
             eprintln!("warning: could not pre-connect to the LLM fake: {e}");
         }
-        let engine = Arc::new(serve::audio_engine(models_dir, &config)?);
+        let engine = Arc::new(wiring.audio_engine(&config).map_err(SimError::msg)?);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("--listen: cannot listen on {listen}"))?;
@@ -260,7 +287,7 @@ impl InProcess {
 }
 
 /// A token for this run's dashboard: 128 bits from the kernel, as hex.
-fn one_off_token() -> anyhow::Result<String> {
+fn one_off_token() -> SimResult<String> {
     use std::io::Read as _;
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")
@@ -276,7 +303,7 @@ const DEMO_SEED: [(&str, &str); 3] = [
     ("calendars/ben.json", include_str!("../../../examples/hair-salon/data/calendars/ben.json")),
 ];
 
-fn write_demo_seed(dir: &Path) -> anyhow::Result<()> {
+fn write_demo_seed(dir: &Path) -> SimResult<()> {
     for (name, text) in DEMO_SEED {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {

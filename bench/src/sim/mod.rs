@@ -3,10 +3,18 @@
 //! speaks real espeak-ng speech at real-time pace and measures, from its side of the line,
 //! voice-to-voice, barge-in reaction and the silence ladder; each scenario's `[expect]` is
 //! checked, and any failure makes the exit code non-zero.
+//!
+//! This is a command's body, moved out of the binary so `src/` stays command line and wiring:
+//! its progress, live transcript and report are for the terminal.
+#![allow(clippy::print_stdout, reason = "the report and the live transcript are the output")]
 
+mod error;
 pub mod harness;
 pub mod report;
 pub mod scenario;
+
+pub use error::{SimError, SimResult};
+pub use harness::Wiring;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -14,7 +22,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use crate::fail;
+use error::Context;
 use hermes_core::call::TurnTimeline;
 use hermes_core::config::HermesConfig;
 use hermes_core::wall_clock::{WallClock, parse_moment};
@@ -24,7 +33,6 @@ use hermes_io::fakes::profile::LatencyProfile;
 use hermes_models::voice::LocalVoice;
 use jiff::tz::TimeZone;
 
-use crate::cli::SimArgs;
 use harness::{Engines, InProcess};
 use report::{CallResult, RunInfo, Summary};
 use scenario::{DEFAULT_PAUSE_MS, Scenario};
@@ -35,36 +43,58 @@ const VOICED_DBFS: f32 = -45.0;
 /// Speech for every line the scenarios say, synthesised once.
 type SpeechCache = HashMap<String, Arc<Vec<u8>>>;
 
-pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
-    run_scenarios(models_dir, args, scenario::load(&args.scenarios)?, Hold::Seconds(args.hold_s))
+/// How a run goes: what `hermes sim` and `hermes demo` take on their command lines (their
+/// `--help` explains each).
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Concurrent calls, taking the scenarios in turn (default: each scenario once per clock).
+    pub calls: Option<usize>,
+    /// Latency profile of the in-process fakes: zero, typical or slow.
+    pub profile: String,
+    /// A running Hermes to call instead of one in this process.
+    pub target: Option<String>,
+    /// Media-stream protocol: telnyx or twilio.
+    pub carrier: String,
+    pub json: bool,
+    pub quiet: bool,
+    pub seed: u64,
+    pub ramp_ms: u64,
+    pub settle_ms: u64,
+    pub linger_ms: u64,
+    pub hold: Hold,
+    /// `fakes` or `local`.
+    pub engines: String,
+    pub transcript: bool,
+    pub listen: String,
+    /// The in-process Hermes's clock(s) at the start; empty: [`DEFAULT_NOW`].
+    pub now: Vec<String>,
 }
 
-/// `hermes demo`: one call on this machine's engines through the whole real path, its live
-/// transcript and latency, then Hermes stays up with its dashboard and browser phone until
-/// Ctrl-C.
-pub fn demo(models_dir: &Path, args: &crate::cli::DemoArgs) -> anyhow::Result<()> {
-    let demo = Scenario::parse(DEMO_SCENARIO, Path::new("scenarios/local-engines.toml"))?;
-    let sim = SimArgs {
-        scenarios: Vec::new(),
+/// How the demo runs its one call: this machine's engines, its live transcript, then Hermes
+/// up until `hold` ends.
+pub fn demo_options(listen: String, now: String, hold: Hold) -> SimOptions {
+    SimOptions {
         calls: Some(1),
         profile: "zero".into(),
         target: None,
         carrier: "telnyx".into(),
-        config: args.config.clone(),
         json: false,
         quiet: false,
         seed: 1,
         ramp_ms: 0,
         settle_ms: 1500,
         linger_ms: 6000,
-        hold_s: 0,
+        hold,
         engines: "local".into(),
         transcript: true,
-        listen: args.listen.clone(),
-        now: vec![args.now.clone()],
-    };
-    let hold = if args.no_hold { Hold::Seconds(0) } else { Hold::UntilInterrupted };
-    run_scenarios(models_dir, &sim, vec![demo], hold)
+        listen,
+        now: vec![now],
+    }
+}
+
+/// The demo's scenario, compiled in so `hermes demo` needs no checkout.
+pub fn demo_scenario() -> SimResult<Scenario> {
+    Scenario::parse(DEMO_SCENARIO, Path::new("scenarios/local-engines.toml"))
 }
 
 /// The day simulated calls live in when neither `--now` nor their scenario says: an ordinary
@@ -75,7 +105,7 @@ pub const DEFAULT_NOW: &str = "2026-12-08T10:00";
 
 /// The clocks a run's calls start on: one per `--now` (the default when none), each with how
 /// it reads in the business's time zone.
-fn run_clocks(nows: &[String], timezone: &TimeZone) -> anyhow::Result<Vec<(WallClock, String)>> {
+fn run_clocks(nows: &[String], timezone: &TimeZone) -> SimResult<Vec<(WallClock, String)>> {
     let default = [DEFAULT_NOW.to_string()];
     let nows = if nows.is_empty() { &default[..] } else { nows };
     nows.iter()
@@ -83,7 +113,8 @@ fn run_clocks(nows: &[String], timezone: &TimeZone) -> anyhow::Result<Vec<(WallC
             let clock = if text == "system" {
                 WallClock::System
             } else {
-                let start = parse_moment(text, timezone).map_err(|why| anyhow!("--now: {why}"))?;
+                let start = parse_moment(text, timezone)
+                    .map_err(|why| SimError::msg(format!("--now: {why}")))?;
                 WallClock::starting_at(start)
             };
             Ok((clock, local_stamp(clock, timezone)))
@@ -101,53 +132,40 @@ const DEMO_SCENARIO: &str = include_str!("../../../scenarios/local-engines.toml"
 
 /// How long the in-process Hermes stays up after the calls.
 #[derive(Clone, Copy, Debug)]
-enum Hold {
+pub enum Hold {
     Seconds(u64),
     UntilInterrupted,
 }
 
-fn run_scenarios(
-    models_dir: &Path,
-    args: &SimArgs,
+/// Places the calls of `scenarios` against Hermes on `config` (started in this process with
+/// `wiring`, the binary's own, unless `options.target` names a running one), checks them and
+/// prints the report. Fails when an expectation failed or a call could not be placed.
+pub fn run(
+    options: &SimOptions,
     scenarios: Vec<Scenario>,
-    hold: Hold,
-) -> anyhow::Result<()> {
+    config: HermesConfig,
+    config_dir: &Path,
+    wiring: &dyn Wiring,
+) -> SimResult<()> {
+    let args = options;
+    let hold = options.hold;
     let Some(profile) = LatencyProfile::by_name(&args.profile) else {
-        bail!("--profile: {:?} is not a profile (zero, typical, slow)", args.profile);
+        fail!("--profile: {:?} is not a profile (zero, typical, slow)", args.profile);
     };
     let dialect = match args.carrier.as_str() {
         "telnyx" => Dialect::Telnyx,
         "twilio" => Dialect::Twilio,
-        other => bail!("--carrier: {other:?} is not telnyx or twilio"),
-    };
-    let (config, config_dir) = match &args.config {
-        Some(path) => match crate::commands::config::load(path)? {
-            Ok(c) => (c, path.parent().unwrap_or(Path::new(".")).to_path_buf()),
-            Err(problems) => bail!(
-                "{} problem(s) in {}; `hermes check-config` explains each",
-                problems.len(),
-                path.display()
-            ),
-        },
-        None => match crate::commands::config::defaults() {
-            Ok(c) => (c, Path::new(".").to_path_buf()),
-            Err(problems) => {
-                for p in &problems {
-                    eprintln!("{p}");
-                }
-                bail!("{} problem(s) in the HERMES__ environment overrides", problems.len())
-            }
-        },
+        other => fail!("--carrier: {other:?} is not telnyx or twilio"),
     };
     let engines = match args.engines.as_str() {
         "fakes" => Engines::Fakes { profile, seed: args.seed },
         "local" => Engines::Local,
-        other => bail!("--engines: {other:?} is neither `fakes` nor `local`"),
+        other => fail!("--engines: {other:?} is neither `fakes` nor `local`"),
     };
     let timezone = TimeZone::get(&config.business.timezone)
         .with_context(|| format!("business.timezone: {:?} is unknown", config.business.timezone))?;
     if args.target.is_some() && !args.now.is_empty() {
-        bail!("--now sets the in-process Hermes's clock; a --target runs on its own");
+        fail!("--now sets the in-process Hermes's clock; a --target runs on its own");
     }
     let clocks = run_clocks(&args.now, &timezone)?;
     // A scenario's own day wins over --now: its conversation needs it.
@@ -157,7 +175,7 @@ fn run_scenarios(
             let clock = s.pinned_now(&timezone)?.map(WallClock::starting_at);
             Ok(clock.map(|c| (c, local_stamp(c, &timezone))))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<SimResult<_>>()?;
     if args.target.is_some() && pinned.iter().any(Option::is_some) {
         eprintln!("note: scenarios that set `now` run on the target's own clock");
     }
@@ -176,9 +194,9 @@ fn run_scenarios(
             Some(_) => None,
             None => Some(
                 InProcess::start(
-                    models_dir,
+                    wiring,
                     config.clone(),
-                    &config_dir,
+                    config_dir,
                     engines,
                     &args.listen,
                     clocks[0].0,
@@ -260,7 +278,7 @@ fn run_scenarios(
             );
             results.push(result);
         }
-        anyhow::Ok((results, started.elapsed(), harness))
+        Ok::<_, SimError>((results, started.elapsed(), harness))
     })?;
     let (results, wall, harness) = results;
     let summary = Summary {
@@ -312,7 +330,7 @@ fn run_scenarios(
     let not_placed = results.iter().filter(|r| r.log.is_none()).count();
     let failed = summary.expectations_failed();
     if not_placed > 0 || failed > 0 {
-        bail!("{failed} expectation(s) failed, {not_placed} call(s) not placed");
+        fail!("{failed} expectation(s) failed, {not_placed} call(s) not placed");
     }
     Ok(())
 }
@@ -354,14 +372,14 @@ async fn print_live_transcript(
     }
 }
 
-fn progress(args: &SimArgs, line: &str) {
+fn progress(args: &SimOptions, line: &str) {
     if !args.quiet {
         eprintln!("{line}");
     }
 }
 
 /// Every line any scenario says, spoken by espeak-ng once (the same caller voice throughout).
-fn synthesise(scenarios: &[Scenario], config: &HermesConfig) -> anyhow::Result<SpeechCache> {
+fn synthesise(scenarios: &[Scenario], config: &HermesConfig) -> SimResult<SpeechCache> {
     let voice = LocalVoice::new(&config.persona.voice, 165)
         .context("espeak-ng cannot speak: run scripts/setup")?;
     let mut cache = SpeechCache::new();
@@ -380,8 +398,8 @@ fn caller_script(
     scenario: &Scenario,
     dialect: Dialect,
     speech: &SpeechCache,
-    args: &SimArgs,
-) -> anyhow::Result<CallerScript> {
+    args: &SimOptions,
+) -> SimResult<CallerScript> {
     let steps = scenario
         .turns
         .iter()
@@ -403,7 +421,7 @@ fn caller_script(
                 Ok(Step::HangUp)
             }
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<SimResult<Vec<_>>>()?;
     Ok(CallerScript {
         call_id: id.to_string(),
         dialect,

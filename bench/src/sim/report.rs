@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::scenario::Scenario;
 
 /// One simulated call.
+#[derive(Debug)]
 pub struct CallResult {
     pub id: String,
     pub scenario: String,
@@ -175,6 +176,7 @@ fn round(v: Option<f64>) -> Value {
 }
 
 /// How the run was set up, for the report's header.
+#[derive(Debug)]
 pub struct RunInfo {
     pub profile: String,
     pub target: String,
@@ -182,6 +184,7 @@ pub struct RunInfo {
     pub wall: Duration,
 }
 
+#[derive(Debug)]
 pub struct Summary<'a> {
     pub info: RunInfo,
     pub calls: &'a [CallResult],

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use super::error::{Context, SimError, SimResult};
+use crate::fail;
 use hermes_core::wall_clock::parse_moment;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -16,7 +17,6 @@ pub struct Scenario {
     pub name: String,
     /// For people reading the file; the simulator does not use it.
     #[serde(default)]
-    #[expect(dead_code, reason = "read by people, not by the simulator")]
     pub description: String,
     /// The caller's number (masked wherever it is printed).
     #[serde(default = "default_caller")]
@@ -85,7 +85,7 @@ pub struct Expect {
 pub const DEFAULT_PAUSE_MS: u64 = 300;
 
 impl Scenario {
-    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Scenario> {
+    pub fn parse(text: &str, path: &Path) -> SimResult<Scenario> {
         let mut scenario: Scenario = toml_edit::de::from_str(text)
             .with_context(|| format!("{}: not a scenario", path.display()))?;
         scenario.path = path.to_path_buf();
@@ -93,52 +93,52 @@ impl Scenario {
         Ok(scenario)
     }
 
-    fn check(&self) -> anyhow::Result<()> {
+    fn check(&self) -> SimResult<()> {
         let at = self.path.display();
         if self.name.trim().is_empty() {
-            bail!("{at}: name: is empty");
+            fail!("{at}: name: is empty");
         }
         if self.turns.is_empty() {
-            bail!("{at}: has no [[turn]]; a caller needs at least one");
+            fail!("{at}: has no [[turn]]; a caller needs at least one");
         }
         for (i, t) in self.turns.iter().enumerate() {
             let kinds = [t.say.is_some(), t.silence_ms.is_some(), t.dtmf.is_some(), t.hang_up];
             let n = kinds.iter().filter(|k| **k).count();
             if n != 1 {
-                bail!(
+                fail!(
                     "{at}: turn[{i}]: needs exactly one of say, silence_ms, dtmf, hang_up (found {n})"
                 );
             }
             if t.say.is_none() && (t.pause_ms.is_some() || t.barge_in_after_ms.is_some()) {
-                bail!("{at}: turn[{i}]: pause_ms and barge_in_after_ms go with say");
+                fail!("{at}: turn[{i}]: pause_ms and barge_in_after_ms go with say");
             }
             if t.say.as_deref().is_some_and(|s| s.trim().is_empty()) {
-                bail!("{at}: turn[{i}].say: is empty");
+                fail!("{at}: turn[{i}].say: is empty");
             }
             if let Some(d) = &t.dtmf
                 && (d.is_empty() || !d.chars().all(|c| c.is_ascii_digit() || "*#ABCD".contains(c)))
             {
-                bail!("{at}: turn[{i}].dtmf: {d:?} is not DTMF digits (0-9, *, #, A-D)");
+                fail!("{at}: turn[{i}].dtmf: {d:?} is not DTMF digits (0-9, *, #, A-D)");
             }
             if t.silence_ms.is_some_and(|ms| ms > 120_000) {
-                bail!("{at}: turn[{i}].silence_ms: more than two minutes");
+                fail!("{at}: turn[{i}].silence_ms: more than two minutes");
             }
         }
         if let Some(e) = &self.expect.ended_by
             && !["agent", "caller", "transfer"].contains(&e.as_str())
         {
-            bail!("{at}: expect.ended_by: {e:?} is not one of agent, caller, transfer");
+            fail!("{at}: expect.ended_by: {e:?} is not one of agent, caller, transfer");
         }
         Ok(())
     }
 
     /// The moment this scenario pins its calls to, read in the business's `timezone`; `None`
     /// when it leaves the day to `--now`.
-    pub fn pinned_now(&self, timezone: &TimeZone) -> anyhow::Result<Option<Timestamp>> {
+    pub fn pinned_now(&self, timezone: &TimeZone) -> SimResult<Option<Timestamp>> {
         let Some(text) = &self.now else { return Ok(None) };
         parse_moment(text, timezone)
             .map(Some)
-            .map_err(|why| anyhow::anyhow!("{}: now: {why}", self.path.display()))
+            .map_err(|why| SimError::msg(format!("{}: now: {why}", self.path.display())))
     }
 
     /// What the caller says, in order: the speech-to-text fake's script for this call.
@@ -148,7 +148,7 @@ impl Scenario {
 }
 
 /// Reads scenarios from files and folders (a folder: every `*.toml` in it, by name).
-pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Scenario>> {
+pub fn load(paths: &[PathBuf]) -> SimResult<Vec<Scenario>> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -159,7 +159,7 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Scenario>> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                bail!("{}: no *.toml scenario files", path.display());
+                fail!("{}: no *.toml scenario files", path.display());
             }
             files.extend(found);
         } else {
@@ -180,7 +180,7 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Scenario>> {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> anyhow::Result<Scenario> {
+    fn parse(text: &str) -> SimResult<Scenario> {
         Scenario::parse(text, Path::new("s.toml"))
     }
 

@@ -1,0 +1,105 @@
+//! `hermes sim` and `hermes demo`: the command lines, the configuration they run on, and the
+//! wiring the simulator starts Hermes with (the same as `serve`'s). The simulator itself —
+//! callers, harness, checks and report — is `hermes_bench::sim`.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use anyhow::bail;
+use hermes_bench::sim::{self, Hold, SimOptions, Wiring};
+use hermes_core::audio::AudioEngine;
+use hermes_core::config::{Env, HermesConfig};
+use hermes_io::call::{CallDeps, CarrierQueue};
+
+use crate::cli::{DemoArgs, SimArgs};
+use crate::commands::{providers, serve};
+
+/// This binary's wiring, handed to the simulator.
+struct BinaryWiring {
+    models_dir: PathBuf,
+}
+
+impl Wiring for BinaryWiring {
+    fn call_deps<'a>(
+        &'a self,
+        config: &'a HermesConfig,
+        config_dir: &'a Path,
+        carrier: CarrierQueue,
+        keys: Env<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<CallDeps, String>> + 'a>> {
+        Box::pin(async move {
+            providers::call_deps(config, config_dir, &self.models_dir, Some(carrier), keys)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+
+    fn audio_engine(&self, config: &HermesConfig) -> Result<AudioEngine, String> {
+        serve::audio_engine(&self.models_dir, config).map_err(|e| format!("{e:#}"))
+    }
+}
+
+pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
+    let scenarios = sim::scenario::load(&args.scenarios)?;
+    let (config, config_dir) = config(args.config.as_deref())?;
+    let options = SimOptions {
+        calls: args.calls,
+        profile: args.profile.clone(),
+        target: args.target.clone(),
+        carrier: args.carrier.clone(),
+        json: args.json,
+        quiet: args.quiet,
+        seed: args.seed,
+        ramp_ms: args.ramp_ms,
+        settle_ms: args.settle_ms,
+        linger_ms: args.linger_ms,
+        hold: Hold::Seconds(args.hold_s),
+        engines: args.engines.clone(),
+        transcript: args.transcript,
+        listen: args.listen.clone(),
+        now: args.now.clone(),
+    };
+    let wiring = BinaryWiring { models_dir: models_dir.to_path_buf() };
+    Ok(sim::run(&options, scenarios, config, &config_dir, &wiring)?)
+}
+
+/// `hermes demo`: one call on this machine's engines through the whole real path, its live
+/// transcript and latency, then Hermes stays up with its dashboard and browser phone until
+/// Ctrl-C.
+pub fn demo(models_dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
+    let (config, config_dir) = config(args.config.as_deref())?;
+    let hold = if args.no_hold { Hold::Seconds(0) } else { Hold::UntilInterrupted };
+    let options = sim::demo_options(args.listen.clone(), args.now.clone(), hold);
+    let wiring = BinaryWiring { models_dir: models_dir.to_path_buf() };
+    Ok(sim::run(&options, vec![sim::demo_scenario()?], config, &config_dir, &wiring)?)
+}
+
+/// The configuration a run uses: the named file, or the embedded defaults; and the folder its
+/// relative paths are read from.
+fn config(path: Option<&Path>) -> anyhow::Result<(HermesConfig, PathBuf)> {
+    match path {
+        Some(path) => match crate::commands::config::load(path)? {
+            Ok(c) => Ok((c, path.parent().unwrap_or(Path::new(".")).to_path_buf())),
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                bail!(
+                    "{} problem(s) in {}; `hermes check-config` explains each",
+                    problems.len(),
+                    path.display()
+                )
+            }
+        },
+        None => match crate::commands::config::defaults() {
+            Ok(c) => Ok((c, PathBuf::from("."))),
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                bail!("{} problem(s) in the HERMES__ environment overrides", problems.len())
+            }
+        },
+    }
+}

@@ -1,6 +1,7 @@
-//! What every carrier's media stream has in common: the frames a session acts on, why a frame
-//! is skipped, and the [`Dialect`] each carrier speaks on the wire (Telnyx, Twilio, and the
-//! browser phone).
+//! The lines calls arrive on. What every carrier's media stream has in common — the frames it
+//! sends, why one is skipped, the [`Dialect`] each speaks on the wire — then each carrier's own
+//! (Telnyx and Twilio: media, webhooks, control; the browser phone) and the WebSocket adapter
+//! that carries a dialect behind the call's transport trait ([`websocket::WsTransport`]).
 
 pub mod phone;
 pub mod telnyx;

@@ -1,6 +1,7 @@
 //! Where the business's data and the call records live: Postgres (versioned migrations,
 //! transactional bookings) when a URL is configured, otherwise an embedded SQLite file with the
-//! same tables. [`Store`] is the one both are used through.
+//! same tables. [`Store`] is the one both are used through. [`sessions`] keeps each live
+//! call's state (Redis, or this process) and the lookup cache.
 
 mod booking;
 pub mod migrations;

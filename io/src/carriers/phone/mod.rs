@@ -18,7 +18,7 @@
 //! | Hermes → page | binary | agent audio, the same PCM, at the playout clock's pace |
 //! | Hermes → page | text `{"event":"mark","name":"s3"}` | echo it once the audio before it has played |
 //! | Hermes → page | text `{"event":"clear"}` | barge-in: drop queued audio (and echo its marks) |
-//! | Hermes → page | text [`LiveEvent`](crate::observe::live::LiveEvent) | the live transcript of this call |
+//! | Hermes → page | text [`LiveEvent`] | the live transcript of this call |
 //!
 //! Hermes closes the socket when the call ends. A browser call has no phone network behind it:
 //! a hang-up is the socket closing, and a transfer to a person ends the call (the page says so).

@@ -1,6 +1,7 @@
 //! The call state machine. See the module docs of [`super`] for the contract.
 
 mod moves;
+mod state;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -9,10 +10,9 @@ use super::backchannel::is_backchannel;
 use super::config::CallConfig;
 use super::context::{Context, Message};
 use super::io::{Action, CallLog, Direction, HangupReason, Input, LlmRequestId, SpeakId, ToolCall};
-use super::sentences::SentenceSplitter;
-use super::timeline::TurnTimeline;
 use super::timers::{Timer, TimerTable};
 use crate::config::BuiltinTool;
+use state::{AgentTurn, CallerTurn, Cut, Ladder, Outstanding, ToolStep, TurnBook, Voice};
 
 /// Speaking rate used to bound how long a line may take to be heard (≈ 15 chars/s).
 const SPEECH_PER_CHAR: Duration = Duration::from_millis(70);
@@ -36,37 +36,6 @@ pub enum Floor {
     Ended,
 }
 
-/// A chunk of agent speech sent to TTS and not yet confirmed heard.
-#[derive(Clone, Debug)]
-struct Outstanding {
-    id: SpeakId,
-    text: String,
-    /// Part of an LLM answer (vs a scripted line: greeting, filler, goodbye).
-    from_llm: bool,
-}
-
-#[derive(Clone, Debug)]
-struct LlmRun {
-    id: LlmRequestId,
-    started_at: Instant,
-    first_token_at: Option<Instant>,
-    got_token: bool,
-    done: bool,
-    tool_calls: Vec<ToolCall>,
-    /// Started early on a stable partial transcript: its sentences are held until the turn
-    /// is confirmed, and it is cancelled if the caller goes on.
-    speculative_on: Option<String>,
-    held: Vec<String>,
-}
-
-/// A tool call of the current step that has not answered yet, and when it times out.
-#[derive(Clone, Debug)]
-struct AwaitedTool {
-    id: String,
-    name: String,
-    deadline: Instant,
-}
-
 /// What happens once the final line has been heard.
 #[derive(Clone, Debug, PartialEq)]
 enum Closing {
@@ -83,51 +52,13 @@ pub struct Call {
     timers: TimerTable,
     context: Context,
 
-    // The caller.
-    caller_speaking: bool,
-    /// When the caller's voice really began (the VAD's boundary, not its decision).
-    speech_started_at: Option<Instant>,
-    /// When the VAD decided the caller had stopped: turn-taking and the tool filler count
-    /// from here.
-    speech_ended_at: Option<Instant>,
-    /// When the caller's voice really ended: the turn's latency timeline starts here.
-    voice_ended_at: Option<Instant>,
-    /// The last final ended an utterance by the transcriber's endpointing, and no words have
-    /// come since: the caller has paused, though the VAD may not have decided so yet.
-    stt_heard_pause: bool,
-    final_text: String,
-    partial_text: String,
-
-    // The agent.
-    llm: Option<LlmRun>,
-    splitter: SentenceSplitter,
-    outstanding: VecDeque<Outstanding>,
-    next_llm: u64,
-    next_speak: u64,
-    /// Unheard sentences cut by the last barge-in, said again if it was a false start.
-    interrupted: Vec<String>,
-    /// The line that was playing when the last barge-in cut it…
-    cut_line: Option<SpeakId>,
-    /// …and the words of it the caller heard, for the context once the caller's turn ends.
-    heard_of_cut: Option<String>,
-    awaiting_tools: Vec<AwaitedTool>,
-    tool_steps: u32,
-    llm_failures: u32,
-    fillers_said: usize,
-    /// The caller turn in which a tool filler was last said.
-    tool_filler_turn: Option<u32>,
-    /// The armed tool filler covers the completion after the tools too (see `run_tools`).
-    filler_covers_completion: bool,
-    ladder_running: bool,
-    /// A ladder step that fell due while the agent was still saying the step before; it
-    /// follows once that has been heard (see `moves::ladder_step_due`).
-    ladder_deferred: Option<Timer>,
+    caller: CallerTurn,
+    agent: AgentTurn,
+    tools: ToolStep,
+    ladder: Ladder,
+    /// Set once the agent says its final line: what follows it.
     closing: Option<Closing>,
-
-    // Bookkeeping.
-    user_turns: u32,
-    timeline: TurnTimeline,
-    timeline_sent: bool,
+    turn: TurnBook,
 }
 
 impl Call {
@@ -140,33 +71,12 @@ impl Call {
             actions: VecDeque::new(),
             timers: TimerTable::default(),
             context,
-            caller_speaking: false,
-            speech_started_at: None,
-            speech_ended_at: None,
-            voice_ended_at: None,
-            stt_heard_pause: false,
-            final_text: String::new(),
-            partial_text: String::new(),
-            llm: None,
-            splitter: SentenceSplitter::new(),
-            outstanding: VecDeque::new(),
-            next_llm: 0,
-            next_speak: 0,
-            interrupted: Vec::new(),
-            cut_line: None,
-            heard_of_cut: None,
-            awaiting_tools: Vec::new(),
-            tool_steps: 0,
-            llm_failures: 0,
-            fillers_said: 0,
-            tool_filler_turn: None,
-            filler_covers_completion: false,
-            ladder_running: false,
-            ladder_deferred: None,
+            caller: CallerTurn::default(),
+            agent: AgentTurn::default(),
+            tools: ToolStep::default(),
+            ladder: Ladder::Off,
             closing: None,
-            user_turns: 0,
-            timeline: TurnTimeline::default(),
-            timeline_sent: true,
+            turn: TurnBook::default(),
         }
     }
 
@@ -177,7 +87,7 @@ impl Call {
         let mut call = Call::new(cfg);
         let earlier = history.messages.into_iter().skip_while(|m| matches!(m, Message::System(_)));
         call.context.messages.extend(earlier);
-        call.user_turns =
+        call.turn.number =
             call.context.messages.iter().filter(|m| matches!(m, Message::User(_))).count() as u32;
         call
     }
@@ -213,18 +123,18 @@ impl Call {
                 self.on_tool_result(now, id, output, is_error)
             }
             Input::TtsAudio { speak } => {
-                if self.outstanding.front().is_some_and(|o| o.id == speak)
-                    && self.timeline.tts_first_audio.is_none()
+                if self.agent.outstanding.front().is_some_and(|o| o.id == speak)
+                    && self.turn.timeline.tts_first_audio.is_none()
                 {
-                    self.timeline.tts_first_audio = Some(now);
+                    self.turn.timeline.tts_first_audio = Some(now);
                 }
             }
             Input::TtsDone { .. } => {}
             Input::TtsError { speak, .. } => self.on_speak_ended(now, speak, false),
             Input::PlayoutMark { speak } => self.on_speak_ended(now, speak, true),
             Input::PlayoutCut { speak, heard } => {
-                if self.cut_line.take() == Some(speak) && !heard.is_empty() {
-                    self.heard_of_cut = Some(heard);
+                if self.agent.cut == Cut::Awaiting(speak) {
+                    self.agent.cut = if heard.is_empty() { Cut::None } else { Cut::Heard(heard) };
                 }
             }
             Input::Dtmf { digit } => {
@@ -266,7 +176,7 @@ impl Call {
 
     /// Lines sent to TTS and not yet heard, cancelled or failed.
     pub fn outstanding_speech(&self) -> usize {
-        self.outstanding.len()
+        self.agent.outstanding.len()
     }
 
     pub fn context(&self) -> &Context {
@@ -308,8 +218,7 @@ impl Call {
     fn greet(&mut self, now: Instant) {
         self.timers.stop(Timer::OutboundGreeting);
         // Whatever the callee said to pick up ("Hello?") is not a request.
-        self.final_text.clear();
-        self.partial_text.clear();
+        self.caller.words.clear();
         let greeting = match self.floor {
             Floor::AwaitingCallee => &self.cfg.persona.greeting_outbound,
             _ => &self.cfg.persona.greeting_inbound,
@@ -320,9 +229,9 @@ impl Call {
     }
 
     fn on_speech_started(&mut self, now: Instant, at: Instant) {
-        self.caller_speaking = true;
-        self.speech_started_at = Some(at.min(now));
-        self.stt_heard_pause = false;
+        self.caller.voice = Voice::Speaking;
+        self.caller.started_at = Some(at.min(now));
+        self.caller.words.forget_pause();
         self.stop_ladder();
         self.timers.stop(Timer::EndpointingMin);
         self.timers.stop(Timer::EndpointingMax);
@@ -338,9 +247,9 @@ impl Call {
     }
 
     fn on_speech_ended(&mut self, now: Instant, at: Instant) {
-        self.caller_speaking = false;
-        self.speech_ended_at = Some(now);
-        self.voice_ended_at = Some(at.min(now));
+        self.caller.voice = Voice::Silent;
+        self.caller.ended_at = Some(now);
+        self.caller.voice_ended_at = Some(at.min(now));
         // Shorter than the barge-in minimum: a cough, a click. The agent carries on.
         self.timers.stop(Timer::BargeIn);
         match self.floor {
@@ -358,24 +267,14 @@ impl Call {
     fn on_transcript(&mut self, now: Instant, text: String, is_final: bool, ends_utterance: bool) {
         let text = text.trim().to_string();
         if is_final {
-            if !text.is_empty() {
-                if !self.final_text.is_empty() {
-                    self.final_text.push(' ');
-                }
-                self.final_text.push_str(&text);
-                self.timeline.stt_final = Some(now);
+            if self.caller.words.add_final(&text, ends_utterance) {
+                self.turn.timeline.stt_final = Some(now);
             }
-            self.partial_text.clear();
-            self.stt_heard_pause = ends_utterance && !self.final_text.is_empty();
-        } else {
-            if !text.is_empty() {
-                // New words: the caller went on after a pause the transcriber had heard.
-                self.stt_heard_pause = false;
-                self.cancel_early_start();
-            }
-            self.partial_text = text;
+        } else if self.caller.words.set_partial(text) {
+            // New words: the caller went on after a pause the transcriber had heard.
+            self.cancel_early_start();
         }
-        let heard = self.heard_so_far();
+        let heard = self.caller.words.so_far();
         if self.timers.is_set(Timer::FalseStart)
             && !heard.is_empty()
             && !is_backchannel(&heard, &self.cfg.conversation.backchannels)
@@ -391,15 +290,15 @@ impl Call {
             // Words over the agent that did not take the floor: acknowledgements.
             if is_final && is_backchannel(&heard, &self.cfg.conversation.backchannels) {
                 self.log(CallLog::BackchannelIgnored);
-                self.final_text.clear();
+                self.caller.words.clear();
             }
             return;
         }
         if self.floor == Floor::Listening && is_final {
-            if self.caller_speaking {
+            if self.caller.speaking() {
                 // The transcriber heard the pause before the VAD's silence window closed.
                 self.maybe_start_early(now);
-            } else if self.speech_ended_at.is_some() {
+            } else if self.caller.ended_at.is_some() {
                 if self.timers.is_set(Timer::EndpointingMin) {
                     self.maybe_start_early(now);
                 } else {
@@ -415,7 +314,7 @@ impl Call {
             return;
         }
         self.llm_progress(now);
-        let sentences = self.splitter.push(text);
+        let sentences = self.agent.splitter.push(text);
         self.emit_sentences(now, sentences);
     }
 
@@ -424,7 +323,7 @@ impl Call {
             return;
         }
         self.llm_progress(now);
-        if let Some(llm) = &mut self.llm {
+        if let Some(llm) = &mut self.agent.llm {
             llm.tool_calls.push(call);
         }
     }
@@ -434,15 +333,15 @@ impl Call {
             return;
         }
         self.timers.stop(Timer::LlmFirstToken);
-        let rest = self.splitter.finish();
+        let rest = self.agent.splitter.finish();
         self.emit_sentences(now, rest.into_iter().collect());
-        let Some(llm) = &mut self.llm else { return };
+        let Some(llm) = &mut self.agent.llm else { return };
         llm.done = true;
         if llm.speculative_on.is_some() {
             return; // held until the turn is confirmed
         }
         let calls = std::mem::take(&mut llm.tool_calls);
-        self.llm = None;
+        self.agent.llm = None;
         // Two built-in tools the machine carries out itself: the LLM asks, the machine
         // transfers, or says goodbye and hangs up.
         let asks = |tool: BuiltinTool| calls.iter().any(|c| c.name == tool.name());
@@ -456,32 +355,32 @@ impl Call {
             return;
         }
         if calls.is_empty() {
-            self.llm_failures = 0;
-            if self.outstanding.is_empty() {
+            self.agent.llm_failures = 0;
+            if self.agent.outstanding.is_empty() {
                 self.agent_turn_finished(now);
             }
-        } else if self.tool_steps >= self.cfg.conversation.max_tool_steps {
+        } else if self.tools.steps >= self.cfg.conversation.max_tool_steps {
             // Asking for yet more tools is a failure to answer: retried once, then escalated.
             self.on_llm_failed(now, CallLog::ToolStepLimit);
         } else {
-            self.llm_failures = 0;
+            self.agent.llm_failures = 0;
             self.run_tools(now, calls);
         }
     }
 
     fn on_tool_result(&mut self, now: Instant, id: String, output: String, is_error: bool) {
-        let Some(pos) = self.awaiting_tools.iter().position(|t| t.id == id) else { return };
-        self.awaiting_tools.remove(pos);
+        let Some(pos) = self.tools.awaiting.iter().position(|t| t.id == id) else { return };
+        self.tools.awaiting.remove(pos);
         self.context.push(Message::ToolResult { id, output, is_error });
-        if self.awaiting_tools.is_empty() {
+        if self.tools.awaiting.is_empty() {
             self.tools_finished(now);
         }
     }
 
     fn on_speak_ended(&mut self, now: Instant, speak: SpeakId, heard: bool) {
-        let Some(pos) = self.outstanding.iter().position(|o| o.id == speak) else { return };
+        let Some(pos) = self.agent.outstanding.iter().position(|o| o.id == speak) else { return };
         // Marks arrive in order; anything before this one was heard too.
-        let ended: Vec<Outstanding> = self.outstanding.drain(..=pos).collect();
+        let ended: Vec<Outstanding> = self.agent.outstanding.drain(..=pos).collect();
         for o in ended {
             if heard {
                 self.context.push(Message::Assistant(o.text));
@@ -489,14 +388,18 @@ impl Call {
                 self.log(CallLog::TtsFailed);
             }
         }
-        if heard && self.timeline.first_heard.is_none() && self.timeline.tts_request.is_some() {
-            self.timeline.first_heard = Some(now);
+        if heard
+            && self.turn.timeline.first_heard.is_none()
+            && self.turn.timeline.tts_request.is_some()
+        {
+            self.turn.timeline.first_heard = Some(now);
             self.send_timeline();
         }
         self.arm_speech_stall(now);
-        let llm_still_talking = self.llm.as_ref().is_some_and(|l| !l.done);
-        if self.outstanding.is_empty() && !llm_still_talking && self.floor == Floor::Speaking {
-            if self.awaiting_tools.is_empty() {
+        let llm_still_talking = self.agent.llm.as_ref().is_some_and(|l| !l.done);
+        if self.agent.outstanding.is_empty() && !llm_still_talking && self.floor == Floor::Speaking
+        {
+            if self.tools.awaiting.is_empty() {
                 self.agent_turn_finished(now);
             } else {
                 self.floor = Floor::Tools;
@@ -512,7 +415,7 @@ impl Call {
                 if self.backchannel_after_barge_in(now) {
                     return;
                 }
-                if !self.final_text.is_empty() && !self.caller_speaking {
+                if !self.caller.words.finals().is_empty() && !self.caller.speaking() {
                     self.end_user_turn(now);
                 }
             }
@@ -520,7 +423,7 @@ impl Call {
                 if self.backchannel_after_barge_in(now) {
                     return;
                 }
-                if !self.heard_so_far().is_empty() {
+                if !self.caller.words.so_far().is_empty() {
                     self.end_user_turn(now);
                 } else if self.timers.is_set(Timer::FalseStart) {
                     // No words at all: let the false-start window decide.
@@ -529,17 +432,16 @@ impl Call {
                 }
             }
             Timer::BargeIn => {
-                let words = self.heard_so_far();
+                let words = self.caller.words.so_far();
                 if is_backchannel(&words, &self.cfg.conversation.backchannels) {
                     self.log(CallLog::BackchannelIgnored);
-                    self.final_text.clear();
-                    self.partial_text.clear();
+                    self.caller.words.clear();
                 } else {
                     self.barge_in(now);
                 }
             }
             Timer::FalseStart => {
-                if self.heard_so_far().is_empty() && !self.caller_speaking {
+                if self.caller.words.so_far().is_empty() && !self.caller.speaking() {
                     self.log(CallLog::FalseStart);
                     self.resume_after_false_start(now);
                 } else {
@@ -550,10 +452,10 @@ impl Call {
                 self.log(CallLog::SilenceFiller);
                 let prompts = &self.cfg.persona.silence_prompts;
                 let line = prompts
-                    .get(self.fillers_said % prompts.len().max(1))
+                    .get(self.agent.fillers_said % prompts.len().max(1))
                     .cloned()
                     .unwrap_or_default();
-                self.fillers_said += 1;
+                self.agent.fillers_said += 1;
                 self.say_line(now, self.cfg.line(&line));
             }
             Timer::SilenceCallback | Timer::SilenceHangup if !self.ladder_step_due(timer) => {}
@@ -567,19 +469,19 @@ impl Call {
                 self.log(CallLog::ToolFiller);
                 let fillers = &self.cfg.persona.fillers;
                 let line = fillers
-                    .get(self.fillers_said % fillers.len().max(1))
+                    .get(self.agent.fillers_said % fillers.len().max(1))
                     .cloned()
                     .unwrap_or_default();
-                self.fillers_said += 1;
-                self.tool_filler_turn = Some(self.user_turns);
+                self.agent.fillers_said += 1;
+                self.tools.filler_turn = Some(self.turn.number);
                 self.say_line(now, self.cfg.line(&line));
             }
             Timer::ToolTimeout => {
                 // Each tool has its own timeout; those past theirs fail, the rest run on.
-                let (late, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.awaiting_tools)
+                let (late, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.tools.awaiting)
                     .into_iter()
                     .partition(|t| t.deadline <= now);
-                self.awaiting_tools = running;
+                self.tools.awaiting = running;
                 for tool in late {
                     self.log(CallLog::ToolTimedOut);
                     self.context.push(Message::ToolResult {
@@ -589,14 +491,14 @@ impl Call {
                     });
                     self.actions.push_back(Action::ToolTimedOut { id: tool.id });
                 }
-                if self.awaiting_tools.is_empty() {
+                if self.tools.awaiting.is_empty() {
                     self.tools_finished(now);
                 } else {
                     self.arm_tool_timeout();
                 }
             }
             Timer::LlmFirstToken => {
-                if self.llm.is_some() {
+                if self.agent.llm.is_some() {
                     self.log(CallLog::LlmFirstTokenTimeout);
                     self.on_llm_failed(now, CallLog::LlmFailed);
                 }
@@ -609,7 +511,7 @@ impl Call {
             Timer::MaxCallDuration => self.close(now, Closing::Hangup(HangupReason::MaxDuration)),
             Timer::SpeechStall => {
                 // TTS or the carrier never confirmed these lines; stop waiting for them.
-                let stalled: Vec<SpeakId> = self.outstanding.iter().map(|o| o.id).collect();
+                let stalled: Vec<SpeakId> = self.agent.outstanding.iter().map(|o| o.id).collect();
                 if let Some(last) = stalled.last() {
                     self.on_speak_ended(now, *last, false);
                 }

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{AwaitedTool, Call, Closing, Floor, LlmRun, Outstanding, SPEECH_PER_CHAR};
+use super::state::{AwaitedTool, Cut, FillerCovers, Ladder, LlmRun, Outstanding};
+use super::{Call, Closing, Floor, SPEECH_PER_CHAR};
 use crate::call::backchannel::is_backchannel;
 use crate::call::context::{Context, Message};
 use crate::call::io::{Action, CallLog, HangupReason, LlmRequestId, SpeakId, ToolCall};
@@ -18,45 +19,44 @@ impl Call {
         self.timers.stop(Timer::EndpointingMin);
         self.timers.stop(Timer::EndpointingMax);
         self.timers.stop(Timer::FalseStart);
-        let text = self.heard_so_far();
-        self.final_text.clear();
-        self.partial_text.clear();
-        self.stt_heard_pause = false;
+        let text = self.caller.words.so_far();
+        self.caller.words.clear();
         if text.is_empty() {
             return;
         }
-        self.interrupted.clear();
+        self.agent.interrupted.clear();
         self.send_timeline();
-        self.user_turns += 1;
-        self.tool_steps = 0;
-        self.timeline = TurnTimeline {
-            turn: self.user_turns,
+        self.turn.number += 1;
+        self.tools.steps = 0;
+        self.turn.timeline = TurnTimeline {
+            turn: self.turn.number,
             // Where the caller's voice really ended, not where the VAD was sure of it.
-            user_speech_end: self.voice_ended_at,
+            user_speech_end: self.caller.voice_ended_at,
             // The final of these words, not of an earlier utterance. It may come before the
             // VAD's end of speech: the transcriber's endpointing can be the shorter.
             stt_final: self
+                .turn
                 .timeline
                 .stt_final
-                .filter(|t| self.speech_started_at.is_some_and(|s| *t >= s)),
+                .filter(|t| self.caller.started_at.is_some_and(|s| *t >= s)),
             ..TurnTimeline::default()
         };
-        self.timeline_sent = false;
+        self.turn.reported = false;
         // The words of the cut line the caller did hear come before what they said over it.
-        self.cut_line = None;
-        if let Some(heard) = self.heard_of_cut.take() {
+        if let Cut::Heard(heard) = std::mem::take(&mut self.agent.cut) {
             self.context.push(Message::Assistant(format!("{heard}—")));
         }
         self.context.push(Message::User(text.clone()));
-        self.actions.push_back(Action::CallerTurn { turn: self.user_turns, text: text.clone() });
+        self.actions.push_back(Action::CallerTurn { turn: self.turn.number, text: text.clone() });
         let every = self.cfg.persona.anchor_every_turns.max(1);
-        if self.user_turns.is_multiple_of(every) {
+        if self.turn.number.is_multiple_of(every) {
             self.log(CallLog::PersonaAnchor);
             let anchor = self.cfg.anchor(&text);
             self.context.push(Message::System(anchor));
         }
         // An early start on exactly these words is promoted; anything else starts afresh.
         let promote = self
+            .agent
             .llm
             .as_ref()
             .and_then(|l| l.speculative_on.as_deref())
@@ -76,21 +76,25 @@ impl Call {
     /// on the same words, it is promoted, and the LLM's wait has overlapped the turn-taking
     /// wait.
     pub(super) fn maybe_start_early(&mut self, now: Instant) {
-        let vad_pause = !self.caller_speaking && self.timers.is_set(Timer::EndpointingMin);
-        let stt_pause = self.caller_speaking && self.stt_heard_pause;
-        let stable = self.partial_text.is_empty() && (vad_pause || stt_pause);
+        let vad_pause = !self.caller.speaking() && self.timers.is_set(Timer::EndpointingMin);
+        let stt_pause = self.caller.speaking() && self.caller.words.pause_heard();
+        let stable = !self.caller.words.in_progress() && (vad_pause || stt_pause);
         let listening = self.floor == Floor::Listening;
-        if !self.cfg.conversation.early_llm_start || !stable || !listening || self.llm.is_some() {
+        if !self.cfg.conversation.early_llm_start
+            || !stable
+            || !listening
+            || self.agent.llm.is_some()
+        {
             return;
         }
-        let text = self.final_text.clone();
+        let text = self.caller.words.finals().to_string();
         if text.is_empty() {
             return;
         }
         // Start on the words as they stand, with them as the newest user message; if the
         // caller goes on, this request is cancelled and never heard.
         let mut speculative = self.context.clone();
-        if let Some(heard) = &self.heard_of_cut {
+        if let Cut::Heard(heard) = &self.agent.cut {
             speculative.push(Message::Assistant(format!("{heard}—")));
         }
         speculative.push(Message::User(text.clone()));
@@ -99,7 +103,7 @@ impl Call {
 
     /// The caller goes on: a completion started early on their words is now stale.
     pub(super) fn cancel_early_start(&mut self) {
-        if self.llm.as_ref().is_some_and(|l| l.speculative_on.is_some()) {
+        if self.agent.llm.as_ref().is_some_and(|l| l.speculative_on.is_some()) {
             self.cancel_llm();
             self.log(CallLog::EarlyLlmCancelled);
             self.floor = Floor::Listening;
@@ -107,18 +111,18 @@ impl Call {
     }
 
     pub(super) fn promote_speculative(&mut self, now: Instant) {
-        let Some(llm) = &mut self.llm else { return };
+        let Some(llm) = &mut self.agent.llm else { return };
         llm.speculative_on = None;
         let held = std::mem::take(&mut llm.held);
         let done = llm.done;
         // The request really went out (and answered) earlier: that is the saving.
-        self.timeline.llm_request = Some(llm.started_at);
-        self.timeline.llm_first_token = llm.first_token_at;
+        self.turn.timeline.llm_request = Some(llm.started_at);
+        self.turn.timeline.llm_first_token = llm.first_token_at;
         self.log(CallLog::EarlyLlmKept);
         self.floor = Floor::Thinking;
         self.emit_sentences(now, held);
         if done {
-            let id = self.llm.as_ref().map(|l| l.id);
+            let id = self.agent.llm.as_ref().map(|l| l.id);
             if let Some(id) = id {
                 self.on_llm_done(now, id);
             }
@@ -136,16 +140,16 @@ impl Call {
         context: Arc<Context>,
         speculative_on: Option<String>,
     ) {
-        self.next_llm += 1;
-        let id = LlmRequestId(self.next_llm);
-        self.splitter.clear();
+        self.agent.next_llm += 1;
+        let id = LlmRequestId(self.agent.next_llm);
+        self.agent.splitter.clear();
         if speculative_on.is_none() {
-            self.timeline.llm_request.get_or_insert(now);
+            self.turn.timeline.llm_request.get_or_insert(now);
             if self.floor != Floor::Speaking {
                 self.floor = Floor::Thinking;
             }
         }
-        self.llm = Some(LlmRun {
+        self.agent.llm = Some(LlmRun {
             id,
             started_at: now,
             first_token_at: None,
@@ -160,11 +164,11 @@ impl Call {
     }
 
     pub(super) fn llm_progress(&mut self, now: Instant) {
-        if let Some(llm) = &mut self.llm {
+        if let Some(llm) = &mut self.agent.llm {
             if !llm.got_token {
                 llm.first_token_at = Some(now);
                 if llm.speculative_on.is_none() {
-                    self.timeline.llm_first_token.get_or_insert(now);
+                    self.turn.timeline.llm_first_token.get_or_insert(now);
                 }
             }
             llm.got_token = true;
@@ -174,10 +178,10 @@ impl Call {
 
     pub(super) fn emit_sentences(&mut self, now: Instant, sentences: Vec<String>) {
         for sentence in sentences {
-            match &mut self.llm {
+            match &mut self.agent.llm {
                 Some(llm) if llm.speculative_on.is_some() => llm.held.push(sentence),
                 _ => {
-                    self.timeline.first_sentence.get_or_insert(now);
+                    self.turn.timeline.first_sentence.get_or_insert(now);
                     self.speak(now, sentence, true);
                 }
             }
@@ -185,18 +189,18 @@ impl Call {
     }
 
     pub(super) fn cancel_llm(&mut self) {
-        if let Some(llm) = self.llm.take() {
+        if let Some(llm) = self.agent.llm.take() {
             self.actions.push_back(Action::CancelLlm { request: llm.id });
         }
-        self.splitter.clear();
+        self.agent.splitter.clear();
         self.timers.stop(Timer::LlmFirstToken);
     }
 
     pub(super) fn on_llm_failed(&mut self, now: Instant, log: CallLog) {
         self.cancel_llm();
         self.log(log);
-        self.llm_failures += 1;
-        if self.llm_failures >= self.cfg.max_llm_failures {
+        self.agent.llm_failures += 1;
+        if self.agent.llm_failures >= self.cfg.max_llm_failures {
             self.escalate_or_end(now, HangupReason::RepeatedFailures);
         } else {
             // One retry on a fresh completion, with a word so the line is not dead.
@@ -207,8 +211,8 @@ impl Call {
     }
 
     pub(super) fn run_tools(&mut self, now: Instant, calls: Vec<ToolCall>) {
-        self.tool_steps += 1;
-        self.awaiting_tools = calls
+        self.tools.steps += 1;
+        self.tools.awaiting = calls
             .iter()
             .map(|c| AwaitedTool {
                 id: c.id.clone(),
@@ -218,14 +222,15 @@ impl Call {
             .collect();
         self.context.push(Message::ToolCalls(calls.clone()));
         self.actions.push_back(Action::RunTools { calls });
-        if self.outstanding.is_empty() {
+        if self.agent.outstanding.is_empty() {
             self.floor = Floor::Tools;
         }
         let after = self.cfg.conversation.tool_filler_after_ms.as_duration();
-        let said_something =
-            self.timeline.tts_request.is_some() || self.tool_filler_turn == Some(self.user_turns);
-        self.filler_covers_completion = !said_something;
-        let due = match self.speech_ended_at {
+        let said_something = self.turn.timeline.tts_request.is_some()
+            || self.tools.filler_turn == Some(self.turn.number);
+        self.tools.filler =
+            if said_something { FillerCovers::Tools } else { FillerCovers::ToolsAndCompletion };
+        let due = match self.caller.ended_at {
             // Nothing said yet this turn: the caller has been waiting since they stopped
             // talking, and will wait through the tools and the completion that reads their
             // results (one more LLM round trip even when the tools are instant). The filler is
@@ -240,14 +245,14 @@ impl Call {
 
     /// The tool timer, at the earliest deadline of the tools still running.
     pub(super) fn arm_tool_timeout(&mut self) {
-        match self.awaiting_tools.iter().map(|t| t.deadline).min() {
+        match self.tools.awaiting.iter().map(|t| t.deadline).min() {
             Some(due) => self.timers.set(Timer::ToolTimeout, due),
             None => self.timers.stop(Timer::ToolTimeout),
         }
     }
 
     pub(super) fn tools_finished(&mut self, now: Instant) {
-        if !self.filler_covers_completion {
+        if self.tools.filler == FillerCovers::Tools {
             self.timers.stop(Timer::ToolFiller);
         }
         self.timers.stop(Timer::ToolTimeout);
@@ -263,14 +268,14 @@ impl Call {
     }
 
     pub(super) fn speak(&mut self, now: Instant, text: String, from_llm: bool) {
-        self.next_speak += 1;
-        let id = SpeakId(self.next_speak);
+        self.agent.next_speak += 1;
+        let id = SpeakId(self.agent.next_speak);
         if from_llm {
-            self.timeline.tts_request.get_or_insert(now);
+            self.turn.timeline.tts_request.get_or_insert(now);
             // The answer itself is coming: no filler before it.
             self.timers.stop(Timer::ToolFiller);
         }
-        self.outstanding.push_back(Outstanding { id, text: text.clone(), from_llm });
+        self.agent.outstanding.push_back(Outstanding { id, text: text.clone(), from_llm });
         self.floor = Floor::Speaking;
         self.arm_speech_stall(now);
         self.actions.push_back(Action::Speak { speak: id, text });
@@ -278,7 +283,7 @@ impl Call {
 
     /// Bounds how long outstanding lines may take to be confirmed heard.
     pub(super) fn arm_speech_stall(&mut self, now: Instant) {
-        let chars: usize = self.outstanding.iter().map(|o| o.text.len()).sum();
+        let chars: usize = self.agent.outstanding.iter().map(|o| o.text.len()).sum();
         if chars == 0 {
             self.timers.stop(Timer::SpeechStall);
         } else {
@@ -291,23 +296,25 @@ impl Call {
 
     pub(super) fn barge_in(&mut self, now: Instant) {
         self.log(CallLog::BargeIn);
-        self.cut_line = self.outstanding.front().map(|o| o.id);
-        self.heard_of_cut = None;
+        self.agent.cut = match self.agent.outstanding.front() {
+            Some(playing) => Cut::Awaiting(playing.id),
+            None => Cut::None,
+        };
         self.actions.push_back(Action::CancelTts);
         self.actions.push_back(Action::ClearPlayback);
         // What the caller never heard is dropped from the context; it is kept aside in case
         // this turns out to be a false start.
         // Scripted lines (fillers, prompts) are not worth repeating; the answer is.
-        self.interrupted =
-            self.outstanding.drain(..).filter(|o| o.from_llm).map(|o| o.text).collect();
-        if let Some(llm) = &self.llm {
-            self.interrupted.extend(llm.held.iter().cloned());
+        self.agent.interrupted =
+            self.agent.outstanding.drain(..).filter(|o| o.from_llm).map(|o| o.text).collect();
+        if let Some(llm) = &self.agent.llm {
+            self.agent.interrupted.extend(llm.held.iter().cloned());
         }
         self.cancel_llm();
         self.timers.stop(Timer::SpeechStall);
         self.timers.stop(Timer::ToolFiller);
         self.send_timeline();
-        self.floor = if self.awaiting_tools.is_empty() { Floor::Listening } else { Floor::Tools };
+        self.floor = if self.tools.awaiting.is_empty() { Floor::Listening } else { Floor::Tools };
         self.timers.set(
             Timer::FalseStart,
             now + self.cfg.conversation.false_start_window_ms.as_duration(),
@@ -319,9 +326,9 @@ impl Call {
     /// picks up what was cut, as after a false start, instead of answering "mm-hmm".
     /// Returns whether it did.
     pub(super) fn backchannel_after_barge_in(&mut self, now: Instant) -> bool {
-        let words = self.heard_so_far();
+        let words = self.caller.words.so_far();
         let acknowledgement = self.timers.is_set(Timer::FalseStart)
-            && !self.caller_speaking
+            && !self.caller.speaking()
             && is_backchannel(&words, &self.cfg.conversation.backchannels);
         if !acknowledgement {
             return false;
@@ -329,11 +336,10 @@ impl Call {
         self.timers.stop(Timer::FalseStart);
         self.log(CallLog::BackchannelIgnored);
         // A completion started early on "mm-hmm" answers nothing.
-        if self.llm.as_ref().is_some_and(|l| l.speculative_on.is_some()) {
+        if self.agent.llm.as_ref().is_some_and(|l| l.speculative_on.is_some()) {
             self.cancel_llm();
         }
-        self.final_text.clear();
-        self.partial_text.clear();
+        self.caller.words.clear();
         self.resume_after_false_start(now);
         true
     }
@@ -342,9 +348,8 @@ impl Call {
         self.timers.stop(Timer::EndpointingMin);
         self.timers.stop(Timer::EndpointingMax);
         // The cut line is said again whole, so its heard part is not kept.
-        self.cut_line = None;
-        self.heard_of_cut = None;
-        let unheard = std::mem::take(&mut self.interrupted);
+        self.agent.cut = Cut::None;
+        let unheard = std::mem::take(&mut self.agent.interrupted);
         if unheard.is_empty() {
             // Nothing was cut: ask again rather than leave the line dead.
             let prompt = self.cfg.persona.silence_prompts.last().cloned().unwrap_or_default();
@@ -370,7 +375,7 @@ impl Call {
         }
         self.floor = Floor::Listening;
         self.ladder_step_resumes(now);
-        if !self.ladder_running && !self.caller_speaking {
+        if self.ladder == Ladder::Off && !self.caller.speaking() {
             self.maybe_restart_ladder(now);
         }
     }
@@ -386,15 +391,14 @@ impl Call {
         self.timers.set(Timer::SilenceFiller, now + c.silence_filler_after_ms.as_duration());
         self.timers.set(Timer::SilenceCallback, now + c.silence_callback_after_ms.as_duration());
         self.timers.set(Timer::SilenceHangup, now + c.silence_hangup_after_ms.as_duration());
-        self.ladder_running = true;
+        self.ladder = Ladder::Climbing;
     }
 
     pub(super) fn stop_ladder(&mut self) {
         self.timers.stop(Timer::SilenceFiller);
         self.timers.stop(Timer::SilenceCallback);
         self.timers.stop(Timer::SilenceHangup);
-        self.ladder_running = false;
-        self.ladder_deferred = None;
+        self.ladder = Ladder::Off;
     }
 
     /// Whether a ladder step may speak now. The ladder counts the caller's silence from the
@@ -403,17 +407,18 @@ impl Call {
     /// step due while the agent is still speaking waits until that has been heard, then gives
     /// the caller the configured gap between the two steps (`ladder_step_resumes`).
     pub(super) fn ladder_step_due(&mut self, step: Timer) -> bool {
-        if self.outstanding.is_empty() {
+        if self.agent.outstanding.is_empty() {
             return true;
         }
-        self.ladder_deferred = Some(step);
+        self.ladder = Ladder::Held(step);
         false
     }
 
     /// The agent finished speaking: a deferred ladder step is scheduled again, the configured
     /// gap from now.
     fn ladder_step_resumes(&mut self, now: Instant) {
-        let Some(step) = self.ladder_deferred.take() else { return };
+        let Ladder::Held(step) = self.ladder else { return };
+        self.ladder = Ladder::Climbing;
         let c = &self.cfg.conversation;
         let gap = match step {
             Timer::SilenceCallback => {
@@ -444,12 +449,12 @@ impl Call {
             return;
         }
         self.cancel_llm();
-        if !self.outstanding.is_empty() {
+        if !self.agent.outstanding.is_empty() {
             self.actions.push_back(Action::CancelTts);
             self.actions.push_back(Action::ClearPlayback);
-            self.outstanding.clear();
+            self.agent.outstanding.clear();
         }
-        self.awaiting_tools.clear();
+        self.tools.awaiting.clear();
         self.stop_ladder();
         for t in [
             Timer::BargeIn,
@@ -467,7 +472,7 @@ impl Call {
         };
         self.closing = Some(then);
         self.say_line(now, self.cfg.line(&line));
-        if self.outstanding.is_empty() {
+        if self.agent.outstanding.is_empty() {
             self.agent_turn_finished(now);
         }
     }
@@ -475,9 +480,9 @@ impl Call {
     /// Ends the call now: cancels what is in flight and says so.
     pub(super) fn end(&mut self, reason: HangupReason) {
         self.cancel_llm();
-        if !self.outstanding.is_empty() {
+        if !self.agent.outstanding.is_empty() {
             self.actions.push_back(Action::CancelTts);
-            self.outstanding.clear();
+            self.agent.outstanding.clear();
         }
         self.send_timeline();
         self.actions.push_back(Action::Hangup { reason });
@@ -486,29 +491,20 @@ impl Call {
 
     pub(super) fn finish(&mut self) {
         self.timers.stop_all();
-        self.outstanding.clear();
+        self.agent.outstanding.clear();
         self.floor = Floor::Ended;
     }
 
     // ----- helpers -----
 
     pub(super) fn is_current(&self, request: LlmRequestId) -> bool {
-        self.llm.as_ref().is_some_and(|l| l.id == request)
-    }
-
-    /// Everything the caller has said this turn: finals plus the latest partial.
-    pub(super) fn heard_so_far(&self) -> String {
-        match (self.final_text.is_empty(), self.partial_text.is_empty()) {
-            (_, true) => self.final_text.clone(),
-            (true, false) => self.partial_text.clone(),
-            (false, false) => format!("{} {}", self.final_text, self.partial_text),
-        }
+        self.agent.llm.as_ref().is_some_and(|l| l.id == request)
     }
 
     pub(super) fn send_timeline(&mut self) {
-        if !self.timeline_sent {
-            self.timeline_sent = true;
-            self.actions.push_back(Action::Timeline(self.timeline));
+        if !self.turn.reported {
+            self.turn.reported = true;
+            self.actions.push_back(Action::Timeline(self.turn.timeline));
         }
     }
 

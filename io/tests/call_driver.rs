@@ -2,15 +2,30 @@
 //! (espeak-ng) into the media server → audio core and VAD → the driver → fake Deepgram → the
 //! call machine → fake Anthropic (answering from the offline brain) → fake ElevenLabs
 //! (espeak-ng) → back to the carrier, with playout marks.
+//!
+//! And the same call task in virtual time (tokio's clock paused, the audio engine driven from
+//! it, a carrier line double): the session's timings through the task, pinned to the tick.
 
 mod common;
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hermes_core::agent::Brain;
+use hermes_core::audio::{AudioConfig, AudioEngine, EgressFrame};
+use hermes_core::call::{CallLog, HangupReason, SpeakId};
+use hermes_core::codec::G711;
 use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
+use hermes_core::engines::{EngineFailure, Voice};
+use hermes_core::units::{FRAME_SAMPLES, Samples};
+use hermes_core::vad::EnergyVad;
 use hermes_core::wall_clock::WallClock;
-use hermes_io::call::{CallClocks, CallDeps, CarrierQueue, MediaSettings, Outcome, Speaker};
+use hermes_io::call::{
+    CallClocks, CallDeps, CarrierQueue, CarrierRequest, MediaCounters, MediaLink, MediaSettings,
+    Outcome, Received, Speaker, StreamStart, Transport, WriteTimedOut, mark_name, run_call,
+};
 use hermes_io::fakes::carrier::{FakeTelnyx, Recording, StreamScript};
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
@@ -87,7 +102,7 @@ struct Rig {
     store: SqliteStore,
     addr: std::net::SocketAddr,
     reports: mpsc::Receiver<hermes_io::call::CallReport>,
-    carrier_rx: mpsc::Receiver<hermes_io::call::CarrierRequest>,
+    carrier_rx: mpsc::Receiver<CarrierRequest>,
     _stop: tokio::sync::watch::Sender<bool>,
     _data: tempfile::TempDir,
 }
@@ -181,7 +196,7 @@ async fn rig_with(local_stt: Option<LocalStt>) -> Rig {
     let common::MediaServer { addr, stop, .. } = common::media_server_with(
         MediaSettings::default(),
         Duration::from_secs(1),
-        hermes_core::audio::AudioConfig::default(),
+        AudioConfig::default(),
         Some(Arc::new(calls)),
         |_| {},
     )
@@ -331,13 +346,16 @@ async fn a_caller_who_talks_over_the_greeting_leaves_only_the_words_heard_in_con
     // The greeting takes about four seconds; the caller starts talking two seconds in.
     let script = caller(&voice, "call-barge", 2000, "I'd like to book a haircut.", 1000);
     let (_, report) = place(addr, &mut reports, &script).await;
-    assert!(report.logs.contains(&hermes_core::call::CallLog::BargeIn), "{:?}", report.logs);
+    assert!(report.logs.contains(&CallLog::BargeIn), "{:?}", report.logs);
 
     let greeting = "Thanks for calling Maple Street Hair, this is Sam. How can I help?";
     // The record: what was heard of the greeting, whole words, marked as cut.
     writer.flush().await;
     let record = store.show_call("call-barge").await.expect("reads").expect("recorded");
-    let heard = record.turns[0].heard.strip_suffix('—').expect("the greeting was cut");
+    let heard = record.turns[0]
+        .heard
+        .strip_suffix('—')
+        .unwrap_or_else(|| panic!("the greeting was cut: {:?}", record.turns));
     assert!(
         !heard.is_empty() && greeting.starts_with(heard) && heard.len() < greeting.len() - 10,
         "{heard:?}"
@@ -378,4 +396,339 @@ async fn without_a_cloud_transcriber_the_caller_is_understood_by_moonshine_on_th
     let record = store.show_call("call-local").await.expect("reads").expect("recorded");
     let answer = record.turns.iter().skip_while(|t| t.speaker != "caller").nth(1);
     assert!(answer.is_some_and(|t| t.speaker == "agent" && !t.heard.is_empty()), "{record:?}");
+}
+
+// ----- the thin task in virtual time -----
+//
+// tokio's clock is paused, so the call task's one `now` per turn, its one timer and the line's
+// idle timer move only as the test's ticks do; the audio engine is the driven one, ticked from
+// the same clock; the carrier is a line double in memory and this machine's voice a tone of
+// fixed length per character. Nothing waits on real time, so the session's timings through
+// the task are pinned to the tick.
+
+/// What the caller's side puts on the line double.
+enum FromCaller {
+    Start(&'static str),
+    Audio(Vec<u8>),
+}
+
+/// What the call sent the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    Audio(Option<SpeakId>),
+    Mark(SpeakId),
+    Clear,
+    Close,
+}
+
+/// A carrier line in memory. Marks are echoed at once (a carrier with no jitter buffer);
+/// everything the call sends is written down with its virtual time since the line opened.
+struct LineDouble {
+    from_caller: mpsc::UnboundedReceiver<FromCaller>,
+    echoes: VecDeque<SpeakId>,
+    sent: Arc<Mutex<Vec<(Duration, Sent)>>>,
+    opened: tokio::time::Instant,
+}
+
+/// What one message on the line double carries, as the call task reads it.
+enum LineMessage {
+    Caller(FromCaller),
+    Echo(SpeakId),
+}
+
+impl LineDouble {
+    fn note(&self, what: Sent) {
+        self.sent.lock().expect("log").push((self.opened.elapsed(), what));
+    }
+}
+
+impl Transport for LineDouble {
+    type Incoming = LineMessage;
+
+    async fn recv(&mut self) -> Option<LineMessage> {
+        if let Some(speak) = self.echoes.pop_front() {
+            return Some(LineMessage::Echo(speak));
+        }
+        self.from_caller.recv().await.map(LineMessage::Caller)
+    }
+
+    fn read<'a>(&'a mut self, incoming: LineMessage, audio: &mut [u8]) -> Received<'a> {
+        match incoming {
+            LineMessage::Echo(speak) => Received::Mark(Cow::Owned(mark_name(speak))),
+            LineMessage::Caller(FromCaller::Start(call_id)) => Received::Start(StreamStart {
+                stream_id: Cow::Borrowed("stream-1"),
+                call_control_id: Cow::Borrowed(call_id),
+                codec: G711::Mulaw,
+                sample_rate: 8000,
+                from: Some(Cow::Borrowed("+15550100001")),
+                to: Some(Cow::Borrowed("+15550100002")),
+                client_state: None,
+            }),
+            LineMessage::Caller(FromCaller::Audio(frame)) => {
+                audio[..frame.len()].copy_from_slice(&frame);
+                Received::Audio { len: frame.len(), wideband: None }
+            }
+        }
+    }
+
+    fn started(&mut self, _: &StreamStart<'_>) {}
+
+    async fn send_audio(&mut self, frame: &EgressFrame) -> Result<(), WriteTimedOut> {
+        self.note(Sent::Audio(frame.speak));
+        Ok(())
+    }
+
+    async fn send_mark(&mut self, speak: SpeakId) -> Result<(), WriteTimedOut> {
+        self.note(Sent::Mark(speak));
+        self.echoes.push_back(speak);
+        Ok(())
+    }
+
+    async fn send_clear(&mut self) -> Result<(), WriteTimedOut> {
+        self.note(Sent::Clear);
+        Ok(())
+    }
+
+    async fn send_note(&mut self, _: &str) -> Result<(), WriteTimedOut> {
+        Ok(())
+    }
+
+    async fn close(&mut self) {
+        self.note(Sent::Close);
+    }
+}
+
+/// This machine's voice as a 400 Hz tone, 60 ms a character: a line's length is known.
+#[derive(Debug)]
+struct ToneVoice;
+
+impl Voice for ToneVoice {
+    fn speak_ulaw(&self, text: &str) -> Result<Vec<u8>, EngineFailure> {
+        Ok(tone(text.len() * 60))
+    }
+}
+
+/// `ms` of a 400 Hz tone at about -12 dBFS, in μ-law: speech to an energy VAD.
+fn tone(ms: usize) -> Vec<u8> {
+    (0..ms * 8)
+        .map(|n| {
+            let phase = 2.0 * std::f32::consts::PI * 400.0 * n as f32 / 8000.0;
+            G711::Mulaw.encode((phase.sin() * 8000.0) as i16)
+        })
+        .collect()
+}
+
+/// What the caller does at each moment of the call.
+type CallerScript = fn(Duration) -> CallerDoes;
+
+enum CallerDoes {
+    Listens,
+    Talks,
+}
+
+/// What one call in virtual time left behind.
+struct VirtualCall {
+    report: hermes_io::call::CallReport,
+    sent: Vec<(Duration, Sent)>,
+    carrier: Vec<CarrierRequest>,
+    config: Arc<HermesConfig>,
+}
+
+impl VirtualCall {
+    /// When each line's first audio frame went out, in order.
+    fn line_starts(&self) -> Vec<(SpeakId, Duration)> {
+        let mut starts: Vec<(SpeakId, Duration)> = Vec::new();
+        for (at, sent) in &self.sent {
+            if let Sent::Audio(Some(speak)) = sent
+                && !starts.iter().any(|(s, _)| s == speak)
+            {
+                starts.push((*speak, *at));
+            }
+        }
+        starts
+    }
+
+    fn first(&self, wanted: Sent) -> Option<Duration> {
+        self.sent.iter().find(|(_, s)| *s == wanted).map(|(at, _)| *at)
+    }
+
+    fn last_audio_of(&self, speak: SpeakId) -> Option<Duration> {
+        self.sent.iter().rev().find(|(_, s)| *s == Sent::Audio(Some(speak))).map(|(at, _)| *at)
+    }
+}
+
+/// Runs one call through `run_call` in virtual time, the caller following `script`, until
+/// the call ends (at most `limit`).
+async fn call_in_virtual_time(script: CallerScript, limit: Duration) -> VirtualCall {
+    let config = Arc::new(HermesConfig::default());
+    let audio_config =
+        AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
+    let (engine, mut workers) =
+        AudioEngine::start_driven(audio_config, Arc::new(EnergyVad::default())).expect("engine");
+    let (carrier_queue, mut carrier_rx) = CarrierQueue::new(8);
+    let timezone = jiff::tz::TimeZone::get(&config.business.timezone).expect("a time zone");
+    let deps = Arc::new(CallDeps {
+        config: config.clone(),
+        llm: LlmClient::local(
+            Brain::new(config.business.clone(), config.tools.enabled.clone()),
+            timezone,
+        ),
+        tools: Arc::new(ProfileTools::new(config.business.clone())),
+        stt: None,
+        local_stt: None,
+        stt_counters: Arc::new(SttCounters::default()),
+        tts: TtsSettings {
+            cloud: None,
+            first_audio_timeout: Duration::from_secs(2),
+            local: Arc::new(ToneVoice),
+        },
+        tts_counters: Arc::new(TtsCounters::default()),
+        counters: Arc::new(CallCounters::default()),
+        carrier: Some(carrier_queue),
+        sessions: Sessions::in_memory(Duration::from_secs(60), Duration::from_secs(300)),
+        records: None,
+        latency: Arc::new(LatencyBook::new(config.budgets.clone())),
+        recent: Arc::new(RecentCalls::default()),
+        clocks: CallClocks::new(WallClock::frozen(
+            "2026-12-08T15:00:00Z".parse().expect("an instant"),
+        )),
+    });
+    let (to_call, from_caller) = mpsc::unbounded_channel();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let line = LineDouble {
+        from_caller,
+        echoes: VecDeque::new(),
+        sent: sent.clone(),
+        opened: tokio::time::Instant::now(),
+    };
+    let link = MediaLink::new(
+        line,
+        Arc::new(engine),
+        MediaSettings::default(),
+        Arc::new(MediaCounters::default()),
+        None,
+    );
+    let call = tokio::spawn(run_call(link, deps));
+    to_call.send(FromCaller::Start("call-virtual")).expect("the line is open");
+
+    // The carrier's 20 ms: one frame of the caller's line, then one tick of the engine.
+    let tick = Duration::from_millis(20);
+    let mut clock = tokio::time::interval(tick);
+    let mut elapsed = Duration::ZERO;
+    while !call.is_finished() {
+        clock.tick().await;
+        assert!(elapsed < limit, "the call did not end within {limit:?}");
+        let frame = match script(elapsed) {
+            CallerDoes::Listens => vec![0xFF; FRAME_SAMPLES],
+            CallerDoes::Talks => tone(20),
+        };
+        let _ = to_call.send(FromCaller::Audio(frame));
+        elapsed += tick;
+        workers.tick(Samples(elapsed.as_millis() as u64 * 8));
+    }
+    let report = call.await.expect("the call task ends cleanly");
+    let mut carrier = Vec::new();
+    while let Ok(request) = carrier_rx.try_recv() {
+        carrier.push(request);
+    }
+    let sent = sent.lock().expect("log").clone();
+    VirtualCall { report, sent, carrier, config }
+}
+
+/// Whether `actual` is `expected`, or up to `slack` after it (the playout's tick and lead).
+fn on_time(actual: Duration, expected: Duration, slack: Duration) -> bool {
+    actual >= expected && actual <= expected + slack
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_silent_caller_hears_the_silence_ladder_on_its_timings() {
+    let call = call_in_virtual_time(|_| CallerDoes::Listens, Duration::from_secs(60)).await;
+    let c = &call.config.conversation;
+    let ms = |m: u64| Duration::from_millis(m);
+    let slack = ms(100);
+    let starts = call.line_starts();
+    let [(greeting, _), (filler, filler_at), (offer, offer_at), (goodbye, goodbye_at)] = starts[..]
+    else {
+        panic!("greeting, silence prompt, callback offer, goodbye: {starts:?}");
+    };
+    // The ladder counts from when the greeting's question was heard (its mark came back).
+    let asked = call.first(Sent::Mark(greeting)).expect("the greeting was heard");
+    assert!(
+        on_time(filler_at, asked + c.silence_filler_after_ms.as_duration(), slack),
+        "prompt at {filler_at:?}, question heard at {asked:?}"
+    );
+    assert!(call.first(Sent::Mark(filler)).is_some_and(|heard| heard < offer_at));
+    assert!(
+        on_time(offer_at, asked + c.silence_callback_after_ms.as_duration(), slack),
+        "offer at {offer_at:?}, question heard at {asked:?}"
+    );
+    // The goodbye never cuts the offer off: due while the offer still plays, it waits for
+    // it, then gives the caller the configured gap to answer.
+    let offer_heard = call.first(Sent::Mark(offer)).expect("the offer was heard");
+    let gap = c.silence_hangup_after_ms.as_duration() - c.silence_callback_after_ms.as_duration();
+    let goodbye_due = (asked + c.silence_hangup_after_ms.as_duration()).max(offer_heard + gap);
+    assert!(
+        on_time(goodbye_at, goodbye_due, slack),
+        "goodbye at {goodbye_at:?}, due {goodbye_due:?}"
+    );
+    // The goodbye is heard whole, then the carrier is asked to hang up, and the line closes.
+    assert!(call.first(Sent::Mark(goodbye)).is_some());
+    assert_eq!(call.first(Sent::Clear), None, "nothing was cut");
+    assert!(
+        matches!(&call.carrier[..], [CarrierRequest::Hangup { call_control_id }] if call_control_id == "call-virtual"),
+        "{:?}",
+        call.carrier
+    );
+    assert!(call.first(Sent::Close).is_some_and(|closed| closed > goodbye_at));
+    assert_eq!(call.report.outcome, Outcome::EndedByAgent(HangupReason::Silence));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_caller_who_talks_over_the_greeting_cuts_it_and_a_false_start_asks_again()
+{
+    // The caller coughs for 800 ms a second into the greeting, and says nothing after.
+    let talks_from = Duration::from_millis(1000);
+    let talks_until = Duration::from_millis(1800);
+    let call = call_in_virtual_time(
+        |t| {
+            if (1000..1800).contains(&t.as_millis()) {
+                CallerDoes::Talks
+            } else {
+                CallerDoes::Listens
+            }
+        },
+        Duration::from_secs(60),
+    )
+    .await;
+    let c = &call.config.conversation;
+    let ms = |m: u64| Duration::from_millis(m);
+    let starts = call.line_starts();
+    let (greeting, _) = starts[0];
+    // The barge-in waits out its minimum from the VAD's decision, while the caller talks.
+    let cleared = call.first(Sent::Clear).expect("the greeting is cleared from the carrier");
+    assert!(
+        cleared >= talks_from + c.barge_in_min_ms.as_duration() && cleared < talks_until,
+        "cleared at {cleared:?}"
+    );
+    // Nothing of the greeting goes out after the clear, and its mark never comes.
+    assert!(call.last_audio_of(greeting).is_some_and(|last| last <= cleared));
+    assert_eq!(call.first(Sent::Mark(greeting)), None);
+    // No words followed: once the false-start window has passed, the agent asks again.
+    let (again, again_at) = starts[1];
+    assert!(
+        on_time(again_at, cleared + c.false_start_window_ms.as_duration(), ms(100)),
+        "asked again at {again_at:?}, cleared at {cleared:?}"
+    );
+    let logs = &call.report.logs;
+    assert!(logs.contains(&CallLog::BargeIn) && logs.contains(&CallLog::FalseStart), "{logs:?}");
+    // What the caller heard of the greeting is in the record, cut at a word; the rest of
+    // the call's lines (no caller turn came between them) follow it whole.
+    let record = call.report.record.as_ref().expect("a record");
+    let greeting_text = "Thanks for calling Maple Street Hair, this is Sam. How can I help?";
+    assert!(record.turns[0].text.starts_with(greeting_text), "{:?}", record.turns[0]);
+    let (heard, rest) = record.turns[0].heard.split_once('—').expect("the greeting was cut");
+    assert!(!heard.is_empty() && greeting_text.starts_with(heard), "{heard:?}");
+    assert!(heard.len() < greeting_text.len(), "{heard:?}");
+    assert!(rest.starts_with(" Are you still there?"), "{rest:?}");
+    assert!(call.first(Sent::Mark(again)).is_some(), "the question again was heard");
 }

@@ -44,7 +44,7 @@ const STT_CONNECT_BACKLOG: usize = 250;
 
 /// Runs the call on `link` from its stream's start to its end, and returns its report.
 pub async fn run_call<T: Transport>(mut link: MediaLink<T>, deps: Arc<CallDeps>) -> CallReport {
-    let began = Instant::now();
+    let began = now_instant();
     let mut report = CallReport {
         call_control_id: String::new(),
         outcome: Outcome::NeverStarted,
@@ -184,7 +184,7 @@ impl<T: Transport> CallTask<T> {
             carrier_control: link.has_call_control(),
             counters: deps.counters.clone(),
         };
-        let session = CallSession::new(setup, Instant::now());
+        let session = CallSession::new(setup, now_instant());
         CallTask {
             live_id: Arc::from(parties.call_id.as_str()),
             deps,
@@ -225,7 +225,7 @@ impl<T: Transport> CallTask<T> {
                 Some(done) = self.tools.join_next(), if !self.tools.is_empty() => Happened::Tool(done.ok()),
             };
             // One `now` for everything this turn brings.
-            let now = Instant::now();
+            let now = now_instant();
             match happened {
                 Happened::Media(wake) => {
                     self.link.handle(wake).await;
@@ -421,7 +421,7 @@ impl<T: Transport> CallTask<T> {
                             "turn answered"
                         );
                     });
-                    let now = Instant::now();
+                    let now = now_instant();
                     self.deps.latency.record_turn(
                         now,
                         &self.parties.call_id,
@@ -431,7 +431,7 @@ impl<T: Transport> CallTask<T> {
                 }
                 SessionAction::ToolLatency { tool, took } => {
                     self.deps.latency.record_tool(
-                        Instant::now(),
+                        now_instant(),
                         &self.parties.call_id,
                         &tool,
                         took,
@@ -444,7 +444,7 @@ impl<T: Transport> CallTask<T> {
     /// The call is over: the stream closes from our side (unless the far end closed it), the
     /// transcriber gets its last word, and the record goes to the writer.
     fn finish(mut self) -> CallReport {
-        let now = Instant::now();
+        let now = now_instant();
         if let Transcriber::Cloud(stt) = &self.stt {
             stt.close();
         }
@@ -517,6 +517,14 @@ async fn next_llm(llm: &mut Option<LlmStream>) -> Option<LlmEvent> {
         },
         None => std::future::pending().await,
     }
+}
+
+/// The task's clock. It is tokio's, which is the system's in a server; under
+/// `tokio::time::pause` it moves only as the runtime's timers do, so a test runs the thin task
+/// in virtual time as it runs the session (every instant the session sees, and the one sleep
+/// it sets, come from this clock).
+fn now_instant() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// The session's one timer: a single sleep, moved only when the deadline does (not a new

@@ -91,8 +91,18 @@ impl AudioEngine {
         config: AudioConfig,
         model: Arc<dyn VadModel>,
     ) -> Result<(Self, DrivenWorkers), EngineError> {
+        Self::start_driven_at(config, model, Instant::now())
+    }
+
+    /// [`Self::start_driven`] with its epoch (sample 0) at `epoch`: a test whose other clock
+    /// is virtual too (tokio's paused clock) starts the engine on that clock's now, so the
+    /// instants the engine reports are on the same time line.
+    pub fn start_driven_at(
+        config: AudioConfig,
+        model: Arc<dyn VadModel>,
+        epoch: Instant,
+    ) -> Result<(Self, DrivenWorkers), EngineError> {
         let position = Arc::new(AtomicU64::new(0));
-        let epoch = Instant::now();
         let clock = EngineClock::Virtual { epoch, position: position.clone() };
         let (engine, workers) = Self::build(config, model, epoch, clock)?;
         Ok((engine, DrivenWorkers { workers, position }))

@@ -96,7 +96,8 @@ pub enum Input {
         speak: SpeakId,
     },
     /// A barge-in's clear cut `speak` partway: the caller heard these words of it (whole
-    /// words, possibly none). Comes shortly after the `ClearPlayback` that caused it.
+    /// words, possibly none), and every line the clear caught before it whole (their marks
+    /// were still on the way back). Comes shortly after the `ClearPlayback` that caused it.
     PlayoutCut {
         speak: SpeakId,
         heard: String,

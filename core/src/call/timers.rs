@@ -59,6 +59,11 @@ impl TimerTable {
         self.deadlines[timer as usize] = None;
     }
 
+    /// When `timer` is due, if it is set.
+    pub fn deadline(&self, timer: Timer) -> Option<Instant> {
+        self.deadlines[timer as usize]
+    }
+
     pub fn is_set(&self, timer: Timer) -> bool {
         self.deadlines[timer as usize].is_some()
     }

@@ -90,18 +90,26 @@ impl PlayoutLedger {
     }
 
     /// The far end played `speak` to its end (its mark): it and every line before it (marks
-    /// come in order) were heard, unless a clear cut them.
+    /// come in order) were heard, unless a clear cut them. Cut lines still waiting before it
+    /// (their flush report was lost) are settled: the line played after them.
     pub fn heard(&mut self, speak: SpeakId) -> Vec<Heard> {
         if !self.is_live(speak) {
             return Vec::new();
         }
         let mut heard = Vec::new();
         while let Some(line) = self.lines.front() {
-            if line.speak > speak || line.cleared {
+            if line.speak > speak {
                 break;
             }
             let line = self.lines.pop_front().expect("checked");
-            heard.push(Heard { speak: line.speak, turn: line.turn, words: line.text, cut: false });
+            if !line.cleared {
+                heard.push(Heard {
+                    speak: line.speak,
+                    turn: line.turn,
+                    words: line.text,
+                    cut: false,
+                });
+            }
         }
         heard
     }
@@ -117,10 +125,20 @@ impl PlayoutLedger {
     }
 
     /// The flush's report: the caller heard the first `heard_bytes` of `speak`'s audio
-    /// (`None`: nothing was playing). Returns what was heard of that line; every line the
-    /// clear cut is settled.
-    pub fn cut(&mut self, cut: Option<(SpeakId, u64)>) -> Option<Heard> {
-        let heard = cut.and_then(|(speak, heard_bytes)| {
+    /// (`None`: nothing was playing). Returns what was heard, in order: the lines the clear
+    /// caught before `speak` whole (they played out before it; their marks were still on the
+    /// way back), then what was heard of `speak`. Every line the clear cut is settled.
+    pub fn cut(&mut self, cut: Option<(SpeakId, u64)>) -> Vec<Heard> {
+        let mut heard: Vec<Heard> = match cut {
+            Some((speak, _)) => self
+                .lines
+                .iter()
+                .filter(|l| l.cleared && l.speak < speak)
+                .map(|l| Heard { speak: l.speak, turn: l.turn, words: l.text.clone(), cut: false })
+                .collect(),
+            None => Vec::new(),
+        };
+        let playing = cut.and_then(|(speak, heard_bytes)| {
             let line = self.lines.iter().find(|l| l.speak == speak && l.cleared)?;
             let all = line.audio.bytes();
             let words = if heard_bytes < all {
@@ -139,6 +157,7 @@ impl PlayoutLedger {
                 cut: heard_bytes < all || !line.synthesised,
             })
         });
+        heard.extend(playing);
         self.lines.retain(|l| !l.cleared);
         heard
     }
@@ -182,10 +201,22 @@ mod tests {
         let mut ledger = ledger_with_two_lines();
         ledger.cleared();
         let heard = ledger.cut(Some((SpeakId(2), 2000)));
-        let expected =
+        let before = Heard { speak: SpeakId(1), turn: 3, words: "Sure.".into(), cut: false };
+        let cut =
             Heard { speak: SpeakId(2), turn: 3, words: "Your appointment is".into(), cut: true };
-        assert_eq!(heard, Some(expected));
+        assert_eq!(heard, [before, cut], "the line before the one playing was heard whole");
         assert!(ledger.is_empty(), "every line the clear cut is settled");
+    }
+
+    #[test]
+    fn a_mark_after_a_lost_flush_report_settles_the_cut_lines_before_it() {
+        let mut ledger = ledger_with_two_lines();
+        ledger.cleared();
+        ledger.speaking(SpeakId(3), "Of course, go ahead.", 5);
+        let heard = ledger.heard(SpeakId(3));
+        let words: Vec<&str> = heard.iter().map(|h| h.words.as_str()).collect();
+        assert_eq!(words, ["Of course, go ahead."], "the cut lines are settled, not heard");
+        assert!(ledger.is_empty());
     }
 
     #[test]
@@ -207,7 +238,7 @@ mod tests {
         // A line spoken after the clear is its own.
         ledger.speaking(SpeakId(3), "Of course, go ahead.", 5);
         assert!(ledger.is_live(SpeakId(3)));
-        assert_eq!(ledger.cut(None), None, "nothing was playing");
+        assert_eq!(ledger.cut(None), [], "nothing was playing");
         assert_eq!(ledger.len(), 1);
     }
 
@@ -215,8 +246,8 @@ mod tests {
     fn a_cut_past_a_whole_lines_audio_is_that_line_heard_whole() {
         let mut ledger = ledger_with_two_lines();
         ledger.cleared();
-        let heard = ledger.cut(Some((SpeakId(1), 960))).expect("heard");
-        assert_eq!((heard.words.as_str(), heard.cut), ("Sure.", false));
+        let heard = ledger.cut(Some((SpeakId(1), 960)));
+        assert_eq!((heard[0].words.as_str(), heard[0].cut), ("Sure.", false));
     }
 
     #[test]
@@ -225,13 +256,13 @@ mod tests {
         ledger.speaking(SpeakId(1), "Your appointment is on Tuesday.", 0);
         ledger.audio(SpeakId(1), 1600, None);
         ledger.cleared();
-        assert_eq!(ledger.cut(Some((SpeakId(1), 1600))), None, "no timing: unknown");
+        assert_eq!(ledger.cut(Some((SpeakId(1), 1600))), [], "no timing: unknown");
         let mut ledger = PlayoutLedger::default();
         ledger.speaking(SpeakId(1), "Your appointment is on Tuesday.", 0);
         let starts = (0..17).map(|i| f64::from(i * 10));
         ledger.audio(SpeakId(1), 1600, Some(ChunkAlignment::from_starts(starts)));
         ledger.cleared();
-        let heard = ledger.cut(Some((SpeakId(1), 1600))).expect("aligned");
-        assert_eq!((heard.words.as_str(), heard.cut), ("Your appointment", true));
+        let heard = ledger.cut(Some((SpeakId(1), 1600)));
+        assert_eq!((heard[0].words.as_str(), heard[0].cut), ("Your appointment", true));
     }
 }

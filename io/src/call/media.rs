@@ -60,8 +60,8 @@ pub struct MediaCounters {
     pub media_before_start: AtomicU64,
     pub write_timeouts: AtomicU64,
     pub auth_failures: AtomicU64,
-    /// Caller audio frames speech-to-text could not take in time.
-    pub caller_audio_dropped: AtomicU64,
+    /// Error frames the carrier sent on a stream (Telnyx's `error` event).
+    pub carrier_errors: AtomicU64,
     /// Marks that name no line we sent.
     pub marks_unknown: AtomicU64,
 }
@@ -99,9 +99,9 @@ impl MediaCounters {
                 &self.auth_failures,
             ),
             (
-                "hermes_media_caller_audio_dropped_total",
-                "Caller audio frames speech-to-text did not take in time.",
-                &self.caller_audio_dropped,
+                "hermes_media_carrier_errors_total",
+                "Error frames carriers sent on media streams (the call goes on; the log has the code).",
+                &self.carrier_errors,
             ),
         ] {
             out.push_str(&format!(
@@ -280,6 +280,11 @@ impl<T: Transport> MediaLink<T> {
         self.transport.has_call_control()
     }
 
+    /// See [`Transport::carrier_ends_stream`].
+    pub fn carrier_ends_stream(&self) -> bool {
+        self.transport.carrier_ends_stream()
+    }
+
     /// Whether the stream is over (an [`MediaEvent::Ended`] was queued).
     pub fn is_over(&self) -> bool {
         self.ended.is_some()
@@ -358,8 +363,9 @@ impl<T: Transport> MediaLink<T> {
     }
 
     /// Line `speak` has all its audio queued: pad it to a whole frame, so its last frame is
-    /// released without waiting for the next line, and send its mark after it.
-    pub fn end_line(&mut self, speak: SpeakId) {
+    /// released without waiting for the next line, and send its mark after it — at once when
+    /// its audio has all gone out already (it ended on a frame boundary, or had none).
+    pub async fn end_line(&mut self, speak: SpeakId) {
         let Some(c) = self.call.as_mut() else { return };
         let end = c.end_position();
         let partial = (end % FRAME_SAMPLES as u64) as usize;
@@ -374,6 +380,21 @@ impl<T: Transport> MediaLink<T> {
             c.feed();
         }
         c.marks.push_back((at, speak));
+        if at <= c.sent_up_to {
+            self.send_due_marks().await;
+        }
+    }
+
+    /// Sends the marks whose audio has all gone out.
+    async fn send_due_marks(&mut self) {
+        let Some(c) = self.call.as_mut() else { return };
+        while c.marks.front().is_some_and(|(at, _)| *at <= c.sent_up_to) {
+            let Some((_, speak)) = c.marks.pop_front() else { break };
+            if self.transport.send_mark(speak).await.is_err() {
+                self.write_timed_out();
+                return;
+            }
+        }
     }
 
     /// Barge-in: drops the agent audio queued here, in the core and at the far end. The core
@@ -471,7 +492,11 @@ impl<T: Transport> MediaLink<T> {
                     counters.marks_unknown.fetch_add(1, Ordering::Relaxed);
                 }
             },
-            Received::CarrierError(code) => events.push_back(MediaEvent::CarrierError(code)),
+            Received::CarrierError(code) => {
+                counters.carrier_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(code, "the carrier reported an error on the media stream");
+                events.push_back(MediaEvent::CarrierError(code));
+            }
             Received::Stop => end_stream(ended, events, StreamEnd::CarrierStopped),
             Received::Note(note) => {
                 if transport.send_note(&note).await.is_err() {

@@ -241,8 +241,13 @@ impl CallSession {
                 }
             }
             SessionInput::Cut(cut) => {
-                if let Some(Heard { speak, turn, words, cut }) = self.ledger.cut(cut) {
-                    self.recorder.heard(turn, &words, cut);
+                // The lines before the one playing were heard whole; the machine learns it
+                // from the cut, which names the line that was playing.
+                let heard = self.ledger.cut(cut);
+                for Heard { turn, words, cut, .. } in &heard {
+                    self.recorder.heard(*turn, words, *cut);
+                }
+                if let Some(Heard { speak, words, .. }) = heard.into_iter().last() {
                     let live = LiveEvent::Cut { speak: speak.0, heard: words.clone() };
                     self.actions.push_back(SessionAction::Live(live));
                     self.call.handle(now, Input::PlayoutCut { speak, heard: words });

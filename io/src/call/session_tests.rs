@@ -257,6 +257,47 @@ fn a_mark_settles_its_line_and_the_ones_before_it() {
 }
 
 #[test]
+fn a_barge_in_just_after_a_line_ended_keeps_that_line_heard_whole_in_context_and_record() {
+    let mut rig = Rig::new();
+    rig.speak_and_hear(1, 100, 3000);
+    rig.caller_says(4000, 800, "what are your hours");
+    rig.until(5500);
+    rig.feed(5600, SessionInput::Llm(LlmEvent::Text("We open at nine. ".into())));
+    rig.feed(5650, SessionInput::Llm(LlmEvent::Text("We close at five on weekdays.".into())));
+    rig.feed(5700, SessionInput::Llm(LlmEvent::Done { stop_reason: None, output_tokens: None }));
+    for speak in [2, 3] {
+        let speak = SpeakId(speak);
+        rig.feed(5800, SessionInput::TtsAudio { speak, audio: audio(1000), alignment: None });
+        rig.feed(5800, SessionInput::TtsDone { speak });
+    }
+    // The first line played out at 6.8 s; its mark is still on its way back when the caller
+    // talks over the second line, and the clear catches both.
+    rig.feed(7060, SessionInput::SpeechStarted { at: rig.at(7000) });
+    rig.until(7360);
+    assert_eq!(rig.when(|a| *a == SessionAction::ClearPlayback), [ms(7360)]);
+    // The core says the second line was playing, 500 ms into it.
+    rig.feed(7380, SessionInput::Cut(Some((SpeakId(3), 500 * 8))));
+    rig.feed(7400, SessionInput::Heard(SpeakId(2)));
+    rig.feed(
+        7900,
+        SessionInput::Transcript {
+            text: "on Saturday?".into(),
+            is_final: true,
+            ends_utterance: true,
+        },
+    );
+    rig.feed(8200, SessionInput::SpeechEnded { at: rig.at(7880) });
+    rig.until(8600);
+    let context = rig.last_context();
+    let tail: Vec<&Message> = context.messages.iter().rev().take(2).collect();
+    // The first line heard whole, then the words heard of the second (one agent turn).
+    assert_eq!(tail[1], &Message::Assistant("We open at nine. We close at—".into()));
+    assert_eq!(tail[0], &Message::User("on Saturday?".into()));
+    let (record, _) = rig.session.finish(rig.now, None);
+    assert_eq!(record.turns[2].heard, "We open at nine. We close at—");
+}
+
+#[test]
 fn a_tool_that_never_answers_is_timed_out_by_the_machine_alone_and_recorded_as_such() {
     let mut rig = Rig::new();
     rig.speak_and_hear(1, 100, 3000);
@@ -305,9 +346,15 @@ fn the_silence_ladder_speaks_at_its_exact_times_after_a_question() {
     rig.until(7100 + 5000);
     assert_eq!(rig.spoken().len(), 4, "the callback offer at 5 s");
     rig.speak_and_hear(4, 12_100, 2500);
-    rig.until(20_000);
-    // The goodbye comes a gap after the offer was heard, then the hang-up is asked for.
-    assert!(rig.spoken().len() >= 5, "{:?}", rig.spoken());
+    // The goodbye falls due at 15.1 s while the offer still plays (until 14.6 s it is heard,
+    // so not then): it comes the configured 3 s gap after the offer was heard, at 17.6 s.
+    rig.until(17_599);
+    assert_eq!(rig.spoken().len(), 4, "no goodbye over the offer or before its gap");
+    rig.until(17_600);
+    assert_eq!(
+        rig.when(|a| matches!(a, SessionAction::Speak { speak: SpeakId(5), .. })),
+        [ms(17_600)]
+    );
     rig.speak_and_hear(5, 17_600, 1000);
     rig.until(21_000);
     let hangups = rig.actions.iter().filter(|(_, a)| {

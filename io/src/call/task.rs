@@ -39,6 +39,8 @@ use crate::tools::{CallParties, ToolOutcome};
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the carrier may take to end a stream after a hang-up or transfer was asked of it.
 const CARRIER_GRACE: Duration = Duration::from_secs(1);
+/// How long a finished call's transcriber may take to close its stream cleanly.
+const STT_CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Caller audio kept for the transcriber while it connects (20 ms frames: five seconds).
 const STT_CONNECT_BACKLOG: usize = 250;
 
@@ -132,6 +134,10 @@ struct CallTask<T: Transport> {
     tools: JoinSet<(String, ToolOutcome)>,
     running_tools: HashMap<String, AbortHandle>,
     saver: tokio::sync::watch::Sender<SessionUpdate>,
+    /// The current loop turn's one `now` (what it carries out is stamped with it too).
+    now: Instant,
+    /// The latest snapshot handed to the saver, sent again with the call's end.
+    last_snapshot: Option<Box<SessionSnapshot>>,
     /// The stream ended by itself (the far end), not because the call did.
     stream_gone: bool,
     /// A hang-up or transfer went to the carrier, which then ends the stream.
@@ -184,7 +190,8 @@ impl<T: Transport> CallTask<T> {
             carrier_control: link.has_call_control(),
             counters: deps.counters.clone(),
         };
-        let session = CallSession::new(setup, now_instant());
+        let opened = now_instant();
+        let session = CallSession::new(setup, opened);
         CallTask {
             live_id: Arc::from(parties.call_id.as_str()),
             deps,
@@ -199,6 +206,8 @@ impl<T: Transport> CallTask<T> {
             tools: JoinSet::new(),
             running_tools: HashMap::new(),
             saver,
+            last_snapshot: None,
+            now: opened,
             stream_gone: false,
             asked_carrier: false,
             timer: SessionTimer::new(),
@@ -222,10 +231,11 @@ impl<T: Transport> CallTask<T> {
                 heard = next_transcribed(&mut self.stt) => heard,
                 Some(event) = next_llm(&mut self.completion) => Happened::Llm(event),
                 Some(event) = self.tts.next() => Happened::Tts(event),
-                Some(done) = self.tools.join_next(), if !self.tools.is_empty() => Happened::Tool(done.ok()),
+                Some(done) = self.tools.join_next_with_id(), if !self.tools.is_empty() => Happened::Tool(done),
             };
-            // One `now` for everything this turn brings.
+            // One `now` for everything this turn brings, and for what it then carries out.
             let now = now_instant();
+            self.now = now;
             match happened {
                 Happened::Media(wake) => {
                     self.link.handle(wake).await;
@@ -249,11 +259,28 @@ impl<T: Transport> CallTask<T> {
                     self.session.handle(now, SessionInput::Llm(event));
                 }
                 Happened::Tts(event) => self.on_tts(now, event),
-                Happened::Tool(Some((id, outcome))) => {
+                Happened::Tool(Ok((_, (id, outcome)))) => {
                     self.running_tools.remove(&id);
                     self.session.handle(now, SessionInput::ToolDone { id, outcome });
                 }
-                Happened::Tool(None) => {} // aborted: the machine timed it out
+                Happened::Tool(Err(failed)) if failed.is_panic() => {
+                    // A tool that panicked answers as a failed tool, at once: the caller does
+                    // not wait out its timeout.
+                    let task = failed.id();
+                    let id = self
+                        .running_tools
+                        .iter()
+                        .find(|(_, a)| a.id() == task)
+                        .map(|(id, _)| id.clone());
+                    if let Some(id) = id {
+                        self.running_tools.remove(&id);
+                        tracing::error!(tool_call = %id, "a tool panicked");
+                        let outcome =
+                            ToolOutcome { output: "The tool failed.".into(), is_error: true };
+                        self.session.handle(now, SessionInput::ToolDone { id, outcome });
+                    }
+                }
+                Happened::Tool(Err(_)) => {} // aborted: the machine timed it out
                 Happened::Timer => self.session.handle_timeout(now),
             }
         }
@@ -302,6 +329,7 @@ impl<T: Transport> CallTask<T> {
             MediaEvent::Dtmf(digit) => self.session.handle(now, SessionInput::Dtmf(digit)),
             MediaEvent::Heard(speak) => self.session.handle(now, SessionInput::Heard(speak)),
             MediaEvent::Cut(cut) => self.session.handle(now, SessionInput::Cut(cut)),
+            // Counted and logged by the link; the call goes on.
             MediaEvent::CarrierError(_) => {}
             MediaEvent::Ended(_) => {
                 self.stream_gone = true;
@@ -390,7 +418,7 @@ impl<T: Transport> CallTask<T> {
                 SessionAction::Speak { speak, text } => self.tts.speak(speak.0, &text),
                 SessionAction::CancelTts => self.tts.cancel(),
                 SessionAction::Play { speak, audio } => self.link.play(speak, audio),
-                SessionAction::EndLine(speak) => self.link.end_line(speak),
+                SessionAction::EndLine(speak) => self.link.end_line(speak).await,
                 SessionAction::ClearPlayback => self.link.clear().await,
                 SessionAction::RunTool(call) => {
                     // No timeout here: the machine times each tool out and says so.
@@ -407,10 +435,13 @@ impl<T: Transport> CallTask<T> {
                 }
                 SessionAction::Carrier(request) => {
                     if let Some(carrier) = &self.deps.carrier {
-                        self.asked_carrier |= carrier.submit(request);
+                        let submitted = carrier.submit(request);
+                        self.asked_carrier |= submitted && self.link.carrier_ends_stream();
                     }
                 }
                 SessionAction::Save(snapshot) => {
+                    self.last_snapshot = Some(snapshot.clone());
+                    // A closed saver (its task gone) only happens at shutdown.
                     let _ = self.saver.send(SessionUpdate::Save(snapshot));
                 }
                 SessionAction::Live(event) => self.deps.recent.live().publish(&self.live_id, event),
@@ -421,21 +452,15 @@ impl<T: Transport> CallTask<T> {
                             "turn answered"
                         );
                     });
-                    let now = now_instant();
                     self.deps.latency.record_turn(
-                        now,
+                        self.now,
                         &self.parties.call_id,
                         &self.parties.callee,
                         &t,
                     );
                 }
                 SessionAction::ToolLatency { tool, took } => {
-                    self.deps.latency.record_tool(
-                        now_instant(),
-                        &self.parties.call_id,
-                        &tool,
-                        took,
-                    );
+                    self.deps.latency.record_tool(self.now, &self.parties.call_id, &tool, took);
                 }
             }
         }
@@ -445,16 +470,18 @@ impl<T: Transport> CallTask<T> {
     /// transcriber gets its last word, and the record goes to the writer.
     fn finish(mut self) -> CallReport {
         let now = now_instant();
-        if let Transcriber::Cloud(stt) = &self.stt {
-            stt.close();
+        if let Transcriber::Cloud(stt) = std::mem::replace(&mut self.stt, Transcriber::None) {
+            stt.close_detached(STT_CLOSE_GRACE);
         }
         self.tools.abort_all();
         let cost = Some(self.deps.config.storage.cost_per_minute_usd).filter(|c| *c > 0.0);
         let (record, report) = self.session.finish(now, cost);
         // A dropped line may come back as a new stream for the same call: keep its session.
-        let _ = self
-            .saver
-            .send(SessionUpdate::End { keep_for_resume: report.outcome == Outcome::Abandoned });
+        // The latest snapshot goes with the end: a slow store may not have written it yet, and
+        // the end replaces it in the saver's one slot.
+        let keep_for_resume = report.outcome == Outcome::Abandoned;
+        let last = self.last_snapshot.take().filter(|_| keep_for_resume);
+        let _ = self.saver.send(SessionUpdate::End { last, keep_for_resume });
         let c = &self.deps.counters;
         let by_outcome = match record.outcome {
             CallOutcome::Completed => &c.outcome_completed,
@@ -488,7 +515,7 @@ enum Happened<I> {
     Local(Result<String, String>),
     Llm(LlmEvent),
     Tts(TtsEvent),
-    Tool(Option<(String, ToolOutcome)>),
+    Tool(Result<(tokio::task::Id, (String, ToolOutcome)), tokio::task::JoinError>),
     Timer,
 }
 
@@ -604,7 +631,11 @@ impl LocalTranscription {
 enum SessionUpdate {
     Nothing,
     Save(Box<SessionSnapshot>),
-    End { keep_for_resume: bool },
+    /// The call is over; `last`: its latest snapshot, written first when it is kept.
+    End {
+        last: Option<Box<SessionSnapshot>>,
+        keep_for_resume: bool,
+    },
 }
 
 /// One task per call writes its session snapshots, latest first-come: a slow Redis delays
@@ -620,7 +651,10 @@ fn spawn_session_saver(
             match update {
                 SessionUpdate::Nothing => {}
                 SessionUpdate::Save(snapshot) => sessions.save(&snapshot).await,
-                SessionUpdate::End { keep_for_resume } => {
+                SessionUpdate::End { last, keep_for_resume } => {
+                    if let Some(snapshot) = last {
+                        sessions.save(&snapshot).await;
+                    }
                     sessions.end(&call_id, keep_for_resume).await;
                     return;
                 }

@@ -130,6 +130,12 @@ pub trait Transport: Send {
     fn has_call_control(&self) -> bool {
         true
     }
+
+    /// Whether, once a hang-up or transfer has been asked of the control API, the far end
+    /// ends the stream itself; when it does not, closing the stream is what ends the call.
+    fn carrier_ends_stream(&self) -> bool {
+        self.has_call_control()
+    }
 }
 
 /// The mark name the far end echoes once `speak` has been heard.

@@ -161,6 +161,11 @@ pub trait Dialect: Send + std::fmt::Debug {
     fn has_call_control(&self) -> bool {
         true
     }
+    /// Whether, once a hang-up or transfer has been asked of its control API, the carrier
+    /// ends the stream itself (so the call waits a moment for it rather than closing first).
+    fn carrier_ends_stream(&self) -> bool {
+        self.has_call_control()
+    }
     /// Caller audio in a binary frame, as G.711 written into `out`. `None`: this carrier sends
     /// no binary frames, and one is skipped and counted.
     fn parse_binary(

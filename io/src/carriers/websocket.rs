@@ -184,4 +184,8 @@ where
     fn has_call_control(&self) -> bool {
         self.dialect.has_call_control()
     }
+
+    fn carrier_ends_stream(&self) -> bool {
+        self.dialect.carrier_ends_stream()
+    }
 }

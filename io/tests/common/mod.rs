@@ -176,7 +176,7 @@ impl hermes_io::server::CallHandler for HandToTest {
                     }
                     command = commands_rx.recv() => match command {
                         Some(LinkCommand::Play(speak, audio)) => link.play(speak, audio.into()),
-                        Some(LinkCommand::EndLine(speak)) => link.end_line(speak),
+                        Some(LinkCommand::EndLine(speak)) => link.end_line(speak).await,
                         Some(LinkCommand::Clear) => link.clear().await,
                         None => {
                             link.close().await;

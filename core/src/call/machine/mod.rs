@@ -130,13 +130,9 @@ impl Call {
                 }
             }
             Input::TtsDone { .. } => {}
-            Input::TtsError { speak, .. } => self.on_speak_ended(now, speak, false),
+            Input::TtsError { speak, .. } => self.on_speak_failed(now, speak),
             Input::PlayoutMark { speak } => self.on_speak_ended(now, speak, true),
-            Input::PlayoutCut { speak, heard } => {
-                if self.agent.cut == Cut::Awaiting(speak) {
-                    self.agent.cut = if heard.is_empty() { Cut::None } else { Cut::Heard(heard) };
-                }
-            }
+            Input::PlayoutCut { speak, heard } => self.on_playout_cut(speak, heard),
             Input::Dtmf { digit } => {
                 if digit == '0' {
                     self.escalate(now);
@@ -377,6 +373,22 @@ impl Call {
         }
     }
 
+    /// The flush's report of a barge-in: the caught lines before `speak` were heard whole (they
+    /// go into the context and are not said again after a false start), and `heard` of it.
+    fn on_playout_cut(&mut self, speak: SpeakId, heard: String) {
+        let Cut::Awaiting(caught) = &self.agent.cut else { return };
+        let Some(pos) = caught.iter().position(|id| *id == speak) else { return };
+        let whole: Vec<SpeakId> = caught[..pos].to_vec();
+        for id in whole {
+            let Some(i) = self.agent.interrupted.iter().position(|(of, _)| *of == Some(id)) else {
+                continue;
+            };
+            let (_, text) = self.agent.interrupted.remove(i);
+            self.context.push(Message::Assistant(text));
+        }
+        self.agent.cut = if heard.is_empty() { Cut::None } else { Cut::Heard(heard) };
+    }
+
     fn on_speak_ended(&mut self, now: Instant, speak: SpeakId, heard: bool) {
         let Some(pos) = self.agent.outstanding.iter().position(|o| o.id == speak) else { return };
         // Marks arrive in order; anything before this one was heard too.
@@ -388,6 +400,20 @@ impl Call {
                 self.log(CallLog::TtsFailed);
             }
         }
+        self.lines_settled(now, heard);
+    }
+
+    /// Speech of `speak` failed: only that line is lost; the lines before it may still be
+    /// heard (their marks settle them).
+    fn on_speak_failed(&mut self, now: Instant, speak: SpeakId) {
+        let Some(pos) = self.agent.outstanding.iter().position(|o| o.id == speak) else { return };
+        self.agent.outstanding.remove(pos);
+        self.log(CallLog::TtsFailed);
+        self.lines_settled(now, false);
+    }
+
+    /// Lines left the outstanding queue (`heard`: by a mark): the turn may be over.
+    fn lines_settled(&mut self, now: Instant, heard: bool) {
         if heard
             && self.turn.timeline.first_heard.is_none()
             && self.turn.timeline.tts_request.is_some()

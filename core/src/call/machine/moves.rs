@@ -296,19 +296,25 @@ impl Call {
 
     pub(super) fn barge_in(&mut self, now: Instant) {
         self.log(CallLog::BargeIn);
-        self.agent.cut = match self.agent.outstanding.front() {
-            Some(playing) => Cut::Awaiting(playing.id),
-            None => Cut::None,
+        self.agent.cut = if self.agent.outstanding.is_empty() {
+            Cut::None
+        } else {
+            Cut::Awaiting(self.agent.outstanding.iter().map(|o| o.id).collect())
         };
         self.actions.push_back(Action::CancelTts);
         self.actions.push_back(Action::ClearPlayback);
         // What the caller never heard is dropped from the context; it is kept aside in case
         // this turns out to be a false start.
         // Scripted lines (fillers, prompts) are not worth repeating; the answer is.
-        self.agent.interrupted =
-            self.agent.outstanding.drain(..).filter(|o| o.from_llm).map(|o| o.text).collect();
+        self.agent.interrupted = self
+            .agent
+            .outstanding
+            .drain(..)
+            .filter(|o| o.from_llm)
+            .map(|o| (Some(o.id), o.text))
+            .collect();
         if let Some(llm) = &self.agent.llm {
-            self.agent.interrupted.extend(llm.held.iter().cloned());
+            self.agent.interrupted.extend(llm.held.iter().map(|s| (None, s.clone())));
         }
         self.cancel_llm();
         self.timers.stop(Timer::SpeechStall);
@@ -355,7 +361,7 @@ impl Call {
             let prompt = self.cfg.persona.silence_prompts.last().cloned().unwrap_or_default();
             self.say_line(now, self.cfg.line(&prompt));
         } else {
-            for sentence in unheard {
+            for (_, sentence) in unheard {
                 self.speak(now, sentence, true);
             }
         }
@@ -415,10 +421,26 @@ impl Call {
     }
 
     /// The agent finished speaking: a deferred ladder step is scheduled again, the configured
-    /// gap from now.
+    /// gap from now. And once the callback offer (a question) has been heard, the goodbye
+    /// leaves the caller at least that gap to answer it, however long the offer took.
     fn ladder_step_resumes(&mut self, now: Instant) {
-        let Ladder::Held(step) = self.ladder else { return };
-        self.ladder = Ladder::Climbing;
+        match self.ladder {
+            Ladder::Held(step) => {
+                self.ladder = Ladder::Climbing;
+                self.timers.set(step, now + self.ladder_gap(step));
+            }
+            Ladder::Climbing if !self.timers.is_set(Timer::SilenceCallback) => {
+                if let Some(due) = self.timers.deadline(Timer::SilenceHangup) {
+                    let answer_by = now + self.ladder_gap(Timer::SilenceHangup);
+                    self.timers.set(Timer::SilenceHangup, due.max(answer_by));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The configured time between ladder step `step` and the one before it.
+    fn ladder_gap(&self, step: Timer) -> std::time::Duration {
         let c = &self.cfg.conversation;
         let gap = match step {
             Timer::SilenceCallback => {
@@ -426,7 +448,7 @@ impl Call {
             }
             _ => c.silence_hangup_after_ms.0.saturating_sub(c.silence_callback_after_ms.0),
         };
-        self.timers.set(step, now + std::time::Duration::from_millis(gap));
+        std::time::Duration::from_millis(gap)
     }
 
     pub(super) fn escalate(&mut self, now: Instant) {

@@ -155,8 +155,9 @@ pub(super) struct LlmRun {
 pub(super) enum Cut {
     #[default]
     None,
-    /// Cut; the words heard of it are still to come (from the audio core's flush report).
-    Awaiting(SpeakId),
+    /// The clear caught these lines, in order; which of them was playing, and the words heard
+    /// of it, are still to come (from the audio core's flush report).
+    Awaiting(Vec<SpeakId>),
     /// These words of it were heard: they go into the context once the caller's turn ends.
     Heard(String),
 }
@@ -169,8 +170,9 @@ pub(super) struct AgentTurn {
     pub outstanding: VecDeque<Outstanding>,
     pub next_llm: u64,
     pub next_speak: u64,
-    /// Unheard sentences cut by the last barge-in, said again if it was a false start.
-    pub interrupted: Vec<String>,
+    /// Unheard sentences cut by the last barge-in (with the line they went out as; `None`:
+    /// held, never sent), said again if it was a false start.
+    pub interrupted: Vec<(Option<SpeakId>, String)>,
     pub cut: Cut,
     pub llm_failures: u32,
     /// Scripted lines said so far (fillers and prompts take turns by it).

@@ -152,6 +152,11 @@ impl Dialect for TwilioDialect {
     fn started(&mut self, start: &StreamStart<'_>) {
         self.stream_sid = start.stream_id.to_string();
     }
+    /// Without the Twilio REST client (not built yet) a request only gets counted: closing
+    /// the stream is what ends the call, so the call closes it at once.
+    fn carrier_ends_stream(&self) -> bool {
+        false
+    }
     fn media_message(&self, audio: &[u8], out: &mut String) -> Message {
         self.write_media(audio, out);
         Message::text(out.as_str())

@@ -167,7 +167,8 @@ enum Command {
 pub struct SttStream {
     audio: SttAudio,
     events: mpsc::Receiver<SttEvent>,
-    task: JoinHandle<()>,
+    /// `None` once handed to [`SttStream::close_detached`].
+    task: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for Command {
@@ -201,7 +202,9 @@ impl SttAudio {
 
 impl Drop for SttStream {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -231,7 +234,7 @@ impl SttStream {
             }
             .run(command_rx),
         );
-        Ok(SttStream { audio: SttAudio { commands, counters }, events, task })
+        Ok(SttStream { audio: SttAudio { commands, counters }, events, task: Some(task) })
     }
 
     /// Queues 8 kHz μ-law audio. Never blocks: if the transcriber is 10 s behind, the chunk is
@@ -253,6 +256,20 @@ impl SttStream {
     /// Hang-up: ask for the last results and close; they arrive as events before `None`.
     pub fn close(&self) {
         self.command(Command::Close);
+    }
+
+    /// The call is over and nobody reads its events: asks Deepgram to close the stream
+    /// (`CloseStream`, so it stops transcribing and billing) and lets the connection finish
+    /// that on its own, for at most `grace`, instead of cutting the socket.
+    pub fn close_detached(mut self, grace: Duration) {
+        self.command(Command::Close);
+        let Some(task) = self.task.take() else { return };
+        let abort = task.abort_handle();
+        tokio::spawn(async move {
+            if tokio::time::timeout(grace, task).await.is_err() {
+                abort.abort();
+            }
+        });
     }
 
     /// Queues a command without waiting; a full queue drops it, counted.

@@ -206,6 +206,18 @@ pub struct SimArgs {
     /// Concurrent calls, taking the scenarios in turn (default: one per scenario).
     #[arg(long, value_name = "N")]
     pub calls: Option<usize>,
+    /// Instead of scenario files, generated conversations: the demo business's intents ×
+    /// caller behaviours (silences, coughs, backchannels, barge-ins, hesitations, keys, hang-ups
+    /// mid-tool…) at every point they can happen. `full`: the whole matrix (hundreds of calls);
+    /// `sample`: one conversation per behaviour class (what CI runs). --seed draws their
+    /// timings, so a seed repeats the same conversations. Every call of every run is checked
+    /// against the caller-side invariants (see scenarios/README.md).
+    #[arg(long, value_name = "full|sample", conflicts_with = "scenarios")]
+    pub matrix: Option<String>,
+    /// At most this many calls at once (default: all of them; 12 with --matrix). A call is
+    /// real-time speech, so a 2-core machine holds a few dozen.
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
     /// Latency profile of the in-process fakes: zero, typical or slow.
     #[arg(long, default_value = "typical", value_name = "NAME")]
     pub profile: String,
@@ -229,7 +241,7 @@ pub struct SimArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
-    /// Seed for the fakes' latency draws.
+    /// Seed for the fakes' latency draws (and, with --matrix, the conversations' timings).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Delay between starting one call and the next.

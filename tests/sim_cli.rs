@@ -254,3 +254,21 @@ fn the_demo_holds_a_whole_conversation_with_no_key_and_no_server() {
     assert_eq!(cells.len(), 10, "{first}");
     assert!(cells[2].parse::<u32>().is_ok() && cells[3].parse::<u32>().is_ok(), "{first}");
 }
+
+#[test]
+fn a_sample_of_the_behaviour_matrix_holds_every_caller_side_invariant() {
+    // One generated conversation per behaviour class (coughs, backchannels, barge-ins,
+    // hesitations, silences, keys, hang-ups mid-tool…) on the typical profile's lognormal
+    // delays; every call is checked against the invariants (scenarios/README.md).
+    let out =
+        sim(&["--matrix", "sample", "--seed", "1", "--profile", "typical", "--json", "--quiet"]);
+    let report = json(&out);
+    let calls = report["per_call"].as_array().expect("per_call");
+    assert_eq!(calls.len(), 15, "every behaviour class once");
+    let failures: Vec<String> = calls
+        .iter()
+        .flat_map(|c| c["failures"].as_array().cloned().unwrap_or_default())
+        .map(|f| f.to_string())
+        .collect();
+    assert!(failures.is_empty() && out.status.success(), "{failures:#?}\n{}", text(&out.stderr));
+}

@@ -39,6 +39,9 @@ fn assistant_messages(messages: &[Message]) -> Vec<String> {
         .collect()
 }
 
+/// The ladder's first step after an answer that asks nothing.
+const ANYTHING_ELSE: &str = "Is there anything else I can help you with?";
+
 #[test]
 fn inbound_call_is_greeted_on_answer() {
     let sim = greeted();
@@ -359,7 +362,8 @@ fn silence_ladder_stops_while_the_caller_speaks() {
     let mut sim = greeted();
     sim.replies.push_back(Reply::Text(vec!["Got it."]));
     sim.caller_says(ms(6000), ms(3000), "well let me think about which day suits me");
-    sim.run_until(ms(14_000));
+    // Until the answer to those words could have been followed by a ladder step of its own.
+    sim.run_until(ms(12_000));
     assert_eq!(sim.logged(CallLog::SilenceFiller), 0, "speaking at 6 s stopped the 7.34 s filler");
     assert_eq!(sim.logged(CallLog::CallbackOffered), 0);
 }
@@ -435,7 +439,8 @@ fn no_filler_when_the_answer_after_the_tools_comes_quickly() {
     sim.caller_says(ms(5000), ms(800), "where is my order");
     sim.run_until(ms(12_000));
     assert_eq!(sim.logged(CallLog::ToolFiller), 0);
-    assert_eq!(sim.spoken()[1..], ["It shipped on Monday."]);
+    // The answer asks nothing: 2.5 s of silence after it, the agent offers more.
+    assert_eq!(sim.spoken()[1..], ["It shipped on Monday.", ANYTHING_ELSE]);
 }
 
 #[test]
@@ -448,7 +453,7 @@ fn no_filler_after_the_llm_said_it_would_look_when_the_tools_are_quick() {
     sim.caller_says(ms(5000), ms(800), "where is my order");
     sim.run_until(ms(12_000));
     assert_eq!(sim.logged(CallLog::ToolFiller), 0, "the agent already said it would look");
-    assert_eq!(sim.spoken()[1..], ["Let me look that up.", "It shipped on Monday."]);
+    assert_eq!(sim.spoken()[1..], ["Let me look that up.", "It shipped on Monday.", ANYTHING_ELSE]);
 }
 
 #[test]
@@ -747,4 +752,79 @@ fn the_caller_turn_is_an_action_and_its_timeline_starts_where_the_voice_ended() 
         .expect("the turn's timeline");
     // The voice ended at 5.8 s; the VAD was sure 320 ms later. The timeline starts at 5.8 s.
     assert_eq!(timeline.user_speech_end, Some(sim.at(ms(5800))));
+}
+
+#[test]
+fn after_an_answer_that_asks_nothing_a_silent_caller_is_offered_more_never_dead_air() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec!["On Saturday we're open nine to three."]));
+    sim.caller_says(ms(5000), ms(800), "are you open on saturday");
+    sim.run_until(ms(20_000));
+    let answer = sim.played.iter().find(|p| p.1.starts_with("On Saturday")).expect("answered");
+    let heard = answer.3 - sim.t0;
+    let offered = sim
+        .first(|a| matches!(a, Action::Speak { text, .. } if text == ANYTHING_ELSE))
+        .expect("the silence after an answer is broken");
+    assert_eq!(offered, heard + ms(2500), "the ladder's first step, from the answer heard");
+}
+
+#[test]
+fn a_sound_with_no_words_while_the_agent_listens_gets_a_reprompt() {
+    let mut sim = greeted();
+    sim.caller_noise(ms(5000), ms(500)); // a cough: the transcriber finds no words in it
+    sim.run_until(ms(9000));
+    assert_eq!(sim.logged(CallLog::NothingTranscribed), 1);
+    let reprompt = sim.first(
+        |a| matches!(a, Action::Speak { text, .. } if text.starts_with("Sorry, I didn't catch")),
+    );
+    let vad_end = ms(5500) + sim.vad_hangover;
+    let c = &CallConfig::default().conversation;
+    assert_eq!(reprompt, Some(vad_end + c.endpointing_max_ms.as_duration()));
+    // A click shorter than the barge-in minimum is not worth a word.
+    let mut sim = greeted();
+    sim.caller_noise(ms(5000), ms(100));
+    sim.run_until(ms(9000));
+    assert_eq!(sim.logged(CallLog::NothingTranscribed), 0);
+}
+
+#[test]
+fn what_the_caller_says_during_a_tool_step_follows_its_results_and_is_answered() {
+    let mut sim = greeted();
+    sim.tool_latency = ms(3000);
+    sim.replies.push_back(Reply::Tools(vec![("lookup_order", "{}")]));
+    sim.replies
+        .push_back(Reply::Text(vec!["It shipped on Monday, and yes, to your home address."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    // While the lookup runs (from about 6.4 s to 9.4 s), the caller adds something.
+    sim.caller_says(ms(7000), ms(900), "is it going to my home address");
+    sim.run_until(ms(16_000));
+    let context = sim.last_context();
+    let users = user_messages(&context);
+    assert_eq!(users.last().map(String::as_str), Some("is it going to my home address"));
+    let result_at = context.iter().position(|m| matches!(m, Message::ToolResult { .. }));
+    let words_at = context.iter().rposition(|m| matches!(m, Message::User(_)));
+    assert!(result_at < words_at, "the words follow the results: {context:?}");
+    assert!(sim.spoken().iter().any(|s| s.starts_with("It shipped on Monday")));
+}
+
+#[test]
+fn an_answer_that_starts_while_the_caller_talks_on_yields_within_the_barge_in_minimum() {
+    let mut sim = greeted();
+    // The answer to "hello" is slow: the caller has started again before it plays.
+    sim.llm_first_token = ms(1500);
+    sim.replies
+        .push_back(Reply::Text(vec!["Hello! What can I do for you today, and how may I help?"]));
+    sim.replies.push_back(Reply::Text(vec!["Of course, let me connect you."]));
+    // "Hello." then, after a long pause the agent takes for the end of the turn, the rest.
+    sim.caller_says(ms(5000), ms(500), "hello");
+    sim.caller_says(ms(6500), ms(2500), "can I speak to a real person please");
+    sim.run_until(ms(14_000));
+    let spoke = sim
+        .first(|a| matches!(a, Action::Speak { text, .. } if text.starts_with("Hello!")))
+        .expect("the answer to hello started");
+    let cleared = sim.first(|a| *a == Action::ClearPlayback).expect("and yielded");
+    let c = &CallConfig::default().conversation;
+    assert!(spoke > ms(6500), "the answer started over the caller: {spoke:?}");
+    let yield_by = (ms(6500) + c.barge_in_min_ms.as_duration()).max(spoke);
+    assert!(cleared <= yield_by, "spoke at {spoke:?}, cleared at {cleared:?}");
 }

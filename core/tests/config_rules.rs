@@ -12,7 +12,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "unknown key",
         "[persona]\nagent_nmae = \"Sam\"",
-        "persona.agent_nmae: unknown key \"agent_nmae\"; this section takes one of `agent_name`, `voice`, `tone`, `languages`, `greeting_inbound`, `greeting_outbound`, `fillers`, `silence_prompts`, `callback_offer`, `goodbye`, `escalation_line`, `reconnected`, `anchor_every_turns` (line 2)",
+        "persona.agent_nmae: unknown key \"agent_nmae\"; this section takes one of `agent_name`, `voice`, `tone`, `languages`, `greeting_inbound`, `greeting_outbound`, `fillers`, `silence_prompts`, `anything_else`, `didnt_catch`, `callback_offer`, `goodbye`, `escalation_line`, `reconnected`, `anchor_every_turns` (line 2)",
     ),
     (
         "unknown section",

@@ -41,7 +41,13 @@ impl Wiring for BinaryWiring {
 }
 
 pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
-    let scenarios = sim::scenario::load(&args.scenarios)?;
+    let scenarios = match args.matrix.as_deref() {
+        None => sim::scenario::load(&args.scenarios)?,
+        Some("full") => sim::matrix::full(args.seed),
+        Some("sample") => sim::matrix::sample(args.seed),
+        Some(other) => anyhow::bail!("--matrix: {other:?} is neither `full` nor `sample`"),
+    };
+    let concurrency = args.concurrency.or(args.matrix.is_some().then_some(12));
     let (config, config_dir) = config(args.config.as_deref())?;
     let options = SimOptions {
         calls: args.calls,
@@ -59,6 +65,7 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
         transcript: args.transcript,
         listen: args.listen.clone(),
         now: args.now.clone(),
+        concurrency,
     };
     let wiring = BinaryWiring { models_dir: models_dir.to_path_buf() };
     Ok(sim::run(&options, scenarios, config, &config_dir, &wiring)?)

@@ -118,6 +118,8 @@ pub struct InProcess {
     pub latency: Arc<hermes_io::observe::latency::LatencyBook>,
     /// Its audio core, for the workers' own counters.
     pub audio: Arc<AudioEngine>,
+    /// The delays the fakes drew (empty on local engines), for the invariants' bounds.
+    pub delays: super::invariants::ProviderDelays,
     /// The calendar time of each call.
     clocks: CallClocks,
     reports: Waiters<oneshot::Sender<CallReport>>,
@@ -247,7 +249,16 @@ impl InProcess {
         state.dashboard = Some(dashboard);
         let (stop, stop_rx) = watch::channel(false);
         tokio::spawn(server::serve(listener, Arc::new(state), stop_rx, Duration::from_secs(2)));
+        let delays = match &fakes {
+            Some((llm, stt, tts)) => super::invariants::ProviderDelays {
+                stt: stt.delays.clone(),
+                llm: llm.delays.clone(),
+                tts: tts.delays.clone(),
+            },
+            None => super::invariants::ProviderDelays::default(),
+        };
         Ok(InProcess {
+            delays,
             base_ws: format!("ws://{addr}"),
             dashboard_url: format!("http://{addr}/dashboard?token={token}"),
             phone_url: format!("http://{addr}/phone?token={token}"),

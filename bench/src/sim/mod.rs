@@ -10,6 +10,8 @@
 
 mod error;
 pub mod harness;
+pub mod invariants;
+pub mod matrix;
 pub mod report;
 pub mod scenario;
 
@@ -35,13 +37,13 @@ use jiff::tz::TimeZone;
 
 use harness::{Engines, InProcess};
 use report::{CallResult, RunInfo, Summary};
-use scenario::{DEFAULT_PAUSE_MS, Scenario};
+use scenario::{DEFAULT_PAUSE_MS, Scenario, Utterance};
 
 /// Frames louder than this are the caller's voice (espeak-ng speech sits near -20 dBFS).
 const VOICED_DBFS: f32 = -45.0;
 
-/// Speech for every line the scenarios say, synthesised once.
-type SpeechCache = HashMap<String, Arc<Vec<u8>>>;
+/// Speech for every utterance the scenarios voice, synthesised once.
+type SpeechCache = HashMap<Utterance, Arc<Vec<u8>>>;
 
 /// How a run goes: what `hermes sim` and `hermes demo` take on their command lines (their
 /// `--help` explains each).
@@ -68,6 +70,8 @@ pub struct SimOptions {
     pub listen: String,
     /// The in-process Hermes's clock(s) at the start; empty: [`DEFAULT_NOW`].
     pub now: Vec<String>,
+    /// At most this many calls at once (`None`: all of them).
+    pub concurrency: Option<usize>,
 }
 
 /// How the demo runs its one call: this machine's engines, its live transcript, then Hermes
@@ -89,6 +93,7 @@ pub fn demo_options(listen: String, now: String, hold: Hold) -> SimOptions {
         transcript: true,
         listen,
         now: vec![now],
+        concurrency: None,
     }
 }
 
@@ -256,6 +261,9 @@ pub fn run(
         let run_id = std::process::id();
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(calls);
+        let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency.unwrap_or(calls).max(1)));
+        let checks =
+            Arc::new(Checks { config: config.clone(), local: matches!(engines, Engines::Local) });
         for i in 0..calls {
             let (which, clock) = plan[i % plan.len()];
             let scenario = scenarios[which].clone();
@@ -264,8 +272,12 @@ pub fn run(
             let (harness, url) = (harness.clone(), url.clone());
             // A remote target keeps its own clock.
             let now = harness.is_some().then(|| clock.clone());
+            let slot = slots.clone().acquire_owned().await.context("the call slots")?;
+            let checks = checks.clone();
             tasks.push(tokio::spawn(async move {
-                place(harness, &url, id, scenario, script, now).await
+                let result = place(harness, &url, id, scenario, script, now, &checks).await;
+                drop(slot);
+                result
             }));
             tokio::time::sleep(Duration::from_millis(args.ramp_ms)).await;
         }
@@ -378,15 +390,24 @@ fn progress(args: &SimOptions, line: &str) {
     }
 }
 
-/// Every line any scenario says, spoken by espeak-ng once (the same caller voice throughout).
+/// Every utterance any scenario voices, spoken by espeak-ng once (the same caller voice
+/// throughout); a hesitation is that much μ-law silence between its pieces.
 fn synthesise(scenarios: &[Scenario], config: &HermesConfig) -> SimResult<SpeechCache> {
     let voice = LocalVoice::new(&config.persona.voice, 165)
         .context("espeak-ng cannot speak: run scripts/setup")?;
     let mut cache = SpeechCache::new();
-    for line in scenarios.iter().flat_map(Scenario::lines) {
-        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(line) {
-            let line = slot.key();
-            let audio = voice.speak_ulaw(line).with_context(|| format!("synthesising {line:?}"))?;
+    for utterance in scenarios.iter().flat_map(Scenario::utterances) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(utterance) {
+            let u = slot.key();
+            let mut audio = Vec::new();
+            for (i, piece) in u.pieces.iter().enumerate() {
+                if i > 0 {
+                    audio.resize(audio.len() + u.gap_ms as usize * 8, 0xFF);
+                }
+                let sound =
+                    voice.speak_ulaw(piece).with_context(|| format!("synthesising {piece:?}"))?;
+                audio.extend_from_slice(&sound);
+            }
             slot.insert(Arc::new(audio));
         }
     }
@@ -404,21 +425,25 @@ fn caller_script(
         .turns
         .iter()
         .map(|t| {
-            if let Some(text) = &t.say {
-                let audio = speech.get(text).cloned().context("speech was synthesised")?;
+            let after_own = t.after_ms.map(Duration::from_millis);
+            if let Some(u) = t.utterance() {
+                let audio = speech.get(&u).cloned().context("speech was synthesised")?;
                 Ok(Step::Say {
-                    text: text.clone(),
+                    text: u.label,
+                    words: u.words,
                     voiced: voiced_length(&audio, VOICED_DBFS),
                     audio,
                     pause: Duration::from_millis(t.pause_ms.unwrap_or(DEFAULT_PAUSE_MS)),
                     barge_in_after: t.barge_in_after_ms.map(Duration::from_millis),
+                    after_own,
+                    dtmf_midway: t.dtmf_midway.as_deref().and_then(|d| d.chars().next()),
                 })
             } else if let Some(ms) = t.silence_ms {
                 Ok(Step::Silence(Duration::from_millis(ms)))
             } else if let Some(digits) = &t.dtmf {
                 Ok(Step::Dtmf(digits.clone()))
             } else {
-                Ok(Step::HangUp)
+                Ok(Step::HangUp { after_own })
             }
         })
         .collect::<SimResult<Vec<_>>>()?;
@@ -435,6 +460,15 @@ fn caller_script(
     })
 }
 
+/// What every call is checked against besides its scenario's `[expect]`: the caller-side
+/// invariants, on the in-process Hermes's configuration.
+struct Checks {
+    config: HermesConfig,
+    /// On this machine's engines the words are really transcribed: only the invariants that
+    /// do not depend on word accuracy hold.
+    local: bool,
+}
+
 /// Places one call at `now` (its clock, and how it reads; in-process runs) and checks it.
 async fn place(
     harness: Option<Arc<InProcess>>,
@@ -443,16 +477,19 @@ async fn place(
     scenario: Scenario,
     script: CallerScript,
     now: Option<(WallClock, String)>,
+    checks: &Checks,
 ) -> CallResult {
     // The fake transcriber learns each line with its voice's timing, so it finalises words as
     // a streaming recogniser would: at the pauses inside a line too.
-    let lines: Vec<ScriptLine> = script
-        .steps
+    let voiced = script.steps.iter().filter_map(|step| match step {
+        Step::Say { audio, .. } => Some(audio),
+        _ => None,
+    });
+    let lines: Vec<ScriptLine> = scenario
+        .utterances()
         .iter()
-        .filter_map(|step| match step {
-            Step::Say { text, audio, .. } => Some(ScriptLine::spoken(text, audio)),
-            _ => None,
-        })
+        .zip(voiced)
+        .map(|(u, audio)| ScriptLine::spoken(&u.transcript, audio))
         .collect();
     let clock = now.as_ref().map_or(WallClock::System, |(clock, _)| *clock);
     let hooks = harness.as_ref().map(|h| h.expect_call(&id, lines, clock));
@@ -489,6 +526,12 @@ async fn place(
         result.own_ms = own_share(&report.turns, log);
     }
     result.check(&scenario);
+    // A remote target's providers and transcript are out of sight: the invariants need both.
+    if let (Some(harness), Some(log)) = (&harness, &result.log) {
+        let report = if checks.local { None } else { result.report.as_ref() };
+        let broken = invariants::check(log, report, &checks.config, &harness.delays);
+        result.failures.extend(broken.iter().map(ToString::to_string));
+    }
     result
 }
 

@@ -207,6 +207,23 @@ impl Summary<'_> {
         Some(h.quantile(q) / 1000.0)
     }
 
+    /// How often each caller-side invariant broke, over every call.
+    pub fn invariants_broken(&self) -> Vec<(&'static str, usize)> {
+        super::invariants::INVARIANTS
+            .iter()
+            .map(|name| {
+                let prefix = format!("{name}: ");
+                let n = self
+                    .calls
+                    .iter()
+                    .flat_map(|c| &c.failures)
+                    .filter(|f| f.starts_with(&prefix))
+                    .count();
+                (*name, n)
+            })
+            .collect()
+    }
+
     pub fn expectations_failed(&self) -> usize {
         self.calls.iter().map(|c| c.failures.len()).sum()
     }
@@ -272,6 +289,9 @@ impl Summary<'_> {
             "barge_in_stop_ms_p50": round(percentile(&barge, 50.0)),
             "barge_in_stop_ms_p95": round(percentile(&barge, 95.0)),
             "expectations_failed": self.expectations_failed(),
+            "invariants_broken": serde_json::Map::from_iter(
+                self.invariants_broken().into_iter().map(|(name, n)| (name.to_string(), n.into())),
+            ),
             "server_stages": self.server.as_ref().map(|stages| {
                 stages.iter().filter(|s| s.since_start.count > 0).map(|s| json!({
                     "stage": s.stage,
@@ -385,6 +405,9 @@ impl Summary<'_> {
                 f("barge_in_stop_ms_p95")
             );
         }
+        let broken: Vec<String> =
+            self.invariants_broken().iter().map(|(name, n)| format!("{name} {n}")).collect();
+        let _ = writeln!(out, "invariants broken: {}", broken.join(" · "));
         for c in self.calls {
             for failure in &c.failures {
                 let _ = writeln!(out, "FAILED {} ({}): {failure}", c.id, c.scenario);

@@ -178,6 +178,8 @@ pub enum CallLog {
     /// A barge-in with no words after it; the agent resumed.
     FalseStart,
     BackchannelIgnored,
+    /// The caller made a sound with no words in it; the agent asked again.
+    NothingTranscribed,
     SilenceFiller,
     CallbackOffered,
     ToolFiller,

@@ -25,6 +25,12 @@ pub struct Persona {
     pub fillers: Vec<String>,
     /// The silence ladder after the agent asks something.
     pub silence_prompts: Vec<String>,
+    /// The ladder's first step after the agent said something that asks nothing (an answer,
+    /// a confirmation): the caller's silence is then theirs to break, so the agent offers more.
+    pub anything_else: String,
+    /// Said when the caller made a sound but the transcriber found no words in it (a cough,
+    /// a mumble, a noisy line): a reprompt, never silence.
+    pub didnt_catch: String,
     pub callback_offer: String,
     pub goodbye: String,
     /// Said before handing the call to a human.
@@ -48,6 +54,8 @@ impl Default for Persona {
             greeting_outbound: "Hi, this is {agent} calling from {business}.".into(),
             fillers: vec!["Let me check that for you.".into(), "One moment while I look.".into()],
             silence_prompts: vec!["Take your time.".into(), "Are you still there?".into()],
+            anything_else: "Is there anything else I can help you with?".into(),
+            didnt_catch: "Sorry, I didn't catch that. Could you say it again?".into(),
             callback_offer: "It sounds like now might not be a good time. Would you like us to \
                              call you back later?"
                 .into(),

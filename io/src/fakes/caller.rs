@@ -55,23 +55,43 @@ impl Dialect {
 /// One thing the caller does.
 #[derive(Clone, Debug)]
 pub enum Step {
-    /// Say `audio` (μ-law): after the agent has finished speaking and `pause` has passed, or —
-    /// with `barge_in_after` — that long after the agent starts its next utterance.
+    /// Say `audio` (μ-law): after the agent has finished speaking and `pause` has passed; or,
+    /// with `barge_in_after`, that long after the agent starts its next utterance; or, with
+    /// `after_own`, that long after the caller's own previous step, whatever the agent does.
     Say {
+        /// What is said (for a sound that is not words, a label such as "(ahem)").
         text: String,
+        /// Whether it is words a transcriber writes down; a cough, a breath or an "uh" is
+        /// not (the transcriber's final for it is empty).
+        words: bool,
         audio: Arc<Vec<u8>>,
         /// Bytes of `audio` up to the end of its last voiced frame: the speech ends there,
         /// not at the synthesiser's trailing silence.
         voiced: usize,
         pause: Duration,
         barge_in_after: Option<Duration>,
+        after_own: Option<Duration>,
+        /// A key pressed halfway through the voice.
+        dtmf_midway: Option<char>,
     },
     /// Stay silent this long (after the agent has finished speaking).
     Silence(Duration),
     /// Press keys (one DTMF frame per digit).
     Dtmf(String),
-    /// Hang up.
-    HangUp,
+    /// Hang up: once the agent has finished, or `after_own` after the caller's own previous
+    /// step (in the middle of whatever the agent is doing).
+    HangUp { after_own: Option<Duration> },
+}
+
+impl Step {
+    /// How long after its own previous step the caller takes this one, not waiting for the
+    /// agent.
+    fn after_own(&self) -> Option<Duration> {
+        match self {
+            Step::Say { after_own, .. } | Step::HangUp { after_own } => *after_own,
+            _ => None,
+        }
+    }
 }
 
 /// How the caller places its call.
@@ -120,8 +140,13 @@ impl EndedBy {
 pub struct SpokenTurn {
     pub step: usize,
     pub text: String,
+    /// Words (false: a sound the transcriber writes nothing for).
+    pub words: bool,
     pub speech_start: Instant,
     pub speech_end: Instant,
+    /// The stretches of it that are voice (a hesitation's quiet is not), as the caller sent
+    /// them.
+    pub voiced: Vec<(Instant, Instant)>,
     /// First agent audio frame received after `speech_end`.
     pub agent_audio_at: Option<Instant>,
     /// Whether the caller spoke over the agent.
@@ -156,6 +181,8 @@ pub struct SilentStretch {
 #[derive(Clone, Debug)]
 pub struct CallerLog {
     pub call_id: String,
+    /// When the call's stream opened (the caller's clock).
+    pub started: Instant,
     pub turns: Vec<SpokenTurn>,
     pub silences: Vec<SilentStretch>,
     /// When each agent audio frame arrived (for matching the server's own timeline).
@@ -198,6 +225,31 @@ enum Phase {
     },
 }
 
+/// Frames louder than this are the caller's voice (espeak-ng speech sits near -20 dBFS).
+const VOICED_DBFS: f32 = -45.0;
+/// Quiet shorter than this inside speech is part of it (between words), not a pause.
+const PAUSE_FRAMES: usize = 10;
+
+/// The byte ranges of `audio` (μ-law) that are voice: runs of frames louder than
+/// `threshold_dbfs`, with gaps under 200 ms (between words) bridged.
+pub fn voiced_spans(audio: &[u8], threshold_dbfs: f32) -> Vec<(usize, usize)> {
+    let mut pcm = [0i16; FRAME_BYTES];
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for (i, frame) in audio.chunks(FRAME_BYTES).enumerate() {
+        let pcm = &mut pcm[..frame.len()];
+        hermes_core::codec::G711::Mulaw.decode_into(frame, pcm);
+        if hermes_core::dsp::level::rms_dbfs(pcm) <= threshold_dbfs {
+            continue;
+        }
+        let (from, to) = (i * FRAME_BYTES, i * FRAME_BYTES + frame.len());
+        match spans.last_mut() {
+            Some(span) if from - span.1 < PAUSE_FRAMES * FRAME_BYTES => span.1 = to,
+            _ => spans.push((from, to)),
+        }
+    }
+    spans
+}
+
 /// Where the voice in `audio` (μ-law) ends: the byte after its last frame louder than
 /// `threshold_dbfs`.
 pub fn voiced_length(audio: &[u8], threshold_dbfs: f32) -> usize {
@@ -236,6 +288,7 @@ pub async fn run_caller(
     let started = Instant::now();
     let mut log = CallerLog {
         call_id: script.call_id.clone(),
+        started,
         turns: Vec::new(),
         silences: Vec::new(),
         agent_frames: Vec::new(),
@@ -278,6 +331,13 @@ pub async fn run_caller(
                                 continue;
                             };
                             let waited = now.duration_since(*since);
+                            if let Some(after) = current.after_own() {
+                                if waited < after { break; }
+                                match current {
+                                    Step::HangUp { .. } => { hang_up = true; break; }
+                                    _ => { phase = Phase::Speaking { offset: 0, started: now }; continue; }
+                                }
+                            }
                             let barge_after = match current {
                                 Step::Say { barge_in_after, .. } => *barge_in_after,
                                 _ => None,
@@ -327,7 +387,7 @@ pub async fn run_caller(
                                     phase = Phase::Waiting { since: now };
                                     break;
                                 }
-                                Step::HangUp => {
+                                Step::HangUp { .. } => {
                                     hang_up = true;
                                     break;
                                 }
@@ -342,11 +402,18 @@ pub async fn run_caller(
                             phase = Phase::Speaking { offset: 0, started: now };
                         }
                         Phase::Speaking { offset, started } => {
-                            let Some(Step::Say { text, audio: speech, voiced, barge_in_after, .. }) = script.steps.get(step) else { break };
+                            let Some(Step::Say { text, words, audio: speech, voiced, barge_in_after, dtmf_midway, .. }) = script.steps.get(step) else { break };
                             if *offset == 0 {
+                                let at = |byte: usize| *started + Duration::from_millis(byte as u64 / 8);
+                                let voiced = voiced_spans(speech, VOICED_DBFS)
+                                    .into_iter()
+                                    .map(|(from, to)| (at(from), at(to)))
+                                    .collect();
                                 log.turns.push(SpokenTurn {
                                     step,
                                     text: text.clone(),
+                                    words: *words,
+                                    voiced,
                                     speech_start: *started,
                                     speech_end: *started,
                                     agent_audio_at: None,
@@ -359,6 +426,11 @@ pub async fn run_caller(
                             frame_buf = SILENCE;
                             frame_buf[..end - *offset].copy_from_slice(&speech[*offset..end]);
                             audio = &frame_buf;
+                            if let Some(digit) = dtmf_midway
+                                && *offset < *voiced / 2 && end >= *voiced / 2
+                            {
+                                dtmf.push(*digit);
+                            }
                             if *offset < *voiced && end >= *voiced
                                 && let Some(turn) = log.turns.last_mut()
                             {

@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use hermes_core::codec::G711;
 use hermes_core::dsp::level::rms_dbfs;
 
-use super::profile::{Fault, Faults, LatencyProfile, SharedRng};
+use super::profile::{DelayLog, Fault, Faults, LatencyProfile, SharedRng};
 
 /// Frames louder than this are speech (espeak-ng speech sits around -20 dBFS, line hiss -60).
 const SPEECH_DBFS: f32 = -40.0;
@@ -153,6 +153,8 @@ pub struct FakeDeepgram {
     /// Each applies to one new connection: `DropAfter(n)` drops it after n audio frames,
     /// `Status(code)` refuses the handshake, `Stall` takes audio and never answers.
     pub faults: Faults,
+    /// The delays drawn from the latency profile, with when (for checks relative to them).
+    pub delays: DelayLog,
     pub connections: Arc<AtomicU64>,
     /// Control messages received, by type ("KeepAlive", "Finalize", "CloseStream").
     pub controls: Arc<Mutex<Vec<String>>>,
@@ -200,6 +202,7 @@ impl FakeDeepgram {
             addr,
             scripts: fake.scripts,
             faults: fake.faults,
+            delays: fake.rng.delays(),
             connections: fake.connections,
             controls: fake.controls,
             task,

@@ -34,7 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
 use hermes_core::engines::Voice;
 
-use super::profile::{Fault, Faults, LatencyProfile, SharedRng};
+use super::profile::{DelayLog, Fault, Faults, LatencyProfile, SharedRng};
 
 type Body = Either<Full<Bytes>, Channel<Bytes>>;
 
@@ -48,6 +48,8 @@ pub struct FakeElevenLabs {
     pub addr: SocketAddr,
     /// Each applies to one new socket or HTTP request.
     pub faults: Faults,
+    /// The delays drawn from the latency profile, with when (for checks relative to them).
+    pub delays: DelayLog,
     /// Contexts closed before their audio was all sent (barge-ins), across sockets.
     pub interrupted: Arc<AtomicU64>,
     /// Text received per context id, in arrival order: (context, text).
@@ -118,6 +120,7 @@ impl FakeElevenLabs {
             sockets: Arc::new(AtomicU64::new(0)),
             spoken: Mutex::new(HashMap::new()),
         });
+        let delays = shared.rng.delays();
         let (faults, interrupted, texts, sockets) = (
             shared.faults.clone(),
             shared.interrupted.clone(),
@@ -125,7 +128,7 @@ impl FakeElevenLabs {
             shared.sockets.clone(),
         );
         let task = super::serve_http(listener, move |req| handle(shared.clone(), req));
-        Ok(FakeElevenLabs { addr, faults, interrupted, texts, sockets, task })
+        Ok(FakeElevenLabs { addr, faults, delays, interrupted, texts, sockets, task })
     }
 
     /// The base URL for `providers.tts.base_url`.

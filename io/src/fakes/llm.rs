@@ -27,7 +27,7 @@ use hermes_core::call::{Context, Message, ToolCall};
 use hermes_core::config::{BUILTIN_TOOLS, Business};
 use hermes_core::wall_clock::WallClock;
 
-use super::profile::{Fault, Faults, LatencyProfile, SharedRng};
+use super::profile::{DelayLog, Fault, Faults, LatencyProfile, SharedRng};
 
 type Body = Either<Full<Bytes>, Channel<Bytes>>;
 
@@ -66,6 +66,8 @@ pub struct FakeLlm {
     pub addr: SocketAddr,
     /// Queue faults here; each applies to one request.
     pub faults: Faults,
+    /// The delays drawn from the latency profile, with when (for checks relative to them).
+    pub delays: DelayLog,
     /// Every request body received, in order.
     pub requests: Arc<Mutex<Vec<Value>>>,
     /// Answers the client stopped reading before their end (cancelled requests).
@@ -98,17 +100,19 @@ impl FakeLlm {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let abandoned = Arc::new(AtomicU64::new(0));
         let timezone = TimeZone::get(&options.business.timezone).unwrap_or(TimeZone::UTC);
+        let rng = SharedRng::new(options.seed);
+        let delays = rng.delays();
         let shared = Arc::new(Shared {
             brain: Brain::new(options.business.clone(), options.tools.clone()),
             timezone,
-            rng: SharedRng::new(options.seed),
+            rng,
             options,
             faults: faults.clone(),
             requests: requests.clone(),
             abandoned: abandoned.clone(),
         });
         let task = super::serve_http(listener, move |req| handle(shared.clone(), req));
-        Ok(FakeLlm { addr, faults, requests, abandoned, task })
+        Ok(FakeLlm { addr, faults, delays, requests, abandoned, task })
     }
 
     /// The base URL to configure as `providers.llm.base_url`.

@@ -125,20 +125,69 @@ impl Faults {
     }
 }
 
-/// A seeded generator, shared by one fake's connections.
+/// A seeded generator, shared by one fake's connections; it keeps the delays it drew.
 #[derive(Clone, Debug)]
-pub struct SharedRng(Arc<Mutex<StdRng>>);
+pub struct SharedRng {
+    rng: Arc<Mutex<StdRng>>,
+    delays: DelayLog,
+}
 
 impl SharedRng {
     pub fn new(seed: u64) -> SharedRng {
-        SharedRng(Arc::new(Mutex::new(StdRng::seed_from_u64(seed))))
+        SharedRng {
+            rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))),
+            delays: DelayLog::default(),
+        }
     }
 
     pub fn sample(&self, delay: Delay) -> Duration {
-        match self.0.lock() {
+        let drawn = match self.rng.lock() {
             Ok(mut rng) => delay.sample(&mut rng),
             Err(_) => delay.median,
+        };
+        self.delays.record(drawn);
+        drawn
+    }
+
+    /// The delays this generator drew, for checks that hold "relative to what the providers
+    /// actually took".
+    pub fn delays(&self) -> DelayLog {
+        self.delays.clone()
+    }
+}
+
+/// The delays a fake drew, with when it drew them: the newest [`DelayLog::KEPT`].
+#[derive(Clone, Debug, Default)]
+pub struct DelayLog(Arc<Mutex<VecDeque<(tokio::time::Instant, Duration)>>>);
+
+impl DelayLog {
+    /// A long-running fake keeps only this many.
+    pub const KEPT: usize = 100_000;
+
+    fn record(&self, delay: Duration) {
+        if delay.is_zero() {
+            return;
         }
+        if let Ok(mut log) = self.0.lock() {
+            if log.len() == Self::KEPT {
+                log.pop_front();
+            }
+            log.push_back((tokio::time::Instant::now(), delay));
+        }
+    }
+
+    /// The longest delay drawn between `from` and `to` (zero when none).
+    pub fn longest_between(
+        &self,
+        from: tokio::time::Instant,
+        to: tokio::time::Instant,
+    ) -> Duration {
+        let Ok(log) = self.0.lock() else { return Duration::ZERO };
+        log.iter()
+            .filter(|(at, _)| *at >= from && *at <= to)
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or_default()
     }
 }
 

@@ -250,7 +250,8 @@ impl Call {
         self.timers.stop(Timer::BargeIn);
         match self.floor {
             Floor::AwaitingCallee => self.greet(now),
-            Floor::Listening => {
+            // While tools run too: the caller's words end a turn that follows their results.
+            Floor::Listening | Floor::Tools => {
                 let c = &self.cfg.conversation;
                 self.timers.set(Timer::EndpointingMin, now + c.endpointing_min_ms.as_duration());
                 self.timers.set(Timer::EndpointingMax, now + c.endpointing_max_ms.as_duration());
@@ -290,7 +291,7 @@ impl Call {
             }
             return;
         }
-        if self.floor == Floor::Listening && is_final {
+        if matches!(self.floor, Floor::Listening | Floor::Tools) && is_final {
             if self.caller.speaking() {
                 // The transcriber heard the pause before the VAD's silence window closed.
                 self.maybe_start_early(now);
@@ -453,6 +454,16 @@ impl Call {
                     self.end_user_turn(now);
                 } else if self.timers.is_set(Timer::FalseStart) {
                     // No words at all: let the false-start window decide.
+                } else if self.floor == Floor::Listening
+                    && self
+                        .caller
+                        .voiced_for_at_least(self.cfg.conversation.barge_in_min_ms.as_duration())
+                {
+                    // The caller made a sound and no words came of it: ask again rather than
+                    // leave them wondering whether they were heard.
+                    self.log(CallLog::NothingTranscribed);
+                    let line = self.cfg.line(&self.cfg.persona.didnt_catch);
+                    self.say_line(now, line);
                 } else {
                     self.maybe_restart_ladder(now);
                 }
@@ -476,11 +487,20 @@ impl Call {
             }
             Timer::SilenceFiller => {
                 self.log(CallLog::SilenceFiller);
+                let asked = self
+                    .context
+                    .assistant_texts()
+                    .last()
+                    .is_some_and(|t| t.trim_end().ends_with('?'));
                 let prompts = &self.cfg.persona.silence_prompts;
-                let line = prompts
-                    .get(self.agent.fillers_said % prompts.len().max(1))
-                    .cloned()
-                    .unwrap_or_default();
+                let line = if asked {
+                    prompts
+                        .get(self.agent.fillers_said % prompts.len().max(1))
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    self.cfg.persona.anything_else.clone()
+                };
                 self.agent.fillers_said += 1;
                 self.say_line(now, self.cfg.line(&line));
             }

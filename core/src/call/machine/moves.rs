@@ -24,6 +24,23 @@ impl Call {
         if text.is_empty() {
             return;
         }
+        if !self.tools.awaiting.is_empty() {
+            // A tool step runs: its results must follow its call in the context, so what the
+            // caller said meanwhile waits for them and goes in right after.
+            match &mut self.tools.caller_waiting {
+                Some(waiting) => {
+                    waiting.push(' ');
+                    waiting.push_str(&text);
+                }
+                None => self.tools.caller_waiting = Some(text),
+            }
+            return;
+        }
+        self.begin_user_turn(now, text);
+    }
+
+    /// The caller's turn `text` is over: into the context, and the LLM answers it.
+    fn begin_user_turn(&mut self, now: Instant, text: String) {
         self.agent.interrupted.clear();
         self.send_timeline();
         self.turn.number += 1;
@@ -256,7 +273,12 @@ impl Call {
             self.timers.stop(Timer::ToolFiller);
         }
         self.timers.stop(Timer::ToolTimeout);
-        self.start_llm(now, None);
+        match self.tools.caller_waiting.take() {
+            // The caller spoke during the step: the completion reads the results and their
+            // words together.
+            Some(text) => self.begin_user_turn(now, text),
+            None => self.start_llm(now, None),
+        }
     }
 
     /// Scripted speech: greeting, fillers, ladder lines, goodbye.
@@ -277,6 +299,13 @@ impl Call {
         }
         self.agent.outstanding.push_back(Outstanding { id, text: text.clone(), from_llm });
         self.floor = Floor::Speaking;
+        // The caller is already talking (they went on after a pause the agent took for the
+        // end of their turn): the agent's line is over them, and yields as to a barge-in.
+        if self.caller.speaking() && self.closing.is_none() && !self.timers.is_set(Timer::BargeIn) {
+            let after = self.cfg.conversation.barge_in_min_ms.as_duration();
+            let due = self.caller.started_at.map_or(now + after, |s| (s + after).max(now));
+            self.timers.set(Timer::BargeIn, due);
+        }
         self.arm_speech_stall(now);
         self.actions.push_back(Action::Speak { speak: id, text });
     }
@@ -386,11 +415,11 @@ impl Call {
         }
     }
 
-    /// After the agent asked something, silence climbs the ladder.
+    /// Once the agent has finished and the caller is silent, silence climbs the ladder —
+    /// after a question, and after an answer that asks nothing too (its first step then offers
+    /// more: `persona.anything_else`). The line is never left quiet with nobody owing a word.
     pub(super) fn maybe_restart_ladder(&mut self, now: Instant) {
-        let asked =
-            self.context.assistant_texts().last().is_some_and(|t| t.trim_end().ends_with('?'));
-        if !asked || self.floor != Floor::Listening {
+        if self.floor != Floor::Listening {
             return;
         }
         let c = &self.cfg.conversation;

@@ -37,6 +37,15 @@ impl CallerTurn {
     pub fn speaking(&self) -> bool {
         self.voice == Voice::Speaking
     }
+
+    /// Whether the caller's last stretch of voice lasted at least `least` (a sound, not a
+    /// click).
+    pub fn voiced_for_at_least(&self, least: std::time::Duration) -> bool {
+        match (self.started_at, self.voice_ended_at) {
+            (Some(from), Some(to)) => to.saturating_duration_since(from) >= least,
+            _ => false,
+        }
+    }
 }
 
 /// What the transcriber has heard of this turn: final segments, and what follows them.
@@ -223,6 +232,8 @@ pub(super) struct ToolStep {
     /// The caller turn in which a tool filler was last said.
     pub filler_turn: Option<u32>,
     pub filler: FillerCovers,
+    /// What the caller said while the step ran: it follows the step's results.
+    pub caller_waiting: Option<String>,
 }
 
 /// The silence ladder after the agent asked something.

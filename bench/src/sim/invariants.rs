@@ -1,0 +1,399 @@
+//! Caller-side invariants: what must hold on every call, whatever the conversation — the
+//! agent is never silent when it owes the caller something, never ignores what the caller
+//! said, loses none of their words, does not talk over them, does not repeat itself and ends
+//! the call in a known way. Checked from the caller's log (what was heard on the line, when)
+//! and the server's report (what was transcribed and said). Timing bounds are relative to what
+//! the providers actually took: the fakes keep every delay they drew ([`DelayLog`]), and a
+//! bound allows the longest of each stage drawn while it ran.
+
+use std::time::Duration;
+
+use hermes_core::call::is_backchannel;
+use hermes_core::config::HermesConfig;
+use hermes_io::call::{CallReport, Outcome, Speaker};
+use hermes_io::fakes::caller::{CallerLog, EndedBy, SpokenTurn};
+use hermes_io::fakes::profile::DelayLog;
+use tokio::time::Instant;
+
+/// Every invariant by name, in the order the report lists them.
+pub const INVARIANTS: [&str; 7] = [
+    "never_silent",
+    "never_ignored",
+    "nothing_lost",
+    "empty_reprompted",
+    "no_talking_over",
+    "no_repeat",
+    "known_end",
+];
+
+/// Agent audio frames this close together are one stretch of speech.
+const SAME_STRETCH: Duration = Duration::from_millis(120);
+/// What the line itself may add: the playout's lead, scheduling, the carrier socket.
+const LINE_SLACK: Duration = Duration::from_millis(500);
+/// How long the agent may keep talking once the caller's words are over it: the barge-in
+/// minimum (a cough is not a turn) and this much reaction on top.
+const BARGE_IN_REACTION: Duration = Duration::from_millis(500);
+
+/// The delays the providers drew during a run, by stage.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderDelays {
+    pub stt: DelayLog,
+    pub llm: DelayLog,
+    pub tts: DelayLog,
+}
+
+impl ProviderDelays {
+    /// The most the providers could have added to something that happened between `from`
+    /// and `to`: the longest delay of each stage drawn in that window (a second before it
+    /// too: a request's delay is drawn when it starts).
+    fn allowance(&self, from: Instant, to: Instant) -> Duration {
+        let from = from.checked_sub(Duration::from_secs(1)).unwrap_or(from);
+        [&self.stt, &self.llm, &self.tts].iter().map(|log| log.longest_between(from, to)).sum()
+    }
+}
+
+/// One broken invariant: which, and what happened when (seconds into the call).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Broken {
+    pub invariant: &'static str,
+    pub at_s: f64,
+    pub what: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: at {:.1} s {}", self.invariant, self.at_s, self.what)
+    }
+}
+
+/// A stretch of sound on the line.
+#[derive(Clone, Copy, Debug)]
+struct Stretch {
+    from: Instant,
+    to: Instant,
+}
+
+/// Checks every invariant on one call; `report` is the server's (in-process runs).
+pub fn check(
+    log: &CallerLog,
+    report: Option<&CallReport>,
+    config: &HermesConfig,
+    delays: &ProviderDelays,
+) -> Vec<Broken> {
+    let mut broken = Vec::new();
+    let c = Checker {
+        log,
+        config,
+        delays,
+        agent: agent_stretches(log),
+        end: log.started + log.duration,
+    };
+    c.never_silent(&mut broken);
+    c.never_ignored(&mut broken);
+    c.no_talking_over(&mut broken);
+    c.empty_reprompted(&mut broken);
+    if let Some(report) = report {
+        nothing_lost(log, report, config, &mut broken);
+        no_repeat(report, &mut broken);
+        known_end(log, report, &mut broken);
+    }
+    broken
+}
+
+struct Checker<'a> {
+    log: &'a CallerLog,
+    config: &'a HermesConfig,
+    delays: &'a ProviderDelays,
+    agent: Vec<Stretch>,
+    end: Instant,
+}
+
+impl Checker<'_> {
+    fn at(&self, t: Instant) -> f64 {
+        t.saturating_duration_since(self.log.started).as_secs_f64()
+    }
+
+    fn is_backchannel(&self, turn: &SpokenTurn) -> bool {
+        is_backchannel(&turn.text, &self.config.conversation.backchannels)
+    }
+
+    /// Whether the agent was audible at `t`.
+    fn agent_speaking_at(&self, t: Instant) -> bool {
+        self.agent.iter().any(|s| s.from <= t && t <= s.to)
+    }
+
+    /// When the agent next starts speaking after `t` (a stretch already playing at `t` is the
+    /// old line, not an answer).
+    fn agent_next_after(&self, t: Instant) -> Option<Instant> {
+        self.agent.iter().map(|s| s.from).find(|from| *from >= t)
+    }
+
+    /// Whether the call ended with the agent's own closing line (a goodbye or a transfer):
+    /// the line is quiet after it by design.
+    fn agent_closed(&self) -> bool {
+        matches!(self.log.ended_by, EndedBy::Agent | EndedBy::Transfer)
+    }
+
+    /// Quiet stretches while the call is open: after the agent finished and nobody spoke,
+    /// the agent speaks within its first silence-ladder step. (After the caller spoke, how
+    /// soon the agent answers is `never_ignored`'s.)
+    fn never_silent(&self, broken: &mut Vec<Broken>) {
+        let conversation = &self.config.conversation;
+        let step = conversation.silence_filler_after_ms.as_duration();
+        let mut sounds: Vec<(Instant, Instant, bool)> =
+            self.agent.iter().map(|s| (s.from, s.to, true)).collect();
+        sounds.extend(self.log.turns.iter().map(|t| (t.speech_start, t.speech_end, false)));
+        sounds.sort_by_key(|(from, _, _)| *from);
+        let mut quiet_since: Option<(Instant, bool)> = None;
+        let mut check_gap = |from: Instant, agent_last: bool, to: Instant, last: bool| {
+            if !agent_last || (last && self.agent_closed()) {
+                return;
+            }
+            let bound = step + LINE_SLACK + self.delays.allowance(from, to);
+            let quiet = to.saturating_duration_since(from);
+            if quiet > bound {
+                broken.push(Broken {
+                    invariant: "never_silent",
+                    at_s: self.at(from),
+                    what: format!(
+                        "the agent had finished and the line stayed quiet {:.1} s (bound {:.1} s)",
+                        quiet.as_secs_f64(),
+                        bound.as_secs_f64()
+                    ),
+                });
+            }
+        };
+        for (from, to, agent) in sounds {
+            if let Some((since, agent_last)) = quiet_since
+                && from > since
+            {
+                check_gap(since, agent_last, from, false);
+            }
+            quiet_since = match quiet_since {
+                Some((since, _)) if since > to => quiet_since,
+                _ => Some((to, agent)),
+            };
+        }
+        if let Some((since, agent_last)) = quiet_since
+            && self.end > since
+        {
+            check_gap(since, agent_last, self.end, true);
+        }
+    }
+
+    /// Every caller utterance with words, not an acknowledgement over the agent, is answered
+    /// (or the caller speaks again, or the call ends) within the turn bound plus what the
+    /// providers took meanwhile.
+    fn never_ignored(&self, broken: &mut Vec<Broken>) {
+        let conversation = &self.config.conversation;
+        let turn_bound = conversation.endpointing_max_ms.as_duration()
+            + self.config.budgets.voice_to_voice.p99.as_duration();
+        let turns = &self.log.turns;
+        for (i, turn) in turns.iter().enumerate() {
+            if !turn.words
+                || (self.is_backchannel(turn) && self.agent_speaking_at(turn.speech_start))
+            {
+                continue;
+            }
+            let next_caller = turns.get(i + 1).map(|t| t.speech_start).unwrap_or(self.end);
+            let answered = self.agent_next_after(turn.speech_end);
+            let bound_end = turn.speech_end + turn_bound + LINE_SLACK;
+            let by = answered.unwrap_or(self.end).min(next_caller);
+            let allowance = self.delays.allowance(turn.speech_end, by);
+            if by > bound_end + allowance {
+                broken.push(Broken {
+                    invariant: "never_ignored",
+                    at_s: self.at(turn.speech_end),
+                    what: format!(
+                        "{:?} got no answer for {:.1} s (bound {:.1} s)",
+                        turn.text,
+                        by.saturating_duration_since(turn.speech_end).as_secs_f64(),
+                        (turn_bound + LINE_SLACK + allowance).as_secs_f64()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// A sound without words (a cough, an "uh") while the agent waits gets a reprompt, as an
+    /// empty transcript must: never silence. (Over the agent, it just carries on.)
+    fn empty_reprompted(&self, broken: &mut Vec<Broken>) {
+        let conversation = &self.config.conversation;
+        let bound = conversation.endpointing_max_ms.as_duration()
+            + conversation.barge_in_min_ms.as_duration()
+            + LINE_SLACK;
+        let turns = &self.log.turns;
+        for (i, turn) in turns.iter().enumerate() {
+            let over_agent = self.agent_speaking_at(turn.speech_start)
+                || self.agent_speaking_at(turn.speech_end);
+            if turn.words || over_agent {
+                continue;
+            }
+            let next_caller = turns.get(i + 1).map(|t| t.speech_start).unwrap_or(self.end);
+            let by = self.agent_next_after(turn.speech_end).unwrap_or(self.end).min(next_caller);
+            let allowance = self.delays.allowance(turn.speech_end, by);
+            if by > turn.speech_end + bound + allowance {
+                broken.push(Broken {
+                    invariant: "empty_reprompted",
+                    at_s: self.at(turn.speech_end),
+                    what: format!(
+                        "{} got nothing back for {:.1} s",
+                        turn.text,
+                        by.saturating_duration_since(turn.speech_end).as_secs_f64()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// While the caller's words (not an acknowledgement) are over the agent, the agent stops
+    /// within the barge-in minimum plus the reaction bound. The closing line is never cut, by
+    /// design: the call is ending either way.
+    fn no_talking_over(&self, broken: &mut Vec<Broken>) {
+        let conversation = &self.config.conversation;
+        let bound = conversation.barge_in_min_ms.as_duration() + BARGE_IN_REACTION;
+        let closing = self.agent_closed().then(|| self.agent.last().copied()).flatten();
+        for turn in &self.log.turns {
+            if !turn.words || self.is_backchannel(turn) {
+                continue;
+            }
+            for s in &self.agent {
+                if closing.is_some_and(|c| c.from == s.from) {
+                    continue;
+                }
+                // Each stretch of the caller's voice on its own: the quiet of a hesitation is
+                // the agent's to take.
+                let Some(from_to) = turn.voiced.iter().find_map(|(v_from, v_to)| {
+                    let (from, to) = (s.from.max(*v_from), s.to.min(*v_to));
+                    (to > from + bound).then_some((from, to))
+                }) else {
+                    continue;
+                };
+                let (from, to) = from_to;
+                {
+                    broken.push(Broken {
+                        invariant: "no_talking_over",
+                        at_s: self.at(from),
+                        what: format!(
+                            "the agent talked over {:?} for {:.1} s (bound {:.1} s)",
+                            turn.text,
+                            to.duration_since(from).as_secs_f64(),
+                            bound.as_secs_f64()
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Stretches of agent audio, from the frames the caller received.
+fn agent_stretches(log: &CallerLog) -> Vec<Stretch> {
+    let frame = Duration::from_millis(20);
+    let mut stretches: Vec<Stretch> = Vec::new();
+    for &t in &log.agent_frames {
+        match stretches.last_mut() {
+            Some(s) if t <= s.to + SAME_STRETCH => s.to = s.to.max(t + frame),
+            _ => stretches.push(Stretch { from: t, to: t + frame }),
+        }
+    }
+    stretches
+}
+
+/// Lowercase words without punctuation.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Every word the caller said (not an acknowledgement) reached a transcript the machine
+/// consumed, in order. Words said as the call ended are not owed.
+fn nothing_lost(
+    log: &CallerLog,
+    report: &CallReport,
+    config: &HermesConfig,
+    broken: &mut Vec<Broken>,
+) {
+    let heard: Vec<String> = report
+        .transcript
+        .iter()
+        .filter(|(who, _)| *who == Speaker::Caller)
+        .flat_map(|(_, text)| words(text))
+        .collect();
+    let end = log.started + log.duration;
+    let mut at = 0;
+    for turn in &log.turns {
+        let backchannels = &config.conversation.backchannels;
+        if !turn.words || is_backchannel(&turn.text, backchannels) {
+            continue;
+        }
+        // The caller hung up right after saying it: nothing is owed.
+        if end.saturating_duration_since(turn.speech_end) < Duration::from_millis(2500) {
+            continue;
+        }
+        for word in words(&turn.text) {
+            match heard[at..].iter().position(|w| *w == word) {
+                Some(found) => at += found + 1,
+                None => {
+                    broken.push(Broken {
+                        invariant: "nothing_lost",
+                        at_s: turn
+                            .speech_start
+                            .saturating_duration_since(log.started)
+                            .as_secs_f64(),
+                        what: format!("{word:?} of {:?} never reached the conversation", turn.text),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// No agent sentence said twice running.
+fn no_repeat(report: &CallReport, broken: &mut Vec<Broken>) {
+    let mut last: Option<String> = None;
+    for (who, text) in &report.transcript {
+        if *who != Speaker::Agent {
+            continue;
+        }
+        for sentence in text.split_inclusive(['.', '?', '!']) {
+            let sentence = words(sentence).join(" ");
+            if sentence.is_empty() {
+                continue;
+            }
+            if last.as_deref() == Some(sentence.as_str()) {
+                broken.push(Broken {
+                    invariant: "no_repeat",
+                    at_s: 0.0,
+                    what: format!("the agent said {sentence:?} twice running"),
+                });
+            }
+            last = Some(sentence);
+        }
+    }
+}
+
+/// Goodbye, transfer, the caller hanging up, or the ladder's goodbye: nothing else.
+fn known_end(log: &CallerLog, report: &CallReport, broken: &mut Vec<Broken>) {
+    use hermes_core::call::HangupReason;
+    let known = matches!(
+        &report.outcome,
+        Outcome::Completed
+            | Outcome::Escalated
+            | Outcome::Abandoned
+            | Outcome::EndedByAgent(HangupReason::Silence | HangupReason::Completed)
+    );
+    if !known || log.waits_timed_out > 0 {
+        broken.push(Broken {
+            invariant: "known_end",
+            at_s: log.duration.as_secs_f64(),
+            what: format!(
+                "the call ended as {:?} ({} wait(s) for the agent timed out)",
+                report.outcome, log.waits_timed_out
+            ),
+        });
+    }
+}

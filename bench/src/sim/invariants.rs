@@ -263,25 +263,22 @@ impl Checker<'_> {
                 }
                 // Each stretch of the caller's voice on its own: the quiet of a hesitation is
                 // the agent's to take.
-                let Some(from_to) = turn.voiced.iter().find_map(|(v_from, v_to)| {
+                let Some((from, to)) = turn.voiced.iter().find_map(|(v_from, v_to)| {
                     let (from, to) = (s.from.max(*v_from), s.to.min(*v_to));
                     (to > from + bound).then_some((from, to))
                 }) else {
                     continue;
                 };
-                let (from, to) = from_to;
-                {
-                    broken.push(Broken {
-                        invariant: "no_talking_over",
-                        at_s: self.at(from),
-                        what: format!(
-                            "the agent talked over {:?} for {:.1} s (bound {:.1} s)",
-                            turn.text,
-                            to.duration_since(from).as_secs_f64(),
-                            bound.as_secs_f64()
-                        ),
-                    });
-                }
+                broken.push(Broken {
+                    invariant: "no_talking_over",
+                    at_s: self.at(from),
+                    what: format!(
+                        "the agent talked over {:?} for {:.1} s (bound {:.1} s)",
+                        turn.text,
+                        to.duration_since(from).as_secs_f64(),
+                        bound.as_secs_f64()
+                    ),
+                });
             }
         }
     }

@@ -29,7 +29,9 @@ use error::Context;
 use hermes_core::call::TurnTimeline;
 use hermes_core::config::HermesConfig;
 use hermes_core::wall_clock::{WallClock, parse_moment};
-use hermes_io::fakes::caller::{CallerLog, CallerScript, Dialect, Step, run_caller, voiced_length};
+use hermes_io::fakes::caller::{
+    CallerLog, CallerScript, Dialect, Step, VOICED_DBFS, run_caller, voiced_length,
+};
 use hermes_io::fakes::deepgram::ScriptLine;
 use hermes_io::fakes::profile::LatencyProfile;
 use hermes_models::voice::LocalVoice;
@@ -38,9 +40,6 @@ use jiff::tz::TimeZone;
 use harness::{Engines, InProcess};
 use report::{CallResult, RunInfo, Summary};
 use scenario::{DEFAULT_PAUSE_MS, Scenario, Utterance};
-
-/// Frames louder than this are the caller's voice (espeak-ng speech sits near -20 dBFS).
-const VOICED_DBFS: f32 = -45.0;
 
 /// Speech for every utterance the scenarios voice, synthesised once.
 type SpeechCache = HashMap<Utterance, Arc<Vec<u8>>>;

@@ -226,7 +226,7 @@ enum Phase {
 }
 
 /// Frames louder than this are the caller's voice (espeak-ng speech sits near -20 dBFS).
-const VOICED_DBFS: f32 = -45.0;
+pub const VOICED_DBFS: f32 = -45.0;
 /// Quiet shorter than this inside speech is part of it (between words), not a pause.
 const PAUSE_FRAMES: usize = 10;
 

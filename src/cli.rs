@@ -89,9 +89,13 @@ Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /re
     /// `hermes serve` at them. Runs until Ctrl-C.
     #[command(
         after_help = "Examples:\n  hermes fakes\n  hermes fakes --profile typical --port 7400\n  \
-hermes fakes --profile slow --seed 7\n\nProfiles (added latency):\n  zero      none: what remains is Hermes's own\n  \
-typical   STT final ~200 ms after speech, LLM first token ~450 ms then ~50 tokens/s, TTS first audio ~200 ms\n  \
-slow      about twice that, with heavy tails"
+hermes fakes --profile slow --seed 7\n\nProfiles (added latency):\n  zero      none: what remains is Hermes's own; one final per utterance\n  \
+typical   STT final ~200 ms after speech, LLM first token ~450 ms then ~50 tokens/s, TTS first audio ~200 ms;\n            \
+the transcriber as Deepgram: interims ~150 ms late, long speech finalised in segments,\n            \
+UtteranceEnd only after the word gap, empty finals in silence\n  \
+slow      about twice that, with heavy tails\n\n\
+The fourth port is the transcriber's script feed: `hermes sim --target URL --feed-fakes URL`\n\
+tells it what each simulated caller says (otherwise every utterance is \"hello\")."
     )]
     Fakes(FakesArgs),
     /// Place synthetic calls and measure them from the caller's side of the line.
@@ -190,7 +194,8 @@ pub struct FakesArgs {
     /// Latency profile: zero, typical or slow.
     #[arg(long, default_value = "typical", value_name = "NAME")]
     pub profile: String,
-    /// First of three consecutive loopback ports: LLM, Deepgram, ElevenLabs.
+    /// First of four consecutive loopback ports: LLM, Deepgram, ElevenLabs, and the Deepgram
+    /// fake's script feed.
     #[arg(long, default_value_t = 7400, value_name = "PORT")]
     pub port: u16,
     /// Seed for the latency draws, so runs repeat.
@@ -214,6 +219,11 @@ pub struct SimArgs {
     /// against the caller-side invariants (see scenarios/README.md).
     #[arg(long, value_name = "full|sample", conflicts_with = "scenarios")]
     pub matrix: Option<String>,
+    /// Only the scenarios whose name contains this (given several times: any of them), as
+    /// the report names them: `--matrix full --seed 1 --only "booking · barge-in early · at
+    /// line 2"` runs that one conversation again.
+    #[arg(long, value_name = "TEXT")]
+    pub only: Vec<String>,
     /// At most this many calls at once (default: all of them; 12 with --matrix). A call is
     /// real-time speech, so a 2-core machine holds a few dozen.
     #[arg(long, value_name = "N")]
@@ -229,6 +239,11 @@ pub struct SimArgs {
     /// A running Hermes to call (http://HOST:PORT) instead of one in this process.
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
+    /// With --target on `hermes fakes`: the script feed it prints (http://127.0.0.1:7403).
+    /// Before each call, its caller's lines go to the fake transcriber, which then hears what
+    /// the caller says instead of "hello".
+    #[arg(long, value_name = "URL", requires = "target")]
+    pub feed_fakes: Option<String>,
     /// Media-stream protocol: telnyx or twilio.
     #[arg(long, default_value = "telnyx", value_name = "NAME")]
     pub carrier: String,

@@ -99,7 +99,7 @@ fn bench_audio_json_reports_the_promised_fields() {
 #[test]
 fn fakes_run_on_loopback_and_print_the_environment_that_uses_them() {
     use std::io::{BufRead, BufReader, Read, Write};
-    let port = 17_400 + (std::process::id() % 500) as u16 * 3;
+    let port = 17_400 + (std::process::id() % 500) as u16 * 4;
     let mut child = Command::new(env!("CARGO_BIN_EXE_hermes"))
         .args(["fakes", "--profile", "zero", "--port", &port.to_string()])
         .stdout(std::process::Stdio::piped())
@@ -108,9 +108,13 @@ fn fakes_run_on_loopback_and_print_the_environment_that_uses_them() {
         .expect("hermes runs");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut printed = String::new();
-    for line in lines.by_ref().take(10) {
-        printed.push_str(&line.expect("line"));
+    for line in lines.by_ref().take(30) {
+        let line = line.expect("line");
+        printed.push_str(&line);
         printed.push('\n');
+        if line.contains("--feed-fakes") {
+            break;
+        }
     }
     for needle in [
         "HERMES__PROVIDERS__LLM__BASE_URL=http://127.0.0.1:",

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 fn get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -318,4 +322,105 @@ fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded(
     let calls = calls.as_array().expect("a list");
     assert_eq!(calls.len(), CALLS, "each call recorded once");
     assert!(calls.iter().all(|c| c["outcome"] == "escalated"), "{calls:?}");
+}
+
+/// `hermes fakes` fed by `hermes sim --target … --feed-fakes`: the fake transcriber of a
+/// served Hermes hears what each simulated caller says (not "hello"), so the call record holds
+/// the scenario's own conversation.
+#[test]
+fn a_served_hermes_on_hermes_fakes_hears_what_the_simulated_caller_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = 20_000 + (std::process::id() % 400) as u16 * 4;
+    let mut fakes = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .args(["fakes", "--profile", "zero", "--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hermes fakes runs"),
+    );
+    let mut printed = String::new();
+    let mut out = BufReader::new(fakes.0.stdout.take().expect("stdout"));
+    while !printed.contains("--feed-fakes") {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).expect("reads") > 0, "fakes stopped:\n{printed}");
+        printed.push_str(&line);
+    }
+    let url = |var: &str| -> String {
+        let line = printed.lines().find(|l| l.contains(var)).expect(var);
+        line.split_once('=').expect("VAR=URL").1.trim().to_string()
+    };
+    let feed = printed
+        .lines()
+        .find_map(|l| l.split_whitespace().skip_while(|w| *w != "--feed-fakes").nth(1))
+        .expect("the feed's URL")
+        .to_string();
+    let config = dir.path().join("hermes.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://agent.example.com\"\n\
+             [telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             [storage]\ndata_dir = {:?}\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .expect("write");
+    let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".hermes/models");
+    let mut serve = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .arg("--models-dir")
+            .arg(&models)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("TWILIO_AUTH_TOKEN", "twilio-test-token")
+            .env("ANTHROPIC_API_KEY", "fake")
+            .env("DEEPGRAM_API_KEY", "fake")
+            .env("ELEVENLABS_API_KEY", "fake")
+            .env("HERMES__PROVIDERS__LLM__BASE_URL", url("LLM__BASE_URL"))
+            .env("HERMES__PROVIDERS__STT__BASE_URL", url("STT__BASE_URL"))
+            .env("HERMES__PROVIDERS__TTS__BASE_URL", url("TTS__BASE_URL"))
+            .env_remove("HERMES_POSTGRES_URL")
+            .env_remove("HERMES_REDIS_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hermes serve runs"),
+    );
+    let mut line = String::new();
+    BufReader::new(serve.0.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
+    let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
+    let scenario =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/opening-hours.toml");
+    let sim = Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .arg("sim")
+        .arg(&scenario)
+        .args(["--target", &format!("http://{addr}"), "--carrier", "twilio", "--quiet"])
+        .args(["--feed-fakes", &feed])
+        .output()
+        .expect("hermes sim runs");
+    assert!(sim.status.success(), "{}{}", text(&sim.stdout), text(&sim.stderr));
+    // SIGTERM drains: the call's record is written before serve exits.
+    signal(&serve.0, "TERM");
+    let _ = serve.0.wait();
+    let calls = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .args(["calls"])
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("HERMES_POSTGRES_URL", "")
+            .env("TWILIO_AUTH_TOKEN", "twilio-test-token")
+            .output()
+            .expect("hermes calls runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let list: serde_json::Value = serde_json::from_str(&calls(&["list", "--json"])).expect("JSON");
+    let id = list[0]["call_id"].as_str().expect("one call recorded").to_string();
+    let page = calls(&["show", &id]);
+    assert!(page.contains("What time are you open on Saturday?"), "the caller's own line:\n{page}");
+    // `calls show` prints "  1.2s  caller  hello" for the fake's default line.
+    assert!(!page.lines().any(|l| l.trim_end().ends_with("caller  hello")), "{page}");
+    assert!(page.contains("Thank you goodbye."), "{page}");
 }

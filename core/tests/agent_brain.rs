@@ -332,3 +332,17 @@ fn a_fresh_call_is_greeted() {
     let reply = brain.respond(&Context::default(), now());
     assert_eq!(reply.text, "Thanks for calling Maple Street Hair. How can I help you today?");
 }
+
+#[test]
+fn a_question_asked_again_is_never_the_same_sentence_twice_running() {
+    let mut c = Conversation::new(salon_tools);
+    let (asked, _) = c.say("Hi, I'd like to book a haircut.");
+    assert!(asked.ends_with("What day would suit you?"), "{asked}");
+    // An acknowledgement, not an answer: the question stands, said another way.
+    let (again, _) = c.say("Mm-hmm.");
+    assert_eq!(again, "Sorry, what day would suit you?");
+    let (third, _) = c.say("Okay.");
+    assert_eq!(third, "What day would suit you?", "alternates, never the same twice running");
+    let (offer, _) = c.say("Tomorrow at 3.");
+    assert!(offer.contains("Shall I book it?"), "{offer}");
+}

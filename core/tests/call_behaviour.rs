@@ -828,3 +828,32 @@ fn an_answer_that_starts_while_the_caller_talks_on_yields_within_the_barge_in_mi
     let yield_by = (ms(6500) + c.barge_in_min_ms.as_duration()).max(spoke);
     assert!(cleared <= yield_by, "spoke at {spoke:?}, cleared at {cleared:?}");
 }
+
+#[test]
+fn words_too_short_to_barge_in_said_over_the_agent_are_answered_once_it_has_finished() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "Your order shipped on Friday and should arrive by Tuesday. Shall I text you the tracking link?",
+    ]));
+    sim.replies.push_back(Reply::Text(vec!["Done, it's on its way to your phone."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    // "Yes please." over the offer: shorter than the barge-in minimum, more than an
+    // acknowledgement, its final in while the agent still speaks.
+    sim.input_at(ms(8000), Input::SpeechStarted { at: sim.at(ms(8000)) });
+    sim.input_at(ms(8200), Input::SpeechEnded { at: sim.at(ms(8200)) });
+    sim.input_at(
+        ms(8400),
+        Input::Transcript { text: "Yes please.".into(), is_final: true, ends_utterance: true },
+    );
+    sim.run_until(ms(25_000));
+    assert_eq!(sim.logged(CallLog::BargeIn), 0, "too short to take the floor");
+    assert_eq!(sim.llm_starts(), 2, "the words over the offer are a turn of their own");
+    let users = user_messages(&sim.last_context());
+    assert_eq!(users.last().map(String::as_str), Some("Yes please."));
+    let spoken = sim.spoken();
+    let offer = spoken.iter().position(|s| s.starts_with("Shall I text")).expect("offered");
+    assert!(
+        spoken[offer + 1].starts_with("Done, it's on its way"),
+        "answered right after the offer, not prompted as if nothing was said: {spoken:?}"
+    );
+}

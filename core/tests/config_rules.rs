@@ -595,3 +595,21 @@ fn a_bad_override_is_reported_against_its_variable_not_a_line() {
         ]
     );
 }
+
+#[test]
+fn an_all_digit_override_of_a_text_field_is_taken_as_text() {
+    let overrides = env_overrides(vars(&[
+        ("HERMES__TELEPHONY__TELNYX__CONNECTION_ID", "1234567890"),
+        ("HERMES__AUDIO__WORKERS", "3"),
+    ]));
+    let (config, problems) = parse_with_overrides(
+        "[telephony]\ncarrier = \"telnyx\"\npublic_url = \"https://x.example\"",
+        &no_env,
+        &overrides,
+    );
+    let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(!shown.iter().any(|p| p.contains("connection_id")), "{shown:?}");
+    let config = config.expect("decodes");
+    assert_eq!(config.telephony.telnyx.connection_id, "1234567890");
+    assert_eq!(config.audio.workers, Some(3), "a number where a number is wanted");
+}

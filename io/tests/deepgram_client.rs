@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hermes_core::codec::G711;
-use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine};
-use hermes_io::fakes::profile::Fault;
+use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptFeed, ScriptLine};
+use hermes_io::fakes::profile::{Fault, LatencyProfile, TranscriberStyle};
 use hermes_io::net::ws::WsError;
 use hermes_io::providers::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 
@@ -123,6 +123,87 @@ async fn a_line_with_its_timing_is_finalised_in_parts_at_a_pause_inside_it() {
 }
 
 #[tokio::test]
+async fn deepgrams_harder_shapes_segmented_finals_and_a_late_utterance_end_lose_no_words() {
+    let profile =
+        LatencyProfile { transcriber: TranscriberStyle::DEEPGRAM, ..LatencyProfile::ZERO };
+    let options = FakeDeepgramOptions { profile, ..FakeDeepgramOptions::default() };
+    let fake = FakeDeepgram::start("127.0.0.1:0".parse().expect("addr"), options)
+        .await
+        .expect("fake starts");
+    let line = "Yes I would like to move my appointment from Tuesday to Thursday afternoon please";
+    fake.scripts.set("call-4", [line]);
+    let counters = Arc::new(SttCounters::default());
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-4"), counters).await.expect("connects");
+    // Four seconds of speech with no pause: longer than the style lets go without a segment.
+    send(&stream, audio(3500, false));
+    send(&stream, audio(4000, true));
+    send(&stream, audio(600, false));
+    let events =
+        events_until(&mut stream, |e| matches!(e, SttEvent::Final { speech_final: true, .. }))
+            .await;
+    let segments: Vec<(&str, bool)> = events
+        .iter()
+        .filter_map(|e| match e {
+            SttEvent::Final { text, speech_final } => Some((text.as_str(), *speech_final)),
+            _ => None,
+        })
+        .collect();
+    assert!(segments.len() >= 2, "segmented: {segments:?}");
+    assert!(segments[..segments.len() - 1].iter().all(|(_, end)| !end), "{segments:?}");
+    let joined: Vec<&str> = segments.iter().map(|(t, _)| *t).filter(|t| !t.is_empty()).collect();
+    assert_eq!(joined.join(" "), line, "every word, once, in order");
+    // 600 ms of silence is shorter than the word gap (1000 ms): no UtteranceEnd yet, however
+    // long we wait (the plain style sends it right after the final).
+    let early = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Some(e) = stream.next().await {
+            if e == SttEvent::UtteranceEnd {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(!matches!(early, Ok(true)), "UtteranceEnd before the word gap had passed");
+    // The gap completes with more silence: only then does UtteranceEnd come.
+    send(&stream, audio(600, false));
+    let rest = events_until(&mut stream, |e| *e == SttEvent::UtteranceEnd).await;
+    assert!(finals(&rest).iter().all(String::is_empty), "no words after: {rest:?}");
+}
+
+#[tokio::test]
+async fn the_script_feed_teaches_a_call_its_lines_and_refuses_what_is_not_a_script() {
+    let fake = fake().await;
+    let feed = ScriptFeed::start("127.0.0.1:0".parse().expect("addr"), fake.scripts.clone())
+        .await
+        .expect("feed starts");
+    let http = hermes_io::net::http::HttpClient::new(Duration::from_secs(5)).expect("client");
+    let put = |path: &str, body: &'static str| {
+        let (http, url) = (http.clone(), format!("{}{path}", feed.url()));
+        async move {
+            let (status, _, text) =
+                http.put_json(&url, &[], body.into(), 4096).await.expect("answers");
+            (status.as_u16(), String::from_utf8_lossy(&text).into_owned())
+        }
+    };
+    let (status, why) = put("/scripts/call-7", r#"{"text": "not a list"}"#).await;
+    assert_eq!(status, 400, "{why}");
+    assert!(why.contains("JSON array"), "{why}");
+    assert_eq!(put("/elsewhere", "[]").await.0, 404);
+    let (status, _) = put("/scripts/call-7", r#"[{"text": "Where is my order?"}]"#).await;
+    assert_eq!(status, 204);
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-7"), Arc::new(SttCounters::default()))
+            .await
+            .expect("connects");
+    send(&stream, audio(200, false));
+    send(&stream, audio(1200, true));
+    send(&stream, audio(600, false));
+    let events = events_until(&mut stream, |e| matches!(e, SttEvent::Final { .. })).await;
+    assert_eq!(finals(&events), ["Where is my order?"], "the fed line, not \"hello\"");
+}
+
+#[tokio::test]
 async fn a_connection_dropped_mid_utterance_loses_no_words() {
     let fake = fake().await;
     fake.scripts.set("call-2", ["My order number is one oh four two.", "Thank you."]);
@@ -142,6 +223,38 @@ async fn a_connection_dropped_mid_utterance_loses_no_words() {
     assert_eq!(finals(&events), ["Thank you."], "the next utterance is not a repeat");
     assert_eq!(fake.connections.load(Ordering::Relaxed), 2);
     assert_eq!(counters.reconnects.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_a_segment_final_neither_repeats_nor_loses_words() {
+    let profile =
+        LatencyProfile { transcriber: TranscriberStyle::DEEPGRAM, ..LatencyProfile::ZERO };
+    let options = FakeDeepgramOptions { profile, ..FakeDeepgramOptions::default() };
+    let fake = FakeDeepgram::start("127.0.0.1:0".parse().expect("addr"), options)
+        .await
+        .expect("fake starts");
+    let line = "Yes I would like to move my appointment from Tuesday to Thursday afternoon please";
+    fake.scripts.set("call-5", [line, "Thank you."]);
+    // 2.5 s in: after the first segment (at 1.8 s of speech), mid-utterance.
+    fake.faults.push(Fault::DropAfter(125));
+    let counters = Arc::new(SttCounters::default());
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-5"), counters.clone()).await.expect("connects");
+    send(&stream, audio(100, false));
+    send(&stream, audio(4000, true));
+    send(&stream, audio(600, false));
+    let events =
+        events_until(&mut stream, |e| matches!(e, SttEvent::Final { speech_final: true, .. }))
+            .await;
+    assert!(events.iter().any(|e| matches!(e, SttEvent::Reconnected { .. })), "{events:?}");
+    let heard: Vec<String> = finals(&events).into_iter().filter(|t| !t.is_empty()).collect();
+    assert_eq!(heard.join(" "), line, "every word once: {heard:?}");
+    send(&stream, audio(700, true));
+    send(&stream, audio(600, false));
+    let events =
+        events_until(&mut stream, |e| matches!(e, SttEvent::Final { speech_final: true, .. }))
+            .await;
+    assert_eq!(finals(&events), ["Thank you."], "the script kept its place");
 }
 
 #[tokio::test]

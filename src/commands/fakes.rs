@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use hermes_core::config::HermesConfig;
-use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
+use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptFeed};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
 use hermes_io::fakes::profile::LatencyProfile;
@@ -19,14 +19,14 @@ pub fn run(args: &FakesArgs) -> anyhow::Result<()> {
         bail!("--profile: {:?} is not a profile (zero, typical, slow)", args.profile);
     };
     let at = |offset: u16| -> anyhow::Result<SocketAddr> {
-        let port = args.port.checked_add(offset).context("--port: too high for three ports")?;
+        let port = args.port.checked_add(offset).context("--port: too high for four ports")?;
         Ok(SocketAddr::from(([127, 0, 0, 1], port)))
     };
     let config = HermesConfig::default();
     let voice = Arc::new(LocalVoice::new(&config.persona.voice, 175)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let (llm_addr, stt_addr, tts_addr) = (at(0)?, at(1)?, at(2)?);
+        let (llm_addr, stt_addr, tts_addr, feed_addr) = (at(0)?, at(1)?, at(2)?, at(3)?);
         let listen =
             |what: &str, addr: SocketAddr| format!("cannot listen on {addr} for the {what} fake");
         let options = FakeLlmOptions { profile, seed: args.seed, ..FakeLlmOptions::default() };
@@ -37,6 +37,9 @@ pub fn run(args: &FakesArgs) -> anyhow::Result<()> {
         let stt = FakeDeepgram::start(stt_addr, options)
             .await
             .with_context(|| listen("Deepgram", stt_addr))?;
+        let feed = ScriptFeed::start(feed_addr, stt.scripts.clone())
+            .await
+            .with_context(|| listen("script feed", feed_addr))?;
         let tts = FakeElevenLabs::start(tts_addr, voice, profile, args.seed)
             .await
             .with_context(|| listen("ElevenLabs", tts_addr))?;
@@ -57,6 +60,11 @@ pub fn run(args: &FakesArgs) -> anyhow::Result<()> {
             "  ElevenLabs (multi-context WebSocket, HTTP stream)           {}",
             tts.url()
         )?;
+        writeln!(
+            out,
+            "  Deepgram's script feed (PUT /scripts/CALL_ID)               {}",
+            feed.url()
+        )?;
         writeln!(out, "\nPoint `hermes serve` at them:")?;
         writeln!(
             out,
@@ -65,6 +73,12 @@ pub fn run(args: &FakesArgs) -> anyhow::Result<()> {
         writeln!(out, "  export HERMES__PROVIDERS__LLM__BASE_URL={}", llm.base_url())?;
         writeln!(out, "  export HERMES__PROVIDERS__STT__BASE_URL={}", stt.url())?;
         writeln!(out, "  export HERMES__PROVIDERS__TTS__BASE_URL={}", tts.url())?;
+        writeln!(
+            out,
+            "\nThe transcriber hears `hello` unless told what each caller says; the simulator \
+             tells it:\n  hermes sim --target http://HERMES --feed-fakes {}",
+            feed.url()
+        )?;
         out.flush()?;
         drop(out);
         tokio::signal::ctrl_c().await?;

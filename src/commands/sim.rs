@@ -41,18 +41,26 @@ impl Wiring for BinaryWiring {
 }
 
 pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
-    let scenarios = match args.matrix.as_deref() {
+    let mut scenarios = match args.matrix.as_deref() {
         None => sim::scenario::load(&args.scenarios)?,
         Some("full") => sim::matrix::full(args.seed),
         Some("sample") => sim::matrix::sample(args.seed),
         Some(other) => anyhow::bail!("--matrix: {other:?} is neither `full` nor `sample`"),
     };
+    if !args.only.is_empty() {
+        let all = scenarios.len();
+        scenarios.retain(|s| args.only.iter().any(|only| s.name.contains(only.as_str())));
+        if scenarios.is_empty() {
+            bail!("--only: none of the {all} scenario names contains {:?}", args.only);
+        }
+    }
     let concurrency = args.concurrency.or(args.matrix.is_some().then_some(12));
     let (config, config_dir) = config(args.config.as_deref())?;
     let options = SimOptions {
         calls: args.calls,
         profile: args.profile.clone(),
         target: args.target.clone(),
+        feed_fakes: args.feed_fakes.clone(),
         carrier: args.carrier.clone(),
         json: args.json,
         quiet: args.quiet,

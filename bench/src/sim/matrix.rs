@@ -17,30 +17,34 @@ pub struct Intent {
     pub lines: &'static [&'static str],
     /// Lines whose answer runs a tool step (a caller can hang up during it).
     pub tool_lines: &'static [usize],
+    /// The first line behaviours are placed at: the lines before it set the call up (a
+    /// reschedule first books what it moves) and are covered by the intents that own them.
+    pub from: usize,
 }
 
+/// What a caller who books says, before changing the booking.
+const BOOK: [&str; 4] =
+    ["Hi, I'd like to book a haircut.", "Tomorrow at 3.", "Yes please.", "It's Sam Lee."];
+
 /// The demo business's intents.
-pub const INTENTS: [Intent; 7] = [
+pub const INTENTS: [Intent; 9] = [
     Intent {
         name: "hours",
         lines: &["What time are you open on Saturday?", "Thank you goodbye."],
         tool_lines: &[0],
+        from: 0,
     },
     Intent {
         name: "booking",
-        lines: &[
-            "Hi, I'd like to book a haircut.",
-            "Tomorrow at 3.",
-            "Yes please.",
-            "It's Sam Lee.",
-            "Thank you goodbye.",
-        ],
+        lines: &[BOOK[0], BOOK[1], BOOK[2], BOOK[3], "Thank you goodbye."],
         tool_lines: &[1, 3],
+        from: 0,
     },
     Intent {
         name: "order status",
         lines: &["Hi, where is my order?", "I don't have the number.", "Thank you goodbye."],
         tool_lines: &[1],
+        from: 0,
     },
     Intent {
         name: "complaint",
@@ -49,18 +53,57 @@ pub const INTENTS: [Intent; 7] = [
             "Thank you goodbye.",
         ],
         tool_lines: &[0],
+        from: 0,
     },
     Intent {
         name: "address",
         lines: &["Where are you located?", "Thank you goodbye."],
         tool_lines: &[0],
+        from: 0,
     },
     Intent {
         name: "services",
         lines: &["What services do you offer?", "Thank you goodbye."],
         tool_lines: &[0],
+        from: 0,
     },
-    Intent { name: "human", lines: &["Can I speak to a real person please?"], tool_lines: &[] },
+    Intent {
+        name: "human",
+        lines: &["Can I speak to a real person please?"],
+        tool_lines: &[],
+        from: 0,
+    },
+    // The agent asks which service, then the day, offers a slot and moves the booking.
+    Intent {
+        name: "reschedule",
+        lines: &[
+            BOOK[0],
+            BOOK[1],
+            BOOK[2],
+            BOOK[3],
+            "Can I move my appointment to Thursday?",
+            "A haircut.",
+            "Yes please.",
+            "Thank you goodbye.",
+        ],
+        tool_lines: &[5, 6],
+        from: 4,
+    },
+    // A read-back to confirm ("Just to confirm: …?"), then the cancellation's tool step.
+    Intent {
+        name: "cancel",
+        lines: &[
+            BOOK[0],
+            BOOK[1],
+            BOOK[2],
+            BOOK[3],
+            "I need to cancel my appointment.",
+            "Yes please.",
+            "Thank you goodbye.",
+        ],
+        tool_lines: &[5],
+        from: 4,
+    },
 ];
 
 /// The caller behaviours, each applied at a point `k` of an intent (before or over the
@@ -197,9 +240,10 @@ pub fn full(seed: u64) -> Vec<Scenario> {
     let mut out = Vec::new();
     for intent in &INTENTS {
         for behaviour in BEHAVIOURS {
-            for k in 0..intent.lines.len() {
+            for k in intent.from..intent.lines.len() {
                 if let Some(turns) = compose(intent, behaviour, k, &mut rng) {
-                    out.push(scenario(intent, behaviour, k, turns));
+                    let n = out.len();
+                    out.push(scenario(intent, behaviour, k, turns, n));
                 }
             }
         }
@@ -222,11 +266,21 @@ pub fn sample(seed: u64) -> Vec<Scenario> {
         .collect()
 }
 
-fn scenario(intent: &Intent, behaviour: &str, k: usize, turns: Vec<Turn>) -> Scenario {
+/// The caller whose order the demo's orders file holds: the order intent looks it up by the
+/// number calling.
+const ORDER_CALLER: &str = "+15555550123";
+
+/// The `n`th conversation of the matrix. Each caller has a number of their own, so what one
+/// books, moves or cancels is theirs alone while others run at the same time.
+fn scenario(intent: &Intent, behaviour: &str, k: usize, turns: Vec<Turn>, n: usize) -> Scenario {
+    let caller = match intent.name {
+        "order status" => ORDER_CALLER.to_string(),
+        _ => format!("+1555556{:04}", n % 10_000),
+    };
     Scenario {
         name: format!("{} · {behaviour} · at line {}", intent.name, k + 1),
         description: String::new(),
-        caller: "+15555550123".into(),
+        caller,
         now: None,
         turns,
         expect: Expect::default(),

@@ -54,6 +54,8 @@ pub struct SimOptions {
     pub profile: String,
     /// A running Hermes to call instead of one in this process.
     pub target: Option<String>,
+    /// The script feed of the `hermes fakes` that target uses: each caller's lines go there.
+    pub feed_fakes: Option<String>,
     /// Media-stream protocol: telnyx or twilio.
     pub carrier: String,
     pub json: bool,
@@ -80,6 +82,7 @@ pub fn demo_options(listen: String, now: String, hold: Hold) -> SimOptions {
         calls: Some(1),
         profile: "zero".into(),
         target: None,
+        feed_fakes: None,
         carrier: "telnyx".into(),
         json: false,
         quiet: false,
@@ -263,6 +266,10 @@ pub fn run(
         let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency.unwrap_or(calls).max(1)));
         let checks =
             Arc::new(Checks { config: config.clone(), local: matches!(engines, Engines::Local) });
+        let feed = match &args.feed_fakes {
+            Some(url) => Some(Arc::new(ScriptFeed::new(url)?)),
+            None => None,
+        };
         for i in 0..calls {
             let (which, clock) = plan[i % plan.len()];
             let scenario = scenarios[which].clone();
@@ -272,9 +279,10 @@ pub fn run(
             // A remote target keeps its own clock.
             let now = harness.is_some().then(|| clock.clone());
             let slot = slots.clone().acquire_owned().await.context("the call slots")?;
-            let checks = checks.clone();
+            let (checks, feed) = (checks.clone(), feed.clone());
             tasks.push(tokio::spawn(async move {
-                let result = place(harness, &url, id, scenario, script, now, &checks).await;
+                let result =
+                    place(harness, feed.as_deref(), &url, id, scenario, script, now, &checks).await;
                 drop(slot);
                 result
             }));
@@ -301,7 +309,7 @@ pub fn run(
                 (None, Engines::Fakes { .. }) => profile.name.to_string(),
             },
             target: args.target.clone().unwrap_or_else(|| "in-process".into()),
-            concurrency: calls,
+            concurrency: args.concurrency.unwrap_or(calls).min(calls),
             wall,
         },
         calls: &results,
@@ -468,9 +476,38 @@ struct Checks {
     local: bool,
 }
 
+/// Where a remote target's fake transcriber learns each call's lines (`hermes fakes`' feed).
+struct ScriptFeed {
+    base: String,
+    http: hermes_io::net::http::HttpClient,
+}
+
+impl ScriptFeed {
+    fn new(url: &str) -> SimResult<ScriptFeed> {
+        let http = hermes_io::net::http::HttpClient::new(Duration::from_secs(5))
+            .map_err(|e| SimError::msg(format!("--feed-fakes: {e}")))?;
+        Ok(ScriptFeed { base: url.trim_end_matches('/').to_string(), http })
+    }
+
+    async fn tell(&self, call_id: &str, lines: &[ScriptLine]) -> Result<(), String> {
+        let url = format!("{}/scripts/{call_id}", self.base);
+        let body = serde_json::to_vec(lines).map_err(|e| e.to_string())?;
+        let headers = [("content-type", "application/json")];
+        match self.http.put_json(&url, &headers, body.into(), 4096).await {
+            Ok((status, _, _)) if status.is_success() => Ok(()),
+            Ok((status, _, body)) => {
+                Err(format!("{url}: HTTP {status}: {}", String::from_utf8_lossy(&body).trim()))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 /// Places one call at `now` (its clock, and how it reads; in-process runs) and checks it.
+#[allow(clippy::too_many_arguments)]
 async fn place(
     harness: Option<Arc<InProcess>>,
+    feed: Option<&ScriptFeed>,
     url: &str,
     id: String,
     scenario: Scenario,
@@ -491,6 +528,10 @@ async fn place(
         .map(|(u, audio)| ScriptLine::spoken(&u.transcript, audio))
         .collect();
     let clock = now.as_ref().map_or(WallClock::System, |(clock, _)| *clock);
+    let told = match feed {
+        Some(feed) => feed.tell(&id, &lines).await,
+        None => Ok(()),
+    };
     let hooks = harness.as_ref().map(|h| h.expect_call(&id, lines, clock));
     let (report_rx, ends) = match hooks {
         Some(h) => (Some(h.report), Some(h.ends)),
@@ -506,6 +547,10 @@ async fn place(
         unchecked: Vec::new(),
         own_ms: Vec::new(),
     };
+    if let Err(e) = told {
+        result.failures.push(format!("--feed-fakes could not take the caller's lines: {e}"));
+        return result;
+    }
     match run_caller(url, &script, ends).await {
         Ok(log) => result.log = Some(log),
         Err(e) => {
@@ -527,8 +572,8 @@ async fn place(
     result.check(&scenario);
     // A remote target's providers and transcript are out of sight: the invariants need both.
     if let (Some(harness), Some(log)) = (&harness, &result.log) {
-        let report = if checks.local { None } else { result.report.as_ref() };
-        let broken = invariants::check(log, report, &checks.config, &harness.delays);
+        let report = result.report.as_ref();
+        let broken = invariants::check(log, report, &checks.config, &harness.delays, !checks.local);
         result.failures.extend(broken.iter().map(ToString::to_string));
     }
     result

@@ -121,6 +121,11 @@ impl Brain {
                 _ => {}
             }
         }
+        let heard_last = context.messages.iter().rev().find_map(|m| match m {
+            Message::Assistant(text) => Some(text.as_str()),
+            _ => None,
+        });
+        reply.text = not_twice_running(reply.text, heard_last);
         reply
     }
 
@@ -665,6 +670,34 @@ fn with_name(mut args: Value, st: &State) -> Value {
         args["customer_name"] = json!(name);
     }
     args
+}
+
+/// `text`, said another way when its first sentence is the one the caller just heard last (a
+/// question asked again after an "mm-hmm" or a word the brain did not take): an agent that
+/// says the same sentence twice running sounds like a recording.
+fn not_twice_running(text: String, heard_last: Option<&str>) -> String {
+    fn sentences(text: &str) -> impl DoubleEndedIterator<Item = String> + '_ {
+        text.split_inclusive(['.', '?', '!'])
+            .map(|s| {
+                s.chars()
+                    .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+                    .collect::<String>()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase()
+            })
+            .filter(|s| !s.is_empty())
+    }
+    let Some(last) = heard_last.and_then(|h| sentences(h).next_back()) else { return text };
+    if sentences(&text).next().as_ref() != Some(&last) {
+        return text;
+    }
+    // "I have…" keeps its capital; anything else reads on after "Sorry,". (The brain's
+    // questions start with a question word, never a name.)
+    let keeps_capital = text.starts_with("I ") || text.starts_with("I'");
+    let rest = if keeps_capital { text } else { lowercase_first(&text) };
+    format!("Sorry, {rest}")
 }
 
 fn say(text: String) -> Reply {

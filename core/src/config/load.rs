@@ -76,17 +76,33 @@ pub fn parse_with_overrides(
             );
         }
     };
-    let mut problems = Problems::new();
-    let mut doc = spanned.clone().into_mut();
-    for o in overrides {
-        if !set(&mut doc, &o.path, &o.value) {
-            problems.push(
-                &o.path,
-                format!("cannot be set from {}: a parent key is not a table", o.var),
-            );
+    // An override is read as TOML where it is a value (`20`, `true`), but a field that takes
+    // text takes it as given: a Telnyx connection id is all digits. Such overrides are set
+    // again as strings and the file decoded once more.
+    let mut as_text: Vec<&str> = Vec::new();
+    let (config, mut problems) = loop {
+        let mut problems = Problems::new();
+        let mut doc = spanned.clone().into_mut();
+        for o in overrides {
+            let literal = as_text.contains(&o.path.as_str());
+            if !set(&mut doc, &o.path, &o.value, literal) {
+                problems.push(
+                    &o.path,
+                    format!("cannot be set from {}: a parent key is not a table", o.var),
+                );
+            }
         }
-    }
-    let config = decode(doc, &mut problems);
+        let config = decode(doc, &mut problems);
+        let wants_text = problems.iter().find_map(|p| {
+            let o = overrides.iter().find(|o| o.path == p.path)?;
+            let text_expected = p.message.ends_with("expected a quoted string");
+            (text_expected && !as_text.contains(&o.path.as_str())).then_some(o.path.as_str())
+        });
+        match wants_text {
+            Some(path) => as_text.push(path),
+            None => break (config, problems),
+        }
+    };
     let undecodable_paths: Vec<String> = problems.iter().map(|p| p.path.clone()).collect();
     if let Some(config) = &config {
         // A key that failed to decode was replaced by its default; checking that default
@@ -301,8 +317,10 @@ impl<'a> NodeMut<'a> {
 
 /// Sets the key at dotted `path` to `raw` (a TOML value, or else a string), creating tables on
 /// the way. False if a parent on the way is not a table.
-fn set(doc: &mut DocumentMut, path: &str, raw: &str) -> bool {
-    let value: Value = raw.parse().unwrap_or_else(|_| Value::from(raw));
+/// Sets `path` to `raw`: as a TOML value when it reads as one, unless `literal`, as text.
+fn set(doc: &mut DocumentMut, path: &str, raw: &str, literal: bool) -> bool {
+    let value: Value =
+        if literal { Value::from(raw) } else { raw.parse().unwrap_or_else(|_| Value::from(raw)) };
     let keys: Vec<&str> = path.split('.').collect();
     let Some((last, parents)) = keys.split_last() else { return false };
     let mut table: &mut dyn TableLike = doc.as_table_mut();

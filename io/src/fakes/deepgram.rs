@@ -7,9 +7,14 @@
 //! `Finalize`, `KeepAlive` and `CloseStream` behave as Deepgram documents; ten seconds without
 //! audio or KeepAlive closes with `1011 NET-0001`.
 //!
-//! The script advances only when a final result has carried a line's last word, across
-//! connections of one tag: a client that reconnects and replays an interrupted utterance gets
-//! its words, as from Deepgram. A line with its voice's timing ([`ScriptLine::spoken`]) may be
+//! The profile's [`TranscriberStyle`] adds the cases a real client must survive: interims that
+//! trail the audio, long speech finalised in segments (`is_final` without `speech_final`, the
+//! endpoint's final then holding only the rest — or nothing), `UtteranceEnd` only after the
+//! `utterance_end_ms` word gap, and empty finals in silence. Results never overtake each other.
+//!
+//! The script advances only by the words a final result has carried, across connections of
+//! one tag: a client that reconnects and replays an interrupted utterance gets its words, and
+//! only those not yet final, as from Deepgram. A line with its voice's timing ([`ScriptLine::spoken`]) may be
 //! finalised in parts, at the pauses inside it.
 
 use std::collections::{HashMap, VecDeque};
@@ -23,6 +28,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
@@ -32,7 +38,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use hermes_core::codec::G711;
 use hermes_core::dsp::level::rms_dbfs;
 
-use super::profile::{DelayLog, Fault, Faults, LatencyProfile, SharedRng};
+use super::profile::{DelayLog, Fault, Faults, LatencyProfile, SharedRng, TranscriberStyle};
 
 /// Frames louder than this are speech (espeak-ng speech sits around -20 dBFS, line hiss -60).
 const SPEECH_DBFS: f32 = -40.0;
@@ -47,9 +53,10 @@ const WORD_EVERY_S: f64 = 0.25;
 /// results carry the words said so far, and a pause of the endpointing length inside the line
 /// (between two sentences, say) finalises the words before it, the rest coming at the next.
 /// Without it, the whole line is one utterance: every pause ends it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScriptLine {
     pub text: String,
+    #[serde(default)]
     pub speech_seconds: Option<f64>,
 }
 
@@ -121,12 +128,33 @@ impl Scripts {
         self.0.lock().ok()?.get(tag)?.front().cloned()
     }
 
-    fn advance(&self, tag: &str) {
-        if let Ok(mut map) = self.0.lock()
-            && let Some(lines) = map.get_mut(tag)
-        {
-            lines.pop_front();
+    /// The first `words` of the current line were final, after `heard` seconds of its
+    /// voice: the line keeps only the rest (and the voice still to come), so a reconnected
+    /// client — which replays only the audio after its last final — hears the rest, not the
+    /// line again. The line goes once all its words are final.
+    fn consume(&self, tag: &str, words: usize, heard: f64) {
+        let Ok(mut map) = self.0.lock() else { return };
+        let Some(lines) = map.get_mut(tag) else { return };
+        if let Some(front) = lines.front_mut() {
+            let rest: Vec<&str> = front.text.split_whitespace().skip(words).collect();
+            if rest.is_empty() {
+                lines.pop_front();
+            } else {
+                front.text = rest.join(" ");
+                if let Some(total) = &mut front.speech_seconds {
+                    *total = (*total - heard).max(FRAME as f64 / 8000.0);
+                }
+            }
         }
+        if lines.is_empty() {
+            // A call whose caller has said everything needs no entry (it hears "hello").
+            map.remove(tag);
+        }
+    }
+
+    /// Calls with lines still to be said.
+    pub fn waiting(&self) -> usize {
+        self.0.lock().map_or(0, |map| map.len())
     }
 }
 
@@ -150,7 +178,8 @@ impl Default for FakeDeepgramOptions {
 pub struct FakeDeepgram {
     pub addr: SocketAddr,
     pub scripts: Scripts,
-    /// Each applies to one new connection: `DropAfter(n)` drops it after n audio frames,
+    /// Each applies to one new connection: `DropAfter(n)` drops it after n audio frames (the
+    /// results already queued still go out first),
     /// `Status(code)` refuses the handshake, `Stall` takes audio and never answers.
     pub faults: Faults,
     /// The delays drawn from the latency profile, with when (for checks relative to them).
@@ -215,6 +244,90 @@ impl FakeDeepgram {
     }
 }
 
+/// The script feed: how a caller outside this process (`hermes sim --target … --feed-fakes`)
+/// tells the fake what each call's caller will say. `PUT /scripts/{tag}` with a JSON array of
+/// [`ScriptLine`]s (`{"text": …, "speech_seconds": …}`) replaces that call's script; a tag
+/// with no script hears `hello`. Loopback only, like every fake. Dropping it stops the feed.
+#[derive(Debug)]
+pub struct ScriptFeed {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for ScriptFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A script longer than this is refused (a call's lines are a few kilobytes).
+const FEED_MAX_BODY: usize = 256 * 1024;
+/// At most this many calls' scripts wait to be said: a feed that is never drained (calls that
+/// never came) stays bounded.
+const FEED_MAX_WAITING: usize = 10_000;
+
+impl ScriptFeed {
+    pub async fn start(addr: SocketAddr, scripts: Scripts) -> std::io::Result<ScriptFeed> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let task = super::serve_http(listener, move |req| {
+            let scripts = scripts.clone();
+            async move { Ok::<_, std::convert::Infallible>(feed(req, &scripts).await) }
+        });
+        Ok(ScriptFeed { addr, task })
+    }
+
+    /// What `hermes sim --feed-fakes` takes.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+async fn feed(
+    req: hyper::Request<hyper::body::Incoming>,
+    scripts: &Scripts,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    let answer = |status: StatusCode, why: &str| {
+        let mut response = hyper::Response::new(http_body_util::Full::from(why.to_string()));
+        *response.status_mut() = status;
+        response
+    };
+    let Some(tag) = req.uri().path().strip_prefix("/scripts/").filter(|t| !t.is_empty()) else {
+        return answer(StatusCode::NOT_FOUND, "PUT /scripts/{call id} with the caller's lines\n");
+    };
+    let tag = tag.to_string();
+    if req.method() != hyper::Method::PUT {
+        return answer(StatusCode::METHOD_NOT_ALLOWED, "PUT a JSON array of lines\n");
+    }
+    let limited = http_body_util::Limited::new(req.into_body(), FEED_MAX_BODY);
+    let body = match limited.collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return answer(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("a script is at most {FEED_MAX_BODY} bytes\n"),
+            );
+        }
+    };
+    if scripts.waiting() >= FEED_MAX_WAITING {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{FEED_MAX_WAITING} calls' lines are already waiting to be said\n"),
+        );
+    }
+    match serde_json::from_slice::<Vec<ScriptLine>>(&body) {
+        Ok(lines) => {
+            scripts.set(&tag, lines);
+            answer(StatusCode::NO_CONTENT, "")
+        }
+        Err(e) => answer(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is not a JSON array of {{\"text\", \"speech_seconds\"}}: {e}\n"),
+        ),
+    }
+}
+
 fn reject(status: StatusCode, why: &str) -> ErrorResponse {
     let mut response = ErrorResponse::new(Some(why.to_string()));
     *response.status_mut() = status;
@@ -272,11 +385,16 @@ async fn serve(stream: TcpStream, shared: Shared) {
     let vad_events = query.get("vad_events").map(String::as_str) == Some("true");
     let interim = query.get("interim_results").map(String::as_str) == Some("true");
 
+    let utterance_end_gap =
+        query.get("utterance_end_ms").and_then(|v| v.parse::<f64>().ok()).map(|ms| ms / 1000.0);
+
     let (mut sink, mut source) = socket.split();
-    // Results go out through one writer so delayed finals keep their order.
-    let (out, mut out_rx) = mpsc::channel::<Message>(64);
+    // Results go out through one writer, each no earlier than its time and never before the
+    // one queued ahead of it: a delayed final holds back what follows, as Deepgram's do.
+    let (out, mut out_rx) = mpsc::channel::<(Instant, Message)>(64);
     let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
+        while let Some((at, m)) = out_rx.recv().await {
+            tokio::time::sleep_until(at).await;
             let close = matches!(m, Message::Close(_));
             if sink.send(m).await.is_err() || close {
                 break;
@@ -288,22 +406,25 @@ async fn serve(stream: TcpStream, shared: Shared) {
         shared: shared.clone(),
         out: out.clone(),
         endpointing,
+        utterance_end_gap,
         vad_events,
         interim,
         position: 0.0,
+        segment_start: 0.0,
+        silent_since: 0.0,
+        last_word_end: None,
         pending: Vec::new(),
         utterance: None,
-        speech_seconds: 0.0,
+        segment_speech: 0.0,
         interim_words: 0,
         line_heard: 0.0,
-        line_finalised: 0,
     };
     let mut frames_in = 0usize;
     loop {
         let next = tokio::time::timeout(Duration::from_secs(10), source.next()).await;
         let message = match next {
             Err(_) => {
-                let _ = out.send(close(CloseCode::Error, "NET-0001")).await;
+                let _ = out.send((Instant::now(), close(CloseCode::Error, "NET-0001"))).await;
                 break;
             }
             Ok(None) | Ok(Some(Err(_))) => break,
@@ -313,13 +434,18 @@ async fn serve(stream: TcpStream, shared: Shared) {
             Message::Binary(audio) if audio.is_empty() => {
                 // The legacy close signal; Deepgram warns against it.
                 call.finish(false, true).await;
-                let _ = out.send(close(CloseCode::Normal, "")).await;
+                call.send_now(close(CloseCode::Normal, "")).await;
                 break;
             }
             Message::Binary(audio) => {
                 frames_in += 1;
                 if fault == Some(Fault::DropAfter(frames_in)) {
-                    writer.abort(); // the TCP connection just goes away
+                    // The connection goes away without a close frame, once what the fake had
+                    // already decided to say is out: the script counts words as heard when
+                    // their final is sent, so a final lost here would lose its words.
+                    drop(out);
+                    drop(call);
+                    let _ = writer.await;
                     return;
                 }
                 if fault != Some(Fault::Stall) {
@@ -341,12 +467,12 @@ async fn serve(stream: TcpStream, shared: Shared) {
                         call.finish(false, true).await;
                         let metadata = json!({"type": "Metadata", "transaction_key": "deprecated", "request_id": "fake",
                             "sha256": "", "created": "2026-01-01T00:00:00.000Z", "duration": call.position, "channels": 1});
-                        let _ = out.send(Message::Text(metadata.to_string().into())).await;
-                        let _ = out.send(close(CloseCode::Normal, "")).await;
+                        call.send_now(Message::Text(metadata.to_string().into())).await;
+                        call.send_now(close(CloseCode::Normal, "")).await;
                         break;
                     }
                     _ => {
-                        let _ = out.send(close(CloseCode::Policy, "DATA-0000")).await;
+                        call.send_now(close(CloseCode::Policy, "DATA-0000")).await;
                         break;
                     }
                 }
@@ -368,22 +494,30 @@ fn close(code: CloseCode, reason: &str) -> Message {
 struct Listener {
     tag: String,
     shared: Shared,
-    out: mpsc::Sender<Message>,
+    out: mpsc::Sender<(Instant, Message)>,
     endpointing: f64,
+    /// The `utterance_end_ms` asked for, in seconds.
+    utterance_end_gap: Option<f64>,
     vad_events: bool,
     interim: bool,
     /// Seconds of audio received.
     position: f64,
     /// Undecoded tail shorter than a frame.
     pending: Vec<u8>,
-    /// The utterance in progress: its start, last loud frame, and the words sent as interim.
+    /// The utterance in progress: its start and last loud frame.
     utterance: Option<(f64, f64)>,
-    speech_seconds: f64,
+    /// Voiced seconds since the utterance began or its last final segment.
+    segment_speech: f64,
+    /// Words sent as interim since the last final.
     interim_words: usize,
-    /// Voiced seconds of the current script line heard, over all its utterances.
+    /// Where the words not yet final began (the utterance's start, or its last segment's end).
+    segment_start: f64,
+    /// Where the current silence began (for the empty finals silence gets).
+    silent_since: f64,
+    /// The end of the last word of a final, while its `UtteranceEnd` waits for the word gap.
+    last_word_end: Option<f64>,
+    /// Voiced seconds heard of what is left of the current script line.
     line_heard: f64,
-    /// Words of the current script line already sent in a final result.
-    line_finalised: usize,
 }
 
 impl Listener {
@@ -391,8 +525,17 @@ impl Listener {
         &self.shared
     }
 
-    async fn send(&self, v: Value) {
-        let _ = self.out.send(Message::Text(v.to_string().into())).await;
+    fn style(&self) -> TranscriberStyle {
+        self.shared.options.profile.transcriber
+    }
+
+    /// Queues a message to go out as soon as those ahead of it have.
+    async fn send_now(&self, m: Message) {
+        let _ = self.out.send((Instant::now(), m)).await;
+    }
+
+    async fn send_at(&self, at: Instant, v: Value) {
+        let _ = self.out.send((at, Message::Text(v.to_string().into()))).await;
     }
 
     fn line(&self) -> ScriptLine {
@@ -403,50 +546,95 @@ impl Listener {
     }
 
     async fn hear(&mut self, audio: &[u8]) {
+        const STEP: f64 = FRAME as f64 / 8000.0;
         self.pending.extend_from_slice(audio);
         let mut pcm = [0i16; FRAME];
         while self.pending.len() >= FRAME {
             let frame: Vec<u8> = self.pending.drain(..FRAME).collect();
             let loud = is_voiced(&frame, &mut pcm);
             let now = self.position;
-            self.position += FRAME as f64 / 8000.0;
+            self.position += STEP;
             match (loud, self.utterance) {
                 (true, None) => {
                     self.utterance = Some((now, self.position));
-                    self.speech_seconds = 0.0;
+                    self.segment_speech = 0.0;
                     self.interim_words = 0;
-                    self.line_heard += FRAME as f64 / 8000.0;
+                    self.segment_start = now;
+                    self.line_heard += STEP;
                     if self.vad_events {
-                        self.send(
-                            json!({"type": "SpeechStarted", "channel": [0, 1], "timestamp": now}),
-                        )
-                        .await;
+                        let started =
+                            json!({"type": "SpeechStarted", "channel": [0, 1], "timestamp": now});
+                        self.send_at(Instant::now(), started).await;
                     }
                 }
                 (true, Some((start, _))) => {
                     self.utterance = Some((start, self.position));
-                    self.speech_seconds += FRAME as f64 / 8000.0;
-                    self.line_heard += FRAME as f64 / 8000.0;
-                    let line = self.line();
-                    let words = line.words();
-                    // Without timing: a word per WORD_EVERY_S, the last kept for the final.
-                    let said = line.words_said(&words, self.line_heard).unwrap_or_else(|| {
-                        ((self.speech_seconds / WORD_EVERY_S) as usize)
-                            .min(words.len().saturating_sub(1))
-                    });
-                    let due = said.saturating_sub(self.line_finalised);
-                    if self.interim && due > self.interim_words {
-                        self.interim_words = due;
-                        let text = words[self.line_finalised..said].join(" ");
-                        let v = self.results(&text, start, self.position, false, false, false);
-                        self.send(v).await;
-                    }
+                    self.segment_speech += STEP;
+                    self.line_heard += STEP;
+                    self.heard_more().await;
                 }
                 (false, Some((_, last))) if self.position - last >= self.endpointing.max(0.01) => {
                     self.finish(false, false).await;
+                    self.silent_since = self.position;
                 }
+                (false, None) => self.heard_silence().await,
                 _ => {}
             }
+        }
+    }
+
+    /// More of an utterance: the interim result for the words said so far, or a final segment
+    /// once the style's length of speech has gone without an endpoint.
+    async fn heard_more(&mut self) {
+        let line = self.line();
+        let words = line.words();
+        // Without timing: a word per WORD_EVERY_S, the last kept for the final.
+        let said = line.words_said(&words, self.line_heard).unwrap_or_else(|| {
+            ((self.segment_speech / WORD_EVERY_S) as usize).min(words.len().saturating_sub(1))
+        });
+        let style = self.style();
+        if let Some(after) = style.segment_after
+            && self.segment_speech >= after.as_secs_f64()
+            && said > 0
+        {
+            let text = words[..said].join(" ");
+            let segment =
+                self.results(&text, self.segment_start, self.position, true, false, false);
+            self.send_at(Instant::now(), segment).await;
+            self.shared.scripts.consume(&self.tag, said, self.line_heard);
+            self.line_heard = 0.0;
+            self.interim_words = 0;
+            self.segment_speech = 0.0;
+            self.segment_start = self.position;
+            self.last_word_end = Some(self.position);
+        } else if self.interim && said > self.interim_words {
+            self.interim_words = said;
+            let text = words[..said].join(" ");
+            let v = self.results(&text, self.segment_start, self.position, false, false, false);
+            // Logged like every delay: the results behind this one wait for it.
+            let lag = self.shared.rng.sample(style.interim_lag);
+            self.send_at(Instant::now() + lag, v).await;
+        }
+    }
+
+    /// Silence with no utterance open: the `UtteranceEnd` once the word gap has passed, and
+    /// an empty final now and then.
+    async fn heard_silence(&mut self) {
+        let style = self.style();
+        if let (Some(end), Some(gap)) = (self.last_word_end, self.utterance_end_gap)
+            && self.position - end >= gap
+        {
+            self.last_word_end = None;
+            let utterance_end =
+                json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end});
+            self.send_at(Instant::now(), utterance_end).await;
+        }
+        if let Some(every) = style.silence_final_every
+            && self.position - self.silent_since >= every.as_secs_f64()
+        {
+            let empty = self.results("", self.silent_since, self.position, true, false, false);
+            self.silent_since = self.position;
+            self.send_at(Instant::now(), empty).await;
         }
     }
 
@@ -454,40 +642,36 @@ impl Listener {
     /// `now` (Finalize, CloseStream).
     async fn finish(&mut self, from_finalize: bool, now: bool) {
         let Some((start, end)) = self.utterance.take() else { return };
+        self.silent_since = self.position;
         let line = self.line();
         let words = line.words();
         // The words said by now; a line without timing is always said whole.
         let said = line.words_said(&words, self.line_heard).unwrap_or(words.len());
-        let text = words[self.line_finalised.min(said)..said].join(" ");
+        let text = words[..said].join(" ");
         self.interim_words = 0;
         let shared = self.shared().clone();
-        if said >= words.len() {
-            shared.scripts.advance(&self.tag);
-            self.line_heard = 0.0;
-            self.line_finalised = 0;
-        } else {
-            self.line_finalised = said;
-        }
+        shared.scripts.consume(&self.tag, said, self.line_heard);
+        self.line_heard = 0.0;
         // The profile's delay counts from the end of speech, like the caller's clock does: the
         // endpointing silence already waited for (audio arrives at real-time pace) is part of
         // it, and a delay shorter than the endpointing comes out as the endpointing.
         let waited = Duration::from_secs_f64((self.position - end).max(0.0));
         let delay = shared.rng.sample(shared.options.profile.stt_final).saturating_sub(waited);
-        let result = self.results(&text, start, end, true, true, from_finalize);
-        let utterance_end =
-            json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end});
-        let out = self.out.clone();
-        let send = async move {
-            if !now {
-                tokio::time::sleep(delay).await;
+        let at = if now { Instant::now() } else { Instant::now() + delay };
+        let style = self.style();
+        let from = if style.segment_after.is_some() { self.segment_start } else { start };
+        let result = self.results(&text, from, end, true, true, from_finalize);
+        self.send_at(at, result).await;
+        if style.utterance_end_gap && self.utterance_end_gap.is_some() {
+            // Deepgram's word gap: the UtteranceEnd waits for it, and only words count (a
+            // segment before this final may have carried them).
+            if !text.is_empty() {
+                self.last_word_end = Some(end);
             }
-            let _ = out.send(Message::Text(result.to_string().into())).await;
-            let _ = out.send(Message::Text(utterance_end.to_string().into())).await;
-        };
-        if now || delay.is_zero() {
-            send.await;
         } else {
-            tokio::spawn(send);
+            let utterance_end =
+                json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": end});
+            self.send_at(at, utterance_end).await;
         }
     }
 

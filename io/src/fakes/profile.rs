@@ -49,24 +49,63 @@ pub struct LatencyProfile {
     pub llm_tokens_per_second: f64,
     /// Text-to-speech: from the text to the first audio.
     pub tts_first_audio: Delay,
+    /// How the fake transcriber shapes its results besides their delay.
+    pub transcriber: TranscriberStyle,
+}
+
+/// The shape of the fake transcriber's results: plain (each utterance one final with every
+/// word, interims as the words are said, `UtteranceEnd` right after) or with the cases a
+/// client of the real Deepgram must handle (PROTOCOLS.md §2).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TranscriberStyle {
+    /// Interim results trail the audio by this much (never overtaking the results before them).
+    pub interim_lag: Delay,
+    /// After this much speech without an endpoint, the words so far go out as a final segment
+    /// (`is_final` without `speech_final`); the endpoint's final then carries only the rest,
+    /// and is empty when nothing came after.
+    pub segment_after: Option<Duration>,
+    /// `UtteranceEnd` only once `utterance_end_ms` has passed with no word (else right after
+    /// each endpoint's final).
+    pub utterance_end_gap: bool,
+    /// An empty final (`is_final`, no words) per this much silence, as Deepgram sends.
+    pub silence_final_every: Option<Duration>,
+}
+
+impl TranscriberStyle {
+    pub const PLAIN: TranscriberStyle = TranscriberStyle {
+        interim_lag: Delay::ZERO,
+        segment_after: None,
+        utterance_end_gap: false,
+        silence_final_every: None,
+    };
+    /// Deepgram's harder cases.
+    pub const DEEPGRAM: TranscriberStyle = TranscriberStyle {
+        interim_lag: Delay::ms(150, 0.3),
+        segment_after: Some(Duration::from_millis(1800)),
+        utterance_end_gap: true,
+        silence_final_every: Some(Duration::from_secs(3)),
+    };
 }
 
 impl LatencyProfile {
-    /// No added latency: what remains is Hermes's own.
+    /// No added latency: what remains is Hermes's own. Its transcriber is plain.
     pub const ZERO: LatencyProfile = LatencyProfile {
         name: "zero",
         stt_final: Delay::ZERO,
         llm_first_token: Delay::ZERO,
         llm_tokens_per_second: 0.0,
         tts_first_audio: Delay::ZERO,
+        transcriber: TranscriberStyle::PLAIN,
     };
-    /// Roughly what the cloud providers deliver on a good day.
+    /// Roughly what the cloud providers deliver on a good day, the transcriber's result shapes
+    /// included.
     pub const TYPICAL: LatencyProfile = LatencyProfile {
         name: "typical",
         stt_final: Delay::ms(200, 0.25),
         llm_first_token: Delay::ms(450, 0.3),
         llm_tokens_per_second: 50.0,
         tts_first_audio: Delay::ms(200, 0.25),
+        transcriber: TranscriberStyle::DEEPGRAM,
     };
     /// A bad day: slow and with heavy tails.
     pub const SLOW: LatencyProfile = LatencyProfile {
@@ -75,6 +114,7 @@ impl LatencyProfile {
         llm_first_token: Delay::ms(1200, 0.5),
         llm_tokens_per_second: 20.0,
         tts_first_audio: Delay::ms(450, 0.5),
+        transcriber: TranscriberStyle::DEEPGRAM,
     };
 
     pub fn by_name(name: &str) -> Option<LatencyProfile> {

@@ -171,6 +171,17 @@ impl HttpClient {
         self.exchange(Method::POST, url, headers, Some(body), max_body).await
     }
 
+    /// PUTs a JSON body; like [`HttpClient::post_json`].
+    pub async fn put_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        max_body: usize,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
+        self.exchange(Method::PUT, url, headers, Some(body), max_body).await
+    }
+
     /// Sends `method` with an optional JSON body and returns the status and the whole
     /// response body (up to `max_body` bytes) whatever the status, all within the timeout.
     pub async fn exchange(

@@ -210,12 +210,18 @@ impl SqliteStore {
         op: impl FnOnce(&mut Connection) -> std::result::Result<T, E> + Send + 'static,
     ) -> std::result::Result<T, E> {
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
+        let done = tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
             op(&mut conn)
         })
-        .await
-        .expect("a database operation does not panic")
+        .await;
+        match done {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled: the runtime is shutting down and drops the task waiting here with
+            // it (what it was writing is still in the outbox for the next start).
+            Err(_) => std::future::pending().await,
+        }
     }
 
     pub async fn busy_on(&self, date: Date) -> Result<Vec<Busy>> {

@@ -227,6 +227,7 @@ impl Call {
     fn on_speech_started(&mut self, now: Instant, at: Instant) {
         self.caller.voice = Voice::Speaking;
         self.caller.started_at = Some(at.min(now));
+        self.caller.over_agent = self.floor == Floor::Speaking;
         self.caller.words.forget_pause();
         self.stop_ladder();
         self.timers.stop(Timer::EndpointingMin);

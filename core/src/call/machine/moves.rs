@@ -409,10 +409,39 @@ impl Call {
             return;
         }
         self.floor = Floor::Listening;
+        if !self.caller.speaking() && self.words_held_over_the_agent(now) {
+            return;
+        }
         self.ladder_step_resumes(now);
         if self.ladder == Ladder::Off && !self.caller.speaking() {
             self.maybe_restart_ladder(now);
         }
+    }
+
+    /// Words the caller said while the agent spoke, too short to take the floor and more than
+    /// an acknowledgement ("yes please" over the end of an offer), wait for nobody while the
+    /// agent talks: once it has finished they are the caller's turn. True when there were
+    /// some — the turn ends now, or when their final comes (bounded by the endpointing
+    /// maximum) — so no silence step talks over them.
+    fn words_held_over_the_agent(&mut self, now: Instant) -> bool {
+        let heard = self.caller.words.so_far();
+        if heard.is_empty() {
+            return false;
+        }
+        // Words from before the agent began (a callee's "Hello?" that set off the greeting)
+        // were dealt with when it began.
+        if !self.caller.over_agent || is_backchannel(&heard, &self.cfg.conversation.backchannels) {
+            self.caller.words.clear();
+            return false;
+        }
+        self.stop_ladder();
+        if self.caller.words.in_progress() {
+            let wait = self.cfg.conversation.endpointing_max_ms.as_duration();
+            self.timers.set(Timer::EndpointingMax, now + wait);
+        } else {
+            self.end_user_turn(now);
+        }
+        true
     }
 
     /// Once the agent has finished and the caller is silent, silence climbs the ladder —

@@ -30,6 +30,9 @@ pub(super) struct CallerTurn {
     pub ended_at: Option<Instant>,
     /// When the caller's voice really ended: the turn's latency timeline starts here.
     pub voice_ended_at: Option<Instant>,
+    /// Whether this stretch of voice began while the agent spoke: its words, if they neither
+    /// barge in nor acknowledge, wait for the agent to finish and are then the caller's turn.
+    pub over_agent: bool,
     pub words: Words,
 }
 

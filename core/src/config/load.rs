@@ -315,9 +315,9 @@ impl<'a> NodeMut<'a> {
     }
 }
 
-/// Sets the key at dotted `path` to `raw` (a TOML value, or else a string), creating tables on
-/// the way. False if a parent on the way is not a table.
-/// Sets `path` to `raw`: as a TOML value when it reads as one, unless `literal`, as text.
+/// Sets the key at dotted `path` to `raw` — a TOML value when it reads as one, else (or when
+/// `literal`) a string — creating tables on the way. False if a parent on the way is not a
+/// table.
 fn set(doc: &mut DocumentMut, path: &str, raw: &str, literal: bool) -> bool {
     let value: Value =
         if literal { Value::from(raw) } else { raw.parse().unwrap_or_else(|_| Value::from(raw)) };

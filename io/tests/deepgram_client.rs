@@ -18,6 +18,18 @@ async fn fake() -> FakeDeepgram {
         .expect("fake starts")
 }
 
+/// A fake with Deepgram's harder result shapes and no added latency.
+async fn deepgram_shaped_fake() -> FakeDeepgram {
+    let profile =
+        LatencyProfile { transcriber: TranscriberStyle::DEEPGRAM, ..LatencyProfile::ZERO };
+    let options = FakeDeepgramOptions { profile, ..FakeDeepgramOptions::default() };
+    FakeDeepgram::start("127.0.0.1:0".parse().expect("addr"), options).await.expect("fake starts")
+}
+
+/// Four seconds of speech and more: long enough to be finalised in segments.
+const LONG_LINE: &str =
+    "Yes I would like to move my appointment from Tuesday to Thursday afternoon please";
+
 fn settings(fake: &FakeDeepgram, tag: &str) -> DeepgramSettings {
     let mut s = DeepgramSettings::new(&fake.url(), "test-key", "nova-3", "en-US");
     s.tag = Some(tag.into());
@@ -124,13 +136,8 @@ async fn a_line_with_its_timing_is_finalised_in_parts_at_a_pause_inside_it() {
 
 #[tokio::test]
 async fn deepgrams_harder_shapes_segmented_finals_and_a_late_utterance_end_lose_no_words() {
-    let profile =
-        LatencyProfile { transcriber: TranscriberStyle::DEEPGRAM, ..LatencyProfile::ZERO };
-    let options = FakeDeepgramOptions { profile, ..FakeDeepgramOptions::default() };
-    let fake = FakeDeepgram::start("127.0.0.1:0".parse().expect("addr"), options)
-        .await
-        .expect("fake starts");
-    let line = "Yes I would like to move my appointment from Tuesday to Thursday afternoon please";
+    let fake = deepgram_shaped_fake().await;
+    let line = LONG_LINE;
     fake.scripts.set("call-4", [line]);
     let counters = Arc::new(SttCounters::default());
     let mut stream =
@@ -227,13 +234,8 @@ async fn a_connection_dropped_mid_utterance_loses_no_words() {
 
 #[tokio::test]
 async fn a_connection_dropped_after_a_segment_final_neither_repeats_nor_loses_words() {
-    let profile =
-        LatencyProfile { transcriber: TranscriberStyle::DEEPGRAM, ..LatencyProfile::ZERO };
-    let options = FakeDeepgramOptions { profile, ..FakeDeepgramOptions::default() };
-    let fake = FakeDeepgram::start("127.0.0.1:0".parse().expect("addr"), options)
-        .await
-        .expect("fake starts");
-    let line = "Yes I would like to move my appointment from Tuesday to Thursday afternoon please";
+    let fake = deepgram_shaped_fake().await;
+    let line = LONG_LINE;
     fake.scripts.set("call-5", [line, "Thank you."]);
     // 2.5 s in: after the first segment (at 1.8 s of speech), mid-utterance.
     fake.faults.push(Fault::DropAfter(125));

@@ -116,7 +116,7 @@ hermes sim --target http://127.0.0.1:8080 --carrier twilio\n  \
 hermes sim scenarios/book-haircut.toml --now 2026-12-05T18:00   as on a Saturday evening\n  \
 hermes sim --now system                      on this machine's clock"
     )]
-    Sim(SimArgs),
+    Sim(Box<SimArgs>),
     /// One whole phone call with no key and no server: Hermes starts in this process on its
     /// embedded defaults (Silero VAD, Moonshine speech-to-text, the rule-based agent, espeak-ng,
     /// an embedded database), and a synthetic caller phones it over the Telnyx media protocol
@@ -247,6 +247,13 @@ pub struct SimArgs {
     /// Media-stream protocol: telnyx or twilio.
     #[arg(long, default_value = "telnyx", value_name = "NAME")]
     pub carrier: String,
+    /// With --target: that Hermes's `telephony.public_url`, which Twilio signs its requests
+    /// over (default: the --target URL). Each call carries its own stream token, derived as
+    /// `hermes serve` derives it: from $HERMES_STREAM_TOKEN, else the carrier's secret
+    /// ($TELNYX_API_KEY or $TWILIO_AUTH_TOKEN); Twilio upgrades are signed with
+    /// $TWILIO_AUTH_TOKEN.
+    #[arg(long, value_name = "URL", requires = "target")]
+    pub public_url: Option<String>,
     /// The configuration for the in-process Hermes (default: the embedded demo business).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

@@ -226,6 +226,8 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
 
 #[test]
 fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded() {
+    use hermes_bench::sim::StreamPass;
+    use hermes_io::carriers::stream_auth::StreamSecret;
     use hermes_io::fakes::caller::{CallerScript, Dialect, EndedBy, Step, run_caller};
     // The queue between the calls and the carrier holds 256 requests; each call below asks
     // for a transfer (the caller presses 0), which Twilio cannot do without its REST client.
@@ -272,13 +274,20 @@ fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded(
         let url = format!("ws://{addr}/twilio/media");
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(60));
         let mut calls = tokio::task::JoinSet::new();
+        // Each stream carries its call's token and a signed upgrade, as Twilio's would.
+        let secret = std::sync::Arc::new(StreamSecret::derived_from("twilio-test-token"));
+        let pass = StreamPass::new(secret).signing_for_twilio(
+            "twilio-test-token".into(),
+            "wss://agent.example.com/twilio/media".into(),
+        );
         for i in 0..CALLS {
-            let script = CallerScript {
+            let mut script = CallerScript {
                 call_id: format!("CAqueue{i:04}"),
                 dialect: Dialect::Twilio,
                 from: "+15555550123".into(),
                 to: "+15555550100".into(),
                 auth_token: None,
+                twilio_signature: None,
                 steps: vec![Step::Dtmf("0".into())],
                 settle: Duration::from_millis(300),
                 // Press 0 at once, over the greeting.
@@ -287,6 +296,7 @@ fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded(
                 // is hung up by the caller instead.
                 linger: Duration::from_secs(15),
             };
+            pass.fill(&mut script);
             let (url, slots) = (url.clone(), slots.clone());
             calls.spawn(async move {
                 let _slot = slots.acquire_owned().await.expect("semaphore");
@@ -396,7 +406,10 @@ fn a_served_hermes_on_hermes_fakes_hears_what_the_simulated_caller_says() {
         .arg("sim")
         .arg(&scenario)
         .args(["--target", &format!("http://{addr}"), "--carrier", "twilio", "--quiet"])
-        .args(["--feed-fakes", &feed])
+        .args(["--public-url", "https://agent.example.com", "--feed-fakes", &feed])
+        // The stream token and the upgrade's signature, as Twilio would present them.
+        .env("TWILIO_AUTH_TOKEN", "twilio-test-token")
+        .env_remove("HERMES_STREAM_TOKEN")
         .output()
         .expect("hermes sim runs");
     assert!(sim.status.success(), "{}{}", text(&sim.stdout), text(&sim.stderr));

@@ -769,6 +769,19 @@ fn after_an_answer_that_asks_nothing_a_silent_caller_is_offered_more_never_dead_
 }
 
 #[test]
+fn a_question_followed_by_an_explanation_is_still_owed_an_answer_when_the_caller_is_silent() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "What's your order number? If you don't have it, I can look it up by your phone number.",
+    ]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.run_until(ms(20_000));
+    let prompt = CallConfig::default().persona.silence_prompts[0].clone();
+    assert!(sim.spoken().contains(&prompt), "the question is left open: {:?}", sim.spoken());
+    assert!(!sim.spoken().iter().any(|s| s == ANYTHING_ELSE), "{:?}", sim.spoken());
+}
+
+#[test]
 fn a_sound_with_no_words_while_the_agent_listens_gets_a_reprompt() {
     let mut sim = greeted();
     sim.caller_noise(ms(5000), ms(500)); // a cough: the transcriber finds no words in it
@@ -827,6 +840,52 @@ fn an_answer_that_starts_while_the_caller_talks_on_yields_within_the_barge_in_mi
     assert!(spoke > ms(6500), "the answer started over the caller: {spoke:?}");
     let yield_by = (ms(6500) + c.barge_in_min_ms.as_duration()).max(spoke);
     assert!(cleared <= yield_by, "spoke at {spoke:?}, cleared at {cleared:?}");
+}
+
+/// The order answer is playing from about 6.9 s (ten seconds of it); the caller says "Yes
+/// please." over it from 8 s, and at the barge-in minimum the transcriber has only "Yes".
+fn yes_please_over_the_answer_heard_late(words_arrive: &[(u64, &str, bool)]) -> Sim {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "Your order shipped on Friday and should arrive by Tuesday. Shall I text you the tracking link?",
+    ]));
+    sim.replies.push_back(Reply::Text(vec!["Done, it's on its way to your phone."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.input_at(ms(8000), Input::SpeechStarted { at: sim.at(ms(8000)) });
+    sim.input_at(
+        ms(8200),
+        Input::Transcript { text: "Yes".into(), is_final: false, ends_utterance: false },
+    );
+    sim.input_at(ms(8800), Input::SpeechEnded { at: sim.at(ms(8800)) });
+    for &(at, text, is_final) in words_arrive {
+        let input = Input::Transcript { text: text.into(), is_final, ends_utterance: is_final };
+        sim.input_at(ms(at), input);
+    }
+    sim.run_until(ms(10_000));
+    sim
+}
+
+#[test]
+fn an_acknowledgement_that_grows_into_words_over_the_agent_takes_the_floor_when_they_come() {
+    // Still speaking when "Yes please" is heard: the agent stops then.
+    let sim = yes_please_over_the_answer_heard_late(&[
+        (8600, "Yes please", false),
+        (8900, "Yes please.", true),
+    ]);
+    assert_eq!(sim.logged(CallLog::BackchannelIgnored), 1, "\"Yes\" alone at the minimum");
+    let barge = sim.first(|a| *a == Action::Log(CallLog::BargeIn)).expect("barge-in");
+    assert_eq!(barge, ms(8600), "as soon as the words were more than an acknowledgement");
+    assert_eq!(sim.first(|a| *a == Action::ClearPlayback), Some(barge));
+    assert_eq!(sim.llm_starts(), 2, "answered without waiting for the answer to play out");
+    assert_eq!(user_messages(&sim.last_context()).last().map(String::as_str), Some("Yes please."));
+
+    // Quiet already when the final says more: the turn ends with it.
+    let sim = yes_please_over_the_answer_heard_late(&[(8900, "Yes please.", true)]);
+    let barge = sim.first(|a| *a == Action::Log(CallLog::BargeIn)).expect("barge-in");
+    assert_eq!(barge, ms(8900));
+    assert_eq!(sim.llm_starts(), 2);
+    assert_eq!(user_messages(&sim.last_context()).last().map(String::as_str), Some("Yes please."));
+    assert_eq!(sim.logged(CallLog::FalseStart), 0, "words came with it: no resuming");
 }
 
 #[test]

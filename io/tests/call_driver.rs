@@ -463,6 +463,7 @@ impl Transport for LineDouble {
                 from: Some(Cow::Borrowed("+15550100001")),
                 to: Some(Cow::Borrowed("+15550100002")),
                 client_state: None,
+                auth_token: None,
             }),
             LineMessage::Caller(FromCaller::Audio(frame)) => {
                 audio[..frame.len()].copy_from_slice(&frame);

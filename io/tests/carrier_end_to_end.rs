@@ -1,4 +1,5 @@
-//! End to end over loopback with the fake Telnyx: a signed webhook reaches the call path, the
+//! End to end over loopback with the fake Telnyx: a signed webhook reaches the call path and
+//! is answered with the call's own stream token, the stream presents it, the
 //! caller's audio (a WAV file streamed at real-time pace) reaches the audio core and its VAD,
 //! the agent's reply goes back paced by the playout clock, and the carrier acknowledges the
 //! mark only after that audio has played.
@@ -14,6 +15,7 @@ use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::vad::VadEvent;
 use hermes_io::call::{MediaEvent, MediaSettings};
+use hermes_io::carriers::stream_auth::StreamSecret;
 use hermes_io::carriers::telnyx::control::{CallControl, RetryPolicy, StreamTarget};
 use hermes_io::carriers::telnyx::events::{self as telnyx_events, TelephonyNotice};
 use hermes_io::carriers::telnyx::webhook::WebhookVerifier;
@@ -48,8 +50,12 @@ fn caller_wav(dir: &std::path::Path) -> std::path::PathBuf {
 async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_after_playout() {
     let fake = FakeTelnyx::new([42; 32]);
     let verifier = WebhookVerifier::new(&fake.public_key(), 300).expect("fake key");
+    // Streams are let in only with their call's token, as `hermes serve` runs.
+    let secret = Arc::new(StreamSecret::derived_from("KEY"));
+    let settings =
+        MediaSettings { stream_secret: Some(Arc::clone(&secret)), ..MediaSettings::default() };
     let common::MediaServer { addr, mut links, webhook_events, stop: _stop, .. } =
-        common::media_server(MediaSettings::default(), Duration::from_secs(1), |state| {
+        common::media_server(settings, Duration::from_secs(1), |state| {
             state.telnyx = Some(verifier);
         })
         .await;
@@ -64,7 +70,7 @@ async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_
     tokio::spawn(telnyx_events::run(
         webhook_events,
         Arc::new(control),
-        StreamTarget { url: media_url.clone(), auth_token: None },
+        StreamTarget { url: media_url.clone(), auth_token: None, secret: Some(secret) },
         notices_tx,
     ));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;
@@ -84,6 +90,8 @@ async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_
         media_url.as_str(),
         "Telnyx is told to stream to our media route"
     );
+    // ...with this call's token, which the stream must present.
+    let token = answer.body["stream_auth_token"].as_str().expect("a stream token").to_string();
 
     // 2. The call: answers speech with an 800 ms line and its mark.
     let driver = tokio::spawn(async move {
@@ -114,7 +122,7 @@ async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_
     let script = StreamScript {
         call_control_id: "v3:e2e".into(),
         stream_id: "S-e2e".into(),
-        auth_token: None,
+        auth_token: Some(token),
         caller_audio: ulaw_from_wav(&caller_wav(dir.path())).expect("wav"),
         linger: Duration::from_millis(2000),
     };

@@ -1,5 +1,6 @@
 //! The HTTP front door over loopback: health, readiness, signed webhooks (accepted once,
-//! forged/stale/unsigned refused and counted), limits, and graceful shutdown.
+//! forged/stale/unsigned refused and counted), limits (size, slow clients, connection
+//! floods — each test written as the attack), and graceful shutdown.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signer, SigningKey};
 use hermes_core::config::HermesConfig;
 use hermes_io::carriers::telnyx::webhook::{CallEvent, WebhookVerifier};
-use hermes_io::server::{ConfigStore, ServerState, serve};
+use hermes_io::server::{ConfigStore, ServerLimits, ServerState, serve};
 use tokio::sync::{mpsc, watch};
 
 struct Running {
@@ -28,6 +29,10 @@ fn key() -> SigningKey {
 }
 
 async fn start(telnyx: bool, queue: usize) -> Running {
+    start_limited(telnyx, queue, ServerLimits::default()).await
+}
+
+async fn start_limited(telnyx: bool, queue: usize, limits: ServerLimits) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let verifier = telnyx.then(|| {
@@ -35,7 +40,9 @@ async fn start(telnyx: bool, queue: usize) -> Running {
     });
     let (tx, events) = mpsc::channel(queue);
     let store = Arc::new(ConfigStore::new(HermesConfig::default()));
-    let state = Arc::new(ServerState::new(store, verifier, tx));
+    let mut state = ServerState::new(store, verifier, tx);
+    state.limits = limits;
+    let state = Arc::new(state);
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, Arc::clone(&state), stop_rx, Duration::from_secs(2)));
     Running { addr, state, events, stop, task }
@@ -200,4 +207,92 @@ async fn shutdown_stops_accepting_and_returns_within_the_grace_period() {
     let finished = tokio::time::timeout(Duration::from_secs(3), s.task).await;
     assert!(matches!(finished, Ok(Ok(Ok(())))), "serve returned: {finished:?}");
     assert!(TcpStream::connect(s.addr).is_err(), "no longer accepting");
+}
+
+/// Limits small enough for a test to reach: a slow client is cut off in 300 ms.
+fn tight(max_connections: usize) -> ServerLimits {
+    ServerLimits {
+        header_read_timeout: Duration::from_millis(300),
+        body_read_timeout: Duration::from_millis(300),
+        max_connections,
+    }
+}
+
+/// Connects and sends `first`, then nothing; returns what the server sent before closing
+/// (`None`: it was still open after 10 s).
+async fn send_and_stall(addr: SocketAddr, first: &'static [u8]) -> Option<String> {
+    tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.write_all(first).expect("write");
+        let mut out = Vec::new();
+        match s.read_to_end(&mut out) {
+            Ok(_) => Some(String::from_utf8_lossy(&out).into_owned()),
+            Err(_) => None,
+        }
+    })
+    .await
+    .expect("client thread")
+}
+
+#[tokio::test]
+async fn a_webhook_body_trickled_slower_than_the_limit_gets_408_and_the_connection_closed() {
+    let mut s = start_limited(true, 8, tight(64)).await;
+    // Headers promise 400 bytes; one arrives, then nothing.
+    let head = b"POST /telnyx/webhook HTTP/1.1\r\nHost: hermes\r\nContent-Type: application/json\r\n\
+                 Content-Length: 400\r\ntelnyx-signature-ed25519: x\r\ntelnyx-timestamp: 1\r\n\r\n{";
+    let answer = send_and_stall(s.addr, head).await.expect("cut off, not left open");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(s.state.counters.requests_rejected_slow_body.load(Ordering::Relaxed), 1);
+    assert!(s.events.try_recv().is_err(), "nothing reached the call driver");
+    let (_, metrics) = get(s.addr, "/metrics").await;
+    assert!(metrics.contains("hermes_requests_rejected_slow_body_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn headers_trickled_slower_than_the_limit_get_the_connection_closed() {
+    let s = start_limited(true, 8, tight(64)).await;
+    let answer = send_and_stall(s.addr, b"POST /telnyx/webhook HTTP/1.1\r\nHost: hermes\r\n").await;
+    assert!(answer.is_some(), "the half-sent request was left holding the connection");
+    assert_eq!(get(s.addr, "/healthz").await.0, 200, "and the server still answers");
+}
+
+#[tokio::test]
+async fn a_connection_flood_beyond_the_limit_is_refused_at_once_and_served_again_when_it_ends() {
+    let s = start_limited(true, 8, ServerLimits { max_connections: 4, ..ServerLimits::default() })
+        .await;
+    // Four sockets that say nothing hold every slot (the header timeout is the default 10 s).
+    let held: Vec<TcpStream> =
+        (0..4).map(|_| TcpStream::connect(s.addr).expect("connect")).collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..6 {
+        // The refusal is written as soon as the connection is taken, before any request.
+        let answer = send_and_stall(s.addr, b"").await.expect("closed at once");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(answer.ends_with("too many connections\r\n"), "{answer}");
+    }
+    assert_eq!(s.state.counters.connections_refused_limit.load(Ordering::Relaxed), 6);
+    drop(held);
+    // The held connections end as their sockets close; then the front door answers again.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = get(s.addr, "/healthz").await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn the_connection_limit_follows_the_open_file_limit_when_not_set() {
+    use hermes_io::server::connections_for_open_file_limit;
+    assert_eq!(connections_for_open_file_limit(1024), 224, "(1024 - 128) / 4");
+    assert_eq!(connections_for_open_file_limit(65_536), 16_352);
+    assert_eq!(connections_for_open_file_limit(100), 16, "never below 16");
+    let mut server = HermesConfig::default().server;
+    assert_eq!(ServerLimits::from_config(&server, 1024).max_connections, 224);
+    server.max_connections = 50;
+    assert_eq!(ServerLimits::from_config(&server, 1024).max_connections, 50);
 }

@@ -28,6 +28,7 @@ fn target() -> StreamTarget {
     StreamTarget {
         url: "wss://agent.example.com/telnyx/media".into(),
         auth_token: Some("tok".into()),
+        secret: None,
     }
 }
 

@@ -34,8 +34,11 @@ async fn incoming_calls_are_answered_failed_streams_hung_up_and_hangups_reported
         "KEY",
         retry,
     ));
-    let target =
-        StreamTarget { url: "wss://agent.example.com/telnyx/media".into(), auth_token: None };
+    let target = StreamTarget {
+        url: "wss://agent.example.com/telnyx/media".into(),
+        auth_token: None,
+        secret: None,
+    };
     let (events_tx, events) = mpsc::channel(8);
     let (notices_tx, mut notices) = mpsc::channel(8);
     tokio::spawn(run(events, control, target, notices_tx));
@@ -112,7 +115,7 @@ async fn a_failed_answer_is_reported_not_swallowed() {
     tokio::spawn(run(
         events,
         control,
-        StreamTarget { url: "wss://x/telnyx/media".into(), auth_token: None },
+        StreamTarget { url: "wss://x/telnyx/media".into(), auth_token: None, secret: None },
         notices_tx,
     ));
     events_tx

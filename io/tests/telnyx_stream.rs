@@ -234,6 +234,47 @@ async fn a_stream_without_the_configured_token_is_refused() {
     assert!(matches!(next_event(&mut handle).await, MediaEvent::Started(_)));
 }
 
+/// Opens a Telnyx stream naming `call_id`, with `token` in the handshake; returns whether the
+/// call started (`false`: the stream was closed first).
+async fn stream_starts(rig: &mut MediaServer, call_id: &str, token: Option<&str>) -> bool {
+    let mut request = url(rig).as_str().into_client_request().expect("request");
+    if let Some(token) = token {
+        let value = token.parse().expect("header");
+        request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connect");
+    let mut handle = rig.links.recv().await.expect("link");
+    ws.send(Message::text(START.replace("v3:call", call_id))).await.expect("start");
+    matches!(next_event(&mut handle).await, MediaEvent::Started(_))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_or_stolen_stream_is_refused_before_its_call_starts_and_counted_by_reason() {
+    use hermes_io::carriers::stream_auth::StreamSecret;
+    let secret = std::sync::Arc::new(StreamSecret::derived_from("node secret"));
+    let settings =
+        MediaSettings { stream_secret: Some(secret.clone()), ..MediaSettings::default() };
+    let mut rig = media_server(settings, Duration::from_secs(1), |_| {}).await;
+    // Forged: a start frame with no token at all.
+    assert!(!stream_starts(&mut rig, "v3:forged", None).await);
+    // Stolen call id: a live call's id with a token of the attacker's making.
+    assert!(!stream_starts(&mut rig, "v3:live", Some("00ff")).await);
+    // Another call's real token does not open this one.
+    let other = secret.token_for("v3:other");
+    assert!(!stream_starts(&mut rig, "v3:live", Some(&other)).await);
+    assert_eq!(rig.counters.auth_missing.load(Ordering::Relaxed), 1);
+    assert_eq!(rig.counters.auth_wrong_call.load(Ordering::Relaxed), 2);
+    let metrics = rig.counters.render();
+    assert!(
+        metrics.contains("hermes_media_auth_failures_total{reason=\"not_this_calls_token\"} 2"),
+        "{metrics}"
+    );
+    // The answered call's own token: in, and again on a reconnect.
+    let token = secret.token_for("v3:live");
+    assert!(stream_starts(&mut rig, "v3:live", Some(&token)).await);
+    assert!(stream_starts(&mut rig, "v3:live", Some(&token)).await, "a reconnect");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_a_live_call_to_finish_within_the_grace_period() {
     let MediaServer { addr, mut links, stop, task: server, .. } =

@@ -1,5 +1,6 @@
 //! Twilio Media Streams: the documented frames, `streamSid` on everything we send, the
-//! documented signature vector, and the voice webhook answering with TwiML only when signed.
+//! documented signature vector, the voice webhook answering with TwiML (and the call's stream
+//! token) only when signed, and the media upgrade let in only when signed and carrying it.
 
 mod common;
 
@@ -12,6 +13,7 @@ use futures_util::{SinkExt, StreamExt};
 use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_io::call::{MediaEvent, MediaSettings, StreamStarted};
+use hermes_io::carriers::stream_auth::{StreamSecret, TOKEN_PARAMETER};
 use hermes_io::carriers::twilio::media::{TwilioDialect, parse};
 use hermes_io::carriers::twilio::signature::{form_params, is_valid, sign};
 use hermes_io::carriers::twilio::twiml::connect_stream;
@@ -73,6 +75,7 @@ fn everything_we_send_carries_the_stream_sid() {
         from: None,
         to: None,
         client_state: None,
+        auth_token: None,
     });
     let mut out = String::new();
     d.write_media(&[0x9e, 0x8f], &mut out);
@@ -121,16 +124,25 @@ fn form_bodies_decode_like_twilio_encodes_them() {
 }
 
 #[test]
-fn twiml_connects_the_stream_bidirectionally() {
+fn twiml_connects_the_stream_bidirectionally_with_its_parameters() {
     assert_eq!(
-        connect_stream("wss://agent.example.com/twilio/media?a=1&b=2"),
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Connect><Stream url=\"wss://agent.example.com/twilio/media?a=1&amp;b=2\"/></Connect></Response>\n"
+        connect_stream("wss://agent.example.com/twilio/media?a=1&b=2", &[("hermes_token", "a\"b")]),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Connect><Stream url=\"wss://agent.example.com/twilio/media?a=1&amp;b=2\"><Parameter name=\"hermes_token\" value=\"a&quot;b\"/></Stream></Connect></Response>\n"
     );
 }
 
-/// The server with Twilio's routes, signed with the documented test token "12345".
+/// The stream secret of the test server.
+fn secret() -> std::sync::Arc<StreamSecret> {
+    std::sync::Arc::new(StreamSecret::derived_from("12345"))
+}
+
+const MEDIA_URL: &str = "wss://agent.example.com/twilio/media";
+
+/// The server with Twilio's routes, signed with the documented test token "12345", letting
+/// in each call's stream by its token.
 async fn start_server() -> MediaServer {
-    media_server(MediaSettings::default(), Duration::from_secs(1), |state| {
+    let settings = MediaSettings { stream_secret: Some(secret()), ..MediaSettings::default() };
+    media_server(settings, Duration::from_secs(1), |state| {
         state.twilio = Some(TwilioHub {
             auth_token: "12345".into(),
             public_url: "https://agent.example.com".into(),
@@ -166,7 +178,11 @@ async fn the_voice_webhook_answers_with_twiml_only_when_signed() {
         sign("12345", "https://agent.example.com/twilio/voice", &form_params(body.as_bytes()));
     let (status, twiml) = post_voice(addr, body.clone(), Some(signature)).await;
     assert_eq!(status, 200);
-    assert!(twiml.contains("<Stream url=\"wss://agent.example.com/twilio/media\"/>"), "{twiml}");
+    let token = secret().token_for("CA1");
+    let stream = format!(
+        "<Stream url=\"{MEDIA_URL}\"><Parameter name=\"{TOKEN_PARAMETER}\" value=\"{token}\"/></Stream>"
+    );
+    assert!(twiml.contains(&stream), "the call's own token, for its stream: {twiml}");
     assert_eq!(post_voice(addr, body.clone(), Some("AAAA".into())).await.0, 403);
     assert_eq!(post_voice(addr, body, None).await.0, 401);
 }
@@ -174,14 +190,15 @@ async fn the_voice_webhook_answers_with_twiml_only_when_signed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_twilio_media_session_plays_agent_audio_with_the_stream_sid() {
     let MediaServer { addr, mut links, stop: _stop, .. } = start_server().await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/twilio/media"))
-        .await
-        .expect("connect");
+    let upgrade = signed_upgrade(addr, Some(sign("12345", MEDIA_URL, &[])));
+    let (mut ws, _) = tokio_tungstenite::connect_async(upgrade).await.expect("connect");
     let mut handle = links.recv().await.expect("link");
     ws.send(Message::text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#))
         .await
         .expect("connected");
-    ws.send(Message::text(r#"{"event":"start","sequenceNumber":"1","start":{"streamSid":"MZ9","callSid":"CA9","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}},"streamSid":"MZ9"}"#)).await.expect("start");
+    ws.send(Message::text(start_frame("CA9", Some(&secret().token_for("CA9")))))
+        .await
+        .expect("start");
     let started = tokio::time::timeout(Duration::from_secs(5), handle.events.recv())
         .await
         .expect("in time")
@@ -209,4 +226,49 @@ async fn a_twilio_media_session_plays_agent_audio_with_the_stream_sid() {
     }
     assert!(seen[0].starts_with(r#"{"event":"media","streamSid":"MZ9""#), "{seen:?}");
     assert_eq!(seen[1], r#"{"event":"mark","streamSid":"MZ9","mark":{"name":"s1"}}"#);
+}
+
+/// The upgrade request to the media route, with `signature` as `X-Twilio-Signature`.
+fn signed_upgrade(
+    addr: std::net::SocketAddr,
+    signature: Option<String>,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/twilio/media").into_client_request().expect("request");
+    if let Some(signature) = signature {
+        request.headers_mut().insert("x-twilio-signature", signature.parse().expect("header"));
+    }
+    request
+}
+
+/// Twilio's `start` for call `call_sid`, with our TwiML's token parameter when given.
+fn start_frame(call_sid: &str, token: Option<&str>) -> String {
+    let parameters = match token {
+        Some(t) => format!(r#","customParameters":{{"{TOKEN_PARAMETER}":"{t}"}}"#),
+        None => String::new(),
+    };
+    format!(
+        r#"{{"event":"start","sequenceNumber":"1","start":{{"streamSid":"MZ9","callSid":"{call_sid}","tracks":["inbound"],"mediaFormat":{{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}{parameters}}},"streamSid":"MZ9"}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_twilio_stream_is_refused_at_the_upgrade_or_at_its_start() {
+    let mut server = start_server().await;
+    let addr = server.addr;
+    // Unsigned, and signed with another auth token: refused before any WebSocket.
+    for signature in [None, Some(sign("54321", MEDIA_URL, &[]))] {
+        let refused = tokio_tungstenite::connect_async(signed_upgrade(addr, signature)).await;
+        assert!(refused.is_err(), "the upgrade went through");
+    }
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(signed_upgrade(addr, Some(sign("12345", MEDIA_URL, &[]))))
+            .await
+            .expect("a signed upgrade");
+    let mut handle = server.links.recv().await.expect("link");
+    // A made-up callSid with no token from our TwiML: the call never starts.
+    ws.send(Message::text(start_frame("CAmadeup", None))).await.expect("start");
+    let ended = tokio::time::timeout(Duration::from_secs(5), handle.events.recv()).await;
+    assert!(matches!(ended, Ok(Some(MediaEvent::Ended(_)))), "refused, not started: {ended:?}");
+    assert_eq!(server.counters.auth_missing.load(std::sync::atomic::Ordering::Relaxed), 1);
 }

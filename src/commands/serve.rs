@@ -12,6 +12,7 @@ use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Carrier, HermesConfig};
 use hermes_core::vad::{EnergyVad, VadModel};
 use hermes_io::call::{CallDeps, CarrierQueue, MediaCounters, MediaSettings};
+use hermes_io::carriers::stream_auth::StreamSecret;
 use hermes_io::carriers::telnyx::control::{
     self as telnyx_control, CallControl, RetryPolicy, StreamTarget,
 };
@@ -71,6 +72,17 @@ struct CarrierWiring {
     twilio: Option<TwilioHub>,
     /// Telnyx Call Control and where its streams should connect.
     telnyx_control: Option<(CallControl, StreamTarget)>,
+    /// What each answered call's stream token derives from (every carrier stream needs one).
+    stream_secret: Option<Arc<StreamSecret>>,
+}
+
+/// The secret per-call stream tokens derive from: `telephony.telnyx.stream_token_env` when
+/// set (the same on every node of a fleet), otherwise the carrier's own API secret, which a
+/// fleet shares already.
+fn stream_secret(config: &HermesConfig, carrier_secret: &str) -> Arc<StreamSecret> {
+    let configured =
+        std::env::var(&config.telephony.telnyx.stream_token_env).ok().filter(|v| !v.is_empty());
+    Arc::new(StreamSecret::derived_from(configured.as_deref().unwrap_or(carrier_secret)))
 }
 
 fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
@@ -78,7 +90,12 @@ fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
     let public = t.public_url.trim_end_matches('/');
     let ws_base = public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
     Ok(match t.carrier {
-        Carrier::None => CarrierWiring { verifier: None, twilio: None, telnyx_control: None },
+        Carrier::None => CarrierWiring {
+            verifier: None,
+            twilio: None,
+            telnyx_control: None,
+            stream_secret: None,
+        },
         Carrier::Telnyx => {
             let key = env_secret(
                 "telephony.telnyx.public_key_env",
@@ -93,13 +110,17 @@ fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
             let http = HttpClient::new(Duration::from_secs(10))?;
             let control =
                 CallControl::new(http, &t.telnyx.api_base_url, &api_key, RetryPolicy::default());
-            let auth_token =
-                std::env::var(&t.telnyx.stream_token_env).ok().filter(|v| !v.is_empty());
-            let target = StreamTarget { url: format!("{ws_base}/telnyx/media"), auth_token };
+            let secret = stream_secret(config, &api_key);
+            let target = StreamTarget {
+                url: format!("{ws_base}/telnyx/media"),
+                auth_token: None,
+                secret: Some(Arc::clone(&secret)),
+            };
             CarrierWiring {
                 verifier: Some(WebhookVerifier::new(&key, t.telnyx.webhook_tolerance_s)?),
                 twilio: None,
                 telnyx_control: Some((control, target)),
+                stream_secret: Some(secret),
             }
         }
         Carrier::Twilio => {
@@ -110,6 +131,7 @@ fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
             )?;
             CarrierWiring {
                 verifier: None,
+                stream_secret: Some(stream_secret(config, &auth_token)),
                 twilio: Some(TwilioHub { auth_token, public_url: public.to_string() }),
                 telnyx_control: None,
             }
@@ -213,7 +235,10 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             );
             Some(MediaHub {
                 engine,
-                settings: MediaSettings::default(),
+                settings: MediaSettings {
+                    stream_secret: wiring.stream_secret.clone(),
+                    ..MediaSettings::default()
+                },
                 counters: Arc::new(MediaCounters::default()),
                 calls: Arc::new(calls),
             })
@@ -245,6 +270,14 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             }
         }
         let mut state = ServerState::new(Arc::clone(&store), wiring.verifier, events_tx);
+        state.limits =
+            server::ServerLimits::from_config(&config.server, server::raise_open_file_limit());
+        eprintln!(
+            "connections: at most {} open (server.max_connections); headers within {} ms, bodies within {} ms",
+            state.limits.max_connections,
+            state.limits.header_read_timeout.as_millis(),
+            state.limits.body_read_timeout.as_millis()
+        );
         state.media = media;
         state.twilio = wiring.twilio;
         state.metrics = call_metrics;

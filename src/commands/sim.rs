@@ -5,12 +5,14 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use anyhow::bail;
 use hermes_bench::sim::{self, Hold, SimOptions, Wiring};
 use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Env, HermesConfig};
 use hermes_io::call::{CallDeps, CarrierQueue};
+use hermes_io::carriers::stream_auth::StreamSecret;
 
 use crate::cli::{DemoArgs, SimArgs};
 use crate::commands::{providers, serve};
@@ -38,6 +40,24 @@ impl Wiring for BinaryWiring {
     fn audio_engine(&self, config: &HermesConfig) -> Result<AudioEngine, String> {
         serve::audio_engine(&self.models_dir, config).map_err(|e| format!("{e:#}"))
     }
+}
+
+/// What a remote Hermes lets streams in by, from this environment (as `hermes serve` reads
+/// it with the default configuration's variable names); `None` when nothing is set.
+fn remote_pass(args: &SimArgs, target: &str) -> Option<sim::StreamPass> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let twilio = args.carrier == "twilio";
+    let carrier_secret = env(if twilio { "TWILIO_AUTH_TOKEN" } else { "TELNYX_API_KEY" });
+    let secret = env("HERMES_STREAM_TOKEN").or_else(|| carrier_secret.clone())?;
+    let pass = sim::StreamPass::new(Arc::new(StreamSecret::derived_from(&secret)));
+    Some(match (twilio, carrier_secret) {
+        (true, Some(auth_token)) => {
+            let public = args.public_url.as_deref().unwrap_or(target).trim_end_matches('/');
+            let ws = public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+            pass.signing_for_twilio(auth_token, format!("{ws}/twilio/media"))
+        }
+        _ => pass,
+    })
 }
 
 pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
@@ -74,6 +94,7 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
         listen: args.listen.clone(),
         now: args.now.clone(),
         concurrency,
+        stream_pass: args.target.as_deref().and_then(|target| remote_pass(args, target)),
     };
     let wiring = BinaryWiring { models_dir: models_dir.to_path_buf() };
     Ok(sim::run(&options, scenarios, config, &config_dir, &wiring)?)

@@ -19,6 +19,7 @@ use hermes_io::call::{
     CallClocks, CallDeps, CallReport, CarrierQueue, CarrierRequest, CarrierRequestCounters,
 };
 use hermes_io::call::{MediaCounters, MediaSettings};
+use hermes_io::carriers::stream_auth::StreamSecret;
 use hermes_io::fakes::caller::EndedBy;
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine, Scripts};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
@@ -120,6 +121,8 @@ pub struct InProcess {
     pub audio: Arc<AudioEngine>,
     /// The delays the fakes drew (empty on local engines), for the invariants' bounds.
     pub delays: super::invariants::ProviderDelays,
+    /// What its streams are let in by.
+    stream_pass: super::StreamPass,
     /// The calendar time of each call.
     clocks: CallClocks,
     reports: Waiters<oneshot::Sender<CallReport>>,
@@ -143,6 +146,11 @@ impl std::fmt::Debug for InProcess {
 }
 
 impl InProcess {
+    /// What a caller presents so this Hermes lets its stream in.
+    pub fn stream_pass(&self) -> &super::StreamPass {
+        &self.stream_pass
+    }
+
     /// Starts Hermes on `config` with its stores in a temporary folder (a simulation never
     /// writes into a real database), its providers being `engines`, its calls on `clock`
     /// unless [`InProcess::expect_call`] sets another.
@@ -239,9 +247,14 @@ impl InProcess {
         let (events_tx, mut events_rx) = mpsc::channel(64);
         tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
         let mut state = ServerState::new(store, None, events_tx);
+        // Streams are let in as `hermes serve` lets them in: each with its own call's token.
+        let stream_secret = Arc::new(StreamSecret::random()?);
         state.media = Some(MediaHub {
             engine: engine.clone(),
-            settings: MediaSettings::default(),
+            settings: MediaSettings {
+                stream_secret: Some(Arc::clone(&stream_secret)),
+                ..MediaSettings::default()
+            },
             counters: Arc::new(MediaCounters::default()),
             calls: Arc::new(calls),
         });
@@ -258,6 +271,7 @@ impl InProcess {
             None => super::invariants::ProviderDelays::default(),
         };
         Ok(InProcess {
+            stream_pass: super::StreamPass::new(stream_secret),
             delays,
             base_ws: format!("ws://{addr}"),
             dashboard_url: format!("http://{addr}/dashboard?token={token}"),

@@ -30,6 +30,9 @@ pub const INVARIANTS: [&str; 7] = [
 const SAME_STRETCH: Duration = Duration::from_millis(120);
 /// What the line itself may add: the playout's lead, scheduling, the carrier socket.
 const LINE_SLACK: Duration = Duration::from_millis(500);
+/// A quiet shorter than this between two agent stretches is a pause inside one reply (its
+/// sentences stream back to back), not a silence-ladder step.
+const LADDER_STEP_AT_LEAST: Duration = Duration::from_millis(1000);
 /// How long the agent may keep talking once the caller's words are over it: the barge-in
 /// minimum (a cough is not a turn) and this much reaction on top.
 const BARGE_IN_REACTION: Duration = Duration::from_millis(500);
@@ -145,22 +148,41 @@ impl Checker<'_> {
     }
 
     /// Quiet stretches while the call is open: after the agent finished and nobody spoke,
-    /// the agent speaks within its first silence-ladder step. (After the caller spoke, how
-    /// soon the agent answers is `never_ignored`'s.)
+    /// the agent speaks within its first silence-ladder step; once the ladder has begun,
+    /// within the longest gap between two steps (a step due while the one before still plays
+    /// follows it closely, so which quiet belongs to which step is not known from the line).
+    /// (After the caller spoke, how soon the agent answers is `never_ignored`'s.)
     fn never_silent(&self, broken: &mut Vec<Broken>) {
-        let conversation = &self.config.conversation;
-        let step = conversation.silence_filler_after_ms.as_duration();
+        let c = &self.config.conversation;
+        let first_step = c.silence_filler_after_ms.as_duration();
+        let longest_step = [
+            c.silence_filler_after_ms.0,
+            c.silence_callback_after_ms.0.saturating_sub(c.silence_filler_after_ms.0),
+            c.silence_hangup_after_ms.0.saturating_sub(c.silence_callback_after_ms.0),
+        ]
+        .into_iter()
+        .max()
+        .map_or(first_step, Duration::from_millis);
         let mut sounds: Vec<(Instant, Instant, bool)> =
             self.agent.iter().map(|s| (s.from, s.to, true)).collect();
         sounds.extend(self.log.turns.iter().map(|t| (t.speech_start, t.speech_end, false)));
         sounds.sort_by_key(|(from, _, _)| *from);
         let mut quiet_since: Option<(Instant, bool)> = None;
+        // Whether the ladder has begun since the caller last made a sound: a quiet longer
+        // than a pause between sentences, ended by the agent, was its first step.
+        let mut ladder_begun = false;
         let mut check_gap = |from: Instant, agent_last: bool, to: Instant, last: bool| {
-            if !agent_last || (last && self.agent_closed()) {
+            if !agent_last {
+                ladder_begun = false;
                 return;
             }
+            if last && self.agent_closed() {
+                return;
+            }
+            let step = if ladder_begun { longest_step } else { first_step };
             let bound = step + LINE_SLACK + self.delays.allowance(from, to);
             let quiet = to.saturating_duration_since(from);
+            ladder_begun |= quiet > LADDER_STEP_AT_LEAST;
             if quiet > bound {
                 broken.push(Broken {
                     invariant: "never_silent",
@@ -359,14 +381,20 @@ fn nothing_lost(
     }
 }
 
-/// No agent sentence said twice running.
+/// No agent sentence said whole twice running.
 fn no_repeat(report: &CallReport, broken: &mut Vec<Broken>) {
     let mut last: Option<String> = None;
     let agent_lines = report.transcript.iter().filter(|(who, _)| *who == Speaker::Agent);
     for (reply, (_, text)) in agent_lines.enumerate() {
-        for sentence in text.split_inclusive(['.', '?', '!']) {
-            let sentence = words(sentence).join(" ");
+        for piece in text.split_inclusive(['.', '?', '!']) {
+            let sentence = words(piece).join(" ");
             if sentence.is_empty() {
+                continue;
+            }
+            // A line the caller cut off ends mid-sentence: what was said of it is not a
+            // sentence, and saying the whole of it after the interruption is no repeat.
+            if !piece.trim_end().ends_with(['.', '?', '!']) {
+                last = None;
                 continue;
             }
             if last.as_deref() == Some(sentence.as_str()) {
@@ -403,5 +431,92 @@ fn known_end(log: &CallerLog, report: &CallReport, broken: &mut Vec<Broken>) {
                 report.outcome, log.waits_timed_out
             ),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    /// A call that starts at `t0`, where the agent speaks over `agent` (ms from the start,
+    /// 20 ms frames) and the caller says nothing; it lasts `until` ms and ends as `ended_by`.
+    fn agent_only(t0: Instant, agent: &[(u64, u64)], until: u64, ended_by: EndedBy) -> CallerLog {
+        let agent_frames = agent
+            .iter()
+            .flat_map(|&(from, to)| (from..to).step_by(20).map(move |ms| t0 + MS(ms)))
+            .collect();
+        CallerLog {
+            call_id: "invariants-test".into(),
+            started: t0,
+            turns: Vec::new(),
+            silences: Vec::new(),
+            agent_frames,
+            agent_audio_bytes: 0,
+            clears: 0,
+            bad_frames: 0,
+            ended_by,
+            duration: MS(until),
+            waits_timed_out: 0,
+        }
+    }
+
+    fn broken_by(log: &CallerLog, report: Option<&CallReport>) -> Vec<Broken> {
+        check(log, report, &HermesConfig::default(), &ProviderDelays::default(), true)
+    }
+
+    fn report_saying(agent_lines: &[&str]) -> CallReport {
+        CallReport {
+            call_control_id: "invariants-test".into(),
+            outcome: Outcome::Completed,
+            transcript: agent_lines.iter().map(|l| (Speaker::Agent, l.to_string())).collect(),
+            tools_called: Vec::new(),
+            turns: Vec::new(),
+            logs: Vec::new(),
+            duration: Duration::ZERO,
+            resumed: false,
+            record: None,
+        }
+    }
+
+    #[test]
+    fn once_the_ladder_has_begun_each_quiet_is_allowed_its_longest_step() {
+        // Defaults: filler 2.5 s after the answer, callback offer 5 s, goodbye 8 s. A long
+        // filler line puts the offer right behind it; the goodbye then comes 3 s after the
+        // offer was heard. Each quiet here is 100 ms inside its bound.
+        let t0 = Instant::now();
+        let agent = [(0, 2000), (4900, 7300), (7500, 12000), (15400, 16000)];
+        let log = agent_only(t0, &agent, 16000, EndedBy::Agent);
+        assert_eq!(broken_by(&log, None), Vec::new());
+    }
+
+    #[test]
+    fn a_quiet_longer_than_the_step_due_is_never_silent() {
+        let t0 = Instant::now();
+        // 3.1 s of quiet after the answer, where the filler's 2.5 s (+0.5 s) is due.
+        let log = agent_only(t0, &[(0, 2000), (5100, 6000)], 9000, EndedBy::Agent);
+        let broken = broken_by(&log, None);
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert_eq!(broken[0].invariant, "never_silent");
+        // The same quiet after a pause inside the reply (not a ladder step) is no longer.
+        let log = agent_only(t0, &[(0, 2000), (2300, 3000), (6100, 7000)], 9000, EndedBy::Agent);
+        assert_eq!(broken_by(&log, None).len(), 1);
+    }
+
+    #[test]
+    fn a_sentence_said_whole_twice_running_is_a_repeat_but_a_cut_off_one_said_again_is_not() {
+        let t0 = Instant::now();
+        let log = agent_only(t0, &[(0, 1000)], 1000, EndedBy::Agent);
+        let repeated = report_saying(&["We're at 12 Maple Street.", "We're at 12 Maple Street."]);
+        let broken = broken_by(&log, Some(&repeated));
+        assert_eq!(broken.iter().map(|b| b.invariant).collect::<Vec<_>>(), ["no_repeat"]);
+
+        let cut_twice = report_saying(&[
+            "We're at 12 Maple",
+            "We're at 12 Maple",
+            "We're at 12 Maple Street, Springfield.",
+        ]);
+        assert_eq!(broken_by(&log, Some(&cut_twice)), Vec::new());
     }
 }

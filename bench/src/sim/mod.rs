@@ -12,6 +12,7 @@ mod error;
 pub mod harness;
 pub mod invariants;
 pub mod matrix;
+mod pass;
 pub mod report;
 pub mod scenario;
 
@@ -38,6 +39,7 @@ use hermes_models::voice::LocalVoice;
 use jiff::tz::TimeZone;
 
 use harness::{Engines, InProcess};
+pub use pass::StreamPass;
 use report::{CallResult, RunInfo, Summary};
 use scenario::{DEFAULT_PAUSE_MS, Scenario, Utterance};
 
@@ -73,6 +75,8 @@ pub struct SimOptions {
     pub now: Vec<String>,
     /// At most this many calls at once (`None`: all of them).
     pub concurrency: Option<usize>,
+    /// How a remote target lets streams in (the in-process Hermes has its own).
+    pub stream_pass: Option<StreamPass>,
 }
 
 /// How the demo runs its one call: this machine's engines, its live transcript, then Hermes
@@ -96,6 +100,7 @@ pub fn demo_options(listen: String, now: String, hold: Hold) -> SimOptions {
         listen,
         now: vec![now],
         concurrency: None,
+        stream_pass: None,
     }
 }
 
@@ -257,7 +262,12 @@ pub fn run(
             && args.transcript
             && !args.json
         {
-            tokio::spawn(print_live_transcript(h.recent.live().subscribe(), Instant::now()));
+            let several = calls > 1;
+            tokio::spawn(print_live_transcript(
+                h.recent.live().subscribe(),
+                Instant::now(),
+                several,
+            ));
         }
         let harness = harness.map(Arc::new);
         let run_id = std::process::id();
@@ -274,7 +284,11 @@ pub fn run(
             let (which, clock) = plan[i % plan.len()];
             let scenario = scenarios[which].clone();
             let id = format!("sim-{run_id}-{i}");
-            let script = caller_script(&id, &scenario, dialect, &speech, args)?;
+            let mut script = caller_script(&id, &scenario, dialect, &speech, args)?;
+            let pass = harness.as_ref().map(|h| h.stream_pass()).or(args.stream_pass.as_ref());
+            if let Some(pass) = pass {
+                pass.fill(&mut script);
+            }
             let (harness, url) = (harness.clone(), url.clone());
             // A remote target keeps its own clock.
             let now = harness.is_some().then(|| clock.clone());
@@ -357,9 +371,12 @@ pub fn run(
 /// Every call's conversation as it happens, on stdout: a header when a call first speaks, then
 /// one line per caller turn, agent sentence and barge-in cut, stamped with the time since the
 /// run began.
+/// Prints the conversations as they happen; with `several` calls at once, each line names
+/// its call, so one call's lines can be picked out of the interleaving (`grep sim-…-43`).
 async fn print_live_transcript(
     mut lines: tokio::sync::broadcast::Receiver<hermes_io::observe::live::LiveLine>,
     began: Instant,
+    several: bool,
 ) {
     use hermes_io::observe::live::LiveEvent;
     use tokio::sync::broadcast::error::RecvError;
@@ -377,11 +394,12 @@ async fn print_live_transcript(
         if seen.insert(line.call_id.clone()) {
             println!("── call {} (live transcript)", line.call_id);
         }
+        let call = if several { format!("{}  ", line.call_id) } else { String::new() };
         match line.event {
-            LiveEvent::Caller { text } => println!("{at:6.1} s  caller  {text}"),
-            LiveEvent::Agent { text, .. } => println!("{at:6.1} s  agent   {text}"),
+            LiveEvent::Caller { text } => println!("{at:6.1} s  {call}caller  {text}"),
+            LiveEvent::Agent { text, .. } => println!("{at:6.1} s  {call}agent   {text}"),
             LiveEvent::Cut { heard, .. } => {
-                println!("{at:6.1} s  agent   (cut off by the caller after \"{heard}\")")
+                println!("{at:6.1} s  {call}agent   (cut off by the caller after \"{heard}\")")
             }
             LiveEvent::Ended { outcome, reason } => {
                 seen.remove(&line.call_id);
@@ -460,6 +478,7 @@ fn caller_script(
         from: scenario.caller.clone(),
         to: "+15555550100".into(),
         auth_token: None,
+        twilio_signature: None,
         steps,
         settle: Duration::from_millis(args.settle_ms),
         max_wait: Duration::from_secs(10),

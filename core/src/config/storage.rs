@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::problems::Problems;
-use super::validate::check_env_name;
+use super::validate::{check_env_name, check_ms};
+use crate::units::Millis;
 
 /// Where state lives. Empty URLs select the embedded defaults (in-memory sessions, an embedded
 /// database file for call records), so one binary runs with nothing else installed.
@@ -127,6 +128,16 @@ pub struct Server {
     pub shutdown_grace_s: u64,
     /// Largest request body or WebSocket frame accepted, in KiB.
     pub max_body_kib: u64,
+    /// A client must send a request's headers within this long, or it is cut off.
+    pub header_read_timeout_ms: Millis,
+    /// A client must send a request's whole body within this long (a body trickled a byte
+    /// at a time holds a connection and a task): 408, counted, and the connection closed.
+    pub body_read_timeout_ms: Millis,
+    /// Open connections at most; beyond it a new one gets a fast 503 and is closed, so a
+    /// flood of idle sockets cannot take the process's file descriptors. 0 (the default):
+    /// derived from the process's open-file limit at start (`ulimit -n`), leaving room for
+    /// each call's provider connections and the stores.
+    pub max_connections: u32,
 }
 
 impl Default for Server {
@@ -136,6 +147,9 @@ impl Default for Server {
             dashboard_token_env: "HERMES_DASHBOARD_TOKEN".into(),
             shutdown_grace_s: 30,
             max_body_kib: 256,
+            header_read_timeout_ms: Millis(10_000),
+            body_read_timeout_ms: Millis(10_000),
+            max_connections: 0,
         }
     }
 }
@@ -153,6 +167,19 @@ impl Server {
             p.push(
                 "server.shutdown_grace_s",
                 format!("{} s is over an hour", self.shutdown_grace_s),
+            );
+        }
+        let timeouts = [
+            ("server.header_read_timeout_ms", self.header_read_timeout_ms),
+            ("server.body_read_timeout_ms", self.body_read_timeout_ms),
+        ];
+        for (name, value) in timeouts {
+            check_ms(p, name, value.0, 1, 600_000);
+        }
+        if self.max_connections > 1_000_000 {
+            p.push(
+                "server.max_connections",
+                format!("{} is over 1000000 (0 = from the open-file limit)", self.max_connections),
             );
         }
         if !(1..=65_536).contains(&self.max_body_kib) {

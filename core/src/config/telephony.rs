@@ -46,7 +46,9 @@ pub struct Telnyx {
     pub api_key_env: String,
     /// The account's Ed25519 public key (base64) that signs webhooks.
     pub public_key_env: String,
-    /// Optional shared token the media stream URL must carry.
+    /// The variable holding the secret every answered call's own media-stream token derives
+    /// from (Telnyx and Twilio streams alike; the same on every node of a fleet). Unset: the
+    /// carrier's API secret serves (which every node has already).
     pub stream_token_env: String,
     /// Webhooks older or newer than this are refused.
     pub webhook_tolerance_s: u64,

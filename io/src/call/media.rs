@@ -26,13 +26,19 @@ use hermes_core::codec::G711;
 use hermes_core::units::FRAME_SAMPLES;
 use hermes_core::vad::VadEvent;
 
+use super::stream_auth::StreamSecret;
 use super::transport::{Received, Skip, Transport, speak_of_mark};
 use crate::records::PhoneNumber;
 
 /// Link tuning.
 #[derive(Clone, Debug)]
 pub struct MediaSettings {
-    /// When set, the stream's opening (or the upgrade request) must carry this token.
+    /// When set, every stream must carry the token of the call its start names (derived from
+    /// this secret; see [`crate::carriers::stream_auth`]), in the upgrade request, the
+    /// `connected` frame or the start itself. It takes the place of `auth_token`.
+    pub stream_secret: Option<Arc<StreamSecret>>,
+    /// When set (and no `stream_secret`), the stream's opening (or the upgrade request) must
+    /// carry this one token, whatever the call.
     pub auth_token: Option<String>,
     /// A write to the far end that takes longer ends the call.
     pub write_timeout: Duration,
@@ -43,6 +49,7 @@ pub struct MediaSettings {
 impl Default for MediaSettings {
     fn default() -> Self {
         MediaSettings {
+            stream_secret: None,
             auth_token: None,
             write_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(30),
@@ -59,6 +66,10 @@ pub struct MediaCounters {
     pub frames_binary: AtomicU64,
     pub media_before_start: AtomicU64,
     pub write_timeouts: AtomicU64,
+    /// Streams refused: with no token, with a token that is not their call's, or (a single
+    /// configured token) with a wrong one.
+    pub auth_missing: AtomicU64,
+    pub auth_wrong_call: AtomicU64,
     pub auth_failures: AtomicU64,
     /// Error frames the carrier sent on a stream (Telnyx's `error` event).
     pub carrier_errors: AtomicU64,
@@ -94,11 +105,6 @@ impl MediaCounters {
                 &self.write_timeouts,
             ),
             (
-                "hermes_media_auth_failures_total",
-                "Media streams refused for a missing or wrong token.",
-                &self.auth_failures,
-            ),
-            (
                 "hermes_media_carrier_errors_total",
                 "Error frames carriers sent on media streams (the call goes on; the log has the code).",
                 &self.carrier_errors,
@@ -106,6 +112,20 @@ impl MediaCounters {
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                get(c)
+            ));
+        }
+        out.push_str(
+            "# HELP hermes_media_auth_failures_total Media streams refused before their call \
+             started, by reason.\n# TYPE hermes_media_auth_failures_total counter\n",
+        );
+        for (reason, c) in [
+            ("missing_token", &self.auth_missing),
+            ("not_this_calls_token", &self.auth_wrong_call),
+            ("wrong_token", &self.auth_failures),
+        ] {
+            out.push_str(&format!(
+                "hermes_media_auth_failures_total{{reason=\"{reason}\"}} {}\n",
                 get(c)
             ));
         }
@@ -224,7 +244,11 @@ pub struct MediaLink<T: Transport> {
     engine: Arc<AudioEngine>,
     settings: MediaSettings,
     counters: Arc<MediaCounters>,
+    /// Whether the single configured token was presented (no `stream_secret`).
     authorized: bool,
+    /// The stream token the connection or its `connected` frame carried, to check against
+    /// the call the start names.
+    presented: Option<String>,
     /// One message's caller audio, as G.711.
     audio_buf: Box<[u8; 8 * FRAME_SAMPLES]>,
     call: Option<Playout>,
@@ -265,6 +289,7 @@ impl<T: Transport> MediaLink<T> {
             settings,
             counters,
             authorized,
+            presented: header_token.map(str::to_owned),
             audio_buf: Box::new([0; 8 * FRAME_SAMPLES]),
             call: None,
             events: VecDeque::new(),
@@ -430,6 +455,7 @@ impl<T: Transport> MediaLink<T> {
             settings,
             engine,
             authorized,
+            presented,
             ended,
             ..
         } = self;
@@ -437,13 +463,24 @@ impl<T: Transport> MediaLink<T> {
         match received {
             Received::Connected { auth_token } => {
                 if let Some(expected) = &settings.auth_token {
-                    *authorized |= auth_token.is_some_and(|t| same_token(&t, expected));
+                    *authorized |= auth_token.as_ref().is_some_and(|t| same_token(t, expected));
+                }
+                if let Some(token) = auth_token {
+                    *presented = Some(token.into_owned());
                 }
             }
             Received::Start(start) => {
                 let start = start.into_owned();
-                if !*authorized {
-                    counters.auth_failures.fetch_add(1, Ordering::Relaxed);
+                let token = start.auth_token.as_deref().or(presented.as_deref());
+                let refused = match (&settings.stream_secret, token) {
+                    (Some(_), None) => Some(&counters.auth_missing),
+                    (Some(secret), Some(token)) => (!secret.accepts(&start.call_control_id, token))
+                        .then_some(&counters.auth_wrong_call),
+                    (None, _) => (!*authorized).then_some(&counters.auth_failures),
+                };
+                if let Some(counter) = refused {
+                    // Before the call joins the engine or reaches a provider: it costs nothing.
+                    counter.fetch_add(1, Ordering::Relaxed);
                     end_stream(ended, events, StreamEnd::Unauthorized);
                     return;
                 }

@@ -12,6 +12,7 @@ mod ledger;
 pub mod media;
 mod recorder;
 pub mod session;
+pub mod stream_auth;
 mod task;
 pub mod transport;
 

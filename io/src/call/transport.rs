@@ -24,6 +24,9 @@ pub struct StreamStart<'a> {
     pub from: Option<Cow<'a, str>>,
     pub to: Option<Cow<'a, str>>,
     pub client_state: Option<Cow<'a, str>>,
+    /// The stream token, where the carrier passes it in the start (Twilio's custom
+    /// parameter); Telnyx's comes with the connection or its `connected` frame.
+    pub auth_token: Option<Cow<'a, str>>,
 }
 
 impl StreamStart<'_> {
@@ -38,6 +41,7 @@ impl StreamStart<'_> {
             from: self.from.map(own),
             to: self.to.map(own),
             client_state: self.client_state.map(own),
+            auth_token: self.auth_token.map(own),
         }
     }
 }

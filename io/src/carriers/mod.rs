@@ -1,7 +1,8 @@
 //! The lines calls arrive on. What every carrier's media stream has in common — the frames it
 //! sends, why one is skipped, the [`Dialect`] each speaks on the wire — then each carrier's own
-//! (Telnyx and Twilio: media, webhooks, control; the browser phone) and the WebSocket adapter
-//! that carries a dialect behind the call's transport trait ([`websocket::WsTransport`]).
+//! (Telnyx and Twilio: media, webhooks, control; the browser phone), the WebSocket adapter
+//! that carries a dialect behind the call's transport trait ([`websocket::WsTransport`]), and
+//! the per-call tokens that bind a stream to a call Hermes answered ([`stream_auth`]).
 
 pub mod phone;
 pub mod telnyx;
@@ -15,6 +16,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use tokio_tungstenite::tungstenite::Message;
 
 pub use crate::call::StreamStart;
+/// Per-call stream tokens (they live with the call's link, which checks them).
+pub use crate::call::stream_auth;
 
 /// Largest text frame accepted. A 20 ms PCMU frame is ~300 bytes of JSON; 30 s of audio (the
 /// most Telnyx itself accepts in one frame) is ~330 KiB. Anything above is refused unparsed.

@@ -101,8 +101,11 @@ pub struct CallerScript {
     pub dialect: Dialect,
     pub from: String,
     pub to: String,
-    /// `x-telnyx-streaming-auth-token`, if the server wants one.
+    /// The call's stream token, if the server wants one: Telnyx's
+    /// `x-telnyx-streaming-auth-token` (upgrade and `connected`), Twilio's custom parameter.
     pub auth_token: Option<String>,
+    /// Twilio's `X-Twilio-Signature` of the upgrade request.
+    pub twilio_signature: Option<String>,
     pub steps: Vec<Step>,
     /// The agent is done speaking once nothing has played for this long.
     pub settle: Duration,
@@ -277,7 +280,12 @@ pub async fn run_caller(
         url: ws_url.to_string(),
         reason: e.to_string(),
     };
-    let ws = super::carrier::connect_media(ws_url, script.auth_token.as_deref()).await?;
+    let ws = super::carrier::connect_media(
+        ws_url,
+        script.auth_token.as_deref(),
+        script.twilio_signature.as_deref(),
+    )
+    .await?;
     let (mut tx, mut rx) = ws.split();
     let framer =
         Framer { dialect: script.dialect, stream_id: format!("stream-{}", script.call_id) };
@@ -585,11 +593,16 @@ impl Framer {
             Dialect::Twilio => {
                 let connected =
                     json!({"event": "connected", "protocol": "Call", "version": "1.0.0"});
+                let mut parameters = json!({"from": s.from, "to": s.to});
+                if let Some(token) = &s.auth_token {
+                    parameters[crate::carriers::stream_auth::TOKEN_PARAMETER] =
+                        token.clone().into();
+                }
                 let start = json!({
                     "event": "start", "sequenceNumber": "1", "streamSid": self.stream_id,
                     "start": {"streamSid": self.stream_id, "callSid": s.call_id, "accountSid": "ACsim",
                               "tracks": ["inbound"],
-                              "customParameters": {"from": s.from, "to": s.to},
+                              "customParameters": parameters,
                               "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}
                 });
                 [connected.to_string(), start.to_string()]

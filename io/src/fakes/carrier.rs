@@ -124,7 +124,7 @@ impl FakeTelnyx {
             url: ws_url.to_string(),
             reason: e.to_string(),
         };
-        let ws = connect_media(ws_url, script.auth_token.as_deref()).await?;
+        let ws = connect_media(ws_url, script.auth_token.as_deref(), None).await?;
         let (mut tx, mut rx) = ws.split();
         let mut connected = serde_json::json!({"event": "connected", "version": "1.0.0"});
         if let Some(token) = &script.auth_token {
@@ -212,10 +212,12 @@ impl FakeTelnyx {
 use tokio_tungstenite::tungstenite::http as http_value;
 
 /// Opens a media WebSocket to `ws_url` as a carrier does: the stream token header when there
-/// is one, and the socket settings Hermes's own sockets use.
+/// is one, Twilio's signature of the upgrade when there is one, and the socket settings
+/// Hermes's own sockets use.
 pub(crate) async fn connect_media(
     ws_url: &str,
     auth_token: Option<&str>,
+    twilio_signature: Option<&str>,
 ) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, FakeCarrierError> {
     let connect_err = |e: &dyn std::fmt::Display| FakeCarrierError::Connect {
         url: ws_url.to_string(),
@@ -226,6 +228,12 @@ pub(crate) async fn connect_media(
         let value =
             token.parse().map_err(|e: http_value::header::InvalidHeaderValue| connect_err(&e))?;
         request.headers_mut().insert("x-telnyx-streaming-auth-token", value);
+    }
+    if let Some(signature) = twilio_signature {
+        let value = signature
+            .parse()
+            .map_err(|e: http_value::header::InvalidHeaderValue| connect_err(&e))?;
+        request.headers_mut().insert("x-twilio-signature", value);
     }
     let config = crate::net::ws::socket_config(1 << 20, 1 << 20);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)

@@ -38,6 +38,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use crate::call::{MediaCounters, MediaLink, MediaSettings};
+use crate::carriers::stream_auth;
 use crate::carriers::telnyx::media::TelnyxDialect;
 use crate::carriers::twilio::media::TwilioDialect;
 use crate::carriers::twilio::signature::{
@@ -92,6 +93,10 @@ pub struct ServerCounters {
     pub webhooks_rejected_forged: AtomicU64,
     pub webhooks_rejected_stale: AtomicU64,
     pub webhooks_rejected_oversized: AtomicU64,
+    /// Request bodies not in within `server.body_read_timeout_ms` (any route that reads one).
+    pub requests_rejected_slow_body: AtomicU64,
+    /// Connections refused at once because `server.max_connections` were open.
+    pub connections_refused_limit: AtomicU64,
     pub config_reloads: AtomicU64,
     pub config_reload_failures: AtomicU64,
 }
@@ -160,12 +165,91 @@ impl ServerCounters {
                 get(c)
             ));
         }
+        for (name, help, c) in [
+            (
+                "hermes_requests_rejected_slow_body_total",
+                "Requests answered 408 because their body did not arrive in time.",
+                &self.requests_rejected_slow_body,
+            ),
+            (
+                "hermes_connections_refused_total",
+                "Connections refused at once because the open-connection limit was reached.",
+                &self.connections_refused_limit,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                get(c)
+            ));
+        }
         out.push_str(&format!(
             "# HELP hermes_config_generation Configuration generation in force.\n\
              # TYPE hermes_config_generation gauge\nhermes_config_generation {generation}\n"
         ));
         out
     }
+}
+
+/// The front door's limits (`[server]`): how long a client may take over its request, and
+/// how many connections may be open at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// Open connections at most (HTTP requests in progress and live media streams).
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// File descriptors kept back from connections: model files, the stores' pools, the
+/// listeners, the audio core and the runtime.
+const RESERVED_FDS: u64 = 128;
+/// What one connection costs in file descriptors at most: a call's media socket, and its
+/// transcriber, voice and language-model connections.
+const FDS_PER_CONNECTION: u64 = 4;
+
+impl ServerLimits {
+    /// The limits `[server]` sets; `open_file_limit` (the process's, `ulimit -n`) sizes the
+    /// connection limit when `max_connections` is 0.
+    pub fn from_config(server: &hermes_core::config::Server, open_file_limit: u64) -> Self {
+        let max_connections = match server.max_connections {
+            0 => connections_for_open_file_limit(open_file_limit),
+            n => n as usize,
+        };
+        ServerLimits {
+            header_read_timeout: server.header_read_timeout_ms.as_duration(),
+            body_read_timeout: server.body_read_timeout_ms.as_duration(),
+            max_connections,
+        }
+    }
+}
+
+/// The process's open-file limit, raised first to its hard limit (up to 1 048 576): the soft
+/// limit many systems start a process with (1024) would cap the calls, not the machine.
+pub fn raise_open_file_limit() -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return 1024 };
+    let wanted = hard.min(1 << 20);
+    if wanted > soft && setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).is_ok() {
+        return wanted;
+    }
+    soft
+}
+
+/// Connections a process may hold with `open_file_limit` descriptors: what is left after the
+/// reserve, over what a call costs (at least 16).
+pub fn connections_for_open_file_limit(open_file_limit: u64) -> usize {
+    let usable = open_file_limit.saturating_sub(RESERVED_FDS) / FDS_PER_CONNECTION;
+    usable.clamp(16, 1_000_000) as usize
 }
 
 /// What the server needs to answer requests.
@@ -186,8 +270,11 @@ pub struct ServerState {
     pub metrics: Vec<Arc<dyn crate::metrics::MetricsSource>>,
     /// The live latency dashboard; `None` answers its routes with 404 and how to turn it on.
     pub dashboard: Option<crate::observe::dashboard::Dashboard>,
+    pub limits: ServerLimits,
     draining: AtomicBool,
     live_sessions: AtomicUsize,
+    /// HTTP connections being served (an upgraded one becomes a live session).
+    open_connections: AtomicUsize,
     session_ended: Notify,
 }
 
@@ -234,8 +321,10 @@ impl ServerState {
             twilio: None,
             metrics: Vec::new(),
             dashboard: None,
+            limits: ServerLimits::default(),
             draining: AtomicBool::new(false),
             live_sessions: AtomicUsize::new(0),
+            open_connections: AtomicUsize::new(0),
             session_ended: Notify::new(),
         }
     }
@@ -308,9 +397,10 @@ async fn route(
         (&Method::GET, "/telnyx/media") => {
             media_upgrade(&state, req, Box::new(TelnyxDialect), None)
         }
-        (&Method::GET, "/twilio/media") => {
-            media_upgrade(&state, req, Box::new(TwilioDialect::default()), None)
-        }
+        (&Method::GET, "/twilio/media") => match twilio_upgrade_refused(&state, &req) {
+            Some(refused) => refused,
+            None => media_upgrade(&state, req, Box::new(TwilioDialect::default()), None),
+        },
         (&Method::POST, "/twilio/voice") => twilio_voice(&state, req).await,
         (
             _,
@@ -319,6 +409,33 @@ async fn route(
         ) => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
+}
+
+/// A request's body, whole, within the size limit and `server.body_read_timeout_ms`; a body
+/// over either gets its answer (413 or 408, counted) instead.
+async fn read_body(
+    state: &ServerState,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Response<Body>> {
+    let collect = Limited::new(body, limit).collect();
+    match tokio::time::timeout(state.limits.body_read_timeout, collect).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => {
+            state.counters.webhooks_rejected_oversized.fetch_add(1, Ordering::Relaxed);
+            Err(text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"))
+        }
+        Err(_) => {
+            state.counters.requests_rejected_slow_body.fetch_add(1, Ordering::Relaxed);
+            let mut r = text(StatusCode::REQUEST_TIMEOUT, "request body too slow\n");
+            // The rest of the body is not worth waiting for: the connection goes with it.
+            r.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            Err(r)
+        }
+    }
 }
 
 /// Twilio asks what to do with a call: after checking its signature, connect the call's
@@ -330,9 +447,9 @@ async fn twilio_voice(state: &ServerState, req: Request<Incoming>) -> Response<B
     let signature =
         req.headers().get(TWILIO_SIGNATURE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-    let body = match Limited::new(req.into_body(), MAX_WEBHOOK_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+    let body = match read_body(state, req.into_body(), MAX_WEBHOOK_BYTES).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let Some(signature) = signature else {
         state.counters.webhooks_rejected_unsigned.fetch_add(1, Ordering::Relaxed);
@@ -351,7 +468,49 @@ async fn twilio_voice(state: &ServerState, req: Request<Incoming>) -> Response<B
     }
     state.counters.webhooks_accepted.fetch_add(1, Ordering::Relaxed);
     let ws_base = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
-    respond(StatusCode::OK, "text/xml", twiml::connect_stream(&format!("{ws_base}/twilio/media")))
+    let stream_url = format!("{ws_base}/twilio/media");
+    // The stream's token for this call, handed over only in answer to a signed webhook.
+    let secret = state.media.as_ref().and_then(|m| m.settings.stream_secret.as_ref());
+    let token = match secret {
+        None => None,
+        Some(secret) => {
+            let params = twilio_signature::form_params(&body);
+            match params.iter().find(|(name, _)| name == "CallSid") {
+                Some((_, call_sid)) => Some(secret.token_for(call_sid)),
+                None => {
+                    state.counters.webhooks_unparseable.fetch_add(1, Ordering::Relaxed);
+                    return text(StatusCode::BAD_REQUEST, "CallSid is missing from the form\n");
+                }
+            }
+        }
+    };
+    let parameters: Vec<(&str, &str)> =
+        token.as_deref().map(|t| (stream_auth::TOKEN_PARAMETER, t)).into_iter().collect();
+    respond(StatusCode::OK, "text/xml", twiml::connect_stream(&stream_url, &parameters))
+}
+
+/// Twilio signs its media WebSocket's upgrade request too (over the `wss://` URL, with no
+/// parameters): an upgrade without a valid signature is refused before anything runs. `None`:
+/// let it through (signed, or Twilio is not the carrier).
+fn twilio_upgrade_refused(state: &ServerState, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let hub = state.twilio.as_ref()?;
+    let Some(signature) = req.headers().get(TWILIO_SIGNATURE).and_then(|v| v.to_str().ok()) else {
+        state.counters.webhooks_rejected_unsigned.fetch_add(1, Ordering::Relaxed);
+        return Some(text(StatusCode::UNAUTHORIZED, "missing X-Twilio-Signature\n"));
+    };
+    let base = hub.public_url.trim_end_matches('/');
+    let path_and_query = req.uri().path_and_query().map_or("/twilio/media", |p| p.as_str());
+    let ws_base = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    // Signed over the URL as Twilio dialled it; the https:// form is accepted too (which one
+    // Twilio signs for a WebSocket is not confirmed).
+    let signed = [ws_base.as_str(), base].iter().any(|b| {
+        twilio_signature::is_valid(&hub.auth_token, &format!("{b}{path_and_query}"), &[], signature)
+    });
+    if signed {
+        return None;
+    }
+    state.counters.webhooks_rejected_forged.fetch_add(1, Ordering::Relaxed);
+    Some(text(StatusCode::FORBIDDEN, "signature does not match\n"))
 }
 
 /// The browser phone (behind the dashboard's token): its page, or a call on its media socket
@@ -379,22 +538,34 @@ fn phone(state: &Arc<ServerState>, req: Request<Incoming>) -> Response<Body> {
     let call_id = crate::carriers::phone::new_call_id();
     let notes =
         crate::carriers::phone::forward_transcript(dashboard.recent.live(), call_id.clone());
+    // Let in by the dashboard token: the route vouches for the call it names itself.
+    let token = state.media.as_ref().and_then(|hub| match &hub.settings.stream_secret {
+        Some(secret) => Some(secret.token_for(&call_id)),
+        None => hub.settings.auth_token.clone(),
+    });
+    let phone = PhoneSocket { notes, token };
     media_upgrade(
         state,
         req,
         Box::new(crate::carriers::phone::PhoneDialect::new(call_id)),
-        Some(notes),
+        Some(phone),
     )
 }
 
-/// Upgrades to a WebSocket and runs a call on it in `dialect`; `notes` are text
-/// frames to pass on to the other end (the browser phone's live transcript, whose route has
-/// already checked the dashboard token).
+/// The browser phone's socket: text frames to pass on (its live transcript) and the stream
+/// token its route vouches for (the dashboard token let it in).
+struct PhoneSocket {
+    notes: mpsc::Receiver<String>,
+    token: Option<String>,
+}
+
+/// Upgrades to a WebSocket and runs a call on it in `dialect`; `phone`: the browser phone's
+/// socket, whose route has already checked the dashboard token.
 fn media_upgrade(
     state: &Arc<ServerState>,
     req: Request<Incoming>,
     dialect: Box<dyn Dialect>,
-    notes: Option<mpsc::Receiver<String>>,
+    phone: Option<PhoneSocket>,
 ) -> Response<Body> {
     let Some(hub) = &state.media else {
         return text(StatusCode::NOT_FOUND, "no carrier media configured\n");
@@ -411,14 +582,16 @@ fn media_upgrade(
         return text(StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n");
     };
     let accept = derive_accept_key(key.as_bytes());
-    // The browser phone's socket was let in by the dashboard token (the route checked it); the
-    // carriers' stream token is for carriers.
-    let header_token = match notes {
-        Some(_) => hub.settings.auth_token.clone(),
-        None => headers
-            .get("x-telnyx-streaming-auth-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+    // The carriers' stream token comes with the upgrade or the stream's own frames.
+    let (header_token, notes) = match phone {
+        Some(phone) => (phone.token, Some(phone.notes)),
+        None => (
+            headers
+                .get("x-telnyx-streaming-auth-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            None,
+        ),
     };
     let (engine, settings, counters, calls) = (
         Arc::clone(&hub.engine),
@@ -454,6 +627,32 @@ fn media_upgrade(
     r
 }
 
+/// Over the connection limit: a 503 written without waiting (the socket's buffer takes it)
+/// and the connection closed, so a flood costs a file descriptor for microseconds.
+fn refuse_connection(state: &ServerState, stream: &tokio::net::TcpStream) {
+    state.counters.connections_refused_limit.fetch_add(1, Ordering::Relaxed);
+    let _ = stream.try_write(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 22\r\n\
+          Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\r\n",
+    );
+}
+
+/// Counts an HTTP connection as open until dropped.
+struct OpenConnection(Arc<ServerState>);
+
+impl OpenConnection {
+    fn new(state: Arc<ServerState>) -> Self {
+        state.open_connections.fetch_add(1, Ordering::AcqRel);
+        OpenConnection(state)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Counts a call as live until dropped, so shutdown can wait for live calls.
 struct LiveSession(Arc<ServerState>);
 
@@ -474,12 +673,9 @@ async fn telnyx_webhook(state: &ServerState, req: Request<Incoming>) -> Response
     }
     let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (signature, timestamp) = (header(SIGNATURE_HEADER), header(TIMESTAMP_HEADER));
-    let body = match Limited::new(req.into_body(), MAX_WEBHOOK_BYTES).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            state.counters.webhooks_rejected_oversized.fetch_add(1, Ordering::Relaxed);
-            return text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
-        }
+    let body = match read_body(state, req.into_body(), MAX_WEBHOOK_BYTES).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     if let Err(rejection) = verifier.verify(signature.as_deref(), timestamp.as_deref(), &body, now)
@@ -532,16 +728,25 @@ pub async fn serve(
                     // Out of file descriptors and the like: wait a moment, keep serving.
                     Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
                 };
+                let open = state.open_connections.load(Ordering::Acquire)
+                    + state.live_sessions.load(Ordering::Acquire);
+                if open >= state.limits.max_connections {
+                    refuse_connection(&state, &stream);
+                    continue;
+                }
                 // A media stream writes a small frame every 20 ms: Nagle's algorithm would hold
                 // each behind the previous one's ACK.
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&state);
                 let mut drain = drain_rx.clone();
+                let header_read_timeout = state.limits.header_read_timeout;
+                let open = OpenConnection::new(Arc::clone(&state));
                 connections.spawn(async move {
+                    let _open = open;
                     // A client that never finishes its headers is cut off (needs hyper's timer).
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
+                        .header_read_timeout(header_read_timeout)
                         .serve_connection(TokioIo::new(stream), service_fn(move |req| route(Arc::clone(&state), req)))
                         .with_upgrades();
                     tokio::pin!(conn);

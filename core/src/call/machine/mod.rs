@@ -285,12 +285,23 @@ impl Call {
             return;
         }
         if self.floor == Floor::Speaking && !self.timers.is_set(Timer::BargeIn) {
-            // Words over the agent that did not take the floor: acknowledgements.
-            if is_final && is_backchannel(&heard, &self.cfg.conversation.backchannels) {
-                self.log(CallLog::BackchannelIgnored);
-                self.caller.words.clear();
+            if self.words_take_the_floor_late(now, &heard) {
+                self.barge_in(now);
+                // Words came with it: no false start to wait for.
+                self.timers.stop(Timer::FalseStart);
+                if !self.caller.speaking() && !is_final {
+                    // The caller is quiet; their final ends the turn (or the maximum wait).
+                    let wait = self.cfg.conversation.endpointing_max_ms.as_duration();
+                    self.timers.set(Timer::EndpointingMax, now + wait);
+                }
+            } else {
+                // Words over the agent that did not take the floor: acknowledgements.
+                if is_final && is_backchannel(&heard, &self.cfg.conversation.backchannels) {
+                    self.log(CallLog::BackchannelIgnored);
+                    self.caller.words.clear();
+                }
+                return;
             }
-            return;
         }
         if matches!(self.floor, Floor::Listening | Floor::Tools) && is_final {
             if self.caller.speaking() {
@@ -488,11 +499,10 @@ impl Call {
             }
             Timer::SilenceFiller => {
                 self.log(CallLog::SilenceFiller);
-                let asked = self
-                    .context
-                    .assistant_texts()
-                    .last()
-                    .is_some_and(|t| t.trim_end().ends_with('?'));
+                // A question anywhere in the last reply is still owed an answer ("What's your
+                // order number? If you don't have it, …"): the caller is finding it, and
+                // "anything else?" would drop the question.
+                let asked = self.context.assistant_texts().last().is_some_and(|t| t.contains('?'));
                 let prompts = &self.cfg.persona.silence_prompts;
                 let line = if asked {
                     prompts

@@ -356,6 +356,23 @@ impl Call {
         );
     }
 
+    /// Whether words over the agent take the floor now, after the barge-in minimum passed
+    /// without them: the voice started over the agent and lasted the minimum, but what the
+    /// transcriber had heard then was an acknowledgement ("yes…" of "yes please", an interim
+    /// running late) — now it is more. Without this they would wait for the agent to finish.
+    pub(super) fn words_take_the_floor_late(&self, now: Instant, heard: &str) -> bool {
+        let least = self.cfg.conversation.barge_in_min_ms.as_duration();
+        let long_enough = match (self.caller.speaking(), self.caller.started_at) {
+            (true, Some(from)) => now.saturating_duration_since(from) >= least,
+            _ => self.caller.voiced_for_at_least(least),
+        };
+        self.closing.is_none()
+            && self.caller.over_agent
+            && long_enough
+            && !heard.is_empty()
+            && !is_backchannel(heard, &self.cfg.conversation.backchannels)
+    }
+
     /// An acknowledgement ("mm-hmm") long enough to trigger a barge-in before its words
     /// arrived: once the caller is quiet and the words turn out to be only that, the agent
     /// picks up what was cut, as after a false start, instead of answering "mm-hmm".

@@ -110,6 +110,7 @@ impl Dialect for PhoneDialect {
                 from: None,
                 to: None,
                 client_state: None,
+                auth_token: None,
             }),
             "mark" => InboundFrame::Mark { name: wire.name.ok_or(missing("mark", "name"))? },
             "dtmf" => {

@@ -50,7 +50,20 @@ impl fmt::Debug for CallControl {
 pub struct StreamTarget {
     /// `wss://…/telnyx/media`
     pub url: String,
+    /// One token for every stream (used only without a `secret`).
     pub auth_token: Option<String>,
+    /// Each answered call's stream gets its own token, derived from this and its call id.
+    pub secret: Option<std::sync::Arc<crate::carriers::stream_auth::StreamSecret>>,
+}
+
+impl StreamTarget {
+    /// The token call `call_control_id`'s stream must carry.
+    fn token_for(&self, call_control_id: &str) -> Option<String> {
+        match &self.secret {
+            Some(secret) => Some(secret.token_for(call_control_id)),
+            None => self.auth_token.clone(),
+        }
+    }
 }
 
 /// A call we placed.
@@ -87,7 +100,7 @@ impl CallControl {
         if let Some(state) = client_state {
             body["client_state"] = json!(state);
         }
-        if let Some(token) = &stream.auth_token {
+        if let Some(token) = stream.token_for(call_control_id) {
             body["stream_auth_token"] = json!(token);
         }
         self.action(call_control_id, "answer", body).await.map(drop)
@@ -135,6 +148,8 @@ impl CallControl {
         if let Some(state) = client_state {
             body["client_state"] = json!(state);
         }
+        // The call's id is Telnyx's to give, after this request: a per-call token cannot be
+        // named here. (Outbound calls are the outbound-calls issue's to bind.)
         if let Some(token) = &stream.auth_token {
             body["stream_auth_token"] = json!(token);
         }

@@ -127,6 +127,7 @@ pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
                 from: start.from,
                 to: start.to,
                 client_state: start.client_state,
+                auth_token: None,
             })
         }
         "media" => {

@@ -41,6 +41,15 @@ struct WireStart<'a> {
     call_sid: Option<Cow<'a, str>>,
     #[serde(borrow, default, rename = "mediaFormat")]
     media_format: Option<WireFormat<'a>>,
+    #[serde(borrow, default, rename = "customParameters")]
+    custom_parameters: Option<WireParameters<'a>>,
+}
+
+/// The `<Parameter>`s of our TwiML, as the start carries them back.
+#[derive(Deserialize)]
+struct WireParameters<'a> {
+    #[serde(borrow, default, rename = "hermes_token")]
+    token: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +106,7 @@ pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
                 from: None,
                 to: None,
                 client_state: None,
+                auth_token: start.custom_parameters.and_then(|p| p.token),
             })
         }
         "media" => {

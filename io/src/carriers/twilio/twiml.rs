@@ -1,13 +1,20 @@
 //! The TwiML that connects a call to our media WebSocket, bidirectionally.
 
-/// `<Response><Connect><Stream url="…"/></Connect></Response>`, the URL XML-escaped.
-pub fn connect_stream(stream_url: &str) -> String {
-    let escaped = stream_url
-        .replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;");
+/// `<Response><Connect><Stream url="…">` with `parameters` as `<Parameter>`s (Twilio hands
+/// them back in the stream's `start.customParameters`), every value XML-escaped.
+pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
+    let params: String = parameters
+        .iter()
+        .map(|(name, value)| {
+            format!("<Parameter name=\"{}\" value=\"{}\"/>", escape(name), escape(value))
+        })
+        .collect();
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Connect><Stream url=\"{escaped}\"/></Connect></Response>\n"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Connect><Stream url=\"{}\">{params}</Stream></Connect></Response>\n",
+        escape(stream_url)
     )
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }

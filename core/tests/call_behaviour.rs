@@ -872,20 +872,37 @@ fn an_acknowledgement_that_grows_into_words_over_the_agent_takes_the_floor_when_
         (8600, "Yes please", false),
         (8900, "Yes please.", true),
     ]);
-    assert_eq!(sim.logged(CallLog::BackchannelIgnored), 1, "\"Yes\" alone at the minimum");
     let barge = sim.first(|a| *a == Action::Log(CallLog::BargeIn)).expect("barge-in");
     assert_eq!(barge, ms(8600), "as soon as the words were more than an acknowledgement");
     assert_eq!(sim.first(|a| *a == Action::ClearPlayback), Some(barge));
     assert_eq!(sim.llm_starts(), 2, "answered without waiting for the answer to play out");
     assert_eq!(user_messages(&sim.last_context()).last().map(String::as_str), Some("Yes please."));
 
-    // Quiet already when the final says more: the turn ends with it.
+    // Quiet already when the final says more: the turn ends with it, after what the caller
+    // heard of the answer.
     let sim = yes_please_over_the_answer_heard_late(&[(8900, "Yes please.", true)]);
     let barge = sim.first(|a| *a == Action::Log(CallLog::BargeIn)).expect("barge-in");
     assert_eq!(barge, ms(8900));
     assert_eq!(sim.llm_starts(), 2);
-    assert_eq!(user_messages(&sim.last_context()).last().map(String::as_str), Some("Yes please."));
+    let context = sim.last_context();
+    assert_eq!(user_messages(&context).last().map(String::as_str), Some("Yes please."));
+    let said = assistant_messages(&context);
+    assert!(
+        said.last().is_some_and(|t| t.starts_with("Your order shipped") && t.ends_with('—')),
+        "the answer, as far as it was heard, comes before the words over it: {said:?}"
+    );
     assert_eq!(sim.logged(CallLog::FalseStart), 0, "words came with it: no resuming");
+}
+
+#[test]
+fn an_acknowledgement_finalised_mid_sentence_is_kept_with_the_words_that_follow_it() {
+    // The transcriber finalises "Yes" on its own while the caller goes on: "please" alone
+    // would be a different answer.
+    let sim =
+        yes_please_over_the_answer_heard_late(&[(8400, "Yes.", true), (8900, "please.", true)]);
+    assert!(sim.logged(CallLog::BargeIn) == 1, "the words took the floor");
+    let context = sim.last_context();
+    assert_eq!(user_messages(&context).last().map(String::as_str), Some("Yes. please."));
 }
 
 #[test]

@@ -30,9 +30,6 @@ pub const INVARIANTS: [&str; 7] = [
 const SAME_STRETCH: Duration = Duration::from_millis(120);
 /// What the line itself may add: the playout's lead, scheduling, the carrier socket.
 const LINE_SLACK: Duration = Duration::from_millis(500);
-/// A quiet shorter than this between two agent stretches is a pause inside one reply (its
-/// sentences stream back to back), not a silence-ladder step.
-const LADDER_STEP_AT_LEAST: Duration = Duration::from_millis(1000);
 /// How long the agent may keep talking once the caller's words are over it: the barge-in
 /// minimum (a cough is not a turn) and this much reaction on top.
 const BARGE_IN_REACTION: Duration = Duration::from_millis(500);
@@ -168,8 +165,7 @@ impl Checker<'_> {
         sounds.extend(self.log.turns.iter().map(|t| (t.speech_start, t.speech_end, false)));
         sounds.sort_by_key(|(from, _, _)| *from);
         let mut quiet_since: Option<(Instant, bool)> = None;
-        // Whether the ladder has begun since the caller last made a sound: a quiet longer
-        // than a pause between sentences, ended by the agent, was its first step.
+        // Whether the ladder has begun since the caller last made a sound.
         let mut ladder_begun = false;
         let mut check_gap = |from: Instant, agent_last: bool, to: Instant, last: bool| {
             if !agent_last {
@@ -182,7 +178,9 @@ impl Checker<'_> {
             let step = if ladder_begun { longest_step } else { first_step };
             let bound = step + LINE_SLACK + self.delays.allowance(from, to);
             let quiet = to.saturating_duration_since(from);
-            ladder_begun |= quiet > LADDER_STEP_AT_LEAST;
+            // A quiet about as long as the first step was the ladder's (a pause inside a
+            // reply, or a short tool wait, is not).
+            ladder_begun |= quiet + LINE_SLACK >= first_step;
             if quiet > bound {
                 broken.push(Broken {
                     invariant: "never_silent",
@@ -391,9 +389,10 @@ fn no_repeat(report: &CallReport, broken: &mut Vec<Broken>) {
             if sentence.is_empty() {
                 continue;
             }
-            // A line the caller cut off ends mid-sentence: what was said of it is not a
-            // sentence, and saying the whole of it after the interruption is no repeat.
-            if !piece.trim_end().ends_with(['.', '?', '!']) {
+            // A line the caller cut off ends mid-sentence, marked "—" in the conversation: what
+            // was said of it is not a sentence, and saying it whole after the interruption is
+            // no repeat.
+            if piece.trim_end().ends_with('—') {
                 last = None;
                 continue;
             }
@@ -513,10 +512,13 @@ mod tests {
         assert_eq!(broken.iter().map(|b| b.invariant).collect::<Vec<_>>(), ["no_repeat"]);
 
         let cut_twice = report_saying(&[
-            "We're at 12 Maple",
-            "We're at 12 Maple",
+            "We're at 12 Maple—",
+            "We're at 12 Maple—",
             "We're at 12 Maple Street, Springfield.",
         ]);
         assert_eq!(broken_by(&log, Some(&cut_twice)), Vec::new());
+        // A whole line without a full stop is still a sentence said.
+        let unpunctuated = report_saying(&["One moment", "One moment"]);
+        assert_eq!(broken_by(&log, Some(&unpunctuated)).len(), 1);
     }
 }

@@ -228,6 +228,7 @@ impl Call {
         self.caller.voice = Voice::Speaking;
         self.caller.started_at = Some(at.min(now));
         self.caller.over_agent = self.floor == Floor::Speaking;
+        self.caller.acknowledging = false;
         self.caller.words.forget_pause();
         self.stop_ladder();
         self.timers.stop(Timer::EndpointingMin);
@@ -285,18 +286,29 @@ impl Call {
             return;
         }
         if self.floor == Floor::Speaking && !self.timers.is_set(Timer::BargeIn) {
-            if self.words_take_the_floor_late(now, &heard) {
+            if self.words_take_the_floor_late(&heard) {
+                self.caller.acknowledging = false;
                 self.barge_in(now);
                 // Words came with it: no false start to wait for.
                 self.timers.stop(Timer::FalseStart);
-                if !self.caller.speaking() && !is_final {
-                    // The caller is quiet; their final ends the turn (or the maximum wait).
-                    let wait = self.cfg.conversation.endpointing_max_ms.as_duration();
-                    self.timers.set(Timer::EndpointingMax, now + wait);
+                if !self.caller.speaking() {
+                    // The caller is already quiet. The turn ends after the minimum wait, not
+                    // now: the audio core's report of what was heard of the cut line is still
+                    // on its way, and the context needs it before the caller's words.
+                    let c = &self.cfg.conversation;
+                    self.timers
+                        .set(Timer::EndpointingMin, now + c.endpointing_min_ms.as_duration());
+                    self.timers
+                        .set(Timer::EndpointingMax, now + c.endpointing_max_ms.as_duration());
+                    return;
                 }
             } else {
-                // Words over the agent that did not take the floor: acknowledgements.
-                if is_final && is_backchannel(&heard, &self.cfg.conversation.backchannels) {
+                // Words over the agent that did not take the floor: acknowledgements, once
+                // the caller has finished them (a "Yes" finalised mid-sentence may yet grow).
+                if is_final
+                    && !self.caller.speaking()
+                    && is_backchannel(&heard, &self.cfg.conversation.backchannels)
+                {
                     self.log(CallLog::BackchannelIgnored);
                     self.caller.words.clear();
                 }
@@ -483,8 +495,10 @@ impl Call {
             Timer::BargeIn => {
                 let words = self.caller.words.so_far();
                 if is_backchannel(&words, &self.cfg.conversation.backchannels) {
-                    self.log(CallLog::BackchannelIgnored);
-                    self.caller.words.clear();
+                    // Not a turn so far; whether it becomes one is for its words to say
+                    // (`words_take_the_floor_late`), and an acknowledgement is logged and
+                    // dropped once its final is in.
+                    self.caller.acknowledging = true;
                 } else {
                     self.barge_in(now);
                 }

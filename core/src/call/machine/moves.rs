@@ -16,6 +16,7 @@ impl Call {
     // ----- the agent's moves -----
 
     pub(super) fn end_user_turn(&mut self, now: Instant) {
+        self.caller.acknowledging = false;
         self.timers.stop(Timer::EndpointingMin);
         self.timers.stop(Timer::EndpointingMax);
         self.timers.stop(Timer::FalseStart);
@@ -356,19 +357,13 @@ impl Call {
         );
     }
 
-    /// Whether words over the agent take the floor now, after the barge-in minimum passed
-    /// without them: the voice started over the agent and lasted the minimum, but what the
-    /// transcriber had heard then was an acknowledgement ("yes…" of "yes please", an interim
-    /// running late) — now it is more. Without this they would wait for the agent to finish.
-    pub(super) fn words_take_the_floor_late(&self, now: Instant, heard: &str) -> bool {
-        let least = self.cfg.conversation.barge_in_min_ms.as_duration();
-        let long_enough = match (self.caller.speaking(), self.caller.started_at) {
-            (true, Some(from)) => now.saturating_duration_since(from) >= least,
-            _ => self.caller.voiced_for_at_least(least),
-        };
+    /// Whether words over the agent take the floor now: this stretch of voice lasted the
+    /// barge-in minimum, but what the transcriber had heard then was an acknowledgement
+    /// ("yes…" of "yes please", an interim running late) — now it is more. Without this they
+    /// would wait for the agent to finish.
+    pub(super) fn words_take_the_floor_late(&self, heard: &str) -> bool {
         self.closing.is_none()
-            && self.caller.over_agent
-            && long_enough
+            && self.caller.acknowledging
             && !heard.is_empty()
             && !is_backchannel(heard, &self.cfg.conversation.backchannels)
     }

@@ -33,6 +33,10 @@ pub(super) struct CallerTurn {
     /// Whether this stretch of voice began while the agent spoke: its words, if they neither
     /// barge in nor acknowledge, wait for the agent to finish and are then the caller's turn.
     pub over_agent: bool,
+    /// The barge-in minimum passed in this stretch of voice with only an acknowledgement
+    /// heard ("Yes…"): the agent went on, but if the words grow into more ("…please"), they
+    /// take the floor when they come.
+    pub acknowledging: bool,
     pub words: Words,
 }
 

@@ -88,7 +88,7 @@ fn stream_secret(config: &HermesConfig, carrier_secret: &str) -> Arc<StreamSecre
 fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
     let t = &config.telephony;
     let public = t.public_url.trim_end_matches('/');
-    let ws_base = public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    let ws_base = server::websocket_base(public);
     Ok(match t.carrier {
         Carrier::None => CarrierWiring {
             verifier: None,

@@ -53,7 +53,7 @@ fn remote_pass(args: &SimArgs, target: &str) -> Option<sim::StreamPass> {
     Some(match (twilio, carrier_secret) {
         (true, Some(auth_token)) => {
             let public = args.public_url.as_deref().unwrap_or(target).trim_end_matches('/');
-            let ws = public.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+            let ws = hermes_io::server::websocket_base(public);
             pass.signing_for_twilio(auth_token, format!("{ws}/twilio/media"))
         }
         _ => pass,

@@ -467,7 +467,7 @@ async fn twilio_voice(state: &ServerState, req: Request<Incoming>) -> Response<B
         return text(StatusCode::FORBIDDEN, "signature does not match\n");
     }
     state.counters.webhooks_accepted.fetch_add(1, Ordering::Relaxed);
-    let ws_base = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    let ws_base = websocket_base(base);
     let stream_url = format!("{ws_base}/twilio/media");
     // The stream's token for this call, handed over only in answer to a signed webhook.
     let secret = state.media.as_ref().and_then(|m| m.settings.stream_secret.as_ref());
@@ -500,7 +500,7 @@ fn twilio_upgrade_refused(state: &ServerState, req: &Request<Incoming>) -> Optio
     };
     let base = hub.public_url.trim_end_matches('/');
     let path_and_query = req.uri().path_and_query().map_or("/twilio/media", |p| p.as_str());
-    let ws_base = base.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    let ws_base = websocket_base(base);
     // Signed over the URL as Twilio dialled it; the https:// form is accepted too (which one
     // Twilio signs for a WebSocket is not confirmed).
     let signed = [ws_base.as_str(), base].iter().any(|b| {
@@ -511,6 +511,11 @@ fn twilio_upgrade_refused(state: &ServerState, req: &Request<Incoming>) -> Optio
     }
     state.counters.webhooks_rejected_forged.fetch_add(1, Ordering::Relaxed);
     Some(text(StatusCode::FORBIDDEN, "signature does not match\n"))
+}
+
+/// The WebSocket form of a public `http(s)://` base URL: where carriers open media streams.
+pub fn websocket_base(public_url: &str) -> String {
+    public_url.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1)
 }
 
 /// The browser phone (behind the dashboard's token): its page, or a call on its media socket

@@ -269,6 +269,12 @@ pub struct SimArgs {
     /// Delay between starting one call and the next.
     #[arg(long, default_value_t = 20, value_name = "MS")]
     pub ramp_ms: u64,
+    /// The in-process Hermes carries at most N calls at once, as `serve` with
+    /// `server.max_concurrent_calls = N`: the calls beyond it are refused busy and reported
+    /// with how fast (a capacity burst: `--calls 30 --max-concurrent-calls 10 --ramp-ms 0`).
+    /// Default: every call is let in.
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_calls: Option<u32>,
     /// The agent is done speaking after this much quiet.
     #[arg(long, default_value_t = 1500, value_name = "MS")]
     pub settle_ms: u64,

@@ -437,3 +437,161 @@ fn a_served_hermes_on_hermes_fakes_hears_what_the_simulated_caller_says() {
     assert!(!page.lines().any(|l| l.trim_end().ends_with("caller  hello")), "{page}");
     assert!(page.contains("Thank you goodbye."), "{page}");
 }
+
+/// A capacity burst, as a busy hour or an attacker with many phones makes one: with room for
+/// N calls, 3N arrive within a second. Every call beyond N is refused at once as busy (Twilio
+/// is told `<Reject reason="busy"/>`; nobody is answered into silence), every admitted call
+/// hears its greeting, and a stream that arrives for a call nobody admitted while the node
+/// is full is closed with 1013 "busy". Timings are printed (`-- --nocapture`), not asserted.
+#[test]
+fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_call_is_greeted() {
+    use hermes_bench::sim::StreamPass;
+    use hermes_io::carriers::stream_auth::StreamSecret;
+    use hermes_io::carriers::twilio::signature;
+    use hermes_io::fakes::caller::{CallerScript, Dialect, Step, run_caller};
+    const N: usize = 3;
+    const AUTH: &str = "twilio-burst-token";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hermes.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://agent.example.com\"\n\
+             [telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             [server]\nmax_concurrent_calls = {N}\n[storage]\ndata_dir = {:?}\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .expect("write");
+    let no_models = dir.path().join("no-models");
+    let mut child = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .arg("--models-dir")
+            .arg(&no_models)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("TWILIO_AUTH_TOKEN", AUTH)
+            .env_remove("HERMES_POSTGRES_URL")
+            .env_remove("HERMES_REDIS_URL")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("DEEPGRAM_API_KEY")
+            .env_remove("ELEVENLABS_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
+    let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
+
+    // 3N signed voice webhooks at once, each from its own thread.
+    let posts: Vec<_> = (0..3 * N)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let call_sid = format!("CAburst{i:02}");
+                let form = format!("CallSid={call_sid}&From=%2B15555550123&To=%2B15555550100");
+                let params = signature::form_params(form.as_bytes());
+                let signed =
+                    signature::sign(AUTH, "https://agent.example.com/twilio/voice", &params);
+                let started = Instant::now();
+                let mut s = TcpStream::connect(&addr).expect("connect");
+                s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+                write!(
+                    s,
+                    "POST /twilio/voice HTTP/1.1\r\nHost: agent.example.com\r\n\
+                     Content-Type: application/x-www-form-urlencoded\r\n\
+                     X-Twilio-Signature: {signed}\r\nContent-Length: {}\r\n\
+                     Connection: close\r\n\r\n{form}",
+                    form.len()
+                )
+                .expect("write");
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                (call_sid, answer, started.elapsed())
+            })
+        })
+        .collect();
+    let answers: Vec<(String, String, Duration)> =
+        posts.into_iter().map(|t| t.join().expect("post")).collect();
+    let (admitted, refused): (Vec<_>, Vec<_>) =
+        answers.iter().partition(|(_, answer, _)| answer.contains("<Connect>"));
+    assert_eq!(admitted.len(), N, "exactly N calls are admitted: {answers:#?}");
+    assert!(
+        refused.iter().all(|(_, a, _)| a.starts_with("HTTP/1.1 200")
+            && a.contains("<Reject reason=\"busy\"/>")
+            && !a.contains("<Stream")),
+        "every excess call is refused busy, with no stream: {refused:#?}"
+    );
+    let mut refusal_ms: Vec<f64> = refused.iter().map(|(_, _, d)| d.as_secs_f64() * 1e3).collect();
+    refusal_ms.sort_by(f64::total_cmp);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    let (greeted, intruder) = runtime.block_on(async {
+        let url = format!("ws://{addr}/twilio/media");
+        let script = |call_id: &str, token: Option<String>| CallerScript {
+            call_id: call_id.to_string(),
+            dialect: Dialect::Twilio,
+            from: "+15555550123".into(),
+            to: "+15555550100".into(),
+            auth_token: token,
+            twilio_signature: Some(signature::sign(
+                AUTH,
+                "wss://agent.example.com/twilio/media",
+                &[],
+            )),
+            steps: vec![Step::HangUp { after_own: None }],
+            settle: Duration::from_millis(600),
+            max_wait: Duration::from_secs(10),
+            linger: Duration::from_secs(1),
+        };
+        let mut calls = tokio::task::JoinSet::new();
+        for (call_sid, answer, _) in &admitted {
+            // The token the TwiML handed over, as Twilio would present it.
+            let token = answer
+                .split("value=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("the TwiML carries the stream's token")
+                .to_string();
+            let (url, script) = (url.clone(), script(call_sid, Some(token)));
+            calls.spawn(async move { run_caller(&url, &script, None).await.expect("connects") });
+        }
+        // While every seat is taken, a stream for a call that was refused (its token made
+        // with the node's secret, as an outbound call's would be) finds no seat.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut refused_script = script(&refused[0].0, None);
+        StreamPass::new(std::sync::Arc::new(StreamSecret::derived_from(AUTH)))
+            .signing_for_twilio(AUTH.into(), "wss://agent.example.com/twilio/media".into())
+            .fill(&mut refused_script);
+        let intruder = run_caller(&url, &refused_script, None).await.expect("connects");
+        (calls.join_all().await, intruder)
+    });
+    let mut first_audio_ms = Vec::new();
+    for log in &greeted {
+        let first = log.agent_frames.first().unwrap_or_else(|| {
+            panic!("admitted call {} heard no greeting (dead air)", log.call_id)
+        });
+        first_audio_ms.push(first.duration_since(log.started).as_secs_f64() * 1e3);
+    }
+    assert_eq!(intruder.agent_audio_bytes, 0, "a refused stream hears nothing");
+    let (code, reason) = intruder.closed_with.clone().expect("closed with a reason");
+    assert_eq!(code, 1013, "{reason}");
+    assert!(reason.contains("busy"), "{reason}");
+    let metrics = get(&addr, "/metrics");
+    let refused_webhook = format!("hermes_calls_refused_total{{at=\"webhook\"}} {}", 2 * N);
+    assert!(metrics.contains(&refused_webhook), "{metrics}");
+    assert!(metrics.contains("hermes_calls_refused_total{at=\"stream\"} 1"), "{metrics}");
+    assert!(metrics.contains(&format!("hermes_calls_capacity {N}")), "{metrics}");
+    println!(
+        "capacity burst: {} webhooks, {N} admitted; refusal round trip median {:.1} ms, max {:.1} ms; \
+         admitted calls' first greeting audio after {:?} ms",
+        3 * N,
+        refusal_ms[refusal_ms.len() / 2],
+        refusal_ms[refusal_ms.len() - 1],
+        first_audio_ms.iter().map(|ms| ms.round()).collect::<Vec<_>>()
+    );
+    signal(&child.0, "TERM");
+    let _ = child.0.wait();
+}

@@ -418,6 +418,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "[server]\nmax_body_kib = 0",
         "server.max_body_kib: 0 KiB is outside 1-65536 KiB (line 2)",
     ),
+    (
+        "call capacity",
+        "[server]\nmax_concurrent_calls = 200000",
+        "server.max_concurrent_calls: 200000 is over 100000 (0 = what the engines carry) (line 2)",
+    ),
     // --- audio ---
     (
         "zero workers",

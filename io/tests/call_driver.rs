@@ -494,7 +494,7 @@ impl Transport for LineDouble {
         Ok(())
     }
 
-    async fn close(&mut self) {
+    async fn close(&mut self, _reason: hermes_io::call::CloseReason) {
         self.note(Sent::Close);
     }
 }

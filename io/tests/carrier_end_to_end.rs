@@ -71,6 +71,7 @@ async fn webhook_then_answer_then_media_then_agent_reply_then_mark_acknowledged_
         webhook_events,
         Arc::new(control),
         StreamTarget { url: media_url.clone(), auth_token: None, secret: Some(secret) },
+        None,
         notices_tx,
     ));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs() as i64;

@@ -11,7 +11,8 @@ use anyhow::{Context, bail};
 use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Carrier, HermesConfig};
 use hermes_core::vad::{EnergyVad, VadModel};
-use hermes_io::call::{CallDeps, CarrierQueue, MediaCounters, MediaSettings};
+use hermes_io::call::admission::capacity_of_engines;
+use hermes_io::call::{Admission, CallDeps, CarrierQueue, MediaCounters, MediaSettings};
 use hermes_io::carriers::stream_auth::StreamSecret;
 use hermes_io::carriers::telnyx::control::{
     self as telnyx_control, CallControl, RetryPolicy, StreamTarget,
@@ -181,6 +182,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         let mut records = None;
         let mut call_metrics: Vec<Arc<dyn hermes_io::metrics::MetricsSource>> = Vec::new();
         let mut dashboard = None;
+        let mut admission = None;
         let media = if carrier == Carrier::None {
             None
         } else {
@@ -200,6 +202,9 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 engine: Arc::clone(&engine),
                 tick_budget: config.budgets.audio_tick,
             }));
+            let seats = Admission::new(max_concurrent_calls(&config, &deps));
+            call_metrics.push(seats.clone());
+            admission = Some(seats);
             match providers::env(&config.server.dashboard_token_env).filter(|t| !t.is_empty()) {
                 Some(token) => {
                     eprintln!(
@@ -237,6 +242,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 engine,
                 settings: MediaSettings {
                     stream_secret: wiring.stream_secret.clone(),
+                    admission: admission.clone(),
                     ..MediaSettings::default()
                 },
                 counters: Arc::new(MediaCounters::default()),
@@ -253,7 +259,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                     carrier_counters,
                 ));
                 let (notices_tx, mut notices) = mpsc::channel(256);
-                tokio::spawn(telnyx_events::run(events_rx, control, target, notices_tx));
+                tokio::spawn(telnyx_events::run(events_rx, control, target, admission, notices_tx));
                 tokio::spawn(async move {
                     while let Some(notice) = notices.recv().await {
                         if let TelephonyNotice::CommandFailed { action, error, .. } = notice {
@@ -307,6 +313,20 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// `server.max_concurrent_calls`, or (0) what the engines calls use were measured to carry:
+/// the audio workers, and the local transcriber pool when there is no cloud transcriber.
+fn max_concurrent_calls(config: &HermesConfig, deps: &CallDeps) -> usize {
+    let configured = config.server.max_concurrent_calls as usize;
+    let local_stt = deps.local_stt.as_ref().filter(|_| deps.stt.is_none()).map(|l| l.workers());
+    let measured = capacity_of_engines(config.audio.worker_count(), local_stt);
+    let (calls, source) = match configured {
+        0 => (measured, "what the engines carry; server.max_concurrent_calls overrides"),
+        n => (n, "server.max_concurrent_calls"),
+    };
+    eprintln!("calls: at most {calls} at once ({source}); beyond it callers hear busy");
+    calls
 }
 
 /// SIGHUP: re-read the file. A valid file replaces the configuration for new calls; calls in

@@ -75,7 +75,15 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
         }
     }
     let concurrency = args.concurrency.or(args.matrix.is_some().then_some(12));
-    let (config, config_dir) = config(args.config.as_deref())?;
+    let (mut config, config_dir) = config(args.config.as_deref())?;
+    if let Some(n) = args.max_concurrent_calls {
+        if args.target.is_some() {
+            bail!(
+                "--max-concurrent-calls sets the in-process Hermes's capacity; a --target has its own (server.max_concurrent_calls)"
+            );
+        }
+        config.server.max_concurrent_calls = n;
+    }
     let options = SimOptions {
         calls: args.calls,
         profile: args.profile.clone(),

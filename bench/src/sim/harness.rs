@@ -15,10 +15,10 @@ use super::error::{Context, SimError, SimResult};
 use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Env, HermesConfig, LlmEngine, SttEngine, TtsEngine};
 use hermes_core::wall_clock::WallClock;
+use hermes_io::call::{Admission, MediaCounters, MediaSettings};
 use hermes_io::call::{
     CallClocks, CallDeps, CallReport, CarrierQueue, CarrierRequest, CarrierRequestCounters,
 };
-use hermes_io::call::{MediaCounters, MediaSettings};
 use hermes_io::carriers::stream_auth::StreamSecret;
 use hermes_io::fakes::caller::EndedBy;
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptLine, Scripts};
@@ -249,10 +249,20 @@ impl InProcess {
         let mut state = ServerState::new(store, None, events_tx);
         // Streams are let in as `hermes serve` lets them in: each with its own call's token.
         let stream_secret = Arc::new(StreamSecret::random()?);
+        // Admission as `serve` does it, when the run sets a capacity (`--max-concurrent-calls`);
+        // otherwise every simulated call is let in, whatever the engines' measured capacity.
+        let admission = match config.server.max_concurrent_calls as usize {
+            0 => None,
+            n => Some(Admission::new(n)),
+        };
+        if let Some(admission) = &admission {
+            metrics.push(admission.clone());
+        }
         state.media = Some(MediaHub {
             engine: engine.clone(),
             settings: MediaSettings {
                 stream_secret: Some(Arc::clone(&stream_secret)),
+                admission,
                 ..MediaSettings::default()
             },
             counters: Arc::new(MediaCounters::default()),
@@ -308,6 +318,17 @@ impl InProcess {
             e.insert(call_id.to_string(), ends_tx);
         }
         CallHooks { report, ends }
+    }
+
+    /// Drops what [`Self::expect_call`] set up for a call that never started (refused busy):
+    /// no report or end will come for it.
+    pub fn forget_call(&self, call_id: &str) {
+        if let Ok(mut w) = self.reports.lock() {
+            w.remove(call_id);
+        }
+        if let Ok(mut e) = self.ends.lock() {
+            e.remove(call_id);
+        }
     }
 }
 

@@ -456,6 +456,7 @@ mod tests {
             clears: 0,
             bad_frames: 0,
             ended_by,
+            closed_with: None,
             duration: MS(until),
             waits_timed_out: 0,
         }

@@ -565,12 +565,23 @@ async fn place(
         failures: Vec::new(),
         unchecked: Vec::new(),
         own_ms: Vec::new(),
+        refused_busy: None,
     };
     if let Err(e) = told {
         result.failures.push(format!("--feed-fakes could not take the caller's lines: {e}"));
         return result;
     }
     match run_caller(url, &script, ends).await {
+        // Turned away at its start (a run with --max-concurrent-calls): no conversation to
+        // check, and no report will come.
+        Ok(log) if log.closed_with.as_ref().is_some_and(|(code, _)| *code == 1013) => {
+            result.refused_busy = Some(log.duration);
+            result.log = Some(log);
+            if let Some(h) = &harness {
+                h.forget_call(&id);
+            }
+            return result;
+        }
         Ok(log) => result.log = Some(log),
         Err(e) => {
             result.failures.push(format!("the call could not be placed: {e}"));

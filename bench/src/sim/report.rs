@@ -29,6 +29,8 @@ pub struct CallResult {
     pub unchecked: Vec<String>,
     /// Hermes's own share of each turn's voice-to-voice time (in-process runs only).
     pub own_ms: Vec<f64>,
+    /// The node was full: its stream was closed as busy this long after it opened.
+    pub refused_busy: Option<Duration>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -232,6 +234,7 @@ impl Summary<'_> {
         let v2v = self.all(CallResult::v2v_ms);
         let barge = self.all(CallResult::barge_in_ms);
         let own = self.all(|c| c.own_ms.clone());
+        let refused: Vec<f64> = self.calls.iter().filter_map(|c| c.refused_busy).map(ms).collect();
         let turns: usize =
             self.calls.iter().filter_map(|c| c.log.as_ref()).map(|l| l.turns.len()).sum();
         let per_call: Vec<Value> = self
@@ -287,6 +290,9 @@ impl Summary<'_> {
             "audio_release_wait_ms_p50": round(self.release_wait_ms(0.5)),
             "audio_release_wait_ms_p99": round(self.release_wait_ms(0.99)),
             "barge_in_stop_ms_p50": round(percentile(&barge, 50.0)),
+            "refused_busy": refused.len(),
+            "refused_busy_ms_p50": round(percentile(&refused, 50.0)),
+            "refused_busy_ms_max": round(refused.iter().copied().reduce(f64::max)),
             "barge_in_stop_ms_p95": round(percentile(&barge, 95.0)),
             "expectations_failed": self.expectations_failed(),
             // Null against a remote target: the invariants need what the target keeps.
@@ -328,6 +334,8 @@ impl Summary<'_> {
             let barge = c.barge_in_ms();
             let result = if c.log.is_none() {
                 "NOT PLACED".to_string()
+            } else if let Some(after) = c.refused_busy {
+                format!("refused busy after {:.0} ms", ms(after))
             } else if c.failures.is_empty() {
                 "ok".to_string()
             } else {
@@ -408,6 +416,15 @@ impl Summary<'_> {
                 "barge-in → agent stops        P50 {}  P95 {}",
                 f("barge_in_stop_ms_p50"),
                 f("barge_in_stop_ms_p95")
+            );
+        }
+        if json["refused_busy"].as_u64().unwrap_or(0) > 0 {
+            let _ = writeln!(
+                out,
+                "refused busy (at capacity)   {} call(s), stream closed after P50 {}  max {}",
+                json["refused_busy"],
+                fine("refused_busy_ms_p50"),
+                fine("refused_busy_ms_max")
             );
         }
         let broken: Vec<String> =

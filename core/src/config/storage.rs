@@ -138,6 +138,11 @@ pub struct Server {
     /// derived from the process's open-file limit at start (`ulimit -n`), leaving room for
     /// each call's provider connections and the stores.
     pub max_connections: u32,
+    /// Calls this node carries at once; a call beyond it is refused as busy before it is
+    /// answered (Telnyx: rejected `USER_BUSY`; Twilio: `<Reject reason="busy"/>`; a media
+    /// stream: closed with 1013 "busy"), never answered into silence. 0 (the default): what
+    /// the configured engines were measured to carry (`hermes serve` prints the figure).
+    pub max_concurrent_calls: u32,
 }
 
 impl Default for Server {
@@ -150,6 +155,7 @@ impl Default for Server {
             header_read_timeout_ms: Millis(10_000),
             body_read_timeout_ms: Millis(10_000),
             max_connections: 0,
+            max_concurrent_calls: 0,
         }
     }
 }
@@ -180,6 +186,15 @@ impl Server {
             p.push(
                 "server.max_connections",
                 format!("{} is over 1000000 (0 = from the open-file limit)", self.max_connections),
+            );
+        }
+        if self.max_concurrent_calls > 100_000 {
+            p.push(
+                "server.max_concurrent_calls",
+                format!(
+                    "{} is over 100000 (0 = what the engines carry)",
+                    self.max_concurrent_calls
+                ),
             );
         }
         if !(1..=65_536).contains(&self.max_body_kib) {

@@ -26,8 +26,9 @@ use hermes_core::codec::G711;
 use hermes_core::units::FRAME_SAMPLES;
 use hermes_core::vad::VadEvent;
 
+use super::admission::{Admission, Seat};
 use super::stream_auth::StreamSecret;
-use super::transport::{Received, Skip, Transport, speak_of_mark};
+use super::transport::{CloseReason, Received, Skip, Transport, speak_of_mark};
 use crate::records::PhoneNumber;
 
 /// Link tuning.
@@ -40,6 +41,9 @@ pub struct MediaSettings {
     /// When set (and no `stream_secret`), the stream's opening (or the upgrade request) must
     /// carry this one token, whatever the call.
     pub auth_token: Option<String>,
+    /// When set, a stream's call must find a seat here when it starts (the one its webhook
+    /// held, or a free one), or the stream is closed as busy.
+    pub admission: Option<Arc<Admission>>,
     /// A write to the far end that takes longer ends the call.
     pub write_timeout: Duration,
     /// Nothing from the far end for this long ends the call.
@@ -51,6 +55,7 @@ impl Default for MediaSettings {
         MediaSettings {
             stream_secret: None,
             auth_token: None,
+            admission: None,
             write_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(30),
         }
@@ -144,6 +149,8 @@ pub enum StreamEnd {
     Unauthorized,
     /// The audio core had no room for the call.
     EngineFull,
+    /// Every seat of the node was taken ([`MediaSettings::admission`]).
+    AtCapacity,
     /// We ended it: the call is over.
     Closed,
 }
@@ -252,6 +259,8 @@ pub struct MediaLink<T: Transport> {
     /// One message's caller audio, as G.711.
     audio_buf: Box<[u8; 8 * FRAME_SAMPLES]>,
     call: Option<Playout>,
+    /// The call's place in the node, from its start until its stream ends.
+    seat: Option<Seat>,
     events: VecDeque<MediaEvent>,
     /// When the far end last sent anything, and the one timer that checks it.
     last_heard: tokio::time::Instant,
@@ -292,6 +301,7 @@ impl<T: Transport> MediaLink<T> {
             presented: header_token.map(str::to_owned),
             audio_buf: Box::new([0; 8 * FRAME_SAMPLES]),
             call: None,
+            seat: None,
             events: VecDeque::new(),
             last_heard: tokio::time::Instant::now(),
             idle: Box::pin(tokio::time::sleep(settings_idle)),
@@ -362,6 +372,11 @@ impl<T: Transport> MediaLink<T> {
             Wake::Audio => self.on_audio().await,
             Wake::Idle => self.end(StreamEnd::Idle),
             Wake::Gone => self.end(StreamEnd::CarrierStopped),
+        }
+        if self.ended.is_some() {
+            // The stream is over: its seat is free for the next call at once, even while
+            // this call's record is still being written.
+            self.seat = None;
         }
     }
 
@@ -439,10 +454,17 @@ impl<T: Transport> MediaLink<T> {
         }
     }
 
-    /// Ends the stream from our side (the call is over), saying so to the far end.
+    /// Ends the stream from our side, saying why to the far end: the call is over, or (when
+    /// the stream already ended before its call started) why it was refused.
     pub async fn close(&mut self) {
-        self.transport.close().await;
+        let reason = match self.ended {
+            Some(StreamEnd::Unauthorized) => CloseReason::UNAUTHORIZED,
+            Some(StreamEnd::AtCapacity | StreamEnd::EngineFull) => CloseReason::BUSY,
+            _ => CloseReason::NORMAL,
+        };
+        self.transport.close(reason).await;
         self.end(StreamEnd::Closed);
+        self.seat = None;
     }
 
     async fn on_incoming(&mut self, incoming: T::Incoming) {
@@ -450,6 +472,7 @@ impl<T: Transport> MediaLink<T> {
             transport,
             audio_buf,
             call,
+            seat,
             events,
             counters,
             settings,
@@ -486,6 +509,16 @@ impl<T: Transport> MediaLink<T> {
                 }
                 if call.is_some() {
                     return; // one call per stream; a repeated start changes nothing
+                }
+                if let Some(admission) = &settings.admission {
+                    // After the token, so only a carrier's own stream is counted against us.
+                    match admission.seat(&start.call_control_id, Instant::now()) {
+                        Some(s) => *seat = Some(s),
+                        None => {
+                            end_stream(ended, events, StreamEnd::AtCapacity);
+                            return;
+                        }
+                    }
                 }
                 let audio = match engine.add_call(start.codec) {
                     Ok(a) => a,

@@ -6,6 +6,7 @@
 //! How one inbound frame and one outbound chunk travel through these types is written down
 //! in `docs/call-path.md`.
 
+pub mod admission;
 mod carrier;
 mod clocks;
 mod ledger;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use hermes_core::call::{CallLog, HangupReason, TurnTimeline};
 use hermes_core::config::HermesConfig;
 
+pub use admission::{Admission, Seat};
 pub use carrier::{CarrierQueue, CarrierRequest, CarrierRequestCounters};
 pub use clocks::CallClocks;
 pub use ledger::{Heard, PlayoutLedger};
@@ -31,7 +33,7 @@ pub use media::{
 pub use session::{CallSession, SessionAction, SessionInput, SessionSetup};
 pub use task::run_call;
 pub use transport::{
-    Received, Skip, StreamStart, Transport, WriteTimedOut, mark_name, speak_of_mark,
+    CloseReason, Received, Skip, StreamStart, Transport, WriteTimedOut, mark_name, speak_of_mark,
 };
 
 use crate::metrics::MetricsSource;

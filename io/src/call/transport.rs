@@ -92,6 +92,25 @@ pub enum Skip {
 #[error("a write to the far end took longer than its timeout")]
 pub struct WriteTimedOut;
 
+/// Why we end a stream, in WebSocket close-frame terms (RFC 6455 §7.4): a carrier's logs and
+/// a person reading a capture see the reason, not just a dropped socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl CloseReason {
+    /// The call is over.
+    pub const NORMAL: CloseReason = CloseReason { code: 1000, reason: "call ended" };
+    /// The stream did not carry its call's token (1008: policy violation).
+    pub const UNAUTHORIZED: CloseReason =
+        CloseReason { code: 1008, reason: "unauthorized: no valid token for this call" };
+    /// The node is at its call capacity (1013: try again later).
+    pub const BUSY: CloseReason =
+        CloseReason { code: 1013, reason: "busy: this node is at its call capacity" };
+}
+
 /// One call's line to the far end.
 pub trait Transport: Send {
     /// One unit of what arrives (a WebSocket message, a datagram).
@@ -126,8 +145,8 @@ pub trait Transport: Send {
     /// A note for the far end (the browser phone's live transcript).
     fn send_note(&mut self, note: &str) -> impl Future<Output = Result<(), WriteTimedOut>> + Send;
 
-    /// Ends the stream from our side, saying so.
-    fn close(&mut self) -> impl Future<Output = ()> + Send;
+    /// Ends the stream from our side, saying why.
+    fn close(&mut self, reason: CloseReason) -> impl Future<Output = ()> + Send;
 
     /// Whether a carrier's control API stands behind the line (hang-ups and transfers go
     /// there); a line without one (the browser phone) ends its call by closing.

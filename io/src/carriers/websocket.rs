@@ -12,9 +12,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::{Dialect, FrameError, InboundFrame, Track, decode_payload};
-use crate::call::{Received, Skip, StreamStart, Transport, WriteTimedOut, mark_name};
+use crate::call::{CloseReason, Received, Skip, StreamStart, Transport, WriteTimedOut, mark_name};
 
 impl From<&FrameError> for Skip {
     fn from(e: &FrameError) -> Skip {
@@ -177,8 +179,9 @@ where
         self.send(Message::text(note)).await
     }
 
-    async fn close(&mut self) {
-        let _ = tokio::time::timeout(self.write_timeout, self.ws.close(None)).await;
+    async fn close(&mut self, reason: CloseReason) {
+        let frame = CloseFrame { code: CloseCode::from(reason.code), reason: reason.reason.into() };
+        let _ = tokio::time::timeout(self.write_timeout, self.ws.close(Some(frame))).await;
     }
 
     fn has_call_control(&self) -> bool {

@@ -195,6 +195,8 @@ pub struct CallerLog {
     /// Frames from the agent that were not valid JSON or not a known event.
     pub bad_frames: usize,
     pub ended_by: EndedBy,
+    /// The close frame the agent's side sent, if it sent one: code and reason.
+    pub closed_with: Option<(u16, String)>,
     pub duration: Duration,
     /// Steps the caller gave up waiting for the agent before.
     pub waits_timed_out: usize,
@@ -304,6 +306,7 @@ pub async fn run_caller(
         clears: 0,
         bad_frames: 0,
         ended_by: EndedBy::Caller,
+        closed_with: None,
         duration: Duration::ZERO,
         waits_timed_out: 0,
     };
@@ -505,7 +508,11 @@ pub async fn run_caller(
             incoming = rx.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break 'call EndedBy::Agent,
+                    Some(Ok(Message::Close(frame))) => {
+                        log.closed_with = frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                        break 'call EndedBy::Agent;
+                    }
+                    None | Some(Err(_)) => break 'call EndedBy::Agent,
                     Some(Ok(_)) => continue,
                 };
                 let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {

@@ -469,21 +469,27 @@ async fn twilio_voice(state: &ServerState, req: Request<Incoming>) -> Response<B
     state.counters.webhooks_accepted.fetch_add(1, Ordering::Relaxed);
     let ws_base = websocket_base(base);
     let stream_url = format!("{ws_base}/twilio/media");
-    // The stream's token for this call, handed over only in answer to a signed webhook.
-    let secret = state.media.as_ref().and_then(|m| m.settings.stream_secret.as_ref());
-    let token = match secret {
-        None => None,
-        Some(secret) => {
-            let params = twilio_signature::form_params(&body);
-            match params.iter().find(|(name, _)| name == "CallSid") {
-                Some((_, call_sid)) => Some(secret.token_for(call_sid)),
-                None => {
-                    state.counters.webhooks_unparseable.fetch_add(1, Ordering::Relaxed);
-                    return text(StatusCode::BAD_REQUEST, "CallSid is missing from the form\n");
-                }
-            }
+    let settings = state.media.as_ref().map(|m| &m.settings);
+    let (secret, admission) = match settings {
+        Some(s) => (s.stream_secret.as_ref(), s.admission.as_ref()),
+        None => (None, None),
+    };
+    let params = twilio_signature::form_params(&body);
+    let call_sid = params.iter().find(|(name, _)| name == "CallSid").map(|(_, sid)| sid.as_str());
+    let call_sid = match (call_sid, secret.is_some() || admission.is_some()) {
+        (Some(sid), _) => sid,
+        (None, false) => "",
+        (None, true) => {
+            state.counters.webhooks_unparseable.fetch_add(1, Ordering::Relaxed);
+            return text(StatusCode::BAD_REQUEST, "CallSid is missing from the form\n");
         }
     };
+    // Every seat taken: the caller hears busy, and Twilio never opens a stream.
+    if admission.is_some_and(|a| !a.hold(call_sid, std::time::Instant::now())) {
+        return respond(StatusCode::OK, "text/xml", twiml::reject_busy());
+    }
+    // The stream's token for this call, handed over only in answer to a signed webhook.
+    let token = secret.map(|secret| secret.token_for(call_sid));
     let parameters: Vec<(&str, &str)> =
         token.as_deref().map(|t| (stream_auth::TOKEN_PARAMETER, t)).into_iter().collect();
     respond(StatusCode::OK, "text/xml", twiml::connect_stream(&stream_url, &parameters))

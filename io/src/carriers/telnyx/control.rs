@@ -117,6 +117,14 @@ impl CallControl {
         }
     }
 
+    /// Refuses an incoming call before answering it: the caller hears busy (`USER_BUSY`),
+    /// and nothing is streamed or billed as talk time.
+    pub async fn reject_busy(&self, call_control_id: &str) -> Result<(), ControlError> {
+        let body =
+            json!({ "cause": "USER_BUSY", "command_id": command_id(call_control_id, "reject") });
+        self.action(call_control_id, "reject", body).await.map(drop)
+    }
+
     /// Transfers the call to a human at `to` (E.164).
     pub async fn transfer(&self, call_control_id: &str, to: &str) -> Result<(), ControlError> {
         let body = json!({ "to": to, "command_id": command_id(call_control_id, "transfer") });

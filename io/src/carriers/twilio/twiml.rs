@@ -15,6 +15,12 @@ pub fn connect_stream(stream_url: &str, parameters: &[(&str, &str)]) -> String {
     )
 }
 
+/// Refuses the call with a busy signal (the node is at its call capacity): Twilio plays busy
+/// to the caller, answers nothing and bills no talk time.
+pub fn reject_busy() -> &'static str {
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Reject reason=\"busy\"/></Response>\n"
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
 }

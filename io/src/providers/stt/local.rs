@@ -61,6 +61,7 @@ pub struct LocalSttCounters {
 #[derive(Clone, Debug)]
 pub struct LocalStt {
     jobs: std::sync::mpsc::SyncSender<Job>,
+    workers: usize,
     pub counters: Arc<LocalSttCounters>,
 }
 
@@ -109,7 +110,12 @@ impl LocalStt {
                 })
                 .map_err(|e| EngineFailure(format!("starting a transcriber: {e}")))?;
         }
-        Ok(LocalStt { jobs, counters })
+        Ok(LocalStt { jobs, workers, counters })
+    }
+
+    /// Transcriber threads in the pool (what sizes the calls it can carry).
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// Transcribes one utterance.

@@ -230,16 +230,19 @@ fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded(
     use hermes_io::carriers::stream_auth::StreamSecret;
     use hermes_io::fakes::caller::{CallerScript, Dialect, EndedBy, Step, run_caller};
     // The queue between the calls and the carrier holds 256 requests; each call below asks
-    // for a transfer (the caller presses 0), which Twilio cannot do without its REST client.
+    // for a transfer (the caller presses 0), which goes to (the fake) Twilio's REST API.
     const CALLS: usize = 300;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    let twilio = runtime.block_on(fake_twilio());
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("hermes.toml");
     std::fs::write(
         &config,
         format!(
             "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://agent.example.com\"\n\
-             [telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             [telephony.twilio]\naccount_sid = \"{TWILIO_ACCOUNT}\"\napi_base_url = {:?}\n\
              [storage]\ndata_dir = {:?}\n",
+            twilio.base_url(),
             dir.path().join("data").display().to_string()
         ),
     )
@@ -269,7 +272,6 @@ fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded(
     stdout.read_line(&mut line).expect("first line");
     let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
     let ended: Vec<EndedBy> = runtime.block_on(async {
         let url = format!("ws://{addr}/twilio/media");
         let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(60));
@@ -310,10 +312,12 @@ fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded(
 
     let metrics = get(&addr, "/metrics");
     assert!(
-        metrics
-            .contains(&format!("hermes_carrier_requests_total{{outcome=\"unsupported\"}} {CALLS}")),
-        "every transfer was read and counted:\n{metrics}"
+        metrics.contains(&format!("hermes_carrier_requests_total{{outcome=\"done\"}} {CALLS}")),
+        "every transfer was read and carried out:\n{metrics}"
     );
+    let transfers = twilio.updates();
+    assert_eq!(transfers.len(), CALLS, "one update a call");
+    assert!(transfers.iter().all(|u| u.field("Twiml").is_some_and(|t| t.contains("<Dial>"))));
     signal(&child.0, "TERM");
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.0.try_wait().expect("wait").is_none() {
@@ -332,6 +336,20 @@ fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded(
     let calls = calls.as_array().expect("a list");
     assert_eq!(calls.len(), CALLS, "each call recorded once");
     assert!(calls.iter().all(|c| c["outcome"] == "escalated"), "{calls:?}");
+}
+
+const TWILIO_ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+/// A fake Twilio REST API for `hermes serve` to hang up and transfer through (never the real
+/// one from a test), for the account the tests' configurations name.
+async fn fake_twilio() -> hermes_io::fakes::twilio::FakeTwilio {
+    hermes_io::fakes::twilio::FakeTwilio::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        TWILIO_ACCOUNT,
+        "twilio-test-token",
+    )
+    .await
+    .expect("the fake Twilio starts")
 }
 
 /// `hermes fakes` fed by `hermes sim --target … --feed-fakes`: the fake transcriber of a
@@ -365,13 +383,17 @@ fn a_served_hermes_on_hermes_fakes_hears_what_the_simulated_caller_says() {
         .find_map(|l| l.split_whitespace().skip_while(|w| *w != "--feed-fakes").nth(1))
         .expect("the feed's URL")
         .to_string();
+    // Hang-ups go to a fake Twilio; the runtime serves it until the test ends.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    let twilio = runtime.block_on(fake_twilio());
     let config = dir.path().join("hermes.toml");
     std::fs::write(
         &config,
         format!(
             "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://agent.example.com\"\n\
-             [telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             [telephony.twilio]\naccount_sid = \"{TWILIO_ACCOUNT}\"\napi_base_url = {:?}\n\
              [storage]\ndata_dir = {:?}\n",
+            twilio.base_url(),
             dir.path().join("data").display().to_string()
         ),
     )

@@ -215,9 +215,19 @@ const CASES: &[(&str, &str, &str)] = &[
         "telephony.twilio.account_sid: \"123\" is not an account SID (\"AC\" and 32 hex digits) (line 5)",
     ),
     (
+        "twilio account sid not hex",
+        "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://x.example\"\n[telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdeg\"",
+        "telephony.twilio.account_sid: \"AC0123456789abcdef0123456789abcdeg\" is not an account SID (\"AC\" and 32 hex digits) (line 5)",
+    ),
+    (
+        "twilio account sid missing",
+        "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://x.example\"",
+        "telephony.twilio.account_sid: is empty; transfers and hang-ups go through Twilio's REST API, which needs the account SID (\"AC\" and 32 hex digits, from the Twilio console) (line 1)",
+    ),
+    (
         "twilio token missing",
         "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://x.example\"\n[telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\nauth_token_env = \"MY_TWILIO_TOKEN\"",
-        "telephony.twilio.auth_token_env: the environment variable MY_TWILIO_TOKEN is not set; request signatures cannot be checked without the auth token (line 6)",
+        "telephony.twilio.auth_token_env: the environment variable MY_TWILIO_TOKEN is not set; request signatures cannot be checked, nor transfers and hang-ups made, without the auth token (line 6)",
     ),
     (
         "carrier base url",

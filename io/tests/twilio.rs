@@ -1,6 +1,9 @@
 //! Twilio Media Streams: the documented frames, `streamSid` on everything we send, the
 //! documented signature vector, the voice webhook answering with TwiML (and the call's stream
 //! token) only when signed, and the media upgrade let in only when signed and carrying it.
+//! Twilio's REST API, against the fake Twilio: transfers and hang-ups as call updates with
+//! Basic auth, and a call over `/twilio/media` whose transfer reaches Twilio before its
+//! stream closes.
 
 mod common;
 
@@ -8,17 +11,39 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{LinkCommand, MediaServer, media_server};
+use std::sync::Arc;
+
+use common::{LinkCommand, MediaServer, media_server, media_server_with};
 use futures_util::{SinkExt, StreamExt};
+use hermes_core::agent::Brain;
 use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
-use hermes_io::call::{MediaEvent, MediaSettings, StreamStarted};
+use hermes_core::config::HermesConfig;
+use hermes_core::engines::{EngineFailure, Voice};
+use hermes_core::wall_clock::WallClock;
+use hermes_io::call::{
+    CallClocks, CallDeps, CarrierQueue, MediaEvent, MediaSettings, Outcome, StreamStarted,
+};
 use hermes_io::carriers::stream_auth::{StreamSecret, TOKEN_PARAMETER};
+use hermes_io::carriers::twilio::control::carry_out;
 use hermes_io::carriers::twilio::media::{TwilioDialect, parse};
+use hermes_io::carriers::twilio::rest::{CALL_NOT_IN_PROGRESS, RestError, TwilioRest};
 use hermes_io::carriers::twilio::signature::{form_params, is_valid, sign};
 use hermes_io::carriers::twilio::twiml::connect_stream;
 use hermes_io::carriers::{Dialect, InboundFrame, StreamStart};
-use hermes_io::server::TwilioHub;
+use hermes_io::fakes::caller::{CallerScript, Dialect as CallerDialect, EndedBy, Step, run_caller};
+use hermes_io::fakes::twilio::{CallUpdate, FakeTwilio};
+use hermes_io::net::http::HttpClient;
+use hermes_io::net::retry::RetryPolicy;
+use hermes_io::observe::calls::CallCounters;
+use hermes_io::observe::latency::LatencyBook;
+use hermes_io::observe::recent::RecentCalls;
+use hermes_io::providers::llm::LlmClient;
+use hermes_io::providers::stt::SttCounters;
+use hermes_io::providers::tts::{TtsCounters, TtsSettings};
+use hermes_io::server::{Calls, ConfigStore, TwilioHub};
+use hermes_io::store::sessions::Sessions;
+use hermes_io::tools::ProfileTools;
 use tokio_tungstenite::tungstenite::Message;
 
 fn parse_str(text: &str) -> InboundFrame<'static> {
@@ -132,8 +157,8 @@ fn twiml_connects_the_stream_bidirectionally_with_its_parameters() {
 }
 
 /// The stream secret of the test server.
-fn secret() -> std::sync::Arc<StreamSecret> {
-    std::sync::Arc::new(StreamSecret::derived_from("12345"))
+fn secret() -> Arc<StreamSecret> {
+    Arc::new(StreamSecret::derived_from("12345"))
 }
 
 const MEDIA_URL: &str = "wss://agent.example.com/twilio/media";
@@ -271,4 +296,228 @@ async fn a_forged_twilio_stream_is_refused_at_the_upgrade_or_at_its_start() {
     let ended = tokio::time::timeout(Duration::from_secs(5), handle.events.recv()).await;
     assert!(matches!(ended, Ok(Some(MediaEvent::Ended(_)))), "refused, not started: {ended:?}");
     assert_eq!(server.counters.auth_missing.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+fn rest_client(base_url: &str, auth_token: &str) -> TwilioRest {
+    let http = HttpClient::new(Duration::from_secs(5)).expect("http");
+    let retry = RetryPolicy {
+        attempts: 3,
+        first_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+    };
+    TwilioRest::new(http, base_url, ACCOUNT, auth_token, retry).expect("a valid account SID")
+}
+
+async fn fake_twilio() -> FakeTwilio {
+    FakeTwilio::start("127.0.0.1:0".parse().expect("addr"), ACCOUNT, "12345")
+        .await
+        .expect("the fake Twilio starts")
+}
+
+#[tokio::test]
+async fn a_transfer_updates_the_call_with_dial_twiml_and_a_hangup_posts_status_completed() {
+    let fake = fake_twilio().await;
+    let rest = rest_client(&fake.base_url(), "12345");
+    rest.transfer("CA1", "+15555550199").await.expect("transferred");
+    rest.hangup("CA2").await.expect("hung up");
+    let form = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    };
+    assert_eq!(
+        fake.updates(),
+        [
+            CallUpdate {
+                call_sid: "CA1".into(),
+                form: form(&[("Twiml", "<Response><Dial>+15555550199</Dial></Response>")]),
+                answered: 200,
+            },
+            CallUpdate {
+                call_sid: "CA2".into(),
+                form: form(&[("Status", "completed")]),
+                answered: 200,
+            },
+        ]
+    );
+    // Basic auth with the account's own token is what let them in.
+    let forged = rest_client(&fake.base_url(), "54321");
+    let refused = forged.hangup("CA3").await.expect_err("a wrong auth token");
+    assert!(
+        matches!(refused, RestError::Refused { status: 401, code: Some(20003), .. }),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("54321"), "the token stays out: {refused}");
+    assert_eq!(fake.updates().len(), 2, "nothing recorded without valid credentials");
+}
+
+#[tokio::test]
+async fn a_hangup_rides_out_server_errors_and_a_call_that_already_ended_counts_as_hung_up() {
+    let fake = fake_twilio().await;
+    let rest = rest_client(&fake.base_url(), "12345");
+    fake.fail_next(1, 429);
+    fake.fail_next(1, 500);
+    rest.hangup("CA1").await.expect("the third attempt goes through");
+    let answered: Vec<u16> = fake.updates().iter().map(|u| u.answered).collect();
+    assert_eq!(answered, [429, 500, 200]);
+    // CA1 is over now, and the caller hung CA2 up before Hermes did.
+    fake.end_call("CA2");
+    rest.hangup("CA1").await.expect("already completed: hung up");
+    rest.hangup("CA2").await.expect("already ended: hung up");
+    let refused = rest.transfer("CA2", "+15555550199").await.expect_err("no call to transfer");
+    assert!(
+        matches!(refused, RestError::Refused { status: 400, code: Some(CALL_NOT_IN_PROGRESS), .. }),
+        "{refused}"
+    );
+    fake.fail_next(4, 503);
+    let e = rest.hangup("CA3").await.expect_err("Twilio stays down");
+    assert_eq!(e.to_string(), "Twilio hangup: gave up after 4 attempts (last: HTTP 503)");
+}
+
+#[test]
+fn the_dialect_waits_for_twilio_to_end_the_stream_only_with_a_rest_client() {
+    let mut config = HermesConfig::default();
+    let without = TwilioDialect::for_config(&config);
+    assert!(without.has_call_control(), "requests are still counted");
+    assert!(!without.carrier_ends_stream(), "closing the stream is what ends the call");
+    config.telephony.twilio.account_sid = ACCOUNT.into();
+    let with = TwilioDialect::for_config(&config);
+    assert!(with.has_call_control() && with.carrier_ends_stream());
+}
+
+/// The test server's voice: a 400 Hz tone, 60 ms a character (no speech engine needed).
+#[derive(Debug)]
+struct ToneVoice;
+
+impl Voice for ToneVoice {
+    fn speak_ulaw(&self, text: &str) -> Result<Vec<u8>, EngineFailure> {
+        Ok((0..text.len() * 480)
+            .map(|n| {
+                let x = (2.0 * std::f32::consts::PI * 400.0 * n as f32 / 8000.0).sin();
+                G711::Mulaw.encode((x * 8000.0) as i16)
+            })
+            .collect())
+    }
+}
+
+/// What runs each call on the test server: the real call task, with the offline brain, the
+/// tone voice and no transcriber, its carrier requests going to `carrier`.
+fn call_deps(config: &Arc<HermesConfig>, carrier: CarrierQueue) -> Arc<CallDeps> {
+    let timezone = jiff::tz::TimeZone::get(&config.business.timezone).expect("a time zone");
+    Arc::new(CallDeps {
+        config: Arc::clone(config),
+        llm: LlmClient::local(
+            Brain::new(config.business.clone(), config.tools.enabled.clone()),
+            timezone,
+        ),
+        tools: Arc::new(ProfileTools::new(config.business.clone())),
+        stt: None,
+        local_stt: None,
+        stt_counters: Arc::new(SttCounters::default()),
+        tts: TtsSettings {
+            cloud: None,
+            first_audio_timeout: Duration::from_secs(2),
+            local: Arc::new(ToneVoice),
+        },
+        tts_counters: Arc::new(TtsCounters::default()),
+        counters: Arc::new(CallCounters::default()),
+        carrier: Some(carrier),
+        sessions: Sessions::in_memory(Duration::from_secs(60), Duration::from_secs(300)),
+        records: None,
+        latency: Arc::new(LatencyBook::new(config.budgets.clone())),
+        recent: Arc::new(RecentCalls::default()),
+        clocks: CallClocks::new(WallClock::frozen(
+            "2026-12-08T15:00:00Z".parse().expect("an instant"),
+        )),
+    })
+}
+
+/// A caller presses 0 on a Twilio call over `/twilio/media`: the agent says its hand-off
+/// line, the transfer reaches (the fake) Twilio as `<Dial>` TwiML while the stream is still
+/// open, and Twilio — as it does once a call's TwiML is replaced — ends the stream, with the
+/// caller handed over rather than dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_call_that_presses_0_is_transferred_through_the_rest_api_before_its_stream_closes()
+{
+    let fake = Arc::new(fake_twilio().await);
+    let mut config = HermesConfig::default();
+    config.telephony.carrier = hermes_core::config::Carrier::Twilio;
+    config.telephony.twilio.account_sid = ACCOUNT.into();
+    config.telephony.twilio.api_base_url = fake.base_url();
+    let transfer_to = config.business.transfer_number.clone();
+    let config = Arc::new(config);
+
+    let (queue, requests) = CarrierQueue::new(8);
+    let counters = queue.counters();
+    let rest = rest_client(&config.telephony.twilio.api_base_url, "12345");
+    tokio::spawn(carry_out(Some(Arc::new(rest)), requests, Arc::clone(&counters)));
+    let deps = call_deps(&config, queue);
+    let (reports_tx, mut reports) = tokio::sync::mpsc::channel(1);
+    let calls = Calls::new(
+        move || Arc::clone(&deps),
+        move |report| {
+            let _ = reports_tx.try_send(report);
+        },
+    );
+    let settings = MediaSettings { stream_secret: Some(secret()), ..MediaSettings::default() };
+    let server_config = (*config).clone();
+    let MediaServer { addr, stop: _stop, .. } = media_server_with(
+        settings,
+        Duration::from_secs(1),
+        hermes_core::audio::AudioConfig::default(),
+        Some(Arc::new(calls)),
+        move |state| {
+            state.config = Arc::new(ConfigStore::new(server_config));
+            state.twilio = Some(TwilioHub {
+                auth_token: "12345".into(),
+                public_url: "https://agent.example.com".into(),
+            });
+        },
+    )
+    .await;
+
+    // Twilio's side of the call: once the call's TwiML is replaced, the stream ends.
+    let (ends_tx, ends) = tokio::sync::mpsc::channel(1);
+    let watching = Arc::clone(&fake);
+    tokio::spawn(async move {
+        let updates = watching.wait_for_updates(1, Duration::from_secs(30)).await;
+        if updates.iter().any(|u| u.field("Twiml").is_some()) {
+            let _ = ends_tx.send(EndedBy::Transfer).await;
+        }
+    });
+    let call_sid = "CAe2e0123456789abcdef0123456789ab";
+    let script = CallerScript {
+        call_id: call_sid.into(),
+        dialect: CallerDialect::Twilio,
+        from: "+15555550123".into(),
+        to: "+15555550100".into(),
+        auth_token: Some(secret().token_for(call_sid)),
+        twilio_signature: Some(sign("12345", MEDIA_URL, &[])),
+        steps: vec![Step::Dtmf("0".into())],
+        settle: Duration::from_millis(300),
+        max_wait: Duration::ZERO,
+        linger: Duration::from_secs(20),
+    };
+    let log = run_caller(&format!("ws://{addr}/twilio/media"), &script, Some(ends))
+        .await
+        .expect("the call connects");
+    assert_eq!(
+        log.ended_by,
+        EndedBy::Transfer,
+        "Twilio had the transfer while the stream was open, and ended the stream itself"
+    );
+    let updates = fake.updates();
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].call_sid, call_sid);
+    assert_eq!(
+        updates[0].field("Twiml"),
+        Some(format!("<Response><Dial>{transfer_to}</Dial></Response>").as_str())
+    );
+    let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+        .await
+        .expect("the call ends")
+        .expect("a report");
+    assert_eq!(report.outcome, Outcome::Escalated);
+    assert_eq!(counters.done.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(counters.failed.load(std::sync::atomic::Ordering::Relaxed), 0);
 }

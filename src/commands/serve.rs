@@ -20,6 +20,7 @@ use hermes_io::carriers::telnyx::control::{
 use hermes_io::carriers::telnyx::events::{self as telnyx_events, TelephonyNotice};
 use hermes_io::carriers::telnyx::webhook::WebhookVerifier;
 use hermes_io::carriers::twilio::control as twilio_control;
+use hermes_io::carriers::twilio::rest::TwilioRest;
 use hermes_io::metrics::EngineMetrics;
 use hermes_io::net::http::HttpClient;
 use hermes_io::observe::dashboard::Dashboard;
@@ -73,6 +74,8 @@ struct CarrierWiring {
     twilio: Option<TwilioHub>,
     /// Telnyx Call Control and where its streams should connect.
     telnyx_control: Option<(CallControl, StreamTarget)>,
+    /// Twilio's REST API, for transfers and hang-ups.
+    twilio_rest: Option<TwilioRest>,
     /// What each answered call's stream token derives from (every carrier stream needs one).
     stream_secret: Option<Arc<StreamSecret>>,
 }
@@ -95,6 +98,7 @@ fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
             verifier: None,
             twilio: None,
             telnyx_control: None,
+            twilio_rest: None,
             stream_secret: None,
         },
         Carrier::Telnyx => {
@@ -121,6 +125,7 @@ fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
                 verifier: Some(WebhookVerifier::new(&key, t.telnyx.webhook_tolerance_s)?),
                 twilio: None,
                 telnyx_control: Some((control, target)),
+                twilio_rest: None,
                 stream_secret: Some(secret),
             }
         }
@@ -128,13 +133,23 @@ fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
             let auth_token = env_secret(
                 "telephony.twilio.auth_token_env",
                 &t.twilio.auth_token_env,
-                "request signatures cannot be checked",
+                "request signatures cannot be checked, nor transfers and hang-ups made",
             )?;
+            let http = HttpClient::new(Duration::from_secs(10))?;
+            let rest = TwilioRest::new(
+                http,
+                &t.twilio.api_base_url,
+                &t.twilio.account_sid,
+                &auth_token,
+                RetryPolicy::default(),
+            )
+            .context("telephony.twilio.account_sid")?;
             CarrierWiring {
                 verifier: None,
                 stream_secret: Some(stream_secret(config, &auth_token)),
                 twilio: Some(TwilioHub { auth_token, public_url: public.to_string() }),
                 telnyx_control: None,
+                twilio_rest: Some(rest),
             }
         }
     })
@@ -269,9 +284,10 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 });
             }
             None => {
-                // Twilio (and no carrier): hang-ups end with the call's stream; transfers
-                // are counted as unsupported until the Twilio REST client exists.
-                tokio::spawn(twilio_control::carry_out(carrier_rx, carrier_counters));
+                // Twilio: hang-ups and transfers through its REST API. No carrier: hang-ups
+                // end with the call's stream, and transfers are counted as unsupported.
+                let rest = wiring.twilio_rest.map(Arc::new);
+                tokio::spawn(twilio_control::carry_out(rest, carrier_rx, carrier_counters));
                 tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
             }
         }

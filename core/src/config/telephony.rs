@@ -70,9 +70,12 @@ impl Default for Telnyx {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Twilio {
+    /// `AC` and 32 hex digits. With the auth token, it signs Hermes in to Twilio's REST API,
+    /// which carries out transfers and hang-ups: required when Twilio is the carrier.
     pub account_sid: String,
     pub api_base_url: String,
-    /// The auth token signs `X-Twilio-Signature`.
+    /// The auth token signs `X-Twilio-Signature` and, with the account SID, Hermes's REST
+    /// requests.
     pub auth_token_env: String,
 }
 
@@ -131,7 +134,13 @@ impl Telephony {
             }
             Carrier::Twilio => {
                 let t = &self.twilio;
-                if !(t.account_sid.starts_with("AC") && t.account_sid.len() == 34) {
+                if t.account_sid.trim().is_empty() {
+                    p.push(
+                        "telephony.twilio.account_sid",
+                        "is empty; transfers and hang-ups go through Twilio's REST API, which \
+                         needs the account SID (\"AC\" and 32 hex digits, from the Twilio console)",
+                    );
+                } else if !is_account_sid(&t.account_sid) {
                     p.push(
                         "telephony.twilio.account_sid",
                         format!(
@@ -144,9 +153,15 @@ impl Telephony {
                     p,
                     "telephony.twilio.auth_token_env",
                     &t.auth_token_env,
-                    "request signatures cannot be checked without the auth token",
+                    "request signatures cannot be checked, nor transfers and hang-ups made, \
+                     without the auth token",
                 );
             }
         }
     }
+}
+
+/// `AC` and 32 hex digits, as Twilio's account SIDs are.
+fn is_account_sid(sid: &str) -> bool {
+    sid.len() == 34 && sid.starts_with("AC") && sid.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
 }

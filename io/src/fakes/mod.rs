@@ -8,6 +8,7 @@ pub mod elevenlabs;
 pub mod llm;
 mod playout;
 pub mod profile;
+pub mod twilio;
 
 use std::convert::Infallible;
 use std::future::Future;

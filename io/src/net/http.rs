@@ -13,6 +13,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
 /// Why an HTTP request failed, with the URL it was for.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -107,15 +110,15 @@ impl HttpClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Request<Full<Bytes>>, HttpError> {
-        Self::json_request(Method::POST, url, headers, Some(body))
+        Self::request(Method::POST, url, headers, Some((JSON, body)))
     }
 
-    /// A request with `headers`; with a body, a JSON one.
-    fn json_request(
+    /// A request with `headers`; with a body, of the content type it is paired with.
+    fn request(
         method: Method,
         url: &str,
         headers: &[(&str, &str)],
-        body: Option<Bytes>,
+        body: Option<(&'static str, Bytes)>,
     ) -> Result<Request<Full<Bytes>>, HttpError> {
         let uri: Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| {
             HttpError::BadUrl { url: url.to_string(), reason: e.to_string() }
@@ -124,14 +127,18 @@ impl HttpClient {
             .method(method)
             .uri(uri)
             .header("user-agent", concat!("hermes/", env!("CARGO_PKG_VERSION")));
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
+        let body = match body {
+            Some((content_type, body)) => {
+                request = request.header("content-type", content_type);
+                body
+            }
+            None => Bytes::new(),
+        };
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         request
-            .body(Full::new(body.unwrap_or_default()))
+            .body(Full::new(body))
             .map_err(|e| HttpError::BadUrl { url: url.to_string(), reason: e.to_string() })
     }
 
@@ -171,6 +178,19 @@ impl HttpClient {
         self.exchange(Method::POST, url, headers, Some(body), max_body).await
     }
 
+    /// POSTs an `application/x-www-form-urlencoded` body (Twilio's REST API takes no JSON);
+    /// like [`HttpClient::post_json`].
+    pub async fn post_form(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+        max_body: usize,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
+        let request = Self::request(Method::POST, url, headers, Some((FORM, body)))?;
+        self.send(request, url, max_body).await
+    }
+
     /// PUTs a JSON body; like [`HttpClient::post_json`].
     pub async fn put_json(
         &self,
@@ -192,7 +212,18 @@ impl HttpClient {
         body: Option<Bytes>,
         max_body: usize,
     ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
-        let request = Self::json_request(method, url, headers, body)?;
+        let request = Self::request(method, url, headers, body.map(|b| (JSON, b)))?;
+        self.send(request, url, max_body).await
+    }
+
+    /// Sends `request` and reads its status and whole body (up to `max_body` bytes), all
+    /// within the timeout.
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+        url: &str,
+        max_body: usize,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), HttpError> {
         let exchange = async {
             let response = self.inner.request(request).await.map_err(|e| {
                 HttpError::Unreachable { url: url.to_string(), reason: error_chain(&e) }

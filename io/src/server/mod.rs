@@ -399,7 +399,10 @@ async fn route(
         }
         (&Method::GET, "/twilio/media") => match twilio_upgrade_refused(&state, &req) {
             Some(refused) => refused,
-            None => media_upgrade(&state, req, Box::new(TwilioDialect::default()), None),
+            None => {
+                let dialect = TwilioDialect::for_config(&state.config.snapshot());
+                media_upgrade(&state, req, Box::new(dialect), None)
+            }
         },
         (&Method::POST, "/twilio/voice") => twilio_voice(&state, req).await,
         (

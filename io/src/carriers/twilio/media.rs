@@ -131,13 +131,29 @@ pub fn parse(buf: &mut [u8]) -> Result<InboundFrame<'_>, FrameError> {
     })
 }
 
-/// Twilio's dialect: outbound frames carry the `streamSid` learnt from `start`.
+/// Twilio's dialect: outbound frames carry the `streamSid` learnt from `start`. Its line
+/// always hands hang-ups and transfers to the carrier queue (without the REST client they are
+/// counted there, see [`super::control`]); only with the client does Twilio end the stream.
 #[derive(Debug, Default)]
 pub struct TwilioDialect {
     stream_sid: String,
+    /// The REST client carries out hang-ups and transfers (see [`super::control`]).
+    rest: bool,
 }
 
 impl TwilioDialect {
+    /// The dialect of a line whose hang-ups and transfers go to Twilio's REST API (`rest`),
+    /// or, without it, are carried out by closing the stream.
+    pub fn with_rest(rest: bool) -> Self {
+        TwilioDialect { stream_sid: String::new(), rest }
+    }
+
+    /// The dialect for `config`: `serve` builds the REST client from the account SID, so a
+    /// configured SID means one stands behind every Twilio line.
+    pub fn for_config(config: &hermes_core::config::HermesConfig) -> Self {
+        Self::with_rest(!config.telephony.twilio.account_sid.is_empty())
+    }
+
     /// Agent audio (G.711 bytes) as one `media` frame, written into `out`.
     pub fn write_media(&self, audio: &[u8], out: &mut String) {
         self.head("media", out);
@@ -162,10 +178,12 @@ impl Dialect for TwilioDialect {
     fn started(&mut self, start: &StreamStart<'_>) {
         self.stream_sid = start.stream_id.to_string();
     }
-    /// Without the Twilio REST client (not built yet) a request only gets counted: closing
+    /// With the REST client, Twilio ends the stream itself once it has the update (a
+    /// transfer's `<Dial>` ends the `<Connect><Stream>`): closing it first would end the call
+    /// before the caller reaches the human. Without it, a request is only counted and closing
     /// the stream is what ends the call, so the call closes it at once.
     fn carrier_ends_stream(&self) -> bool {
-        false
+        self.rest
     }
     fn media_message(&self, audio: &[u8], out: &mut String) -> Message {
         self.write_media(audio, out);

@@ -1,7 +1,8 @@
-//! Twilio: Media Streams frames, `X-Twilio-Signature` and the TwiML that connects a call
-//! (PROTOCOLS.md §6).
+//! Twilio: Media Streams frames, `X-Twilio-Signature`, the TwiML that connects a call and the
+//! REST API that transfers and hangs it up (PROTOCOLS.md §6).
 
 pub mod control;
 pub mod media;
+pub mod rest;
 pub mod signature;
 pub mod twiml;

@@ -77,7 +77,7 @@ A problem reads like:\n  business.hours.saturday: \"9-17\" is not a time range l
     /// environment as HERMES__SECTION__KEY.
     #[command(
         after_help = "Examples:\n  hermes serve\n  hermes serve --config /etc/hermes/hermes.toml --listen 0.0.0.0:8080\n  kill -HUP $(pidof hermes)     reload the business profile\n\n\
-Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /readyz    503 while draining\n  GET /metrics   Prometheus counters\n  GET /dashboard   live latency dashboard (?token=)\n  GET /phone     browser phone: talk to the agent from a web page (?token=)\n  POST /telnyx/webhook   signed Call Control events"
+Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /readyz    503 while draining\n  GET /metrics   Prometheus counters: this machine only, unless HERMES_METRICS_TOKEN (Bearer) or server.metrics_listen is set\n  GET /dashboard   live latency dashboard (?token= once, then a session cookie)\n  GET /phone     browser phone: talk to the agent from a web page (?token= once, then a session cookie)\n  POST /telnyx/webhook   signed Call Control events"
     )]
     Serve(ServeArgs),
     /// Run protocol-faithful fakes of Deepgram, Anthropic/OpenAI and ElevenLabs on loopback.

@@ -13,9 +13,15 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn get(addr: &str, path: &str) -> String {
+    get_with(addr, path, "")
+}
+
+/// `GET path` with extra header lines (each ending in CRLF); the whole response.
+fn get_with(addr: &str, path: &str, headers: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: hermes\r\nConnection: close\r\n\r\n").expect("write");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: hermes\r\n{headers}Connection: close\r\n\r\n")
+        .expect("write");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
@@ -215,10 +221,19 @@ fn serve_with_telnyx_verifies_webhooks_and_offers_the_media_route() {
     ] {
         assert!(metrics.contains(family), "/metrics lacks {family:?}:\n{metrics}");
     }
-    // The dashboard is on, behind its token.
+    // The dashboard is on, behind its token: the printed ?token= URL signs the browser in
+    // with a cookie and sends it on to the same page without the token.
     assert!(get(&addr, "/dashboard").starts_with("HTTP/1.1 401"));
     assert!(get(&addr, "/dashboard?token=wrong").starts_with("HTTP/1.1 401"));
-    let page = get(&addr, "/dashboard?token=dash-token-1");
+    let signed_in = get(&addr, "/dashboard?token=dash-token-1");
+    assert!(signed_in.starts_with("HTTP/1.1 303"), "{signed_in}");
+    assert!(signed_in.contains("\r\nlocation: /dashboard\r\n"), "{signed_in}");
+    let cookie = signed_in
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap_or_else(|| panic!("no cookie: {signed_in}"));
+    let page = get_with(&addr, "/dashboard", &format!("Cookie: {cookie}\r\n"));
     assert!(page.starts_with("HTTP/1.1 200") && page.contains("<title>Hermes"), "{page}");
     signal(&child, "TERM");
     let _ = child.wait();
@@ -616,4 +631,68 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
     );
     signal(&child.0, "TERM");
     let _ = child.0.wait();
+}
+
+/// `hermes serve` on `config` with `env`, killed when dropped; the listening address and its
+/// stderr, read line by line.
+fn serve_on(
+    config: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (common::KillOnDrop, String, BufReader<std::process::ChildStderr>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hermes"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .env_remove("HERMES_CONFIG")
+        .env_remove("HERMES_METRICS_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = common::KillOnDrop(command.spawn().expect("spawn hermes serve"));
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
+    let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
+    let stderr = BufReader::new(child.0.stderr.take().expect("stderr"));
+    (child, addr, stderr)
+}
+
+#[test]
+fn serve_guards_metrics_with_its_bearer_token_or_moves_them_to_metrics_listen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hermes.toml");
+    std::fs::write(&config, "[persona]\nagent_name = \"Sam\"\n").expect("write");
+
+    // With HERMES_METRICS_TOKEN set, even this machine must bring it.
+    // (Its stderr is held open: serve must not find its log's pipe closed.)
+    let (_serve, addr, _stderr) = serve_on(&config, &[("HERMES_METRICS_TOKEN", "scrape-me-1")]);
+    let refused = get(&addr, "/metrics");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    assert!(refused.contains("\r\nwww-authenticate: Bearer"), "{refused}");
+    assert!(!refused.contains("hermes_config_generation"), "{refused}");
+    let wrong = get_with(&addr, "/metrics", "Authorization: Bearer scrape-me-2\r\n");
+    assert!(wrong.starts_with("HTTP/1.1 401"), "{wrong}");
+    let served = get_with(&addr, "/metrics", "Authorization: Bearer scrape-me-1\r\n");
+    assert!(served.starts_with("HTTP/1.1 200"), "{served}");
+    assert!(served.contains("hermes_metrics_refused_total{reason=\"no_token\"} 1"), "{served}");
+    assert!(served.contains("hermes_metrics_refused_total{reason=\"wrong_token\"} 1"), "{served}");
+
+    // With server.metrics_listen, /metrics lives there alone, tokenless.
+    std::fs::write(&config, "[server]\nmetrics_listen = \"127.0.0.1:0\"\n").expect("write");
+    let (_serve, addr, mut stderr) = serve_on(&config, &[]);
+    let private = stderr
+        .by_ref()
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            let rest = l.strip_prefix("metrics on http://")?;
+            Some(rest.split('/').next()?.to_string())
+        })
+        .expect("serve says where /metrics is");
+    assert!(get(&addr, "/metrics").starts_with("HTTP/1.1 404"));
+    let scraped = get(&private, "/metrics");
+    assert!(scraped.starts_with("HTTP/1.1 200"), "{scraped}");
+    assert!(scraped.contains("hermes_config_generation 1"), "{scraped}");
+    assert!(get(&private, "/healthz").starts_with("HTTP/1.1 404"), "only /metrics there");
 }

@@ -419,6 +419,21 @@ const CASES: &[(&str, &str, &str)] = &[
         "server.dashboard_token_env: \"\" is not an environment variable name like \"DEEPGRAM_API_KEY\" (line 2)",
     ),
     (
+        "metrics token env",
+        "[server]\nmetrics_token_env = \"metrics token\"",
+        "server.metrics_token_env: \"metrics token\" is not an environment variable name like \"DEEPGRAM_API_KEY\" (line 2)",
+    ),
+    (
+        "metrics listen address",
+        "[server]\nmetrics_listen = \"9090\"",
+        "server.metrics_listen: \"9090\" is not an address and port like \"127.0.0.1:9090\" (\"\" serves /metrics on server.listen) (line 2)",
+    ),
+    (
+        "metrics on the public port",
+        "[server]\nlisten = \"0.0.0.0:8080\"\nmetrics_listen = \"0.0.0.0:8080\"",
+        "server.metrics_listen: 0.0.0.0:8080 is server.listen too; give /metrics its own port (line 3)",
+    ),
+    (
         "shutdown grace",
         "[server]\nshutdown_grace_s = 7200",
         "server.shutdown_grace_s: 7200 s is over an hour (line 2)",

@@ -1,5 +1,5 @@
 //! The browser phone's media socket end to end over loopback, the test playing the page: the
-//! dashboard token guards it, the page's 16-bit PCM reaches the audio core and speech-to-text
+//! dashboard token guards it (traded once for the session cookie the page's socket carries), the page's 16-bit PCM reaches the audio core and speech-to-text
 //! as μ-law, agent audio comes back as PCM with its mark behind it, the call's live transcript
 //! arrives between the audio, a malformed frame is skipped, and the end of the call closes the
 //! socket properly.
@@ -83,13 +83,37 @@ fn le_bytes(samples: &[i16]) -> Vec<u8> {
 }
 
 async fn status_of(addr: std::net::SocketAddr, path: &str) -> u16 {
+    response_to(addr, path).await.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// The whole response to `GET path`.
+async fn response_to(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let head = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     s.write_all(head.as_bytes()).await.expect("write");
     let mut out = String::new();
     let _ = s.read_to_string(&mut out).await;
-    out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    out
+}
+
+/// Opens the phone's media socket as the page does: its URL without a token, `cookie` sent
+/// by the browser. The HTTP status when the upgrade is refused.
+async fn socket_with_cookie(
+    addr: std::net::SocketAddr,
+    cookie: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    u16,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/phone/media").into_client_request().expect("a request");
+    request.headers_mut().insert("cookie", cookie.parse().expect("a header value"));
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("not an HTTP refusal: {e}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +122,7 @@ async fn the_page_and_its_socket_need_the_dashboard_token() {
     assert_eq!(status_of(rig.addr, "/phone").await, 401);
     assert_eq!(status_of(rig.addr, "/phone?token=wrong").await, 401);
     assert_eq!(status_of(rig.addr, "/phone/media").await, 401);
-    assert_eq!(status_of(rig.addr, &format!("/phone?token={TOKEN}")).await, 200);
+    assert_eq!(status_of(rig.addr, &format!("/phone?token={TOKEN}")).await, 303);
     // Without a dashboard (no token configured) the phone is off.
     let off = media_server(MediaSettings::default(), Duration::from_secs(1), |_| {}).await;
     assert_eq!(status_of(off.addr, &format!("/phone?token={TOKEN}")).await, 404);
@@ -210,4 +234,40 @@ async fn a_16_khz_page_is_heard_by_the_core_at_8_khz_and_its_original_goes_to_sp
         wide.extend_from_slice(&wideband.expect("the wideband original"));
     }
     assert!(wide == le_bytes(&pcm), "the page's audio, untouched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cookie_the_url_token_was_traded_for_alone_opens_the_media_socket() {
+    let (mut rig, _) = rig().await;
+    let answer = response_to(rig.addr, &format!("/phone?token={TOKEN}&autocall=1")).await;
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    assert!(answer.contains("\r\nlocation: /phone?autocall=1\r\n"), "{answer}");
+    let set = answer
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .unwrap_or_else(|| panic!("no cookie:\n{answer}"));
+    assert!(set.contains("; HttpOnly") && !set.contains(TOKEN), "{set}");
+    let cookie = set.split(';').next().expect("name=value");
+
+    // The page's socket, its URL bare: the cookie lets the call in.
+    let mut ws = socket_with_cookie(rig.addr, cookie).await.expect("the socket opens");
+    let mut handle = rig.links.recv().await.expect("link handed to the call");
+    ws.send(Message::text(r#"{"event":"start"}"#)).await.expect("start");
+    assert!(matches!(next_event(&mut handle).await, MediaEvent::Started(_)));
+    drop(handle);
+
+    // A cookie that is the raw token, or made from another, opens nothing, and no call runs.
+    for forged in [
+        format!("hermes_session={TOKEN}"),
+        format!(
+            "hermes_session={}",
+            hermes_io::observe::dashboard::session::session_value("another-token")
+        ),
+    ] {
+        assert_eq!(socket_with_cookie(rig.addr, &forged).await.err(), Some(401), "{forged}");
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), rig.links.recv()).await.is_err(),
+        "no call was started for a refused socket"
+    );
 }

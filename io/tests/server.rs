@@ -1,6 +1,7 @@
 //! The HTTP front door over loopback: health, readiness, signed webhooks (accepted once,
 //! forged/stale/unsigned refused and counted), limits (size, slow clients, connection
-//! floods — each test written as the attack), and graceful shutdown.
+//! floods), who may read `/metrics` and open the dashboard (tokens, the session cookie,
+//! throttled guessing) — each test written as the attack — and graceful shutdown.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,7 +14,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use ed25519_dalek::{Signer, SigningKey};
 use hermes_core::config::HermesConfig;
 use hermes_io::carriers::telnyx::webhook::{CallEvent, WebhookVerifier};
-use hermes_io::server::{ConfigStore, ServerLimits, ServerState, serve};
+use hermes_io::server::{
+    AccessControl, ConfigStore, MetricsAccess, ServerLimits, ServerState, serve, serve_metrics,
+};
 use tokio::sync::{mpsc, watch};
 
 struct Running {
@@ -33,6 +36,14 @@ async fn start(telnyx: bool, queue: usize) -> Running {
 }
 
 async fn start_limited(telnyx: bool, queue: usize, limits: ServerLimits) -> Running {
+    start_with(telnyx, queue, |state| state.limits = limits).await
+}
+
+async fn start_with(
+    telnyx: bool,
+    queue: usize,
+    customize: impl FnOnce(&mut ServerState),
+) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let verifier = telnyx.then(|| {
@@ -41,7 +52,7 @@ async fn start_limited(telnyx: bool, queue: usize, limits: ServerLimits) -> Runn
     let (tx, events) = mpsc::channel(queue);
     let store = Arc::new(ConfigStore::new(HermesConfig::default()));
     let mut state = ServerState::new(store, verifier, tx);
-    state.limits = limits;
+    customize(&mut state);
     let state = Arc::new(state);
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(serve(listener, Arc::clone(&state), stop_rx, Duration::from_secs(2)));
@@ -50,6 +61,12 @@ async fn start_limited(telnyx: bool, queue: usize, limits: ServerLimits) -> Runn
 
 /// One HTTP/1.1 request on its own connection; returns (status, body).
 async fn request(addr: SocketAddr, head: String, body: Vec<u8>) -> (u16, String) {
+    let (status, _, body) = exchange(addr, head, body).await;
+    (status, body)
+}
+
+/// One HTTP/1.1 request on its own connection; returns (status, response head, body).
+async fn exchange(addr: SocketAddr, head: String, body: Vec<u8>) -> (u16, String, String) {
     tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
@@ -59,8 +76,8 @@ async fn request(addr: SocketAddr, head: String, body: Vec<u8>) -> (u16, String)
         let _ = s.read_to_end(&mut out);
         let text = String::from_utf8_lossy(&out).into_owned();
         let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body)
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (status, head.to_string(), body.to_string())
     })
     .await
     .expect("request thread")
@@ -295,4 +312,232 @@ fn the_connection_limit_follows_the_open_file_limit_when_not_set() {
     assert_eq!(ServerLimits::from_config(&server, 1024).max_connections, 224);
     server.max_connections = 50;
     assert_eq!(ServerLimits::from_config(&server, 1024).max_connections, 50);
+}
+
+/// `GET path` with extra header lines (each ending in CRLF); (status, head, body).
+async fn get_with(addr: SocketAddr, path: &str, headers: &str) -> (u16, String, String) {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: hermes\r\n{headers}Connection: close\r\n\r\n");
+    exchange(addr, head, Vec::new()).await
+}
+
+/// A response header's value (names compared case-insensitively).
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn counter(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+}
+
+#[tokio::test]
+async fn metrics_without_or_with_a_wrong_bearer_token_are_refused_and_counted() {
+    let s = start_with(false, 8, |state| {
+        state.access = AccessControl::new(MetricsAccess::Bearer("m3trics-token".into()));
+    })
+    .await;
+    // Even from this machine: a configured token is needed from everywhere.
+    let (status, head, body) = get_with(s.addr, "/metrics", "").await;
+    assert_eq!(status, 401, "{body}");
+    assert!(header(&head, "www-authenticate").is_some_and(|v| v.starts_with("Bearer")), "{head}");
+    assert!(!body.contains("hermes_"), "no figures leak with the refusal: {body}");
+    let (status, head, _) =
+        get_with(s.addr, "/metrics", "Authorization: Bearer m3trics-guess\r\n").await;
+    assert_eq!(status, 401);
+    assert!(header(&head, "www-authenticate").is_some_and(|v| v.contains("invalid_token")));
+    let (status, _, _) = get_with(s.addr, "/metrics", "Authorization: m3trics-token\r\n").await;
+    assert_eq!(status, 401, "not as a bearer");
+
+    let (status, _, metrics) =
+        get_with(s.addr, "/metrics", "Authorization: Bearer m3trics-token\r\n").await;
+    assert_eq!(status, 200);
+    assert_eq!(counter(&metrics, "hermes_metrics_refused_total{reason=\"no_token\"}"), 2);
+    assert_eq!(counter(&metrics, "hermes_metrics_refused_total{reason=\"wrong_token\"}"), 1);
+}
+
+#[tokio::test]
+async fn metrics_from_elsewhere_or_through_a_local_proxy_are_refused_by_default() {
+    let s = start(false, 8).await;
+    assert_eq!(get(s.addr, "/metrics").await.0, 200, "a scraper on this machine");
+    // ngrok, cloudflared or nginx on this machine connect from loopback but say who for.
+    for forwarded in ["X-Forwarded-For: 203.0.113.9\r\n", "Forwarded: for=203.0.113.9\r\n"] {
+        let (status, _, body) = get_with(s.addr, "/metrics", forwarded).await;
+        assert_eq!(status, 403, "{forwarded}");
+        assert!(body.contains("server.metrics_token_env"), "{body}");
+        assert!(body.contains("server.metrics_listen"), "{body}");
+        assert!(!body.contains("hermes_"), "{body}");
+    }
+    let (_, metrics) = get(s.addr, "/metrics").await;
+    assert_eq!(counter(&metrics, "hermes_metrics_refused_total{reason=\"not_local\"}"), 2);
+}
+
+#[tokio::test]
+async fn with_metrics_listen_the_public_listener_answers_404_and_the_separate_one_serves() {
+    let s = start_with(false, 8, |state| {
+        state.access = AccessControl::new(MetricsAccess::Elsewhere);
+    })
+    .await;
+    let private = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let private_addr = private.local_addr().expect("addr");
+    let (_stop, stop_rx) = watch::channel(false);
+    tokio::spawn(serve_metrics(private, Arc::clone(&s.state), stop_rx));
+
+    let (status, body) = get(s.addr, "/metrics").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _, body) =
+        get_with(s.addr, "/metrics", "Authorization: Bearer anything\r\n").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, metrics) = get(private_addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("# TYPE hermes_config_generation gauge"), "{metrics}");
+    assert!(metrics.contains("hermes_dashboard_auth_failures_total 0"), "{metrics}");
+    // Only /metrics lives there.
+    assert_eq!(get(private_addr, "/healthz").await.0, 404);
+    assert_eq!(get(private_addr, "/dashboard").await.0, 404);
+}
+
+const DASHBOARD_TOKEN: &str = "dash-s3cret-0123456789abcdef";
+
+fn with_dashboard(state: &mut ServerState) {
+    use hermes_io::observe::{
+        calls::CallCounters, dashboard::Dashboard, latency::LatencyBook, recent::RecentCalls,
+    };
+    state.dashboard = Some(Dashboard {
+        token: DASHBOARD_TOKEN.into(),
+        latency: Arc::new(LatencyBook::new(hermes_core::config::Budgets::default())),
+        recent: Arc::new(RecentCalls::default()),
+        counters: Arc::new(CallCounters::default()),
+    });
+}
+
+/// `name=value` of the cookie a response sets.
+fn cookie_set_by(head: &str) -> String {
+    let set = header(head, "set-cookie").unwrap_or_else(|| panic!("no cookie set:\n{head}"));
+    set.split(';').next().expect("name=value").to_string()
+}
+
+#[tokio::test]
+async fn a_url_token_is_traded_for_an_http_only_cookie_and_a_redirect_without_it() {
+    let s = start_with(false, 8, with_dashboard).await;
+    let (status, head, _) =
+        get_with(s.addr, &format!("/dashboard?token={DASHBOARD_TOKEN}&call=CA1"), "").await;
+    assert_eq!(status, 303, "{head}");
+    assert_eq!(header(&head, "location"), Some("/dashboard?call=CA1"), "{head}");
+    let set = header(&head, "set-cookie").expect("a cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.split("; ").any(|a| a == attribute), "{attribute} missing: {set}");
+    }
+    assert!(!set.contains("Secure"), "plain http: the browser would drop a Secure cookie");
+    assert!(!set.contains(DASHBOARD_TOKEN), "the cookie is not the token: {set}");
+    assert_eq!(header(&head, "cache-control"), Some("no-store"));
+    assert_eq!(header(&head, "referrer-policy"), Some("no-referrer"));
+    let cookie = cookie_set_by(&head);
+    assert!(cookie.starts_with("hermes_session="), "{cookie}");
+
+    // The cookie alone opens the page, its JSON API and the browser phone's page.
+    let with_cookie = format!("Cookie: theme=dark; {cookie}\r\n");
+    let (status, head, page) = get_with(s.addr, "/dashboard?call=CA1", &with_cookie).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(page.contains("<title>Hermes"));
+    assert_eq!(header(&head, "referrer-policy"), Some("no-referrer"));
+    assert_eq!(header(&head, "cache-control"), Some("no-store"));
+    let (status, _, summary) = get_with(s.addr, "/dashboard/api/summary", &with_cookie).await;
+    assert_eq!(status, 200);
+    assert!(summary.starts_with('{'), "{summary}");
+    let (status, head, _) = get_with(s.addr, "/phone", &with_cookie).await;
+    assert_eq!(status, 200, "{head}");
+    assert_eq!(header(&head, "referrer-policy"), Some("no-referrer"));
+    // The phone's page trades its URL token the same way, keeping its other parameters.
+    let (status, head, _) =
+        get_with(s.addr, &format!("/phone?autocall=1&token={DASHBOARD_TOKEN}"), "").await;
+    assert_eq!((status, header(&head, "location")), (303, Some("/phone?autocall=1")));
+    assert_eq!(cookie_set_by(&head), cookie, "one session per token");
+    // API clients keep their bearer header; an API URL token still works, unredirected.
+    let bearer = format!("Authorization: Bearer {DASHBOARD_TOKEN}\r\n");
+    assert_eq!(get_with(s.addr, "/dashboard/api/summary", &bearer).await.0, 200);
+    let api = format!("/dashboard/api/summary?token={DASHBOARD_TOKEN}");
+    assert_eq!(get_with(s.addr, &api, "").await.0, 200);
+    // Behind a TLS-terminating proxy the cookie is kept off plain-text connections.
+    let (_, head, _) = get_with(
+        s.addr,
+        &format!("/dashboard?token={DASHBOARD_TOKEN}"),
+        "X-Forwarded-Proto: https\r\n",
+    )
+    .await;
+    assert!(header(&head, "set-cookie").is_some_and(|c| c.ends_with("; Secure")), "{head}");
+    assert_eq!(s.state.access.counters.dashboard_auth_failures.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn a_forged_or_stale_session_cookie_is_refused_and_counted() {
+    let s = start_with(false, 8, with_dashboard).await;
+    let stale = hermes_io::observe::dashboard::session::session_value("the-previous-token");
+    for cookie in [
+        format!("hermes_session={DASHBOARD_TOKEN}"),
+        format!("hermes_session={stale}"),
+        "hermes_session=".to_string(),
+    ] {
+        let header = format!("Cookie: {cookie}\r\n");
+        for path in ["/dashboard", "/dashboard/api/summary", "/phone"] {
+            let (status, _, body) = get_with(s.addr, path, &header).await;
+            assert_eq!(status, 401, "{path} with {cookie}: {body}");
+            assert!(!body.contains("<title>") && !body.contains("stages"), "{body}");
+        }
+    }
+    // No credentials at all guess nothing: refused, not counted against the client.
+    assert_eq!(get(s.addr, "/dashboard").await.0, 401);
+    assert_eq!(s.state.access.counters.dashboard_auth_failures.load(Ordering::Relaxed), 9);
+}
+
+#[tokio::test]
+async fn the_eleventh_failure_in_a_minute_gets_429_even_with_the_right_token() {
+    let s = start_with(false, 8, with_dashboard).await;
+    for guess in 0..10 {
+        let (status, _, _) = get_with(s.addr, &format!("/dashboard?token=guess-{guess}"), "").await;
+        assert_eq!(status, 401, "guess {guess} is checked");
+    }
+    // From now on this client is refused unchecked, however right it is.
+    let (status, head, body) =
+        get_with(s.addr, &format!("/dashboard?token={DASHBOARD_TOKEN}"), "").await;
+    assert_eq!(status, 429, "{body}");
+    let wait: u64 = header(&head, "retry-after").and_then(|v| v.parse().ok()).expect("Retry-After");
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert!(header(&head, "set-cookie").is_none(), "no cookie for a held client");
+    let bearer = format!("Authorization: Bearer {DASHBOARD_TOKEN}\r\n");
+    assert_eq!(get_with(s.addr, "/dashboard/api/summary", &bearer).await.0, 429);
+    assert_eq!(get_with(s.addr, "/phone/media", &bearer).await.0, 429);
+    let cookie = format!(
+        "Cookie: hermes_session={}\r\n",
+        hermes_io::observe::dashboard::session::session_value(DASHBOARD_TOKEN)
+    );
+    assert_eq!(get_with(s.addr, "/phone", &cookie).await.0, 429);
+
+    let (_, metrics) = get(s.addr, "/metrics").await;
+    assert_eq!(counter(&metrics, "hermes_dashboard_auth_failures_total"), 10);
+    assert_eq!(counter(&metrics, "hermes_dashboard_auth_throttled_total"), 4);
+}
+
+#[tokio::test]
+async fn a_wrong_metrics_token_counts_toward_the_same_limit() {
+    let s = start_with(false, 8, |state| {
+        with_dashboard(state);
+        state.access = AccessControl::new(MetricsAccess::Bearer("m3trics-token".into()));
+    })
+    .await;
+    for guess in 0..10 {
+        let auth = format!("Authorization: Bearer guess-{guess}\r\n");
+        assert_eq!(get_with(s.addr, "/metrics", &auth).await.0, 401);
+    }
+    let right = "Authorization: Bearer m3trics-token\r\n";
+    let (status, head, _) = get_with(s.addr, "/metrics", right).await;
+    assert_eq!(status, 429);
+    assert!(header(&head, "retry-after").is_some());
+    let page = format!("/dashboard?token={DASHBOARD_TOKEN}");
+    assert_eq!(get_with(s.addr, &page, "").await.0, 429, "one count per client");
+    assert_eq!(s.state.access.counters.metrics_throttled.load(Ordering::Relaxed), 1);
 }

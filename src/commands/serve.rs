@@ -24,7 +24,9 @@ use hermes_io::carriers::twilio::rest::TwilioRest;
 use hermes_io::metrics::EngineMetrics;
 use hermes_io::net::http::HttpClient;
 use hermes_io::observe::dashboard::Dashboard;
-use hermes_io::server::{self, Calls, ConfigStore, MediaHub, ServerState, TwilioHub};
+use hermes_io::server::{
+    self, AccessControl, Calls, ConfigStore, MediaHub, MetricsAccess, ServerState, TwilioHub,
+};
 use hermes_models::{SileroBackend, manifest, silero};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
@@ -224,7 +226,8 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 Some(token) => {
                     eprintln!(
                         "dashboard on http://{addr}/dashboard, browser phone on \
-                         http://{addr}/phone (token from {}; pass it as ?token=)",
+                         http://{addr}/phone (token from {}: open ?token=… once, the browser \
+                         keeps a session cookie)",
                         config.server.dashboard_token_env
                     );
                     dashboard = Some(Dashboard {
@@ -304,8 +307,22 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         state.twilio = wiring.twilio;
         state.metrics = call_metrics;
         state.dashboard = dashboard;
+        let metrics_listener = match config.server.metrics_listen.as_str() {
+            "" => None,
+            at => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("server.metrics_listen: cannot listen on {at}"))?,
+            ),
+        };
+        let metrics_at = metrics_listener.as_ref().map(|l| l.local_addr()).transpose()?;
+        state.access = AccessControl::new(metrics_access(&config, metrics_at));
         let state = Arc::new(state);
         let (stop_tx, stop_rx) = watch::channel(false);
+        if let Some(metrics_listener) = metrics_listener {
+            let stop = stop_rx.clone();
+            tokio::spawn(server::serve_metrics(metrics_listener, Arc::clone(&state), stop));
+        }
         let server = tokio::spawn(server::serve(listener, Arc::clone(&state), stop_rx, grace));
         println!("listening on http://{addr}");
         std::io::stdout().flush()?;
@@ -343,6 +360,36 @@ fn max_concurrent_calls(config: &HermesConfig, deps: &CallDeps) -> usize {
     };
     eprintln!("calls: at most {calls} at once ({source}); beyond it callers hear busy");
     calls
+}
+
+/// Who may read `/metrics` on the public listener (and says so): nobody when it has its own
+/// listener, a bearer of the token when one is set, otherwise this machine only.
+fn metrics_access(config: &HermesConfig, separate: Option<std::net::SocketAddr>) -> MetricsAccess {
+    let server = &config.server;
+    if let Some(at) = separate {
+        eprintln!("metrics on http://{at}/metrics only (server.metrics_listen)");
+        return MetricsAccess::Elsewhere;
+    }
+    match providers::env(&server.metrics_token_env) {
+        Some(token) => {
+            eprintln!(
+                "/metrics needs Authorization: Bearer (token from {})",
+                server.metrics_token_env
+            );
+            MetricsAccess::Bearer(token)
+        }
+        None => {
+            let variable = match server.metrics_token_env.as_str() {
+                "" => "the variable named by server.metrics_token_env".to_string(),
+                name => name.to_string(),
+            };
+            eprintln!(
+                "/metrics answers this machine only: set {variable} to a token, or \
+                 server.metrics_listen, to scrape it from elsewhere"
+            );
+            MetricsAccess::LocalOnly
+        }
+    }
 }
 
 /// SIGHUP: re-read the file. A valid file replaces the configuration for new calls; calls in

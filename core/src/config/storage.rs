@@ -124,6 +124,15 @@ pub struct Server {
     pub listen: String,
     /// The variable holding the dashboard's bearer token. Unset: the dashboard is off.
     pub dashboard_token_env: String,
+    /// The variable holding `/metrics`'s bearer token. Set: `/metrics` on `listen` needs
+    /// `Authorization: Bearer <token>`. With neither this variable nor `metrics_listen` set,
+    /// `/metrics` on `listen` answers only clients on this machine (not through a proxy):
+    /// it tells call volumes and per-number figures, and `listen` may face the internet.
+    /// "": no token is read.
+    pub metrics_token_env: String,
+    /// A separate address and port for `/metrics` (a private or monitoring network), served
+    /// there without a token; `/metrics` on `listen` then answers 404. "": not separate.
+    pub metrics_listen: String,
     /// On shutdown, live calls get this long to finish.
     pub shutdown_grace_s: u64,
     /// Largest request body or WebSocket frame accepted, in KiB.
@@ -150,6 +159,8 @@ impl Default for Server {
         Server {
             listen: "127.0.0.1:8080".into(),
             dashboard_token_env: "HERMES_DASHBOARD_TOKEN".into(),
+            metrics_token_env: "HERMES_METRICS_TOKEN".into(),
+            metrics_listen: String::new(),
             shutdown_grace_s: 30,
             max_body_kib: 256,
             header_read_timeout_ms: Millis(10_000),
@@ -169,6 +180,31 @@ impl Server {
             );
         }
         check_env_name(p, "server.dashboard_token_env", &self.dashboard_token_env);
+        if !self.metrics_token_env.is_empty() {
+            check_env_name(p, "server.metrics_token_env", &self.metrics_token_env);
+        }
+        if !self.metrics_listen.is_empty() {
+            match self.metrics_listen.parse::<std::net::SocketAddr>() {
+                Err(_) => p.push(
+                    "server.metrics_listen",
+                    format!(
+                        "{:?} is not an address and port like \"127.0.0.1:9090\" (\"\" serves \
+                         /metrics on server.listen)",
+                        self.metrics_listen
+                    ),
+                ),
+                Ok(addr)
+                    if addr.port() != 0
+                        && self.listen.parse::<std::net::SocketAddr>().ok() == Some(addr) =>
+                {
+                    p.push(
+                        "server.metrics_listen",
+                        format!("{addr} is server.listen too; give /metrics its own port"),
+                    )
+                }
+                Ok(_) => {}
+            }
+        }
         if self.shutdown_grace_s > 3600 {
             p.push(
                 "server.shutdown_grace_s",

@@ -1,17 +1,21 @@
 //! `hermes serve`'s HTTP front door (hyper 1): health and readiness, the Telnyx and Twilio
 //! webhooks, the media WebSocket routes (each stream becomes a call, run to its end by the
 //! [`CallHandler`] in the [`MediaHub`]), the dashboard, the browser phone and Prometheus
-//! counters. Graceful shutdown stops taking new work, answers `/readyz` with 503 so a load
-//! balancer drains us, and gives open connections and live calls a bounded time to finish.
+//! counters (the last three behind their [`access`] rules). Graceful shutdown stops taking new
+//! work, answers `/readyz` with 503 so a load balancer drains us, and gives open connections
+//! and live calls a bounded time to finish.
 //!
 //! Telnyx webhook events are handed on through the channel given to [`ServerState::new`].
 
+pub mod access;
 mod calls;
+pub mod throttle;
 
+pub use access::{AccessControl, MetricsAccess, serve_metrics};
 pub use calls::{CallHandler, Calls, ServerLink};
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -270,6 +274,8 @@ pub struct ServerState {
     pub metrics: Vec<Arc<dyn crate::metrics::MetricsSource>>,
     /// The live latency dashboard; `None` answers its routes with 404 and how to turn it on.
     pub dashboard: Option<crate::observe::dashboard::Dashboard>,
+    /// Who may read `/metrics` and open the dashboard and the phone; failed attempts.
+    pub access: AccessControl,
     pub limits: ServerLimits,
     draining: AtomicBool,
     live_sessions: AtomicUsize,
@@ -321,6 +327,7 @@ impl ServerState {
             twilio: None,
             metrics: Vec::new(),
             dashboard: None,
+            access: AccessControl::default(),
             limits: ServerLimits::default(),
             draining: AtomicBool::new(false),
             live_sessions: AtomicUsize::new(0),
@@ -345,8 +352,10 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     respond(status, "text/plain; charset=utf-8", body)
 }
 
+/// `peer`: the client's address, as the connection shows it.
 async fn route(
     state: Arc<ServerState>,
+    peer: IpAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     Ok(match (req.method(), req.uri().path()) {
@@ -364,35 +373,17 @@ async fn route(
                 text(StatusCode::OK, "ready\n")
             }
         }
-        (&Method::GET, "/metrics") => {
-            let mut body = state.counters.render(state.config.generation());
-            if let Some(media) = &state.media {
-                body.push_str(&media.counters.render());
-            }
-            let mut calls = crate::metrics::Exposition::new();
-            for source in &state.metrics {
-                source.render(&mut calls);
-            }
-            body.push_str(&calls.finish());
-            respond(StatusCode::OK, "text/plain; version=0.0.4", body)
-        }
+        (&Method::GET, "/metrics") => access::metrics(&state, peer, &req),
         (&Method::GET, path) if path == "/dashboard" || path.starts_with("/dashboard/") => {
-            let authorization =
-                req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-            let (status, kind, body) = crate::observe::dashboard::handle(
-                state.dashboard.as_ref(),
-                path,
-                req.uri().query(),
-                authorization,
-            );
-            let mut r = respond(status, kind, body);
-            r.headers_mut().insert(
-                hyper::header::CACHE_CONTROL,
-                hyper::header::HeaderValue::from_static("no-store"),
-            );
-            r
+            match access::operator(&state, peer, &req) {
+                access::Door::Open(d) => {
+                    let (status, kind, body) = crate::observe::dashboard::handle(d, path);
+                    access::private(respond(status, kind, body))
+                }
+                access::Door::Answered(answer) => answer,
+            }
         }
-        (&Method::GET, "/phone" | "/phone/media") => phone(&state, req),
+        (&Method::GET, "/phone" | "/phone/media") => phone(&state, peer, req),
         (&Method::POST, "/telnyx/webhook") => telnyx_webhook(&state, req).await,
         (&Method::GET, "/telnyx/media") => {
             media_upgrade(&state, req, Box::new(TelnyxDialect), None)
@@ -529,25 +520,14 @@ pub fn websocket_base(public_url: &str) -> String {
 
 /// The browser phone (behind the dashboard's token): its page, or a call on its media socket
 /// with the call's live transcript passed along.
-fn phone(state: &Arc<ServerState>, req: Request<Incoming>) -> Response<Body> {
-    let authorization =
-        req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let dashboard = match crate::observe::dashboard::authorize(
-        state.dashboard.as_ref(),
-        req.uri().query(),
-        authorization,
-    ) {
-        Ok(d) => d,
-        Err((status, kind, body)) => return respond(status, kind, body),
+fn phone(state: &Arc<ServerState>, peer: IpAddr, req: Request<Incoming>) -> Response<Body> {
+    let dashboard = match access::operator(state, peer, &req) {
+        access::Door::Open(d) => d,
+        access::Door::Answered(answer) => return answer,
     };
     if req.uri().path() == "/phone" {
-        let mut r =
-            respond(StatusCode::OK, "text/html; charset=utf-8", crate::carriers::phone::PAGE);
-        r.headers_mut().insert(
-            hyper::header::CACHE_CONTROL,
-            hyper::header::HeaderValue::from_static("no-store"),
-        );
-        return r;
+        let page = crate::carriers::phone::PAGE;
+        return access::private(respond(StatusCode::OK, "text/html; charset=utf-8", page));
     }
     let call_id = crate::carriers::phone::new_call_id();
     let notes =
@@ -737,7 +717,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer): (_, SocketAddr) = match accepted {
+                let (stream, peer): (_, SocketAddr) = match accepted {
                     Ok(a) => a,
                     // Out of file descriptors and the like: wait a moment, keep serving.
                     Err(_) => { tokio::time::sleep(Duration::from_millis(50)).await; continue; }
@@ -761,7 +741,7 @@ pub async fn serve(
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(header_read_timeout)
-                        .serve_connection(TokioIo::new(stream), service_fn(move |req| route(Arc::clone(&state), req)))
+                        .serve_connection(TokioIo::new(stream), service_fn(move |req| route(Arc::clone(&state), peer.ip(), req)))
                         .with_upgrades();
                     tokio::pin!(conn);
                     tokio::select! {

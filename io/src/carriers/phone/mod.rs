@@ -1,6 +1,7 @@
 //! The browser phone: talk to the agent from a web page, through the same media link, audio
 //! core and conversation engine as a phone call. One page embedded in the binary (`/phone`,
-//! no CDN), and its media WebSocket (`/phone/media`), both behind the dashboard's token.
+//! no CDN), and its media WebSocket (`/phone/media`), both behind the dashboard's token (the
+//! session cookie the page's first opening traded it for, so the socket's URL holds none).
 //!
 //! The page captures the microphone with `getUserMedia`, and an AudioWorklet low-passes it and
 //! resamples it to 16 kHz. Hermes halves that to the phone band (8 kHz μ-law) for the audio
@@ -248,6 +249,13 @@ mod tests {
         assert!(is_browser_call(&start.call_control_id));
         assert_eq!((start.codec, start.sample_rate), (G711::Mulaw, 8000));
         assert_eq!(start.from, None, "a browser has no number");
+    }
+
+    #[test]
+    fn the_page_never_puts_the_dashboard_token_in_a_url() {
+        // Its media socket is same-origin and carries the session cookie instead.
+        assert!(PAGE.contains("/phone/media`"), "the socket's URL ends at its path");
+        assert!(!PAGE.contains("token=") && !PAGE.contains("get('token')"), "no URL token");
     }
 
     #[test]

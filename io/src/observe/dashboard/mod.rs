@@ -1,6 +1,8 @@
 //! The live latency dashboard: one page embedded in the binary (no CDN; it works offline)
-//! and the JSON it polls. Every route needs the token from `server.dashboard_token_env`, as
-//! `Authorization: Bearer …` or `?token=…` (the page passes its own on to the API).
+//! and the JSON it polls. Every route needs the token from `server.dashboard_token_env`
+//! ([`session`]): the page is opened once with `?token=…`, which the server trades for a
+//! session cookie, and its same-origin requests carry the cookie; API clients send
+//! `Authorization: Bearer …`.
 //!
 //! - `GET /dashboard` — the page: stages against their budgets, the voice-to-voice
 //!   distribution, per business number, calls in progress, recent calls with a per-turn
@@ -19,6 +21,10 @@ use serde::Serialize;
 use crate::observe::calls::CallCounters;
 use crate::observe::latency::{Distribution, LatencyBook, Percentiles, StageSummary};
 use crate::observe::recent::{ActiveCall, RecentCalls};
+
+pub mod session;
+
+pub use session::{Credentials, Refusal, authorize};
 
 const PAGE: &str = include_str!("index.html");
 
@@ -93,55 +99,8 @@ fn plain(status: StatusCode, body: &'static str) -> Reply {
     (status, "text/plain; charset=utf-8", Bytes::from_static(body.as_bytes()))
 }
 
-/// The token a request carries: the bearer header first, then `token=` in the query.
-fn presented_token<'a>(authorization: Option<&'a str>, query: Option<&'a str>) -> Option<String> {
-    if let Some(t) = authorization.and_then(|h| h.strip_prefix("Bearer ")) {
-        return Some(t.trim().to_string());
-    }
-    let query = query?;
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "token")
-        .map(|(_, v)| v.into_owned())
-}
-
-/// Compares without stopping at the first difference, so the time taken does not tell an
-/// attacker how much of a guess was right.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The dashboard, when the request carries its token; otherwise the answer to give. The
-/// browser phone is behind the same token. `dashboard` is `None` when no token is configured.
-pub fn authorize<'d>(
-    dashboard: Option<&'d Dashboard>,
-    query: Option<&str>,
-    authorization: Option<&str>,
-) -> Result<&'d Dashboard, Reply> {
-    let Some(d) = dashboard else {
-        return Err(plain(
-            StatusCode::NOT_FOUND,
-            "the dashboard and the browser phone are off: set the variable named by \
-             server.dashboard_token_env\n",
-        ));
-    };
-    let presented = presented_token(authorization, query).unwrap_or_default();
-    if d.token.is_empty() || !same_secret(presented.as_bytes(), d.token.as_bytes()) {
-        return Err(plain(StatusCode::UNAUTHORIZED, "a valid dashboard token is needed\n"));
-    }
-    Ok(d)
-}
-
-/// Answers a `GET` under `/dashboard`. `dashboard` is `None` when no token is configured.
-pub fn handle(
-    dashboard: Option<&Dashboard>,
-    path: &str,
-    query: Option<&str>,
-    authorization: Option<&str>,
-) -> Reply {
-    let d = match authorize(dashboard, query, authorization) {
-        Ok(d) => d,
-        Err(reply) => return reply,
-    };
+/// Answers a `GET` under `/dashboard`, once [`authorize`] has let the request in.
+pub fn handle(d: &Dashboard, path: &str) -> Reply {
     match path {
         "/dashboard" | "/dashboard/" => {
             (StatusCode::OK, "text/html; charset=utf-8", Bytes::from_static(PAGE.as_bytes()))
@@ -213,38 +172,29 @@ mod tests {
     }
 
     #[test]
-    fn every_route_needs_the_token_in_the_header_or_the_query() {
-        let d = dashboard();
-        let status = |q: Option<&str>, h: Option<&str>| handle(Some(&d), "/dashboard", q, h).0;
-        assert_eq!(status(None, None), StatusCode::UNAUTHORIZED);
-        assert_eq!(status(Some("token=wrong"), None), StatusCode::UNAUTHORIZED);
-        assert_eq!(status(None, Some("Bearer s3cre")), StatusCode::UNAUTHORIZED);
-        assert_eq!(status(Some("token=s3cret"), None), StatusCode::OK);
-        assert_eq!(status(None, Some("Bearer s3cret")), StatusCode::OK);
-        let api = handle(Some(&d), "/dashboard/api/summary", None, None);
-        assert_eq!(api.0, StatusCode::UNAUTHORIZED);
-    }
-
-    #[test]
     fn without_a_configured_token_the_dashboard_is_off_and_says_how_to_turn_it_on() {
-        let (status, _, body) = handle(None, "/dashboard", Some("token=x"), None);
+        let credentials = Credentials { query: Some("token=x"), ..Credentials::default() };
+        let refusal = authorize(None, &credentials).map(|_| ()).expect_err("off");
+        let (status, _, body) = refusal.reply();
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(String::from_utf8_lossy(&body).contains("server.dashboard_token_env"));
     }
 
     #[test]
-    fn the_page_is_self_contained() {
-        let (_, kind, body) = handle(Some(&dashboard()), "/dashboard", Some("token=s3cret"), None);
+    fn the_page_is_self_contained_and_never_puts_the_token_in_a_url() {
+        let (_, kind, body) = handle(&dashboard(), "/dashboard");
         assert!(kind.starts_with("text/html"));
         let page = String::from_utf8_lossy(&body);
         assert!(!page.contains("http://") && !page.contains("https://"), "no external assets");
         assert!(page.contains("/dashboard/api/summary"));
+        // Its requests carry the session cookie: no token read from the URL or sent on.
+        assert!(!page.contains("token=") && !page.contains("get(\"token\")"), "no URL token");
+        assert!(!page.contains("Authorization"), "nor a bearer header");
     }
 
     #[test]
     fn the_summary_lists_every_stage_with_its_budget() {
-        let (status, kind, body) =
-            handle(Some(&dashboard()), "/dashboard/api/summary", None, Some("Bearer s3cret"));
+        let (status, kind, body) = handle(&dashboard(), "/dashboard/api/summary");
         assert_eq!((status, kind), (StatusCode::OK, "application/json"));
         let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(

@@ -495,7 +495,7 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
         format!(
             "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://agent.example.com\"\n\
              [telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
-             [server]\nmax_concurrent_calls = {N}\n[storage]\ndata_dir = {:?}\n",
+             api_base_url = \"http://127.0.0.1:9\"\n[server]\nmax_concurrent_calls = {N}\n[storage]\ndata_dir = {:?}\n",
             dir.path().join("data").display().to_string()
         ),
     )
@@ -508,6 +508,8 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
             .env("TWILIO_AUTH_TOKEN", AUTH)
+            .env_remove("HERMES_STREAM_TOKEN")
+            .env_remove("HERMES_METRICS_TOKEN")
             .env_remove("HERMES_POSTGRES_URL")
             .env_remove("HERMES_REDIS_URL")
             .env_remove("ANTHROPIC_API_KEY")
@@ -621,7 +623,7 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
     assert!(metrics.contains(&refused_webhook), "{metrics}");
     assert!(metrics.contains("hermes_calls_refused_total{at=\"stream\"} 1"), "{metrics}");
     assert!(metrics.contains(&format!("hermes_calls_capacity {N}")), "{metrics}");
-    println!(
+    eprintln!(
         "capacity burst: {} webhooks, {N} admitted; refusal round trip median {:.1} ms, max {:.1} ms; \
          admitted calls' first greeting audio after {:?} ms",
         3 * N,

@@ -402,11 +402,18 @@ fn reload(args: &ServeArgs, store: &ConfigStore, state: &ServerState) {
             let carrier_changed = config.telephony.carrier != previous.telephony.carrier;
             let engines_changed =
                 config.providers != previous.providers || config.storage != previous.storage;
+            let server_changed = config.server != previous.server;
             let generation = store.replace(config);
             state.counters.config_reloads.fetch_add(1, Ordering::Relaxed);
             eprintln!("reloaded {} (generation {generation})", path.display());
             if carrier_changed {
                 eprintln!("telephony.carrier changed: takes effect after a restart");
+            }
+            if server_changed {
+                eprintln!(
+                    "[server] changed (listen, limits, max_concurrent_calls, metrics): takes \
+                     effect after a restart"
+                );
             }
             if engines_changed {
                 eprintln!(

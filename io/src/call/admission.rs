@@ -18,17 +18,20 @@ use std::time::{Duration, Instant};
 use crate::metrics::{Exposition, MetricsSource, get};
 
 /// A held seat whose stream has not started within this long is given back. Carriers open
-/// the stream within a second or two of the answer; a hold outliving this was abandoned.
-pub const HOLD_FOR: Duration = Duration::from_secs(20);
+/// the stream within a second or two of the answer; a hold outliving this was abandoned (a
+/// Twilio caller who hung up before the stream: Twilio tells us nothing).
+pub const HOLD_FOR: Duration = Duration::from_secs(10);
 
 /// What the audio core carries per worker with no missed deadline and voice-to-voice within
 /// 50 ms of a lone call (bench/RESULTS.md, "Capacity": 300 calls, whole process, 2 cores).
 pub const AUDIO_CALLS_PER_WORKER: usize = 300;
 
 /// What one local transcriber thread (Moonshine tiny-en) carries before its queue makes
-/// callers wait: measured with `hermes sim --engines local` (bench/RESULTS.md, "Admission
-/// control").
-pub const LOCAL_STT_CALLS_PER_THREAD: usize = 12;
+/// callers wait. Measured with `hermes sim --engines local` (bench/RESULTS.md, "Admission
+/// control"): one thread keeps voice-to-voice P95 within 30 ms of a lone call while a new
+/// utterance arrives every 150 ms (6.7 a second); a brisk caller starts one every 4 s or so,
+/// so 26 such callers — rounded down.
+pub const LOCAL_STT_CALLS_PER_THREAD: usize = 24;
 
 /// Calls a node carries by default: the smaller of what its audio workers and (when calls
 /// use it) its local transcriber pool were measured to carry. Cloud engines scale on the
@@ -55,8 +58,9 @@ pub struct AdmissionCounters {
 
 #[derive(Debug, Default)]
 struct Seats {
-    /// Calls whose stream has started (each has a [`Seat`]).
-    live: usize,
+    /// Calls whose stream has started (each has a [`Seat`]), by call id: a webhook repeated
+    /// (or replayed) for a call already seated must not hold it a second seat.
+    live: HashMap<String, usize>,
     /// Calls admitted at the webhook, waiting for their stream: call id → when admitted.
     held: HashMap<String, Instant>,
 }
@@ -73,11 +77,25 @@ pub struct Admission {
 #[derive(Debug)]
 pub struct Seat {
     admission: Arc<Admission>,
+    call_id: String,
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.admission.lock().live -= 1;
+        let mut seats = self.admission.lock();
+        // A call's streams (a reconnect overlapping the old one) each hold one seat.
+        if let Some(streams) = seats.live.get_mut(&self.call_id) {
+            *streams -= 1;
+            if *streams == 0 {
+                seats.live.remove(&self.call_id);
+            }
+        }
+    }
+}
+
+impl Seats {
+    fn taken(&self) -> usize {
+        self.live.values().sum::<usize>() + self.held.len()
     }
 }
 
@@ -98,7 +116,7 @@ impl Admission {
     /// Calls with a seat, and calls held one.
     pub fn occupancy(&self) -> (usize, usize) {
         let seats = self.lock();
-        (seats.live, seats.held.len())
+        (seats.live.values().sum(), seats.held.len())
     }
 
     fn lock(&self) -> MutexGuard<'_, Seats> {
@@ -111,13 +129,13 @@ impl Admission {
     /// admitted again without taking a second seat.
     pub fn hold(&self, call_id: &str, now: Instant) -> bool {
         let mut seats = self.lock();
-        if seats.held.contains_key(call_id) {
+        if seats.held.contains_key(call_id) || seats.live.contains_key(call_id) {
             return true;
         }
-        if seats.live + seats.held.len() >= self.capacity {
-            self.expire_holds(&mut seats, now);
-        }
-        if seats.live + seats.held.len() >= self.capacity {
+        // At most `capacity` holds: cheap to sweep each time, so stale ones never linger in
+        // the gauges.
+        self.expire_holds(&mut seats, now);
+        if seats.taken() >= self.capacity {
             self.counters.refused_at_webhook.fetch_add(1, Ordering::Relaxed);
             return false;
         }
@@ -136,17 +154,15 @@ impl Admission {
     pub fn seat(self: &Arc<Self>, call_id: &str, now: Instant) -> Option<Seat> {
         let mut seats = self.lock();
         if seats.held.remove(call_id).is_none() {
-            if seats.live + seats.held.len() >= self.capacity {
-                self.expire_holds(&mut seats, now);
-            }
-            if seats.live + seats.held.len() >= self.capacity {
+            self.expire_holds(&mut seats, now);
+            if seats.taken() >= self.capacity {
                 self.counters.refused_at_stream.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
         }
-        seats.live += 1;
+        *seats.live.entry(call_id.to_string()).or_default() += 1;
         self.counters.admitted.fetch_add(1, Ordering::Relaxed);
-        Some(Seat { admission: Arc::clone(self) })
+        Some(Seat { admission: Arc::clone(self), call_id: call_id.to_string() })
     }
 
     fn expire_holds(&self, seats: &mut Seats, now: Instant) {
@@ -224,7 +240,7 @@ mod tests {
         admission.release_hold("hung-up");
         assert!(admission.hold("next", t0), "a released hold frees its seat at once");
         assert!(!admission.hold("later", t0 + HOLD_FOR / 2), "holds are kept while fresh");
-        assert!(admission.hold("later", t0 + HOLD_FOR), "stale holds are given back when full");
+        assert!(admission.hold("later", t0 + HOLD_FOR), "stale holds are given back");
         assert_eq!(admission.counters.holds_expired.load(Ordering::Relaxed), 2);
     }
 
@@ -235,6 +251,18 @@ mod tests {
         assert!(admission.hold("a", now));
         assert!(admission.hold("a", now), "the same call is still admitted");
         assert_eq!(admission.occupancy(), (0, 1));
+    }
+
+    #[test]
+    fn a_webhook_replayed_for_a_call_already_on_the_line_takes_no_second_seat() {
+        let admission = Admission::new(2);
+        let now = Instant::now();
+        assert!(admission.hold("a", now));
+        let seat = admission.seat("a", now).expect("its held seat");
+        assert!(admission.hold("a", now), "the call is admitted already");
+        assert_eq!(admission.occupancy(), (1, 0), "and holds nothing more");
+        drop(seat);
+        assert_eq!(admission.occupancy(), (0, 0));
     }
 
     #[test]

@@ -261,6 +261,8 @@ pub struct MediaLink<T: Transport> {
     call: Option<Playout>,
     /// The call's place in the node, from its start until its stream ends.
     seat: Option<Seat>,
+    /// The call a start named when every seat was taken.
+    refused_at_capacity: Option<String>,
     events: VecDeque<MediaEvent>,
     /// When the far end last sent anything, and the one timer that checks it.
     last_heard: tokio::time::Instant,
@@ -302,6 +304,7 @@ impl<T: Transport> MediaLink<T> {
             audio_buf: Box::new([0; 8 * FRAME_SAMPLES]),
             call: None,
             seat: None,
+            refused_at_capacity: None,
             events: VecDeque::new(),
             last_heard: tokio::time::Instant::now(),
             idle: Box::pin(tokio::time::sleep(settings_idle)),
@@ -315,9 +318,19 @@ impl<T: Transport> MediaLink<T> {
         self.transport.has_call_control()
     }
 
+    /// See [`Transport::carrier_grace`].
+    pub fn carrier_grace(&self) -> Duration {
+        self.transport.carrier_grace()
+    }
+
     /// See [`Transport::carrier_ends_stream`].
     pub fn carrier_ends_stream(&self) -> bool {
         self.transport.carrier_ends_stream()
+    }
+
+    /// The call this stream's start named when every seat was taken (it never started).
+    pub fn refused_at_capacity(&self) -> Option<&str> {
+        self.refused_at_capacity.as_deref()
     }
 
     /// Whether the stream is over (an [`MediaEvent::Ended`] was queued).
@@ -473,6 +486,7 @@ impl<T: Transport> MediaLink<T> {
             audio_buf,
             call,
             seat,
+            refused_at_capacity,
             events,
             counters,
             settings,
@@ -515,6 +529,7 @@ impl<T: Transport> MediaLink<T> {
                     match admission.seat(&start.call_control_id, Instant::now()) {
                         Some(s) => *seat = Some(s),
                         None => {
+                            *refused_at_capacity = Some(start.call_control_id.into_owned());
                             end_stream(ended, events, StreamEnd::AtCapacity);
                             return;
                         }
@@ -642,14 +657,9 @@ fn end_stream(ended: &mut Option<StreamEnd>, events: &mut VecDeque<MediaEvent>, 
     }
 }
 
-/// Compares two tokens in time independent of where they differ.
+/// Compares two tokens in time independent of where (and whether in length) they differ.
 fn same_token(given: &str, expected: &str) -> bool {
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
+    crate::observe::dashboard::session::same_secret(given.as_bytes(), expected.as_bytes())
 }
 
 #[cfg(test)]

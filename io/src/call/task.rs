@@ -25,8 +25,8 @@ use hermes_core::vad::VadEvent;
 
 use super::media::{MediaEvent, MediaLink, StreamStarted, Wake};
 use super::session::{CallSession, SessionAction, SessionInput, SessionSetup};
-use super::transport::Transport;
-use super::{CallDeps, CallReport, Outcome};
+use super::transport::{CARRIER_GRACE, Transport};
+use super::{CallDeps, CallReport, CarrierRequest, Outcome};
 use crate::observe::live::LiveEvent;
 use crate::providers::llm::{LlmEvent, LlmSession, LlmStream};
 use crate::providers::stt::{LocalStt, SttEvent, SttStream, Tape};
@@ -37,8 +37,6 @@ use crate::tools::{CallParties, ToolOutcome};
 
 /// How long a stream may take to say which call it carries.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the carrier may take to end a stream after a hang-up or transfer was asked of it.
-const CARRIER_GRACE: Duration = Duration::from_secs(1);
 /// How long a finished call's transcriber may take to close its stream cleanly.
 const STT_CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Caller audio kept for the transcriber while it connects (20 ms frames: five seconds).
@@ -60,6 +58,14 @@ pub async fn run_call<T: Transport>(mut link: MediaLink<T>, deps: Arc<CallDeps>)
     };
     let Ok(Some(started)) = tokio::time::timeout(START_TIMEOUT, stream_start(&mut link)).await
     else {
+        // Turned away with every seat taken (a call no webhook held one for: an outbound
+        // call, a second stream): hang it up through the carrier, so the caller is not left
+        // on a line that only the closed stream knows is dead.
+        if let (Some(call), Some(carrier)) = (link.refused_at_capacity(), &deps.carrier)
+            && link.has_call_control()
+        {
+            carrier.submit(CarrierRequest::Hangup { call_control_id: call.to_string() });
+        }
         link.close().await;
         return report;
     };
@@ -142,6 +148,9 @@ struct CallTask<T: Transport> {
     stream_gone: bool,
     /// A hang-up or transfer went to the carrier, which then ends the stream.
     asked_carrier: bool,
+    /// One of the requests was a transfer: closing the stream too early would drop the
+    /// caller instead of handing them over, so the carrier gets its longer grace.
+    asked_transfer: bool,
     timer: SessionTimer,
 }
 
@@ -210,6 +219,7 @@ impl<T: Transport> CallTask<T> {
             now: opened,
             stream_gone: false,
             asked_carrier: false,
+            asked_transfer: false,
             timer: SessionTimer::new(),
         }
     }
@@ -288,8 +298,13 @@ impl<T: Transport> CallTask<T> {
         if self.asked_carrier && !self.stream_gone {
             // The carrier ends the stream itself once it has hung up or transferred the call;
             // closing it first could end the call before the carrier acts (Twilio ends a
-            // call whose stream closes). It gets a moment to do so.
-            let _ = tokio::time::timeout(CARRIER_GRACE, async {
+            // call whose stream closes). It gets a moment to do so; after a transfer, its
+            // carrier's grace (ending a hang-up's call early costs nothing).
+            let grace = match self.asked_transfer {
+                true => self.link.carrier_grace(),
+                false => CARRIER_GRACE,
+            };
+            let _ = tokio::time::timeout(grace, async {
                 while !self.link.is_over() {
                     let wake = self.link.wait().await;
                     self.link.handle(wake).await;
@@ -435,8 +450,10 @@ impl<T: Transport> CallTask<T> {
                 }
                 SessionAction::Carrier(request) => {
                     if let Some(carrier) = &self.deps.carrier {
+                        let transfer = matches!(request, CarrierRequest::Transfer { .. });
                         let submitted = carrier.submit(request);
                         self.asked_carrier |= submitted && self.link.carrier_ends_stream();
+                        self.asked_transfer |= submitted && transfer;
                     }
                 }
                 SessionAction::Save(snapshot) => {

@@ -92,6 +92,11 @@ pub enum Skip {
 #[error("a write to the far end took longer than its timeout")]
 pub struct WriteTimedOut;
 
+/// How long a call waits, by default, for the carrier to end its stream after a hang-up or
+/// transfer was asked of it (Telnyx's Call Control acts on the call itself, so closing the
+/// stream after this costs nothing).
+pub const CARRIER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Why we end a stream, in WebSocket close-frame terms (RFC 6455 §7.4): a carrier's logs and
 /// a person reading a capture see the reason, not just a dropped socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,6 +163,12 @@ pub trait Transport: Send {
     /// ends the stream itself; when it does not, closing the stream is what ends the call.
     fn carrier_ends_stream(&self) -> bool {
         self.has_call_control()
+    }
+
+    /// How long the call waits for the far end to end the stream after a transfer was asked
+    /// of its control API, before closing it itself (after a hang-up: [`CARRIER_GRACE`]).
+    fn carrier_grace(&self) -> std::time::Duration {
+        CARRIER_GRACE
     }
 }
 

@@ -169,6 +169,11 @@ pub trait Dialect: Send + std::fmt::Debug {
     fn carrier_ends_stream(&self) -> bool {
         self.has_call_control()
     }
+    /// How long the call waits for the carrier to end the stream after asking it for a
+    /// transfer.
+    fn carrier_grace(&self) -> std::time::Duration {
+        crate::call::transport::CARRIER_GRACE
+    }
     /// Caller audio in a binary frame, as G.711 written into `out`. `None`: this carrier sends
     /// no binary frames, and one is skipped and counted.
     fn parse_binary(

@@ -191,4 +191,8 @@ where
     fn carrier_ends_stream(&self) -> bool {
         self.dialect.carrier_ends_stream()
     }
+
+    fn carrier_grace(&self) -> Duration {
+        self.dialect.carrier_grace()
+    }
 }

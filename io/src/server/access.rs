@@ -126,6 +126,8 @@ pub struct AccessCounters {
     pub metrics_wrong_token: AtomicU64,
     pub metrics_not_local: AtomicU64,
     pub metrics_throttled: AtomicU64,
+    /// Browser-phone sockets opened from a page of another origin.
+    pub phone_cross_origin: AtomicU64,
 }
 
 impl AccessCounters {
@@ -139,6 +141,11 @@ impl AccessCounters {
             "hermes_dashboard_auth_throttled_total",
             "Dashboard and browser-phone requests refused unchecked (429) after too many failures.",
             get(&self.dashboard_auth_throttled),
+        );
+        out.counter(
+            "hermes_phone_cross_origin_total",
+            "Browser-phone sockets refused because a page of another origin opened them.",
+            get(&self.phone_cross_origin),
         );
         out.counters_by(
             "hermes_metrics_refused_total",
@@ -274,7 +281,8 @@ pub(super) enum Door<'s> {
 }
 
 /// The door of the dashboard and the browser phone: a client over its failure limit is
-/// refused unchecked, then the request's token, bearer or session cookie is checked; a page
+/// let in only by a valid session cookie (its token and bearer are not checked); otherwise
+/// the request's token, bearer or session cookie is checked; a page
 /// opened with `?token=` is redirected to itself without it, with the session cookie set.
 pub(super) fn operator<'s, B>(state: &'s ServerState, peer: IpAddr, req: &Request<B>) -> Door<'s> {
     let refused = |refusal: Refusal| {
@@ -283,22 +291,29 @@ pub(super) fn operator<'s, B>(state: &'s ServerState, peer: IpAddr, req: &Reques
     };
     let Some(dashboard) = &state.dashboard else { return Door::Answered(refused(Refusal::Off)) };
     let access = &state.access;
-    if let Some(wait) = access.held(peer) {
-        access.counters.dashboard_auth_throttled.fetch_add(1, Ordering::Relaxed);
-        return Door::Answered(private(too_many(wait)));
-    }
+    let held = access.held(peer);
     let headers = req.headers();
     let cookies: Vec<&str> =
         headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
     let query = req.uri().query();
-    let credentials = Credentials {
-        authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
-        cookies: &cookies,
-        query,
+    // A client over its failure limit gets no more guesses at the token, but a session cookie
+    // (an HMAC nobody guesses) still opens the door: behind a shared proxy or tunnel an
+    // attacker's failures would otherwise lock the operator out too.
+    let credentials = match held {
+        Some(_) => Credentials { authorization: None, cookies: &cookies, query: None },
+        None => Credentials {
+            authorization: headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()),
+            cookies: &cookies,
+            query,
+        },
     };
-    let d = match authorize(Some(dashboard), &credentials) {
-        Ok(d) => d,
-        Err(refusal) => {
+    let d = match (authorize(Some(dashboard), &credentials), held) {
+        (Ok(d), _) => d,
+        (Err(_), Some(wait)) => {
+            access.counters.dashboard_auth_throttled.fetch_add(1, Ordering::Relaxed);
+            return Door::Answered(private(too_many(wait)));
+        }
+        (Err(refusal), None) => {
             if refusal == Refusal::Wrong {
                 access.counters.dashboard_auth_failures.fetch_add(1, Ordering::Relaxed);
                 access.failed(peer);
@@ -323,6 +338,31 @@ pub(super) fn operator<'s, B>(state: &'s ServerState, peer: IpAddr, req: &Reques
         return Door::Answered(private(r));
     }
     Door::Open(d)
+}
+
+/// Whether a browser opened this request from a page of another origin. `SameSite` cookies
+/// ride along from any page of the same *site* (another port on localhost, a sibling
+/// subdomain), so a WebSocket upgrade, which no CORS check guards, must also name this host as
+/// its `Origin`: the `Host` it asked for, the `X-Forwarded-Host` a proxy passed on, or the
+/// host of `public_url` (a proxy that rewrites `Host`). Clients that are not browsers send no
+/// `Origin` and need the token anyway.
+pub(super) fn cross_origin(headers: &HeaderMap, public_url: &str) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let authority = |url: &str| {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        rest.split('/').next().unwrap_or("").to_ascii_lowercase()
+    };
+    let origin = authority(origin);
+    let header_value = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let ours = [
+        header_value(header::HOST.as_str()).map(str::to_ascii_lowercase),
+        header_value("x-forwarded-host")
+            .map(|h| h.split(',').next().unwrap_or("").trim().to_ascii_lowercase()),
+        Some(authority(public_url)).filter(|a| !a.is_empty()),
+    ];
+    !ours.iter().flatten().any(|host| *host == origin)
 }
 
 /// Whether the browser reached us over https: Hermes speaks plain HTTP itself, so only a
@@ -451,6 +491,24 @@ mod tests {
         let elsewhere = MetricsAccess::Elsewhere;
         assert_eq!(metrics_verdict(&elsewhere, LOOPBACK, &h), MetricsVerdict::NotHere);
         assert_eq!(format!("{bearer:?}"), "Bearer(<redacted>)");
+    }
+
+    #[test]
+    fn a_phone_socket_opened_by_another_origins_page_is_cross_origin() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("agent.example.com"));
+        assert!(!cross_origin(&h, ""), "no Origin: not a browser");
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://agent.example.com"));
+        assert!(!cross_origin(&h, ""));
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example.com"));
+        assert!(cross_origin(&h, ""));
+        h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:9999"));
+        assert!(cross_origin(&h, ""), "another port on the same machine is another origin");
+        // Behind a proxy that rewrites Host, the public address is ours.
+        h.insert(header::ORIGIN, HeaderValue::from_static("https://agent.example.com"));
+        assert!(!cross_origin(&h, "https://agent.example.com"));
+        assert!(cross_origin(&h, "https://other.example.com"));
     }
 
     #[test]

@@ -529,6 +529,10 @@ fn phone(state: &Arc<ServerState>, peer: IpAddr, req: Request<Incoming>) -> Resp
         let page = crate::carriers::phone::PAGE;
         return access::private(respond(StatusCode::OK, "text/html; charset=utf-8", page));
     }
+    if access::cross_origin(req.headers(), &state.config.snapshot().telephony.public_url) {
+        state.access.counters.phone_cross_origin.fetch_add(1, Ordering::Relaxed);
+        return access::private(text(StatusCode::FORBIDDEN, "opened from another origin\n"));
+    }
     let call_id = crate::carriers::phone::new_call_id();
     let notes =
         crate::carriers::phone::forward_transcript(dashboard.recent.live(), call_id.clone());

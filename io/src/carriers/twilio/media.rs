@@ -185,6 +185,13 @@ impl Dialect for TwilioDialect {
     fn carrier_ends_stream(&self) -> bool {
         self.rest
     }
+    /// After a transfer: closing the stream ends a Twilio call, so the wait must outlast a
+    /// slow REST answer and a retry (a `<Dial>` arriving after the close finds no call: the
+    /// caller would be dropped, not handed over). Twilio usually acts within a second; the
+    /// wait ends as soon as it does.
+    fn carrier_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5)
+    }
     fn media_message(&self, audio: &[u8], out: &mut String) -> Message {
         self.write_media(audio, out);
         Message::text(out.as_str())

@@ -142,10 +142,15 @@ pub fn set_session_cookie(token: &str, secure: bool) -> String {
     format!("{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/{secure}", session_value(token))
 }
 
-/// Compares without stopping at the first difference, so the time taken does not tell an
-/// attacker how much of a guess was right.
+/// Compares without stopping at the first difference, nor at a difference in length, so the
+/// time taken tells an attacker neither how much of a guess was right nor how long the
+/// secret is (beyond its being longer than the guess).
 pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
 }
 
 #[cfg(test)]

@@ -487,15 +487,18 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
     use hermes_io::carriers::twilio::signature;
     use hermes_io::fakes::caller::{CallerScript, Dialect, Step, run_caller};
     const N: usize = 3;
-    const AUTH: &str = "twilio-burst-token";
+    const AUTH: &str = "twilio-test-token";
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
+    let twilio = runtime.block_on(fake_twilio());
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("hermes.toml");
     std::fs::write(
         &config,
         format!(
             "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://agent.example.com\"\n\
-             [telephony.twilio]\naccount_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
-             api_base_url = \"http://127.0.0.1:9\"\n[server]\nmax_concurrent_calls = {N}\n[storage]\ndata_dir = {:?}\n",
+             [telephony.twilio]\naccount_sid = \"{TWILIO_ACCOUNT}\"\napi_base_url = {:?}\n\
+             [server]\nmax_concurrent_calls = {N}\n[storage]\ndata_dir = {:?}\n",
+            twilio.base_url(),
             dir.path().join("data").display().to_string()
         ),
     )
@@ -566,7 +569,6 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
     let mut refusal_ms: Vec<f64> = refused.iter().map(|(_, _, d)| d.as_secs_f64() * 1e3).collect();
     refusal_ms.sort_by(f64::total_cmp);
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("rt");
     let (greeted, intruder) = runtime.block_on(async {
         let url = format!("ws://{addr}/twilio/media");
         let script = |call_id: &str, token: Option<String>| CallerScript {
@@ -618,6 +620,14 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
     let (code, reason) = intruder.closed_with.clone().expect("closed with a reason");
     assert_eq!(code, 1013, "{reason}");
     assert!(reason.contains("busy"), "{reason}");
+    // And its call is hung up through Twilio, not left on a line only the socket knew was dead.
+    let updates = runtime.block_on(twilio.wait_for_updates(1, Duration::from_secs(10)));
+    assert!(
+        updates
+            .iter()
+            .any(|u| u.call_sid == refused[0].0 && u.field("Status") == Some("completed")),
+        "{updates:?}"
+    );
     let metrics = get(&addr, "/metrics");
     let refused_webhook = format!("hermes_calls_refused_total{{at=\"webhook\"}} {}", 2 * N);
     assert!(metrics.contains(&refused_webhook), "{metrics}");

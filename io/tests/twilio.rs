@@ -171,6 +171,7 @@ async fn start_server() -> MediaServer {
         state.twilio = Some(TwilioHub {
             auth_token: "12345".into(),
             public_url: "https://agent.example.com".into(),
+            rest: false,
         });
     })
     .await
@@ -376,12 +377,10 @@ async fn a_hangup_rides_out_server_errors_and_a_call_that_already_ended_counts_a
 
 #[test]
 fn the_dialect_waits_for_twilio_to_end_the_stream_only_with_a_rest_client() {
-    let mut config = HermesConfig::default();
-    let without = TwilioDialect::for_config(&config);
+    let without = TwilioDialect::with_rest(false);
     assert!(without.has_call_control(), "requests are still counted");
     assert!(!without.carrier_ends_stream(), "closing the stream is what ends the call");
-    config.telephony.twilio.account_sid = ACCOUNT.into();
-    let with = TwilioDialect::for_config(&config);
+    let with = TwilioDialect::with_rest(true);
     assert!(with.has_call_control() && with.carrier_ends_stream());
 }
 
@@ -471,6 +470,7 @@ async fn a_twilio_call_that_presses_0_is_transferred_through_the_rest_api_before
             state.twilio = Some(TwilioHub {
                 auth_token: "12345".into(),
                 public_url: "https://agent.example.com".into(),
+                rest: true,
             });
         },
     )

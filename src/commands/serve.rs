@@ -149,7 +149,7 @@ fn carrier_wiring(config: &HermesConfig) -> anyhow::Result<CarrierWiring> {
             CarrierWiring {
                 verifier: None,
                 stream_secret: Some(stream_secret(config, &auth_token)),
-                twilio: Some(TwilioHub { auth_token, public_url: public.to_string() }),
+                twilio: Some(TwilioHub { auth_token, public_url: public.to_string(), rest: true }),
                 telnyx_control: None,
                 twilio_rest: Some(rest),
             }

@@ -290,6 +290,9 @@ pub struct TwilioHub {
     pub auth_token: String,
     /// `https://host` as Twilio reaches us; signatures are computed over it.
     pub public_url: String,
+    /// Whether `serve` built the REST client that carries out this node's hang-ups and
+    /// transfers (then Twilio, not the closing stream, ends a call).
+    pub rest: bool,
 }
 
 impl std::fmt::Debug for TwilioHub {
@@ -391,7 +394,8 @@ async fn route(
         (&Method::GET, "/twilio/media") => match twilio_upgrade_refused(&state, &req) {
             Some(refused) => refused,
             None => {
-                let dialect = TwilioDialect::for_config(&state.config.snapshot());
+                let rest = state.twilio.as_ref().is_some_and(|hub| hub.rest);
+                let dialect = TwilioDialect::with_rest(rest);
                 media_upgrade(&state, req, Box::new(dialect), None)
             }
         },

@@ -148,12 +148,6 @@ impl TwilioDialect {
         TwilioDialect { stream_sid: String::new(), rest }
     }
 
-    /// The dialect for `config`: `serve` builds the REST client from the account SID, so a
-    /// configured SID means one stands behind every Twilio line.
-    pub fn for_config(config: &hermes_core::config::HermesConfig) -> Self {
-        Self::with_rest(!config.telephony.twilio.account_sid.is_empty())
-    }
-
     /// Agent audio (G.711 bytes) as one `media` frame, written into `out`.
     pub fn write_media(&self, audio: &[u8], out: &mut String) {
         self.head("media", out);

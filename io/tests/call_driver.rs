@@ -13,12 +13,10 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hermes_core::agent::Brain;
 use hermes_core::audio::{AudioConfig, AudioEngine, EgressFrame};
 use hermes_core::call::{CallLog, HangupReason, SpeakId};
 use hermes_core::codec::G711;
 use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
-use hermes_core::engines::{EngineFailure, Voice};
 use hermes_core::units::{FRAME_SAMPLES, Samples};
 use hermes_core::vad::EnergyVad;
 use hermes_core::wall_clock::WallClock;
@@ -499,26 +497,6 @@ impl Transport for LineDouble {
     }
 }
 
-/// This machine's voice as a 400 Hz tone, 60 ms a character: a line's length is known.
-#[derive(Debug)]
-struct ToneVoice;
-
-impl Voice for ToneVoice {
-    fn speak_ulaw(&self, text: &str) -> Result<Vec<u8>, EngineFailure> {
-        Ok(tone(text.len() * 60))
-    }
-}
-
-/// `ms` of a 400 Hz tone at about -12 dBFS, in μ-law: speech to an energy VAD.
-fn tone(ms: usize) -> Vec<u8> {
-    (0..ms * 8)
-        .map(|n| {
-            let phase = 2.0 * std::f32::consts::PI * 400.0 * n as f32 / 8000.0;
-            G711::Mulaw.encode((phase.sin() * 8000.0) as i16)
-        })
-        .collect()
-}
-
 /// What the caller does at each moment of the call.
 type CallerScript = fn(Duration) -> CallerDoes;
 
@@ -571,33 +549,7 @@ async fn call_in_virtual_time(script: CallerScript, limit: Duration) -> VirtualC
         AudioEngine::start_driven_at(audio_config, Arc::new(EnergyVad::default()), epoch)
             .expect("engine");
     let (carrier_queue, mut carrier_rx) = CarrierQueue::new(8);
-    let timezone = jiff::tz::TimeZone::get(&config.business.timezone).expect("a time zone");
-    let deps = Arc::new(CallDeps {
-        config: config.clone(),
-        llm: LlmClient::local(
-            Brain::new(config.business.clone(), config.tools.enabled.clone()),
-            timezone,
-        ),
-        tools: Arc::new(ProfileTools::new(config.business.clone())),
-        stt: None,
-        local_stt: None,
-        stt_counters: Arc::new(SttCounters::default()),
-        tts: TtsSettings {
-            cloud: None,
-            first_audio_timeout: Duration::from_secs(2),
-            local: Arc::new(ToneVoice),
-        },
-        tts_counters: Arc::new(TtsCounters::default()),
-        counters: Arc::new(CallCounters::default()),
-        carrier: Some(carrier_queue),
-        sessions: Sessions::in_memory(Duration::from_secs(60), Duration::from_secs(300)),
-        records: None,
-        latency: Arc::new(LatencyBook::new(config.budgets.clone())),
-        recent: Arc::new(RecentCalls::default()),
-        clocks: CallClocks::new(WallClock::frozen(
-            "2026-12-08T15:00:00Z".parse().expect("an instant"),
-        )),
-    });
+    let deps = common::offline_call_deps(&config, carrier_queue);
     let (to_call, from_caller) = mpsc::unbounded_channel();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let line = LineDouble {
@@ -625,7 +577,7 @@ async fn call_in_virtual_time(script: CallerScript, limit: Duration) -> VirtualC
         assert!(elapsed < limit, "the call did not end within {limit:?}");
         let frame = match script(elapsed) {
             CallerDoes::Listens => vec![0xFF; FRAME_SAMPLES],
-            CallerDoes::Talks => tone(20),
+            CallerDoes::Talks => common::tone(20),
         };
         let _ = to_call.send(FromCaller::Audio(frame));
         elapsed += tick;

@@ -15,15 +15,10 @@ use std::sync::Arc;
 
 use common::{LinkCommand, MediaServer, media_server, media_server_with};
 use futures_util::{SinkExt, StreamExt};
-use hermes_core::agent::Brain;
 use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 use hermes_core::config::HermesConfig;
-use hermes_core::engines::{EngineFailure, Voice};
-use hermes_core::wall_clock::WallClock;
-use hermes_io::call::{
-    CallClocks, CallDeps, CarrierQueue, MediaEvent, MediaSettings, Outcome, StreamStarted,
-};
+use hermes_io::call::{CarrierQueue, MediaEvent, MediaSettings, Outcome, StreamStarted};
 use hermes_io::carriers::stream_auth::{StreamSecret, TOKEN_PARAMETER};
 use hermes_io::carriers::twilio::control::carry_out;
 use hermes_io::carriers::twilio::media::{TwilioDialect, parse};
@@ -35,15 +30,7 @@ use hermes_io::fakes::caller::{CallerScript, Dialect as CallerDialect, EndedBy, 
 use hermes_io::fakes::twilio::{CallUpdate, FakeTwilio};
 use hermes_io::net::http::HttpClient;
 use hermes_io::net::retry::RetryPolicy;
-use hermes_io::observe::calls::CallCounters;
-use hermes_io::observe::latency::LatencyBook;
-use hermes_io::observe::recent::RecentCalls;
-use hermes_io::providers::llm::LlmClient;
-use hermes_io::providers::stt::SttCounters;
-use hermes_io::providers::tts::{TtsCounters, TtsSettings};
 use hermes_io::server::{Calls, ConfigStore, TwilioHub};
-use hermes_io::store::sessions::Sessions;
-use hermes_io::tools::ProfileTools;
 use tokio_tungstenite::tungstenite::Message;
 
 fn parse_str(text: &str) -> InboundFrame<'static> {
@@ -384,53 +371,6 @@ fn the_dialect_waits_for_twilio_to_end_the_stream_only_with_a_rest_client() {
     assert!(with.has_call_control() && with.carrier_ends_stream());
 }
 
-/// The test server's voice: a 400 Hz tone, 60 ms a character (no speech engine needed).
-#[derive(Debug)]
-struct ToneVoice;
-
-impl Voice for ToneVoice {
-    fn speak_ulaw(&self, text: &str) -> Result<Vec<u8>, EngineFailure> {
-        Ok((0..text.len() * 480)
-            .map(|n| {
-                let x = (2.0 * std::f32::consts::PI * 400.0 * n as f32 / 8000.0).sin();
-                G711::Mulaw.encode((x * 8000.0) as i16)
-            })
-            .collect())
-    }
-}
-
-/// What runs each call on the test server: the real call task, with the offline brain, the
-/// tone voice and no transcriber, its carrier requests going to `carrier`.
-fn call_deps(config: &Arc<HermesConfig>, carrier: CarrierQueue) -> Arc<CallDeps> {
-    let timezone = jiff::tz::TimeZone::get(&config.business.timezone).expect("a time zone");
-    Arc::new(CallDeps {
-        config: Arc::clone(config),
-        llm: LlmClient::local(
-            Brain::new(config.business.clone(), config.tools.enabled.clone()),
-            timezone,
-        ),
-        tools: Arc::new(ProfileTools::new(config.business.clone())),
-        stt: None,
-        local_stt: None,
-        stt_counters: Arc::new(SttCounters::default()),
-        tts: TtsSettings {
-            cloud: None,
-            first_audio_timeout: Duration::from_secs(2),
-            local: Arc::new(ToneVoice),
-        },
-        tts_counters: Arc::new(TtsCounters::default()),
-        counters: Arc::new(CallCounters::default()),
-        carrier: Some(carrier),
-        sessions: Sessions::in_memory(Duration::from_secs(60), Duration::from_secs(300)),
-        records: None,
-        latency: Arc::new(LatencyBook::new(config.budgets.clone())),
-        recent: Arc::new(RecentCalls::default()),
-        clocks: CallClocks::new(WallClock::frozen(
-            "2026-12-08T15:00:00Z".parse().expect("an instant"),
-        )),
-    })
-}
-
 /// A caller presses 0 on a Twilio call over `/twilio/media`: the agent says its hand-off
 /// line, the transfer reaches (the fake) Twilio as `<Dial>` TwiML while the stream is still
 /// open, and Twilio — as it does once a call's TwiML is replaced — ends the stream, with the
@@ -450,7 +390,7 @@ async fn a_twilio_call_that_presses_0_is_transferred_through_the_rest_api_before
     let counters = queue.counters();
     let rest = rest_client(&config.telephony.twilio.api_base_url, "12345");
     tokio::spawn(carry_out(Some(Arc::new(rest)), requests, Arc::clone(&counters)));
-    let deps = call_deps(&config, queue);
+    let deps = common::offline_call_deps(&config, queue);
     let (reports_tx, mut reports) = tokio::sync::mpsc::channel(1);
     let calls = Calls::new(
         move || Arc::clone(&deps),

@@ -225,3 +225,62 @@ pub async fn tapped_frames(handle: &mut LinkHandle, bytes: usize) -> Vec<(Bytes,
     }
     frames
 }
+
+/// The tests' voice: a 400 Hz tone, 60 ms a character (no speech engine needed).
+#[derive(Debug)]
+pub struct ToneVoice;
+
+impl hermes_core::engines::Voice for ToneVoice {
+    fn speak_ulaw(&self, text: &str) -> Result<Vec<u8>, hermes_core::engines::EngineFailure> {
+        Ok(tone(text.len() * 60))
+    }
+}
+
+/// `ms` of a 400 Hz tone at about -12 dBFS, in μ-law: speech to an energy VAD.
+pub fn tone(ms: usize) -> Vec<u8> {
+    (0..ms * 8)
+        .map(|n| {
+            let phase = 2.0 * std::f32::consts::PI * 400.0 * n as f32 / 8000.0;
+            hermes_core::codec::G711::Mulaw.encode((phase.sin() * 8000.0) as i16)
+        })
+        .collect()
+}
+
+/// The real call task's dependencies with nothing remote: the offline brain, the tone voice,
+/// no transcriber and no records, a frozen clock, its carrier requests going to `carrier`.
+pub fn offline_call_deps(
+    config: &Arc<hermes_core::config::HermesConfig>,
+    carrier: hermes_io::call::CarrierQueue,
+) -> Arc<hermes_io::call::CallDeps> {
+    use std::time::Duration;
+    let timezone = jiff::tz::TimeZone::get(&config.business.timezone).expect("a time zone");
+    Arc::new(hermes_io::call::CallDeps {
+        config: Arc::clone(config),
+        llm: hermes_io::providers::llm::LlmClient::local(
+            hermes_core::agent::Brain::new(config.business.clone(), config.tools.enabled.clone()),
+            timezone,
+        ),
+        tools: Arc::new(hermes_io::tools::ProfileTools::new(config.business.clone())),
+        stt: None,
+        local_stt: None,
+        stt_counters: Arc::default(),
+        tts: hermes_io::providers::tts::TtsSettings {
+            cloud: None,
+            first_audio_timeout: Duration::from_secs(2),
+            local: Arc::new(ToneVoice),
+        },
+        tts_counters: Arc::default(),
+        counters: Arc::default(),
+        carrier: Some(carrier),
+        sessions: hermes_io::store::sessions::Sessions::in_memory(
+            Duration::from_secs(60),
+            Duration::from_secs(300),
+        ),
+        records: None,
+        latency: Arc::new(hermes_io::observe::latency::LatencyBook::new(config.budgets.clone())),
+        recent: Arc::default(),
+        clocks: hermes_io::call::CallClocks::new(hermes_core::wall_clock::WallClock::frozen(
+            "2026-12-08T15:00:00Z".parse().expect("an instant"),
+        )),
+    })
+}

@@ -77,7 +77,7 @@ A problem reads like:\n  business.hours.saturday: \"9-17\" is not a time range l
     /// environment as HERMES__SECTION__KEY.
     #[command(
         after_help = "Examples:\n  hermes serve\n  hermes serve --config /etc/hermes/hermes.toml --listen 0.0.0.0:8080\n  kill -HUP $(pidof hermes)     reload the business profile\n\n\
-Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /readyz    503 while draining\n  GET /metrics   Prometheus counters: this machine only, unless HERMES_METRICS_TOKEN (Bearer) or server.metrics_listen is set\n  GET /dashboard   live latency dashboard (?token= once, then a session cookie)\n  GET /phone     browser phone: talk to the agent from a web page (?token= once, then a session cookie)\n  POST /telnyx/webhook   signed Call Control events"
+Routes:\n  GET /healthz   liveness, with the configuration generation\n  GET /readyz    503 while draining; 200 \"degraded: …\" while the database is away\n  GET /metrics   Prometheus counters: this machine only, unless HERMES_METRICS_TOKEN (Bearer) or server.metrics_listen is set\n  GET /dashboard   live latency dashboard (?token= once, then a session cookie)\n  GET /phone     browser phone: talk to the agent from a web page (?token= once, then a session cookie)\n  POST /telnyx/webhook   signed Call Control events"
     )]
     Serve(ServeArgs),
     /// Run protocol-faithful fakes of Deepgram, Anthropic/OpenAI and ElevenLabs on loopback.
@@ -155,6 +155,26 @@ pub enum CallsCommand {
         after_help = "Examples:\n  hermes calls show v3:abc123\n  hermes calls show v3:abc123 --json"
     )]
     Show(CallsShowArgs),
+    /// Anonymise personal data older than storage.retention_days (or --older-than-days): a
+    /// call's numbers, transcript and tool arguments and results, past appointments' names and
+    /// numbers, tickets' names, numbers and summaries. Outcomes, times, latencies and costs stay.
+    #[command(
+        after_help = "Examples:\n  hermes calls purge --dry-run\n  hermes calls purge --older-than-days 30"
+    )]
+    Purge(CallsPurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallsPurgeArgs {
+    /// The configuration file (the embedded defaults when it does not exist).
+    #[arg(long, env = "HERMES_CONFIG", default_value = "hermes.toml", value_name = "FILE")]
+    pub config: PathBuf,
+    /// Anonymise what is older than this many days (default: storage.retention_days).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub older_than_days: Option<u32>,
+    /// Count what would be anonymised; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

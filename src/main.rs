@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => commands::storage::migrate(args),
         Command::Calls(CallsCommand::List(args)) => commands::storage::list(args),
         Command::Calls(CallsCommand::Show(args)) => commands::storage::show(args),
+        Command::Calls(CallsCommand::Purge(args)) => commands::storage::purge(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

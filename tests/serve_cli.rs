@@ -708,3 +708,65 @@ fn serve_guards_metrics_with_its_bearer_token_or_moves_them_to_metrics_listen() 
     assert!(scraped.contains("hermes_config_generation 1"), "{scraped}");
     assert!(get(&private, "/healthz").starts_with("HTTP/1.1 404"), "only /metrics there");
 }
+
+#[test]
+fn serve_starts_while_the_database_is_unreachable_and_readyz_says_degraded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hermes.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telephony]\ncarrier = \"twilio\"\npublic_url = \"https://agent.example.com\"\n\
+             [telephony.twilio]\naccount_sid = \"{TWILIO_ACCOUNT}\"\n\
+             [storage]\ndata_dir = {:?}\n",
+            dir.path().join("data").display().to_string()
+        ),
+    )
+    .expect("write");
+    // The database's port, closed: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = common::KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .arg("--models-dir")
+            .arg(dir.path().join("no-models"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&config)
+            .env("TWILIO_AUTH_TOKEN", "twilio-test-token")
+            .env("HERMES_POSTGRES_URL", format!("postgres://postgres@127.0.0.1:{port}/test"))
+            .env_remove("HERMES_CONFIG")
+            .env_remove("HERMES_METRICS_TOKEN")
+            .env_remove("HERMES_REDIS_URL")
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("DEEPGRAM_API_KEY")
+            .env_remove("ELEVENLABS_API_KEY")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut line = String::new();
+    BufReader::new(child.0.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
+    let addr = line.trim().strip_prefix("listening on http://").expect("it starts").to_string();
+    let ready = get(&addr, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(
+        ready.ends_with(
+            "\r\n\r\ndegraded: the database cannot be reached (retrying); call records wait in \
+             the outbox and bookings are unavailable\n"
+        ),
+        "{ready}"
+    );
+    assert!(get(&addr, "/metrics").contains("hermes_database_ready 0"));
+    let said = BufReader::new(child.0.stderr.take().expect("stderr"))
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("database: "))
+        .expect("serve says the database is away");
+    assert!(said.contains("not reachable") && said.contains("retrying"), "{said}");
+    assert!(!said.contains(&format!("{port}/test")), "no URL in the log: {said}");
+    signal(&child.0, "TERM");
+    let _ = child.0.wait();
+}

@@ -1,6 +1,7 @@
 //! Whole conversations with the offline brain: the caller's lines in, the agent's replies and
 //! tool calls out, tool results from a scripted stand-in for the business's tools.
 
+use hermes_core::agent::tools::Unverified;
 use hermes_core::agent::{Brain, Reply};
 use hermes_core::call::{Context, Message};
 use hermes_core::config::{BUILTIN_TOOLS, Business};
@@ -268,6 +269,81 @@ fn cancelling_asks_for_confirmation_first() {
     let (said, tools) = c.say("No, actually keep it");
     assert!(tools.is_empty());
     assert_eq!(said, "What else can I help you with?");
+}
+
+/// The business's tools as the stores answer a caller ringing from a number no booking was made
+/// with: a name alone is refused; the booking's reference (B-1A2B3C4D) or the number it was
+/// made with (+1 555 555 0124) is accepted.
+fn tools_for_a_caller_on_another_phone(name: &str, args: &Value) -> (Value, bool) {
+    if name != "cancel_appointment" && name != "reschedule_appointment" {
+        return salon_tools(name, args);
+    }
+    let shown = args["booking_reference"] == "B1A2B3C4D"
+        || args["phone_on_file"].as_str().is_some_and(|p| p.ends_with("5555550124"));
+    let offered = args.get("booking_reference").is_some() || args.get("phone_on_file").is_some();
+    match (shown, offered) {
+        (true, _) => salon_tools(name, args),
+        (false, false) => (serde_json::to_value(Unverified::needed()).expect("json"), true),
+        (false, true) => (serde_json::to_value(Unverified::no_match()).expect("json"), true),
+    }
+}
+
+#[test]
+fn a_name_alone_cancels_nothing_and_the_brain_asks_for_the_booking_reference() {
+    let mut c = Conversation::new(tools_for_a_caller_on_another_phone);
+    c.say("Hi, my name is Priya Shah, I need to cancel my appointment");
+    let (said, tools) = c.say("Yes");
+    assert_eq!(tools, ["cancel_appointment"]);
+    assert_eq!(c.calls[0].1, json!({"customer_name": "Priya Shah"}));
+    assert_eq!(
+        said,
+        "I can't find an appointment under the number you're calling from. What's your booking \
+         reference, or the phone number you booked with?"
+    );
+    assert!(!said.contains("Done"), "{said}");
+
+    // A wrong reference is refused too, and asked again; the right one cancels.
+    let (said, tools) = c.say("It's B 9 9 9 9");
+    assert_eq!(tools, ["cancel_appointment"]);
+    assert_eq!(c.calls[1].1["booking_reference"], "B9999");
+    assert!(said.starts_with("Sorry, that doesn't match an upcoming appointment."), "{said}");
+    let (said, tools) = c.say("Sorry, my booking reference is B-1A2B3C4D");
+    assert_eq!(tools, ["cancel_appointment"]);
+    assert_eq!(
+        c.calls[2].1,
+        json!({"customer_name": "Priya Shah", "booking_reference": "B1A2B3C4D"})
+    );
+    assert!(said.starts_with("Done: your haircut on Friday, November 27 at 11 AM is cancelled."));
+}
+
+#[test]
+fn a_move_from_another_phone_goes_ahead_with_the_number_the_booking_was_made_with() {
+    let mut c = Conversation::new(tools_for_a_caller_on_another_phone);
+    c.say("I need to reschedule my haircut");
+    c.say("Friday at 11");
+    let (said, tools) = c.say("yes");
+    assert_eq!(tools, ["reschedule_appointment"]);
+    assert!(said.contains("What's your booking reference, or the phone number"), "{said}");
+    let (said, tools) = c.say("five five five, five five five, oh one two four");
+    assert_eq!(tools, ["reschedule_appointment"]);
+    assert_eq!(
+        c.calls[2].1,
+        json!({"new_start": "2026-11-27T11:00", "staff": "ana", "phone_on_file": "5555550124"})
+    );
+    assert!(said.starts_with("You're all set: your haircut with Ana is moved to Friday"), "{said}");
+}
+
+#[test]
+fn a_caller_who_cannot_show_the_booking_is_theirs_is_offered_a_person() {
+    let mut c = Conversation::new(tools_for_a_caller_on_another_phone);
+    c.say("I need to cancel my appointment");
+    c.say("Yes");
+    let (said, tools) = c.say("I don't have it");
+    assert!(tools.is_empty());
+    assert!(said.contains("booking reference, or the phone number"), "{said}");
+    let (said, tools) = c.say("No idea, sorry");
+    assert!(tools.is_empty());
+    assert!(said.contains("put you through to someone"), "{said}");
 }
 
 #[test]

@@ -74,7 +74,7 @@ async fn migrations_apply_once_even_when_nodes_start_together() {
     let applied: Vec<i32> = runs.into_iter().flat_map(|r| r.expect("migrates")).collect();
     let mut applied = applied;
     applied.sort();
-    assert_eq!(applied, [1, 2], "exactly one node applied each version");
+    assert_eq!(applied, [1, 2, 3], "exactly one node applied each version");
     assert!(stores[0].migrate().await.expect("migrates").is_empty());
 }
 
@@ -158,7 +158,7 @@ async fn times_the_calendar_would_never_offer_are_refused_with_the_reason() {
 
 mod tools {
     use super::*;
-    use hermes_core::agent::tools::{Availability, Booking, OrderStatus, Ticket};
+    use hermes_core::agent::tools::{Availability, Booking, OrderStatus, Ticket, Unverified};
     use hermes_core::call::ToolCall;
     use hermes_core::wall_clock::WallClock;
     use hermes_io::tools::store::StoreTools;
@@ -186,6 +186,158 @@ mod tools {
         };
         let out = tools.run(call, parties).await;
         (out.output, out.is_error)
+    }
+
+    fn unverified(out: &str) -> Unverified {
+        serde_json::from_str(out).unwrap_or_else(|_| panic!("a verification answer: {out}"))
+    }
+
+    #[tokio::test]
+    async fn naming_another_customer_changes_nothing_in_postgres_but_their_reference_does() {
+        naming_another_customer_changes_nothing(Store::Postgres(store().await)).await;
+    }
+
+    #[tokio::test]
+    async fn naming_another_customer_changes_nothing_in_the_embedded_store_either() {
+        let (_dir, store) = embedded();
+        naming_another_customer_changes_nothing(store).await;
+    }
+
+    /// Sam books from his phone; someone on another phone says his name.
+    async fn naming_another_customer_changes_nothing(store: Store) {
+        let business = Business::default();
+        let tools = StoreTools::new(store.clone(), business);
+        let (sam, stranger) = ("+15555550100", "+15555550666");
+        let args = serde_json::json!({"service": "cut", "start": "2026-12-01T12:00", "staff": "ana", "customer_name": "Sam Lee"});
+        let (out, err) = run(&tools, "book_appointment", args, sam).await;
+        assert!(!err, "{out}");
+        let booked: Booking = serde_json::from_str(&out).expect("Booking");
+        let on_tuesday = || async { store.busy_on(date(2026, 12, 1)).await.expect("reads").len() };
+        assert_eq!(on_tuesday().await, 1);
+
+        for (tool, args) in [
+            ("cancel_appointment", serde_json::json!({"customer_name": "Sam Lee"})),
+            ("cancel_appointment", serde_json::json!({"customer_name": "Nobody Here"})),
+            (
+                "reschedule_appointment",
+                serde_json::json!({"new_start": "2026-12-01T15:00", "customer_name": "sam lee"}),
+            ),
+        ] {
+            let (out, err) = run(&tools, tool, args, stranger).await;
+            assert!(err, "{tool}: {out}");
+            // The same answer whether or not the name has a booking: it reveals nothing.
+            assert_eq!(unverified(&out), Unverified::needed(), "{tool}");
+            assert!(!out.contains("Sam") && !out.contains("12:00"), "{out}");
+        }
+        let (out, err) = run(
+            &tools,
+            "cancel_appointment",
+            serde_json::json!({"booking_reference": "B-00000000"}),
+            stranger,
+        )
+        .await;
+        assert!(err && unverified(&out) == Unverified::no_match(), "{out}");
+        let (out, err) = run(
+            &tools,
+            "cancel_appointment",
+            serde_json::json!({"phone_on_file": "555 555 0101"}),
+            stranger,
+        )
+        .await;
+        assert!(err && unverified(&out) == Unverified::no_match(), "{out}");
+        assert_eq!(on_tuesday().await, 1, "Sam's booking is untouched");
+
+        // His reference, read out with spaces and in lower case, moves it; then cancels it.
+        let spoken = booked.booking_id.to_lowercase().replace('-', " ");
+        let (out, err) = run(
+            &tools,
+            "reschedule_appointment",
+            serde_json::json!({"new_start": "2026-12-01T15:00", "booking_reference": spoken}),
+            stranger,
+        )
+        .await;
+        assert!(!err, "{out}");
+        let moved: Booking = serde_json::from_str(&out).expect("Booking");
+        assert_eq!(moved.start, "2026-12-01T15:00");
+        let (out, err) = run(
+            &tools,
+            "cancel_appointment",
+            serde_json::json!({"booking_reference": moved.booking_id}),
+            stranger,
+        )
+        .await;
+        assert!(!err, "{out}");
+        assert_eq!(on_tuesday().await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_withheld_number_never_matches_another_withheld_callers_booking() {
+        let (_dir, store) = embedded();
+        let tools = StoreTools::new(store.clone(), Business::default());
+        // Twilio's placeholder for a withheld number: every such call carries it.
+        let withheld = "+266696687";
+        let args = serde_json::json!({"service": "cut", "start": "2026-12-01T12:00", "staff": "ana", "customer_name": "Ann"});
+        let (out, err) = run(&tools, "book_appointment", args, withheld).await;
+        assert!(!err, "{out}");
+        let (out, err) = run(&tools, "cancel_appointment", serde_json::json!({}), withheld).await;
+        assert!(err && unverified(&out) == Unverified::needed(), "{out}");
+        assert_eq!(store.busy_on(date(2026, 12, 1)).await.expect("reads").len(), 1);
+    }
+
+    /// The rule-based agent against the embedded store's tools, as a call runs them.
+    #[tokio::test]
+    async fn the_rule_based_agent_cancels_for_another_phone_only_with_the_number_on_file() {
+        use hermes_core::agent::Brain;
+        use hermes_core::call::{Context, Message};
+        let (_dir, store) = embedded();
+        let business = Business::default();
+        store.seed(&business, &seed_dir()).await.expect("seeds");
+        let tools = StoreTools::new(store.clone(), business.clone());
+        let enabled = hermes_core::config::BUILTIN_TOOLS.iter().map(|t| t.to_string()).collect();
+        let brain = Brain::new(business, enabled);
+        let mut context = Context::default();
+        let now = date(2026, 11, 25).at(10, 0, 0, 0);
+        // Priya's Tuesday cut is under +1 555 555 0124; this call comes from elsewhere.
+        let mut say = async |line: &str| -> (String, Vec<serde_json::Value>) {
+            context.push(Message::User(line.to_string()));
+            let (mut spoken, mut called) = (Vec::new(), Vec::new());
+            for _ in 0..4 {
+                let reply = brain.respond(&context, now);
+                if !reply.text.is_empty() {
+                    spoken.push(reply.text.clone());
+                    context.push(Message::Assistant(reply.text));
+                }
+                if reply.tool_calls.is_empty() {
+                    break;
+                }
+                context.push(Message::ToolCalls(reply.tool_calls.clone()));
+                for call in reply.tool_calls {
+                    let args: serde_json::Value =
+                        serde_json::from_str(&call.arguments).expect("json");
+                    called.push(serde_json::json!({"name": call.name, "args": args}));
+                    let (output, is_error) = run(&tools, &call.name, args, "+15555550999").await;
+                    context.push(Message::ToolResult { id: call.id, output, is_error });
+                }
+            }
+            (spoken.join(" "), called)
+        };
+        let priyas = || async {
+            store
+                .busy_on(date(2026, 12, 1))
+                .await
+                .expect("reads")
+                .iter()
+                .any(|b| b.start == date(2026, 12, 1).at(14, 0, 0, 0))
+        };
+        say("Hi, this is Priya Shah, I need to cancel my appointment").await;
+        let (said, called) = say("Yes please").await;
+        assert_eq!(called.len(), 1, "{called:?}");
+        assert!(said.contains("booking reference, or the phone number you booked with"), "{said}");
+        assert!(priyas().await, "a name alone cancels nothing");
+        let (said, called) = say("It's 555 555 0124").await;
+        assert_eq!(called[0]["args"]["phone_on_file"], "5555550124", "{called:?}");
+        assert!(said.starts_with("Done: your haircut on Tuesday, December 1 at 2 PM"), "{said}");
+        assert!(!priyas().await);
     }
 
     #[tokio::test]
@@ -302,13 +454,24 @@ mod tools {
             "2026-12-01T14:30"
         );
         let (out, err) = run(&tools, "cancel_appointment", serde_json::json!({}), priya).await;
-        assert!(err && out.contains("can't find an upcoming appointment"), "{out}");
-        // By name, when the caller rings from another number.
+        assert!(err, "{out}");
+        assert_eq!(unverified(&out).verification, "needed", "nothing left under her number");
+        // From another number: Tom's name alone finds nothing; the number he booked with does.
+        let elsewhere = "+15555550999";
         let (out, err) = run(
             &tools,
             "cancel_appointment",
             serde_json::json!({"customer_name": "tom becker"}),
-            "+15555550999",
+            elsewhere,
+        )
+        .await;
+        assert!(err && unverified(&out).verification == "needed", "{out}");
+        assert_eq!(store.busy_on(date(2026, 12, 2)).await.expect("reads").len(), 1, "still booked");
+        let (out, err) = run(
+            &tools,
+            "cancel_appointment",
+            serde_json::json!({"customer_name": "tom becker", "phone_on_file": "555 555 0125"}),
+            elsewhere,
         )
         .await;
         assert!(!err, "{out}");
@@ -326,5 +489,234 @@ mod tools {
         .await;
         assert!(err, "{out}");
         assert_eq!(store.busy_on(date(2026, 12, 3)).await.expect("reads").len(), 1);
+    }
+}
+
+mod tls {
+    //! Against the TLS-only cluster `scripts/setup` starts on 127.0.0.1:5433 (its certificate
+    //! signed by the test CA in /var/lib/postgresql/hermes-tls; plain connections refused).
+    use hermes_io::store::{PgStore, StoreError};
+
+    fn tls_url(query: &str) -> String {
+        let base = std::env::var("HERMES_TEST_POSTGRES_TLS_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5433/postgres".into());
+        format!("{base}?{query}")
+    }
+
+    fn ca(name: &str) -> String {
+        let dir = std::env::var("HERMES_TEST_POSTGRES_TLS_DIR")
+            .unwrap_or_else(|_| "/var/lib/postgresql/hermes-tls".into());
+        format!("{dir}/{name}")
+    }
+
+    async fn ssl_in_use(store: &PgStore) -> Result<bool, StoreError> {
+        store.encrypted().await
+    }
+
+    #[tokio::test]
+    async fn sslmode_require_connects_over_tls_to_a_server_that_refuses_plain_connections() {
+        let store = PgStore::connect(&tls_url("sslmode=require"), None).expect("config");
+        assert!(ssl_in_use(&store).await.expect("connects (run scripts/setup)"), "over TLS");
+        let full = format!("sslmode=verify-full&sslrootcert={}", ca("ca.pem"));
+        let store = PgStore::connect(&tls_url(&full), None).expect("config");
+        assert!(ssl_in_use(&store).await.expect("its CA signed it"));
+        // Without TLS the server says no (this is what the default used to be).
+        let plain = PgStore::connect(&tls_url("sslmode=disable"), None).expect("config");
+        let refused = ssl_in_use(&plain).await.expect_err("plain refused");
+        assert!(refused.to_string().contains("no encryption"), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn verify_full_against_a_ca_that_did_not_sign_the_server_fails_and_says_why() {
+        let other = format!("sslmode=verify-full&sslrootcert={}", ca("other-ca.pem"));
+        let store = PgStore::connect(&tls_url(&other), None).expect("config");
+        let err = ssl_in_use(&store).await.expect_err("an untrusted certificate");
+        let said = err.to_string();
+        assert!(said.contains("TLS") && said.contains("UnknownIssuer"), "{said}");
+        // verify-full also checks the name: the certificate is for localhost and 127.0.0.1,
+        // and this reaches 127.0.0.1 by another name.
+        let full = format!("hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert={}", ca("ca.pem"));
+        let by_other_name = tls_url(&full).replace("@127.0.0.1:", "@db.invalid:");
+        let store = PgStore::connect(&by_other_name, None).expect("config");
+        let err = ssl_in_use(&store).await.expect_err("wrong name");
+        assert!(err.to_string().contains("not valid for name \"db.invalid\""), "{err}");
+        // verify-ca checks the chain only.
+        let chain_only = by_other_name.replace("verify-full", "verify-ca");
+        let store = PgStore::connect(&chain_only, None).expect("config");
+        assert!(ssl_in_use(&store).await.expect("the chain holds"));
+    }
+}
+
+mod outage {
+    use super::*;
+    use hermes_io::store::Backoff;
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_started_while_postgres_is_away_migrates_once_it_answers() {
+        let schema = schema().await;
+        // A port nothing listens on: bound, then let go.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+        let started = Store::start(Some(&url), std::path::Path::new("unused")).await;
+        assert!(matches!(started, Ok(Store::Postgres(_))), "starts without the database");
+        let store = Store::Postgres(PgStore::connect(&url, Some(&schema)).expect("config"));
+        let backoff = Backoff { first: Duration::from_millis(50), max: Duration::from_millis(200) };
+        let preparing = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store.prepare(&Business::default(), std::path::Path::new("none"), backoff).await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!preparing.is_finished(), "nothing to migrate against yet");
+        assert!(store.busy_on(date(2026, 12, 1)).await.is_err(), "bookings are unavailable");
+
+        // The database comes back on that port (a proxy to the real one).
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("rebind");
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut db) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut db).await;
+                    }
+                });
+            }
+        });
+        let tries = tokio::time::timeout(Duration::from_secs(20), preparing)
+            .await
+            .expect("migrated within 20 s of the database's return")
+            .expect("task")
+            .expect("migrates");
+        assert!(tries >= 2, "{tries} tries");
+        assert_eq!(store.busy_on(date(2026, 12, 1)).await.expect("reads").len(), 0);
+    }
+}
+
+mod retention {
+    use super::*;
+    use hermes_io::records::{
+        CallOutcome, CallRecord, EventRecord, ToolCallRecord, ToolStatus, TurnRecord,
+    };
+    use hermes_io::store::{PurgeReport, Retention};
+    use jiff::{SignedDuration, Timestamp};
+
+    fn call(id: &str, started: Timestamp) -> CallRecord {
+        let at = started.as_millisecond();
+        CallRecord {
+            call_id: id.into(),
+            business: "Maple Street Hair".into(),
+            direction: "inbound".into(),
+            caller: "+15555550123".into(),
+            callee: "+15555550100".into(),
+            started_at_ms: at,
+            ended_at_ms: at + 60_000,
+            outcome: CallOutcome::Completed,
+            end_reason: "goodbye".into(),
+            handle_ms: 60_000,
+            cost_usd: Some(0.05),
+            turns: vec![TurnRecord {
+                speaker: "caller".into(),
+                text: "This is Jordan, my number is 555 0123".into(),
+                heard: "This is Jordan, my number is 555 0123".into(),
+                at_ms: 2000,
+                voice_to_voice_ms: Some(700),
+                stages: vec![("stt_final".into(), 120)],
+            }],
+            tool_calls: vec![ToolCallRecord {
+                name: "cancel_appointment".into(),
+                arguments: r#"{"customer_name":"Jordan Lee"}"#.into(),
+                result: r#"{"booking_id":"B-1"}"#.into(),
+                status: ToolStatus::Ok,
+                latency_ms: 9,
+                at_ms: 3000,
+            }],
+            events: vec![EventRecord { at_ms: 2500, kind: "barge_in".into() }],
+        }
+    }
+
+    #[tokio::test]
+    async fn purge_anonymises_what_postgres_kept_past_the_retention_and_keeps_the_rest() {
+        purge_keeps_what_is_recent(Store::Postgres(store().await)).await;
+    }
+
+    #[tokio::test]
+    async fn purge_anonymises_what_the_embedded_store_kept_past_the_retention_too() {
+        let (_dir, store) = embedded();
+        purge_keeps_what_is_recent(store).await;
+    }
+
+    async fn purge_keeps_what_is_recent(store: Store) {
+        let business = Business::default();
+        let new_york = jiff::tz::TimeZone::get(&business.timezone).expect("tzdb");
+        let now = Timestamp::now();
+        let days = |n: i64| now - SignedDuration::from_hours(24 * n);
+        let (old, recent) = (call("old-call", days(40)), call("recent-call", days(2)));
+        store.write_calls(&[old.clone(), recent.clone()]).await.expect("writes");
+        // An appointment that took place 40-46 days ago (the first day the salon opened then),
+        // and one to come.
+        let mut past = None;
+        for back in 40..47 {
+            let day = new_york.to_datetime(days(back)).date();
+            let r = BookRequest {
+                start: day.at(10, 0, 0, 0),
+                ..request(&format!("p{back}"), Some("ana"))
+            };
+            if store.book(&business, &r).await.is_ok() {
+                past = Some(day);
+                break;
+            }
+        }
+        let past = past.expect("an open day in that week");
+        store.book(&business, &request("future", Some("ana"))).await.expect("books");
+        store
+            .open_ticket("ticket", "leaky bottle", "Sam Lee", "+15555550123", "c")
+            .await
+            .expect("opens");
+
+        let before = Retention::days_before(30, now, &new_york);
+        let expected = PurgeReport { calls: 1, appointments: 1, tickets: 0 };
+        assert_eq!(store.purge(&before, true).await.expect("counts"), expected, "dry run");
+        assert_eq!(
+            store.show_call("old-call").await.expect("reads"),
+            Some(old.clone()),
+            "untouched"
+        );
+
+        assert_eq!(store.purge(&before, false).await.expect("purges"), expected);
+        let purged = store.show_call("old-call").await.expect("reads").expect("kept");
+        assert_eq!((purged.caller.as_str(), purged.callee.as_str()), ("", ""));
+        assert_eq!((purged.turns[0].text.as_str(), purged.turns[0].heard.as_str()), ("", ""));
+        let tool = &purged.tool_calls[0];
+        assert_eq!((tool.arguments.as_str(), tool.result.as_str()), ("", ""));
+        // What the reports need stays.
+        assert_eq!(
+            (purged.outcome, purged.handle_ms, purged.cost_usd, purged.turns[0].voice_to_voice_ms),
+            (old.outcome, old.handle_ms, old.cost_usd, old.turns[0].voice_to_voice_ms)
+        );
+        assert_eq!(
+            (purged.turns[0].stages.clone(), purged.events.clone()),
+            (old.turns[0].stages.clone(), old.events.clone())
+        );
+        assert_eq!(
+            store.show_call("recent-call").await.expect("reads"),
+            Some(recent),
+            "kept whole"
+        );
+        assert_eq!(store.busy_on(past).await.expect("reads").len(), 1, "the slot stays taken");
+        let listed = store.list_calls(10).await.expect("lists");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            store.purge(&before, false).await.expect("purges"),
+            PurgeReport::default(),
+            "once"
+        );
+
+        // A replayed record of an old call is personal data again, and is purged again.
+        store.write_calls(&[old]).await.expect("writes");
+        assert_eq!(store.purge(&before, true).await.expect("counts").calls, 1);
     }
 }

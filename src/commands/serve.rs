@@ -304,6 +304,12 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             state.limits.body_read_timeout.as_millis()
         );
         state.media = media;
+        // The database, for records and bookings: `/readyz` says "degraded: …" while it is
+        // away (calls go on; their records wait in the outbox).
+        state.readiness = records
+            .iter()
+            .map(|r| r.counters() as Arc<dyn server::Readiness>)
+            .collect();
         state.twilio = wiring.twilio;
         state.metrics = call_metrics;
         state.dashboard = dashboard;

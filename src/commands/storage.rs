@@ -1,16 +1,22 @@
 //! Where state goes, from `[storage]`: Postgres or the embedded database file for bookings and
 //! call records, Redis or this process for sessions and the lookup cache. Also `hermes migrate`
-//! and `hermes calls`.
+//! and `hermes calls` (`list`, `show`, `purge`).
+//!
+//! A server does not wait for Postgres: it starts, takes calls (their records wait in the
+//! outbox, `/readyz` says degraded) and migrates in the background once the database answers.
+//! With `storage.retention_days`, it anonymises older personal data every hour.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
 use hermes_core::config::HermesConfig;
 use hermes_io::records::{Outbox, RecordWriter, WriterSettings, mask_number};
+use hermes_io::store::migrations::MigrateError;
 use hermes_io::store::sessions::Sessions;
-use hermes_io::store::{PgStore, SqliteStore, Store};
+use hermes_io::store::{Backoff, PgStore, PurgeReport, Retention, SqliteStore, Store, StoreError};
 
 use super::providers::env;
 
@@ -43,15 +49,27 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens the store (migrated, seeded from the business's data files), the sessions and the
-    /// record writer (replaying any outbox left from before). One line on stderr says which.
+    /// Opens the store, the sessions and the record writer (replaying any outbox left from
+    /// before). The database is migrated and seeded from the business's data files now if it
+    /// answers, otherwise in the background, retried until it does: only a bad URL (or TLS root
+    /// file), a schema newer than this build, or an embedded file that cannot be opened stops
+    /// the start. One line on stderr says which store.
     pub async fn open(config: &HermesConfig, config_dir: &Path) -> anyhow::Result<Storage> {
         let seed_dir = config_dir.join(&config.business.data_dir);
         let data_dir = Path::new(&config.storage.data_dir);
-        let store =
-            Store::open(postgres_url(config).as_deref(), data_dir, &config.business, &seed_dir)
-                .await
-                .context("storage: opening the database")?;
+        let store = Store::start(postgres_url(config).as_deref(), data_dir)
+            .await
+            .context("storage: opening the database")?;
+        // Migrated and seeded now when the database answers (so the first call finds the
+        // seed data); otherwise in the background, while calls are taken.
+        let business = config.business.clone();
+        let away = match store.prepare_once(&business, &seed_dir).await {
+            Ok(()) => None,
+            Err(e @ StoreError::Migrate(MigrateError::TooNew { .. })) => {
+                return Err(e).context("storage.postgres_url");
+            }
+            Err(e) => Some(e),
+        };
         let s = &config.storage;
         let (session_ttl, cache_ttl) =
             (Duration::from_secs(s.session_ttl_s), Duration::from_secs(s.cache_ttl_s));
@@ -73,14 +91,105 @@ impl Storage {
         }
         let records =
             Arc::new(RecordWriter::start(store.record_sink(), outbox, WriterSettings::default()));
+        let counters = records.counters();
+        let retention = (s.retention_days > 0).then_some(s.retention_days);
+        let timezone =
+            jiff::tz::TimeZone::get(&config.business.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+        if let Some(why) = &away {
+            // The error is the server's answer (refused, a certificate…), never the URL.
+            eprintln!(
+                "database: not reachable ({why}); serving on: call records wait in the outbox \
+                 and bookings are unavailable; retrying in the background"
+            );
+            counters.database_pending.store(true, Ordering::Relaxed);
+        }
+        let prepared = store.clone();
+        tokio::spawn(async move {
+            if away.is_some() {
+                tokio::time::sleep(Backoff::default().first).await;
+                match prepared.prepare(&business, &seed_dir, Backoff::default()).await {
+                    Ok(_) => {
+                        counters.database_pending.store(false, Ordering::Relaxed);
+                        eprintln!("database: reachable; migrated, bookings available again");
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "error: storage: {e}; bookings and call records cannot be stored"
+                        );
+                        return;
+                    }
+                }
+            }
+            if let Some(days) = retention {
+                purge_every_hour(prepared, days, timezone).await;
+            }
+        });
         eprintln!(
-            "storage: {} (seed data from {}); sessions {}",
+            "storage: {} (seed data from {}); sessions {}; personal data kept {}",
             store.describe(),
-            seed_dir.display(),
-            if sessions.is_shared() { "in Redis" } else { "in this process" }
+            config_dir.join(&config.business.data_dir).display(),
+            if sessions.is_shared() { "in Redis" } else { "in this process" },
+            match s.retention_days {
+                0 => "until deleted (storage.retention_days = 0)".to_string(),
+                days => format!("{days} days"),
+            }
         );
         Ok(Storage { store, sessions, records })
     }
+}
+
+/// `storage.retention_days` in `serve`: anonymises what is older, at start and then hourly.
+/// Says what it did (counts only) when it did anything.
+async fn purge_every_hour(store: Store, days: u32, timezone: jiff::tz::TimeZone) {
+    let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        let before = Retention::days_before(days, jiff::Timestamp::now(), &timezone);
+        match store.purge(&before, false).await {
+            Ok(r) if r == PurgeReport::default() => {}
+            Ok(r) => eprintln!("retention: {}", said(&r, days, false)),
+            Err(e) => {
+                eprintln!("retention: anonymising older personal data failed ({e}); next hour")
+            }
+        }
+    }
+}
+
+/// "anonymised 12 call(s), 3 appointment(s) and 1 ticket(s) older than 30 days".
+fn said(r: &PurgeReport, days: u32, dry_run: bool) -> String {
+    format!(
+        "{} {} call(s), {} appointment(s) and {} ticket(s) older than {days} days",
+        if dry_run { "would anonymise" } else { "anonymised" },
+        r.calls,
+        r.appointments,
+        r.tickets
+    )
+}
+
+/// `hermes calls purge`.
+pub fn purge(args: &crate::cli::CallsPurgeArgs) -> anyhow::Result<()> {
+    let config = read_config(&args.config)?;
+    let Some(days) =
+        args.older_than_days.or(Some(config.storage.retention_days).filter(|d| *d > 0))
+    else {
+        anyhow::bail!(
+            "storage.retention_days is 0 (personal data is kept until deleted): pass \
+             --older-than-days N, or set it"
+        );
+    };
+    let timezone = jiff::tz::TimeZone::get(&config.business.timezone)
+        .with_context(|| format!("business.timezone: {:?} is unknown", config.business.timezone))?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let store = open_for_reading(&config, &runtime)?;
+    let before = Retention::days_before(days, jiff::Timestamp::now(), &timezone);
+    let report = runtime.block_on(store.purge(&before, args.dry_run))?;
+    println!(
+        "{} (before {}) in {}",
+        said(&report, days, args.dry_run),
+        when(before.cutoff().as_millisecond()),
+        store.describe()
+    );
+    Ok(())
 }
 
 fn read_config(path: &Path) -> anyhow::Result<HermesConfig> {

@@ -12,10 +12,11 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::info::{self, Topic};
-use super::tools::{Availability, Booking, Info, OrderStatus, Slot, Ticket};
+use super::tools::{Availability, Booking, Info, OrderStatus, Slot, Ticket, Unverified};
 use super::when::{When, parse_when, say_date, say_time};
 use super::words::{
-    Intent, Said, intent, name_in, order_number_in, service_in, staff_in, yes_or_no,
+    Intent, Proof, Said, intent, name_in, order_number_in, proof_in, service_in, staff_in,
+    yes_or_no,
 };
 use crate::call::{Context, Message, ToolCall};
 use crate::config::{BuiltinTool, Business};
@@ -55,6 +56,9 @@ enum Asked {
     ConfirmSlot,
     Name,
     ConfirmCancel,
+    /// The booking's reference or the number it was made with (the caller's own number
+    /// matched none).
+    Proof,
     OrderNumber,
     Summary,
     AnythingElse,
@@ -72,6 +76,12 @@ struct State {
     name: Option<String>,
     order_number: Option<String>,
     no_order_number: bool,
+    /// The caller's number matched no booking: a cancel or a move needs a reference or the
+    /// number on file first.
+    proof_needed: bool,
+    proof: Option<Proof>,
+    /// Times the brain asked for one.
+    proof_asks: u32,
     summary: Option<String>,
     /// The free slots the last check found (cleared when the request changes).
     slots: Option<Vec<Slot>>,
@@ -141,7 +151,15 @@ impl Brain {
         let answer = yes_or_no(&said);
         let new_intent = intent(&said, b);
 
-        // Answers to what was asked come first: "no" to "anything else?" is a goodbye.
+        // Answers to what was asked come first: "no" to "anything else?" is a goodbye, and a
+        // reference ("B-1A2B…", said in a sentence with "booking" in it) is not a new booking.
+        if st.asked == Asked::Proof
+            && let Some(proof) = proof_in(&said)
+        {
+            st.proof = Some(proof);
+            st.misunderstood = 0;
+            return;
+        }
         match st.asked {
             Asked::AnythingElse if answer == Some(false) && new_intent.is_none() => {
                 st.goodbye = true;
@@ -389,7 +407,11 @@ impl Brain {
             );
         };
         if st.task == Some(Task::Reschedule) {
+            if let Some(ask) = self.ask_for_proof(st) {
+                return ask;
+            }
             let args = with_name(json!({"new_start": slot.start, "staff": slot.staff}), st);
+            let args = with_proof(args, st);
             return self.call(st, "", BuiltinTool::RescheduleAppointment, args);
         }
         let Some(name) = st.name.clone() else {
@@ -423,7 +445,10 @@ impl Brain {
         if !self.can(BuiltinTool::CancelAppointment) {
             return self.offer_transfer(st, "I can't cancel appointments myself.");
         }
-        let args = with_name(json!({}), st);
+        if let Some(ask) = self.ask_for_proof(st) {
+            return ask;
+        }
+        let args = with_proof(with_name(json!({}), st), st);
         self.call(st, "", BuiltinTool::CancelAppointment, args)
     }
 
@@ -519,7 +544,10 @@ impl Brain {
                         reply.text = format!("I'm sorry, that time was just taken. {}", reply.text);
                         reply
                     }
-                    None => self.tool_failed(st, "I couldn't find your appointment."),
+                    None => match unverified(output, is_error) {
+                        Some(answer) => self.not_shown_theirs(st, &answer),
+                        None => self.tool_failed(st, "I couldn't find your appointment."),
+                    },
                 }
             }
             Some(BuiltinTool::CancelAppointment) => match decode::<Booking>(output, is_error) {
@@ -539,7 +567,12 @@ impl Brain {
                         ),
                     )
                 }
-                None => self.tool_failed(st, "I couldn't find an upcoming appointment for you."),
+                None => match unverified(output, is_error) {
+                    Some(answer) => self.not_shown_theirs(st, &answer),
+                    None => {
+                        self.tool_failed(st, "I couldn't find an upcoming appointment for you.")
+                    }
+                },
             },
             Some(BuiltinTool::LookupOrder) => match decode::<OrderStatus>(output, is_error) {
                 Some(o) => {
@@ -602,6 +635,44 @@ impl Brain {
         }
     }
 
+    /// The store found no booking the caller has shown is theirs: ask for the booking's
+    /// reference or the number it was made with (twice at most), then offer a person. Says
+    /// nothing about anyone else's bookings.
+    fn not_shown_theirs(&self, st: &mut State, answer: &Unverified) -> Reply {
+        st.proof_needed = true;
+        let offered = st.proof.take().is_some();
+        let mut reply = match st.task {
+            Some(Task::Cancel) => self.cancel(st),
+            _ => self.appointment(st),
+        };
+        if offered && answer.verification == Unverified::NO_MATCH && st.asked == Asked::Proof {
+            reply.text =
+                format!("Sorry, that doesn't match an upcoming appointment. {}", reply.text);
+        }
+        reply
+    }
+
+    /// `Some(question)` while a cancel or a move still needs the caller to show the booking is
+    /// theirs; after two tries, the offer of a person.
+    fn ask_for_proof(&self, st: &mut State) -> Option<Reply> {
+        if !st.proof_needed || st.proof.is_some() {
+            return None;
+        }
+        if st.proof_asks >= 2 {
+            st.proof_needed = false;
+            return Some(self.tool_failed(st, "I can't find that appointment."));
+        }
+        st.proof_asks += 1;
+        let question = if st.proof_asks == 1 {
+            "I can't find an appointment under the number you're calling from. What's your \
+             booking reference, or the phone number you booked with?"
+        } else {
+            "Could you give me the booking reference, or the phone number the appointment was \
+             made with?"
+        };
+        Some(self.ask(st, Asked::Proof, question.into()))
+    }
+
     fn tool_failed(&self, st: &mut State, why: &str) -> Reply {
         st.task = None;
         self.offer_transfer(st, &format!("I'm sorry, {}", lowercase_first(why)))
@@ -662,6 +733,24 @@ impl Brain {
             .find(|s| s.id == id)
             .map_or_else(|| id.to_string(), |s| s.name.clone())
     }
+}
+
+/// `args` with the booking reference or number on file the caller gave, if any.
+fn with_proof(mut args: Value, st: &State) -> Value {
+    match &st.proof {
+        Some(Proof::Reference(r)) => args["booking_reference"] = json!(r),
+        Some(Proof::Phone(p)) => args["phone_on_file"] = json!(p),
+        None => {}
+    }
+    args
+}
+
+/// A cancel's or a move's refusal for want of proof that the booking is the caller's.
+fn unverified(output: &str, is_error: bool) -> Option<Unverified> {
+    if !is_error {
+        return None;
+    }
+    serde_json::from_str(output).ok()
 }
 
 /// `args` with the caller's name, when the conversation has it.

@@ -79,21 +79,34 @@ pub fn builtin_spec(name: &str) -> Option<ToolSpec> {
             ),
         ),
         BuiltinTool::RescheduleAppointment => (
-            "Move the caller's upcoming appointment (found by their phone number, or by name) \
-             to a new confirmed time.",
+            "Move the caller's upcoming appointment to a new confirmed time. It is found by the \
+             number they are calling from; if the result asks for verification, ask the caller \
+             for their booking reference or the phone number they booked with and call again \
+             with it. A name alone never finds a booking.",
             object(
                 json!({
                     "new_start": {"type": "string", "description": "YYYY-MM-DDTHH:MM local time."},
                     "staff": {"type": "string"},
-                    "customer_name": {"type": "string"}
+                    "customer_name": {"type": "string", "description": "Picks between the caller's own bookings."},
+                    "booking_reference": {"type": "string", "description": "The booking's reference, as the caller gives it."},
+                    "phone_on_file": {"type": "string", "description": "The phone number the booking was made with, as the caller reads it out."}
                 }),
                 &["new_start"],
             ),
         ),
         BuiltinTool::CancelAppointment => (
-            "Cancel the caller's upcoming appointment (found by their phone number, or by name) \
-             after they confirm.",
-            object(json!({"customer_name": {"type": "string"}}), &[]),
+            "Cancel the caller's upcoming appointment after they confirm. It is found by the \
+             number they are calling from; if the result asks for verification, ask the caller \
+             for their booking reference or the phone number they booked with and call again \
+             with it. A name alone never finds a booking.",
+            object(
+                json!({
+                    "customer_name": {"type": "string", "description": "Picks between the caller's own bookings."},
+                    "booking_reference": {"type": "string", "description": "The booking's reference, as the caller gives it."},
+                    "phone_on_file": {"type": "string", "description": "The phone number the booking was made with, as the caller reads it out."}
+                }),
+                &[],
+            ),
         ),
         BuiltinTool::LookupOrder => (
             "Look up an order's status by its order number, or by the number the caller is \
@@ -168,6 +181,44 @@ pub struct Booking {
     pub service_name: String,
     pub start: String,
     pub staff_name: String,
+}
+
+/// `reschedule_appointment` / `cancel_appointment`'s answer (an error) when nothing shows the
+/// booking is the caller's. Nothing was changed, and nothing is said about whose bookings exist.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unverified {
+    /// [`Unverified::NEEDED`] or [`Unverified::NO_MATCH`].
+    pub verification: String,
+    /// What to do next, for a model.
+    pub message: String,
+}
+
+impl Unverified {
+    /// No upcoming booking under the number the call comes from, and nothing else offered:
+    /// ask for the booking reference or the number on file.
+    pub const NEEDED: &str = "needed";
+    /// The reference or number on file offered matches no upcoming booking.
+    pub const NO_MATCH: &str = "no_match";
+
+    pub fn needed() -> Unverified {
+        Unverified {
+            verification: Self::NEEDED.into(),
+            message: "No upcoming appointment is booked under the number this call comes from. \
+                      Ask the caller for their booking reference, or the phone number the \
+                      booking was made with, and call again with booking_reference or \
+                      phone_on_file. Do not say whether anyone else has a booking."
+                .into(),
+        }
+    }
+
+    pub fn no_match() -> Unverified {
+        Unverified {
+            verification: Self::NO_MATCH.into(),
+            message: "That booking reference or phone number matches no upcoming appointment. \
+                      Ask the caller to check it, or offer to put them through to someone."
+                .into(),
+        }
+    }
 }
 
 /// `lookup_order`'s answer.

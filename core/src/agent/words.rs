@@ -290,6 +290,61 @@ pub fn order_number_in(said: &Said) -> Option<String> {
     (best.len() >= 3).then_some(best)
 }
 
+/// What a caller offers to show a booking is theirs when they ring from another phone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Proof {
+    /// A booking reference: letters and digits, upper case (`B1A2B3C4D`).
+    Reference(String),
+    /// A phone number: its digits.
+    Phone(String),
+}
+
+/// A booking reference or a phone number in the sentence, typed or read out a character at a
+/// time: "B-1A2B3C4D", "b 1 a 2 b 3 c 4 d", "555 555 0124", "five five five …". A reference
+/// is five characters or more with a letter and a digit ("11am" is not one); a phone number is
+/// seven digits or more. A one-letter word joins
+/// only next to a digit, so "it's a b one…" does not take the "a".
+pub fn proof_in(said: &Said) -> Option<Proof> {
+    let words: Vec<&str> = said.words().collect();
+    let digit_word =
+        |w: &str| DIGIT_WORDS.iter().find(|(d, _)| *d == w).map(|(_, c)| c.to_string());
+    let has_digit = |w: &str| w.chars().any(|c| c.is_ascii_digit()) || digit_word(w).is_some();
+    let piece = |i: usize| -> Option<String> {
+        let word = *words.get(i)?;
+        if let Some(d) = digit_word(word) {
+            return Some(d);
+        }
+        if !word.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return None;
+        }
+        if has_digit(word) {
+            return Some(word.to_string());
+        }
+        let next_to_digit = words.get(i + 1).is_some_and(|w| has_digit(w))
+            || (i > 0 && words.get(i - 1).is_some_and(|w| has_digit(w)));
+        (word.len() == 1 && next_to_digit).then(|| word.to_string())
+    };
+    let (mut best, mut run) = (String::new(), String::new());
+    for i in 0..=words.len() {
+        match piece(i) {
+            Some(p) => run.push_str(&p),
+            None => {
+                if run.len() > best.len() {
+                    best = std::mem::take(&mut run);
+                }
+                run.clear();
+            }
+        }
+    }
+    let best = best.to_ascii_uppercase();
+    let digits = best.chars().filter(char::is_ascii_digit).count();
+    if digits == best.len() {
+        (digits >= 7).then_some(Proof::Phone(best))
+    } else {
+        (digits >= 1 && best.len() >= 5).then_some(Proof::Reference(best))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +401,23 @@ mod tests {
         assert_eq!(service_in(&Said::new("a color"), &b).as_deref(), Some("color"));
         assert_eq!(service_in(&Said::new("trim my beard"), &b).as_deref(), Some("beard"));
         assert_eq!(staff_in(&Said::new("with Ana if possible"), &b).as_deref(), Some("ana"));
+    }
+
+    #[test]
+    fn a_booking_reference_or_a_phone_number_typed_or_read_out() {
+        let proof = |t: &str| proof_in(&Said::new(t));
+        assert_eq!(proof("It's B-1A2B3C4D"), Some(Proof::Reference("B1A2B3C4D".into())));
+        assert_eq!(
+            proof("it's a b one a two b three c four d"),
+            Some(Proof::Reference("B1A2B3C4D".into()))
+        );
+        assert_eq!(proof("Sure, 555 555 0124."), Some(Proof::Phone("5555550124".into())));
+        assert_eq!(
+            proof("five five five five five five oh one two four"),
+            Some(Proof::Phone("5555550124".into()))
+        );
+        assert_eq!(proof("I don't have it"), None);
+        assert_eq!(proof("at 3 pm"), None);
+        assert_eq!(proof("about 11am"), None);
     }
 }

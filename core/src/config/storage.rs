@@ -16,6 +16,8 @@ pub struct Storage {
     /// A variable holding the whole Redis URL when it has a password; wins over `redis_url`.
     pub redis_url_env: String,
     /// `postgres://user@host:port/db`, without a password. Empty: the embedded record file.
+    /// TLS as libpq reads the URL: `?sslmode=disable|prefer|require|verify-ca|verify-full`
+    /// (default `prefer`), `&sslrootcert=/path/ca.pem` (or `system`).
     pub postgres_url: String,
     pub postgres_url_env: String,
     /// Embedded database, outbox and recordings, relative to the working directory.
@@ -31,6 +33,11 @@ pub struct Storage {
     /// What a minute of a call costs across carrier and providers, for the call records'
     /// `cost_usd`. 0: not recorded.
     pub cost_per_minute_usd: f64,
+    /// Personal data is kept this many days: after it, a call's numbers, transcript and tool
+    /// arguments, past appointments' names and numbers, and tickets' names, numbers and
+    /// summaries are blanked (the call's outcome, times, latencies and cost stay). `serve`
+    /// does it hourly; `hermes calls purge` on demand. 0 (the default): kept until deleted.
+    pub retention_days: u32,
 }
 
 impl Default for Storage {
@@ -45,6 +52,7 @@ impl Default for Storage {
             cache_ttl_s: 300,
             outbox_max_mib: 64,
             cost_per_minute_usd: 0.0,
+            retention_days: 0,
         }
     }
 }
@@ -109,6 +117,15 @@ impl Storage {
             p.push(
                 "storage.cost_per_minute_usd",
                 format!("{} is not between 0 and 100", self.cost_per_minute_usd),
+            );
+        }
+        if self.retention_days > 36_500 {
+            p.push(
+                "storage.retention_days",
+                format!(
+                    "{} days is over 100 years (0 keeps personal data until deleted)",
+                    self.retention_days
+                ),
             );
         }
         if self.data_dir.trim().is_empty() {

@@ -2,15 +2,16 @@
 //!
 //! A call hands its finished [`CallRecord`] to the [`RecordWriter`], which batches
 //! records into the configured store (Postgres, or the embedded database file). When the
-//! store cannot be reached the batch goes to the [`Outbox`] — a bounded, fsync'd file — and
-//! is replayed, oldest first, once the store answers again. A store write replaces any record
+//! store cannot be reached the batch goes to the [`Outbox`] — bounded, fsync'd files — and
+//! is replayed, oldest first, once the store answers again (tried no more often than the
+//! writer's backoff allows). A store write replaces any record
 //! with the same call id, so a replay after a crash between "committed" and "removed from the
 //! outbox" leaves exactly one copy.
 
 mod outbox;
 mod writer;
 
-pub use outbox::{Outbox, OutboxError};
+pub use outbox::{Decoded, Outbox, OutboxError, OutboxIo, decode_records};
 pub use writer::{RecordCounters, RecordSink, RecordWriter, SinkFuture, WriterSettings};
 
 use serde::{Deserialize, Serialize};

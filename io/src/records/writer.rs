@@ -1,13 +1,15 @@
 //! The batching record writer: one task that owns the store connection for records and the
 //! outbox. Calls hand it finished records without waiting (a bounded channel); it writes them
 //! in batches, and while the store is away it appends them to the outbox and retries with
-//! backoff. Order is kept across an outage: while anything waits in the outbox, new records
-//! queue behind it there, and the outbox is replayed oldest first before anything newer.
+//! backoff: while the outbox holds records, the store is tried only when the backoff says so
+//! (not once per batch), so an outage costs one timed-out write per retry, not per call. Order
+//! is kept across an outage: while anything waits in the outbox, new records queue behind it
+//! there, and the outbox is replayed oldest first before anything newer.
 
 use crate::metrics::{Exposition, MetricsSource, get};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,6 +70,37 @@ pub struct RecordCounters {
     /// Records in the outbox now.
     pub outbox_depth: AtomicU64,
     pub outbox_corrupt_lines: AtomicU64,
+    /// The last write to the store failed (until one succeeds): `/readyz` says degraded.
+    pub store_failing: AtomicBool,
+    /// The store's schema is not in place yet: Postgres could not be reached (or migrated) at
+    /// start and is being retried in the background. `/readyz` says degraded.
+    pub database_pending: AtomicBool,
+}
+
+impl RecordCounters {
+    /// Whether the database takes records now (migrated, and the last write went in).
+    pub fn database_ready(&self) -> bool {
+        !self.database_pending.load(Ordering::Relaxed)
+            && !self.store_failing.load(Ordering::Relaxed)
+    }
+}
+
+impl crate::server::Readiness for RecordCounters {
+    fn degraded(&self) -> Option<String> {
+        if self.database_pending.load(Ordering::Relaxed) {
+            Some(
+                "the database cannot be reached (retrying); call records wait in the outbox and \
+                 bookings are unavailable"
+                    .into(),
+            )
+        } else if self.store_failing.load(Ordering::Relaxed) {
+            Some(
+                "the database failed the last call-record write; records wait in the outbox".into(),
+            )
+        } else {
+            None
+        }
+    }
 }
 
 enum Message {
@@ -186,15 +219,19 @@ impl Task {
     }
 
     /// Into the store if nothing older waits in the outbox, else (or on failure) behind it.
+    /// The store is tried for an outbox's sake only when its retry is due.
     async fn deliver(&mut self, batch: Vec<CallRecord>) {
         if batch.is_empty() {
             return;
         }
-        if self.outbox_len() > 0 {
+        if self.outbox_len() > 0 && self.retry_at.is_none_or(|at| Instant::now() >= at) {
             self.drain().await;
         }
-        if self.outbox_len() == 0 && self.write(&batch).await {
-            return;
+        if self.outbox_len() == 0 {
+            if self.write(&batch).await {
+                return;
+            }
+            self.schedule_retry();
         }
         let n = batch.len() as u64;
         match self.outbox_op(move |o| o.append(&batch)).await {
@@ -251,6 +288,7 @@ impl Task {
         match result {
             Ok(Ok(())) => {
                 self.counters.written.fetch_add(records.len() as u64, Ordering::Relaxed);
+                self.counters.store_failing.store(false, Ordering::Relaxed);
                 if std::mem::take(&mut self.store_down) {
                     eprintln!("call records: the store is back; replaying the outbox");
                 }
@@ -259,6 +297,7 @@ impl Task {
             }
             failed => {
                 self.counters.store_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters.store_failing.store(true, Ordering::Relaxed);
                 if !std::mem::replace(&mut self.store_down, true) {
                     let why = match failed {
                         Ok(Err(e)) => e,
@@ -325,6 +364,12 @@ impl MetricsSource for RecordCounters {
             "hermes_outbox_depth",
             "Call records waiting in the on-disk outbox.",
             get(&self.outbox_depth) as f64,
+        );
+        out.gauge(
+            "hermes_database_ready",
+            "1 while the database is migrated and took the last call-record write; 0 while \
+             records wait in the outbox for it.",
+            if self.database_ready() { 1.0 } else { 0.0 },
         );
     }
 }

@@ -277,11 +277,23 @@ pub struct ServerState {
     /// Who may read `/metrics` and open the dashboard and the phone; failed attempts.
     pub access: AccessControl,
     pub limits: ServerLimits,
+    /// What `/readyz` asks whether the service is degraded (the database, for records and
+    /// bookings).
+    pub readiness: Vec<Arc<dyn Readiness>>,
     draining: AtomicBool,
     live_sessions: AtomicUsize,
     /// HTTP connections being served (an upgraded one becomes a live session).
     open_connections: AtomicUsize,
     session_ended: Notify,
+}
+
+/// Something `/readyz` reports on. `Some(why)` while the service answers calls in a degraded
+/// way (the database away: records wait in the outbox, bookings are refused): `/readyz` then
+/// answers `200 degraded: <why>` — still 200, because the node does take calls, and a load
+/// balancer that pulled every node of a fleet off a shared database's outage would turn it into
+/// a phone outage. Alert on the body, or on `hermes_database_ready 0` in `/metrics`.
+pub trait Readiness: Send + Sync + std::fmt::Debug {
+    fn degraded(&self) -> Option<String>;
 }
 
 /// What Twilio's routes need. The auth token signs every webhook.
@@ -332,6 +344,7 @@ impl ServerState {
             dashboard: None,
             access: AccessControl::default(),
             limits: ServerLimits::default(),
+            readiness: Vec::new(),
             draining: AtomicBool::new(false),
             live_sessions: AtomicUsize::new(0),
             open_connections: AtomicUsize::new(0),
@@ -373,7 +386,14 @@ async fn route(
             if state.draining.load(Ordering::Acquire) {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
             } else {
-                text(StatusCode::OK, "ready\n")
+                match state.readiness.iter().find_map(|r| r.degraded()) {
+                    Some(why) => respond(
+                        StatusCode::OK,
+                        "text/plain; charset=utf-8",
+                        format!("degraded: {why}\n"),
+                    ),
+                    None => text(StatusCode::OK, "ready\n"),
+                }
             }
         }
         (&Method::GET, "/metrics") => access::metrics(&state, peer, &req),

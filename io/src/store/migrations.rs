@@ -50,6 +50,11 @@ CREATE SEQUENCE ticket_numbers START 100;
 "#,
     ),
     (2, "call records: calls, turns, stage latencies, tool calls, events", CALL_RECORDS),
+    (
+        3,
+        "retention: when a call's personal data was removed",
+        "ALTER TABLE calls ADD COLUMN purged_at TIMESTAMPTZ;",
+    ),
 ];
 
 /// Call records. A call's rows are replaced whole when its record is written again (a

@@ -7,24 +7,26 @@ use std::str::FromStr;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use jiff::civil::{Date, DateTime};
-use tokio_postgres::NoTls;
 
 use hermes_core::agent::calendar::{self, Busy};
 use hermes_core::agent::tools::Booking;
 use hermes_core::config::Business;
 
 use super::booking::{
-    BookError, BookRequest, Existing, STAMP, Whose, booking, booking_id, check_offered, day_lock,
-    plan,
+    BookError, BookRequest, Candidate, Existing, STAMP, Whose, booking, booking_id, check_offered,
+    choose, day_lock, plan,
 };
 use super::migrations::{self, MigrateError};
+use super::postgres_tls;
 
 /// Why the store could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("storage.postgres_url: {0}")]
     BadUrl(String),
-    #[error("Postgres: {0}")]
+    /// tokio-postgres's message, with its cause (a refused connection, a TLS certificate the
+    /// `sslmode` does not accept): never the URL.
+    #[error("Postgres: {}", db_error(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("Postgres pool: {0}")]
     Pool(String),
@@ -34,6 +36,21 @@ pub enum StoreError {
     Embedded(#[from] rusqlite::Error),
     #[error("embedded database: creating its folder {path}: {source}")]
     Folder { path: String, source: std::io::Error },
+}
+
+/// The error and its causes on one line ("error performing TLS handshake: invalid peer
+/// certificate: UnknownIssuer").
+fn db_error(e: &tokio_postgres::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 impl From<tokio_postgres::Error> for BookError {
@@ -49,17 +66,22 @@ pub struct PgStore {
 
 impl PgStore {
     /// A pool on `url`; `search_path` isolates a schema (tests, or several businesses in one
-    /// database). Connects lazily; [`PgStore::migrate`] is the first round trip.
+    /// database). TLS as the URL's `sslmode` and `sslrootcert` say (see [`super::SslMode`]; a
+    /// root file that cannot be read is an error now). Connects lazily;
+    /// [`PgStore::migrate`] is the first round trip.
     pub fn connect(url: &str, search_path: Option<&str>) -> Result<PgStore, StoreError> {
-        let mut config =
-            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let (url, tls) = postgres_tls::split_url(url).map_err(StoreError::BadUrl)?;
+        let mut config = tokio_postgres::Config::from_str(&url)
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        config.ssl_mode(tls.wire());
         if let Some(path) = search_path {
             config.options(format!("-c search_path={path}"));
         }
         config.connect_timeout(std::time::Duration::from_secs(3));
+        let connector = tls.connector().map_err(StoreError::BadUrl)?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            connector,
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let pool = Pool::builder(manager)
@@ -70,7 +92,20 @@ impl PgStore {
     }
 
     pub(super) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|e| StoreError::Pool(e.to_string()))
+        self.pool.get().await.map_err(|e| match e {
+            // The server's own answer (refused, a certificate the sslmode rejects…).
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Db(e),
+            other => StoreError::Pool(other.to_string()),
+        })
+    }
+
+    /// Whether this pool's connections are encrypted (what the server says, `pg_stat_ssl`).
+    pub async fn encrypted(&self) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+            .await?;
+        Ok(row.get(0))
     }
 
     /// Applies pending migrations; returns the versions applied.
@@ -117,7 +152,7 @@ impl PgStore {
         if let Some(existing) = by_idempotency_key(&tx, idempotency_key).await? {
             return Ok(booking(business, existing));
         }
-        let old = upcoming(&tx, whose).await?.ok_or(BookError::NotFound)?;
+        let old = upcoming(&tx, whose).await?;
         let (name, phone): (String, String) = tx
             .query_one(
                 "SELECT customer_name, customer_phone FROM appointments WHERE booking_id = $1",
@@ -143,7 +178,7 @@ impl PgStore {
     pub async fn cancel(&self, business: &Business, whose: &Whose) -> Result<Booking, BookError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        let old = upcoming(&tx, whose).await?.ok_or(BookError::NotFound)?;
+        let old = upcoming(&tx, whose).await?;
         cancel_booking(&tx, &old.booking_id).await?;
         tx.commit().await?;
         Ok(booking(business, old))
@@ -178,25 +213,40 @@ async fn by_idempotency_key(
         .map(|r| existing(&r)))
 }
 
-/// The caller's next live booking, locked for the rest of the transaction.
+/// The upcoming live booking `whose` shows is the caller's ([`choose`]), locked for the rest
+/// of the transaction.
 async fn upcoming(
     tx: &deadpool_postgres::Transaction<'_>,
     whose: &Whose,
-) -> Result<Option<Existing>, tokio_postgres::Error> {
+) -> Result<Existing, BookError> {
     let after = whose.after.strftime(STAMP).to_string();
-    let name = whose.name.as_deref().map(str::to_lowercase);
-    Ok(tx
-        .query_opt(
-            "SELECT booking_id, service, to_char(starts_at, 'YYYY-MM-DD\"T\"HH24:MI'), staff
+    let rows = tx
+        .query(
+            "SELECT booking_id, service, to_char(starts_at, 'YYYY-MM-DD\"T\"HH24:MI'), staff,
+                    customer_name, customer_phone
              FROM appointments
              WHERE status = 'booked' AND starts_at >= $1::text::timestamp
-               AND ((customer_phone <> '' AND customer_phone = $2)
-                    OR ($3::text IS NOT NULL AND lower(customer_name) = $3))
-             ORDER BY (customer_phone = $2) DESC, starts_at LIMIT 1 FOR UPDATE",
-            &[&after, &whose.phone, &name],
+             ORDER BY starts_at",
+            &[&after],
         )
-        .await?
-        .map(|r| existing(&r)))
+        .await?;
+    let candidates = rows
+        .iter()
+        .map(|r| Candidate {
+            existing: existing(r),
+            customer_name: r.get(4),
+            customer_phone: r.get(5),
+        })
+        .collect();
+    let chosen = choose(candidates, whose)?;
+    // Cancelled or moved by another call since it was read: as if it had never matched.
+    tx.query_opt(
+        "SELECT 1 FROM appointments WHERE booking_id = $1 AND status = 'booked' FOR UPDATE",
+        &[&chosen.booking_id],
+    )
+    .await?
+    .ok_or(BookError::NoMatch)?;
+    Ok(chosen)
 }
 
 /// Checks and inserts one booking inside `tx`; `exclude` is a booking that does not count

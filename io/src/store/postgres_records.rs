@@ -6,6 +6,7 @@ use crate::records::{
 };
 
 use super::postgres::{PgStore, StoreError};
+use super::{PurgeReport, Retention};
 
 impl PgStore {
     /// Writes `records` atomically; a record whose call id exists replaces it (its write order
@@ -35,7 +36,7 @@ impl PgStore {
                  callee = EXCLUDED.callee, started_at = EXCLUDED.started_at,
                  ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome,
                  end_reason = EXCLUDED.end_reason, handle_ms = EXCLUDED.handle_ms,
-                 cost_usd = EXCLUDED.cost_usd",
+                 cost_usd = EXCLUDED.cost_usd, purged_at = NULL",
             &[
                 &ids,
                 &batch.iter().map(|r| r.business.as_str()).collect::<Vec<_>>(),
@@ -262,5 +263,94 @@ pub(super) fn parse_status(s: &str) -> ToolStatus {
 impl RecordSink for PgStore {
     fn write<'a>(&'a self, records: &'a [CallRecord]) -> SinkFuture<'a> {
         Box::pin(async move { self.write_calls(records).await.map_err(|e| e.to_string()) })
+    }
+}
+
+impl PgStore {
+    /// Anonymises what [`Retention`] says is past keeping (see [`super::Store::purge`]); with
+    /// `dry_run`, only counts it. One transaction.
+    pub async fn purge(
+        &self,
+        before: &Retention,
+        dry_run: bool,
+    ) -> Result<PurgeReport, StoreError> {
+        let (instant, local) = (before.instant(), before.local());
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let count = |n: i64| n.max(0) as u64;
+        let report = if dry_run {
+            PurgeReport {
+                calls: count(
+                    tx.query_one(
+                        "SELECT count(*) FROM calls
+                         WHERE started_at < $1::text::timestamptz AND purged_at IS NULL",
+                        &[&instant],
+                    )
+                    .await?
+                    .get(0),
+                ),
+                appointments: count(
+                    tx.query_one(
+                        "SELECT count(*) FROM appointments WHERE starts_at < $1::text::timestamp
+                           AND (customer_name <> '' OR customer_phone <> '')",
+                        &[&local],
+                    )
+                    .await?
+                    .get(0),
+                ),
+                tickets: count(
+                    tx.query_one(
+                        "SELECT count(*) FROM tickets WHERE created_at < $1::text::timestamptz
+                           AND (customer_name <> '' OR phone <> '' OR summary <> '')",
+                        &[&instant],
+                    )
+                    .await?
+                    .get(0),
+                ),
+            }
+        } else {
+            // What was said (turns), what tools were given and answered (names, numbers,
+            // order ids), and who called go; outcome, times, latencies and cost stay.
+            tx.execute(
+                "UPDATE call_turns t SET text = '', heard = '' FROM calls c
+                 WHERE t.call_id = c.call_id AND c.started_at < $1::text::timestamptz
+                   AND c.purged_at IS NULL",
+                &[&instant],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE call_tool_calls t SET arguments = '', result = '' FROM calls c
+                 WHERE t.call_id = c.call_id AND c.started_at < $1::text::timestamptz
+                   AND c.purged_at IS NULL",
+                &[&instant],
+            )
+            .await?;
+            let calls = tx
+                .execute(
+                    "UPDATE calls SET caller = '', callee = '', purged_at = now()
+                     WHERE started_at < $1::text::timestamptz AND purged_at IS NULL",
+                    &[&instant],
+                )
+                .await?;
+            let appointments = tx
+                .execute(
+                    "UPDATE appointments SET customer_name = '', customer_phone = ''
+                     WHERE starts_at < $1::text::timestamp
+                       AND (customer_name <> '' OR customer_phone <> '')",
+                    &[&local],
+                )
+                .await?;
+            let tickets = tx
+                .execute(
+                    "UPDATE tickets SET customer_name = '', phone = '', summary = ''
+                     WHERE created_at < $1::text::timestamptz
+                       AND (customer_name <> '' OR phone <> '' OR summary <> '')",
+                    &[&instant],
+                )
+                .await?;
+            PurgeReport { calls, appointments, tickets }
+        };
+        tx.commit().await?;
+        Ok(report)
     }
 }

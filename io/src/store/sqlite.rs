@@ -19,10 +19,12 @@ use hermes_core::agent::tools::Booking;
 use hermes_core::config::Business;
 
 use super::booking::{
-    BookError, BookRequest, Existing, STAMP, Whose, booking, booking_id, check_offered, plan,
+    BookError, BookRequest, Candidate, Existing, STAMP, Whose, booking, booking_id, check_offered,
+    choose, plan,
 };
 use super::postgres::{OrderRow, StoreError};
 use super::postgres_records::parse_status;
+use super::{PurgeReport, Retention};
 use crate::records::{
     CallOutcome, CallRecord, CallSummary, EventRecord, RecordSink, SinkFuture, ToolCallRecord,
     TurnRecord,
@@ -126,6 +128,11 @@ CREATE TABLE call_events (
     PRIMARY KEY (call_id, n)
 );
 "#,
+    ),
+    (
+        3,
+        "retention: when a call's personal data was removed",
+        "ALTER TABLE calls ADD COLUMN purged_at TEXT;",
     ),
 ];
 
@@ -262,7 +269,7 @@ impl SqliteStore {
             if let Some(existing) = by_idempotency_key(&tx, &key)? {
                 return Ok(booking(&business, existing));
             }
-            let old = upcoming(&tx, &whose)?.ok_or(BookError::NotFound)?;
+            let old = upcoming(&tx, &whose)?;
             let (name, phone): (String, String) = tx
                 .query_row(
                     "SELECT customer_name, customer_phone FROM appointments WHERE booking_id = ?1",
@@ -290,7 +297,7 @@ impl SqliteStore {
         let (business, whose) = (business.clone(), whose.clone());
         self.with(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-            let old = upcoming(&tx, &whose)?.ok_or(BookError::NotFound)?;
+            let old = upcoming(&tx, &whose)?;
             cancel_booking(&tx, &old.booking_id)?;
             tx.commit().map_err(db)?;
             Ok(booking(&business, old))
@@ -484,6 +491,79 @@ impl SqliteStore {
         .await
     }
 
+    /// Anonymises what [`Retention`] says is past keeping (see [`super::Store::purge`]); with
+    /// `dry_run`, only counts it. One transaction.
+    pub async fn purge(&self, before: &Retention, dry_run: bool) -> Result<PurgeReport> {
+        let (instant, local) = (before.instant(), before.local());
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let old_calls = "SELECT call_id FROM calls
+                             WHERE julianday(started_at) < julianday(?1) AND purged_at IS NULL";
+            let old_appointments =
+                "starts_at < ?1 AND (customer_name <> '' OR customer_phone <> '')";
+            let old_tickets = "julianday(created_at) < julianday(?1)
+                               AND (customer_name <> '' OR phone <> '' OR summary <> '')";
+            let report = if dry_run {
+                let count = |sql: String, at: &str| -> rusqlite::Result<u64> {
+                    tx.query_row(&sql, [at], |r| r.get::<_, i64>(0)).map(|n| n.max(0) as u64)
+                };
+                PurgeReport {
+                    calls: count(format!("SELECT count(*) FROM ({old_calls})"), &instant)?,
+                    appointments: count(
+                        format!("SELECT count(*) FROM appointments WHERE {old_appointments}"),
+                        &local,
+                    )?,
+                    tickets: count(
+                        format!("SELECT count(*) FROM tickets WHERE {old_tickets}"),
+                        &instant,
+                    )?,
+                }
+            } else {
+                tx.execute(
+                    &format!(
+                        "UPDATE call_turns SET text = '', heard = '' WHERE call_id IN ({old_calls})"
+                    ),
+                    [&instant],
+                )?;
+                tx.execute(
+                    &format!(
+                        "UPDATE call_tool_calls SET arguments = '', result = ''
+                         WHERE call_id IN ({old_calls})"
+                    ),
+                    [&instant],
+                )?;
+                let calls = tx.execute(
+                    "UPDATE calls SET caller = '', callee = '',
+                         purged_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                     WHERE julianday(started_at) < julianday(?1) AND purged_at IS NULL",
+                    [&instant],
+                )?;
+                let appointments = tx.execute(
+                    &format!(
+                        "UPDATE appointments SET customer_name = '', customer_phone = ''
+                         WHERE {old_appointments}"
+                    ),
+                    [&local],
+                )?;
+                let tickets = tx.execute(
+                    &format!(
+                        "UPDATE tickets SET customer_name = '', phone = '', summary = ''
+                         WHERE {old_tickets}"
+                    ),
+                    [&instant],
+                )?;
+                PurgeReport {
+                    calls: calls as u64,
+                    appointments: appointments as u64,
+                    tickets: tickets as u64,
+                }
+            };
+            tx.commit()?;
+            Ok(report)
+        })
+        .await
+    }
+
     /// The latest `limit` calls, newest first.
     pub async fn list_calls(&self, limit: u32) -> Result<Vec<CallSummary>> {
         self.with(move |c| {
@@ -640,20 +720,28 @@ fn by_idempotency_key(tx: &Connection, key: &str) -> Result<Option<Existing>, Bo
     .map_err(db)
 }
 
-fn upcoming(tx: &Connection, whose: &Whose) -> Result<Option<Existing>, BookError> {
+/// The upcoming live booking `whose` shows is the caller's ([`choose`]); the IMMEDIATE
+/// transaction already holds the write lock.
+fn upcoming(tx: &Connection, whose: &Whose) -> Result<Existing, BookError> {
     let after = whose.after.strftime(STAMP).to_string();
-    let name = whose.name.as_deref().map(str::to_lowercase);
-    tx.query_row(
-        "SELECT booking_id, service, starts_at, staff FROM appointments
-         WHERE status = 'booked' AND starts_at >= ?1
-           AND ((customer_phone <> '' AND customer_phone = ?2)
-                OR (?3 IS NOT NULL AND lower(customer_name) = ?3))
-         ORDER BY (customer_phone = ?2) DESC, starts_at LIMIT 1",
-        params![after, whose.phone, name],
-        existing,
-    )
-    .optional()
-    .map_err(db)
+    let mut stmt = tx
+        .prepare(
+            "SELECT booking_id, service, starts_at, staff, customer_name, customer_phone
+             FROM appointments WHERE status = 'booked' AND starts_at >= ?1 ORDER BY starts_at",
+        )
+        .map_err(db)?;
+    let candidates = stmt
+        .query_map([after], |r| {
+            Ok(Candidate {
+                existing: existing(r)?,
+                customer_name: r.get(4)?,
+                customer_phone: r.get(5)?,
+            })
+        })
+        .map_err(db)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db)?;
+    choose(candidates, whose)
 }
 
 /// Checks and inserts one booking in the open (IMMEDIATE, so write-locked) transaction.

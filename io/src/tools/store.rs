@@ -9,14 +9,14 @@ use jiff::tz::TimeZone;
 use serde_json::Value;
 
 use hermes_core::agent::calendar::{self, Request};
-use hermes_core::agent::tools::{Availability, OrderStatus, Ticket};
+use hermes_core::agent::tools::{Availability, OrderStatus, Ticket, Unverified};
 use hermes_core::agent::when::DayPart;
 use hermes_core::call::ToolCall;
 use hermes_core::config::{BuiltinTool, Business};
 
 use super::{CallParties, ProfileTools, ToolFuture, ToolOutcome, ToolRunner};
 use crate::store::sessions::Sessions;
-use crate::store::{BookError, BookRequest, Store, Whose};
+use crate::store::{BookError, BookRequest, Store, Whose, line_digits};
 
 #[derive(Debug)]
 pub struct StoreTools {
@@ -165,17 +165,26 @@ async fn book(
         start,
         staff: text(args, "staff").map(String::from),
         customer_name: name.to_string(),
-        customer_phone: parties.caller.clone(),
+        // A withheld number ("anonymous", a carrier's placeholder) identifies nobody: the
+        // booking is then found by its reference only.
+        customer_phone: if line_digits(&parties.caller).is_some() {
+            parties.caller.clone()
+        } else {
+            String::new()
+        },
         // The same call asking the same thing twice books once.
         idempotency_key: format!("{}/{}", parties.call_id, call.arguments),
     };
     booking_outcome(store.book(business, &request).await)
 }
 
-/// The caller's upcoming booking: by the number they call from, or the name they give.
+/// The caller's upcoming booking: by the number they call from, or the reference or number on
+/// file they give (a name only picks between their own).
 fn whose(args: &Value, parties: &CallParties, now: DateTime) -> Whose {
     Whose {
         phone: parties.caller.clone(),
+        reference: text(args, "booking_reference").map(String::from),
+        phone_on_file: text(args, "phone_on_file").map(String::from),
         name: text(args, "customer_name").map(String::from),
         after: now,
     }
@@ -209,14 +218,17 @@ fn booking_outcome(result: Result<hermes_core::agent::tools::Booking, BookError>
     match result {
         Ok(booking) => json_ok(&booking),
         Err(BookError::Taken) => ToolOutcome::error("that time was just taken"),
-        Err(BookError::NotFound) => {
-            ToolOutcome::error("I can't find an upcoming appointment for this caller")
-        }
+        Err(BookError::Unverified) => unverified(Unverified::needed()),
+        Err(BookError::NoMatch) => unverified(Unverified::no_match()),
         Err(BookError::Invalid(why)) => ToolOutcome::error(why),
         Err(BookError::Store(_)) => {
             ToolOutcome::error("the booking system can't be reached just now")
         }
     }
+}
+
+fn unverified(answer: Unverified) -> ToolOutcome {
+    ToolOutcome::error(serde_json::to_string(&answer).unwrap_or_default())
 }
 
 async fn lookup_order(store: &Store, args: &Value, parties: &CallParties) -> ToolOutcome {

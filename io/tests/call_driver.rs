@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hermes_core::audio::{AudioConfig, AudioEngine, EgressFrame};
-use hermes_core::call::{CallLog, HangupReason, SpeakId};
+use hermes_core::call::{CallConfig, CallLog, HangupReason, SpeakId};
 use hermes_core::codec::G711;
 use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
 use hermes_core::units::{FRAME_SAMPLES, Samples};
@@ -28,14 +28,14 @@ use hermes_io::fakes::carrier::{FakeTelnyx, Recording, StreamScript};
 use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions};
 use hermes_io::fakes::elevenlabs::FakeElevenLabs;
 use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions};
-use hermes_io::fakes::profile::LatencyProfile;
+use hermes_io::fakes::profile::{Fault, LatencyProfile};
 use hermes_io::net::http::HttpClient;
 use hermes_io::net::retry::RetryPolicy;
 use hermes_io::observe::calls::CallCounters;
 use hermes_io::observe::latency::LatencyBook;
 use hermes_io::observe::recent::RecentCalls;
 use hermes_io::providers::llm::{LlmClient, Protocol, RemoteSettings};
-use hermes_io::providers::stt::{DeepgramSettings, LocalStt, SttCounters};
+use hermes_io::providers::stt::{DeepgramSettings, LocalStt, LocalSttLoader, SttCounters};
 use hermes_io::providers::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
 use hermes_io::records::{Outbox, RecordWriter, WriterSettings};
 use hermes_io::server::Calls;
@@ -106,11 +106,12 @@ struct Rig {
 }
 
 async fn rig() -> Rig {
-    rig_with(None).await
+    rig_with(None, true).await
 }
 
-/// With `local_stt`, callers are transcribed on this machine instead of by the fake Deepgram.
-async fn rig_with(local_stt: Option<LocalStt>) -> Rig {
+/// `local_stt`: this machine's transcriber; `cloud_stt`: whether calls are transcribed by the
+/// fake Deepgram (then this machine's is their fallback).
+async fn rig_with(local_stt: Option<LocalSttLoader>, cloud_stt: bool) -> Rig {
     let voice = Arc::new(LocalVoice::new("en-us", 175).expect("espeak-ng: run scripts/setup"));
     let addr = "127.0.0.1:0".parse().expect("addr");
     let llm_fake = FakeLlm::start(addr, FakeLlmOptions::default()).await.expect("llm fake");
@@ -148,10 +149,7 @@ async fn rig_with(local_stt: Option<LocalStt>) -> Rig {
         config: config.clone(),
         llm,
         tools: Arc::new(ProfileTools::new(config.business.clone())),
-        stt: match local_stt {
-            Some(_) => None,
-            None => Some(DeepgramSettings::new(&stt_fake.url(), "key", "nova-3", "en-US")),
-        },
+        stt: cloud_stt.then(|| DeepgramSettings::new(&stt_fake.url(), "key", "nova-3", "en-US")),
         local_stt,
         stt_counters: Arc::new(SttCounters::default()),
         tts: TtsSettings {
@@ -376,7 +374,7 @@ async fn without_a_cloud_transcriber_the_caller_is_understood_by_moonshine_on_th
     let moonshine = hermes_models::moonshine::MoonshineFiles::installed_in(&models);
     let engine = LocalStt::start(&moonshine, 1).expect("Moonshine loads (run scripts/setup)");
     let Rig { voice, llm_fake, writer, store, addr, mut reports, deps, _stop, _data, .. } =
-        rig_with(Some(engine.clone())).await;
+        rig_with(Some(LocalSttLoader::running(engine.clone())), false).await;
     let question = "What time do you open on Saturday?";
     let script = caller(&voice, "call-local", 5000, question, 1500);
     let (_, report) = place(addr, &mut reports, &script).await;
@@ -396,6 +394,47 @@ async fn without_a_cloud_transcriber_the_caller_is_understood_by_moonshine_on_th
     assert!(answer.is_some_and(|t| t.speaker == "agent" && !t.heard.is_empty()), "{record:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_whose_deepgram_drops_mid_question_is_understood_by_moonshine_loaded_on_first_need()
+ {
+    let models = hermes_models::models_dir_under(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    );
+    let moonshine = hermes_models::moonshine::MoonshineFiles::installed_in(&models);
+    let local = LocalSttLoader::on_first_need(Arc::new(moonshine), 1);
+    let Rig { voice, llm_fake, stt_fake, addr, mut reports, deps, _stop, _data, .. } =
+        rig_with(Some(local.clone()), true).await;
+    let question = "What time do you open on Saturday?";
+    stt_fake.scripts.set("call-drop", [question]);
+    // The caller starts at 5 s; Deepgram's connection drops a moment into the question and
+    // every reconnect is refused.
+    stt_fake.faults.push(Fault::DropAfter(265));
+    for _ in 0..DeepgramSettings::new("", "", "", "").reconnect.attempts {
+        stt_fake.faults.push(Fault::Status(503));
+    }
+    let script = caller(&voice, "call-drop", 5000, question, 4000);
+    let (_, report) = place(addr, &mut reports, &script).await;
+    assert!(local.running_now().is_some(), "Moonshine was loaded when the call needed it");
+    // The question, cut from the call's tape, as Moonshine heard it, reached the model.
+    let said: Vec<&String> =
+        report.transcript.iter().filter(|(s, _)| *s == Speaker::Caller).map(|(_, t)| t).collect();
+    let norm = |t: &str| t.to_lowercase().replace(['?', '.', ','], "");
+    assert_eq!(said.iter().map(|t| norm(t)).collect::<Vec<_>>(), [norm(question)]);
+    let requests = llm_fake.requests.lock().expect("log").clone();
+    assert!(requests.iter().any(|r| r.to_string().contains("Saturday")), "{requests:?}");
+    let asked = report.transcript.iter().position(|(s, _)| *s == Speaker::Caller);
+    assert!(
+        asked.is_some_and(|i| report.transcript[i + 1..].iter().any(|(s, _)| *s == Speaker::Agent)),
+        "answered: {:?}",
+        report.transcript
+    );
+    let c = &deps.counters;
+    let get = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!((get(&c.stt_failed), get(&c.stt_fallback_local)), (1, 1));
+    assert_eq!(get(&c.stt_fallback_handoff), 0);
+    assert!(get(&local.counters().utterances) >= 1);
+}
+
 // ----- the thin task in virtual time -----
 //
 // tokio's clock is paused, so the call task's one `now` per turn, its one timer and the line's
@@ -406,7 +445,8 @@ async fn without_a_cloud_transcriber_the_caller_is_understood_by_moonshine_on_th
 
 /// What the caller's side puts on the line double.
 enum FromCaller {
-    Start(&'static str),
+    /// The stream starts: the call's id, and the number the far end says was dialled.
+    Start(String, String),
     Audio(Vec<u8>),
 }
 
@@ -453,13 +493,13 @@ impl Transport for LineDouble {
     fn read<'a>(&'a mut self, incoming: LineMessage, audio: &mut [u8]) -> Received<'a> {
         match incoming {
             LineMessage::Echo(speak) => Received::Mark(Cow::Owned(mark_name(speak))),
-            LineMessage::Caller(FromCaller::Start(call_id)) => Received::Start(StreamStart {
+            LineMessage::Caller(FromCaller::Start(call_id, to)) => Received::Start(StreamStart {
                 stream_id: Cow::Borrowed("stream-1"),
-                call_control_id: Cow::Borrowed(call_id),
+                call_control_id: Cow::Owned(call_id),
                 codec: G711::Mulaw,
                 sample_rate: 8000,
                 from: Some(Cow::Borrowed("+15550100001")),
-                to: Some(Cow::Borrowed("+15550100002")),
+                to: Some(Cow::Owned(to)),
                 client_state: None,
                 auth_token: None,
             }),
@@ -503,6 +543,8 @@ type CallerScript = fn(Duration) -> CallerDoes;
 enum CallerDoes {
     Listens,
     Talks,
+    /// The caller hangs up (the line closes from their side).
+    HangsUp,
 }
 
 /// What one call in virtual time left behind.
@@ -534,12 +576,64 @@ impl VirtualCall {
     fn last_audio_of(&self, speak: SpeakId) -> Option<Duration> {
         self.sent.iter().rev().find(|(_, s)| *s == Sent::Audio(Some(speak))).map(|(at, _)| *at)
     }
+
+    /// When the call's record noted `kind` (its `n`-th time, from 0).
+    fn noted(&self, kind: &str, n: usize) -> Option<Duration> {
+        let record = self.report.record.as_ref()?;
+        let at = record.events.iter().filter(|e| e.kind == kind).nth(n)?.at_ms;
+        Some(Duration::from_millis(at))
+    }
+
+    /// The first line whose audio started at `t` or later, and when.
+    fn first_line_from(&self, t: Duration) -> Option<(SpeakId, Duration)> {
+        self.line_starts().into_iter().find(|(_, at)| *at >= t)
+    }
+
+    /// What the caller heard the agent say, line by line, and what they said.
+    fn said_by(&self, who: Speaker) -> Vec<&str> {
+        self.report.transcript.iter().filter(|(s, _)| *s == who).map(|(_, t)| t.as_str()).collect()
+    }
 }
 
+/// The 1.5 s rule: whatever fails, the caller hears a sentence, a fallback or a handoff within
+/// this of the failure.
+const RULE: Duration = Duration::from_millis(1500);
+
 /// Runs one call through `run_call` in virtual time, the caller following `script`, until
-/// the call ends (at most `limit`).
+/// the call ends (at most `limit`), with nothing remote: the offline brain, the tone voice,
+/// no transcriber.
 async fn call_in_virtual_time(script: CallerScript, limit: Duration) -> VirtualCall {
     let config = Arc::new(HermesConfig::default());
+    let (carrier_queue, mut carrier_rx) = CarrierQueue::new(8);
+    let deps = common::offline_call_deps(&config, carrier_queue);
+    virtual_call(&deps, &mut carrier_rx, "call-virtual", "+15550100002", script, limit).await
+}
+
+/// The offline dependencies on `config`, changed by `change` (a transcriber, a language
+/// model…), and where their carrier requests go.
+fn deps_with(
+    config: HermesConfig,
+    change: impl FnOnce(&mut CallDeps),
+) -> (Arc<CallDeps>, mpsc::Receiver<CarrierRequest>) {
+    let config = Arc::new(config);
+    let (carrier_queue, carrier_rx) = CarrierQueue::new(8);
+    let mut deps = (*common::offline_call_deps(&config, carrier_queue)).clone();
+    change(&mut deps);
+    (Arc::new(deps), carrier_rx)
+}
+
+/// Runs one call on `deps` through `run_call` in virtual time: the stream of `call_id`, which
+/// says `to` was dialled, the caller following `script`, until the call ends (at most
+/// `limit`). `carrier_rx`: where `deps` sends its carrier requests.
+async fn virtual_call(
+    deps: &Arc<CallDeps>,
+    carrier_rx: &mut mpsc::Receiver<CarrierRequest>,
+    call_id: &str,
+    to: &str,
+    script: CallerScript,
+    limit: Duration,
+) -> VirtualCall {
+    let config = deps.config.clone();
     let audio_config =
         AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
     // The engine's sample 0 is now on tokio's paused clock, so the VAD's instants and the
@@ -548,8 +642,6 @@ async fn call_in_virtual_time(script: CallerScript, limit: Duration) -> VirtualC
     let (engine, mut workers) =
         AudioEngine::start_driven_at(audio_config, Arc::new(EnergyVad::default()), epoch)
             .expect("engine");
-    let (carrier_queue, mut carrier_rx) = CarrierQueue::new(8);
-    let deps = common::offline_call_deps(&config, carrier_queue);
     let (to_call, from_caller) = mpsc::unbounded_channel();
     let sent = Arc::new(Mutex::new(Vec::new()));
     let line = LineDouble {
@@ -565,21 +657,36 @@ async fn call_in_virtual_time(script: CallerScript, limit: Duration) -> VirtualC
         Arc::new(MediaCounters::default()),
         None,
     );
-    let call = tokio::spawn(run_call(link, deps));
-    to_call.send(FromCaller::Start("call-virtual")).expect("the line is open");
+    let call = tokio::spawn(run_call(link, deps.clone()));
+    to_call.send(FromCaller::Start(call_id.into(), to.into())).expect("the line is open");
 
     // The carrier's 20 ms: one frame of the caller's line, then one tick of the engine.
     let tick = Duration::from_millis(20);
     let mut clock = tokio::time::interval(tick);
     let mut elapsed = Duration::ZERO;
+    let mut to_call = Some(to_call);
     while !call.is_finished() {
+        // This machine's transcriber works on threads of its own, in real time: the clock
+        // waits for it, as it waits for the voice (a blocking task).
+        if let Some(local) = &deps.local_stt {
+            while local.counters().in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
         clock.tick().await;
         assert!(elapsed < limit, "the call did not end within {limit:?}");
         let frame = match script(elapsed) {
-            CallerDoes::Listens => vec![0xFF; FRAME_SAMPLES],
-            CallerDoes::Talks => common::tone(20),
+            CallerDoes::Listens => Some(vec![0xFF; FRAME_SAMPLES]),
+            CallerDoes::Talks => Some(common::tone(20)),
+            CallerDoes::HangsUp => None,
         };
-        let _ = to_call.send(FromCaller::Audio(frame));
+        match (frame, &to_call) {
+            (Some(frame), Some(line)) => {
+                let _ = line.send(FromCaller::Audio(frame));
+            }
+            (None, _) => to_call = None,
+            (Some(_), None) => {}
+        }
         elapsed += tick;
         workers.tick(Samples(elapsed.as_millis() as u64 * 8));
     }
@@ -690,4 +797,313 @@ async fn in_virtual_time_a_caller_who_talks_over_the_greeting_cuts_it_and_a_fals
     assert!(heard.len() < greeting_text.len(), "{heard:?}");
     assert!(rest.starts_with(" Are you still there?"), "{rest:?}");
     assert!(call.first(Sent::Mark(again)).is_some(), "the question again was heard");
+}
+
+// ----- a provider fails: within 1.5 s the caller hears a sentence, a fallback or a handoff -----
+
+const QUESTION: &str = "What time do you open on Saturday?";
+
+/// The caller asks [`QUESTION`] from 6 s to 7.6 s (the greeting heard), listens, and hangs up
+/// at 16 s.
+fn asks_then_hangs_up(t: Duration) -> CallerDoes {
+    match t.as_millis() {
+        6000..7600 => CallerDoes::Talks,
+        0..16_000 => CallerDoes::Listens,
+        _ => CallerDoes::HangsUp,
+    }
+}
+
+/// A fake Deepgram whose first connection drops after `frames` frames of audio, and that
+/// refuses every reconnect.
+async fn deepgram_that_drops_after(frames: usize, call_id: &str) -> FakeDeepgram {
+    let loopback = "127.0.0.1:0".parse().expect("addr");
+    let fake = FakeDeepgram::start(loopback, FakeDeepgramOptions::default()).await.expect("fake");
+    fake.scripts.set(call_id, [QUESTION]);
+    fake.faults.push(Fault::DropAfter(frames));
+    for _ in 0..DeepgramSettings::new("", "", "", "").reconnect.attempts {
+        fake.faults.push(Fault::Status(503));
+    }
+    fake
+}
+
+fn count(n: &std::sync::atomic::AtomicU64) -> u64 {
+    n.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_transcriber_dropped_mid_utterance_is_transcribed_locally_and_answered() {
+    // Deepgram's connection drops 0.4 s into the question (frame 320 of the call's audio).
+    let stt_fake = deepgram_that_drops_after(320, "call-dropped").await;
+    let local = LocalSttLoader::on_first_need(Arc::new(common::CannedTranscriber(QUESTION)), 1);
+    let (deps, mut carrier_rx) = deps_with(HermesConfig::default(), |d| {
+        d.stt = Some(DeepgramSettings::new(&stt_fake.url(), "key", "nova-3", "en-US"));
+        d.local_stt = Some(local.clone());
+    });
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-dropped",
+        "+15555550100",
+        asks_then_hangs_up,
+        Duration::from_secs(30),
+    )
+    .await;
+    // The reconnects were refused, then this machine's transcriber took over: loaded at
+    // first need, it transcribed the question from the call's tape.
+    let fell_back = call.noted("stt_fell_back", 0).expect("the call fell back");
+    assert!(fell_back > Duration::from_millis(6400), "after the drop: {fell_back:?}");
+    assert!(local.running_now().is_some(), "loaded at first need");
+    assert_eq!(call.said_by(Speaker::Caller), [QUESTION], "{:?}", call.report.transcript);
+    // …and answered within the rule, without a "didn't catch that" first.
+    let (answer, answered_at) = call.first_line_from(fell_back).expect("an answer");
+    assert!(
+        answered_at <= fell_back + RULE,
+        "answered at {answered_at:?}, fell back {fell_back:?}"
+    );
+    assert!(call.first(Sent::Mark(answer)).is_some(), "the answer was heard");
+    assert!(!call.report.logs.contains(&CallLog::NothingTranscribed), "{:?}", call.report.logs);
+    let answer_text = call.said_by(Speaker::Agent).last().copied().unwrap_or_default();
+    assert!(answer_text.contains("Saturday"), "{answer_text:?}");
+    let c = &deps.counters;
+    assert_eq!((count(&c.stt_failed), count(&c.stt_fallback_local)), (1, 1));
+    assert_eq!(count(&c.stt_fallback_handoff), 0);
+    assert_eq!(call.report.outcome, Outcome::Abandoned, "the caller hung up at the end");
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_transcriber_lost_with_no_local_model_hands_the_call_to_a_person() {
+    let stt_fake = deepgram_that_drops_after(320, "call-no-model").await;
+    let mut config = HermesConfig::default();
+    config.business.transfer_number = "+15555550199".into();
+    // A fallback is configured, but its model is not installed: the load fails.
+    let local = LocalSttLoader::on_first_need(Arc::new(common::NoModelInstalled), 1);
+    let (deps, mut carrier_rx) = deps_with(config, |d| {
+        d.stt = Some(DeepgramSettings::new(&stt_fake.url(), "key", "nova-3", "en-US"));
+        d.local_stt = Some(local);
+    });
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-no-model",
+        "+15555550100",
+        asks_then_hangs_up,
+        Duration::from_secs(30),
+    )
+    .await;
+    let lost = call.noted("transcriber_lost", 0).expect("the transcriber was lost");
+    // The caller is told, at once, and handed to the team.
+    let (line, said_at) = call.first_line_from(lost).expect("a line after the loss");
+    assert!(said_at <= lost + RULE, "said at {said_at:?}, lost at {lost:?}");
+    let persona = &call.config.persona;
+    let expected = format!("{} {}", CallConfig::default().cannot_hear, persona.escalation_line);
+    let last = call.said_by(Speaker::Agent).last().copied().unwrap_or_default();
+    assert!(last.ends_with(&expected), "{last:?}");
+    let heard = call.first(Sent::Mark(line)).expect("the handoff line was heard");
+    assert!(
+        matches!(&call.carrier[..], [CarrierRequest::Transfer { call_control_id, to }]
+            if call_control_id == "call-no-model" && to == "+15555550199"),
+        "{:?}",
+        call.carrier
+    );
+    assert!(call.first(Sent::Close).is_none_or(|closed| closed > heard));
+    assert_eq!(call.report.outcome, Outcome::Escalated);
+    assert!(call.report.logs.contains(&CallLog::TranscriberLost));
+    let c = &deps.counters;
+    assert_eq!((count(&c.stt_fallback_local), count(&c.stt_fallback_handoff)), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_transcriber_unreachable_with_nothing_to_take_over_and_no_one_to_transfer_to_ends_the_call_politely()
+ {
+    // Nothing listens where Deepgram should be.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let nowhere = format!("ws://{}/v1/listen", closed.local_addr().expect("addr"));
+    drop(closed);
+    let mut config = HermesConfig::default();
+    config.business.transfer_number = String::new();
+    let (deps, mut carrier_rx) = deps_with(config, |d| {
+        d.stt = Some(DeepgramSettings::new(&nowhere, "key", "nova-3", "en-US"));
+        d.local_stt = None;
+    });
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-unreachable",
+        "+15555550100",
+        |_| CallerDoes::Listens,
+        Duration::from_secs(30),
+    )
+    .await;
+    let lost = call.noted("transcriber_lost", 0).expect("the transcriber was lost");
+    let (_, said_at) = call.first_line_from(lost).expect("a line after the loss");
+    assert!(said_at <= lost + RULE, "said at {said_at:?}, lost at {lost:?}");
+    let goodbye = call.config.persona.goodbye.replace("{business}", &call.config.business.name);
+    let expected = format!("{} {goodbye}", CallConfig::default().cannot_hear);
+    let last = call.said_by(Speaker::Agent).last().copied().unwrap_or_default();
+    assert!(last.ends_with(&expected), "{last:?}");
+    assert!(
+        matches!(&call.carrier[..], [CarrierRequest::Hangup { call_control_id }] if call_control_id == "call-unreachable"),
+        "{:?}",
+        call.carrier
+    );
+    assert_eq!(call.report.outcome, Outcome::EndedByAgent(HangupReason::TranscriberLost));
+    let c = &deps.counters;
+    assert_eq!((count(&c.stt_unavailable), count(&c.stt_fallback_handoff)), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_language_model_refusing_every_request_is_covered_by_a_filler_then_a_handoff()
+ {
+    let loopback = "127.0.0.1:0".parse().expect("addr");
+    let llm_fake = FakeLlm::start(loopback, FakeLlmOptions::default()).await.expect("llm fake");
+    for _ in 0..32 {
+        llm_fake.faults.push(Fault::Status(529));
+    }
+    let mut config = HermesConfig::default();
+    config.business.transfer_number = "+15555550199".into();
+    let l = config.providers.llm.clone();
+    let llm = LlmClient::remote(
+        HttpClient::new(Duration::from_secs(5)).expect("http"),
+        RemoteSettings {
+            protocol: Protocol::Anthropic,
+            base_url: llm_fake.base_url(),
+            api_key: "key".into(),
+            model: l.model,
+            fallback_model: l.fallback_model,
+            max_tokens: l.max_tokens,
+            temperature: None,
+            stall_timeout: l.first_token_timeout_ms.as_duration(),
+            request_timeout: l.request_timeout_ms.as_duration(),
+            // As `serve` retries.
+            retry: RetryPolicy {
+                attempts: l.max_retries,
+                first_backoff: Duration::from_millis(250),
+                max_backoff: Duration::from_secs(1),
+            },
+        },
+    );
+    let local = LocalStt::start(&common::CannedTranscriber(QUESTION), 1).expect("starts");
+    let (deps, mut carrier_rx) = deps_with(config, |d| {
+        d.llm = llm;
+        d.local_stt = Some(LocalSttLoader::running(local));
+    });
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-llm-down",
+        "+15555550100",
+        asks_then_hangs_up,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Each failed completion (its retries spent) is followed within the rule: first by a
+    // filler while a fresh one is tried, then, failing again, by the handoff.
+    let first = call.noted("llm_failed", 0).expect("the completion failed");
+    let (_, filler_at) = call.first_line_from(first).expect("a filler");
+    assert!(filler_at <= first + RULE, "filler at {filler_at:?}, failed at {first:?}");
+    let second = call.noted("llm_failed", 1).expect("the retry failed too");
+    let (_, handoff_at) = call.first_line_from(second).expect("the handoff line");
+    assert!(handoff_at <= second + RULE, "handoff at {handoff_at:?}, failed at {second:?}");
+    let persona = &call.config.persona;
+    let record = call.report.record.as_ref().expect("a record");
+    let spoken: Vec<&str> =
+        record.turns.iter().filter(|t| t.speaker == "agent").map(|t| t.text.as_str()).collect();
+    assert!(spoken.iter().any(|t| t.contains(&persona.fillers[0])), "{spoken:?}");
+    let agent = call.said_by(Speaker::Agent);
+    assert_eq!(agent.last().copied(), Some(persona.escalation_line.as_str()));
+    assert!(matches!(&call.carrier[..], [CarrierRequest::Transfer { .. }]), "{:?}", call.carrier);
+    assert_eq!(call.report.outcome, Outcome::Escalated);
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_voice_provider_refusing_to_speak_is_replaced_by_the_local_voice_at_once()
+{
+    let loopback = "127.0.0.1:0".parse().expect("addr");
+    let tone: Arc<dyn hermes_core::engines::Voice> = Arc::new(common::ToneVoice);
+    let tts_fake =
+        FakeElevenLabs::start(loopback, tone, LatencyProfile::ZERO, 5).await.expect("tts fake");
+    // The socket is refused, and so is the sentence sent over HTTP instead.
+    tts_fake.faults.push(Fault::Status(500));
+    tts_fake.faults.push(Fault::Status(500));
+    let (deps, mut carrier_rx) = deps_with(HermesConfig::default(), |d| {
+        d.tts.cloud = Some((
+            ElevenLabsSettings {
+                base_url: tts_fake.url(),
+                api_key: "key".into(),
+                voice_id: "v".into(),
+                model_id: "eleven_flash_v2_5".into(),
+                connect_timeout: Duration::from_secs(3),
+                speed: 1.0,
+            },
+            HttpClient::new(Duration::from_secs(5)).expect("http"),
+        ));
+    });
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-voice-down",
+        "+15555550100",
+        |t| if t < Duration::from_secs(8) { CallerDoes::Listens } else { CallerDoes::HangsUp },
+        Duration::from_secs(30),
+    )
+    .await;
+    // The greeting, asked of the cloud at the call's start, is spoken by this machine's voice
+    // within the rule, and heard.
+    let [(greeting, greeted_at), ..] = call.line_starts()[..] else { panic!("no line") };
+    assert!(greeted_at <= RULE, "greeting at {greeted_at:?}");
+    assert!(call.first(Sent::Mark(greeting)).is_some());
+    assert!(count(&deps.tts_counters.fallbacks) >= 1);
+    assert!(call.said_by(Speaker::Agent)[0].starts_with("Thanks for calling"));
+}
+
+// ----- memory: many calls leave bounded state, which returns to nothing -----
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_many_callers_dialling_made_up_numbers_leave_bounded_state_that_expires() {
+    use hermes_io::store::sessions::{MemorySizes, RESUME_WINDOW, SWEEP_EVERY};
+    const CALLS: usize = 24;
+    let local = LocalStt::start(&common::CannedTranscriber(QUESTION), 1).expect("starts");
+    let (deps, mut carrier_rx) =
+        deps_with(HermesConfig::default(), |d| d.local_stt = Some(LocalSttLoader::running(local)));
+    let metrics_lines = |deps: &CallDeps| {
+        let mut out = hermes_io::metrics::Exposition::new();
+        for source in deps.metric_sources() {
+            source.render(&mut out);
+        }
+        out.finish().lines().count()
+    };
+    let mut lines_after_first = 0;
+    for i in 0..CALLS {
+        // Each caller's stream says another number was dialled (the far end chooses it), and
+        // each hangs up first: its snapshot is kept for a reconnect.
+        let call = virtual_call(
+            &deps,
+            &mut carrier_rx,
+            &format!("call-mem-{i}"),
+            &format!("+1999555{i:04}"),
+            asks_then_hangs_up,
+            Duration::from_secs(30),
+        )
+        .await;
+        assert_eq!(call.said_by(Speaker::Caller), [QUESTION], "call {i}: {:?}", call.report);
+        if i == 0 {
+            lines_after_first = metrics_lines(&deps);
+        }
+    }
+    let now = tokio::time::Instant::now().into_std();
+    // Numbers the business does not have share one series: /metrics did not grow.
+    let numbers: Vec<String> = deps.latency.by_number(now).into_iter().map(|(n, ..)| n).collect();
+    assert_eq!(numbers, [hermes_io::observe::latency::OTHER_NUMBER]);
+    assert_eq!(metrics_lines(&deps), lines_after_first);
+    assert_eq!(deps.recent.sizes(), (0, CALLS), "none in progress; the last ones kept");
+    let sizes = deps.sessions.memory_sizes().expect("in memory");
+    assert_eq!(sizes.active, 0);
+    assert!(sizes.sessions <= CALLS, "{sizes:?}");
+    // Nobody reads the ended calls' snapshots again; the sweep drops them once a reconnect
+    // can no longer come.
+    tokio::time::sleep(RESUME_WINDOW + 2 * SWEEP_EVERY).await;
+    assert_eq!(deps.sessions.memory_sizes(), Some(MemorySizes::default()));
+    let c = deps.sessions.counters();
+    assert_eq!(count(&c.sessions_expired), CALLS as u64);
+    assert_eq!(count(&c.sessions_evicted), 0);
 }

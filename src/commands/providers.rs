@@ -16,7 +16,7 @@ use hermes_io::observe::calls::CallCounters;
 use hermes_io::observe::latency::LatencyBook;
 use hermes_io::observe::recent::RecentCalls;
 use hermes_io::providers::llm::{LlmClient, Protocol, RemoteSettings};
-use hermes_io::providers::stt::{DeepgramSettings, LocalStt, SttCounters};
+use hermes_io::providers::stt::{DeepgramSettings, LocalStt, LocalSttLoader, SttCounters};
 use hermes_io::providers::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
 use hermes_io::tools::ToolRunner;
 use hermes_io::tools::store::StoreTools;
@@ -84,8 +84,28 @@ pub async fn call_deps(
 
     let stt_cfg = &providers.stt;
     let mut local_stt = None;
+    // Half the cores, at most four: transcription must not starve the audio workers.
+    let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4));
+    let moonshine = MoonshineFiles::installed_in(models_dir);
     let stt = if stt_cfg.uses_cloud(lookup) {
         eprintln!("speech-to-text: Deepgram {} ({})", stt_cfg.model, stt_cfg.language);
+        // A call that loses Deepgram goes on with Moonshine, loaded when first needed; without
+        // it, such a call is handed to a person (or ended politely), never left deaf.
+        let installed =
+            [&moonshine.runtime, &moonshine.encoder, &moonshine.decoder, &moonshine.tokenizer]
+                .iter()
+                .all(|f| f.exists());
+        if installed {
+            eprintln!(
+                "speech-to-text fallback: Moonshine on this machine, loaded when a call first loses Deepgram"
+            );
+            local_stt = Some(LocalSttLoader::on_first_need(Arc::new(moonshine), workers));
+        } else {
+            eprintln!(
+                "speech-to-text fallback: none (run `hermes models fetch` for Moonshine); a call \
+                 that loses Deepgram is handed off"
+            );
+        }
         let mut s = DeepgramSettings::new(
             &stt_cfg.base_url,
             &env(&stt_cfg.api_key_env).unwrap_or_default(),
@@ -98,16 +118,14 @@ pub async fn call_deps(
         }
         Some(s)
     } else {
-        // Half the cores, at most four: transcription must not starve the audio workers.
-        let workers = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).clamp(1, 4));
-        match LocalStt::start(&MoonshineFiles::installed_in(models_dir), workers) {
+        match LocalStt::start(&moonshine, workers) {
             Ok(engine) => {
                 eprintln!(
                     "speech-to-text: Moonshine tiny-en on this machine, {workers} transcriber(s) \
                      (no {} set)",
                     stt_cfg.api_key_env
                 );
-                local_stt = Some(engine);
+                local_stt = Some(LocalSttLoader::running(engine));
             }
             Err(e) => eprintln!(
                 "speech-to-text: none — {e}; or set {} for Deepgram. Callers are heard by the \

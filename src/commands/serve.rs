@@ -358,7 +358,12 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
 /// the audio workers, and the local transcriber pool when there is no cloud transcriber.
 fn max_concurrent_calls(config: &HermesConfig, deps: &CallDeps) -> usize {
     let configured = config.server.max_concurrent_calls as usize;
-    let local_stt = deps.local_stt.as_ref().filter(|_| deps.stt.is_none()).map(|l| l.workers());
+    let local_stt = deps
+        .local_stt
+        .as_ref()
+        .filter(|_| deps.stt.is_none())
+        .and_then(|l| l.running_now())
+        .map(|l| l.workers());
     let measured = capacity_of_engines(config.audio.worker_count(), local_stt);
     let (calls, source) = match configured {
         0 => (measured, "what the engines carry; server.max_concurrent_calls overrides"),

@@ -22,7 +22,12 @@ pub struct CallConfig {
     /// Extra time, beyond the text's own speaking time, for TTS and the carrier to confirm
     /// that a line was heard before the machine stops waiting.
     pub speech_grace: Duration,
+    /// Said before the final line when the caller can no longer be understood.
+    pub cannot_hear: String,
 }
+
+/// [`CallConfig::cannot_hear`]'s default.
+pub const CANNOT_HEAR: &str = "I'm sorry, I'm having trouble hearing you on this line.";
 
 impl CallConfig {
     pub fn from_config(c: &HermesConfig, system_prompt: String) -> Self {
@@ -36,6 +41,7 @@ impl CallConfig {
             tools: c.tools.clone(),
             max_llm_failures: 2,
             speech_grace: Duration::from_secs(5),
+            cannot_hear: CANNOT_HEAR.into(),
         }
     }
 

@@ -108,6 +108,9 @@ pub enum Input {
     },
     /// The carrier ended the call (the caller hung up, or the line dropped).
     CarrierHangup,
+    /// The caller can no longer be understood: the transcriber is gone and nothing can take
+    /// its place. The agent says so and hands the call to a person, or ends it.
+    TranscriberLost,
 }
 
 /// Why the machine ended the call.
@@ -118,6 +121,8 @@ pub enum HangupReason {
     MaxDuration,
     /// The LLM kept failing and there is no one to transfer to.
     RepeatedFailures,
+    /// The caller could no longer be understood and there is no one to transfer to.
+    TranscriberLost,
     /// The conversation reached its goodbye.
     Completed,
     /// The carrier hung up first; nothing to send.
@@ -194,4 +199,6 @@ pub enum CallLog {
     EarlyLlmCancelled,
     PersonaAnchor,
     EscalationRequested,
+    /// The transcriber was lost with nothing to take its place; the call was handed off.
+    TranscriberLost,
 }

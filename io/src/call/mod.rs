@@ -41,7 +41,7 @@ use crate::observe::calls::CallCounters;
 use crate::observe::latency::LatencyBook;
 use crate::observe::recent::RecentCalls;
 use crate::providers::llm::LlmClient;
-use crate::providers::stt::{DeepgramSettings, LocalStt, SttCounters};
+use crate::providers::stt::{DeepgramSettings, LocalSttLoader, SttCounters};
 use crate::providers::tts::{TtsCounters, TtsSettings};
 use crate::records::{CallRecord, RecordWriter};
 use crate::store::sessions::Sessions;
@@ -56,8 +56,10 @@ pub struct CallDeps {
     pub tools: Arc<dyn ToolRunner>,
     /// Deepgram, with everything but the per-call tag; `None`: no cloud speech-to-text.
     pub stt: Option<DeepgramSettings>,
-    /// Moonshine on this machine, used when there is no Deepgram.
-    pub local_stt: Option<LocalStt>,
+    /// Moonshine on this machine: every call's transcriber when there is no Deepgram, and the
+    /// fallback of a call that loses Deepgram (loaded on first need). `None`: none installed —
+    /// a call that loses Deepgram is handed off.
+    pub local_stt: Option<LocalSttLoader>,
     pub stt_counters: Arc<SttCounters>,
     pub tts: TtsSettings,
     pub tts_counters: Arc<TtsCounters>,
@@ -127,7 +129,7 @@ impl CallDeps {
             self.latency.clone(),
         ];
         if let Some(local) = &self.local_stt {
-            all.push(local.counters.clone());
+            all.push(local.counters());
         }
         if let Some(records) = &self.records {
             all.push(records.counters());

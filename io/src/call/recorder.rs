@@ -140,8 +140,13 @@ impl Recorder {
     }
 
     pub fn event(&mut self, now: Instant, log: CallLog) {
+        self.noted(now, &snake(&format!("{log:?}")));
+    }
+
+    /// Something the call's task did that the machine does not know of (`stt_fell_back`).
+    pub fn noted(&mut self, now: Instant, kind: &str) {
         let at_ms = self.at_ms(now);
-        self.record.events.push(EventRecord { at_ms, kind: snake(&format!("{log:?}")) });
+        self.record.events.push(EventRecord { at_ms, kind: kind.to_string() });
     }
 
     /// The whole record, as the call ends.

@@ -47,8 +47,12 @@ pub enum SessionInput {
         is_final: bool,
         ends_utterance: bool,
     },
-    /// The transcriber is gone.
+    /// The cloud transcriber is gone (it failed, or never connected).
     SttFailed,
+    /// …and this machine's transcriber took over.
+    SttFellBack,
+    /// …and nothing could take over: the caller can no longer be understood.
+    SttLost,
     /// An event of the completion the session last started.
     Llm(LlmEvent),
     /// Audio of a line, μ-law, with the provider's character timing if it sent one.
@@ -208,6 +212,14 @@ impl CallSession {
             }
             SessionInput::SttFailed => {
                 self.counters.stt_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            SessionInput::SttFellBack => {
+                self.counters.stt_fallback_local.fetch_add(1, Ordering::Relaxed);
+                self.recorder.noted(now, "stt_fell_back");
+            }
+            SessionInput::SttLost => {
+                self.counters.stt_fallback_handoff.fetch_add(1, Ordering::Relaxed);
+                self.call.handle(now, Input::TranscriberLost);
             }
             SessionInput::Llm(event) => self.on_llm(now, event),
             SessionInput::TtsAudio { speak, audio, alignment } => {

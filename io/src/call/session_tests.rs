@@ -440,3 +440,35 @@ fn a_snapshot_written_by_the_previous_layout_resumes_its_conversation_and_record
     assert!(record.handle_ms >= 12_000, "the earlier stream's time counts");
     assert_eq!(record.turns[1].text, "Where is my order?");
 }
+
+#[test]
+fn a_transcriber_lost_mid_answer_cuts_it_and_says_so_at_once_then_hands_the_call_over() {
+    let config =
+        CallConfig { transfer_number: Some("+15555550199".into()), ..CallConfig::default() };
+    let mut rig = Rig::with(config.clone(), None);
+    rig.speak_and_hear(1, 100, 4000);
+    rig.caller_says(5000, 1500, "What time do you open on Saturday?");
+    rig.llm_says(7100, "We're open nine to three on Saturday.");
+    rig.feed(
+        7200,
+        SessionInput::TtsAudio { speak: SpeakId(2), audio: audio(2000), alignment: None },
+    );
+    // The cloud transcriber is lost while the answer plays, and nothing can take over.
+    rig.feed(7500, SessionInput::SttFailed);
+    rig.feed(7500, SessionInput::SttLost);
+    assert_eq!(rig.when(|a| *a == SessionAction::ClearPlayback), [ms(7500)], "the answer stops");
+    let (speak, text) = rig.spoken().last().cloned().expect("a line");
+    let expected = format!("{} {}", config.cannot_hear, config.persona.escalation_line);
+    assert_eq!(text, expected);
+    assert_eq!(rig.when(|a| matches!(a, SessionAction::Speak { .. })).last(), Some(&ms(7500)));
+    // The handoff line is not cut by the caller, and the transfer follows it.
+    rig.feed(7700, SessionInput::SpeechStarted { at: rig.at(7640) });
+    rig.speak_and_hear(speak, 7800, 3000);
+    let transfers =
+        rig.when(|a| matches!(a, SessionAction::Carrier(CarrierRequest::Transfer { .. })));
+    assert_eq!(transfers, [ms(10_800)]);
+    assert_eq!(rig.counters.stt_fallback_handoff.load(Ordering::Relaxed), 1);
+    let (record, report) = rig.session.finish(rig.now, None);
+    assert_eq!(report.outcome, Outcome::Escalated);
+    assert!(record.events.iter().any(|e| e.kind == "transcriber_lost"), "{:?}", record.events);
+}

@@ -21,6 +21,7 @@ use hermes_core::agent::prompt::system_prompt;
 use hermes_core::agent::specs_for;
 use hermes_core::call::CallConfig;
 use hermes_core::codec::G711;
+use hermes_core::engines::EngineFailure;
 use hermes_core::vad::VadEvent;
 
 use super::media::{MediaEvent, MediaLink, StreamStarted, Wake};
@@ -29,6 +30,9 @@ use super::transport::{CARRIER_GRACE, Transport};
 use super::{CallDeps, CallReport, CarrierRequest, Outcome};
 use crate::observe::live::LiveEvent;
 use crate::providers::llm::{LlmEvent, LlmSession, LlmStream};
+use crate::providers::stt::local::{
+    FALLBACK_TAPE_SECONDS, LEAD_BYTES, LOCAL_TAPE_SECONDS, TAIL_BYTES,
+};
 use crate::providers::stt::{LocalStt, SttEvent, SttStream, Tape};
 use crate::providers::tts::{TtsEvent, TtsSession};
 use crate::records::CallOutcome;
@@ -116,13 +120,22 @@ async fn stream_start<T: Transport>(link: &mut MediaLink<T>) -> Option<StreamSta
 }
 
 type Connecting = Pin<Box<dyn Future<Output = Option<SttStream>> + Send>>;
+type Loading = Pin<Box<dyn Future<Output = Result<LocalStt, EngineFailure>> + Send>>;
 
-/// The transcriber of a call: the cloud one (connecting, then streaming), or this machine's.
+/// The transcriber of a call: the cloud one (connecting, then streaming), or this machine's
+/// (on its way, then running). A call whose cloud transcriber is lost goes on with this
+/// machine's; with none to be had, it is handed off — never left deaf.
 enum Transcriber {
+    /// Nothing transcribes this call: none is configured, or it was lost and handed off.
     None,
-    Connecting { connecting: Connecting, backlog: VecDeque<Bytes> },
+    Connecting {
+        connecting: Connecting,
+        backlog: VecDeque<Bytes>,
+    },
     Cloud(SttStream),
-    Local(LocalTranscription),
+    /// This machine's transcriber, loading on first need.
+    Loading(Loading),
+    Local(LocalStt),
 }
 
 /// Everything one call's task holds.
@@ -134,6 +147,8 @@ struct CallTask<T: Transport> {
     live_id: Arc<str>,
     codec: G711,
     stt: Transcriber,
+    /// The caller's recent audio, for a transcriber on this machine.
+    ear: Ear,
     llm: LlmSession,
     completion: Option<LlmStream>,
     tts: TtsSession,
@@ -174,19 +189,29 @@ impl<T: Transport> CallTask<T> {
         );
         // The transcriber and the voice connect while the call goes on: the greeting and the
         // caller's first words need not wait for them.
-        let stt = match (&deps.stt, &deps.local_stt) {
+        let (stt, tape_seconds) = match (&deps.stt, &deps.local_stt) {
             (Some(settings), _) => {
                 let mut settings = settings.clone();
                 settings.tag = Some(parties.call_id.clone());
                 let counters = deps.stt_counters.clone();
                 let connecting: Connecting =
                     Box::pin(async move { SttStream::connect(settings, counters).await.ok() });
-                Transcriber::Connecting { connecting, backlog: VecDeque::new() }
+                let connecting = Transcriber::Connecting { connecting, backlog: VecDeque::new() };
+                (connecting, FALLBACK_TAPE_SECONDS)
             }
-            (None, Some(engine)) => Transcriber::Local(LocalTranscription::new(engine.clone())),
+            (None, Some(local)) => {
+                let local = match local.running_now() {
+                    Some(engine) => Transcriber::Local(engine),
+                    None => {
+                        let local = local.clone();
+                        Transcriber::Loading(Box::pin(async move { local.load().await }))
+                    }
+                };
+                (local, LOCAL_TAPE_SECONDS)
+            }
             (None, None) => {
                 deps.counters.stt_unavailable.fetch_add(1, Ordering::Relaxed);
-                Transcriber::None
+                (Transcriber::None, 1)
             }
         };
         let tts = TtsSession::open(deps.tts.clone(), deps.tts_counters.clone());
@@ -209,6 +234,7 @@ impl<T: Transport> CallTask<T> {
             parties,
             codec,
             stt,
+            ear: Ear::new(tape_seconds),
             llm,
             completion: None,
             tts,
@@ -238,7 +264,7 @@ impl<T: Transport> CallTask<T> {
                 biased;
                 () = self.timer.wait() => Happened::Timer,
                 wake = self.link.wait() => Happened::Media(wake),
-                heard = next_transcribed(&mut self.stt) => heard,
+                heard = next_transcribed(&mut self.stt, &mut self.ear.results) => heard,
                 Some(event) = next_llm(&mut self.completion) => Happened::Llm(event),
                 Some(event) = self.tts.next() => Happened::Tts(event),
                 Some(done) = self.tools.join_next_with_id(), if !self.tools.is_empty() => Happened::Tool(done),
@@ -253,8 +279,13 @@ impl<T: Transport> CallTask<T> {
                         self.on_media(now, event);
                     }
                 }
-                Happened::SttConnected(stream) => self.stt_connected(stream),
+                Happened::SttConnected(stream) => self.stt_connected(now, stream),
                 Happened::Stt(event) => self.on_stt(now, event),
+                Happened::LocalReady(Ok(engine)) => self.go_local(now, engine),
+                Happened::LocalReady(Err(why)) => {
+                    tracing::warn!(error = %why, "no transcriber on this machine: handing off");
+                    self.hand_off(now);
+                }
                 Happened::Local(Ok(text)) => self.session.handle(
                     now,
                     SessionInput::Transcript { text, is_final: true, ends_utterance: true },
@@ -324,14 +355,16 @@ impl<T: Transport> CallTask<T> {
             MediaEvent::Started(_) => {} // one call per stream
             MediaEvent::Vad { event, happened, .. } => match event {
                 VadEvent::SpeechStarted { at, .. } => {
-                    if let Transcriber::Local(local) = &mut self.stt {
-                        local.speech_started(at.0);
-                    }
+                    // While this machine's transcriber loads, utterances wait on the tape: a
+                    // new one joins the one still waiting, to be transcribed with it.
+                    let join = matches!(self.stt, Transcriber::Loading(_));
+                    self.ear.speech_started(at.0, join);
                     self.session.handle(now, SessionInput::SpeechStarted { at: happened });
                 }
                 VadEvent::SpeechEnded { at, .. } => {
+                    self.ear.speech_ended(at.0);
                     match &mut self.stt {
-                        Transcriber::Local(local) => local.speech_ended(at.0, self.codec),
+                        Transcriber::Local(engine) => self.ear.transcribe(engine, self.codec),
                         // Our end of turn: ask for the final transcript now rather than at
                         // the transcriber's own endpointing.
                         Transcriber::Cloud(stt) => stt.finalize(),
@@ -353,24 +386,26 @@ impl<T: Transport> CallTask<T> {
         }
     }
 
-    /// Caller audio to the transcriber: untouched μ-law to the cloud, onto the tape for this
-    /// machine's.
+    /// Caller audio to the transcriber: untouched μ-law to the cloud, and onto the tape for
+    /// this machine's — the one transcribing, or the one that takes over should the cloud's be
+    /// lost.
     fn hear(&mut self, g711: Bytes, wideband: Option<Bytes>) {
         match &mut self.stt {
-            Transcriber::Cloud(stt) => stt.send_audio(g711),
+            Transcriber::Cloud(stt) => stt.send_audio(g711.clone()),
             Transcriber::Connecting { backlog, .. } => {
                 if backlog.len() == STT_CONNECT_BACKLOG {
                     backlog.pop_front();
                     self.deps.stt_counters.audio_dropped.fetch_add(1, Ordering::Relaxed);
                 }
-                backlog.push_back(g711);
+                backlog.push_back(g711.clone());
             }
-            Transcriber::Local(local) => local.tape.append(&g711, wideband.as_deref()),
-            Transcriber::None => {}
+            Transcriber::Loading(_) | Transcriber::Local(_) => {}
+            Transcriber::None => return,
         }
+        self.ear.tape.append(&g711, wideband.as_deref());
     }
 
-    fn stt_connected(&mut self, stream: Option<SttStream>) {
+    fn stt_connected(&mut self, now: Instant, stream: Option<SttStream>) {
         let Transcriber::Connecting { backlog, .. } =
             std::mem::replace(&mut self.stt, Transcriber::None)
         else {
@@ -385,8 +420,46 @@ impl<T: Transport> CallTask<T> {
             }
             None => {
                 self.deps.counters.stt_unavailable.fetch_add(1, Ordering::Relaxed);
+                self.cloud_lost(now);
             }
         }
+    }
+
+    /// The cloud transcriber is gone: this machine's takes over (loading first if this is the
+    /// process's first need of it), or, with none installed, the call is handed off.
+    fn cloud_lost(&mut self, now: Instant) {
+        if let Transcriber::Cloud(stt) = std::mem::replace(&mut self.stt, Transcriber::None) {
+            stt.close_detached(STT_CLOSE_GRACE);
+        }
+        match &self.deps.local_stt {
+            Some(local) => match local.running_now() {
+                Some(engine) => self.go_local(now, engine),
+                None => {
+                    let local = local.clone();
+                    self.stt = Transcriber::Loading(Box::pin(async move { local.load().await }));
+                }
+            },
+            None => self.hand_off(now),
+        }
+    }
+
+    /// This machine's transcriber takes over: the utterance the cloud left untranscribed (if
+    /// the caller has finished it) is cut from the tape and transcribed at once.
+    fn go_local(&mut self, now: Instant, engine: LocalStt) {
+        if self.deps.stt.is_some() {
+            // Taking over from the cloud: utterances are cut whole from the tape now.
+            self.ear.tape = self.ear.tape.grown(LOCAL_TAPE_SECONDS);
+            self.session.handle(now, SessionInput::SttFellBack);
+        }
+        self.ear.transcribe(&engine, self.codec);
+        self.stt = Transcriber::Local(engine);
+    }
+
+    /// Nothing can understand the caller any more: the session says so and hands the call to
+    /// a person (or ends it politely).
+    fn hand_off(&mut self, now: Instant) {
+        self.stt = Transcriber::None;
+        self.session.handle(now, SessionInput::SttLost);
     }
 
     fn on_stt(&mut self, now: Instant, event: SttEvent) {
@@ -395,11 +468,16 @@ impl<T: Transport> CallTask<T> {
                 SessionInput::Transcript { text, is_final: false, ends_utterance: false }
             }
             SttEvent::Final { text, speech_final } => {
+                if !text.trim().is_empty() {
+                    self.ear.transcribed_until_now();
+                }
                 SessionInput::Transcript { text, is_final: true, ends_utterance: speech_final }
             }
-            SttEvent::Failed(_) => {
-                self.stt = Transcriber::None;
-                SessionInput::SttFailed
+            SttEvent::Failed(why) => {
+                tracing::warn!(error = %why, "the cloud transcriber is lost");
+                self.session.handle(now, SessionInput::SttFailed);
+                self.cloud_lost(now);
+                return;
             }
             _ => return,
         };
@@ -469,12 +547,13 @@ impl<T: Transport> CallTask<T> {
                             "turn answered"
                         );
                     });
-                    self.deps.latency.record_turn(
-                        self.now,
-                        &self.parties.call_id,
+                    // The dialled number comes from the far end: a series of its own only
+                    // when it is one of the business's.
+                    let number = crate::observe::latency::business_number(
+                        &self.deps.config.business.phone_numbers,
                         &self.parties.callee,
-                        &t,
                     );
+                    self.deps.latency.record_turn(self.now, &self.parties.call_id, number, &t);
                 }
                 SessionAction::ToolLatency { tool, took } => {
                     self.deps.latency.record_tool(self.now, &self.parties.call_id, &tool, took);
@@ -529,6 +608,8 @@ enum Happened<I> {
     Media(Wake<I>),
     SttConnected(Option<SttStream>),
     Stt(SttEvent),
+    /// This machine's transcriber is loaded, or cannot be.
+    LocalReady(Result<LocalStt, EngineFailure>),
     Local(Result<String, String>),
     Llm(LlmEvent),
     Tts(TtsEvent),
@@ -536,16 +617,21 @@ enum Happened<I> {
     Timer,
 }
 
-/// What the transcriber has next: its connection, an event, or a local transcript.
-async fn next_transcribed<I>(stt: &mut Transcriber) -> Happened<I> {
+/// What the transcriber has next: its connection, an event, this machine's transcriber
+/// ready, or a local transcript.
+async fn next_transcribed<I>(
+    stt: &mut Transcriber,
+    local: &mut mpsc::Receiver<Result<String, String>>,
+) -> Happened<I> {
     match stt {
         Transcriber::Connecting { connecting, .. } => Happened::SttConnected(connecting.await),
         Transcriber::Cloud(s) => match s.next().await {
             Some(e) => Happened::Stt(e),
-            // The transcriber ended: report it once, then stay quiet.
+            // The transcriber ended: report it once (the call then moves off it).
             None => Happened::Stt(SttEvent::Failed("speech-to-text ended".into())),
         },
-        Transcriber::Local(l) => match l.results.recv().await {
+        Transcriber::Loading(loading) => Happened::LocalReady(loading.await),
+        Transcriber::Local(_) => match local.recv().await {
             Some(heard) => Happened::Local(heard),
             None => std::future::pending().await,
         },
@@ -601,42 +687,59 @@ impl SessionTimer {
     }
 }
 
-/// One call's local transcription: its tape of caller audio, where the current utterance
-/// began, and the transcripts coming back from the pool.
-struct LocalTranscription {
-    engine: LocalStt,
+/// What a call keeps of its caller for a transcriber on this machine: the tape of their
+/// recent audio, where their utterance in flight lies on it, and the transcripts coming back
+/// from the pool.
+struct Ear {
     tape: Tape,
-    speech_started_at: Option<u64>,
+    /// The utterance in flight: where its voice began, and where it ended (`None`: the caller
+    /// is still speaking). Taken when it is transcribed here.
+    utterance: Option<(u64, Option<u64>)>,
+    /// Where the tape stood when the cloud transcriber's last words came final: the audio
+    /// before it is transcribed (a fallback does not transcribe it again).
+    final_at: u64,
     results_tx: mpsc::Sender<Result<String, String>>,
     results: mpsc::Receiver<Result<String, String>>,
 }
 
-impl LocalTranscription {
-    fn new(engine: LocalStt) -> LocalTranscription {
+impl Ear {
+    fn new(tape_seconds: usize) -> Ear {
         let (results_tx, results) = mpsc::channel(8);
-        LocalTranscription {
-            engine,
-            tape: Tape::default(),
-            speech_started_at: None,
-            results_tx,
-            results,
+        Ear { tape: Tape::new(tape_seconds), utterance: None, final_at: 0, results_tx, results }
+    }
+
+    /// `join`: an utterance still waiting to be transcribed takes this one in.
+    fn speech_started(&mut self, at: u64, join: bool) {
+        let start = match self.utterance {
+            Some((start, Some(_))) if join => start,
+            _ => at,
+        };
+        self.utterance = Some((start, None));
+    }
+
+    fn speech_ended(&mut self, at: u64) {
+        if let Some((_, end)) = &mut self.utterance {
+            *end = Some(at);
         }
     }
 
-    fn speech_started(&mut self, at: u64) {
-        self.speech_started_at = Some(at);
+    /// The cloud transcriber's words so far are final.
+    fn transcribed_until_now(&mut self) {
+        self.final_at = self.tape.end();
     }
 
-    /// Cuts the utterance from the tape and hands it to the pool; its transcript comes back
-    /// through [`next_local`].
-    fn speech_ended(&mut self, at: u64, codec: G711) {
-        let Some(start) = self.speech_started_at.take() else { return };
-        let audio = self.tape.cut(
-            codec,
-            start.saturating_sub(crate::providers::stt::local::LEAD_BYTES),
-            at + crate::providers::stt::local::TAIL_BYTES,
-        );
-        let (engine, results) = (self.engine.clone(), self.results_tx.clone());
+    /// Cuts the finished utterance — what of it no final covered — from the tape and hands
+    /// it to the pool; its transcript comes back through `results`. Nothing while the caller
+    /// is still speaking.
+    fn transcribe(&mut self, engine: &LocalStt, codec: G711) {
+        let Some((start, Some(end))) = self.utterance else { return };
+        self.utterance = None;
+        let from = start.saturating_sub(LEAD_BYTES).max(self.final_at);
+        if from >= end {
+            return; // the cloud transcribed it all
+        }
+        let audio = self.tape.cut(codec, from, end + TAIL_BYTES);
+        let (engine, results) = (engine.clone(), self.results_tx.clone());
         tokio::spawn(async move {
             let _ = results.send(engine.transcribe(audio).await).await;
         });

@@ -23,6 +23,10 @@ pub struct CallCounters {
     pub early_llm_cancelled: AtomicU64,
     /// Fillers said while a tool step kept the caller waiting.
     pub tool_fillers: AtomicU64,
+    /// Calls whose cloud transcriber was lost (or never connected) and that went on with this
+    /// machine's, or — with none to be had — were handed off: never left deaf.
+    pub stt_fallback_local: AtomicU64,
+    pub stt_fallback_handoff: AtomicU64,
     /// Ended calls by their record's outcome.
     pub outcome_completed: AtomicU64,
     pub outcome_escalated: AtomicU64,
@@ -72,6 +76,16 @@ impl MetricsSource for CallCounters {
             "Fillers said while a tool step kept the caller waiting.",
             get(&self.tool_fillers),
         );
+        out.counters_by(
+            "hermes_stt_fallbacks_total",
+            "Calls that lost their cloud transcriber, by what took over: this machine's \
+             transcriber, or a handoff (transfer or polite end) when there was none.",
+            "to",
+            &[
+                ("local", get(&self.stt_fallback_local)),
+                ("handoff", get(&self.stt_fallback_handoff)),
+            ],
+        );
     }
 }
 
@@ -93,5 +107,6 @@ mod tests {
         assert!(text.contains("hermes_early_llm_starts_total{result=\"kept\"} 7\n"), "{text}");
         assert!(text.contains("hermes_early_llm_starts_total{result=\"cancelled\"} 2\n"), "{text}");
         assert!(text.contains("hermes_tool_fillers_total 5\n"), "{text}");
+        assert!(text.contains("hermes_stt_fallbacks_total{to=\"handoff\"} 0\n"), "{text}");
     }
 }

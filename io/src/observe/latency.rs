@@ -3,6 +3,10 @@
 //! checked against the configured budgets, with each breach counted and logged with its call
 //! and turn.
 //!
+//! A series per number is kept only for the business's configured numbers
+//! ([`business_number`]): the number a stream says was dialled comes from the far end, so any
+//! other is pooled under [`OTHER_NUMBER`] — a caller cannot grow this book, or `/metrics`.
+//!
 //! This is recorded once per turn from each call's task, not per audio frame, so a mutex is
 //! fine here: it is held for a few histogram increments.
 
@@ -39,6 +43,23 @@ pub const WINDOW_SLOTS: usize = 5;
 /// Histogram range: 1 ms to 10 minutes, three significant digits: exact to the millisecond
 /// up to 2 s, so the Prometheus bucket bounds below are exact; 0.1 % above.
 const HIGHEST_MS: u64 = 600_000;
+
+/// The series every dialled number that is not one of the business's goes to.
+pub const OTHER_NUMBER: &str = "other";
+/// At most this many per-number series (the configured numbers of every configuration this
+/// process has run); beyond, numbers are pooled under [`OTHER_NUMBER`].
+pub const MAX_NUMBER_SERIES: usize = 64;
+
+/// Which per-number series a call that dialled `dialled` goes to: the number itself when it is
+/// one of the business's `configured` numbers, [`OTHER_NUMBER`] when it is not, none (`""`)
+/// when the stream did not say.
+pub fn business_number<'a>(configured: &[String], dialled: &'a str) -> &'a str {
+    match dialled {
+        "" => "",
+        number if configured.iter().any(|c| c == number) => number,
+        _ => OTHER_NUMBER,
+    }
+}
 
 /// Prometheus bucket bounds, in ms.
 const BUCKETS_MS: [u64; 17] =
@@ -197,7 +218,8 @@ impl LatencyBook {
     }
 
     /// Records one finished turn; returns the budgets it breached (already counted and
-    /// logged with `call_id` and the turn number).
+    /// logged with `call_id` and the turn number). `business_number`: its series, by
+    /// [`business_number`].
     pub fn record_turn(
         &self,
         now: Instant,
@@ -221,8 +243,13 @@ impl LatencyBook {
             if let Some((_, v2v)) = values.iter().find(|(s, _)| *s == "voice_to_voice")
                 && !business_number.is_empty()
             {
+                let full = book.by_number.len() >= MAX_NUMBER_SERIES;
+                let number = match book.by_number.contains_key(business_number) {
+                    false if full => OTHER_NUMBER,
+                    _ => business_number,
+                };
                 book.by_number
-                    .entry(business_number.to_string())
+                    .entry(number.to_string())
                     .or_insert_with(Series::new)
                     .record(slot, *v2v);
             }
@@ -520,5 +547,23 @@ mod tests {
         assert_eq!(total, 2);
         assert_eq!(d.buckets.iter().find(|(le, _)| *le == 1000).map(|b| b.1), Some(1));
         assert_eq!(d.buckets.iter().find(|(le, _)| *le == 150).map(|b| b.1), Some(1));
+    }
+
+    #[test]
+    fn a_number_the_business_does_not_have_is_pooled_and_the_series_stay_bounded() {
+        let configured = vec!["+15555550100".to_string()];
+        assert_eq!(business_number(&configured, "+15555550100"), "+15555550100");
+        assert_eq!(business_number(&configured, "+19995550123"), OTHER_NUMBER);
+        assert_eq!(business_number(&configured, ""), "");
+        let t0 = Instant::now();
+        let book = LatencyBook::starting_at(Budgets::default(), t0);
+        // Even given raw numbers, the book keeps a bounded number of series.
+        for n in 0..1000 {
+            book.record_turn(t0, "c", &format!("+1555{n:07}"), &turn(t0, 1, 100, 100, 100));
+        }
+        let numbers = book.by_number(t0);
+        assert!(numbers.len() <= MAX_NUMBER_SERIES + 1, "{}", numbers.len());
+        let other = numbers.iter().find(|(n, ..)| n == OTHER_NUMBER).expect("pooled");
+        assert_eq!(other.1.count, 1000 - MAX_NUMBER_SERIES as u64);
     }
 }

@@ -14,6 +14,9 @@ use crate::records::{CallRecord, mask_number};
 
 /// Finished calls kept.
 pub const RECENT_CALLS: usize = 100;
+/// Calls listed as in progress at most. A call leaves the list when it ends; this only bounds
+/// what calls that never said so (a task that died) could leave behind.
+pub const MAX_ACTIVE_CALLS: usize = 10_000;
 
 /// A call in progress, as listed.
 #[derive(Clone, Debug, Serialize)]
@@ -44,7 +47,15 @@ impl RecentCalls {
     pub fn started(&self, call_id: &str, caller: &str, started_at_ms: i64) {
         let call =
             ActiveCall { call_id: call_id.to_string(), caller: mask_number(caller), started_at_ms };
-        self.lock().active.insert(call_id.to_string(), call);
+        let mut calls = self.lock();
+        if calls.active.len() >= MAX_ACTIVE_CALLS && !calls.active.contains_key(call_id) {
+            let oldest =
+                calls.active.values().min_by_key(|c| c.started_at_ms).map(|c| c.call_id.clone());
+            if let Some(oldest) = oldest {
+                calls.active.remove(&oldest);
+            }
+        }
+        calls.active.insert(call_id.to_string(), call);
     }
 
     /// A call ended with this record; it replaces an earlier record of the same call (a
@@ -65,6 +76,12 @@ impl RecentCalls {
         let mut active: Vec<ActiveCall> = self.lock().active.values().cloned().collect();
         active.sort_by_key(|c| c.started_at_ms);
         active
+    }
+
+    /// Calls listed as in progress, and finished calls kept: what this holds.
+    pub fn sizes(&self) -> (usize, usize) {
+        let calls = self.lock();
+        (calls.active.len(), calls.finished.len())
     }
 
     /// Finished calls, newest first.
@@ -125,5 +142,15 @@ mod tests {
         assert_eq!(all.len(), RECENT_CALLS);
         assert_eq!(all.iter().filter(|r| r.call_id == "c149").count(), 1);
         assert!(recent.call("c10").is_none());
+    }
+
+    #[test]
+    fn calls_that_never_end_cannot_grow_the_active_list_without_bound() {
+        let recent = RecentCalls::default();
+        for i in 0..MAX_ACTIVE_CALLS + 10 {
+            recent.started(&format!("c{i}"), "+15551234567", i as i64);
+        }
+        assert_eq!(recent.sizes().0, MAX_ACTIVE_CALLS);
+        assert!(recent.active().iter().all(|c| c.call_id != "c0"), "the oldest went first");
     }
 }

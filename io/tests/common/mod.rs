@@ -284,3 +284,47 @@ pub fn offline_call_deps(
         )),
     })
 }
+
+/// A transcriber that hears `words` in any utterance of a quarter second or more (and nothing
+/// in shorter sounds): this machine's transcriber for tests, without a model.
+#[derive(Debug)]
+pub struct CannedTranscriber(pub &'static str);
+
+impl hermes_core::engines::TranscriberFactory for CannedTranscriber {
+    fn load(
+        &self,
+    ) -> Result<Box<dyn hermes_core::engines::Transcriber>, hermes_core::engines::EngineFailure>
+    {
+        Ok(Box::new(CannedTranscriber(self.0)))
+    }
+}
+
+impl hermes_core::engines::Transcriber for CannedTranscriber {
+    fn transcribe_g711(
+        &mut self,
+        _: hermes_core::codec::G711,
+        audio: &[u8],
+    ) -> Result<String, hermes_core::engines::EngineFailure> {
+        Ok(if audio.len() >= 2000 { self.0.to_string() } else { String::new() })
+    }
+
+    fn transcribe_16k(
+        &mut self,
+        audio: &[f32],
+    ) -> Result<String, hermes_core::engines::EngineFailure> {
+        Ok(if audio.len() >= 4000 { self.0.to_string() } else { String::new() })
+    }
+}
+
+/// This machine's transcriber when no model is installed: every load fails.
+#[derive(Debug)]
+pub struct NoModelInstalled;
+
+impl hermes_core::engines::TranscriberFactory for NoModelInstalled {
+    fn load(
+        &self,
+    ) -> Result<Box<dyn hermes_core::engines::Transcriber>, hermes_core::engines::EngineFailure>
+    {
+        Err(hermes_core::engines::EngineFailure("no model installed (a test)".into()))
+    }
+}

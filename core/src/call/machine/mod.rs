@@ -139,6 +139,15 @@ impl Call {
                 }
             }
             Input::CarrierHangup => self.end(HangupReason::Carrier),
+            Input::TranscriberLost => {
+                self.log(CallLog::TranscriberLost);
+                let sorry = self.cfg.line(&self.cfg.cannot_hear);
+                let then = match self.cfg.transfer_number.clone() {
+                    Some(number) => Closing::Transfer(number),
+                    None => Closing::Hangup(HangupReason::TranscriberLost),
+                };
+                self.close_saying(now, then, &sorry);
+            }
         }
     }
 

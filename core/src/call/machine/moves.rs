@@ -537,6 +537,11 @@ impl Call {
 
     /// Stops everything in flight, says the final line, then hangs up or transfers.
     pub(super) fn close(&mut self, now: Instant, then: Closing) {
+        self.close_saying(now, then, "");
+    }
+
+    /// [`Self::close`], with `lead` said first, in the same line (why the call ends).
+    pub(super) fn close_saying(&mut self, now: Instant, then: Closing, lead: &str) {
         if self.closing.is_some() {
             return;
         }
@@ -562,8 +567,10 @@ impl Call {
             Closing::Transfer(_) => self.cfg.persona.escalation_line.clone(),
             Closing::Hangup(_) => self.cfg.persona.goodbye.clone(),
         };
+        let line = self.cfg.line(&line);
+        let line = if lead.is_empty() { line } else { format!("{lead} {line}") };
         self.closing = Some(then);
-        self.say_line(now, self.cfg.line(&line));
+        self.say_line(now, line);
         if self.agent.outstanding.is_empty() {
             self.agent_turn_finished(now);
         }

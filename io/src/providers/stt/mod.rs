@@ -4,4 +4,4 @@ pub mod deepgram;
 pub mod local;
 
 pub use deepgram::{DeepgramSettings, SttAudio, SttCounters, SttEvent, SttStream, listen_url};
-pub use local::{LocalStt, Tape};
+pub use local::{LocalStt, LocalSttCounters, LocalSttLoader, Tape};

@@ -25,14 +25,14 @@ fn decode(kind: u8, p: u8, now: Instant) -> Input {
     let tool = format!("tool{}", p % 4);
     match kind % 16 {
         0 => Input::Answered {
-            direction: if p % 2 == 0 { Direction::Inbound } else { Direction::Outbound },
+            direction: if p.is_multiple_of(2) { Direction::Inbound } else { Direction::Outbound },
         },
         1 => Input::SpeechStarted { at: boundary },
         2 => Input::SpeechEnded { at: boundary },
         3 => Input::Transcript {
             text: WORDS[usize::from(p) % WORDS.len()].into(),
-            is_final: p % 2 == 0,
-            ends_utterance: p % 4 == 0,
+            is_final: p.is_multiple_of(2),
+            ends_utterance: p.is_multiple_of(4),
         },
         4 => Input::LlmDelta { request, text: DELTAS[usize::from(p) % DELTAS.len()].into() },
         5 => Input::LlmToolCall {
@@ -45,7 +45,7 @@ fn decode(kind: u8, p: u8, now: Instant) -> Input {
         },
         6 => Input::LlmDone { request },
         7 => Input::LlmError { request, message: String::new() },
-        8 => Input::ToolResult { id: tool, output: "ok".into(), is_error: p % 3 == 0 },
+        8 => Input::ToolResult { id: tool, output: "ok".into(), is_error: p.is_multiple_of(3) },
         9 => Input::TtsAudio { speak },
         10 => Input::TtsDone { speak },
         11 => Input::TtsError { speak, message: String::new() },

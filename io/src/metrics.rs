@@ -204,3 +204,151 @@ impl MetricsSource for EngineMetrics {
         }
     }
 }
+
+// ----- Provider stream errors (issue 23): what the providers' streams said besides answers. -----
+
+/// A provider whose streams Hermes reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Deepgram,
+    ElevenLabs,
+    Anthropic,
+    OpenAi,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 4] =
+        [Provider::Deepgram, Provider::ElevenLabs, Provider::Anthropic, Provider::OpenAi];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::Deepgram => "deepgram",
+            Provider::ElevenLabs => "elevenlabs",
+            Provider::Anthropic => "anthropic",
+            Provider::OpenAi => "openai",
+        }
+    }
+}
+
+/// What a provider's stream said that was not an answer. Our own classes, never the
+/// provider's strings, so `/metrics` stays bounded whatever a provider sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderIssue {
+    /// An error message or event (the provider's own kind goes to the log).
+    Error,
+    /// Overloaded (Anthropic's `overloaded_error`, a 5xx in an OpenAI-compatible stream).
+    Overloaded,
+    RateLimited,
+    /// A warning; the stream goes on.
+    Warning,
+    /// A message, event, block or delta type this client does not know: skipped.
+    Unknown,
+    /// Not what the protocol says a message looks like.
+    Malformed,
+    /// An index, count or length beyond this client's bound: refused.
+    OutOfBounds,
+    /// The answer stopped at the token limit (`max_tokens`, OpenAI's `length`).
+    MaxTokens,
+    /// The model declined (`refusal`, OpenAI's `content_filter`).
+    Refusal,
+    /// The provider paused a long turn (`pause_turn`).
+    PauseTurn,
+    /// Any other stop reason that is not a finished answer.
+    OtherStop,
+}
+
+impl ProviderIssue {
+    pub const ALL: [ProviderIssue; 11] = [
+        ProviderIssue::Error,
+        ProviderIssue::Overloaded,
+        ProviderIssue::RateLimited,
+        ProviderIssue::Warning,
+        ProviderIssue::Unknown,
+        ProviderIssue::Malformed,
+        ProviderIssue::OutOfBounds,
+        ProviderIssue::MaxTokens,
+        ProviderIssue::Refusal,
+        ProviderIssue::PauseTurn,
+        ProviderIssue::OtherStop,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ProviderIssue::Error => "error",
+            ProviderIssue::Overloaded => "overloaded",
+            ProviderIssue::RateLimited => "rate_limited",
+            ProviderIssue::Warning => "warning",
+            ProviderIssue::Unknown => "unknown",
+            ProviderIssue::Malformed => "malformed",
+            ProviderIssue::OutOfBounds => "out_of_bounds",
+            ProviderIssue::MaxTokens => "max_tokens",
+            ProviderIssue::Refusal => "refusal",
+            ProviderIssue::PauseTurn => "pause_turn",
+            ProviderIssue::OtherStop => "other_stop",
+        }
+    }
+
+    /// Whether `provider`'s protocol can say this (the series `/metrics` shows).
+    fn applies_to(self, provider: Provider) -> bool {
+        use ProviderIssue::*;
+        match provider {
+            Provider::Deepgram => matches!(self, Error | Warning | Unknown | Malformed),
+            Provider::ElevenLabs => matches!(self, Error | Unknown | Malformed),
+            Provider::Anthropic => self != Warning,
+            Provider::OpenAi => !matches!(self, Warning | Unknown | PauseTurn),
+        }
+    }
+}
+
+/// The provider-stream counters, by provider and issue. One table per process (every call
+/// shares the providers): see [`provider_errors`].
+#[derive(Debug)]
+pub struct ProviderErrors {
+    counts: [[AtomicU64; ProviderIssue::ALL.len()]; Provider::ALL.len()],
+}
+
+static PROVIDER_ERRORS: ProviderErrors = ProviderErrors {
+    counts: [const { [const { AtomicU64::new(0) }; ProviderIssue::ALL.len()] };
+        Provider::ALL.len()],
+};
+
+/// This process's provider-stream counters.
+pub fn provider_errors() -> &'static ProviderErrors {
+    &PROVIDER_ERRORS
+}
+
+impl ProviderErrors {
+    /// Counts one; returns how many there have been.
+    pub fn add(&self, provider: Provider, issue: ProviderIssue) -> u64 {
+        self.counts[provider as usize][issue as usize].fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn get(&self, provider: Provider, issue: ProviderIssue) -> u64 {
+        get(&self.counts[provider as usize][issue as usize])
+    }
+}
+
+/// `/metrics`' view of [`provider_errors`].
+#[derive(Debug, Default)]
+pub struct ProviderErrorMetrics;
+
+impl MetricsSource for ProviderErrorMetrics {
+    fn render(&self, out: &mut Exposition) {
+        let name = "hermes_provider_stream_errors_total";
+        out.counter_header(
+            name,
+            "What providers' streams said besides answers (errors, warnings, unknown or malformed \
+             messages, refused sizes, answers cut short), by provider and kind.",
+        );
+        let table = provider_errors();
+        for provider in Provider::ALL {
+            for issue in ProviderIssue::ALL.into_iter().filter(|i| i.applies_to(provider)) {
+                out.counter_series(
+                    name,
+                    &[("provider", provider.label()), ("kind", issue.label())],
+                    table.get(provider, issue),
+                );
+            }
+        }
+    }
+}

@@ -1,8 +1,11 @@
 //! The Anthropic SSE stream from PROTOCOLS.md §3, fed in arbitrary chunks: text as it comes,
 //! the tool call once its input JSON is whole, the stop reason, and the assistant content kept
-//! exactly as received (including blocks this client does not know).
+//! exactly as received (including blocks this client does not know, which are reported); sizes
+//! the provider chooses are bounded.
 
-use hermes_io::providers::llm::anthropic_stream::{AnthropicStream, StreamError, StreamOutput};
+use hermes_io::providers::llm::anthropic_stream::{
+    AnthropicStream, MAX_BLOCKS, MAX_MESSAGE_BYTES, StreamError, StreamOutput,
+};
 use hermes_io::providers::llm::sse::SseDecoder;
 use serde_json::json;
 
@@ -98,9 +101,15 @@ fn unknown_blocks_and_thinking_signatures_are_kept_for_the_round_trip() {
         json!({"type":"content_block_stop","index":1}),
         json!({"type":"some_future_event","index":9}),
     ];
+    let mut unknown = Vec::new();
     for e in &events {
-        assert_eq!(s.on_event(&e.to_string()), Ok(None), "{e}");
+        match s.on_event(&e.to_string()) {
+            Ok(None) => {}
+            Ok(Some(StreamOutput::Unknown(what))) => unknown.push(what),
+            other => panic!("{e}: {other:?}"),
+        }
     }
+    assert_eq!(unknown, [r#"content block "server_tool_use""#, r#"event "some_future_event""#]);
     assert_eq!(
         s.content()[0],
         json!({"type":"thinking","thinking":"The caller wants sales.","signature":"EqQB"})
@@ -136,4 +145,66 @@ fn broken_streams_say_what_broke() {
     assert!(
         matches!(s.on_event(r#"{"type":"content_block_stop","index":0}"#), Err(StreamError::BadToolInput { ref name, .. }) if name == "book")
     );
+}
+
+#[test]
+fn a_content_block_index_beyond_the_bound_is_refused_before_anything_is_allocated() {
+    let mut s = AnthropicStream::new();
+    let huge = json!({"type":"content_block_start","index":4_000_000_000u64,"content_block":{"type":"text","text":""}});
+    assert_eq!(s.on_event(&huge.to_string()), Err(StreamError::IndexOutOfBounds(4_000_000_000)));
+    let delta = json!({"type":"content_block_delta","index":u64::MAX,"delta":{"type":"text_delta","text":"x"}});
+    assert_eq!(s.on_event(&delta.to_string()), Err(StreamError::IndexOutOfBounds(u64::MAX)));
+    assert!(s.content().is_empty());
+    let last = json!({"type":"content_block_start","index":MAX_BLOCKS - 1,"content_block":{"type":"text","text":""}});
+    assert_eq!(s.on_event(&last.to_string()), Ok(None), "the last index allowed");
+    assert_eq!(s.content().len() as u64, MAX_BLOCKS);
+}
+
+#[test]
+fn a_message_longer_than_the_bound_is_refused() {
+    let mut s = AnthropicStream::new();
+    let start =
+        json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}});
+    s.on_event(&start.to_string()).expect("start");
+    let delta = json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x".repeat(64 * 1024)}})
+        .to_string();
+    let refused = (0..MAX_MESSAGE_BYTES / (64 * 1024) + 2).find_map(|_| s.on_event(&delta).err());
+    assert_eq!(refused, Some(StreamError::TooLong));
+}
+
+#[test]
+fn an_unknown_block_and_its_deltas_are_reported_and_its_text_is_never_spoken() {
+    let mut s = AnthropicStream::new();
+    let events = [
+        json!({"type":"content_block_start","index":0,"content_block":{"type":"future_block"}}),
+        json!({"type":"content_block_delta","index":0,"delta":{"type":"future_delta","x":1}}),
+        json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"not for the caller"}}),
+        json!({"type":"content_block_stop","index":0}),
+        json!({"type":"content_block_start","index":1,"content_block":{"type":"text","text":""}}),
+        json!({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"Hello."}}),
+    ];
+    let outputs: Vec<Option<StreamOutput>> =
+        events.iter().map(|e| s.on_event(&e.to_string()).expect("valid")).collect();
+    assert_eq!(
+        outputs,
+        [
+            Some(StreamOutput::Unknown(r#"content block "future_block""#.into())),
+            Some(StreamOutput::Unknown(r#"delta "future_delta""#.into())),
+            None,
+            None,
+            None,
+            Some(StreamOutput::Text("Hello.".into())),
+        ]
+    );
+}
+
+#[test]
+fn pings_anywhere_even_between_a_tools_input_deltas_are_ignored() {
+    let with_pings = DOCUMENTED.replace(
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}",
+        "event: ping\ndata: {\"type\":\"ping\"}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}",
+    );
+    assert_ne!(with_pings, DOCUMENTED);
+    let (_, outputs) = run(&with_pings, 5);
+    assert_eq!(outputs, run(DOCUMENTED, 5).1);
 }

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hermes_core::codec::G711;
-use hermes_io::fakes::deepgram::{FakeDeepgram, FakeDeepgramOptions, ScriptFeed, ScriptLine};
+use hermes_io::fakes::deepgram::{
+    FakeDeepgram, FakeDeepgramOptions, Notice, ScriptFeed, ScriptLine,
+};
 use hermes_io::fakes::profile::{Fault, LatencyProfile, TranscriberStyle};
+use hermes_io::metrics::{Provider, ProviderIssue, provider_errors};
 use hermes_io::net::ws::WsError;
 use hermes_io::providers::stt::{DeepgramSettings, SttCounters, SttEvent, SttStream};
 
@@ -355,4 +358,96 @@ async fn a_wrong_key_is_refused_with_deepgrams_reason() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The log lines written on this thread while the guard lives (the test's runtime is
+/// single-threaded, so the transcriber's task logs here too).
+fn capture_logs() -> (tracing::subscriber::DefaultGuard, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tracing::field::{Field, Visit};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata};
+
+    #[derive(Default)]
+    struct Line(String);
+    impl Visit for Line {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            self.0.push_str(&format!("{}={value:?} ", field.name()));
+        }
+        fn record_str(&mut self, field: &Field, value: &str) {
+            self.0.push_str(&format!("{}={value} ", field.name()));
+        }
+    }
+    struct Capture(Arc<std::sync::Mutex<Vec<String>>>);
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &Attributes<'_>) -> Id {
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, event: &Event<'_>) {
+            let mut line = Line::default();
+            event.record(&mut line);
+            if let Ok(mut lines) = self.0.lock() {
+                lines.push(line.0);
+            }
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    (tracing::subscriber::set_default(Capture(lines.clone())), lines)
+}
+
+#[tokio::test]
+async fn a_deepgram_error_mid_call_is_counted_logged_and_the_connection_replaced_losing_no_words() {
+    let (_guard, logs) = capture_logs();
+    let before = provider_errors().get(Provider::Deepgram, ProviderIssue::Error);
+    let fake = fake().await;
+    fake.scripts.set("call-err", ["Is the shop open on Sunday?"]);
+    // After the first audio frame: an Error, then the connection takes audio and says nothing.
+    fake.notices.push(Notice::Error);
+    let counters = Arc::new(SttCounters::default());
+    let mut stream =
+        SttStream::connect(settings(&fake, "call-err"), counters.clone()).await.expect("connects");
+    send(&stream, audio(1200, true));
+    send(&stream, audio(500, false));
+    let events = events_until(&mut stream, |e| matches!(e, SttEvent::Final { .. })).await;
+    assert_eq!(finals(&events), ["Is the shop open on Sunday?"], "{events:?}");
+    assert!(events.iter().any(|e| matches!(e, SttEvent::Reconnected { .. })), "{events:?}");
+    assert_eq!(fake.connections.load(Ordering::Relaxed), 2);
+    assert!(provider_errors().get(Provider::Deepgram, ProviderIssue::Error) > before);
+    let logs = logs.lock().expect("logs").clone();
+    let line = logs
+        .iter()
+        .find(|l| l.contains("provider=deepgram") && l.contains("kind=error"))
+        .unwrap_or_else(|| panic!("no log line for the error: {logs:?}"));
+    assert!(line.contains("NET-0000"), "the provider's code is logged: {line}");
+    assert!(!logs.iter().any(|l| l.contains("Sunday")), "no transcript in the log: {logs:?}");
+}
+
+#[tokio::test]
+async fn warnings_metadata_and_unknown_messages_are_counted_and_transcription_goes_on() {
+    let warnings = provider_errors().get(Provider::Deepgram, ProviderIssue::Warning);
+    let unknown = provider_errors().get(Provider::Deepgram, ProviderIssue::Unknown);
+    let fake = fake().await;
+    fake.scripts.set("call-notes", ["Two for Friday please."]);
+    for notice in [Notice::Warning, Notice::Metadata, Notice::Unknown] {
+        fake.notices.push(notice);
+    }
+    let counters = Arc::new(SttCounters::default());
+    let mut stream = SttStream::connect(settings(&fake, "call-notes"), counters.clone())
+        .await
+        .expect("connects");
+    send(&stream, audio(1200, true));
+    send(&stream, audio(500, false));
+    let events = events_until(&mut stream, |e| matches!(e, SttEvent::Final { .. })).await;
+    assert_eq!(finals(&events), ["Two for Friday please."]);
+    assert_eq!(fake.notices.pending(), 0, "all three were sent");
+    assert_eq!(fake.connections.load(Ordering::Relaxed), 1, "no reconnect for a notice");
+    assert!(provider_errors().get(Provider::Deepgram, ProviderIssue::Warning) > warnings);
+    assert!(provider_errors().get(Provider::Deepgram, ProviderIssue::Unknown) > unknown);
+    assert_eq!(counters.malformed_messages.load(Ordering::Relaxed), 0);
 }

@@ -10,8 +10,11 @@ use hermes_core::agent::{Brain, ToolSpec, specs_for};
 use hermes_core::call::{Context, Message, ToolCall};
 use hermes_core::config::{BUILTIN_TOOLS, Business, Tools};
 use hermes_core::wall_clock::WallClock;
-use hermes_io::fakes::llm::{FakeLlm, FakeLlmOptions, context_from_anthropic, context_from_openai};
+use hermes_io::fakes::llm::{
+    FakeLlm, FakeLlmOptions, Quirk, UNKNOWN_BLOCK_TEXT, context_from_anthropic, context_from_openai,
+};
 use hermes_io::fakes::profile::{Delay, Fault, LatencyProfile};
+use hermes_io::metrics::{Provider, ProviderIssue, provider_errors};
 use hermes_io::net::http::HttpClient;
 use hermes_io::net::retry::RetryPolicy;
 use hermes_io::providers::llm::{
@@ -461,4 +464,162 @@ async fn the_local_brain_answers_by_the_sessions_clock() {
         complete(&session, conversation(&["I'd like to book a haircut tomorrow at 3"])).await;
     let args: Value = serde_json::from_str(&tool_calls(&events)[0].arguments).expect("json");
     assert_eq!(args["date"], "2025-03-09");
+}
+
+/// How many of `issue` `provider` has had so far (process-wide: tests compare before and after).
+fn seen(provider: Provider, issue: ProviderIssue) -> u64 {
+    provider_errors().get(provider, issue)
+}
+
+fn retries(client: &LlmClient) -> u64 {
+    let LlmClient::Remote(remote) = client else { panic!("remote") };
+    remote.counters.retries.load(Ordering::Relaxed)
+}
+
+const COMPLAINT: &str = "I want to make a complaint";
+const COMPLAINT_ANSWER: &str = "I'm sorry to hear that. Could you tell me briefly what happened?";
+
+#[tokio::test]
+async fn an_overloaded_error_mid_stream_is_counted_retried_before_any_word_and_reported_after() {
+    let fake = fake(FakeLlmOptions::default()).await;
+    let (client, session) = remote(settings(Protocol::Anthropic, &fake));
+    let before = seen(Provider::Anthropic, ProviderIssue::Overloaded);
+    fake.quirks.push(Quirk::ErrorEvent { kind: "overloaded_error", after_tokens: 0 });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), COMPLAINT_ANSWER, "the retry answered");
+    assert_eq!(retries(&client), 1);
+    assert!(seen(Provider::Anthropic, ProviderIssue::Overloaded) > before);
+
+    // Once words have streamed, a retry would say them twice: the call is told instead.
+    let before = seen(Provider::Anthropic, ProviderIssue::Overloaded);
+    fake.quirks.push(Quirk::ErrorEvent { kind: "overloaded_error", after_tokens: 3 });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), "I'm sorry to ");
+    assert!(
+        matches!(events.last(), Some(LlmEvent::Failed(m)) if m.contains("overloaded_error")),
+        "{events:?}"
+    );
+    assert_eq!(retries(&client), 1, "not retried after words");
+    assert!(seen(Provider::Anthropic, ProviderIssue::Overloaded) > before);
+}
+
+#[tokio::test]
+async fn an_unknown_content_block_is_skipped_counted_and_never_spoken() {
+    let fake = fake(FakeLlmOptions::default()).await;
+    let (_, session) = remote(settings(Protocol::Anthropic, &fake));
+    let before = seen(Provider::Anthropic, ProviderIssue::Unknown);
+    fake.quirks.push(Quirk::UnknownBlock);
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert!(!text(&events).contains(UNKNOWN_BLOCK_TEXT.trim()), "{events:?}");
+    assert_eq!(text(&events), COMPLAINT_ANSWER);
+    assert!(
+        matches!(events.last(), Some(LlmEvent::Done { stop_reason: Some(r), .. }) if r == "end_turn")
+    );
+    assert!(seen(Provider::Anthropic, ProviderIssue::Unknown) >= before + 2, "block and delta");
+}
+
+#[tokio::test]
+async fn a_ping_between_a_tools_input_deltas_leaves_the_call_whole() {
+    let fake = fake(FakeLlmOptions::default()).await;
+    let (_, session) = remote(settings(Protocol::Anthropic, &fake));
+    let events = complete(&session, conversation(&["Where is my order 1042?"])).await;
+    let calls = tool_calls(&events);
+    assert_eq!(
+        (calls[0].name.as_str(), calls[0].arguments.as_str()),
+        ("lookup_order", r#"{"order_number":"1042"}"#)
+    );
+}
+
+#[tokio::test]
+async fn a_content_block_index_no_real_answer_has_is_refused_counted_and_retried() {
+    let fake = fake(FakeLlmOptions::default()).await;
+    let (client, session) = remote(settings(Protocol::Anthropic, &fake));
+    let before = seen(Provider::Anthropic, ProviderIssue::OutOfBounds);
+    fake.quirks.push(Quirk::HugeIndex);
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), COMPLAINT_ANSWER, "{events:?}");
+    assert_eq!(retries(&client), 1);
+    assert!(seen(Provider::Anthropic, ProviderIssue::OutOfBounds) > before);
+
+    let s = RemoteSettings { api_key: String::new(), ..settings(Protocol::OpenAi, &fake) };
+    let (client, session) = remote(s);
+    let before = seen(Provider::OpenAi, ProviderIssue::OutOfBounds);
+    fake.quirks.push(Quirk::HugeIndex);
+    // An answer that is only a tool call: nothing said before the refusal, so it is retried.
+    let events = complete(&session, conversation(&["What are your hours?"])).await;
+    assert_eq!(tool_calls(&events)[0].name, "business_info", "{events:?}");
+    assert_eq!(retries(&client), 1);
+    assert!(seen(Provider::OpenAi, ProviderIssue::OutOfBounds) > before);
+}
+
+#[tokio::test]
+async fn stop_reasons_that_are_not_a_finished_answer_are_counted_and_end_the_turn_cleanly() {
+    let fake = fake(FakeLlmOptions::default()).await;
+    let (client, session) = remote(settings(Protocol::Anthropic, &fake));
+
+    // Cut at the token limit: what came is what the caller hears, and the turn ends there.
+    let before = seen(Provider::Anthropic, ProviderIssue::MaxTokens);
+    fake.quirks.push(Quirk::Stop { reason: "max_tokens", after_tokens: Some(3) });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), "I'm sorry to ");
+    assert!(
+        matches!(events.last(), Some(LlmEvent::Done { stop_reason: Some(r), .. }) if r == "max_tokens")
+    );
+    assert!(seen(Provider::Anthropic, ProviderIssue::MaxTokens) > before);
+
+    // A refusal with nothing said is a failure for the call to handle, not a silent turn;
+    // asking again would only be refused again.
+    let before = seen(Provider::Anthropic, ProviderIssue::Refusal);
+    let requests = fake.requests.lock().expect("log").len();
+    fake.quirks.push(Quirk::Stop { reason: "refusal", after_tokens: Some(0) });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert!(matches!(&events[..], [LlmEvent::Failed(m)] if m.contains("refusal")), "{events:?}");
+    assert_eq!(fake.requests.lock().expect("log").len(), requests + 1, "not retried");
+    assert!(seen(Provider::Anthropic, ProviderIssue::Refusal) > before);
+
+    // A paused turn with nothing said is the provider's to finish: asked again.
+    let before = seen(Provider::Anthropic, ProviderIssue::PauseTurn);
+    let retried = retries(&client);
+    fake.quirks.push(Quirk::Stop { reason: "pause_turn", after_tokens: Some(0) });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), COMPLAINT_ANSWER);
+    assert_eq!(retries(&client), retried + 1);
+    assert!(seen(Provider::Anthropic, ProviderIssue::PauseTurn) > before);
+
+    // A stop sequence is a finished answer: nothing counted.
+    let others = seen(Provider::Anthropic, ProviderIssue::OtherStop);
+    fake.quirks.push(Quirk::Stop { reason: "stop_sequence", after_tokens: None });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), COMPLAINT_ANSWER);
+    assert_eq!(seen(Provider::Anthropic, ProviderIssue::OtherStop), others);
+
+    // OpenAI-compatible servers say `length`.
+    let s = RemoteSettings { api_key: String::new(), ..settings(Protocol::OpenAi, &fake) };
+    let (_, session) = remote(s);
+    let before = seen(Provider::OpenAi, ProviderIssue::MaxTokens);
+    fake.quirks.push(Quirk::Stop { reason: "length", after_tokens: Some(2) });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), "I'm sorry ");
+    assert!(seen(Provider::OpenAi, ProviderIssue::MaxTokens) > before);
+}
+
+#[tokio::test]
+async fn an_openai_compatible_error_chunk_is_an_error_not_a_finished_answer() {
+    let fake = fake(FakeLlmOptions::default()).await;
+    let s = RemoteSettings { api_key: String::new(), ..settings(Protocol::OpenAi, &fake) };
+    let (client, session) = remote(s);
+    let before = seen(Provider::OpenAi, ProviderIssue::Error);
+    fake.quirks.push(Quirk::ErrorEvent { kind: "server_error", after_tokens: 0 });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), COMPLAINT_ANSWER, "retried: {events:?}");
+    assert_eq!(retries(&client), 1);
+    assert!(seen(Provider::OpenAi, ProviderIssue::Error) > before);
+
+    fake.quirks.push(Quirk::ErrorEvent { kind: "server_error", after_tokens: 2 });
+    let events = complete(&session, conversation(&[COMPLAINT])).await;
+    assert_eq!(text(&events), "I'm sorry ");
+    assert!(
+        matches!(events.last(), Some(LlmEvent::Failed(m)) if m.contains("api_error")),
+        "the stream's [DONE] does not make a cut answer whole: {events:?}"
+    );
 }

@@ -2,7 +2,7 @@
 //! handed out whole at `[DONE]`, text as it comes, names split across fragments tolerated.
 
 use hermes_io::providers::llm::anthropic_stream::StreamOutput;
-use hermes_io::providers::llm::openai_stream::{OpenAiStream, OpenAiStreamError};
+use hermes_io::providers::llm::openai_stream::{MAX_TOOL_CALLS, OpenAiStream, OpenAiStreamError};
 use hermes_io::providers::llm::sse::SseDecoder;
 use serde_json::json;
 
@@ -91,4 +91,49 @@ fn broken_arguments_name_the_tool() {
         matches!(s.on_data("[DONE]"), Err(OpenAiStreamError::BadArguments { name, .. }) if name == "book")
     );
     assert!(matches!(OpenAiStream::new().on_data("{oops"), Err(OpenAiStreamError::NotJson(_))));
+}
+
+#[test]
+fn errors_in_the_stream_are_errors_in_either_servers_shape() {
+    let error = |data: serde_json::Value| OpenAiStream::new().on_data(&data.to_string());
+    let kind = |data| match error(data) {
+        Ok(outputs) => match outputs.as_slice() {
+            [StreamOutput::Error { kind, .. }] => kind.clone(),
+            other => panic!("{other:?}"),
+        },
+        Err(e) => panic!("{e}"),
+    };
+    // OpenAI, llama.cpp and newer vLLM: {"error": {...}}.
+    assert_eq!(
+        kind(json!({"error":{"message":"m","type":"server_error","code":null}})),
+        "api_error"
+    );
+    assert_eq!(kind(json!({"error":{"message":"m","type":"x","code":429}})), "rate_limit_error");
+    assert_eq!(kind(json!({"error":{"message":"m","type":"x","code":"503"}})), "overloaded_error");
+    assert_eq!(
+        kind(json!({"error":{"message":"bad","type":"invalid_request_error"}})),
+        "invalid_request_error"
+    );
+    // Older vLLM: the error object itself.
+    assert_eq!(
+        kind(json!({"object":"error","message":"m","type":"BadRequestError","code":400})),
+        "BadRequestError"
+    );
+    assert_eq!(kind(json!({"error":"plain text"})), "error");
+}
+
+#[test]
+fn a_tool_call_index_beyond_the_bound_is_refused_before_anything_is_allocated() {
+    let mut s = OpenAiStream::new();
+    let call = |index: u64| {
+        json!({"choices":[{"index":0,"delta":{"tool_calls":[{"index":index,"id":"a","function":{"name":"book","arguments":"{}"}}]},"finish_reason":null}]})
+            .to_string()
+    };
+    assert_eq!(
+        s.on_data(&call(4_000_000_000)),
+        Err(OpenAiStreamError::IndexOutOfBounds(4_000_000_000))
+    );
+    assert_eq!(s.on_data(&call(MAX_TOOL_CALLS - 1)), Ok(vec![]), "the last index allowed");
+    let calls = s.on_data("[DONE]").expect("done");
+    assert_eq!(calls.iter().filter(|o| matches!(o, StreamOutput::ToolCall { .. })).count(), 1);
 }

@@ -6,13 +6,19 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use hermes_io::fakes::elevenlabs::FakeElevenLabs;
+use futures_util::{SinkExt, StreamExt};
+use hermes_io::fakes::elevenlabs::{FakeElevenLabs, MAX_CLOSE_REASON, Notice};
 use hermes_io::fakes::profile::{Delay, Fault, LatencyProfile};
+use hermes_io::metrics::{Provider, ProviderIssue, provider_errors};
 use hermes_io::net::http::HttpClient;
+use hermes_io::providers::tts::elevenlabs::{ServerMessage, parse};
 use hermes_io::providers::tts::{
     ElevenLabsSettings, TtsCounters, TtsEvent, TtsSession, TtsSettings,
 };
 use hermes_models::voice::LocalVoice;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 fn voice() -> Arc<LocalVoice> {
     static VOICE: OnceLock<Arc<LocalVoice>> = OnceLock::new();
@@ -246,4 +252,88 @@ async fn without_a_cloud_voice_every_sentence_is_local() {
     let events = until_done(&mut session, 7).await;
     assert!(bytes_for(&events, 7) > 1000);
     assert_eq!(counters.local_sentences.load(Ordering::Relaxed), 1);
+}
+
+/// Settings whose first-audio timeout never fires within a test: only what the provider says
+/// can move a sentence to the local voice.
+fn patient(fake: &FakeElevenLabs) -> TtsSettings {
+    TtsSettings { first_audio_timeout: Duration::from_secs(60), ..settings(Some(fake), "key") }
+}
+
+#[tokio::test]
+async fn an_elevenlabs_error_naming_no_context_sends_the_sentence_to_the_local_voice_at_once() {
+    let before = provider_errors().get(Provider::ElevenLabs, ProviderIssue::Error);
+    let fake = fake(LatencyProfile::ZERO).await;
+    fake.notices.push(Notice::SocketError);
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(patient(&fake), counters.clone());
+    session.speak(1, "Your table for two is booked.");
+    let events = until_done(&mut session, 1).await;
+    assert!(bytes_for(&events, 1) > 1000, "the local voice said it: {events:?}");
+    assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 1);
+    assert_eq!(counters.first_audio_timeouts.load(Ordering::Relaxed), 0, "not a timeout");
+    assert!(provider_errors().get(Provider::ElevenLabs, ProviderIssue::Error) > before);
+}
+
+#[tokio::test]
+async fn an_elevenlabs_error_for_one_context_is_counted_and_that_sentence_falls_back() {
+    let before = provider_errors().get(Provider::ElevenLabs, ProviderIssue::Error);
+    let fake = fake(LatencyProfile::ZERO).await;
+    fake.notices.push(Notice::ContextError);
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(patient(&fake), counters.clone());
+    session.speak(1, "Let me check that.");
+    let events = until_done(&mut session, 1).await;
+    assert!(bytes_for(&events, 1) > 1000, "{events:?}");
+    assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 1);
+    assert!(provider_errors().get(Provider::ElevenLabs, ProviderIssue::Error) > before);
+}
+
+#[tokio::test]
+async fn an_elevenlabs_message_of_unknown_shape_is_counted_and_the_cloud_voice_goes_on() {
+    let before = provider_errors().get(Provider::ElevenLabs, ProviderIssue::Unknown);
+    let fake = fake(LatencyProfile::ZERO).await;
+    fake.notices.push(Notice::Unknown);
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(patient(&fake), counters.clone());
+    session.speak(1, "We open at nine.");
+    let events = until_done(&mut session, 1).await;
+    assert!(events.iter().any(|(_, e)| *e == TtsEvent::Done { id: 1 }), "{events:?}");
+    assert!(bytes_for(&events, 1) > 1000);
+    assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 0);
+    assert!(provider_errors().get(Provider::ElevenLabs, ProviderIssue::Unknown) > before);
+}
+
+#[tokio::test]
+async fn a_sixth_context_is_refused_with_the_servers_error_and_a_close_every_client_can_read() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    let mut request = format!(
+        "{}/v1/text-to-speech/voice1/multi-stream-input?model_id=m&output_format=ulaw_8000",
+        fake.url()
+    )
+    .into_client_request()
+    .expect("a request");
+    request.headers_mut().insert("xi-api-key", "key".parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connects");
+    for i in 0..6 {
+        let init = serde_json::json!({"text": " ", "context_id": format!("c{i}")});
+        ws.send(Message::text(init.to_string())).await.expect("sent");
+    }
+    let mut texts = Vec::new();
+    let frame = loop {
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        match next.expect("the server answers") {
+            Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close code and reason"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("the client saw a protocol error, not a close: {e}"),
+            None => panic!("the connection ended without a close frame"),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert!(!frame.reason.is_empty() && frame.reason.len() <= MAX_CLOSE_REASON, "{frame:?}");
+    assert!(
+        matches!(texts.as_slice(), [t] if matches!(parse(t), ServerMessage::SocketError(ref e) if e.starts_with("max_active_conversations"))),
+        "{texts:?}"
+    );
 }

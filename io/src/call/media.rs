@@ -31,8 +31,8 @@ use super::stream_auth::StreamSecret;
 use super::transport::{CloseReason, Received, Skip, Transport, speak_of_mark};
 use crate::records::PhoneNumber;
 
-/// Link tuning.
-#[derive(Clone, Debug)]
+/// Link tuning. `Debug` shows whether there is a secret or a token, never either.
+#[derive(Clone)]
 pub struct MediaSettings {
     /// When set, every stream must carry the token of the call its start names (derived from
     /// this secret; see [`crate::carriers::stream_auth`]), in the upgrade request, the
@@ -48,6 +48,18 @@ pub struct MediaSettings {
     pub write_timeout: Duration,
     /// Nothing from the far end for this long ends the call.
     pub idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for MediaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaSettings")
+            .field("stream_secret", &crate::net::redact::secret(&self.stream_secret))
+            .field("auth_token", &crate::net::redact::secret(&self.auth_token))
+            .field("admission", &self.admission.is_some())
+            .field("write_timeout", &self.write_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish()
+    }
 }
 
 impl Default for MediaSettings {

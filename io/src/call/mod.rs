@@ -139,6 +139,8 @@ impl CallDeps {
         }
         all.push(self.recent.clone());
         all.extend(self.tools.metrics());
+        all.push(Arc::new(self.llm.clone()));
+        all.push(Arc::new(crate::metrics::ProviderErrorMetrics));
         all
     }
 }

@@ -14,7 +14,8 @@ use hermes_core::call::SpeakId;
 use hermes_core::codec::G711;
 
 /// The start of a stream: which call it carries, in which codec, between which numbers.
-#[derive(Debug, PartialEq)]
+/// `Debug` masks the numbers and hides the token.
+#[derive(PartialEq)]
 pub struct StreamStart<'a> {
     pub stream_id: Cow<'a, str>,
     pub call_control_id: Cow<'a, str>,
@@ -27,6 +28,22 @@ pub struct StreamStart<'a> {
     /// The stream token, where the carrier passes it in the start (Twilio's custom
     /// parameter); Telnyx's comes with the connection or its `connected` frame.
     pub auth_token: Option<Cow<'a, str>>,
+}
+
+impl std::fmt::Debug for StreamStart<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::net::redact;
+        f.debug_struct("StreamStart")
+            .field("stream_id", &self.stream_id)
+            .field("call_control_id", &self.call_control_id)
+            .field("codec", &self.codec)
+            .field("sample_rate", &self.sample_rate)
+            .field("from", &redact::number(self.from.as_deref()))
+            .field("to", &redact::number(self.to.as_deref()))
+            .field("client_state", &self.client_state)
+            .field("auth_token", &redact::secret(&self.auth_token))
+            .finish()
+    }
 }
 
 impl StreamStart<'_> {
@@ -46,8 +63,9 @@ impl StreamStart<'_> {
     }
 }
 
-/// What one message from the far end says, once the adapter has read it.
-#[derive(Debug, PartialEq)]
+/// What one message from the far end says, once the adapter has read it. `Debug` hides the
+/// token and shows audio by its length.
+#[derive(PartialEq)]
 pub enum Received<'a> {
     /// The stream's opening (Telnyx's `connected`), possibly with its token.
     Connected {
@@ -74,6 +92,30 @@ pub enum Received<'a> {
     Nothing,
     /// A message that could not be used; counted by kind, and the call goes on.
     Skipped(Skip),
+}
+
+impl std::fmt::Debug for Received<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Received::Connected { auth_token } => f
+                .debug_struct("Connected")
+                .field("auth_token", &crate::net::redact::secret(auth_token))
+                .finish(),
+            Received::Start(start) => f.debug_tuple("Start").field(start).finish(),
+            Received::Audio { len, wideband } => f
+                .debug_struct("Audio")
+                .field("len", len)
+                .field("wideband_bytes", &wideband.as_ref().map(Bytes::len))
+                .finish(),
+            Received::Dtmf(digit) => f.debug_tuple("Dtmf").field(digit).finish(),
+            Received::Mark(name) => f.debug_tuple("Mark").field(name).finish(),
+            Received::CarrierError(code) => f.debug_tuple("CarrierError").field(code).finish(),
+            Received::Stop => f.write_str("Stop"),
+            Received::Note(note) => f.debug_struct("Note").field("bytes", &note.len()).finish(),
+            Received::Nothing => f.write_str("Nothing"),
+            Received::Skipped(skip) => f.debug_tuple("Skipped").field(skip).finish(),
+        }
+    }
 }
 
 /// Why a message was skipped, as the media counters label it.

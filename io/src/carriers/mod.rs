@@ -23,8 +23,9 @@ pub use crate::call::stream_auth;
 /// most Telnyx itself accepts in one frame) is ~330 KiB. Anything above is refused unparsed.
 pub const MAX_FRAME_BYTES: usize = 512 * 1024;
 
-/// One frame from Telnyx, borrowing from the message buffer.
-#[derive(Debug, PartialEq)]
+/// One frame from the far end, borrowing from the message buffer. `Debug` hides the token and
+/// shows audio by its length.
+#[derive(PartialEq)]
 pub enum InboundFrame<'a> {
     Connected {
         version: Option<Cow<'a, str>>,
@@ -49,6 +50,31 @@ pub enum InboundFrame<'a> {
         title: Option<Cow<'a, str>>,
     },
     Stop,
+}
+
+impl std::fmt::Debug for InboundFrame<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InboundFrame::Connected { version, auth_token } => f
+                .debug_struct("Connected")
+                .field("version", version)
+                .field("auth_token", &crate::net::redact::secret(auth_token))
+                .finish(),
+            InboundFrame::Start(start) => f.debug_tuple("Start").field(start).finish(),
+            InboundFrame::Media { track, sequence, payload } => f
+                .debug_struct("Media")
+                .field("track", track)
+                .field("sequence", sequence)
+                .field("payload_chars", &payload.len())
+                .finish(),
+            InboundFrame::Dtmf { digit } => f.debug_struct("Dtmf").field("digit", digit).finish(),
+            InboundFrame::Mark { name } => f.debug_struct("Mark").field("name", name).finish(),
+            InboundFrame::Error { code, title } => {
+                f.debug_struct("Error").field("code", code).field("title", title).finish()
+            }
+            InboundFrame::Stop => f.write_str("Stop"),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -94,8 +94,9 @@ impl Step {
     }
 }
 
-/// How the caller places its call.
-#[derive(Clone, Debug)]
+/// How the caller places its call. `Debug` shows no token or signature (the simulator's
+/// `--target` mode derives real ones).
+#[derive(Clone)]
 pub struct CallerScript {
     pub call_id: String,
     pub dialect: Dialect,
@@ -115,6 +116,21 @@ pub struct CallerScript {
     /// After the last step, how long the caller waits for the agent to end the call before
     /// hanging up itself.
     pub linger: Duration,
+}
+
+impl std::fmt::Debug for CallerScript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::net::redact;
+        f.debug_struct("CallerScript")
+            .field("call_id", &self.call_id)
+            .field("dialect", &self.dialect)
+            .field("from", &redact::number(Some(&self.from)))
+            .field("to", &redact::number(Some(&self.to)))
+            .field("auth_token", &redact::secret(&self.auth_token))
+            .field("twilio_signature", &redact::secret(&self.twilio_signature))
+            .field("steps", &self.steps.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How a call ended, from the caller's side.

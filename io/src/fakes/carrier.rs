@@ -31,8 +31,8 @@ pub struct Recording {
     pub bad_frames: usize,
 }
 
-/// How the fake places a call on the media stream.
-#[derive(Clone, Debug)]
+/// How the fake places a call on the media stream. `Debug` shows no token.
+#[derive(Clone)]
 pub struct StreamScript {
     pub call_control_id: String,
     pub stream_id: String,
@@ -42,6 +42,18 @@ pub struct StreamScript {
     pub caller_audio: Vec<u8>,
     /// Keep listening this long after the caller audio ends, then send `stop`.
     pub linger: Duration,
+}
+
+impl std::fmt::Debug for StreamScript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamScript")
+            .field("call_control_id", &self.call_control_id)
+            .field("stream_id", &self.stream_id)
+            .field("auth_token", &crate::net::redact::secret(&self.auth_token))
+            .field("caller_audio_bytes", &self.caller_audio.len())
+            .field("linger", &self.linger)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

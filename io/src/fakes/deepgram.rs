@@ -5,7 +5,9 @@
 //! result with `speech_final` once the endpointing silence has passed — the profile's delay
 //! after the end of speech, or the endpointing if that is longer — then `UtteranceEnd`.
 //! `Finalize`, `KeepAlive` and `CloseStream` behave as Deepgram documents; ten seconds without
-//! audio or KeepAlive closes with `1011 NET-0001`.
+//! audio or KeepAlive closes with `1011 NET-0001`. [`Notices`] send the other messages a client
+//! must handle — `Error` (after which the connection falls silent), `Warning`, `Metadata` and
+//! a type no client knows — mid-stream.
 //!
 //! The profile's [`TranscriberStyle`] adds the cases a real client must survive: interims that
 //! trail the audio, long speech finalised in segments (`is_final` without `speech_final`, the
@@ -32,7 +34,6 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use hermes_core::codec::G711;
@@ -187,7 +188,59 @@ pub struct FakeDeepgram {
     pub connections: Arc<AtomicU64>,
     /// Control messages received, by type ("KeepAlive", "Finalize", "CloseStream").
     pub controls: Arc<Mutex<Vec<String>>>,
+    /// Messages besides results to send, each after the next audio frame of any connection.
+    pub notices: Notices,
     task: JoinHandle<()>,
+}
+
+/// A message Deepgram sends besides results (PROTOCOLS.md §2; the `Error` and `Warning`
+/// shapes are those of Deepgram's SDKs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// An `Error`; the connection then takes audio and says nothing more, as a server in
+    /// trouble may, without closing.
+    Error,
+    /// A `Warning`; transcription goes on.
+    Warning,
+    /// A `Metadata` summary mid-stream.
+    Metadata,
+    /// A message type no client knows yet.
+    Unknown,
+}
+
+impl Notice {
+    fn message(self) -> Value {
+        match self {
+            Notice::Error => json!({"type": "Error", "description": "Internal server error",
+                                    "message": "transcription stopped", "variant": "NET-0000"}),
+            Notice::Warning => json!({"type": "Warning",
+                                      "description": "a keyterm was ignored", "code": "W-0001"}),
+            Notice::Metadata => json!({"type": "Metadata", "transaction_key": "deprecated",
+                "request_id": "fake", "sha256": "", "created": "2026-01-01T00:00:00.000Z",
+                "duration": 0.0, "channels": 1}),
+            Notice::Unknown => json!({"type": "SomethingNew", "channel": [0, 1]}),
+        }
+    }
+}
+
+/// The notices waiting to be sent, first in first out. Shared with the test.
+#[derive(Clone, Debug, Default)]
+pub struct Notices(Arc<Mutex<VecDeque<Notice>>>);
+
+impl Notices {
+    pub fn push(&self, notice: Notice) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push_back(notice);
+        }
+    }
+
+    fn next(&self) -> Option<Notice> {
+        self.0.lock().ok()?.pop_front()
+    }
+
+    pub fn pending(&self) -> usize {
+        self.0.lock().map_or(0, |q| q.len())
+    }
 }
 
 impl Drop for FakeDeepgram {
@@ -204,6 +257,7 @@ struct Shared {
     rng: SharedRng,
     connections: Arc<AtomicU64>,
     controls: Arc<Mutex<Vec<String>>>,
+    notices: Notices,
 }
 
 impl FakeDeepgram {
@@ -217,6 +271,7 @@ impl FakeDeepgram {
             faults: Faults::default(),
             connections: Arc::new(AtomicU64::new(0)),
             controls: Arc::new(Mutex::new(Vec::new())),
+            notices: Notices::default(),
         };
         let fake = shared.clone();
         let task = tokio::spawn(async move {
@@ -234,6 +289,7 @@ impl FakeDeepgram {
             delays: fake.rng.delays(),
             connections: fake.connections,
             controls: fake.controls,
+            notices: fake.notices,
             task,
         })
     }
@@ -420,6 +476,7 @@ async fn serve(stream: TcpStream, shared: Shared) {
         line_heard: 0.0,
     };
     let mut frames_in = 0usize;
+    let mut stalled = fault == Some(Fault::Stall);
     loop {
         let next = tokio::time::timeout(Duration::from_secs(10), source.next()).await;
         let message = match next {
@@ -448,8 +505,12 @@ async fn serve(stream: TcpStream, shared: Shared) {
                     let _ = writer.await;
                     return;
                 }
-                if fault != Some(Fault::Stall) {
+                if !stalled {
                     call.hear(&audio).await; // a stalled server takes audio and says nothing
+                }
+                if let Some(notice) = shared.notices.next() {
+                    call.send_now(Message::Text(notice.message().to_string().into())).await;
+                    stalled |= notice == Notice::Error;
                 }
             }
             Message::Text(text) => {
@@ -487,7 +548,7 @@ async fn serve(stream: TcpStream, shared: Shared) {
 }
 
 fn close(code: CloseCode, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame { code, reason: reason.to_string().into() }))
+    Message::Close(Some(super::elevenlabs::close_frame(code, reason)))
 }
 
 /// One connection's view of the audio.

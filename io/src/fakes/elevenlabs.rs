@@ -5,9 +5,13 @@
 //! espeak-ng, in 200 ms chunks, each with the alignment of the characters it carries, after
 //! the profile's first-audio delay.
 //! Faults: `Stall` (a socket or request that never answers), `DropAfter(n)` (the socket drops
-//! after n audio messages), `Status(code)` (the upgrade or the request is refused).
+//! after n audio messages), `Status(code)` (the upgrade or the request is refused). [`Notices`]
+//! answer the next flushed context with what else the server may say: an error for that
+//! context, an error naming no context, or a message of a shape no client knows.
+//! A sixth context gets the server's error (naming no context) and a 1008 close whose reason
+//! fits a control frame.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,7 +60,51 @@ pub struct FakeElevenLabs {
     pub texts: Arc<Mutex<Vec<(String, String)>>>,
     /// WebSocket connections accepted.
     pub sockets: Arc<AtomicU64>,
+    /// What to answer the next flushed contexts with instead of (or before) their audio.
+    pub notices: Notices,
     task: JoinHandle<()>,
+}
+
+/// What the server may say about a context besides its audio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// An error for the context (`contextId` set); it gets no audio.
+    ContextError,
+    /// An error naming no context (a quota, the key); the context gets no audio, the socket
+    /// stays open.
+    SocketError,
+    /// A message of a shape no client knows, for the context; its audio follows as usual.
+    Unknown,
+}
+
+/// The notices waiting, first in first out. Shared with the test.
+#[derive(Clone, Debug, Default)]
+pub struct Notices(Arc<Mutex<VecDeque<Notice>>>);
+
+impl Notices {
+    pub fn push(&self, notice: Notice) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push_back(notice);
+        }
+    }
+
+    fn next(&self) -> Option<Notice> {
+        self.0.lock().ok()?.pop_front()
+    }
+}
+
+/// The longest close reason a control frame holds: 125 bytes of payload, two of them the code
+/// (RFC 6455 §5.5). A longer one is a protocol error to every client.
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// A close frame with `reason` cut to [`MAX_CLOSE_REASON`] bytes at a character boundary;
+/// every fake closes through it.
+pub(crate) fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame { code, reason: reason[..end].to_string().into() }
 }
 
 impl Drop for FakeElevenLabs {
@@ -73,6 +121,7 @@ struct Shared {
     interrupted: Arc<AtomicU64>,
     texts: Arc<Mutex<Vec<(String, String)>>>,
     sockets: Arc<AtomicU64>,
+    notices: Notices,
     /// Speech already synthesised, by text: load runs repeat the same sentences, and espeak-ng
     /// is serialised, so without this the fake's own compute would queue up behind itself
     /// and be counted as the agent's latency.
@@ -118,17 +167,19 @@ impl FakeElevenLabs {
             interrupted: Arc::new(AtomicU64::new(0)),
             texts: Arc::new(Mutex::new(Vec::new())),
             sockets: Arc::new(AtomicU64::new(0)),
+            notices: Notices::default(),
             spoken: Mutex::new(HashMap::new()),
         });
         let delays = shared.rng.delays();
-        let (faults, interrupted, texts, sockets) = (
+        let (faults, interrupted, texts, sockets, notices) = (
             shared.faults.clone(),
             shared.interrupted.clone(),
             shared.texts.clone(),
             shared.sockets.clone(),
+            shared.notices.clone(),
         );
         let task = super::serve_http(listener, move |req| handle(shared.clone(), req));
-        Ok(FakeElevenLabs { addr, faults, delays, interrupted, texts, sockets, task })
+        Ok(FakeElevenLabs { addr, faults, delays, interrupted, texts, sockets, notices, task })
     }
 
     /// The base URL for `providers.tts.base_url`.
@@ -262,12 +313,7 @@ where
         }
         let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
         if v["close_socket"].as_bool() == Some(true) {
-            let _ = out
-                .send(Message::Close(Some(CloseFrame {
-                    code: CloseCode::Normal,
-                    reason: "".into(),
-                })))
-                .await;
+            let _ = out.send(Message::Close(Some(close_frame(CloseCode::Normal, "")))).await;
             break;
         }
         let Some(ctx) = v["context_id"].as_str().map(String::from) else { continue };
@@ -282,7 +328,8 @@ where
                 let error =
                     json!({"message": m, "error": "max_active_conversations", "code": 1008});
                 let _ = out.try_send(Message::Text(error.to_string().into()));
-                let frame = CloseFrame { code: CloseCode::Policy, reason: m.into() };
+                // The message is longer than a close frame may carry: the reason says less.
+                let frame = close_frame(CloseCode::Policy, "max_active_conversations");
                 let _ = out.try_send(Message::Close(Some(frame)));
                 break;
             }
@@ -299,8 +346,31 @@ where
                 }
             }
             if flush && !c.text.trim().is_empty() && !c.speaking {
-                c.speaking = true;
-                Some(std::mem::take(&mut c.text))
+                match shared.notices.next() {
+                    Some(notice @ (Notice::ContextError | Notice::SocketError)) => {
+                        let mut error = json!({"message": "The text could not be synthesised.",
+                                               "error": "synthesis_failed", "code": 1011});
+                        if notice == Notice::ContextError {
+                            error["contextId"] = json!(ctx);
+                        } else {
+                            error = json!({"message": "This request exceeds your quota.",
+                                           "error": "quota_exceeded", "code": 1008});
+                        }
+                        let _ = out.try_send(Message::Text(error.to_string().into()));
+                        c.text.clear();
+                        None
+                    }
+                    Some(Notice::Unknown) => {
+                        let odd = json!({"somethingNew": {"x": 1}, "contextId": ctx});
+                        let _ = out.try_send(Message::Text(odd.to_string().into()));
+                        c.speaking = true;
+                        Some(std::mem::take(&mut c.text))
+                    }
+                    None => {
+                        c.speaking = true;
+                        Some(std::mem::take(&mut c.text))
+                    }
+                }
             } else if close && !c.speaking {
                 map.remove(&ctx);
                 let _ = out.try_send(Message::Text(

@@ -1,8 +1,11 @@
 //! A fake Anthropic Messages API and a fake OpenAI-compatible chat-completions API on one
 //! loopback server. Replies — text and tool calls — come from the offline brain, so a
 //! conversation through the fake is a real conversation; they stream in the providers' exact
-//! SSE shapes (PROTOCOLS.md §3 and §5), paced by a [`LatencyProfile`], with [`Fault`]s injected
-//! on demand.
+//! SSE shapes (PROTOCOLS.md §3 and §5) — `ping`s included, between a tool's input deltas
+//! too — paced by a [`LatencyProfile`], with [`Fault`]s injected on demand, and [`Quirk`]s:
+//! what else a real stream may carry (an `error` event after some words, a stop reason such
+//! as `max_tokens` or `refusal`, a content block of a type no client knows, an index no real
+//! answer has).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -72,7 +75,45 @@ pub struct FakeLlm {
     pub requests: Arc<Mutex<Vec<Value>>>,
     /// Answers the client stopped reading before their end (cancelled requests).
     pub abandoned: Arc<AtomicU64>,
+    /// Queue quirks here; each applies to one answer.
+    pub quirks: Quirks,
     task: JoinHandle<()>,
+}
+
+/// Something a real stream may carry besides the answer, for one answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quirk {
+    /// An error after `after_tokens` words, instead of the rest: Anthropic's `error` event
+    /// (`{"type":"error","error":{"type": kind}}`), or an OpenAI-compatible server's
+    /// `data: {"error": {"type": kind}}` chunk.
+    ErrorEvent { kind: &'static str, after_tokens: usize },
+    /// The answer ends with this stop reason (OpenAI: finish reason); with `after_tokens`,
+    /// after that many words (the rest, tool calls included, never comes).
+    Stop { reason: &'static str, after_tokens: Option<usize> },
+    /// The answer opens with a content block of a type no client knows, carrying a delta of
+    /// an unknown type and a `text_delta` that is not the caller's to hear (Anthropic).
+    UnknownBlock,
+    /// The first content block (OpenAI: tool call) has an index far beyond any real answer.
+    HugeIndex,
+}
+
+/// Words a test can look for: they come in an unknown block and must never be spoken.
+pub const UNKNOWN_BLOCK_TEXT: &str = "NOT FOR THE CALLER ";
+
+/// The quirks queued for the next answers, first in first out. Shared with the test.
+#[derive(Clone, Debug, Default)]
+pub struct Quirks(Arc<Mutex<std::collections::VecDeque<Quirk>>>);
+
+impl Quirks {
+    pub fn push(&self, quirk: Quirk) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push_back(quirk);
+        }
+    }
+
+    fn next(&self) -> Option<Quirk> {
+        self.0.lock().ok()?.pop_front()
+    }
 }
 
 impl Drop for FakeLlm {
@@ -89,6 +130,7 @@ struct Shared {
     rng: SharedRng,
     requests: Arc<Mutex<Vec<Value>>>,
     abandoned: Arc<AtomicU64>,
+    quirks: Quirks,
 }
 
 impl FakeLlm {
@@ -97,6 +139,7 @@ impl FakeLlm {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let faults = Faults::default();
+        let quirks = Quirks::default();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let abandoned = Arc::new(AtomicU64::new(0));
         let timezone = TimeZone::get(&options.business.timezone).unwrap_or(TimeZone::UTC);
@@ -110,9 +153,10 @@ impl FakeLlm {
             faults: faults.clone(),
             requests: requests.clone(),
             abandoned: abandoned.clone(),
+            quirks: quirks.clone(),
         });
         let task = super::serve_http(listener, move |req| handle(shared.clone(), req));
-        Ok(FakeLlm { addr, faults, delays, requests, abandoned, task })
+        Ok(FakeLlm { addr, faults, delays, requests, abandoned, quirks, task })
     }
 
     /// The base URL to configure as `providers.llm.base_url`.
@@ -178,15 +222,20 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     let context =
         if anthropic { context_from_anthropic(&request) } else { context_from_openai(&request) };
     let now = told_time(&request).unwrap_or_else(|| shared.options.clock.local(&shared.timezone));
-    let reply = shared.brain.respond(&context, now);
+    let mut reply = shared.brain.respond(&context, now);
     let model = request["model"].as_str().unwrap_or("fake").to_string();
+    let quirk = shared.quirks.next();
+    if let Some(Quirk::Stop { after_tokens: Some(n), .. }) = quirk {
+        reply.text = tokens(&reply.text).take(n).collect();
+        reply.tool_calls.clear();
+    }
     let events = if anthropic {
-        anthropic_events(&model, &reply, shared.options.thinking)
+        anthropic_events(&model, &reply, shared.options.thinking, quirk)
     } else {
-        openai_events(&model, &reply)
+        openai_events(&model, &reply, quirk)
     };
     let (tx, body) = Channel::new(16);
-    tokio::spawn(stream(shared, events, fault, tx, anthropic));
+    tokio::spawn(stream(shared, events, fault, quirk, tx, anthropic));
     let mut response = Response::new(Either::Right(body));
     response
         .headers_mut()
@@ -217,6 +266,7 @@ async fn stream(
     shared: Arc<Shared>,
     events: Vec<Event>,
     fault: Option<Fault>,
+    quirk: Option<Quirk>,
     mut tx: Sender<Bytes>,
     anthropic: bool,
 ) {
@@ -227,11 +277,31 @@ async fn stream(
         return;
     }
     let mut first_token = true;
+    let mut tokens_sent = 0;
     for (sent, event) in events.into_iter().enumerate() {
         if fault == Some(Fault::DropAfter(sent)) {
             return; // the body ends mid-message, as when a connection drops
         }
+        if event.token
+            && let Some(Quirk::ErrorEvent { kind, after_tokens }) = quirk
+            && tokens_sent == after_tokens
+        {
+            let error = if anthropic {
+                sse(
+                    "error",
+                    &json!({"type": "error", "error": {"type": kind, "message": "injected"},
+                            "request_id": "req_fake"}),
+                )
+            } else {
+                // As vLLM does: the error as a chunk, then the end of the stream.
+                let data = json!({"error": {"message": "injected", "type": kind, "code": null}});
+                format!("data: {data}\n\ndata: [DONE]\n\n")
+            };
+            let _ = tx.send_data(Bytes::from(error)).await;
+            return;
+        }
         if event.token {
+            tokens_sent += 1;
             let wait = if first_token {
                 shared.rng.sample(profile.llm_first_token)
             } else {
@@ -275,7 +345,12 @@ fn halves(arguments: &str) -> (&str, &str) {
     arguments.split_at(mid)
 }
 
-fn anthropic_events(model: &str, reply: &Reply, thinking: bool) -> Vec<Event> {
+fn anthropic_events(
+    model: &str,
+    reply: &Reply,
+    thinking: bool,
+    quirk: Option<Quirk>,
+) -> Vec<Event> {
     let mut out = Vec::new();
     let mut push =
         |name: &str, data: Value, token: bool| out.push(Event { text: sse(name, &data), token });
@@ -288,6 +363,28 @@ fn anthropic_events(model: &str, reply: &Reply, thinking: bool) -> Vec<Event> {
     );
     let mut index = 0;
     let mut output_tokens = 1;
+    if quirk == Some(Quirk::HugeIndex) {
+        index = 4_000_000_000u64;
+    }
+    if quirk == Some(Quirk::UnknownBlock) {
+        push(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": {"type": "future_block", "data": {"x": 1}}}),
+            false,
+        );
+        push(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index, "delta": {"type": "future_delta", "x": 2}}),
+            false,
+        );
+        push(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": UNKNOWN_BLOCK_TEXT}}),
+            false,
+        );
+        push("content_block_stop", json!({"type": "content_block_stop", "index": index}), false);
+        index += 1;
+    }
     if thinking {
         push(
             "content_block_start",
@@ -333,7 +430,11 @@ fn anthropic_events(model: &str, reply: &Reply, thinking: bool) -> Vec<Event> {
             true,
         );
         let (a, b) = halves(&call.arguments);
-        for part in ["", a, b] {
+        for (i, part) in ["", a, b].into_iter().enumerate() {
+            if i == 2 {
+                // As recorded streams show: a keep-alive between a tool's input deltas.
+                push("ping", json!({"type": "ping"}), false);
+            }
             push(
                 "content_block_delta",
                 json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": part}}),
@@ -344,7 +445,11 @@ fn anthropic_events(model: &str, reply: &Reply, thinking: bool) -> Vec<Event> {
         output_tokens += 10;
         index += 1;
     }
-    let stop = if reply.tool_calls.is_empty() { "end_turn" } else { "tool_use" };
+    let stop = match quirk {
+        Some(Quirk::Stop { reason, .. }) => reason,
+        _ if reply.tool_calls.is_empty() => "end_turn",
+        _ => "tool_use",
+    };
     push(
         "message_delta",
         json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output_tokens}}),
@@ -354,7 +459,7 @@ fn anthropic_events(model: &str, reply: &Reply, thinking: bool) -> Vec<Event> {
     out
 }
 
-fn openai_events(model: &str, reply: &Reply) -> Vec<Event> {
+fn openai_events(model: &str, reply: &Reply, quirk: Option<Quirk>) -> Vec<Event> {
     let chunk = |delta: Value, finish: Value| {
         let data = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
@@ -367,7 +472,9 @@ fn openai_events(model: &str, reply: &Reply) -> Vec<Event> {
     for token in tokens(&reply.text) {
         out.push(Event { text: chunk(json!({"content": token}), Value::Null), token: true });
     }
+    let first_call = if quirk == Some(Quirk::HugeIndex) { 4_000_000_000usize } else { 0 };
     for (i, call) in reply.tool_calls.iter().enumerate() {
+        let i = i + first_call;
         out.push(Event {
             text: chunk(json!({"tool_calls": [{"index": i, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}]}), Value::Null),
             token: true,
@@ -383,7 +490,11 @@ fn openai_events(model: &str, reply: &Reply) -> Vec<Event> {
             });
         }
     }
-    let finish = if reply.tool_calls.is_empty() { "stop" } else { "tool_calls" };
+    let finish = match quirk {
+        Some(Quirk::Stop { reason, .. }) => reason,
+        _ if reply.tool_calls.is_empty() => "stop",
+        _ => "tool_calls",
+    };
     out.push(Event { text: chunk(json!({}), json!(finish)), token: false });
     let usage = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [],
         "usage": {"prompt_tokens": 100, "completion_tokens": reply.text.split(' ').count(), "total_tokens": 100}});

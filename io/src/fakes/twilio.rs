@@ -60,7 +60,6 @@ impl Drop for FakeTwilio {
     }
 }
 
-#[derive(Debug)]
 struct Shared {
     account_sid: String,
     /// `Basic base64(AccountSid:AuthToken)`, as a client must send it.
@@ -71,6 +70,16 @@ struct Shared {
     /// Every request, refused or not.
     requests: AtomicU64,
     updated: Notify,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("account_sid", &self.account_sid)
+            .field("authorization", &"<redacted>")
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FakeTwilio {

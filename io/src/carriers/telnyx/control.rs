@@ -45,8 +45,8 @@ impl fmt::Debug for CallControl {
     }
 }
 
-/// Where and how Telnyx should stream a call's media to us.
-#[derive(Clone, Debug)]
+/// Where and how Telnyx should stream a call's media to us. `Debug` shows no token or secret.
+#[derive(Clone)]
 pub struct StreamTarget {
     /// `wss://…/telnyx/media`
     pub url: String,
@@ -54,6 +54,16 @@ pub struct StreamTarget {
     pub auth_token: Option<String>,
     /// Each answered call's stream gets its own token, derived from this and its call id.
     pub secret: Option<std::sync::Arc<crate::carriers::stream_auth::StreamSecret>>,
+}
+
+impl fmt::Debug for StreamTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamTarget")
+            .field("url", &crate::net::redact::url(&self.url))
+            .field("auth_token", &crate::net::redact::secret(&self.auth_token))
+            .field("secret", &crate::net::redact::secret(&self.secret))
+            .finish()
+    }
 }
 
 impl StreamTarget {

@@ -22,8 +22,9 @@ pub const SESSION_COOKIE: &str = "hermes_session";
 /// What the session cookie derives from the token under, so it means nothing elsewhere.
 const SESSION_LABEL: &[u8] = b"hermes dashboard session v1";
 
-/// The credentials a request carries, as its headers and URL hold them.
-#[derive(Clone, Copy, Debug, Default)]
+/// The credentials a request carries, as its headers and URL hold them. `Debug` shows which
+/// are there, never what they say.
+#[derive(Clone, Copy, Default)]
 pub struct Credentials<'a> {
     /// The `Authorization` header.
     pub authorization: Option<&'a str>,
@@ -31,6 +32,19 @@ pub struct Credentials<'a> {
     pub cookies: &'a [&'a str],
     /// The URL's query string.
     pub query: Option<&'a str>,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("authorization", &crate::net::redact::secret(&self.authorization))
+            .field("cookies", &self.cookies.len())
+            .field(
+                "query",
+                &self.query.map(|q| crate::net::redact::url(&format!("?{q}")).into_owned()),
+            )
+            .finish()
+    }
 }
 
 /// Why a request was not let in.

@@ -30,11 +30,13 @@ use hermes_core::wall_clock::WallClock;
 
 use super::anthropic_stream::{AnthropicStream, StreamOutput};
 use super::openai_stream::OpenAiStream;
-use super::sse::{SseDecoder, SseEvent};
+use super::sse::{SseDecoder, SseError, SseEvent};
 use super::wire::{Verbatim, WireRequest};
 use super::{anthropic, openai};
+use crate::metrics::{Exposition, MetricsSource, get};
 use crate::net::http::{HttpClient, HttpError};
 use crate::net::retry::{RetryPolicy, retry_after};
+use crate::providers::errors::{self, Provider, ProviderIssue, report};
 
 /// What a completion produces, in order; `Done` or `Failed` ends it.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +66,8 @@ pub enum LlmError {
     Malformed(String),
     #[error("the stream ended before the answer did")]
     Truncated,
+    #[error("the model stopped without an answer ({0})")]
+    Stopped(String),
 }
 
 /// Which wire protocol a remote model speaks.
@@ -94,7 +98,7 @@ impl fmt::Debug for RemoteSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteSettings")
             .field("protocol", &self.protocol)
-            .field("base_url", &self.base_url)
+            .field("base_url", &crate::net::redact::url(&self.base_url))
             .field("api_key", &"<redacted>")
             .field("model", &self.model)
             .field("fallback_model", &self.fallback_model)
@@ -119,13 +123,25 @@ pub enum LlmClient {
     Local(Arc<Local>),
 }
 
-#[derive(Debug)]
 pub struct Remote {
     http: HttpClient,
     settings: RemoteSettings,
     url: String,
+    /// The protocol's headers, the key among them: never printed.
     headers: Vec<(&'static str, String)>,
     pub counters: LlmCounters,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Remote")
+            .field("settings", &self.settings)
+            .field("url", &crate::net::redact::url(&self.url))
+            .field("header_names", &header_names)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -357,6 +373,12 @@ impl Remote {
                         .map(|v| v == "true");
                     let (kind, message) = error_body(response, s.stall_timeout).await;
                     let code = status.as_u16();
+                    let issue = match (code, kind.as_str()) {
+                        (529 | 503, _) | (_, "overloaded_error") => ProviderIssue::Overloaded,
+                        (429, _) | (_, "rate_limit_error") => ProviderIssue::RateLimited,
+                        _ => ProviderIssue::Error,
+                    };
+                    report(self.provider(), issue, &format!("HTTP {code} ({kind}): {message}"));
                     let retryable = should_retry.unwrap_or(
                         matches!(code, 408 | 409 | 429 | 529) || status.is_server_error(),
                     );
@@ -395,6 +417,7 @@ impl Remote {
             Protocol::OpenAi => Decoder::OpenAi(OpenAiStream::new()),
         };
         let mut streamed = false;
+        let provider = self.provider();
         let fail = |streamed: bool, e: LlmError| {
             if streamed { AttemptError::Fatal(e) } else { AttemptError::Retry(e.to_string()) }
         };
@@ -418,19 +441,48 @@ impl Remote {
                 Ok(Some(Ok(frame))) => frame,
             };
             let Ok(data) = frame.into_data() else { continue };
-            let events = sse
-                .push(&data)
-                .map_err(|e| AttemptError::Fatal(LlmError::Malformed(e.to_string())))?;
+            let events = sse.push(&data).map_err(|e| {
+                let issue = match e {
+                    SseError::NotUtf8 => ProviderIssue::Malformed,
+                    SseError::LineTooLong(_) | SseError::EventTooLong(_) => {
+                        ProviderIssue::OutOfBounds
+                    }
+                };
+                report(provider, issue, &e.to_string());
+                fail(streamed, LlmError::Malformed(e.to_string()))
+            })?;
             for event in events {
-                let outputs =
-                    decoder.on(&event).map_err(|e| AttemptError::Fatal(LlmError::Malformed(e)))?;
+                let outputs = decoder.on(&event).map_err(|(issue, e)| {
+                    report(provider, issue, &e);
+                    fail(streamed, LlmError::Malformed(e))
+                })?;
                 for output in outputs {
                     let event = match output {
                         StreamOutput::Text(text) => LlmEvent::Text(text),
                         StreamOutput::ToolCall { id, name, input } => {
                             LlmEvent::ToolCall(ToolCall { id, name, arguments: input.to_string() })
                         }
+                        StreamOutput::Unknown(what) => {
+                            report(provider, ProviderIssue::Unknown, &what);
+                            continue;
+                        }
                         StreamOutput::Done { stop_reason, output_tokens } => {
+                            if let Some(issue) = stop_issue(stop_reason.as_deref()) {
+                                let reason = stop_reason.as_deref().unwrap_or("");
+                                report(provider, issue, &format!("stop reason {reason:?}"));
+                                if !streamed {
+                                    // Nothing to say: a failure for the call to handle (a
+                                    // word, one more try, then a person), not a silent turn.
+                                    // A paused turn is the provider's to finish: asked again.
+                                    let e = LlmError::Stopped(errors::clip(reason, 40));
+                                    return Err(if issue == ProviderIssue::PauseTurn {
+                                        AttemptError::Retry(e.to_string())
+                                    } else {
+                                        AttemptError::Fatal(e)
+                                    });
+                                }
+                                // What came is what the caller hears: the turn ends there.
+                            }
                             if let Some((first, content)) = decoder.tool_turn()
                                 && let Ok(mut v) = verbatim.lock()
                             {
@@ -443,6 +495,12 @@ impl Remote {
                             return Ok(());
                         }
                         StreamOutput::Error { kind, message } => {
+                            let issue = match kind.as_str() {
+                                "overloaded_error" => ProviderIssue::Overloaded,
+                                "rate_limit_error" => ProviderIssue::RateLimited,
+                                _ => ProviderIssue::Error,
+                            };
+                            report(provider, issue, &format!("{kind}: {message}"));
                             let overloaded = matches!(
                                 kind.as_str(),
                                 "overloaded_error"
@@ -465,6 +523,55 @@ impl Remote {
                 }
             }
         }
+    }
+}
+
+impl Remote {
+    fn provider(&self) -> Provider {
+        match self.settings.protocol {
+            Protocol::Anthropic => Provider::Anthropic,
+            Protocol::OpenAi => Provider::OpenAi,
+        }
+    }
+}
+
+/// What a stop reason says when it is not a finished answer (Anthropic's `stop_reason`,
+/// OpenAI's `finish_reason`); `None` for one that is, or none at all.
+fn stop_issue(stop_reason: Option<&str>) -> Option<ProviderIssue> {
+    match stop_reason? {
+        "end_turn" | "tool_use" | "stop_sequence" | "stop" | "tool_calls" | "function_call" => None,
+        "max_tokens" | "length" => Some(ProviderIssue::MaxTokens),
+        "refusal" | "content_filter" => Some(ProviderIssue::Refusal),
+        "pause_turn" => Some(ProviderIssue::PauseTurn),
+        _ => Some(ProviderIssue::OtherStop),
+    }
+}
+
+impl MetricsSource for LlmClient {
+    fn render(&self, out: &mut Exposition) {
+        let LlmClient::Remote(remote) = self else { return };
+        let c = &remote.counters;
+        out.counter("hermes_llm_requests_total", "LLM requests sent.", get(&c.requests));
+        out.counter(
+            "hermes_llm_retries_total",
+            "LLM requests sent again after an overload, a drop or a refused connect.",
+            get(&c.retries),
+        );
+        out.counter(
+            "hermes_llm_fallbacks_total",
+            "Completions moved to the fallback model.",
+            get(&c.fallbacks),
+        );
+        out.counter(
+            "hermes_llm_failures_total",
+            "Completions that failed (the call heard a word and tried again, or was handed on).",
+            get(&c.failures),
+        );
+        out.counter(
+            "hermes_llm_stalls_total",
+            "Completions whose stream stalled past the stall timeout.",
+            get(&c.stalls),
+        );
     }
 }
 
@@ -496,12 +603,19 @@ enum Decoder {
 }
 
 impl Decoder {
-    fn on(&mut self, event: &SseEvent) -> Result<Vec<StreamOutput>, String> {
+    /// What one event says; an error is a malformed stream or a size refused.
+    fn on(&mut self, event: &SseEvent) -> Result<Vec<StreamOutput>, (ProviderIssue, String)> {
+        let issue = |out_of_bounds: bool| {
+            if out_of_bounds { ProviderIssue::OutOfBounds } else { ProviderIssue::Malformed }
+        };
         match self {
-            Decoder::Anthropic(s) => {
-                s.on_event(&event.data).map(|o| o.into_iter().collect()).map_err(|e| e.to_string())
+            Decoder::Anthropic(s) => s
+                .on_event(&event.data)
+                .map(|o| o.into_iter().collect())
+                .map_err(|e| (issue(e.is_out_of_bounds()), e.to_string())),
+            Decoder::OpenAi(s) => {
+                s.on_data(&event.data).map_err(|e| (issue(e.is_out_of_bounds()), e.to_string()))
             }
-            Decoder::OpenAi(s) => s.on_data(&event.data).map_err(|e| e.to_string()),
         }
     }
 

@@ -4,7 +4,11 @@
 
 use serde_json::Value;
 
-use super::anthropic_stream::StreamOutput;
+use super::anthropic_stream::{MAX_MESSAGE_BYTES, StreamOutput};
+
+/// The most tool calls one answer may make. Their `index` is the server's to choose, and the
+/// table grows to it: beyond this the stream is refused rather than allocated for.
+pub const MAX_TOOL_CALLS: u64 = 64;
 
 #[derive(Debug, Default, Clone)]
 struct PartialCall {
@@ -21,6 +25,8 @@ pub struct OpenAiStream {
     finish_reason: Option<String>,
     pub completion_tokens: Option<u64>,
     done: bool,
+    /// Bytes of chunks so far (what the text and the calls are built from).
+    received: usize,
 }
 
 /// Why a chunk could not be followed.
@@ -30,6 +36,17 @@ pub enum OpenAiStreamError {
     NotJson(String),
     #[error("tool {name:?} arguments are not valid JSON: {reason}")]
     BadArguments { name: String, reason: String },
+    #[error("tool call index {0} is beyond the {MAX_TOOL_CALLS}-call limit")]
+    IndexOutOfBounds(u64),
+    #[error("the answer is longer than {MAX_MESSAGE_BYTES} bytes")]
+    TooLong,
+}
+
+impl OpenAiStreamError {
+    /// A size the server chose that this client refuses (rather than a broken stream).
+    pub fn is_out_of_bounds(&self) -> bool {
+        matches!(self, OpenAiStreamError::IndexOutOfBounds(_) | OpenAiStreamError::TooLong)
+    }
 }
 
 impl OpenAiStream {
@@ -48,8 +65,15 @@ impl OpenAiStream {
             self.done = true;
             return self.finish();
         }
+        self.received += data.len();
+        if self.received > MAX_MESSAGE_BYTES {
+            return Err(OpenAiStreamError::TooLong);
+        }
         let chunk: Value =
             serde_json::from_str(data).map_err(|e| OpenAiStreamError::NotJson(e.to_string()))?;
+        if let Some(error) = stream_error(&chunk) {
+            return Ok(vec![error]);
+        }
         if let Some(tokens) = chunk["usage"]["completion_tokens"].as_u64() {
             self.completion_tokens = Some(tokens);
         }
@@ -60,7 +84,11 @@ impl OpenAiStream {
             out.push(StreamOutput::Text(text.to_string()));
         }
         for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            let index = call["index"].as_u64().unwrap_or(0) as usize;
+            let index = call["index"].as_u64().unwrap_or(0);
+            if index >= MAX_TOOL_CALLS {
+                return Err(OpenAiStreamError::IndexOutOfBounds(index));
+            }
+            let index = index as usize;
             if self.calls.len() <= index {
                 self.calls.resize(index + 1, PartialCall::default());
             }
@@ -103,4 +131,41 @@ impl OpenAiStream {
         });
         Ok(out)
     }
+}
+
+/// An error sent in the stream instead of a chunk, in the shapes OpenAI-compatible servers use:
+/// `{"error": {"message", "type", "code"}}` (OpenAI, llama.cpp, newer vLLM) or a top-level
+/// `{"object": "error", "message", "type", "code"}` (older vLLM). Its kind is put in
+/// Anthropic's words where the meaning is the same (a 429 is `rate_limit_error`, a 503 or 529
+/// `overloaded_error`, another 5xx `api_error`), so the client treats both alike.
+fn stream_error(chunk: &Value) -> Option<StreamOutput> {
+    let error = match &chunk["error"] {
+        Value::Object(_) => &chunk["error"],
+        Value::String(message) => {
+            return Some(StreamOutput::Error { kind: "error".into(), message: message.clone() });
+        }
+        _ if chunk["object"] == "error" => chunk,
+        _ => return None,
+    };
+    let code = error["code"]
+        .as_u64()
+        .or_else(|| error["code"].as_str().and_then(|c| c.parse().ok()))
+        .unwrap_or(0);
+    let kind = error["type"].as_str().unwrap_or("");
+    let kind = match (code, kind) {
+        (429, _) | (_, "rate_limit_exceeded" | "rate_limit_error" | "requests" | "tokens") => {
+            "rate_limit_error"
+        }
+        (503 | 529, _) | (_, "overloaded_error" | "overloaded" | "service_unavailable") => {
+            "overloaded_error"
+        }
+        (500..=599, _) | (_, "server_error" | "api_error" | "internal_error") => "api_error",
+        (_, "timeout_error" | "timeout") => "timeout_error",
+        (_, "") => "error",
+        (_, other) => other,
+    };
+    let mut kind = kind.to_string();
+    kind.truncate(kind.char_indices().nth(40).map_or(kind.len(), |(i, _)| i));
+    let message = error["message"].as_str().unwrap_or("").to_string();
+    Some(StreamOutput::Error { kind, message })
 }

@@ -8,7 +8,8 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Incremental SSE decoder. Bounded: a line longer than `max_line` is an error, not a memory leak.
+/// Incremental SSE decoder. Bounded: a line longer than `max_line`, or an event whose data
+/// lines add up to more, is an error, not a memory leak.
 #[derive(Debug)]
 pub struct SseDecoder {
     pending: Vec<u8>,
@@ -25,6 +26,8 @@ pub enum SseError {
     LineTooLong(usize),
     #[error("an SSE line is not UTF-8")]
     NotUtf8,
+    #[error("an SSE event's data exceeds {0} bytes")]
+    EventTooLong(usize),
 }
 
 impl SseDecoder {
@@ -53,6 +56,9 @@ impl SseDecoder {
             start = end + 1;
             if let Some(event) = self.line(&line) {
                 out.push(event);
+            }
+            if self.data.len() > self.max_line {
+                return Err(SseError::EventTooLong(self.max_line));
             }
         }
         self.pending.drain(..start);
@@ -131,5 +137,12 @@ mod tests {
     fn an_endless_line_is_refused() {
         let mut d = SseDecoder::new(16);
         assert_eq!(d.push(&[b'x'; 64]), Err(SseError::LineTooLong(16)));
+    }
+
+    #[test]
+    fn an_endless_event_of_short_lines_is_refused() {
+        let mut d = SseDecoder::new(16);
+        let many = "data: 0123456789\n".repeat(4);
+        assert_eq!(d.push(many.as_bytes()), Err(SseError::EventTooLong(16)));
     }
 }

@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::net::retry::RetryPolicy;
 use crate::net::ws::{self, WsStream};
+use crate::providers::errors::{Provider, ProviderIssue, clip, report};
 
 /// μ-law at 8 kHz: bytes per second of audio.
 const BYTES_PER_SECOND: f64 = 8000.0;
@@ -383,7 +384,14 @@ impl Session {
                     }
                 },
                 message = self.socket.next() => match message {
-                    Some(Ok(Message::Text(text))) => self.on_message(&text).await,
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(error) = self.on_message(&text).await {
+                            // A connection that reported an error may have stopped
+                            // transcribing without closing: a fresh one, with the
+                            // unfinalised audio replayed, loses nothing.
+                            return Ended::Broken(error);
+                        }
+                    }
                     Some(Ok(Message::Close(frame))) => {
                         let why = frame.map_or("no reason".to_string(), |f| format!("{} {}", u16::from(f.code), f.reason));
                         return Ended::Broken(format!("Deepgram closed the stream: {why}"));
@@ -418,7 +426,9 @@ impl Session {
         let drain = async {
             while let Some(Ok(message)) = self.socket.next().await {
                 match message {
-                    Message::Text(text) => self.on_message(&text).await,
+                    Message::Text(text) => {
+                        let _ = self.on_message(&text).await;
+                    }
                     Message::Close(_) => break,
                     _ => {}
                 }
@@ -429,10 +439,15 @@ impl Session {
             tokio::time::timeout(ws::WRITE_TIMEOUT, self.socket.close(Some(close_frame()))).await;
     }
 
-    async fn on_message(&mut self, text: &str) {
+    /// Acts on one server message; `Some(why)` when it reported an error (the connection is
+    /// then replaced).
+    async fn on_message(&mut self, text: &str) -> Option<String> {
         match parse_message(text) {
             Parsed::Malformed => {
                 self.counters.malformed_messages.fetch_add(1, Ordering::Relaxed);
+                // By length only: a broken result may still hold the caller's words.
+                let detail = format!("a message of {} bytes that is not Deepgram's", text.len());
+                report(Provider::Deepgram, ProviderIssue::Malformed, &detail);
             }
             Parsed::Ignored => {}
             Parsed::Event { event, final_until } => {
@@ -443,7 +458,16 @@ impl Session {
                     let _ = self.events.send(event).await;
                 }
             }
+            Parsed::Warning(detail) => report(Provider::Deepgram, ProviderIssue::Warning, &detail),
+            Parsed::Unknown(kind) => {
+                report(Provider::Deepgram, ProviderIssue::Unknown, &format!("type {kind:?}"))
+            }
+            Parsed::Error(detail) => {
+                report(Provider::Deepgram, ProviderIssue::Error, &detail);
+                return Some(format!("Deepgram reported an error: {}", clip(&detail, 200)));
+            }
         }
+        None
     }
 
     /// Audio up to `position` (call seconds) is final; stop keeping it for replay.
@@ -460,22 +484,41 @@ impl Session {
 
 /// What one server message means.
 #[derive(Debug, PartialEq)]
-enum Parsed {
+pub enum Parsed {
     /// `event` for the call (if any), and for a final result the end of the audio it covers,
     /// in this connection's seconds.
     Event {
         event: Option<SttEvent>,
         final_until: Option<f64>,
     },
-    /// Metadata and message types newer than this client.
+    /// Documented, but nothing for the call (`Metadata`).
     Ignored,
+    /// `Error`: its code and description, clipped.
+    Error(String),
+    /// `Warning`: likewise; the stream goes on.
+    Warning(String),
+    /// A message type newer than this client (its name, clipped).
+    Unknown(String),
     Malformed,
 }
 
-fn parse_message(text: &str) -> Parsed {
+/// Deepgram's `Error` and `Warning` messages in either shape its SDKs know
+/// (`{description, message, variant}` or `{err_code, err_msg}` / `{warn_code, warn_msg}`,
+/// and `{code, description}`): "code: description".
+fn notice(v: &Value) -> String {
+    let text = |keys: &[&str]| keys.iter().find_map(|k| v[*k].as_str()).unwrap_or("");
+    let code = text(&["variant", "err_code", "warn_code", "code"]);
+    let description = text(&["description", "err_msg", "warn_msg", "message"]);
+    clip(&format!("{code}: {description}"), 200)
+}
+
+/// What one server message means (PROTOCOLS.md §2), before the connection acts on it.
+/// Public for the fuzz target.
+pub fn parse_message(text: &str) -> Parsed {
     let Ok(v) = serde_json::from_str::<Value>(text) else { return Parsed::Malformed };
+    let Some(kind) = v["type"].as_str() else { return Parsed::Malformed };
     let event = |e: SttEvent| Parsed::Event { event: Some(e), final_until: None };
-    match v["type"].as_str().unwrap_or("") {
+    match kind {
         "Results" => {
             let transcript =
                 v["channel"]["alternatives"][0]["transcript"].as_str().unwrap_or("").trim();
@@ -494,7 +537,10 @@ fn parse_message(text: &str) -> Parsed {
         }
         "SpeechStarted" => event(SttEvent::SpeechStarted),
         "UtteranceEnd" => event(SttEvent::UtteranceEnd),
-        _ => Parsed::Ignored,
+        "Metadata" => Parsed::Ignored,
+        "Error" => Parsed::Error(notice(&v)),
+        "Warning" => Parsed::Warning(notice(&v)),
+        other => Parsed::Unknown(clip(other, 40)),
     }
 }
 
@@ -579,6 +625,22 @@ mod tests {
         let silent = r#"{"type":"Results","start":1.0,"duration":0.5,"is_final":true,"speech_final":false,
             "channel":{"alternatives":[{"transcript":""}]}}"#;
         assert_eq!(parse_message(silent), Parsed::Event { event: None, final_until: Some(1.5) });
+    }
+
+    #[test]
+    fn errors_warnings_and_unknown_types_are_told_apart_in_either_shape() {
+        let sdk = r#"{"type":"Error","description":"Failed to decode audio","message":"","variant":"DATA-0000"}"#;
+        assert_eq!(parse_message(sdk), Parsed::Error("DATA-0000: Failed to decode audio".into()));
+        let older = r#"{"type":"Error","err_code":"INTERNAL","err_msg":"boom","request_id":"r"}"#;
+        assert_eq!(parse_message(older), Parsed::Error("INTERNAL: boom".into()));
+        let warning = r#"{"type":"Warning","description":"keyterm ignored","code":"W-1"}"#;
+        assert_eq!(parse_message(warning), Parsed::Warning("W-1: keyterm ignored".into()));
+        assert_eq!(
+            parse_message(r#"{"type":"FutureThing","channel":[0,1]}"#),
+            Parsed::Unknown("FutureThing".into())
+        );
+        assert_eq!(parse_message(r#"{"transcript":"no type"}"#), Parsed::Malformed);
+        assert_eq!(parse_message("[1,2]"), Parsed::Malformed);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::heard::ChunkAlignment;
 use crate::net::http::{HttpClient, error_chain};
 use crate::net::ws::{self, WsError};
+use crate::providers::errors::{Provider, ProviderIssue, clip, report};
 
 /// How to reach ElevenLabs and how the voice should sound.
 #[derive(Clone)]
@@ -152,14 +153,7 @@ impl MultiStream {
                     message = source.next() => {
                         let reason = match message {
                             Some(Ok(Message::Text(t))) => {
-                                if let Some((id, chunk)) = parse(&t)
-                                    && live.contains(&id)
-                                {
-                                    if chunk == Chunk::End {
-                                        live.retain(|l| *l != id);
-                                    }
-                                    let _ = chunks.send((id, chunk)).await;
-                                }
+                                on_message(&t, &mut live, &chunks).await;
                                 continue;
                             }
                             Some(Ok(Message::Close(frame))) => frame.map_or("closed".to_string(), |f| format!("closed: {} {}", u16::from(f.code), f.reason)),
@@ -201,19 +195,105 @@ async fn fail_all(chunks: &mpsc::Sender<(u64, Chunk)>, live: &[u64], reason: &st
     }
 }
 
-/// A server message: audio or the end of one context.
-fn parse(message: &str) -> Option<(u64, Chunk)> {
-    let v: Value = serde_json::from_str(message).ok()?;
-    let id =
-        v["contextId"].as_str().or(v["context_id"].as_str())?.strip_prefix('s')?.parse().ok()?;
+/// Passes one server message on to the sentences in flight (`live`), and counts and logs
+/// what is not audio or an end.
+async fn on_message(text: &str, live: &mut Vec<u64>, chunks: &mpsc::Sender<(u64, Chunk)>) {
+    match parse(text) {
+        ServerMessage::Chunk(id, chunk) => {
+            if let Chunk::Error(e) = &chunk {
+                report(Provider::ElevenLabs, ProviderIssue::Error, &format!("context s{id}: {e}"));
+            }
+            if !live.contains(&id) {
+                return; // cancelled: its late audio is dropped here
+            }
+            if matches!(chunk, Chunk::End | Chunk::Error(_)) {
+                live.retain(|l| *l != id);
+            }
+            let _ = chunks.send((id, chunk)).await;
+        }
+        ServerMessage::SocketError(e) => {
+            report(Provider::ElevenLabs, ProviderIssue::Error, &e);
+            // It names no context, so it concerns them all: each sentence in flight goes to
+            // the next voice now rather than waiting out its first-audio timeout.
+            for id in live.drain(..) {
+                let _ = chunks.send((id, Chunk::Error(format!("ElevenLabs: {e}")))).await;
+            }
+        }
+        ServerMessage::Ignored => {}
+        ServerMessage::Unknown(what) => report(Provider::ElevenLabs, ProviderIssue::Unknown, &what),
+        ServerMessage::Malformed => report(
+            Provider::ElevenLabs,
+            ProviderIssue::Malformed,
+            &format!("a message of {} bytes that is not ElevenLabs'", text.len()),
+        ),
+    }
+}
+
+/// What one message on the multi-context socket means (PROTOCOLS.md §4b).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerMessage {
+    /// Audio, the end, or an error, for one of our contexts (`s{id}`).
+    Chunk(u64, Chunk),
+    /// An error that names no context: it concerns the whole socket (the five-context
+    /// limit, a quota, the key). "error: message", clipped.
+    SocketError(String),
+    /// For a context that is not ours, or nothing (`audio: null`).
+    Ignored,
+    /// A shape this client does not know: its keys, clipped.
+    Unknown(String),
+    /// Not JSON, not an object, or audio that is not base64.
+    Malformed,
+}
+
+/// Reads one server message. Public for the fuzz target.
+pub fn parse(message: &str) -> ServerMessage {
+    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(message) else {
+        return ServerMessage::Malformed;
+    };
+    let v = Value::Object(m);
+    let context = v["contextId"].as_str().or(v["context_id"].as_str());
+    let ours = context.and_then(|c| c.strip_prefix('s')?.parse::<u64>().ok());
     if v["isFinal"].as_bool() == Some(true) {
-        return Some((id, Chunk::End));
+        return ours.map_or(ServerMessage::Ignored, |id| ServerMessage::Chunk(id, Chunk::End));
     }
-    if let Some(error) = v["error"].as_str().or(v["message"].as_str()) {
-        return Some((id, Chunk::Error(error.to_string())));
+    if let Some(error) = error_of(&v) {
+        return match (ours, context) {
+            (Some(id), _) => ServerMessage::Chunk(id, Chunk::Error(error)),
+            (None, None) => ServerMessage::SocketError(error),
+            (None, Some(_)) => ServerMessage::Ignored,
+        };
     }
-    let audio = base64::engine::general_purpose::STANDARD.decode(v["audio"].as_str()?).ok()?;
-    Some((id, Chunk::Audio(Bytes::from(audio), alignment(&v))))
+    match &v["audio"] {
+        Value::String(audio) => match base64::engine::general_purpose::STANDARD.decode(audio) {
+            Ok(audio) => ours.map_or(ServerMessage::Ignored, |id| {
+                ServerMessage::Chunk(id, Chunk::Audio(Bytes::from(audio), alignment(&v)))
+            }),
+            Err(_) => ServerMessage::Malformed,
+        },
+        Value::Null if v.get("audio").is_some() => ServerMessage::Ignored,
+        _ => {
+            let keys: Vec<&str> =
+                v.as_object().into_iter().flatten().map(|(k, _)| k.as_str()).collect();
+            ServerMessage::Unknown(clip(&format!("keys {keys:?}"), 120))
+        }
+    }
+}
+
+/// An error message's text: `{"message", "error", "code"}` (the error a code, or an object
+/// with its own `message`), or a lone `message`.
+fn error_of(v: &Value) -> Option<String> {
+    let message = v["message"].as_str().unwrap_or("");
+    let code = match &v["error"] {
+        Value::String(e) => e.as_str(),
+        Value::Object(e) => e.get("type").and_then(Value::as_str).unwrap_or("error"),
+        Value::Null if !message.is_empty() && v.get("audio").is_none() => "error",
+        _ => return None,
+    };
+    let message = match (&v["error"]["message"], message) {
+        (Value::String(inner), "") => inner.as_str(),
+        _ => message,
+    };
+    Some(clip(&format!("{code}: {message}"), 200))
 }
 
 /// A chunk's character timing: `alignment` (the characters of the text as sent), or
@@ -307,10 +387,46 @@ mod tests {
     fn server_messages_carry_audio_or_the_end_of_a_context() {
         let audio = base64::engine::general_purpose::STANDARD.encode([1u8, 2, 3]);
         let m = format!(r#"{{"audio":"{audio}","normalizedAlignment":null,"contextId":"s7"}}"#);
-        assert_eq!(parse(&m), Some((7, Chunk::Audio(Bytes::from_static(&[1, 2, 3]), None))));
-        assert_eq!(parse(r#"{"isFinal":true,"contextId":"s7"}"#), Some((7, Chunk::End)));
-        assert_eq!(parse(r#"{"audio":"AAA","contextId":"other"}"#), None);
-        assert_eq!(parse("not json"), None);
+        assert_eq!(
+            parse(&m),
+            ServerMessage::Chunk(7, Chunk::Audio(Bytes::from_static(&[1, 2, 3]), None))
+        );
+        assert_eq!(
+            parse(r#"{"isFinal":true,"contextId":"s7"}"#),
+            ServerMessage::Chunk(7, Chunk::End)
+        );
+        assert_eq!(parse(r#"{"audio":"AAAA","contextId":"other"}"#), ServerMessage::Ignored);
+        assert_eq!(parse(r#"{"audio":null,"isFinal":true}"#), ServerMessage::Ignored);
+        assert_eq!(parse("not json"), ServerMessage::Malformed);
+        assert_eq!(parse(r#"{"audio":"%%%","contextId":"s7"}"#), ServerMessage::Malformed);
+    }
+
+    #[test]
+    fn an_error_names_its_context_or_concerns_the_whole_socket() {
+        // PROTOCOLS §4b: the five-context limit, as the server words it (no context).
+        let limit = r#"{"message":"Maximum simultaneous contexts per WebSocket connection exceeded (5).","error":"max_active_conversations","code":1008}"#;
+        assert_eq!(
+            parse(limit),
+            ServerMessage::SocketError(
+                "max_active_conversations: Maximum simultaneous contexts per WebSocket connection exceeded (5).".into()
+            )
+        );
+        assert_eq!(
+            parse(r#"{"message":"Text too long","error":"invalid_request","contextId":"s3"}"#),
+            ServerMessage::Chunk(3, Chunk::Error("invalid_request: Text too long".into()))
+        );
+        assert_eq!(
+            parse(r#"{"error":{"type":"quota_exceeded","message":"No credits left"}}"#),
+            ServerMessage::SocketError("quota_exceeded: No credits left".into())
+        );
+        assert_eq!(
+            parse(r#"{"message":"Something went wrong"}"#),
+            ServerMessage::SocketError("error: Something went wrong".into())
+        );
+        assert_eq!(
+            parse(r#"{"somethingNew":1,"contextId":"s3"}"#),
+            ServerMessage::Unknown(r#"keys ["contextId", "somethingNew"]"#.into())
+        );
     }
 
     #[test]
@@ -318,14 +434,15 @@ mod tests {
         // PROTOCOLS §4b, with the alignment the §4 example shows.
         let m = r#"{"audio":"AQID","normalizedAlignment":{"charStartTimesMs":[0,3],"charDurationsMs":[3,5],"chars":["H","i"]},
                     "alignment":{"charStartTimesMs":[40,43],"charDurationsMs":[3,5],"chars":["H","i"]},"contextId":"s9"}"#;
-        let Some((9, Chunk::Audio(audio, Some(alignment)))) = parse(m) else {
+        let ServerMessage::Chunk(9, Chunk::Audio(audio, Some(alignment))) = parse(m) else {
             panic!("not parsed: {:?}", parse(m));
         };
         assert_eq!(audio.as_ref(), &[1, 2, 3]);
         // `alignment` wins, counted from the chunk's first character.
         assert_eq!(alignment.starts_ms, vec![0, 3]);
         let normalized_only = r#"{"audio":"AQID","normalizedAlignment":{"charStartTimesMs":[5,9,12],"chars":["a","b","c"]},"contextId":"s9"}"#;
-        let Some((_, Chunk::Audio(_, Some(alignment)))) = parse(normalized_only) else {
+        let ServerMessage::Chunk(_, Chunk::Audio(_, Some(alignment))) = parse(normalized_only)
+        else {
             panic!("not parsed");
         };
         assert_eq!(alignment.starts_ms, vec![0, 4, 7]);

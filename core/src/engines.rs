@@ -1,7 +1,8 @@
 //! The engines that run a model on this machine, as the rest of Hermes sees them: a voice
-//! that speaks and a transcriber that listens. `hermes-models` implements them (espeak-ng,
-//! Moonshine on ONNX Runtime) and the binary hands them to `hermes-io`, so the crates that
-//! talk to the network never link a model runtime.
+//! that speaks, a transcriber that listens, and a judge of whether the caller has finished
+//! their turn. `hermes-models` implements them (espeak-ng, Moonshine and Smart-Turn on ONNX
+//! Runtime) and the binary hands them to `hermes-io`, so the crates that talk to the network
+//! never link a model runtime.
 
 use crate::codec::G711;
 
@@ -28,4 +29,28 @@ pub trait Transcriber: Send {
 /// Makes transcribers, one per pool thread.
 pub trait TranscriberFactory: Send + Sync {
     fn load(&self) -> Result<Box<dyn Transcriber>, EngineFailure>;
+}
+
+/// An end-of-turn model's view of one pause: how likely the caller has finished speaking,
+/// and whether that clears the judge's threshold.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TurnJudgement {
+    /// In [0, 1].
+    pub complete_probability: f32,
+    /// `complete_probability` above the judge's threshold.
+    pub complete: bool,
+}
+
+/// One end-of-turn judge, owned by one pool thread (it keeps its model and buffers).
+/// Blocking: a judgement is milliseconds of CPU, never for the audio threads.
+pub trait TurnJudge: Send {
+    /// The caller's audio up to the pause, at 16 kHz in [-1, 1] (only the last seconds count).
+    fn judge_16k(&mut self, audio: &[f32]) -> Result<TurnJudgement, EngineFailure>;
+    /// The same from the phone band: G.711 at 8 kHz.
+    fn judge_g711(&mut self, codec: G711, audio: &[u8]) -> Result<TurnJudgement, EngineFailure>;
+}
+
+/// Makes end-of-turn judges, one per pool thread.
+pub trait TurnJudgeFactory: Send + Sync {
+    fn load(&self) -> Result<Box<dyn TurnJudge>, EngineFailure>;
 }

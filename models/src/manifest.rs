@@ -71,9 +71,9 @@ pub const MOONSHINE_TOKENIZER: Artifact = Artifact {
 };
 
 /// ONNX Runtime 1.32 for Linux x86-64, from the PyPI wheel, loaded at run time to read the
-/// `.ort` files (tract cannot).
+/// `.ort` files (tract cannot) and to run Smart-Turn.
 pub const ONNX_RUNTIME: Artifact = Artifact {
-    title: "ONNX Runtime 1.32 (runs Moonshine)",
+    title: "ONNX Runtime 1.32 (Moonshine, Smart-Turn)",
     file_name: "libonnxruntime.so.1.32.0",
     package: "onnxruntime",
     version: "1.32.0",
@@ -84,6 +84,20 @@ pub const ONNX_RUNTIME: Artifact = Artifact {
     size: 34_824_680,
 };
 
+/// Smart-Turn v3.2 (end of turn), int8-quantised for CPU, as pipecat ships it for
+/// `LocalSmartTurnAnalyzerV3`; run by the same ONNX Runtime.
+pub const SMART_TURN: Artifact = Artifact {
+    title: "Smart-Turn v3.2 (end-of-turn model)",
+    file_name: "smart-turn-v3.2-cpu.onnx",
+    package: "pipecat-ai",
+    version: "1.14.0",
+    distribution: "pipecat_ai-1.14.0-py3-none-any.whl",
+    distribution_sha256: "0352f504b44e78bdf524e45af4bc759601c835b9b7dc195efe5e03384b974a44",
+    member: "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx",
+    sha256: "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f",
+    size: 8_679_182,
+};
+
 /// Everything `hermes models fetch` installs.
 pub const ALL: &[Artifact] = &[
     SILERO_VAD,
@@ -92,4 +106,5 @@ pub const ALL: &[Artifact] = &[
     MOONSHINE_DECODER,
     MOONSHINE_TOKENIZER,
     ONNX_RUNTIME,
+    SMART_TURN,
 ];

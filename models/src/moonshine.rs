@@ -53,7 +53,7 @@ fn inference(e: impl std::fmt::Display) -> SttError {
 /// The process's ONNX Runtime, loaded once.
 static RUNTIME: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
 
-fn runtime(library: &Path) -> Result<&'static ort::environment::Environment, SttError> {
+pub(crate) fn runtime(library: &Path) -> Result<&'static ort::environment::Environment, SttError> {
     let loaded = RUNTIME.get_or_init(|| {
         let builder = ort::init_from(library).map_err(|e| e.to_string())?;
         builder.with_name("hermes").build().map_err(|e| e.to_string())

@@ -164,7 +164,7 @@ fn migrate_applies_the_schema_once_and_says_so() {
     let second = run(url);
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert!(
-        text(&second.stderr).contains("the schema is up to date (version 2)"),
+        text(&second.stderr).contains("the schema is up to date (version 3)"),
         "{}",
         text(&second.stderr)
     );
@@ -226,4 +226,54 @@ fn calls_list_and_show_read_the_embedded_records_with_numbers_masked() {
     let missing = run(&["calls", "show", "nope"]);
     assert!(!missing.status.success());
     assert!(text(&missing.stderr).contains("hermes calls list"), "{}", text(&missing.stderr));
+}
+
+#[test]
+fn calls_purge_says_what_it_anonymised_and_a_dry_run_changes_nothing() {
+    use hermes_io::records::{CallOutcome, CallRecord};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = hermes_io::store::SqliteStore::open(dir.path().join(".hermes/data/hermes.db"))
+        .expect("opens");
+    let now = jiff::Timestamp::now().as_millisecond();
+    let call = |id: &str, days_ago: i64| CallRecord {
+        call_id: id.into(),
+        business: "Maple Street Hair".into(),
+        direction: "inbound".into(),
+        caller: "+15555550123".into(),
+        callee: "+15555550199".into(),
+        started_at_ms: now - days_ago * 86_400_000,
+        ended_at_ms: now - days_ago * 86_400_000 + 42_000,
+        outcome: CallOutcome::Completed,
+        end_reason: "goodbye".into(),
+        handle_ms: 42_000,
+        cost_usd: None,
+        turns: Vec::new(),
+        tool_calls: Vec::new(),
+        events: Vec::new(),
+    };
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(store.write_calls(&[call("old", 45), call("new", 1)])).expect("writes");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hermes"))
+            .current_dir(dir.path())
+            .env("HERMES_POSTGRES_URL", "")
+            .args(args)
+            .output()
+            .expect("hermes runs")
+    };
+    let unset = run(&["calls", "purge"]);
+    assert!(!unset.status.success(), "storage.retention_days is 0: nothing to go by");
+    assert!(text(&unset.stderr).contains("--older-than-days"), "{}", text(&unset.stderr));
+    let dry = run(&["calls", "purge", "--older-than-days", "30", "--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    assert!(text(&dry.stdout).starts_with("would anonymise 1 call(s)"), "{}", text(&dry.stdout));
+    let done = run(&["calls", "purge", "--older-than-days", "30"]);
+    assert!(text(&done.stdout).starts_with("anonymised 1 call(s)"), "{}", text(&done.stdout));
+    let again = run(&["calls", "purge", "--older-than-days", "30"]);
+    assert!(text(&again.stdout).starts_with("anonymised 0 call(s)"), "{}", text(&again.stdout));
+    let old = runtime.block_on(store.show_call("old")).expect("reads").expect("kept");
+    assert_eq!(old.caller, "", "the number is gone; the call stays");
+    let new = runtime.block_on(store.show_call("new")).expect("reads").expect("kept");
+    assert_eq!(new.caller, "+15555550123");
 }

@@ -258,3 +258,20 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+
+    #[test]
+    fn retention_days_is_kept_forever_by_default_and_refused_past_a_century() {
+        let config = parse("", &|_| None).expect("the defaults are valid");
+        assert_eq!(config.storage.retention_days, 0, "0 keeps personal data until deleted");
+        let config = parse("[storage]\nretention_days = 30\n", &|_| None).expect("valid");
+        assert_eq!(config.storage.retention_days, 30);
+        let problems = parse("[storage]\nretention_days = 40000\n", &|_| None).expect_err("over");
+        assert_eq!(problems[0].path, "storage.retention_days");
+        assert!(problems[0].message.contains("over 100 years"), "{}", problems[0].message);
+        assert_eq!(problems[0].line, Some(2));
+    }
+}

@@ -138,7 +138,14 @@ impl Outbox {
             io: OutboxIo::default(),
         };
         let io = outbox.io_error();
-        std::fs::create_dir_all(&outbox.dir).map_err(&io)?;
+        if !outbox.dir.is_dir() {
+            std::fs::create_dir_all(&outbox.dir).map_err(&io)?;
+            // The new folder's own entry, likewise durable before anything in it is.
+            if let Some(parent) = outbox.dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                File::open(parent).and_then(|d| d.sync_all()).map_err(&io)?;
+                outbox.io.syncs += 1;
+            }
+        }
         outbox.segments = outbox.list_segments()?;
         if outbox.path.is_file() {
             // The single file of older builds: it becomes segment 0, read first, and any

@@ -352,3 +352,24 @@ impl MetricsSource for ProviderErrorMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_stream_errors_are_one_family_with_a_fixed_set_of_series() {
+        provider_errors().add(Provider::Anthropic, ProviderIssue::Refusal);
+        let mut out = Exposition::new();
+        ProviderErrorMetrics.render(&mut out);
+        let text = out.finish();
+        let name = "hermes_provider_stream_errors_total";
+        assert_eq!(text.matches(&format!("# TYPE {name} counter")).count(), 1, "{text}");
+        let series = text.lines().filter(|l| l.starts_with(&format!("{name}{{"))).count();
+        assert_eq!(series, 4 + 3 + 10 + 8, "{text}");
+        let refusals = format!(r#"{name}{{provider="anthropic",kind="refusal"}} "#);
+        let line = text.lines().find(|l| l.starts_with(&refusals)).expect("the refusal series");
+        let n: u64 = line[refusals.len()..].parse().expect("a count");
+        assert!(n >= 1, "{line}");
+    }
+}

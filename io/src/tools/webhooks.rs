@@ -86,7 +86,7 @@ impl fmt::Debug for Hook {
         f.debug_struct("Hook")
             .field("name", &self.name)
             .field("method", &self.method)
-            .field("url", &self.url)
+            .field("url", &crate::net::redact::url(&self.url))
             .field("signed", &self.secret.is_some())
             .finish()
     }

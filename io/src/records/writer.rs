@@ -83,10 +83,9 @@ impl RecordCounters {
         !self.database_pending.load(Ordering::Relaxed)
             && !self.store_failing.load(Ordering::Relaxed)
     }
-}
 
-impl crate::server::Readiness for RecordCounters {
-    fn degraded(&self) -> Option<String> {
+    /// Why `/readyz` should say degraded, if it should (`server::Readiness` reads this).
+    pub fn why_degraded(&self) -> Option<String> {
         if self.database_pending.load(Ordering::Relaxed) {
             Some(
                 "the database cannot be reached (retrying); call records wait in the outbox and \

@@ -296,6 +296,12 @@ pub trait Readiness: Send + Sync + std::fmt::Debug {
     fn degraded(&self) -> Option<String>;
 }
 
+impl Readiness for crate::records::RecordCounters {
+    fn degraded(&self) -> Option<String> {
+        self.why_degraded()
+    }
+}
+
 /// What Twilio's routes need. The auth token signs every webhook.
 #[derive(Clone)]
 pub struct TwilioHub {

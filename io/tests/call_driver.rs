@@ -803,6 +803,10 @@ async fn in_virtual_time_a_caller_who_talks_over_the_greeting_cuts_it_and_a_fals
 
 const QUESTION: &str = "What time do you open on Saturday?";
 
+/// When the caller of [`asks_then_hangs_up`] stops speaking: the rule's clock starts there
+/// (what the caller waits through), not where Hermes noticed a provider was gone.
+const QUESTION_ENDS: Duration = Duration::from_millis(7600);
+
 /// The caller asks [`QUESTION`] from 6 s to 7.6 s (the greeting heard), listens, and hangs up
 /// at 16 s.
 fn asks_then_hangs_up(t: Duration) -> CallerDoes {
@@ -857,8 +861,8 @@ async fn in_virtual_time_a_transcriber_dropped_mid_utterance_is_transcribed_loca
     // …and answered within the rule, without a "didn't catch that" first.
     let (answer, answered_at) = call.first_line_from(fell_back).expect("an answer");
     assert!(
-        answered_at <= fell_back + RULE,
-        "answered at {answered_at:?}, fell back {fell_back:?}"
+        answered_at <= QUESTION_ENDS + RULE,
+        "answered at {answered_at:?}, the question ended at {QUESTION_ENDS:?}, fell back {fell_back:?}"
     );
     assert!(call.first(Sent::Mark(answer)).is_some(), "the answer was heard");
     assert!(!call.report.logs.contains(&CallLog::NothingTranscribed), "{:?}", call.report.logs);
@@ -893,7 +897,7 @@ async fn in_virtual_time_a_transcriber_lost_with_no_local_model_hands_the_call_t
     let lost = call.noted("transcriber_lost", 0).expect("the transcriber was lost");
     // The caller is told, at once, and handed to the team.
     let (line, said_at) = call.first_line_from(lost).expect("a line after the loss");
-    assert!(said_at <= lost + RULE, "said at {said_at:?}, lost at {lost:?}");
+    assert!(said_at <= QUESTION_ENDS + RULE, "said at {said_at:?}, lost at {lost:?}");
     let persona = &call.config.persona;
     let expected = format!("{} {}", CallConfig::default().cannot_hear, persona.escalation_line);
     let last = call.said_by(Speaker::Agent).last().copied().unwrap_or_default();
@@ -910,6 +914,39 @@ async fn in_virtual_time_a_transcriber_lost_with_no_local_model_hands_the_call_t
     assert!(call.report.logs.contains(&CallLog::TranscriberLost));
     let c = &deps.counters;
     assert_eq!((count(&c.stt_fallback_local), count(&c.stt_fallback_handoff)), (0, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_call_on_a_node_with_no_transcriber_at_all_is_told_and_transferred_at_once()
+ {
+    let mut config = HermesConfig::default();
+    config.business.transfer_number = "+15555550199".into();
+    // No Deepgram key and no model installed: what `serve` wires then.
+    let (deps, mut carrier_rx) = deps_with(config, |d| {
+        d.stt = None;
+        d.local_stt = Some(LocalSttLoader::unavailable());
+    });
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-deaf-node",
+        "+15555550100",
+        asks_then_hangs_up,
+        Duration::from_secs(30),
+    )
+    .await;
+    // Told before the caller has asked anything (6 s), not after a silence hang-up.
+    let lost = call.noted("transcriber_lost", 0).expect("the transcriber was lost");
+    assert!(lost < Duration::from_secs(6), "lost at {lost:?}");
+    let last = call.said_by(Speaker::Agent).last().copied().unwrap_or_default();
+    assert!(last.contains(&CallConfig::default().cannot_hear), "{last:?}");
+    assert!(
+        matches!(&call.carrier[..], [CarrierRequest::Transfer { to, .. }] if to == "+15555550199"),
+        "{:?}",
+        call.carrier
+    );
+    assert_eq!(call.report.outcome, Outcome::Escalated);
+    assert_eq!(count(&deps.counters.stt_fallback_handoff), 1);
 }
 
 #[tokio::test(start_paused = true)]

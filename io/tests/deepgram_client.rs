@@ -451,3 +451,77 @@ async fn warnings_metadata_and_unknown_messages_are_counted_and_transcription_go
     assert!(provider_errors().get(Provider::Deepgram, ProviderIssue::Unknown) > unknown);
     assert_eq!(counters.malformed_messages.load(Ordering::Relaxed), 0);
 }
+
+// ----- a lost transcriber is given up within its budget, never retried while the caller waits -----
+
+/// The events until the stream stops, with the virtual time each came at.
+async fn timed_events(stream: &mut SttStream) -> Vec<(Duration, SttEvent)> {
+    let began = tokio::time::Instant::now();
+    let mut seen = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+        let stop = matches!(e, SttEvent::Failed(_));
+        seen.push((began.elapsed(), e));
+        if stop {
+            break;
+        }
+    }
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_connection_open_but_deaf_to_a_finished_utterance_is_given_up_at_once() {
+    let fake = fake().await;
+    fake.scripts.set("call-deaf", ["Is anybody there?"]);
+    // Every connection takes audio and says nothing, without closing.
+    for _ in 0..8 {
+        fake.faults.push(Fault::Stall);
+    }
+    let s = settings(&fake, "call-deaf");
+    let answer_within = s.answer_within;
+    let mut stream = SttStream::connect(s, Arc::default()).await.expect("connects");
+    let began = tokio::time::Instant::now();
+    for chunk in audio(1200, true) {
+        stream.send_audio(chunk);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stream.finalize_utterance(began);
+    let finalized = began.elapsed();
+    let events = timed_events(&mut stream).await;
+    let (failed_at, last) = events.last().cloned().expect("an event");
+    assert!(matches!(last, SttEvent::Failed(_)), "{events:?}");
+    // Given up when the answer was due, not after the reconnects' backoffs and timeouts: the
+    // call's own transcriber can still answer the caller in time.
+    assert!(
+        failed_at <= finalized + answer_within + Duration::from_millis(50),
+        "failed {failed_at:?} after the start, finalized at {finalized:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_deepgram_that_errors_on_every_connection_is_given_up_not_retried_forever()
+ {
+    let fake = fake().await;
+    fake.scripts.set("call-errors", ["Hello?"]);
+    // Each connection answers its first audio with an `Error`, then falls silent.
+    for _ in 0..64 {
+        fake.notices.push(Notice::Error);
+    }
+    let s = settings(&fake, "call-errors");
+    let (give_up_after, attempts) = (s.give_up_after, s.reconnect.attempts);
+    let mut stream = SttStream::connect(s, Arc::default()).await.expect("connects");
+    // The caller goes on talking: audio keeps arriving, and every new connection breaks.
+    let feeder = stream.audio_sender();
+    let feeding = tokio::spawn(async move {
+        for chunk in audio(20_000, true) {
+            feeder.send_audio(chunk);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let events = timed_events(&mut stream).await;
+    feeding.abort();
+    let (failed_at, last) = events.last().cloned().expect("an event");
+    assert!(matches!(last, SttEvent::Failed(_)), "{events:?}");
+    assert!(failed_at <= give_up_after + Duration::from_millis(200), "failed at {failed_at:?}");
+    let opened = fake.connections.load(Ordering::Relaxed);
+    assert!(opened <= 1 + u64::from(attempts), "{opened} connections: the count never restarted");
+}

@@ -649,6 +649,77 @@ mod retention {
         purge_keeps_what_is_recent(store).await;
     }
 
+    /// Every text cell of every table of the embedded store's file, as one string per row.
+    fn every_row(db: &std::path::Path) -> Vec<String> {
+        let c = rusqlite::Connection::open(db).expect("opens the file");
+        let tables: Vec<String> = c
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .expect("lists tables")
+            .query_map([], |r| r.get(0))
+            .expect("lists tables")
+            .map(|t| t.expect("a name"))
+            .collect();
+        let mut rows = Vec::new();
+        for table in tables {
+            let mut stmt = c.prepare(&format!("SELECT * FROM \"{table}\"")).expect("selects");
+            let columns = stmt.column_count();
+            let mut found = stmt.query([]).expect("reads");
+            while let Some(row) = found.next().expect("a row") {
+                let cells: Vec<String> = (0..columns)
+                    .filter_map(|i| row.get::<_, Option<String>>(i).ok().flatten())
+                    .collect();
+                rows.push(format!("{table}: {}", cells.join(" | ")));
+            }
+        }
+        rows
+    }
+
+    #[tokio::test]
+    async fn after_a_purge_no_cell_of_the_embedded_store_names_or_numbers_an_old_customer() {
+        let (dir, store) = embedded();
+        let business = Business::default();
+        let new_york = jiff::tz::TimeZone::get(&business.timezone).expect("tzdb");
+        let now = Timestamp::now();
+        let days = |n: i64| now - SignedDuration::from_hours(24 * n);
+        store.write_calls(&[call("old-call", days(40))]).await.expect("writes");
+        let mut booked = false;
+        for back in 40..47 {
+            let day = new_york.to_datetime(days(back)).date();
+            // The idempotency key holds the tool's arguments, the name among them.
+            let key = format!("old-call/{{\"customer_name\":\"Sam Lee\",\"day\":{back}}}");
+            let r = BookRequest { start: day.at(10, 0, 0, 0), ..request(&key, Some("ana")) };
+            if store.book(&business, &r).await.is_ok() {
+                booked = true;
+                break;
+            }
+        }
+        assert!(booked, "an open day in that week");
+        store
+            .open_ticket("ticket", "leaky bottle, says Sam Lee", "Sam Lee", "+15555550123", "c")
+            .await
+            .expect("opens");
+        let db = dir.path().join("hermes.db");
+        // The ticket was opened 40 days ago.
+        rusqlite::Connection::open(&db)
+            .expect("opens")
+            .execute("UPDATE tickets SET created_at = ?1", [days(40).to_string()])
+            .expect("backdates");
+        let personal = ["Sam Lee", "Jordan", "555 0123", "5555550123", "5555550100"];
+        assert!(
+            every_row(&db).iter().any(|row| personal.iter().any(|p| row.contains(p))),
+            "the fixture holds personal data to purge"
+        );
+
+        let before = Retention::days_before(30, now, &new_york);
+        let report = store.purge(&before, false).await.expect("purges");
+        assert_eq!(report, PurgeReport { calls: 1, appointments: 1, tickets: 1 });
+        let left: Vec<String> = every_row(&db)
+            .into_iter()
+            .filter(|row| personal.iter().any(|p| row.contains(p)))
+            .collect();
+        assert!(left.is_empty(), "personal data left after the purge: {left:#?}");
+    }
+
     async fn purge_keeps_what_is_recent(store: Store) {
         let business = Business::default();
         let new_york = jiff::tz::TimeZone::get(&business.timezone).expect("tzdb");

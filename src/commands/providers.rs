@@ -127,11 +127,14 @@ pub async fn call_deps(
                 );
                 local_stt = Some(LocalSttLoader::running(engine));
             }
-            Err(e) => eprintln!(
-                "speech-to-text: none — {e}; or set {} for Deepgram. Callers are heard by the \
-                 VAD but not understood",
-                stt_cfg.api_key_env
-            ),
+            Err(e) => {
+                eprintln!(
+                    "speech-to-text: none — {e}; or set {} for Deepgram. Each caller is told \
+                     the agent cannot hear them and is transferred (or the call ends politely)",
+                    stt_cfg.api_key_env
+                );
+                local_stt = Some(LocalSttLoader::unavailable());
+            }
         }
         None
     };

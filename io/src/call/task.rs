@@ -45,6 +45,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STT_CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Caller audio kept for the transcriber while it connects (20 ms frames: five seconds).
 const STT_CONNECT_BACKLOG: usize = 250;
+/// An utterance this long holds words: a working cloud transcriber says something about it
+/// (a cough or a click may rightly bring nothing back).
+const HOLDS_WORDS: Duration = Duration::from_millis(600);
 
 /// Runs the call on `link` from its stream's start to its end, and returns its report.
 pub async fn run_call<T: Transport>(mut link: MediaLink<T>, deps: Arc<CallDeps>) -> CallReport {
@@ -197,7 +200,9 @@ impl<T: Transport> CallTask<T> {
                 let connecting: Connecting =
                     Box::pin(async move { SttStream::connect(settings, counters).await.ok() });
                 let connecting = Transcriber::Connecting { connecting, backlog: VecDeque::new() };
-                (connecting, FALLBACK_TAPE_SECONDS)
+                // Tape for a fallback only where there is one to take over.
+                let tape = if deps.local_stt.is_some() { FALLBACK_TAPE_SECONDS } else { 1 };
+                (connecting, tape)
             }
             (None, Some(local)) => {
                 let local = match local.running_now() {
@@ -362,12 +367,19 @@ impl<T: Transport> CallTask<T> {
                     self.session.handle(now, SessionInput::SpeechStarted { at: happened });
                 }
                 VadEvent::SpeechEnded { at, .. } => {
-                    self.ear.speech_ended(at.0);
+                    let spoke = self.ear.speech_ended(at.0);
                     match &mut self.stt {
                         Transcriber::Local(engine) => self.ear.transcribe(engine, self.codec),
                         // Our end of turn: ask for the final transcript now rather than at
-                        // the transcriber's own endpointing.
-                        Transcriber::Cloud(stt) => stt.finalize(),
+                        // the transcriber's own endpointing. An utterance long enough to
+                        // hold words must hear back from it: a deaf connection is lost.
+                        Transcriber::Cloud(stt) => match spoke {
+                            Some(spoke) if spoke >= HOLDS_WORDS => {
+                                let began = tokio::time::Instant::from_std(happened) - spoke;
+                                stt.finalize_utterance(began);
+                            }
+                            _ => stt.finalize(),
+                        },
                         _ => {}
                     }
                     self.session.handle(now, SessionInput::SpeechEnded { at: happened });
@@ -431,6 +443,10 @@ impl<T: Transport> CallTask<T> {
         if let Transcriber::Cloud(stt) = std::mem::replace(&mut self.stt, Transcriber::None) {
             stt.close_detached(STT_CLOSE_GRACE);
         }
+        if self.deps.local_stt.is_some() {
+            // Utterances now wait on the tape while the local model loads: room for them.
+            self.ear.tape = self.ear.tape.grown(LOCAL_TAPE_SECONDS);
+        }
         match &self.deps.local_stt {
             Some(local) => match local.running_now() {
                 Some(engine) => self.go_local(now, engine),
@@ -447,8 +463,7 @@ impl<T: Transport> CallTask<T> {
     /// the caller has finished it) is cut from the tape and transcribed at once.
     fn go_local(&mut self, now: Instant, engine: LocalStt) {
         if self.deps.stt.is_some() {
-            // Taking over from the cloud: utterances are cut whole from the tape now.
-            self.ear.tape = self.ear.tape.grown(LOCAL_TAPE_SECONDS);
+            // Taking over from the cloud (the tape has grown already, in `cloud_lost`).
             self.session.handle(now, SessionInput::SttFellBack);
         }
         self.ear.transcribe(&engine, self.codec);
@@ -717,10 +732,11 @@ impl Ear {
         self.utterance = Some((start, None));
     }
 
-    fn speech_ended(&mut self, at: u64) {
-        if let Some((_, end)) = &mut self.utterance {
-            *end = Some(at);
-        }
+    /// How long the utterance now ended lasted (from the first of any it joined).
+    fn speech_ended(&mut self, at: u64) -> Option<Duration> {
+        let (start, end) = self.utterance.as_mut()?;
+        *end = Some(at);
+        Some(Duration::from_millis(at.saturating_sub(*start) / 8))
     }
 
     /// The cloud transcriber's words so far are final.

@@ -50,15 +50,19 @@ pub const OTHER_NUMBER: &str = "other";
 /// process has run); beyond, numbers are pooled under [`OTHER_NUMBER`].
 pub const MAX_NUMBER_SERIES: usize = 64;
 
-/// Which per-number series a call that dialled `dialled` goes to: the number itself when it is
-/// one of the business's `configured` numbers, [`OTHER_NUMBER`] when it is not, none (`""`)
-/// when the stream did not say.
-pub fn business_number<'a>(configured: &[String], dialled: &'a str) -> &'a str {
-    match dialled {
-        "" => "",
-        number if configured.iter().any(|c| c == number) => number,
-        _ => OTHER_NUMBER,
+/// Which per-number series a call that dialled `dialled` goes to: the business's number as
+/// configured when `dialled` is one of its `configured` numbers (compared by digits, so
+/// `+1 555-555-0100` in the config and `+15555550100` from the carrier are one series),
+/// [`OTHER_NUMBER`] when it is not, none (`""`) when the stream did not say.
+pub fn business_number<'a>(configured: &'a [String], dialled: &'a str) -> &'a str {
+    let digits = |n: &'a str| n.chars().filter(char::is_ascii_digit);
+    if dialled.is_empty() {
+        return "";
     }
+    configured
+        .iter()
+        .find(|c| digits(c).next().is_some() && digits(c).eq(digits(dialled)))
+        .map_or(OTHER_NUMBER, String::as_str)
 }
 
 /// Prometheus bucket bounds, in ms.
@@ -555,6 +559,11 @@ mod tests {
         assert_eq!(business_number(&configured, "+15555550100"), "+15555550100");
         assert_eq!(business_number(&configured, "+19995550123"), OTHER_NUMBER);
         assert_eq!(business_number(&configured, ""), "");
+        // Spelled as people write it in the config, it is still the same number.
+        let spelled = vec!["+1 (555) 555-0100".to_string()];
+        assert_eq!(business_number(&spelled, "+15555550100"), "+1 (555) 555-0100");
+        assert_eq!(business_number(&spelled, "+15555550101"), OTHER_NUMBER);
+        assert_eq!(business_number(&["".to_string()], "anonymous"), OTHER_NUMBER);
         let t0 = Instant::now();
         let book = LatencyBook::starting_at(Budgets::default(), t0);
         // Even given raw numbers, the book keeps a bounded number of series.

@@ -153,11 +153,14 @@ impl Outbox {
             if outbox.segments.first() == Some(&0) {
                 return Err(io(std::io::Error::other("both an old outbox file and segment 0")));
             }
-            std::fs::rename(&outbox.path, outbox.segment_path(0)).map_err(&io)?;
+            // The cursor goes first, durably: a crash before the rename then only adopts the
+            // file again, where the other order would leave a cursor pointing into it.
             match std::fs::remove_file(outbox.cursor_path()) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
                 _ => {}
             }
+            outbox.sync_dir()?;
+            std::fs::rename(&outbox.path, outbox.segment_path(0)).map_err(&io)?;
             outbox.sync_dir()?;
             outbox.segments.insert(0, 0);
         }
@@ -166,9 +169,10 @@ impl Outbox {
         if let Some(&newest) = outbox.segments.last() {
             outbox.newest_len = outbox.cut_torn_tail(newest)?;
         }
-        // Count what waits (one pass), and skip past anything that is not a record.
-        let (records, _, bad) = outbox.scan(usize::MAX)?;
-        outbox.records = records.len();
+        // Count what waits (one pass, keeping none of it: a long outage's outbox may be far
+        // larger than memory), and skip past anything that is not a record.
+        let (records, _, bad) = outbox.visit(usize::MAX, drop)?;
+        outbox.records = records;
         outbox.corrupt += bad;
         outbox.bytes = outbox.waiting_bytes()?;
         Ok(outbox)
@@ -426,12 +430,24 @@ impl Outbox {
     /// Up to `n` records from the cursor on, where reading them ended, and how many lines on
     /// the way were not records. Reads only what it returns (and the lines it skips).
     fn scan(&self, n: usize) -> Result<(Vec<CallRecord>, Position, u64), OutboxError> {
-        let io = self.io_error();
         let mut records = Vec::new();
+        let (_, at, bad) = self.visit(n, |record| records.push(record))?;
+        Ok((records, at, bad))
+    }
+
+    /// Hands up to `n` waiting records to `each`, in order, without keeping them: how many,
+    /// where the next one starts, and the lines that were not records.
+    fn visit(
+        &self,
+        n: usize,
+        mut each: impl FnMut(CallRecord),
+    ) -> Result<(usize, Position, u64), OutboxError> {
+        let io = self.io_error();
+        let mut count = 0;
         let mut bad = 0;
         let mut at = self.cursor;
         for &segment in self.segments.iter().filter(|&&s| s >= self.cursor.segment) {
-            if records.len() == n {
+            if count == n {
                 break;
             }
             let offset = if segment == self.cursor.segment { self.cursor.offset } else { 0 };
@@ -440,7 +456,7 @@ impl Outbox {
             file.seek(SeekFrom::Start(offset)).map_err(&io)?;
             let mut reader = BufReader::new(file);
             let mut line = Vec::new();
-            while records.len() < n {
+            while count < n {
                 line.clear();
                 let read = reader.read_until(b'\n', &mut line).map_err(&io)?;
                 if read == 0 || line.last() != Some(&b'\n') {
@@ -449,12 +465,15 @@ impl Outbox {
                 }
                 at.offset += read as u64;
                 match decode_line(&line) {
-                    Some(record) => records.push(record),
+                    Some(record) => {
+                        count += 1;
+                        each(record);
+                    }
                     None => bad += 1,
                 }
             }
         }
-        Ok((records, at, bad))
+        Ok((count, at, bad))
     }
 
     /// Bytes from the cursor to the end of the newest segment.

@@ -166,6 +166,7 @@ impl Store {
     ) -> Result<u32, StoreError> {
         let mut wait = backoff.first;
         let mut tries = 0;
+        let mut last_error = String::new();
         loop {
             tries += 1;
             match self.prepare_once(business, seed_dir).await {
@@ -173,7 +174,15 @@ impl Store {
                 Err(e @ StoreError::Migrate(migrations::MigrateError::TooNew { .. })) => {
                     return Err(e);
                 }
-                Err(_) => {}
+                Err(e) => {
+                    // Each new reason once (a wrong password after an outage must be seen),
+                    // not every retry of the same one.
+                    let why = e.to_string();
+                    if why != last_error {
+                        tracing::warn!(error = %why, tries, "the database is not ready; retrying");
+                        last_error = why;
+                    }
+                }
             }
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(backoff.max);

@@ -292,7 +292,7 @@ impl PgStore {
                 appointments: count(
                     tx.query_one(
                         "SELECT count(*) FROM appointments WHERE starts_at < $1::text::timestamp
-                           AND (customer_name <> '' OR customer_phone <> '')",
+                           AND (customer_name <> '' OR customer_phone <> '' OR idempotency_key IS NOT NULL)",
                         &[&local],
                     )
                     .await?
@@ -334,9 +334,9 @@ impl PgStore {
                 .await?;
             let appointments = tx
                 .execute(
-                    "UPDATE appointments SET customer_name = '', customer_phone = ''
+                    "UPDATE appointments SET customer_name = '', customer_phone = '', idempotency_key = NULL
                      WHERE starts_at < $1::text::timestamp
-                       AND (customer_name <> '' OR customer_phone <> '')",
+                       AND (customer_name <> '' OR customer_phone <> '' OR idempotency_key IS NOT NULL)",
                     &[&local],
                 )
                 .await?;

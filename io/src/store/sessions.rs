@@ -476,7 +476,11 @@ impl Sessions {
                     let mut pipe = redis::pipe();
                     pipe.cmd("ZREM").arg(ACTIVE_SET).arg(&id).ignore();
                     match keep_for_resume {
-                        true => pipe.cmd("PEXPIRE").arg(&key).arg(window.as_millis() as u64),
+                        // LT: only ever shortens, as in memory — a snapshot's own longer
+                        // expiry is never extended by its call ending (Redis ≥ 7.0).
+                        true => {
+                            pipe.cmd("PEXPIRE").arg(&key).arg(window.as_millis() as u64).arg("LT")
+                        }
                         false => pipe.cmd("DEL").arg(&key),
                     }
                     .ignore();

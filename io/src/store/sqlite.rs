@@ -500,7 +500,7 @@ impl SqliteStore {
             let old_calls = "SELECT call_id FROM calls
                              WHERE julianday(started_at) < julianday(?1) AND purged_at IS NULL";
             let old_appointments =
-                "starts_at < ?1 AND (customer_name <> '' OR customer_phone <> '')";
+                "starts_at < ?1 AND (customer_name <> '' OR customer_phone <> '' OR idempotency_key IS NOT NULL)";
             let old_tickets = "julianday(created_at) < julianday(?1)
                                AND (customer_name <> '' OR phone <> '' OR summary <> '')";
             let report = if dry_run {
@@ -540,7 +540,7 @@ impl SqliteStore {
                 )?;
                 let appointments = tx.execute(
                     &format!(
-                        "UPDATE appointments SET customer_name = '', customer_phone = ''
+                        "UPDATE appointments SET customer_name = '', customer_phone = '', idempotency_key = NULL
                          WHERE {old_appointments}"
                     ),
                     [&local],

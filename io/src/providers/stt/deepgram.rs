@@ -9,6 +9,12 @@
 //! While no audio flows (the carrier paused, the call is on hold) a `KeepAlive` goes out every
 //! few seconds — Deepgram closes an idle socket after 10 s. `Finalize` flushes at our end of
 //! turn; `CloseStream` at hang-up collects the last results before closing.
+//!
+//! A lost transcriber must not leave the caller unheard while it retries: a broken connection
+//! has [`DeepgramSettings::give_up_after`] to come back *and answer*, whatever its reconnect
+//! attempts would allow, and a connection that stays open but says nothing about an utterance
+//! the caller finished counts as broken after [`DeepgramSettings::answer_within`]. Then
+//! [`SttEvent::Failed`] goes to the call, which takes its utterance from its own tape.
 
 use crate::metrics::{Exposition, MetricsSource, get};
 use std::collections::VecDeque;
@@ -54,6 +60,13 @@ pub struct DeepgramSettings {
     /// `KeepAlive` after this long without audio.
     pub keepalive_after: Duration,
     pub reconnect: RetryPolicy,
+    /// A finished utterance ([`SttStream::finalize_utterance`]) that brought no transcript
+    /// result back from Deepgram since the caller began it: after this long past `Finalize`
+    /// the connection counts as broken (open, but deaf).
+    pub answer_within: Duration,
+    /// From a break, how long reconnecting may take — until a new connection answers — before
+    /// the call is told [`SttEvent::Failed`]: the caller must not wait out every retry.
+    pub give_up_after: Duration,
 }
 
 impl fmt::Debug for DeepgramSettings {
@@ -87,6 +100,10 @@ impl DeepgramSettings {
                 first_backoff: Duration::from_millis(100),
                 max_backoff: Duration::from_secs(1),
             },
+            // With the local transcriber's ~100 ms and the agent's first words, the caller
+            // hears an answer within 1.5 s of a loss (issue 23's rule).
+            answer_within: Duration::from_millis(700),
+            give_up_after: Duration::from_secs(1),
         }
     }
 }
@@ -159,9 +176,17 @@ pub struct SttCounters {
 
 enum Command {
     Audio(Bytes),
-    Finalize,
+    /// `spoke_since`: when the caller began the utterance this ends, if it was long enough
+    /// that a working transcriber must say something about it.
+    Finalize {
+        spoke_since: Option<Instant>,
+    },
     Close,
 }
+
+/// Audio kept for replay after a break: the call's tape holds as much, so a longer backlog
+/// would only be sent again to no purpose (and grow with the caller's monologue).
+const REPLAY_LIMIT_SECONDS: f64 = 8.0;
 
 /// One call's transcription. Dropping it stops the transcriber without waiting.
 #[derive(Debug)]
@@ -176,7 +201,7 @@ impl fmt::Debug for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Command::Audio(b) => write!(f, "Audio({} bytes)", b.len()),
-            Command::Finalize => f.write_str("Finalize"),
+            Command::Finalize { .. } => f.write_str("Finalize"),
             Command::Close => f.write_str("Close"),
         }
     }
@@ -229,9 +254,14 @@ impl SttStream {
                 counters: counters.clone(),
                 events: event_tx,
                 replay: VecDeque::new(),
+                replay_seconds: 0.0,
                 sent_seconds: 0.0,
                 connection_base: 0.0,
                 last_audio: Instant::now(),
+                last_message: Instant::now(),
+                owed: None,
+                lost_since: None,
+                connected_at: Instant::now(),
             }
             .run(command_rx),
         );
@@ -251,7 +281,14 @@ impl SttStream {
 
     /// Our end of turn: ask for the final transcript of what was said so far, now.
     pub fn finalize(&self) {
-        self.command(Command::Finalize);
+        self.command(Command::Finalize { spoke_since: None });
+    }
+
+    /// Our end of an utterance the caller began at `spoke_since`, long enough to hold words:
+    /// as [`SttStream::finalize`], and a connection that sends no transcript result for it
+    /// within `answer_within` of this is given up (the call falls back).
+    pub fn finalize_utterance(&self, spoke_since: Instant) {
+        self.command(Command::Finalize { spoke_since: Some(spoke_since) });
     }
 
     /// Hang-up: ask for the last results and close; they arrive as events before `None`.
@@ -298,13 +335,22 @@ struct Session {
     socket: WsStream,
     counters: Arc<SttCounters>,
     events: mpsc::Sender<SttEvent>,
-    /// Audio sent since the end of the last final result: (call position in s, bytes).
+    /// Audio sent since the end of the last final result: (call position in s, bytes), at
+    /// most [`REPLAY_LIMIT_SECONDS`] of it.
     replay: VecDeque<(f64, Bytes)>,
+    replay_seconds: f64,
     /// Call audio sent so far, seconds.
     sent_seconds: f64,
     /// The call position where the current connection's time zero lies.
     connection_base: f64,
     last_audio: Instant,
+    /// When Deepgram last sent a transcript result (interim or final).
+    last_message: Instant,
+    /// A finished utterance Deepgram has said nothing about: by when it must.
+    owed: Option<Instant>,
+    /// Since when no connection has answered after a break (`None`: the current one has).
+    lost_since: Option<Instant>,
+    connected_at: Instant,
 }
 
 /// How the socket loop ended.
@@ -319,35 +365,55 @@ impl Session {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut attempt = 0;
         loop {
-            match self.pump(&mut commands).await {
-                Ended::Closed => return,
-                Ended::Broken(reason) => {
-                    attempt += 1;
-                    if attempt > self.settings.reconnect.attempts {
-                        let _ = self.events.send(SttEvent::Failed(reason)).await;
-                        return;
-                    }
-                    tokio::time::sleep(self.settings.reconnect.backoff(attempt, None)).await;
-                    match open(&self.url, &self.settings).await {
-                        Ok(socket) => {
-                            self.socket = socket;
-                            self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
-                            self.counters.connections.fetch_add(1, Ordering::Relaxed);
-                            if self.replay_unfinalised().await.is_ok() {
-                                let _ = self.events.send(SttEvent::Reconnected { attempt }).await;
-                                attempt = 0;
-                            }
+            let Ended::Broken(mut reason) = self.pump(&mut commands).await else { return };
+            // The budget runs from the first break until a connection answers: a new
+            // connection that breaks again (an `Error` on every one) does not restart it.
+            let now = Instant::now();
+            // A connection that answered, or carried the call for a while, ends in a new
+            // break with a fresh count; one that broke again straight away does not.
+            if self
+                .lost_since
+                .is_none_or(|_| now >= self.connected_at + self.settings.give_up_after)
+            {
+                attempt = 0;
+                self.lost_since = None;
+            }
+            let lost_since = *self.lost_since.get_or_insert(now);
+            let give_up_at = self.give_up_at(lost_since);
+            loop {
+                attempt += 1;
+                let now = Instant::now();
+                if attempt > self.settings.reconnect.attempts || now >= give_up_at {
+                    let _ = self.events.send(SttEvent::Failed(reason)).await;
+                    return;
+                }
+                let backoff = self.settings.reconnect.backoff(attempt, None);
+                tokio::time::sleep(backoff.min(give_up_at - now)).await;
+                let left = give_up_at.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, open(&self.url, &self.settings)).await {
+                    Ok(Ok(socket)) => {
+                        self.socket = socket;
+                        self.connected_at = Instant::now();
+                        self.counters.reconnects.fetch_add(1, Ordering::Relaxed);
+                        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+                        if self.replay_unfinalised().await.is_ok() {
+                            let _ = self.events.send(SttEvent::Reconnected { attempt }).await;
+                            break;
                         }
-                        Err(e) => {
-                            if attempt >= self.settings.reconnect.attempts {
-                                let _ = self.events.send(SttEvent::Failed(e.to_string())).await;
-                                return;
-                            }
-                        }
+                        reason = "the new connection broke while catching up".into();
                     }
+                    Ok(Err(e)) => reason = e.to_string(),
+                    Err(_) => reason = "no connection within the reconnect budget".into(),
                 }
             }
         }
+    }
+
+    /// When a break that began at `lost_since` is given up: at `give_up_after`, or sooner when
+    /// a finished utterance is owed and its answer would come too late anyway.
+    fn give_up_at(&self, lost_since: Instant) -> Instant {
+        let budget = lost_since + self.settings.give_up_after;
+        self.owed.map_or(budget, |owed| budget.min(owed + self.settings.answer_within))
     }
 
     /// Sends everything not yet covered by a final result again, on the new connection.
@@ -357,7 +423,22 @@ impl Session {
         for chunk in chunks {
             ws::send_within(&mut self.socket, Message::Binary(chunk)).await.map_err(|_| ())?;
         }
+        if self.owed.is_some() {
+            // The utterance the old connection never answered: ask this one for it now, by
+            // the same deadline (the caller has been waiting since the first `Finalize`).
+            self.control("Finalize").await.map_err(|_| ())?;
+        }
         Ok(())
+    }
+
+    /// Keeps `bytes` (sent at call position `at`) for a replay, within the limit.
+    fn keep_for_replay(&mut self, at: f64, bytes: Bytes) {
+        self.replay_seconds += bytes.len() as f64 / BYTES_PER_SECOND;
+        self.replay.push_back((at, bytes));
+        while self.replay_seconds > REPLAY_LIMIT_SECONDS {
+            let Some((_, old)) = self.replay.pop_front() else { break };
+            self.replay_seconds -= old.len() as f64 / BYTES_PER_SECOND;
+        }
     }
 
     async fn pump(&mut self, commands: &mut mpsc::Receiver<Command>) -> Ended {
@@ -366,14 +447,21 @@ impl Session {
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(Command::Audio(bytes)) => {
-                        self.replay.push_back((self.sent_seconds, bytes.clone()));
+                        self.keep_for_replay(self.sent_seconds, bytes.clone());
                         self.sent_seconds += bytes.len() as f64 / BYTES_PER_SECOND;
                         self.last_audio = Instant::now();
                         if let Err(e) = ws::send_within(&mut self.socket, Message::Binary(bytes)).await {
                             return Ended::Broken(e);
                         }
                     }
-                    Some(Command::Finalize) => {
+                    Some(Command::Finalize { spoke_since }) => {
+                        // Owed only if no result has come since the caller began.
+                        if let Some(since) = spoke_since
+                            && self.last_message <= since
+                            && self.owed.is_none()
+                        {
+                            self.owed = Some(Instant::now());
+                        }
                         if let Err(e) = self.control("Finalize").await {
                             return Ended::Broken(e);
                         }
@@ -383,6 +471,12 @@ impl Session {
                         return Ended::Closed;
                     }
                 },
+                () = until(self.owed.map(|owed| owed + self.settings.answer_within)) => {
+                    return Ended::Broken(format!(
+                        "Deepgram said nothing about an utterance for {} ms after Finalize",
+                        self.settings.answer_within.as_millis()
+                    ));
+                }
                 message = self.socket.next() => match message {
                     Some(Ok(Message::Text(text))) => {
                         if let Some(error) = self.on_message(&text).await {
@@ -442,7 +536,18 @@ impl Session {
     /// Acts on one server message; `Some(why)` when it reported an error (the connection is
     /// then replaced).
     async fn on_message(&mut self, text: &str) -> Option<String> {
-        match parse_message(text) {
+        let parsed = parse_message(text);
+        if let Parsed::Event { event, final_until } = &parsed
+            && (final_until.is_some() || matches!(event, Some(SttEvent::Partial(_)) | None))
+        {
+            // A transcript result: it is transcribing. Whatever it was owed is answered, and
+            // a reconnect is complete. (Not `SpeechStarted` or `Metadata`: a connection in
+            // trouble may still send those, then an `Error`.)
+            self.last_message = Instant::now();
+            self.owed = None;
+            self.lost_since = None;
+        }
+        match parsed {
             Parsed::Malformed => {
                 self.counters.malformed_messages.fetch_add(1, Ordering::Relaxed);
                 // By length only: a broken result may still hold the caller's words.
@@ -473,7 +578,9 @@ impl Session {
     /// Audio up to `position` (call seconds) is final; stop keeping it for replay.
     fn finalised_until(&mut self, position: f64) {
         while let Some((at, bytes)) = self.replay.front() {
-            if at + bytes.len() as f64 / BYTES_PER_SECOND <= position + 1e-6 {
+            let seconds = bytes.len() as f64 / BYTES_PER_SECOND;
+            if at + seconds <= position + 1e-6 {
+                self.replay_seconds -= seconds;
                 self.replay.pop_front();
             } else {
                 break;
@@ -482,11 +589,20 @@ impl Session {
     }
 }
 
+/// Sleeps until `deadline`, or forever without one (a `select!` branch that never fires).
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// What one server message means.
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
     /// `event` for the call (if any), and for a final result the end of the audio it covers,
-    /// in this connection's seconds.
+    /// in this connection's seconds. A transcript result (`Results`) always parses to this,
+    /// an empty interim as `{ event: None, final_until: None }`.
     Event {
         event: Option<SttEvent>,
         final_until: Option<f64>,
@@ -530,7 +646,8 @@ pub fn parse_message(text: &str) -> Parsed {
                     .then(|| SttEvent::Final { text: transcript.to_string(), speech_final });
                 Parsed::Event { event, final_until: Some(end) }
             } else if transcript.is_empty() {
-                Parsed::Ignored
+                // Nothing for the call, but a result: the connection is transcribing.
+                Parsed::Event { event: None, final_until: None }
             } else {
                 event(SttEvent::Partial(transcript.to_string()))
             }

@@ -208,6 +208,21 @@ impl LocalSttLoader {
         }
     }
 
+    /// No transcriber on this machine at all (no model installed, no cloud configured): a
+    /// call that starts with it hears so and is handed to a person rather than left talking
+    /// to something that cannot understand it.
+    pub fn unavailable() -> LocalSttLoader {
+        LocalSttLoader {
+            inner: Arc::new(Loader {
+                models: None,
+                workers: 1,
+                engine: OnceCell::new(),
+                failed: Mutex::new(None),
+                counters: Arc::default(),
+            }),
+        }
+    }
+
     /// The pool, if it is running.
     pub fn running_now(&self) -> Option<LocalStt> {
         self.inner.engine.get().cloned()

@@ -950,6 +950,41 @@ async fn in_virtual_time_a_call_on_a_node_with_no_transcriber_at_all_is_told_and
 }
 
 #[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_local_transcriber_failing_utterance_after_utterance_hands_the_call_over()
+{
+    let mut config = HermesConfig::default();
+    config.business.transfer_number = "+15555550199".into();
+    let local = LocalSttLoader::on_first_need(Arc::new(common::FailingTranscriber), 1);
+    let (deps, mut carrier_rx) = deps_with(config, |d| {
+        d.stt = None;
+        d.local_stt = Some(local);
+    });
+    // Three questions, each failed by the transcriber.
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-shed",
+        "+15555550100",
+        |t| match t.as_millis() {
+            6000..7600 | 12_000..13_600 | 18_000..19_600 => CallerDoes::Talks,
+            0..40_000 => CallerDoes::Listens,
+            _ => CallerDoes::HangsUp,
+        },
+        Duration::from_secs(60),
+    )
+    .await;
+    let lost = call.noted("transcriber_lost", 0).expect("handed off");
+    assert!(lost > Duration::from_millis(19_600), "after the third utterance: {lost:?}");
+    assert!(
+        matches!(&call.carrier[..], [CarrierRequest::Transfer { to, .. }] if to == "+15555550199"),
+        "{:?}",
+        call.carrier
+    );
+    assert_eq!(count(&deps.counters.stt_failed), 3);
+    assert_eq!(count(&deps.counters.stt_fallback_handoff), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn in_virtual_time_a_transcriber_unreachable_with_nothing_to_take_over_and_no_one_to_transfer_to_ends_the_call_politely()
  {
     // Nothing listens where Deepgram should be.

@@ -48,6 +48,8 @@ const STT_CONNECT_BACKLOG: usize = 250;
 /// An utterance this long holds words: a working cloud transcriber says something about it
 /// (a cough or a click may rightly bring nothing back).
 const HOLDS_WORDS: Duration = Duration::from_millis(600);
+/// Utterances this machine's transcriber may fail in a row before the call is handed off.
+const LOCAL_FAILURES_BEFORE_HANDOFF: u32 = 3;
 
 /// Runs the call on `link` from its stream's start to its end, and returns its report.
 pub async fn run_call<T: Transport>(mut link: MediaLink<T>, deps: Arc<CallDeps>) -> CallReport {
@@ -170,6 +172,8 @@ struct CallTask<T: Transport> {
     /// caller instead of handing them over, so the carrier gets its longer grace.
     asked_transfer: bool,
     timer: SessionTimer,
+    /// This machine's transcriber's failures in a row.
+    local_failures: u32,
 }
 
 impl<T: Transport> CallTask<T> {
@@ -252,6 +256,7 @@ impl<T: Transport> CallTask<T> {
             asked_carrier: false,
             asked_transfer: false,
             timer: SessionTimer::new(),
+            local_failures: 0,
         }
     }
 
@@ -291,12 +296,23 @@ impl<T: Transport> CallTask<T> {
                     tracing::warn!(error = %why, "no transcriber on this machine: handing off");
                     self.hand_off(now);
                 }
-                Happened::Local(Ok(text)) => self.session.handle(
-                    now,
-                    SessionInput::Transcript { text, is_final: true, ends_utterance: true },
-                ),
+                Happened::Local(Ok(text)) => {
+                    self.local_failures = 0;
+                    self.session.handle(
+                        now,
+                        SessionInput::Transcript { text, is_final: true, ends_utterance: true },
+                    )
+                }
                 Happened::Local(Err(_)) => {
                     self.deps.counters.stt_failed.fetch_add(1, Ordering::Relaxed);
+                    // A pool shed under load (every call of a cloud outage at once) fails
+                    // each utterance: after a few in a row the caller is handed over, not
+                    // asked to repeat themselves until they give up.
+                    self.local_failures += 1;
+                    if self.local_failures == LOCAL_FAILURES_BEFORE_HANDOFF {
+                        tracing::warn!("this machine's transcriber keeps failing: handing off");
+                        self.hand_off(now);
+                    }
                 }
                 Happened::Llm(event) => {
                     if matches!(event, LlmEvent::Done { .. } | LlmEvent::Failed(_)) {

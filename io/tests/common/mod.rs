@@ -328,3 +328,30 @@ impl hermes_core::engines::TranscriberFactory for NoModelInstalled {
         Err(hermes_core::engines::EngineFailure("no model installed (a test)".into()))
     }
 }
+
+/// A transcriber on this machine that loads but fails every utterance (a pool shedding work
+/// under load looks the same to a call).
+pub struct FailingTranscriber;
+
+impl hermes_core::engines::TranscriberFactory for FailingTranscriber {
+    fn load(
+        &self,
+    ) -> Result<Box<dyn hermes_core::engines::Transcriber>, hermes_core::engines::EngineFailure>
+    {
+        Ok(Box::new(FailingTranscriber))
+    }
+}
+
+impl hermes_core::engines::Transcriber for FailingTranscriber {
+    fn transcribe_g711(
+        &mut self,
+        _: hermes_core::codec::G711,
+        _: &[u8],
+    ) -> Result<String, hermes_core::engines::EngineFailure> {
+        Err(hermes_core::engines::EngineFailure("fails every time (a test)".into()))
+    }
+
+    fn transcribe_16k(&mut self, _: &[f32]) -> Result<String, hermes_core::engines::EngineFailure> {
+        Err(hermes_core::engines::EngineFailure("fails every time (a test)".into()))
+    }
+}

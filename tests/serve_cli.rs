@@ -454,20 +454,27 @@ impl ServedOnFakes {
     /// `hermes sim` placing `calls` calls of `scenario` (under `scenarios/`) at the served
     /// Hermes, as Twilio would; panics with its output unless every expectation held.
     fn sim(&self, scenario: &str, calls: usize) {
+        let (ok, out) = self.sim_ramped(scenario, calls, 0);
+        assert!(ok, "{out}");
+    }
+
+    /// As [`Self::sim`], a call started every `ramp_ms`; whether every expectation held, and
+    /// what the simulator printed.
+    fn sim_ramped(&self, scenario: &str, calls: usize, ramp_ms: u64) -> (bool, String) {
         let scenario =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(scenario);
         let sim = Command::new(env!("CARGO_BIN_EXE_hermes"))
             .arg("sim")
             .arg(&scenario)
             .args(["--target", &format!("http://{}", self.addr), "--carrier", "twilio", "--quiet"])
-            .args(["--calls", &calls.to_string()])
+            .args(["--calls", &calls.to_string(), "--ramp-ms", &ramp_ms.to_string()])
             .args(["--public-url", "https://agent.example.com", "--feed-fakes", &self.feed])
             // The stream token and the upgrade's signature, as Twilio would present them.
             .env("TWILIO_AUTH_TOKEN", "twilio-test-token")
             .env_remove("HERMES_STREAM_TOKEN")
             .output()
             .expect("hermes sim runs");
-        assert!(sim.status.success(), "{}{}", text(&sim.stdout), text(&sim.stderr));
+        (sim.status.success(), format!("{}{}", text(&sim.stdout), text(&sim.stderr)))
     }
 
     /// The served process's resident memory, KiB.
@@ -531,13 +538,30 @@ fn memory_of_a_served_hermes_returns_to_a_bound_over_rounds_of_calls() {
     let port = 21_600 + (std::process::id() % 400) as u16 * 4;
     let served =
         ServedOnFakes::start(dir.path(), port, &[("HERMES__STORAGE__SESSION_TTL_S", "10")]);
-    served.sim("opening-hours.toml", WARM_UP);
+    // Calls spread out (a debug build on a busy CI machine cannot hold 110 at once within
+    // the scenario's timings); whether every expectation held is not this test's question,
+    // only that the calls were placed and ended.
+    let round = |calls: usize| {
+        let (ok, out) = served.sim_ramped("opening-hours.toml", calls, 100);
+        if !ok {
+            eprintln!("some expectations failed (load), the calls ran:\n{out}");
+        }
+    };
+    round(WARM_UP);
     let mut rss = vec![served.rss_kib()];
     for _ in 0..ROUNDS {
-        served.sim("opening-hours.toml", CALLS);
+        round(CALLS);
         rss.push(served.rss_kib());
     }
     eprintln!("RSS after {WARM_UP} calls, then after each round of {CALLS}: {rss:?} KiB");
+    // Every call was served and ended (the figures are about calls that really ran).
+    let metrics = get(&served.addr, "/metrics");
+    let ended: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("hermes_calls_ended_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(ended as usize, WARM_UP + ROUNDS * CALLS, "{metrics}");
     let later_calls = (ROUNDS * CALLS) as u64;
     let grown = rss[ROUNDS].saturating_sub(rss[0]);
     assert!(

@@ -166,6 +166,7 @@ async fn rig_with(local_stt: Option<LocalSttLoader>, cloud_stt: bool) -> Rig {
             )),
             first_audio_timeout: Duration::from_secs(2),
             local: voice.clone(),
+            phrases: None,
         },
         tts_counters: Arc::new(TtsCounters::default()),
         counters: Arc::new(CallCounters::default()),

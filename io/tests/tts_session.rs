@@ -13,7 +13,7 @@ use hermes_io::metrics::{Provider, ProviderIssue, provider_errors};
 use hermes_io::net::http::HttpClient;
 use hermes_io::providers::tts::elevenlabs::{ServerMessage, parse};
 use hermes_io::providers::tts::{
-    ElevenLabsSettings, TtsCounters, TtsEvent, TtsSession, TtsSettings,
+    ElevenLabsSettings, PhraseCache, TtsCounters, TtsEvent, TtsSession, TtsSettings,
 };
 use hermes_models::voice::LocalVoice;
 use tokio_tungstenite::tungstenite::Message;
@@ -52,6 +52,7 @@ fn settings(fake: Option<&FakeElevenLabs>, key: &str) -> TtsSettings {
         }),
         first_audio_timeout: Duration::from_millis(400),
         local: voice(),
+        phrases: None,
     }
 }
 
@@ -336,4 +337,80 @@ async fn a_sixth_context_is_refused_with_the_servers_error_and_a_close_every_cli
         matches!(texts.as_slice(), [t] if matches!(parse(t), ServerMessage::SocketError(ref e) if e.starts_with("max_active_conversations"))),
         "{texts:?}"
     );
+}
+
+// ----- the phrase cache: fixed lines synthesised once per voice -----
+
+fn cached(fake: Option<&FakeElevenLabs>, cache: &Arc<PhraseCache>) -> TtsSettings {
+    TtsSettings { phrases: Some(cache.clone()), ..settings(fake, "key") }
+}
+
+/// The audio of sentence `id`, concatenated.
+fn audio_of(events: &[(Instant, TtsEvent)], id: u64) -> Vec<u8> {
+    events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            TtsEvent::Audio { id: i, ulaw, .. } if *i == id => Some(ulaw.to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_fixed_line_is_synthesised_once_then_served_to_the_next_call_without_the_voice() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    let cache = Arc::new(PhraseCache::default());
+    let greeting = "Thanks for calling Maple Street Hair.";
+    let counters = Arc::new(TtsCounters::default());
+    let mut first = TtsSession::open(cached(Some(&fake), &cache), counters.clone());
+    first.speak_phrase(1, greeting);
+    let spoken = until_done(&mut first, 1).await;
+    assert_eq!(cache.size().0, 1, "kept once spoken whole");
+    // Another call: the same line comes from memory, whole, with its timings, and the
+    // voice is not asked again.
+    let mut second = TtsSession::open(cached(Some(&fake), &cache), counters.clone());
+    second.speak_phrase(1, greeting);
+    second.speak(2, "Your order shipped today.");
+    let served = until_done(&mut second, 2).await;
+    assert_eq!(audio_of(&served, 1), audio_of(&spoken, 1));
+    let aligned =
+        served.iter().any(|(_, e)| matches!(e, TtsEvent::Audio { id: 1, alignment: Some(_), .. }));
+    assert!(aligned, "the character timings come with it (a barge-in cuts it at a word)");
+    let asked: Vec<String> =
+        fake.texts.lock().expect("log").iter().map(|(_, text)| text.clone()).collect();
+    assert_eq!(asked, [greeting, "Your order shipped today."], "the greeting was asked once");
+    assert_eq!(cache.hits.load(Ordering::Relaxed), 1);
+    // Answers (not fixed lines) are never kept: the caller's words may be in them.
+    assert_eq!(cache.size().0, 1);
+}
+
+#[tokio::test]
+async fn a_fixed_line_cut_short_or_spoken_by_the_fallback_voice_is_not_kept_as_the_cloud_voices() {
+    let fake = fake(LatencyProfile::ZERO).await;
+    fake.faults.push(Fault::Stall);
+    let cache = Arc::new(PhraseCache::default());
+    let counters = Arc::new(TtsCounters::default());
+    let mut session = TtsSession::open(cached(Some(&fake), &cache), counters.clone());
+    session.speak_phrase(1, "One moment please.");
+    until_done(&mut session, 1).await;
+    assert_eq!(counters.fallbacks.load(Ordering::Relaxed), 1);
+    // The local voice spoke it: kept as the local voice's, never served for the cloud voice.
+    let mut next = TtsSession::open(cached(Some(&fake), &cache), counters.clone());
+    next.speak_phrase(1, "One moment please.");
+    until_done(&mut next, 1).await;
+    assert_eq!(cache.hits.load(Ordering::Relaxed), 0, "another voice's audio is not served");
+    assert_eq!(counters.cloud_sentences.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn a_fixed_line_cancelled_by_a_barge_in_is_not_kept() {
+    let fake = fake(LatencyProfile::TYPICAL).await;
+    let cache = Arc::new(PhraseCache::default());
+    let mut session = TtsSession::open(cached(Some(&fake), &cache), Arc::default());
+    session.speak_phrase(1, "Thanks for calling, how can I help you today?");
+    session.cancel();
+    session.speak(2, "Sure.");
+    until_done(&mut session, 2).await;
+    assert_eq!(cache.size().0, 0, "only a line spoken to its end is kept");
 }

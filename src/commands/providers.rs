@@ -17,7 +17,7 @@ use hermes_io::observe::latency::LatencyBook;
 use hermes_io::observe::recent::RecentCalls;
 use hermes_io::providers::llm::{LlmClient, Protocol, RemoteSettings};
 use hermes_io::providers::stt::{DeepgramSettings, LocalStt, LocalSttLoader, SttCounters};
-use hermes_io::providers::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
+use hermes_io::providers::tts::{ElevenLabsSettings, PhraseCache, TtsCounters, TtsSettings};
 use hermes_io::tools::ToolRunner;
 use hermes_io::tools::store::StoreTools;
 use hermes_io::tools::webhooks::WebhookTools;
@@ -189,6 +189,7 @@ pub async fn call_deps(
             cloud,
             first_audio_timeout: tts_cfg.first_audio_timeout_ms.as_duration(),
             local,
+            phrases: tts_cfg.phrase_cache.then(|| Arc::new(PhraseCache::default())),
         },
         tts_counters: Arc::new(TtsCounters::default()),
         counters: Arc::new(CallCounters::default()),

@@ -127,6 +127,10 @@ pub struct TtsProvider {
     pub base_url: String,
     pub api_key_env: String,
     pub first_audio_timeout_ms: Millis,
+    /// Keep the agent's fixed lines (greeting, fillers, silence prompts, transfer and goodbye
+    /// lines) once spoken, per voice, and serve them from memory: their first audio is
+    /// immediate, and the cloud voice is not paid twice for them. Never the model's answers.
+    pub phrase_cache: bool,
 }
 
 impl Default for TtsProvider {
@@ -138,6 +142,7 @@ impl Default for TtsProvider {
             base_url: "wss://api.elevenlabs.io".into(),
             api_key_env: "ELEVENLABS_API_KEY".into(),
             first_audio_timeout_ms: Millis(2000),
+            phrase_cache: true,
         }
     }
 }

@@ -137,6 +137,9 @@ impl CallDeps {
         if let Some(carrier) = &self.carrier {
             all.push(carrier.counters());
         }
+        if let Some(phrases) = &self.tts.phrases {
+            all.push(phrases.clone());
+        }
         all.push(self.recent.clone());
         all.extend(self.tools.metrics());
         all.push(Arc::new(self.llm.clone()));

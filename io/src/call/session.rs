@@ -92,6 +92,9 @@ pub enum SessionAction {
     Speak {
         speak: SpeakId,
         text: String,
+        /// A fixed line from the configuration (see `Call::is_fixed_line`), never the
+        /// caller's words or the model's: the phrase cache may serve and keep it.
+        fixed: bool,
     },
     CancelTts,
     /// Queue this audio of line `speak` for the caller.
@@ -394,7 +397,8 @@ impl CallSession {
                     self.ledger.speaking(speak, &text, turn);
                     let live = LiveEvent::Agent { speak: speak.0, text: text.clone() };
                     self.actions.push_back(SessionAction::Live(live));
-                    self.actions.push_back(SessionAction::Speak { speak, text });
+                    let fixed = self.call.is_fixed_line(speak);
+                    self.actions.push_back(SessionAction::Speak { speak, text, fixed });
                 }
                 Action::CancelTts => self.actions.push_back(SessionAction::CancelTts),
                 Action::ClearPlayback => {

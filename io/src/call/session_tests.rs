@@ -127,7 +127,7 @@ impl Rig {
         self.actions
             .iter()
             .filter_map(|(_, a)| match a {
-                SessionAction::Speak { speak, text } => Some((speak.0, text.clone())),
+                SessionAction::Speak { speak, text, .. } => Some((speak.0, text.clone())),
                 _ => None,
             })
             .collect()
@@ -179,6 +179,32 @@ fn the_greeting_is_played_as_the_voice_makes_it_and_marked_when_it_ends() {
     rig.feed(3150, SessionInput::Heard(SpeakId(1)));
     let (record, _) = rig.session.finish(rig.now, None);
     assert_eq!(record.turns[0].heard, GREETING);
+}
+
+#[test]
+fn fixed_lines_are_marked_for_the_phrase_cache_and_the_models_answers_never_are() {
+    let mut rig = Rig::new();
+    rig.speak_and_hear(1, 100, 2000);
+    rig.caller_says(3000, 1200, "What time do you open on Saturday?");
+    rig.until(5000);
+    rig.llm_says(5000, "We open at nine on Saturday.");
+    rig.until(6000);
+    let marked: Vec<(u64, bool)> = rig
+        .actions
+        .iter()
+        .filter_map(|(_, a)| match a {
+            SessionAction::Speak { speak, fixed, .. } => Some((speak.0, *fixed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marked.first(), Some(&(1, true)), "the greeting is a fixed line: {marked:?}");
+    assert!(marked.len() >= 2, "the answer was spoken: {marked:?}");
+    let spoken = rig.spoken();
+    for ((id, fixed), (_, text)) in marked.iter().zip(&spoken) {
+        if text.contains("nine") {
+            assert!(!fixed, "the model's answer {id} must never be cached: {text:?}");
+        }
+    }
 }
 
 #[test]

@@ -539,7 +539,12 @@ impl<T: Transport> CallTask<T> {
                 // Replacing the stream drops (cancels) any earlier request.
                 SessionAction::StartLlm(context) => self.completion = Some(self.llm.start(context)),
                 SessionAction::CancelLlm => self.completion = None,
-                SessionAction::Speak { speak, text } => self.tts.speak(speak.0, &text),
+                SessionAction::Speak { speak, text, fixed: true } => {
+                    self.tts.speak_phrase(speak.0, &text)
+                }
+                SessionAction::Speak { speak, text, fixed: false } => {
+                    self.tts.speak(speak.0, &text)
+                }
                 SessionAction::CancelTts => self.tts.cancel(),
                 SessionAction::Play { speak, audio } => self.link.play(speak, audio),
                 SessionAction::EndLine(speak) => self.link.end_line(speak).await,

@@ -268,6 +268,7 @@ pub fn offline_call_deps(
             cloud: None,
             first_audio_timeout: Duration::from_secs(2),
             local: Arc::new(ToneVoice),
+            phrases: None,
         },
         tts_counters: Arc::default(),
         counters: Arc::default(),

@@ -184,6 +184,13 @@ impl Call {
         self.agent.outstanding.len()
     }
 
+    /// Whether `speak` is a fixed line (the greeting, a filler, the silence ladder, a
+    /// transfer or goodbye line: from the configuration) rather than part of the language
+    /// model's answer. Fixed lines may be served from a phrase cache; answers never are.
+    pub fn is_fixed_line(&self, speak: SpeakId) -> bool {
+        self.agent.outstanding.iter().any(|o| o.id == speak && !o.from_llm)
+    }
+
     pub fn context(&self) -> &Context {
         &self.context
     }

@@ -102,7 +102,7 @@ impl DeepgramSettings {
             },
             // With the local transcriber's ~100 ms and the agent's first words, the caller
             // hears an answer within 1.5 s of a loss (issue 23's rule).
-            answer_within: Duration::from_millis(700),
+            answer_within: Duration::from_secs(1),
             give_up_after: Duration::from_secs(1),
         }
     }

@@ -23,6 +23,7 @@ use hermes_core::engines::Voice;
 
 use super::elevenlabs::{Chunk, ElevenLabsSettings, MultiStream, http_speak};
 use super::heard::ChunkAlignment;
+use super::phrases::{PhraseAudio, PhraseCache};
 use crate::net::http::HttpClient;
 
 const MAX_IN_FLIGHT: usize = 4;
@@ -35,6 +36,9 @@ pub struct TtsSettings {
     pub first_audio_timeout: Duration,
     /// This machine's voice: the fallback when the cloud stalls, or the only one.
     pub local: Arc<dyn Voice>,
+    /// Where fixed lines ([`TtsSession::speak_phrase`]) are kept once spoken; `None`: every
+    /// line is synthesised each time (`providers.tts.phrase_cache = false`).
+    pub phrases: Option<Arc<PhraseCache>>,
 }
 
 /// Counters for `/metrics`.
@@ -68,7 +72,8 @@ pub enum TtsEvent {
 }
 
 enum Command {
-    Speak(u64, String),
+    /// `phrase`: a fixed line, served from and kept in the phrase cache.
+    Speak(u64, String, bool),
     Cancel,
 }
 
@@ -113,7 +118,9 @@ impl TtsSession {
             };
             let (local_tx, local_rx) = mpsc::channel(64);
             let cloud_ok = settings.cloud.is_some();
+            let voices = VoiceKeys::of(&settings);
             Speaker {
+                voices,
                 settings,
                 counters,
                 ws,
@@ -132,7 +139,14 @@ impl TtsSession {
     /// Queues a sentence; ids must grow from one sentence to the next.
     pub fn speak(&mut self, id: u64, text: &str) {
         self.last_queued = self.last_queued.max(id);
-        let _ = self.commands.send(Command::Speak(id, text.to_string()));
+        let _ = self.commands.send(Command::Speak(id, text.to_string(), false));
+    }
+
+    /// Queues a fixed line (from the configuration, never the caller's words): served from
+    /// the phrase cache when this voice has spoken it before, kept there once spoken whole.
+    pub fn speak_phrase(&mut self, id: u64, text: &str) {
+        self.last_queued = self.last_queued.max(id);
+        let _ = self.commands.send(Command::Speak(id, text.to_string(), true));
     }
 
     /// Barge-in: stops every sentence queued or in flight; none of their audio comes out,
@@ -166,6 +180,8 @@ enum State {
         http: Option<JoinHandle<()>>,
     },
     Local,
+    /// From the phrase cache: all its audio is buffered already.
+    Cached,
 }
 
 struct Sentence {
@@ -175,9 +191,38 @@ struct Sentence {
     buffered: VecDeque<(Bytes, Option<ChunkAlignment>)>,
     ended: bool,
     failed: Option<String>,
+    /// A fixed line: what goes out is recorded for the phrase cache, under `voice`.
+    phrase: Option<Phrase>,
+}
+
+/// A fixed line on its way: the voice speaking it and the audio sent so far.
+struct Phrase {
+    voice: Arc<str>,
+    sent: Vec<(Bytes, Option<ChunkAlignment>)>,
+    /// The engine said it had finished (not a stall or an error ending it early).
+    whole: bool,
+}
+
+/// Names of this session's voices in the phrase cache.
+struct VoiceKeys {
+    cloud: Option<Arc<str>>,
+    local: Arc<str>,
+}
+
+impl VoiceKeys {
+    fn of(settings: &TtsSettings) -> VoiceKeys {
+        let cloud = settings.cloud.as_ref().map(|(s, _)| {
+            Arc::from(format!("elevenlabs:{}:{}:{}", s.voice_id, s.model_id, s.speed).as_str())
+        });
+        // The local voice by identity: a reload that builds another voice never gets the
+        // old one's audio.
+        let local = Arc::from(format!("local:{:p}", Arc::as_ptr(&settings.local)).as_str());
+        VoiceKeys { cloud, local }
+    }
 }
 
 struct Speaker {
+    voices: VoiceKeys,
     settings: TtsSettings,
     counters: Arc<TtsCounters>,
     ws: Option<MultiStream>,
@@ -200,9 +245,15 @@ impl Speaker {
             let deadline = self.next_deadline();
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Speak(id, text)) => self.order.push_back(Sentence {
-                        id, text, state: State::Waiting, buffered: VecDeque::new(), ended: false, failed: None,
-                    }),
+                    Some(Command::Speak(id, text, phrase)) => {
+                        let phrase = (phrase && self.settings.phrases.is_some()).then(|| Phrase {
+                            voice: self.voices.local.clone(), sent: Vec::new(), whole: false,
+                        });
+                        self.order.push_back(Sentence {
+                            id, text, state: State::Waiting, buffered: VecDeque::new(), ended: false,
+                            failed: None, phrase,
+                        });
+                    }
                     Some(Command::Cancel) => self.cancel_all(),
                     None => return,
                 },
@@ -233,6 +284,9 @@ impl Speaker {
 
     fn start(&mut self, id: u64) {
         let Some(pos) = self.order.iter().position(|s| s.id == id) else { return };
+        if self.from_cache(pos) {
+            return;
+        }
         if !self.cloud_ok {
             self.start_local(pos);
             return;
@@ -242,6 +296,9 @@ impl Speaker {
             return;
         };
         self.counters.cloud_sentences.fetch_add(1, Ordering::Relaxed);
+        if let (Some(phrase), Some(cloud)) = (&mut self.order[pos].phrase, &self.voices.cloud) {
+            phrase.voice = cloud.clone();
+        }
         let deadline = Instant::now() + self.settings.first_audio_timeout;
         let text = self.order[pos].text.clone();
         let http_task = match &self.ws {
@@ -260,11 +317,35 @@ impl Speaker {
         self.order[pos].state = State::Cloud { deadline, heard: false, http: http_task };
     }
 
+    /// A fixed line the voice about to speak it has spoken before: all its audio at once.
+    fn from_cache(&mut self, pos: usize) -> bool {
+        let Some(cache) = &self.settings.phrases else { return false };
+        let sentence = &mut self.order[pos];
+        if sentence.phrase.is_none() {
+            return false;
+        }
+        let voice = match (&self.voices.cloud, self.cloud_ok) {
+            (Some(cloud), true) => cloud,
+            _ => &self.voices.local,
+        };
+        let Some(audio) = cache.get(voice, &sentence.text) else { return false };
+        sentence.phrase = None; // served, not kept again
+        sentence.state = State::Cached;
+        sentence.buffered.extend(audio.iter().cloned());
+        sentence.ended = true;
+        true
+    }
+
     fn start_local(&mut self, pos: usize) {
         self.counters.local_sentences.fetch_add(1, Ordering::Relaxed);
         let sentence = &mut self.order[pos];
         sentence.state = State::Local;
         sentence.buffered.clear();
+        if let Some(phrase) = &mut sentence.phrase {
+            // Spoken whole by this machine's voice, from its start (nothing of the cloud's
+            // audio went out, or the sentence would not have been handed over).
+            phrase.voice = self.voices.local.clone();
+        }
         let (id, text, voice, tx) = (
             sentence.id,
             sentence.text.clone(),
@@ -308,7 +389,12 @@ impl Speaker {
                 *deadline = Instant::now() + self.settings.first_audio_timeout;
                 s.buffered.push_back((bytes, alignment));
             }
-            Chunk::End => s.ended = true,
+            Chunk::End => {
+                s.ended = true;
+                if let Some(phrase) = &mut s.phrase {
+                    phrase.whole = true;
+                }
+            }
             Chunk::Lost(_) if !*heard && self.cloud_ok => {
                 // The socket went away before this sentence began: say it over HTTP.
                 self.counters.socket_failures.fetch_add(1, Ordering::Relaxed);
@@ -335,7 +421,12 @@ impl Speaker {
         }
         match chunk {
             Chunk::Audio(bytes, alignment) => s.buffered.push_back((bytes, alignment)),
-            Chunk::End => s.ended = true,
+            Chunk::End => {
+                s.ended = true;
+                if let Some(phrase) = &mut s.phrase {
+                    phrase.whole = true;
+                }
+            }
             Chunk::Error(message) | Chunk::Lost(message) => {
                 // Reported in its turn, so the sentences before it still end first.
                 s.failed = Some(message);
@@ -404,6 +495,9 @@ impl Speaker {
     async fn flush(&mut self) -> Result<(), ()> {
         while let Some(head) = self.order.front_mut() {
             while let Some((ulaw, alignment)) = head.buffered.pop_front() {
+                if let Some(phrase) = &mut head.phrase {
+                    phrase.sent.push((ulaw.clone(), alignment.clone()));
+                }
                 let audio = TtsEvent::Audio { id: head.id, ulaw, alignment };
                 self.out.send(audio).await.map_err(|_| ())?;
             }
@@ -411,6 +505,14 @@ impl Speaker {
                 break;
             }
             let (id, failed) = (head.id, head.failed.take());
+            if let (Some(phrase), Some(cache), None) =
+                (head.phrase.take(), &self.settings.phrases, &failed)
+                && phrase.whole
+                && !phrase.sent.is_empty()
+            {
+                let audio: PhraseAudio = Arc::from(phrase.sent);
+                cache.put(&phrase.voice, &head.text, audio);
+            }
             self.order.pop_front();
             let event = match failed {
                 Some(message) => TtsEvent::Failed { id, message },

@@ -284,7 +284,7 @@ impl Speaker {
 
     fn start(&mut self, id: u64) {
         let Some(pos) = self.order.iter().position(|s| s.id == id) else { return };
-        if self.from_cache(pos) {
+        if self.serve_cached(pos) {
             return;
         }
         if !self.cloud_ok {
@@ -318,7 +318,7 @@ impl Speaker {
     }
 
     /// A fixed line the voice about to speak it has spoken before: all its audio at once.
-    fn from_cache(&mut self, pos: usize) -> bool {
+    fn serve_cached(&mut self, pos: usize) -> bool {
         let Some(cache) = &self.settings.phrases else { return false };
         let sentence = &mut self.order[pos];
         if sentence.phrase.is_none() {

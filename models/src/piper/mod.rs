@@ -297,6 +297,9 @@ impl PiperVoice {
     ) -> Result<PiperVoice, PiperError> {
         let pool = Pool::start("piper", workers, queue, |_| {
             let mut piper = Piper::load(files)?;
+            // ONNX Runtime plans its buffers on the first runs: pay that at start-up, not on a
+            // caller's first sentence.
+            piper.speak_ulaw(WARM_UP)?;
             Ok::<_, PiperError>(move |text: Job| piper.speak_ulaw(&text))
         })
         .map_err(|e| match e {
@@ -386,6 +389,9 @@ pub fn local_voice(
         }
     }
 }
+
+/// Spoken once by each synthesiser as it starts.
+const WARM_UP: &str = "Thanks for calling, how can I help you today?";
 
 /// Sentences that may wait per synthesiser: a call has up to four sentences in flight, so a
 /// reply's sentences queue rather than switch voice half way through.

@@ -129,6 +129,17 @@ hermes demo --no-hold                     the call only (prints, then exits)\n  
 hermes demo --listen 127.0.0.1:8080       a fixed port; from your laptop:\n                                            ssh -L 8080:127.0.0.1:8080 your-vm\n                                            then open the printed phone URL"
     )]
     Demo(DemoArgs),
+    /// Speak a sentence with a local voice into a WAV file: a listening check.
+    ///
+    /// `piper` is the natural voice calls use when no cloud voice is configured (installed by
+    /// `hermes models fetch`); `espeak` is espeak-ng, the fallback. The file is at the voice's
+    /// own rate (22.05 kHz), or with --phone at 8 kHz after μ-law, as a caller hears it.
+    #[command(
+        after_help = "Examples:\n  hermes say \"Your appointment is on Tuesday at three.\" --out piper.wav\n  \
+hermes say \"Your appointment is on Tuesday at three.\" --voice espeak --out espeak.wav\n  \
+hermes say \"Hello, how can I help?\" --phone --out phone.wav      as a caller hears it"
+    )]
+    Say(SayArgs),
     /// Apply the database schema migrations (also done by `serve` at start-up).
     ///
     /// Uses storage.postgres_url, or the variable named by storage.postgres_url_env when it is
@@ -341,6 +352,24 @@ pub struct DemoArgs {
     /// an RFC 3339 instant, or `system` (the default: you may ask it about "tomorrow").
     #[arg(long, default_value = "system", value_name = "TIME")]
     pub now: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SayArgs {
+    /// What to say.
+    pub text: String,
+    /// `piper` (the natural voice) or `espeak` (espeak-ng).
+    #[arg(long, default_value = "piper", value_parser = ["piper", "espeak"])]
+    pub voice: String,
+    /// The espeak-ng voice for --voice espeak (as persona.voice).
+    #[arg(long, default_value = "en-us", value_name = "NAME")]
+    pub espeak_voice: String,
+    /// The WAV file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Write 8 kHz audio after μ-law, as a caller hears it, instead of the voice's own rate.
+    #[arg(long)]
+    pub phone: bool,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Fakes(args) => commands::fakes::run(args),
         Command::Sim(args) => commands::sim::run(&cli.models_dir, args),
         Command::Demo(args) => commands::sim::demo(&cli.models_dir, args),
+        Command::Say(args) => commands::say::say(&cli.models_dir, args),
         Command::Migrate(args) => commands::storage::migrate(args),
         Command::Calls(CallsCommand::List(args)) => commands::storage::list(args),
         Command::Calls(CallsCommand::Show(args)) => commands::storage::show(args),

@@ -58,6 +58,36 @@ fn bench_audio_without_models_says_how_to_install_them() {
 }
 
 #[test]
+fn say_writes_a_wav_of_the_chosen_voice_and_names_missing_piper_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().to_str().expect("utf-8 path");
+    let wav = dir.path().join("espeak.wav");
+    let out = hermes(&[
+        "--models-dir",
+        empty,
+        "say",
+        "Your appointment is on Tuesday at three.",
+        "--voice",
+        "espeak",
+        "--phone",
+        "--out",
+        wav.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reader = hound::WavReader::open(&wav).expect("a WAV file");
+    assert_eq!(reader.spec().sample_rate, 8000, "--phone writes the phone's rate");
+    assert!(reader.duration() > 8000, "about two seconds of speech");
+
+    let out = hermes(&["--models-dir", empty, "say", "Hello.", "--out", "unused.wav"]);
+    assert!(!out.status.success(), "Piper without its files must fail");
+    let err = text(&out.stderr);
+    assert!(err.contains("en_US-joe-medium") || err.contains("libonnxruntime"), "{err}");
+    assert!(err.contains("hermes models fetch") && err.contains("--voice espeak"), "{err}");
+    let help = text(&hermes(&["say", "--help"]).stdout);
+    assert!(help.contains("Examples:") && help.contains("--voice"), "{help}");
+}
+
+#[test]
 fn bench_audio_json_reports_the_promised_fields() {
     let models = installed_models_dir();
     let dir = models.to_str().expect("utf-8 path");

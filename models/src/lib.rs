@@ -2,12 +2,13 @@
 //!
 //! Local models, loaded from files `hermes models fetch` installed and verified: Silero VAD
 //! (a native batched kernel, and tract-onnx as its reference), Moonshine speech-to-text and
-//! Smart-Turn end of turn (ONNX Runtime), the espeak-ng voice, and a bounded pool of threads
+//! Smart-Turn end of turn (ONNX Runtime), the Piper and espeak-ng voices, and a bounded pool of threads
 //! that runs blocking model work off the call path. No network here.
 
 pub mod kernel;
 pub mod manifest;
 pub mod moonshine;
+pub mod piper;
 pub mod pool;
 pub mod silero;
 pub mod smart_turn;

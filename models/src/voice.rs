@@ -49,23 +49,8 @@ pub struct LocalVoice {
 impl LocalVoice {
     /// The espeak-ng `voice` ("en-us", "en-gb", "es"…) at `words_per_minute` (80–450).
     pub fn new(voice: &str, words_per_minute: i32) -> Result<LocalVoice, VoiceError> {
-        let speaker = espeakng::initialise(None).map_err(|e| VoiceError::Init(e.to_string()))?;
-        select(&mut speaker.lock(), voice, words_per_minute)?;
-        // Pass band to 3.6 kHz: the whole telephone band (300–3400 Hz) flat, and the
-        // transition finished before 4 kHz so nothing aliases back into it.
-        let params = SincInterpolationParameters {
-            f_cutoff: Some(0.9),
-            ..SincInterpolationParameters::new(256, WindowFunction::BlackmanHarris2)
-        };
-        let resampler = Async::<f32>::new_sinc(
-            f64::from(PHONE_RATE) / f64::from(ESPEAK_RATE),
-            1.0,
-            &params,
-            1024,
-            1,
-            FixedAsync::Input,
-        )
-        .map_err(|e| VoiceError::Resample(e.to_string()))?;
+        with_engine(voice, words_per_minute, |_| Ok(()))?;
+        let resampler = resampler(ESPEAK_RATE, PHONE_RATE)?;
         Ok(LocalVoice {
             voice: voice.to_string(),
             words_per_minute,
@@ -75,11 +60,10 @@ impl LocalVoice {
 
     /// `text` spoken at espeak-ng's native 22.05 kHz.
     pub fn speak_native(&self, text: &str) -> Result<Vec<i16>, VoiceError> {
-        let speaker = espeakng::initialise(None).map_err(|e| VoiceError::Init(e.to_string()))?;
-        let mut speaker = speaker.lock();
         // Another LocalVoice may have switched the global engine to its voice.
-        select(&mut speaker, &self.voice, self.words_per_minute)?;
-        speaker.synthesize(text).map_err(|e| VoiceError::Synthesis(e.to_string()))
+        with_engine(&self.voice, self.words_per_minute, |speaker| {
+            speaker.synthesize(text).map_err(|e| VoiceError::Synthesis(e.to_string()))
+        })
     }
 
     /// `text` spoken at 8 kHz, 16-bit.
@@ -94,18 +78,9 @@ impl LocalVoice {
             return Ok(Vec::new());
         }
         let input: Vec<f32> = native.iter().map(|&s| f32::from(s) / 32768.0).collect();
-        let adapter = InterleavedSlice::new(&input, 1, input.len())
-            .map_err(|e| VoiceError::Resample(e.to_string()))?;
         let mut resampler =
             self.resampler.lock().map_err(|_| VoiceError::Resample("poisoned".into()))?;
-        let output = resampler
-            .process_all(&adapter, input.len(), None)
-            .map_err(|e| VoiceError::Resample(e.to_string()))?;
-        Ok(output
-            .take_data()
-            .into_iter()
-            .map(|s| (s * 32768.0).clamp(-32768.0, 32767.0) as i16)
-            .collect())
+        Ok(resample(&mut resampler, &input)?.into_iter().map(to_i16).collect())
     }
 
     /// `text` spoken at 8 kHz in μ-law, ready for a carrier.
@@ -121,6 +96,61 @@ impl Voice for LocalVoice {
     fn speak_ulaw(&self, text: &str) -> Result<Vec<u8>, EngineFailure> {
         LocalVoice::speak_ulaw(self, text).map_err(|e| EngineFailure(e.to_string()))
     }
+}
+
+/// A resampler from `from` Hz to `to` Hz (both as espeak-ng and Piper voices need).
+/// Downsampling to the phone's 8 kHz passes up to 3.6 kHz: the whole telephone band
+/// (300–3400 Hz) flat, and the transition finished before 4 kHz so nothing aliases back.
+pub(crate) fn resampler(from: u32, to: u32) -> Result<Async<f32>, VoiceError> {
+    let params = SincInterpolationParameters {
+        f_cutoff: Some(0.9),
+        ..SincInterpolationParameters::new(256, WindowFunction::BlackmanHarris2)
+    };
+    Async::<f32>::new_sinc(
+        f64::from(to) / f64::from(from),
+        1.0,
+        &params,
+        1024,
+        1,
+        FixedAsync::Input,
+    )
+    .map_err(|e| VoiceError::Resample(e.to_string()))
+}
+
+/// All of `input` through `resampler` (mono).
+pub(crate) fn resample(resampler: &mut Async<f32>, input: &[f32]) -> Result<Vec<f32>, VoiceError> {
+    if input.is_empty() {
+        return Ok(Vec::new());
+    }
+    let adapter = InterleavedSlice::new(input, 1, input.len())
+        .map_err(|e| VoiceError::Resample(e.to_string()))?;
+    let output = resampler
+        .process_all(&adapter, input.len(), None)
+        .map_err(|e| VoiceError::Resample(e.to_string()))?;
+    Ok(output.take_data())
+}
+
+/// Mono audio in [-1, 1] from `from` Hz to `to` Hz, with the voices' sinc filter (for
+/// listening checks and tests: a voice keeps its own resampler for the phone rate).
+pub fn resample_mono(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, VoiceError> {
+    resample(&mut resampler(from, to)?, input)
+}
+
+/// A sample in [-1, 1] as 16-bit PCM (clipped).
+pub(crate) fn to_i16(sample: f32) -> i16 {
+    (sample * 32768.0).clamp(-32768.0, 32767.0) as i16
+}
+
+/// Runs `f` on libespeak-ng's one global engine, set to `voice` at `words_per_minute`.
+pub(crate) fn with_engine<R>(
+    voice: &str,
+    words_per_minute: i32,
+    f: impl FnOnce(&mut Speaker) -> Result<R, VoiceError>,
+) -> Result<R, VoiceError> {
+    let speaker = espeakng::initialise(None).map_err(|e| VoiceError::Init(e.to_string()))?;
+    let mut speaker = speaker.lock();
+    select(&mut speaker, voice, words_per_minute)?;
+    f(&mut speaker)
 }
 
 /// The voice and rate the global engine is set to. Only touched while the engine's own lock

@@ -168,3 +168,35 @@ fn voices_sharing_the_one_engine_each_keep_their_own_settings() {
     );
     assert!(a > b * 3 / 2 && c > b * 3 / 2, "slow {a} / {c} samples vs fast {b}");
 }
+
+/// Piper's phonemes come from this engine (`hermes_models::piper::phonemes`): every clause
+/// of a sentence is there, with the punctuation that ended it, and a full stop starts a new
+/// sentence (the wrapper used to stop at the first clause).
+#[test]
+fn piper_phonemes_keep_every_clause_and_its_punctuation() {
+    use hermes_models::piper::phonemes::sentences;
+    let said: Vec<String> = sentences("Hello, world. Is it Tuesday?", "en-us")
+        .expect("phonemises")
+        .iter()
+        .map(|s| s.iter().collect())
+        .collect();
+    assert_eq!(said.len(), 2, "{said:?}");
+    assert!(said[0].starts_with("həlˈoʊ, w") && said[0].ends_with("ld."), "{said:?}");
+    assert!(said[1].contains("tˈuːzdeɪ") && said[1].ends_with('?'), "{said:?}");
+}
+
+/// With no Piper files installed the local voice is espeak-ng, and the start-up line says
+/// why, naming the missing file.
+#[test]
+fn missing_piper_files_fall_back_to_espeak_with_a_clear_reason() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let espeak = std::sync::Arc::new(LocalVoice::new("en-us", 175).expect("espeak-ng starts"));
+    let (voice, why) = hermes_models::piper::local_voice(empty.path(), espeak.clone(), "en-us", 1);
+    assert!(why.starts_with("espeak-ng en-us"), "{why}");
+    assert!(why.contains("is missing") && why.contains("hermes models fetch"), "{why}");
+    let text = "One moment while I look.";
+    let spoken = voice.speak_ulaw(text).expect("speaks");
+    // espeak-ng's speech: the same length within a millisecond (the resampler keeps state).
+    let espeak_len = espeak.speak_ulaw(text).expect("speaks").len();
+    assert!(spoken.len().abs_diff(espeak_len) <= 8, "{} vs {espeak_len}", spoken.len());
+}

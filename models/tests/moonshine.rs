@@ -222,3 +222,40 @@ fn a_missing_model_file_is_named_in_the_error() {
     let error = Moonshine::load(&files).expect_err("no encoder").to_string();
     assert!(error.contains("no-such-encoder.ort"), "{error}");
 }
+
+/// The Piper voice (`hermes_models::piper`) is understood: its speech of the fixtures,
+/// resampled to 16 kHz, is transcribed back with at most 10 % word errors. espeak-ng's own
+/// score on the same sentences and band is printed as the baseline (bench/RESULTS.md,
+/// "Piper", has both).
+#[test]
+fn piper_speech_is_transcribed_back_with_at_most_ten_percent_word_errors_and_beats_espeak() {
+    use hermes_models::piper::{Piper, PiperFiles};
+    use hermes_models::voice::resample_mono;
+
+    let mut model = load();
+    let mut piper = Piper::load(&PiperFiles::installed_in(&models_dir()))
+        .expect("the Piper voice loads (run scripts/setup)");
+    let rate = piper.sample_rate();
+    let piper_score = score("Piper, 16 kHz", SENTENCES, |text| {
+        let speech = piper.speak(text).expect("Piper speaks");
+        assert_eq!(speech.skipped_phonemes, 0, "{text:?}: phonemes the voice has no id for");
+        let pcm = resample_mono(&speech.audio, rate, 16_000).expect("resamples");
+        let started = Instant::now();
+        let heard = model.transcribe_16k(&pcm).expect("transcribes");
+        (heard, pcm.len() as f64 / 16_000.0, started.elapsed().as_secs_f64())
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let espeak_score = score("espeak-ng (baseline), 16 kHz", SENTENCES, |text| {
+        let pcm = espeak(text, 16_000, dir.path());
+        let started = Instant::now();
+        let heard = model.transcribe_16k(&pcm).expect("transcribes");
+        (heard, pcm.len() as f64 / 16_000.0, started.elapsed().as_secs_f64())
+    });
+    eprintln!(
+        "WER at 16 kHz: Piper {:.1} %, espeak-ng {:.1} %",
+        piper_score.wer() * 100.0,
+        espeak_score.wer() * 100.0
+    );
+    assert!(piper_score.wer() <= 0.10, "Piper 16 kHz WER {:.1} %", piper_score.wer() * 100.0);
+    assert!(piper_score.wer() <= espeak_score.wer(), "Piper is understood at least as well");
+}

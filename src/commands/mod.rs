@@ -6,6 +6,7 @@ pub mod config;
 pub mod fakes;
 pub mod models;
 pub mod providers;
+pub mod say;
 pub mod serve;
 pub mod sim;
 pub mod storage;

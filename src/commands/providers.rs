@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hermes_core::agent::Brain;
 use hermes_core::config::{Env, HermesConfig, LlmEngine};
+use hermes_core::engines::Voice;
 use hermes_core::wall_clock::WallClock;
 use hermes_io::call::{CallClocks, CallDeps, CarrierQueue};
 use hermes_io::net::http::HttpClient;
@@ -22,6 +23,7 @@ use hermes_io::tools::ToolRunner;
 use hermes_io::tools::store::StoreTools;
 use hermes_io::tools::webhooks::WebhookTools;
 use hermes_models::moonshine::MoonshineFiles;
+use hermes_models::piper::local_voice as local_voice_for;
 use hermes_models::voice::LocalVoice;
 
 /// Local voice speed: a little brisker than espeak-ng's default, as people speak on the phone.
@@ -29,6 +31,17 @@ const LOCAL_WORDS_PER_MINUTE: i32 = 175;
 
 pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Which voice speaks on this machine when no cloud voice is configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalVoiceKind {
+    /// Piper when its files are installed (and speak the persona's language), espeak-ng
+    /// otherwise: `serve` and `demo`.
+    Natural,
+    /// espeak-ng always: the simulator and the fakes, whose many calls Piper could not carry
+    /// (a sentence costs it tens of times espeak-ng's CPU).
+    Espeak,
 }
 
 /// Builds the engines; one line per engine on stderr says what was chosen. `lookup` reads
@@ -39,6 +52,7 @@ pub async fn call_deps(
     models_dir: &Path,
     carrier: Option<CarrierQueue>,
     lookup: Env<'_>,
+    local_voice: LocalVoiceKind,
 ) -> anyhow::Result<CallDeps> {
     let storage = super::storage::Storage::open(config, config_dir).await?;
     let env = |name: &str| lookup(name).filter(|v| !v.is_empty());
@@ -140,10 +154,11 @@ pub async fn call_deps(
     };
 
     let voice = config.persona.voice.as_str();
-    let local = Arc::new(
+    let espeak = Arc::new(
         LocalVoice::new(voice, LOCAL_WORDS_PER_MINUTE)
             .with_context(|| format!("persona.voice: the local voice {voice:?} cannot speak"))?,
     );
+    let mut local: Arc<dyn Voice> = espeak.clone();
     let tts_cfg = &providers.tts;
     let cloud = if tts_cfg.uses_cloud(lookup) {
         eprintln!(
@@ -161,6 +176,11 @@ pub async fn call_deps(
             },
             http.clone(),
         ))
+    } else if local_voice == LocalVoiceKind::Natural {
+        let (chosen, why) = local_voice_for(models_dir, espeak, voice, workers);
+        eprintln!("voice: {why} (no {} set)", tts_cfg.api_key_env);
+        local = chosen;
+        None
     } else {
         eprintln!("voice: espeak-ng {voice} (no {} set)", tts_cfg.api_key_env);
         None

@@ -211,6 +211,7 @@ pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {
                 models_dir,
                 Some(carrier_queue),
                 &providers::env,
+                providers::LocalVoiceKind::Natural,
             )
             .await?;
             records = deps.records.clone();

@@ -20,6 +20,7 @@ use crate::commands::{providers, serve};
 /// This binary's wiring, handed to the simulator.
 struct BinaryWiring {
     models_dir: PathBuf,
+    local_voice: providers::LocalVoiceKind,
 }
 
 impl Wiring for BinaryWiring {
@@ -31,9 +32,16 @@ impl Wiring for BinaryWiring {
         keys: Env<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<CallDeps, String>> + 'a>> {
         Box::pin(async move {
-            providers::call_deps(config, config_dir, &self.models_dir, Some(carrier), keys)
-                .await
-                .map_err(|e| format!("{e:#}"))
+            providers::call_deps(
+                config,
+                config_dir,
+                &self.models_dir,
+                Some(carrier),
+                keys,
+                self.local_voice,
+            )
+            .await
+            .map_err(|e| format!("{e:#}"))
         })
     }
 
@@ -104,7 +112,11 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
         concurrency,
         stream_pass: args.target.as_deref().and_then(|target| remote_pass(args, target)),
     };
-    let wiring = BinaryWiring { models_dir: models_dir.to_path_buf() };
+    // The simulator's many calls speak with espeak-ng: Piper could not carry them.
+    let wiring = BinaryWiring {
+        models_dir: models_dir.to_path_buf(),
+        local_voice: providers::LocalVoiceKind::Espeak,
+    };
     Ok(sim::run(&options, scenarios, config, &config_dir, &wiring)?)
 }
 
@@ -115,7 +127,10 @@ pub fn demo(models_dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     let (config, config_dir) = config(args.config.as_deref())?;
     let hold = if args.no_hold { Hold::Seconds(0) } else { Hold::UntilInterrupted };
     let options = sim::demo_options(args.listen.clone(), args.now.clone(), hold);
-    let wiring = BinaryWiring { models_dir: models_dir.to_path_buf() };
+    let wiring = BinaryWiring {
+        models_dir: models_dir.to_path_buf(),
+        local_voice: providers::LocalVoiceKind::Natural,
+    };
     Ok(sim::run(&options, vec![sim::demo_scenario()?], config, &config_dir, &wiring)?)
 }
 

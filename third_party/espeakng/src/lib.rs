@@ -351,15 +351,29 @@ impl Speaker {
     ) -> String {
         let text_nul_term = utils::null_term(text);
 
-        let output = unsafe {
-            CStr::from_ptr(bindings::espeak_TextToPhonemes(
-                &mut text_nul_term.as_ptr().cast() as *mut *const std::ffi::c_void,
-                text_mode as i32,
-                phoneme_mode.bits() as i32,
-            ))
-        };
-
-        output.to_string_lossy().to_string()
+        // HERMES PATCH: libespeak-ng translates one clause per call and advances the text
+        // pointer past it (to null at the end). Upstream passed a temporary pointer and called
+        // once, so everything after the first comma or full stop was silently dropped. Keep the
+        // pointer and call until the text is used up; clauses are joined by a space.
+        let mut next: *const std::ffi::c_void = text_nul_term.as_ptr().cast();
+        let mut phonemes = String::new();
+        while !next.is_null() {
+            let output = unsafe {
+                CStr::from_ptr(bindings::espeak_TextToPhonemes(
+                    std::ptr::addr_of_mut!(next),
+                    text_mode as i32,
+                    phoneme_mode.bits() as i32,
+                ))
+            };
+            let clause = output.to_string_lossy();
+            if !clause.is_empty() {
+                if !phonemes.is_empty() {
+                    phonemes.push(' ');
+                }
+                phonemes.push_str(&clause);
+            }
+        }
+        phonemes
     }
 
     fn text_to_phonemes_mbrola(

@@ -2,12 +2,17 @@
 //! Smart-Turn hears prosody, and a clipped "Yes please." or "Thank you goodbye." can sound
 //! unfinished to it; what was said settles those.
 
-/// Words after which a speaker is not done: conjunctions, articles, prepositions, fillers.
-const LEADS_ON: [&str; 38] = [
+/// Words after which a speaker is not done: conjunctions, articles, prepositions, fillers,
+/// and the openers a request starts with ("Hi, I'd like…").
+const LEADS_ON: [&str; 43] = [
     "and", "or", "but", "so", "because", "cause", "if", "then", "that", "which", "the", "a", "an",
     "to", "of", "for", "with", "at", "in", "on", "from", "by", "about", "my", "your", "our", "is",
-    "was", "are", "i", "i'm", "it's", "um", "uh", "er", "erm", "like", "maybe",
+    "was", "are", "i", "i'm", "it's", "um", "uh", "er", "erm", "like", "maybe", "hi", "hello",
+    "hey", "well", "oh",
 ];
+
+/// Punctuation a transcriber ends a clause with when more follows ("Hi," "Tuesday -").
+const CLAUSE_GOES_ON: [char; 6] = [',', ';', ':', '-', '–', '…'];
 
 /// Words that close a call ("thanks, bye"): complete without a question before them.
 const CLOSINGS: [&str; 5] = ["bye", "goodbye", "thanks", "thank", "cheers"];
@@ -16,6 +21,9 @@ const CLOSINGS: [&str; 5] = ["bye", "goodbye", "thanks", "thank", "cheers"];
 /// that leads on, and either answering the agent's question (`after_question`) or closing the
 /// call. Empty words are not an answer.
 pub fn is_short_answer(words: &str, max_words: usize, after_question: bool) -> bool {
+    if words.trim_end().ends_with(CLAUSE_GOES_ON) {
+        return false;
+    }
     let words: Vec<String> = words
         .split(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-')
         .filter(|w| !w.is_empty())
@@ -56,6 +64,9 @@ mod tests {
             ("", true),
             ("Yes please.", false),
             ("Hello", false),
+            ("Hi,", true),
+            ("Hello", true),
+            ("Tuesday, ", true),
         ] {
             assert!(!is_short_answer(t, 4, asked), "{t:?} after a question: {asked}");
         }

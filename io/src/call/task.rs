@@ -310,11 +310,15 @@ impl<T: Transport> CallTask<T> {
                 Happened::Local(Err(_)) => {
                     self.deps.counters.stt_failed.fetch_add(1, Ordering::Relaxed);
                 }
-                Happened::Judged(pause, Ok(judgement)) => {
-                    self.session.handle(now, SessionInput::TurnJudged { pause, judgement });
+                Happened::Judged(pause, judged) => {
+                    if let Some(judge) = &mut self.judge {
+                        judge.pending = false;
+                    }
+                    // Not judged (busy, or failed): the pause keeps the old policy's waits.
+                    if let Ok(judgement) = judged {
+                        self.session.handle(now, SessionInput::TurnJudged { pause, judgement });
+                    }
                 }
-                // Not judged (busy, or failed): the pause keeps the old policy's waits.
-                Happened::Judged(_, Err(_)) => {}
                 Happened::Llm(event) => {
                     if matches!(event, LlmEvent::Done { .. } | LlmEvent::Failed(_)) {
                         self.completion = None;
@@ -794,6 +798,10 @@ struct Judge {
     since: Option<u64>,
     /// Where their voice last ended.
     last_end: u64,
+    /// A judgement of this call is queued or running: the next pause is not judged (one
+    /// judgement per call at a time bounds what a busy machine spends on pauses mid-sentence;
+    /// an unjudged pause keeps the old policy's waits).
+    pending: bool,
     results_tx: mpsc::Sender<(Instant, Result<TurnJudgement, String>)>,
     results: mpsc::Receiver<(Instant, Result<TurnJudgement, String>)>,
 }
@@ -804,7 +812,7 @@ const JUDGE_NEW_STRETCH: u64 = 8000;
 impl Judge {
     fn new(judges: TurnJudges) -> Judge {
         let (results_tx, results) = mpsc::channel(4);
-        Judge { judges, since: None, last_end: 0, results_tx, results }
+        Judge { judges, since: None, last_end: 0, pending: false, results_tx, results }
     }
 
     fn speech_started(&mut self, at: u64) {
@@ -817,6 +825,10 @@ impl Judge {
     /// as the model was trained), at most the model's window, on the pool; `pause` tags it.
     fn judge(&mut self, tape: &Tape, codec: G711, end: u64, pause: Instant) {
         self.last_end = end;
+        if self.pending {
+            return;
+        }
+        self.pending = true;
         let to = tape.end();
         let window = (JUDGED_SECONDS * 8000) as u64;
         let from =

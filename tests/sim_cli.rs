@@ -96,9 +96,11 @@ fn the_smoke_scenarios_pass_whatever_day_the_clock_says_and_report_caller_side_l
     // The audio core's part of the own share: answers' first audio waiting for the worker.
     let wait = report["audio_release_wait_ms_p99"].as_f64();
     assert!(wait.is_some_and(|ms| ms >= 0.0), "release wait missing: {report}");
-    // Caller-side voice-to-voice includes the turn-taking wait (VAD silence + endpointing).
-    let p50 = report["v2v_ms_p50"].as_f64().unwrap_or_default();
-    assert!(p50 >= 500.0, "voice-to-voice below the turn-taking wait: {p50}");
+    // The turn-taking wait is the policy's — the VAD's silence and the endpointing waits, or
+    // the end-of-turn model's judgement — so voice-to-voice has no floor to assert; where the
+    // wait ended is a stage of its own, reported for every answered turn.
+    let decided = stages.iter().find(|s| s["stage"] == "turn_decision").expect("turn decision");
+    assert!(decided["turns"].as_u64().is_some_and(|n| n >= 8 * CLOCKS as u64), "{decided}");
     let press_zero: Vec<_> =
         calls.iter().filter(|c| c["scenario"] == "press zero for a person").collect();
     assert_eq!(press_zero.len(), CLOCKS, "the DTMF calls");
@@ -251,7 +253,9 @@ fn the_demo_holds_a_whole_conversation_with_no_key_and_no_server() {
     let rows = printed.split("per turn (ms;").nth(1).unwrap_or_else(|| panic!("{printed}"));
     let first = rows.lines().find(|l| l.starts_with("sim-")).unwrap_or_else(|| panic!("{rows}"));
     let cells: Vec<&str> = first.split_whitespace().collect();
-    assert_eq!(cells.len(), 10, "{first}");
+    // Call, turn, the two voice-to-voice figures, and every stage but the caller's hearing
+    // (the turn decision among them).
+    assert_eq!(cells.len(), 11, "{first}");
     assert!(cells[2].parse::<u32>().is_ok() && cells[3].parse::<u32>().is_ok(), "{first}");
 }
 

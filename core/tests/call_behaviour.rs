@@ -5,8 +5,11 @@ mod call_sim;
 use std::time::Duration;
 
 use call_sim::{Reply, Sim, ms};
-use hermes_core::call::{Action, CallConfig, CallLog, Direction, HangupReason, Input, Message};
+use hermes_core::call::{
+    Action, CallConfig, CallLog, Direction, HangupReason, Input, Message, TurnPolicy,
+};
 use hermes_core::config::WebhookTool;
+use hermes_core::engines::TurnJudgement;
 use hermes_core::units::Millis;
 
 const GREETING: &str = "Thanks for calling Maple Street Hair, this is Sam. How can I help?";
@@ -620,6 +623,7 @@ fn each_turn_produces_a_latency_timeline_with_every_stage() {
         stages,
         [
             "stt_final",
+            "turn_decision",
             "llm_request",
             "llm_first_token",
             "first_sentence",
@@ -631,6 +635,10 @@ fn each_turn_produces_a_latency_timeline_with_every_stage() {
     // Speech end 6.0 s → final and early start 6.15 → first token 6.55 → turn end would be
     // 6.3, so the first sentence goes to TTS at 6.55 and its audio is back 150 ms later.
     assert_eq!(timeline.voice_to_voice(), Some(ms(150 + 400 + 150)));
+    // The turn-taking wait ends where the machine decided: the endpointing minimum (300 ms)
+    // after the VAD's end of speech.
+    let decided = timeline.stages().into_iter().find(|(s, _)| *s == "turn_decision");
+    assert_eq!(decided, Some(("turn_decision", ms(300 - 150))), "since the final at 6.15 s");
 }
 
 #[test]
@@ -932,4 +940,134 @@ fn words_too_short_to_barge_in_said_over_the_agent_are_answered_once_it_has_fini
         spoken[offer + 1].starts_with("Done, it's on its way"),
         "answered right after the offer, not prompted as if nothing was said: {spoken:?}"
     );
+}
+
+// ----- the semantic end of turn (an end-of-turn model judging short pauses) -----
+
+/// The VAD's configured window (320 ms) against the short pause it reports for the model to
+/// judge (128 ms).
+const JUDGED_PAUSE: Duration = Duration::from_millis(128);
+
+fn judged_call() -> Sim {
+    let cfg = CallConfig {
+        smart_turn: Some(TurnPolicy {
+            pause_lead: ms(320) - JUDGED_PAUSE,
+            complete_after: ms(200),
+            incomplete_after: ms(700),
+            short_answer_words: 4,
+        }),
+        ..CallConfig::default()
+    };
+    let mut sim = Sim::new(cfg);
+    sim.vad_hangover = JUDGED_PAUSE;
+    // The transcriber is asked for its final at the VAD's pause and answers at once.
+    sim.stt_latency = JUDGED_PAUSE + ms(5);
+    sim.answer(Direction::Inbound);
+    sim.run_until(ms(6000));
+    sim
+}
+
+/// The caller says `text` from 6 s to 7 s; the model's judgement of the pause after it comes
+/// 40 ms after the VAD reports it. Returns when their turn ended.
+fn turn_end_judged(mut sim: Sim, text: &str, judgement: Option<bool>) -> (Option<Duration>, Sim) {
+    sim.caller_says(ms(6000), ms(1000), text);
+    if let Some(complete) = judgement {
+        let judgement =
+            TurnJudgement { complete_probability: if complete { 0.9 } else { 0.1 }, complete };
+        let pause = sim.at(ms(7000));
+        sim.input_at(ms(7000) + JUDGED_PAUSE + ms(40), Input::TurnJudged { pause, judgement });
+    }
+    sim.run_until(ms(12_000));
+    (sim.first(|a| matches!(a, Action::CallerTurn { .. })), sim)
+}
+
+#[test]
+fn a_pause_judged_complete_ends_the_turn_a_short_silence_after_the_voice() {
+    let (ended, sim) = turn_end_judged(judged_call(), "book a haircut on Tuesday", Some(true));
+    assert_eq!(ended, Some(ms(7200)), "200 ms after the voice, not 620");
+    assert_eq!(sim.logged(CallLog::TurnComplete), 1);
+    assert_eq!(sim.logged(CallLog::EarlyLlmKept), 1, "the LLM started on the judgement");
+    assert_eq!(sim.first(|a| matches!(a, Action::StartLlm { .. })), Some(ms(7168)));
+}
+
+#[test]
+fn a_pause_judged_incomplete_waits_longer_than_the_old_policy() {
+    let (ended, sim) =
+        turn_end_judged(judged_call(), "I would like to book a haircut for", Some(false));
+    assert_eq!(ended, Some(ms(7700)), "incomplete_after_ms from the voice");
+    assert_eq!(sim.logged(CallLog::TurnIncomplete), 1);
+    assert_eq!(sim.logged(CallLog::ShortAnswerComplete), 0);
+}
+
+#[test]
+fn a_pause_never_judged_keeps_the_old_policys_timing() {
+    // Without the model: the VAD's 320 ms window, then endpointing_min_ms (300).
+    let mut old = Sim::with_defaults();
+    old.vad_hangover = ms(320);
+    old.stt_latency = JUDGED_PAUSE + ms(5);
+    old.answer(Direction::Inbound);
+    old.run_until(ms(6000));
+    let (old_end, old) = turn_end_judged(old, "book a haircut on Tuesday", None);
+    assert_eq!(old_end, Some(ms(7620)));
+    // With it, but its judgement never comes (pool busy, model failed): the same.
+    let (unjudged_end, unjudged) =
+        turn_end_judged(judged_call(), "book a haircut on Tuesday", None);
+    assert_eq!(unjudged_end, old_end);
+    // The LLM starts early once the VAD's window has closed on the pause (not on the
+    // transcriber's final asked for at the short pause: most short pauses are mid-sentence).
+    let started = |s: &Sim| s.first(|a| matches!(a, Action::StartLlm { .. }));
+    assert_eq!(started(&old), Some(ms(7133)));
+    assert_eq!(started(&unjudged), Some(ms(7320)));
+}
+
+#[test]
+fn a_short_answer_to_the_agents_question_is_complete_whatever_the_model_says() {
+    // The greeting asked "How can I help?"; Smart-Turn hears "Yes please." as unfinished.
+    let (ended, sim) = turn_end_judged(judged_call(), "Yes please.", Some(false));
+    assert_eq!(ended, Some(ms(7200)));
+    assert_eq!(sim.logged(CallLog::ShortAnswerComplete), 1);
+    // Words that lead on stay incomplete.
+    let (ended, _) = turn_end_judged(judged_call(), "Yes and", Some(false));
+    assert_eq!(ended, Some(ms(7700)));
+}
+
+#[test]
+fn a_judgement_of_an_earlier_pause_changes_nothing() {
+    let mut sim = judged_call();
+    // "I'd like" 6.0–6.5 s, a short pause, "a haircut" 6.7–7.4 s.
+    sim.caller_says(ms(6000), ms(500), "I'd like");
+    sim.caller_says(ms(6700), ms(700), "a haircut");
+    // The first pause's judgement arrives after the caller went on.
+    let judgement = TurnJudgement { complete_probability: 0.9, complete: true };
+    sim.input_at(ms(6750), Input::TurnJudged { pause: sim.at(ms(6500)), judgement });
+    sim.run_until(ms(12_000));
+    let ended = sim.first(|a| matches!(a, Action::CallerTurn { .. }));
+    // The second pause, never judged: the old policy's wait after the voice at 7.4 s.
+    assert_eq!(ended, Some(ms(8020)));
+    assert_eq!(user_messages(&sim.last_context()), ["I'd like a haircut"]);
+}
+
+#[test]
+fn a_pause_shorter_than_the_vads_window_does_not_restart_a_barge_in() {
+    let mut sim = judged_call();
+    sim.replies.push_back(Reply::Text(vec!["We are open from nine until six on weekdays."]));
+    sim.caller_says(ms(6000), ms(800), "when are you open");
+    sim.input_at(
+        ms(6800) + JUDGED_PAUSE + ms(40),
+        Input::TurnJudged {
+            pause: sim.at(ms(6800)),
+            judgement: TurnJudgement { complete_probability: 0.9, complete: true },
+        },
+    );
+    sim.run_until(ms(8000));
+    assert!(sim.call.outstanding_speech() > 0, "the agent is answering");
+    // The caller talks over it: 100 ms, a 150 ms breath (the VAD reports it as a pause), on.
+    sim.input_at(ms(8000), Input::SpeechStarted { at: sim.at(ms(8000)) });
+    sim.input_at(ms(8100) + JUDGED_PAUSE, Input::SpeechEnded { at: sim.at(ms(8100)) });
+    sim.input_at(ms(8250), Input::SpeechStarted { at: sim.at(ms(8250)) });
+    sim.run_until(ms(9000));
+    // As with the VAD's own window, one stretch of voice: the barge-in minimum (300 ms)
+    // counts from its start.
+    let barged = sim.actions.iter().find(|(_, a)| matches!(a, Action::ClearPlayback));
+    assert_eq!(barged.map(|(t, _)| *t), Some(ms(8300)));
 }

@@ -183,6 +183,26 @@ const CASES: &[(&str, &str, &str)] = &[
         "[conversation]\nmax_call_duration_ms = 1000",
         "conversation.max_call_duration_ms: 1000 ms is outside 10000-14400000 ms (line 2)",
     ),
+    (
+        "smart turn threshold",
+        "[conversation.smart_turn]\nthreshold = 1.5",
+        "conversation.smart_turn.threshold: 1.5 is not a probability between 0 and 1 (line 2)",
+    ),
+    (
+        "smart turn pause",
+        "[conversation.smart_turn]\npause_ms = 5",
+        "conversation.smart_turn.pause_ms: 5 ms is outside 32-2000 ms (line 2)",
+    ),
+    (
+        "smart turn incomplete sooner than complete",
+        "[conversation.smart_turn]\ncomplete_after_ms = 400\nincomplete_after_ms = 300",
+        "conversation.smart_turn.incomplete_after_ms: 300 ms is below complete_after_ms (400 ms): an incomplete turn would end sooner (line 3)",
+    ),
+    (
+        "smart turn incomplete past endpointing max",
+        "[conversation]\nendpointing_max_ms = 600\n[conversation.smart_turn]\nincomplete_after_ms = 900",
+        "conversation.smart_turn.incomplete_after_ms: 900 ms is above conversation.endpointing_max_ms (600 ms), which ends every turn (line 4)",
+    ),
     // --- telephony ---
     (
         "telnyx needs a public url",
@@ -577,6 +597,17 @@ fn cloud_engines_are_chosen_by_auto_only_when_their_key_is_set() {
     )
     .expect("no key needed");
     assert!(self_hosted.providers.llm.uses_cloud(&no_env), "not the local rule-based agent");
+}
+
+#[test]
+fn the_vad_reports_short_pauses_only_for_an_end_of_turn_model_that_is_on() {
+    let on = parse("", &no_env).expect("defaults");
+    assert_eq!(on.vad_pause(true).0, 128, "judged: smart_turn.pause_ms");
+    assert_eq!(on.vad_pause(false).0, 320, "no model: audio.vad.min_silence_ms");
+    let window = parse("[audio.vad]\nmin_silence_ms = 100", &no_env).expect("valid");
+    assert_eq!(window.vad_pause(true).0, 100, "never longer than the VAD's own window");
+    let off = parse("[conversation.smart_turn]\nenabled = false", &no_env).expect("valid");
+    assert!(!off.conversation.smart_turn.enabled);
 }
 
 #[test]

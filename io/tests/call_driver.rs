@@ -17,6 +17,7 @@ use hermes_core::audio::{AudioConfig, AudioEngine, EgressFrame};
 use hermes_core::call::{CallConfig, CallLog, HangupReason, SpeakId};
 use hermes_core::codec::G711;
 use hermes_core::config::{BUILTIN_TOOLS, HermesConfig};
+use hermes_core::engines::{TurnJudge, TurnJudgeFactory, TurnJudgement};
 use hermes_core::units::{FRAME_SAMPLES, Samples};
 use hermes_core::vad::EnergyVad;
 use hermes_core::wall_clock::WallClock;
@@ -37,6 +38,7 @@ use hermes_io::observe::recent::RecentCalls;
 use hermes_io::providers::llm::{LlmClient, Protocol, RemoteSettings};
 use hermes_io::providers::stt::{DeepgramSettings, LocalStt, LocalSttLoader, SttCounters};
 use hermes_io::providers::tts::{ElevenLabsSettings, TtsCounters, TtsSettings};
+use hermes_io::providers::turn::TurnJudges;
 use hermes_io::records::{Outbox, RecordWriter, WriterSettings};
 use hermes_io::server::Calls;
 use hermes_io::store::SqliteStore;
@@ -151,6 +153,7 @@ async fn rig_with(local_stt: Option<LocalSttLoader>, cloud_stt: bool) -> Rig {
         tools: Arc::new(ProfileTools::new(config.business.clone())),
         stt: cloud_stt.then(|| DeepgramSettings::new(&stt_fake.url(), "key", "nova-3", "en-US")),
         local_stt,
+        turn_judge: None,
         stt_counters: Arc::new(SttCounters::default()),
         tts: TtsSettings {
             cloud: Some((
@@ -635,8 +638,10 @@ async fn virtual_call(
     limit: Duration,
 ) -> VirtualCall {
     let config = deps.config.clone();
-    let audio_config =
+    let mut audio_config =
         AudioConfig { workers: Some(1), pin_workers: false, ..AudioConfig::default() };
+    // As the binary starts it: with an end-of-turn model, the VAD reports short pauses.
+    audio_config.vad.min_silence = config.vad_pause(deps.turn_judge.is_some());
     // The engine's sample 0 is now on tokio's paused clock, so the VAD's instants and the
     // task's are one time line.
     let epoch = tokio::time::Instant::now().into_std();
@@ -671,6 +676,12 @@ async fn virtual_call(
         // waits for it, as it waits for the voice (a blocking task).
         if let Some(local) = &deps.local_stt {
             while local.counters().in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        // So does the end-of-turn judge.
+        if let Some(judges) = &deps.turn_judge {
+            while judges.counters.in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
                 std::thread::sleep(Duration::from_micros(100));
             }
         }
@@ -1127,6 +1138,74 @@ async fn in_virtual_time_a_voice_provider_refusing_to_speak_is_replaced_by_the_l
     assert!(call.first(Sent::Mark(greeting)).is_some());
     assert!(count(&deps.tts_counters.fallbacks) >= 1);
     assert!(call.said_by(Speaker::Agent)[0].starts_with("Thanks for calling"));
+}
+
+// ----- the semantic end of turn: an end-of-turn model judges the caller's pauses -----
+
+/// A judge that calls every pause complete, or every pause incomplete.
+struct FixedJudge(bool);
+
+impl TurnJudgeFactory for FixedJudge {
+    fn load(&self) -> Result<Box<dyn TurnJudge>, hermes_core::engines::EngineFailure> {
+        Ok(Box::new(FixedJudge(self.0)))
+    }
+}
+
+impl TurnJudge for FixedJudge {
+    fn judge_16k(
+        &mut self,
+        _: &[f32],
+    ) -> Result<TurnJudgement, hermes_core::engines::EngineFailure> {
+        Ok(TurnJudgement { complete_probability: if self.0 { 0.9 } else { 0.1 }, complete: self.0 })
+    }
+    fn judge_g711(
+        &mut self,
+        _: G711,
+        audio: &[u8],
+    ) -> Result<TurnJudgement, hermes_core::engines::EngineFailure> {
+        assert!(audio.len() <= 8 * 8000, "at most the model's 8 s");
+        self.judge_16k(&[])
+    }
+}
+
+/// The caller asks [`QUESTION`] (its voice ends at 7.6 s), transcribed on this machine, with
+/// `judge` calling pauses complete (`Some(true)`), incomplete, or no model at all (`None`):
+/// how long after the voice the answer's first audio went out, and the call.
+async fn answered_after(judge: Option<bool>) -> (Duration, VirtualCall) {
+    let local = LocalStt::start(&common::CannedTranscriber(QUESTION), 1).expect("transcriber");
+    let (deps, mut carrier_rx) = deps_with(HermesConfig::default(), |d| {
+        d.local_stt = Some(LocalSttLoader::running(local));
+        d.turn_judge = judge.map(|c| TurnJudges::start(&FixedJudge(c), 1).expect("judges"));
+    });
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-judged",
+        "+15555550100",
+        asks_then_hangs_up,
+        Duration::from_secs(30),
+    )
+    .await;
+    let voice_end = Duration::from_millis(7600);
+    let (_, answered_at) = call.first_line_from(voice_end).expect("an answer");
+    assert_eq!(call.said_by(Speaker::Caller), [QUESTION]);
+    (answered_at - voice_end, call)
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_pause_judged_complete_is_answered_sooner_and_incomplete_no_sooner() {
+    let (old, _) = answered_after(None).await;
+    let (complete, call) = answered_after(Some(true)).await;
+    let (incomplete, _) = answered_after(Some(false)).await;
+    // The old policy: the VAD's 320 ms window, then endpointing_min_ms (300).
+    assert!(old >= Duration::from_millis(620), "{old:?}");
+    // Judged complete: 200 ms after the voice (complete_after_ms), not 620.
+    assert!(complete + Duration::from_millis(400) <= old, "{complete:?} against {old:?}");
+    assert!(call.report.logs.contains(&CallLog::TurnComplete), "{:?}", call.report.logs);
+    // Judged incomplete (a long question, no short answer): incomplete_after_ms (700) from
+    // the voice's end as the VAD dates it.
+    assert!(incomplete >= Duration::from_millis(650), "{incomplete:?}");
+    assert!(incomplete >= complete + Duration::from_millis(450), "{incomplete:?}");
 }
 
 // ----- memory: many calls leave bounded state, which returns to nothing -----

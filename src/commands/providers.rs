@@ -19,15 +19,57 @@ use hermes_io::observe::recent::RecentCalls;
 use hermes_io::providers::llm::{LlmClient, Protocol, RemoteSettings};
 use hermes_io::providers::stt::{DeepgramSettings, LocalStt, LocalSttLoader, SttCounters};
 use hermes_io::providers::tts::{ElevenLabsSettings, PhraseCache, TtsCounters, TtsSettings};
+use hermes_io::providers::turn::TurnJudges;
 use hermes_io::tools::ToolRunner;
 use hermes_io::tools::store::StoreTools;
 use hermes_io::tools::webhooks::WebhookTools;
 use hermes_models::moonshine::MoonshineFiles;
 use hermes_models::piper::local_voice as local_voice_for;
+use hermes_models::smart_turn::SmartTurnFiles;
 use hermes_models::voice::LocalVoice;
 
 /// Local voice speed: a little brisker than espeak-ng's default, as people speak on the phone.
 const LOCAL_WORDS_PER_MINUTE: i32 = 175;
+
+/// Smart-Turn's files in `models_dir` with `config`'s threshold, when it is switched on
+/// (`conversation.smart_turn.enabled`) and installed; `None` otherwise, and calls take turns
+/// by the VAD's window and the endpointing waits. The audio engine's VAD reports short pauses
+/// exactly when this is `Some`.
+pub(crate) fn smart_turn_files(config: &HermesConfig, models_dir: &Path) -> Option<SmartTurnFiles> {
+    let wanted = &config.conversation.smart_turn;
+    let mut files = SmartTurnFiles::installed_in(models_dir);
+    files.threshold = wanted.threshold;
+    (wanted.enabled && files.runtime.exists() && files.model.exists()).then_some(files)
+}
+
+/// The end-of-turn judges, `workers` of them, when Smart-Turn is on and installed. Installed
+/// but not loadable is an error: the VAD already reports the short pauses it was to judge.
+fn turn_judges(
+    config: &HermesConfig,
+    models_dir: &Path,
+    workers: usize,
+) -> anyhow::Result<Option<TurnJudges>> {
+    let Some(files) = smart_turn_files(config, models_dir) else {
+        let why = if config.conversation.smart_turn.enabled {
+            "not installed (run `hermes models fetch`)"
+        } else {
+            "switched off (conversation.smart_turn.enabled)"
+        };
+        eprintln!("end of turn: the VAD's silence and the endpointing waits; Smart-Turn {why}");
+        return Ok(None);
+    };
+    let judges = TurnJudges::start(&files, workers).map_err(|e| {
+        anyhow::anyhow!(
+            "conversation.smart_turn.enabled: Smart-Turn is installed but cannot be loaded: {e}; \
+             run `hermes models fetch`, or set it to false"
+        )
+    })?;
+    eprintln!(
+        "end of turn: Smart-Turn v3.2 on this machine, {workers} judge(s), at pauses of {}",
+        config.vad_pause(true)
+    );
+    Ok(Some(judges))
+}
 
 pub(crate) fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -153,6 +195,8 @@ pub async fn call_deps(
         None
     };
 
+    let turn_judge = turn_judges(config, models_dir, workers)?;
+
     let voice = config.persona.voice.as_str();
     let espeak = Arc::new(
         LocalVoice::new(voice, LOCAL_WORDS_PER_MINUTE)
@@ -204,6 +248,7 @@ pub async fn call_deps(
         tools,
         stt,
         local_stt,
+        turn_judge,
         stt_counters: Arc::new(SttCounters::default()),
         tts: TtsSettings {
             cloud,

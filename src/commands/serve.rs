@@ -177,7 +177,11 @@ pub(crate) fn audio_engine(
             Arc::new(EnergyVad::default())
         }
     };
-    Ok(AudioEngine::start(config.audio.clone(), model)?)
+    // With an end-of-turn model the VAD reports short pauses for it to judge.
+    let judged = providers::smart_turn_files(config, models_dir).is_some();
+    let mut audio = config.audio.clone();
+    audio.vad.min_silence = config.vad_pause(judged);
+    Ok(AudioEngine::start(audio, model)?)
 }
 
 pub fn serve(models_dir: &Path, args: &ServeArgs) -> anyhow::Result<()> {

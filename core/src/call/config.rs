@@ -24,6 +24,38 @@ pub struct CallConfig {
     pub speech_grace: Duration,
     /// Said before the final line when the caller can no longer be understood.
     pub cannot_hear: String,
+    /// Set when an end-of-turn model judges this call's pauses (`None`: the VAD's window and
+    /// the endpointing waits alone end turns).
+    pub smart_turn: Option<TurnPolicy>,
+}
+
+/// The semantic end of turn, resolved for a call whose pauses an end-of-turn model judges
+/// (`conversation.smart_turn`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnPolicy {
+    /// How much sooner than `audio.vad.min_silence_ms` the VAD reports a pause: a pause the
+    /// model has not judged keeps the old policy's waits, counted from where the VAD would
+    /// have ended the speech.
+    pub pause_lead: Duration,
+    /// From the voice's end to the end of a turn judged complete.
+    pub complete_after: Duration,
+    /// From the voice's end, the least wait after an incomplete judgement.
+    pub incomplete_after: Duration,
+    /// Longest short answer the words rule calls complete (0: no rule).
+    pub short_answer_words: usize,
+}
+
+impl TurnPolicy {
+    /// `c`'s policy for a call whose VAD reports pauses after `c.vad_pause(true)`.
+    pub fn from_config(c: &HermesConfig) -> Self {
+        let s = &c.conversation.smart_turn;
+        TurnPolicy {
+            pause_lead: c.audio.vad.min_silence.as_duration() - c.vad_pause(true).as_duration(),
+            complete_after: s.complete_after_ms.as_duration(),
+            incomplete_after: s.incomplete_after_ms.as_duration(),
+            short_answer_words: s.short_answer_words as usize,
+        }
+    }
 }
 
 /// [`CallConfig::cannot_hear`]'s default.
@@ -42,6 +74,7 @@ impl CallConfig {
             max_llm_failures: 2,
             speech_grace: Duration::from_secs(5),
             cannot_hear: CANNOT_HEAR.into(),
+            smart_turn: None,
         }
     }
 

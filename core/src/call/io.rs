@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use super::context::Context;
 use super::timeline::TurnTimeline;
+use crate::engines::TurnJudgement;
 
 /// Identifies one LLM request; deltas from a cancelled request are ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,6 +102,12 @@ pub enum Input {
     PlayoutCut {
         speak: SpeakId,
         heard: String,
+    },
+    /// The end-of-turn model's view of the pause after the voice that ended `pause` (the
+    /// `at` of that pause's `SpeechEnded`): whether the caller has finished their turn.
+    TurnJudged {
+        pause: Instant,
+        judgement: TurnJudgement,
     },
     /// A keypad digit.
     Dtmf {
@@ -198,6 +205,12 @@ pub enum CallLog {
     /// …or cancelled: the caller went on, and the request was abandoned.
     EarlyLlmCancelled,
     PersonaAnchor,
+    /// The end-of-turn model judged a pause: the caller had finished…
+    TurnComplete,
+    /// …or not (the turn waits longer)…
+    TurnIncomplete,
+    /// …and the words overruled an "incomplete": a short answer to the agent's question.
+    ShortAnswerComplete,
     EscalationRequested,
     /// The transcriber was lost with nothing to take its place; the call was handed off.
     TranscriberLost,

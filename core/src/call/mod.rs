@@ -12,14 +12,16 @@ mod context;
 mod io;
 mod machine;
 mod sentences;
+mod short_answer;
 mod timeline;
 mod timers;
 
 pub use backchannel::is_backchannel;
-pub use config::CallConfig;
+pub use config::{CallConfig, TurnPolicy};
 pub use context::{Context, Message};
 pub use io::{Action, CallLog, Direction, HangupReason, Input, LlmRequestId, SpeakId, ToolCall};
 pub use machine::{Call, Floor};
 pub use sentences::SentenceSplitter;
+pub use short_answer::is_short_answer;
 pub use timeline::TurnTimeline;
 pub use timers::Timer;

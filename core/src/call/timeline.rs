@@ -10,6 +10,8 @@ pub struct TurnTimeline {
     pub turn: u32,
     pub user_speech_end: Option<Instant>,
     pub stt_final: Option<Instant>,
+    /// When the machine decided the caller's turn was over (the turn-taking wait ends here).
+    pub turn_decided: Option<Instant>,
     pub llm_request: Option<Instant>,
     pub llm_first_token: Option<Instant>,
     pub first_sentence: Option<Instant>,
@@ -27,8 +29,9 @@ impl TurnTimeline {
     }
 
     /// The names [`Self::stages`] reports, in timeline order.
-    pub const STAGE_NAMES: [&'static str; 7] = [
+    pub const STAGE_NAMES: [&'static str; 8] = [
         "stt_final",
+        "turn_decision",
         "llm_request",
         "llm_first_token",
         "first_sentence",
@@ -41,6 +44,7 @@ impl TurnTimeline {
     pub fn stages(&self) -> Vec<(&'static str, Duration)> {
         let points = [
             self.stt_final,
+            self.turn_decided,
             self.llm_request,
             self.llm_first_token,
             self.first_sentence,

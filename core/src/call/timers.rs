@@ -26,9 +26,13 @@ pub enum Timer {
     MaxCallDuration,
     /// Agent lines were sent but never confirmed heard (TTS or carrier stalled): stop waiting.
     SpeechStall,
+    /// With an end-of-turn model, the VAD reports pauses sooner than its configured silence
+    /// window; this is where that window would have closed: a pause the model has not judged
+    /// complete is then the end of speech the old policy saw.
+    PauseSettled,
 }
 
-const TIMERS: [Timer; 13] = [
+const TIMERS: [Timer; 14] = [
     Timer::EndpointingMin,
     Timer::EndpointingMax,
     Timer::BargeIn,
@@ -42,6 +46,7 @@ const TIMERS: [Timer; 13] = [
     Timer::OutboundGreeting,
     Timer::MaxCallDuration,
     Timer::SpeechStall,
+    Timer::PauseSettled,
 ];
 
 /// Deadlines, one slot per timer.

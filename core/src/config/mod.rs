@@ -15,6 +15,7 @@ mod providers;
 mod storage;
 mod telephony;
 mod tools;
+mod turn;
 mod validate;
 
 use serde::{Deserialize, Serialize};
@@ -35,8 +36,10 @@ pub use telephony::{Carrier, Telephony, Telnyx, Twilio};
 pub use tools::{
     BUILTIN_TOOLS, BuiltinTool, DEFAULT_SIGNATURE_HEADER, Tools, WEBHOOK_METHODS, WebhookTool,
 };
+pub use turn::SmartTurn;
 
 use crate::audio::AudioConfig;
+use crate::units::Millis;
 
 /// Looks up an environment variable by name. `&|name| std::env::var(name).ok()` in the binary;
 /// a map in tests.
@@ -74,5 +77,13 @@ impl HermesConfig {
         self.server.check(&mut p);
         self.audio.check(&mut p);
         p
+    }
+
+    /// The VAD's silence window for calls: `conversation.smart_turn.pause_ms` when the
+    /// end-of-turn model judges pauses (`judged`), so that a short pause is seen at all, and
+    /// `audio.vad.min_silence_ms` otherwise (never longer than that).
+    pub fn vad_pause(&self, judged: bool) -> Millis {
+        let configured = self.audio.vad.min_silence;
+        if judged { configured.min(self.conversation.smart_turn.pause_ms) } else { configured }
     }
 }

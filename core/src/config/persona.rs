@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::problems::Problems;
+use super::turn::SmartTurn;
 use super::validate::check_ms;
 use crate::units::Millis;
 
@@ -139,6 +140,8 @@ pub struct Conversation {
     pub max_tool_steps: u32,
     /// Calls end gracefully after this long.
     pub max_call_duration_ms: Millis,
+    /// The semantic end of turn, and its switch.
+    pub smart_turn: SmartTurn,
 }
 
 impl Default for Conversation {
@@ -159,6 +162,7 @@ impl Default for Conversation {
             tool_filler_after_ms: Millis(700),
             max_tool_steps: 4,
             max_call_duration_ms: Millis(20 * 60 * 1000),
+            smart_turn: SmartTurn::default(),
         }
     }
 }
@@ -204,5 +208,6 @@ impl Conversation {
             10_000,
             4 * 3600 * 1000,
         );
+        self.smart_turn.check(p, self.endpointing_max_ms);
     }
 }

@@ -43,6 +43,7 @@ use crate::observe::recent::RecentCalls;
 use crate::providers::llm::LlmClient;
 use crate::providers::stt::{DeepgramSettings, LocalSttLoader, SttCounters};
 use crate::providers::tts::{TtsCounters, TtsSettings};
+use crate::providers::turn::TurnJudges;
 use crate::records::{CallRecord, RecordWriter};
 use crate::store::sessions::Sessions;
 use crate::tools::ToolRunner;
@@ -60,6 +61,10 @@ pub struct CallDeps {
     /// fallback of a call that loses Deepgram (loaded on first need). `None`: none installed —
     /// a call that loses Deepgram is handed off.
     pub local_stt: Option<LocalSttLoader>,
+    /// The end-of-turn model (Smart-Turn) judging each caller's pauses; `None`: not installed
+    /// or switched off (`conversation.smart_turn.enabled`), and turns end on the VAD's window
+    /// and the endpointing waits.
+    pub turn_judge: Option<TurnJudges>,
     pub stt_counters: Arc<SttCounters>,
     pub tts: TtsSettings,
     pub tts_counters: Arc<TtsCounters>,
@@ -130,6 +135,9 @@ impl CallDeps {
         ];
         if let Some(local) = &self.local_stt {
             all.push(local.counters());
+        }
+        if let Some(judges) = &self.turn_judge {
+            all.push(judges.counters.clone());
         }
         if let Some(records) = &self.records {
             all.push(records.counters());

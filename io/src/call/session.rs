@@ -19,6 +19,7 @@ use hermes_core::call::{
     Action, Call, CallConfig, CallLog, Context, Direction, HangupReason, Input, LlmRequestId,
     Message, SpeakId, ToolCall, TurnTimeline,
 };
+use hermes_core::engines::TurnJudgement;
 
 use super::ledger::{Heard, PlayoutLedger};
 use super::recorder::Recorder;
@@ -41,6 +42,12 @@ pub enum SessionInput {
     /// …and stopped; the voice ended `at`.
     SpeechEnded {
         at: Instant,
+    },
+    /// The end-of-turn model judged the pause after the voice that ended at `pause` (as the
+    /// machine dated it: the `SpeechEnded`'s `at`, never later than when it was handled).
+    TurnJudged {
+        pause: Instant,
+        judgement: TurnJudgement,
     },
     Transcript {
         text: String,
@@ -207,6 +214,9 @@ impl CallSession {
                 self.call.handle(now, Input::SpeechStarted { at })
             }
             SessionInput::SpeechEnded { at } => self.call.handle(now, Input::SpeechEnded { at }),
+            SessionInput::TurnJudged { pause, judgement } => {
+                self.call.handle(now, Input::TurnJudged { pause, judgement })
+            }
             SessionInput::Transcript { text, is_final, ends_utterance } => {
                 // An empty final (a cough, noise) ends nothing.
                 if !(is_final && text.trim().is_empty()) {

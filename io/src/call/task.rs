@@ -19,9 +19,9 @@ use tracing::Instrument as _;
 
 use hermes_core::agent::prompt::system_prompt;
 use hermes_core::agent::specs_for;
-use hermes_core::call::CallConfig;
+use hermes_core::call::{CallConfig, TurnPolicy};
 use hermes_core::codec::G711;
-use hermes_core::engines::EngineFailure;
+use hermes_core::engines::{EngineFailure, TurnJudgement};
 use hermes_core::vad::VadEvent;
 
 use super::media::{MediaEvent, MediaLink, StreamStarted, Wake};
@@ -35,6 +35,7 @@ use crate::providers::stt::local::{
 };
 use crate::providers::stt::{LocalStt, SttEvent, SttStream, Tape};
 use crate::providers::tts::{TtsEvent, TtsSession};
+use crate::providers::turn::{JUDGED_SECONDS, TurnJudges};
 use crate::records::CallOutcome;
 use crate::store::sessions::{SessionSnapshot, Sessions};
 use crate::tools::{CallParties, ToolOutcome};
@@ -154,6 +155,8 @@ struct CallTask<T: Transport> {
     stt: Transcriber,
     /// The caller's recent audio, for a transcriber on this machine.
     ear: Ear,
+    /// The end-of-turn model's judgements of the caller's pauses, when it runs.
+    judge: Option<Judge>,
     llm: LlmSession,
     completion: Option<LlmStream>,
     tts: TtsSession,
@@ -225,8 +228,20 @@ impl<T: Transport> CallTask<T> {
         };
         let tts = TtsSession::open(deps.tts.clone(), deps.tts_counters.clone());
         let saver = spawn_session_saver(deps.sessions.clone(), parties.call_id.clone());
+        let mut call_config = CallConfig::from_config(config, system_prompt(config));
+        // The judge reads the last seconds of the caller's audio from the tape.
+        let judge = deps.turn_judge.clone().filter(|_| config.conversation.smart_turn.enabled);
+        let tape_seconds = match judge {
+            Some(_) => tape_seconds.max(JUDGED_SECONDS),
+            None => tape_seconds,
+        };
+        if deps.turn_judge.is_some() {
+            // The VAD reports short pauses whenever the model was loaded; switched off since,
+            // the old policy's waits still count from where the VAD's window would close.
+            call_config.smart_turn = Some(TurnPolicy::from_config(config));
+        }
         let setup = SessionSetup {
-            config: CallConfig::from_config(config, system_prompt(config)),
+            config: call_config,
             parties: parties.clone(),
             business: config.business.name.clone(),
             earlier,
@@ -244,6 +259,7 @@ impl<T: Transport> CallTask<T> {
             codec,
             stt,
             ear: Ear::new(tape_seconds),
+            judge: judge.map(Judge::new),
             llm,
             completion: None,
             tts,
@@ -275,6 +291,7 @@ impl<T: Transport> CallTask<T> {
                 () = self.timer.wait() => Happened::Timer,
                 wake = self.link.wait() => Happened::Media(wake),
                 heard = next_transcribed(&mut self.stt, &mut self.ear.results) => heard,
+                Some((pause, judged)) = next_judgement(&mut self.judge) => Happened::Judged(pause, judged),
                 Some(event) = next_llm(&mut self.completion) => Happened::Llm(event),
                 Some(event) = self.tts.next() => Happened::Tts(event),
                 Some(done) = self.tools.join_next_with_id(), if !self.tools.is_empty() => Happened::Tool(done),
@@ -312,6 +329,15 @@ impl<T: Transport> CallTask<T> {
                     if self.local_failures == LOCAL_FAILURES_BEFORE_HANDOFF {
                         tracing::warn!("this machine's transcriber keeps failing: handing off");
                         self.hand_off(now);
+                    }
+                }
+                Happened::Judged(pause, judged) => {
+                    if let Some(judge) = &mut self.judge {
+                        judge.pending = false;
+                    }
+                    // Not judged (busy, or failed): the pause keeps the old policy's waits.
+                    if let Ok(judgement) = judged {
+                        self.session.handle(now, SessionInput::TurnJudged { pause, judgement });
                     }
                 }
                 Happened::Llm(event) => {
@@ -380,6 +406,9 @@ impl<T: Transport> CallTask<T> {
                     // new one joins the one still waiting, to be transcribed with it.
                     let join = matches!(self.stt, Transcriber::Loading(_));
                     self.ear.speech_started(at.0, join);
+                    if let Some(judge) = &mut self.judge {
+                        judge.speech_started(at.0);
+                    }
                     self.session.handle(now, SessionInput::SpeechStarted { at: happened });
                 }
                 VadEvent::SpeechEnded { at, .. } => {
@@ -397,6 +426,10 @@ impl<T: Transport> CallTask<T> {
                             _ => stt.finalize(),
                         },
                         _ => {}
+                    }
+                    if let Some(judge) = &mut self.judge {
+                        // Tagged as the machine dates the pause.
+                        judge.judge(&self.ear.tape, self.codec, at.0, happened.min(now));
                     }
                     self.session.handle(now, SessionInput::SpeechEnded { at: happened });
                 }
@@ -647,6 +680,8 @@ enum Happened<I> {
     /// This machine's transcriber is loaded, or cannot be.
     LocalReady(Result<LocalStt, EngineFailure>),
     Local(Result<String, String>),
+    /// The end-of-turn model's judgement of the pause after the voice that ended then.
+    Judged(Instant, Result<TurnJudgement, String>),
     Llm(LlmEvent),
     Tts(TtsEvent),
     Tool(Result<(tokio::task::Id, (String, ToolOutcome)), tokio::task::JoinError>),
@@ -672,6 +707,15 @@ async fn next_transcribed<I>(
             None => std::future::pending().await,
         },
         Transcriber::None => std::future::pending().await,
+    }
+}
+
+async fn next_judgement(
+    judge: &mut Option<Judge>,
+) -> Option<(Instant, Result<TurnJudgement, String>)> {
+    match judge {
+        Some(j) => j.results.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -779,6 +823,57 @@ impl Ear {
         let (engine, results) = (engine.clone(), self.results_tx.clone());
         tokio::spawn(async move {
             let _ = results.send(engine.transcribe(audio).await).await;
+        });
+    }
+}
+
+/// A call's end-of-turn judgements: where the caller's turn began on the tape, and the
+/// judgements coming back from the pool.
+struct Judge {
+    judges: TurnJudges,
+    /// Where the caller's voice began after a silence long enough to start a new turn.
+    since: Option<u64>,
+    /// Where their voice last ended.
+    last_end: u64,
+    /// A judgement of this call is queued or running: the next pause is not judged (one
+    /// judgement per call at a time bounds what a busy machine spends on pauses mid-sentence;
+    /// an unjudged pause keeps the old policy's waits).
+    pending: bool,
+    results_tx: mpsc::Sender<(Instant, Result<TurnJudgement, String>)>,
+    results: mpsc::Receiver<(Instant, Result<TurnJudgement, String>)>,
+}
+
+/// Silence after which the caller's next words start a new stretch for the judge (1 s).
+const JUDGE_NEW_STRETCH: u64 = 8000;
+
+impl Judge {
+    fn new(judges: TurnJudges) -> Judge {
+        let (results_tx, results) = mpsc::channel(4);
+        Judge { judges, since: None, last_end: 0, pending: false, results_tx, results }
+    }
+
+    fn speech_started(&mut self, at: u64) {
+        if self.since.is_none() || at.saturating_sub(self.last_end) > JUDGE_NEW_STRETCH {
+            self.since = Some(at);
+        }
+    }
+
+    /// Judges the caller's voice up to the pause after `end` (with the pause's silence so far,
+    /// as the model was trained), at most the model's window, on the pool; `pause` tags it.
+    fn judge(&mut self, tape: &Tape, codec: G711, end: u64, pause: Instant) {
+        self.last_end = end;
+        if self.pending {
+            return;
+        }
+        self.pending = true;
+        let to = tape.end();
+        let window = (JUDGED_SECONDS * 8000) as u64;
+        let from =
+            self.since.unwrap_or(end).saturating_sub(LEAD_BYTES).max(to.saturating_sub(window));
+        let audio = tape.cut(codec, from, to);
+        let (judges, results) = (self.judges.clone(), self.results_tx.clone());
+        tokio::spawn(async move {
+            let _ = results.send((pause, judges.judge(audio).await)).await;
         });
     }
 }

@@ -458,6 +458,7 @@ mod tests {
             turn: n,
             user_speech_end: at(0),
             stt_final: at(stt),
+            turn_decided: None,
             llm_request: at(stt + 1),
             llm_first_token: at(stt + 1 + first_token),
             first_sentence: at(stt + 1 + first_token + 50),

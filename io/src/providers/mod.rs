@@ -5,3 +5,4 @@ pub mod errors;
 pub mod llm;
 pub mod stt;
 pub mod tts;
+pub mod turn;

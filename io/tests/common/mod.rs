@@ -263,6 +263,7 @@ pub fn offline_call_deps(
         tools: Arc::new(hermes_io::tools::ProfileTools::new(config.business.clone())),
         stt: None,
         local_stt: None,
+        turn_judge: None,
         stt_counters: Arc::default(),
         tts: hermes_io::providers::tts::TtsSettings {
             cloud: None,

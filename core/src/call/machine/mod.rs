@@ -10,9 +10,11 @@ use super::backchannel::is_backchannel;
 use super::config::CallConfig;
 use super::context::{Context, Message};
 use super::io::{Action, CallLog, Direction, HangupReason, Input, LlmRequestId, SpeakId, ToolCall};
+use super::short_answer::is_short_answer;
 use super::timers::{Timer, TimerTable};
 use crate::config::BuiltinTool;
-use state::{AgentTurn, CallerTurn, Cut, Ladder, Outstanding, ToolStep, TurnBook, Voice};
+use crate::engines::TurnJudgement;
+use state::{AgentTurn, CallerTurn, Cut, Ladder, Outstanding, ToolStep, TurnBook, Verdict, Voice};
 
 /// Speaking rate used to bound how long a line may take to be heard (≈ 15 chars/s).
 const SPEECH_PER_CHAR: Duration = Duration::from_millis(70);
@@ -133,6 +135,7 @@ impl Call {
             Input::TtsError { speak, .. } => self.on_speak_failed(now, speak),
             Input::PlayoutMark { speak } => self.on_speak_ended(now, speak, true),
             Input::PlayoutCut { speak, heard } => self.on_playout_cut(speak, heard),
+            Input::TurnJudged { pause, judgement } => self.on_turn_judged(now, pause, judgement),
             Input::Dtmf { digit } => {
                 if digit == '0' {
                     self.escalate(now);
@@ -241,10 +244,19 @@ impl Call {
     }
 
     fn on_speech_started(&mut self, now: Instant, at: Instant) {
+        // With an end-of-turn model the VAD reports pauses shorter than its configured window:
+        // a voice that resumes within that window goes on the stretch the old policy heard
+        // (its start, and a barge-in's count, stand).
+        let resumed = self.timers.is_set(Timer::PauseSettled)
+            && matches!(self.floor, Floor::Listening | Floor::Tools | Floor::Speaking);
+        self.timers.stop(Timer::PauseSettled);
+        self.caller.verdict = Verdict::Awaiting;
         self.caller.voice = Voice::Speaking;
-        self.caller.started_at = Some(at.min(now));
-        self.caller.over_agent = self.floor == Floor::Speaking;
-        self.caller.acknowledging = false;
+        if !resumed {
+            self.caller.started_at = Some(at.min(now));
+            self.caller.over_agent = self.floor == Floor::Speaking;
+            self.caller.acknowledging = false;
+        }
         self.caller.words.forget_pause();
         self.stop_ladder();
         self.timers.stop(Timer::EndpointingMin);
@@ -254,7 +266,7 @@ impl Call {
         }
         self.cancel_early_start();
         // Goodbyes and escalation lines are not interrupted: the call is ending either way.
-        if self.floor == Floor::Speaking && self.closing.is_none() {
+        if self.floor == Floor::Speaking && self.closing.is_none() && !resumed {
             let barge_in_after = self.cfg.conversation.barge_in_min_ms.as_duration();
             self.timers.set(Timer::BargeIn, now + barge_in_after);
         }
@@ -264,19 +276,85 @@ impl Call {
         self.caller.voice = Voice::Silent;
         self.caller.ended_at = Some(now);
         self.caller.voice_ended_at = Some(at.min(now));
-        // Shorter than the barge-in minimum: a cough, a click. The agent carries on.
-        self.timers.stop(Timer::BargeIn);
+        // With an end-of-turn model this is a short pause, to be judged; the old policy's
+        // waits count from where the VAD's configured window closes (`PauseSettled`).
+        let lead = self.cfg.smart_turn.as_ref().map(|p| p.pause_lead);
+        match lead {
+            Some(lead) => {
+                self.caller.verdict = Verdict::Awaiting;
+                self.timers.set(Timer::PauseSettled, now + lead);
+            }
+            // Shorter than the barge-in minimum: a cough, a click. The agent carries on.
+            None => self.timers.stop(Timer::BargeIn),
+        }
+        let lead = lead.unwrap_or_default();
         match self.floor {
-            Floor::AwaitingCallee => self.greet(now),
+            Floor::AwaitingCallee if lead.is_zero() => self.greet(now),
             // While tools run too: the caller's words end a turn that follows their results.
             Floor::Listening | Floor::Tools => {
                 let c = &self.cfg.conversation;
-                self.timers.set(Timer::EndpointingMin, now + c.endpointing_min_ms.as_duration());
-                self.timers.set(Timer::EndpointingMax, now + c.endpointing_max_ms.as_duration());
+                let (min, max) =
+                    (c.endpointing_min_ms.as_duration(), c.endpointing_max_ms.as_duration());
+                self.timers.set(Timer::EndpointingMin, now + lead + min);
+                self.timers.set(Timer::EndpointingMax, now + lead + max);
                 self.maybe_start_early(now);
             }
             _ => {}
         }
+    }
+
+    /// The end-of-turn model judged the pause after the voice that ended at `pause`. Only the
+    /// pause the caller is still in counts, and only while their turn is pending: a complete
+    /// judgement (or a short answer, whatever the model says) shortens the wait, an incomplete
+    /// one lengthens it; a judgement that never comes leaves the old policy's waits.
+    fn on_turn_judged(&mut self, now: Instant, pause: Instant, judgement: TurnJudgement) {
+        let Some(policy) = self.cfg.smart_turn.clone() else { return };
+        let this_pause = !self.caller.speaking() && self.caller.voice_ended_at == Some(pause);
+        let pending = matches!(self.floor, Floor::Listening | Floor::Tools)
+            && self.timers.is_set(Timer::EndpointingMax);
+        if !this_pause || !pending || self.caller.verdict != Verdict::Awaiting {
+            return;
+        }
+        if judgement.complete {
+            self.log(CallLog::TurnComplete);
+            self.pause_complete(now);
+            return;
+        }
+        self.log(CallLog::TurnIncomplete);
+        self.caller.verdict = Verdict::Incomplete;
+        if self.short_answer() {
+            self.log(CallLog::ShortAnswerComplete);
+            self.pause_complete(now);
+            return;
+        }
+        let wait_until = pause + policy.incomplete_after;
+        if let Some(due) = self.timers.deadline(Timer::EndpointingMin)
+            && wait_until > due
+        {
+            let max = self.timers.deadline(Timer::EndpointingMax).unwrap_or(wait_until);
+            self.timers.set(Timer::EndpointingMin, wait_until.min(max));
+        }
+    }
+
+    /// The caller's pause ends their turn: `complete_after` from their voice's end, once the
+    /// final transcript is in; the LLM may start on it now.
+    fn pause_complete(&mut self, now: Instant) {
+        let Some(policy) = &self.cfg.smart_turn else { return };
+        self.caller.verdict = Verdict::Complete;
+        let end = self.caller.voice_ended_at.unwrap_or(now);
+        let due = (end + policy.complete_after).max(now);
+        if self.timers.deadline(Timer::EndpointingMin).is_some_and(|d| d > due) {
+            self.timers.set(Timer::EndpointingMin, due);
+        }
+        self.maybe_start_early(now);
+    }
+
+    /// Whether what the caller said this turn is a complete short answer (to the agent's
+    /// question, or a goodbye): the words rule over a model's "incomplete".
+    fn short_answer(&self) -> bool {
+        let Some(policy) = &self.cfg.smart_turn else { return false };
+        let asked = self.context.assistant_texts().last().is_some_and(|t| t.contains('?'));
+        is_short_answer(&self.caller.words.so_far(), policy.short_answer_words, asked)
     }
 
     fn on_transcript(&mut self, now: Instant, text: String, is_final: bool, ends_utterance: bool) {
@@ -330,6 +408,16 @@ impl Call {
                 }
                 return;
             }
+        }
+        if matches!(self.floor, Floor::Listening | Floor::Tools)
+            && self.caller.verdict == Verdict::Incomplete
+            && !self.caller.speaking()
+            && self.timers.is_set(Timer::EndpointingMax)
+            && self.short_answer()
+        {
+            // The model heard an unfinished turn; the words that came since say otherwise.
+            self.log(CallLog::ShortAnswerComplete);
+            self.pause_complete(now);
         }
         if matches!(self.floor, Floor::Listening | Floor::Tools) && is_final {
             if self.caller.speaking() {
@@ -596,6 +684,18 @@ impl Call {
                 }
             }
             Timer::MaxCallDuration => self.close(now, Closing::Hangup(HangupReason::MaxDuration)),
+            Timer::PauseSettled => {
+                if !self.caller.speaking() {
+                    // The VAD's configured window closed on this pause: what it reported then
+                    // before the model ran, it reports now.
+                    self.timers.stop(Timer::BargeIn);
+                    if self.floor == Floor::AwaitingCallee {
+                        self.greet(now);
+                    } else {
+                        self.maybe_start_early(now);
+                    }
+                }
+            }
             Timer::SpeechStall => {
                 // TTS or the carrier never confirmed these lines; stop waiting for them.
                 let stalled: Vec<SpeakId> = self.agent.outstanding.iter().map(|o| o.id).collect();

@@ -50,6 +50,7 @@ impl Call {
             turn: self.turn.number,
             // Where the caller's voice really ended, not where the VAD was sure of it.
             user_speech_end: self.caller.voice_ended_at,
+            turn_decided: Some(now),
             // The final of these words, not of an earlier utterance. It may come before the
             // VAD's end of speech: the transcriber's endpointing can be the shorter.
             stt_final: self
@@ -94,7 +95,12 @@ impl Call {
     /// on the same words, it is promoted, and the LLM's wait has overlapped the turn-taking
     /// wait.
     pub(super) fn maybe_start_early(&mut self, now: Instant) {
-        let vad_pause = !self.caller.speaking() && self.timers.is_set(Timer::EndpointingMin);
+        // With an end-of-turn model, a short pause counts once judged complete or once the
+        // VAD's configured window has closed on it (the early start of the old policy).
+        let settled = !self.timers.is_set(Timer::PauseSettled)
+            || self.caller.verdict == super::state::Verdict::Complete;
+        let vad_pause =
+            !self.caller.speaking() && self.timers.is_set(Timer::EndpointingMin) && settled;
         let stt_pause = self.caller.speaking() && self.caller.words.pause_heard();
         let stable = !self.caller.words.in_progress() && (vad_pause || stt_pause);
         let listening = self.floor == Floor::Listening;

@@ -38,6 +38,18 @@ pub(super) struct CallerTurn {
     /// take the floor when they come.
     pub acknowledging: bool,
     pub words: Words,
+    /// The end-of-turn model's view of the pause the caller is in (with a model only).
+    pub verdict: Verdict,
+}
+
+/// What the end-of-turn model (with the words) made of the caller's current pause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Not judged yet (or no pause).
+    #[default]
+    Awaiting,
+    Complete,
+    Incomplete,
 }
 
 impl CallerTurn {

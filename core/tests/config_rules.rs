@@ -601,7 +601,11 @@ fn cloud_engines_are_chosen_by_auto_only_when_their_key_is_set() {
 
 #[test]
 fn the_vad_reports_short_pauses_only_for_an_end_of_turn_model_that_is_on() {
-    let on = parse("", &no_env).expect("defaults");
+    let on = parse("[conversation.smart_turn]\nenabled = true", &no_env).expect("valid");
+    assert!(
+        !parse("", &no_env).expect("defaults").conversation.smart_turn.enabled,
+        "off by default"
+    );
     assert_eq!(on.vad_pause(true).0, 128, "judged: smart_turn.pause_ms");
     assert_eq!(on.vad_pause(false).0, 320, "no model: audio.vad.min_silence_ms");
     let window = parse("[audio.vad]\nmin_silence_ms = 100", &no_env).expect("valid");

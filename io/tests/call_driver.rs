@@ -1173,7 +1173,9 @@ impl TurnJudge for FixedJudge {
 /// how long after the voice the answer's first audio went out, and the call.
 async fn answered_after(judge: Option<bool>) -> (Duration, VirtualCall) {
     let local = LocalStt::start(&common::CannedTranscriber(QUESTION), 1).expect("transcriber");
-    let (deps, mut carrier_rx) = deps_with(HermesConfig::default(), |d| {
+    let mut config = HermesConfig::default();
+    config.conversation.smart_turn.enabled = true;
+    let (deps, mut carrier_rx) = deps_with(config, |d| {
         d.local_stt = Some(LocalSttLoader::running(local));
         d.turn_judge = judge.map(|c| TurnJudges::start(&FixedJudge(c), 1).expect("judges"));
     });

@@ -370,9 +370,11 @@ async fn a_fixed_line_is_synthesised_once_then_served_to_the_next_call_without_t
     // Another call: the same line comes from memory, whole, with its timings, and the
     // voice is not asked again.
     let mut second = TtsSession::open(cached(Some(&fake), &cache), counters.clone());
+    // Alone in its session: the cached line goes out at once, not with some later event.
     second.speak_phrase(1, greeting);
+    let mut served = until_done(&mut second, 1).await;
     second.speak(2, "Your order shipped today.");
-    let served = until_done(&mut second, 2).await;
+    served.extend(until_done(&mut second, 2).await);
     assert_eq!(audio_of(&served, 1), audio_of(&spoken, 1));
     let aligned =
         served.iter().any(|(_, e)| matches!(e, TtsEvent::Audio { id: 1, alignment: Some(_), .. }));

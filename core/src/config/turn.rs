@@ -14,6 +14,9 @@ use crate::units::Millis;
 #[serde(default, deny_unknown_fields)]
 pub struct SmartTurn {
     /// Judge pauses with the end-of-turn model when it is installed (`hermes models fetch`).
+    /// Off by default for now: on the simulator's booking call it ended the caller's turn at
+    /// "Hi," (a premature reply), and at 50 calls on two cores its one judge thread starved
+    /// the audio worker (bench/RESULTS.md). Turn it on to try it.
     pub enabled: bool,
     /// The model's probability above which a pause ends the turn.
     pub threshold: f32,
@@ -37,7 +40,7 @@ pub struct SmartTurn {
 impl Default for SmartTurn {
     fn default() -> Self {
         SmartTurn {
-            enabled: true,
+            enabled: false,
             threshold: 0.5,
             pause_ms: Millis(128),
             complete_after_ms: Millis(200),

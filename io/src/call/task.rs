@@ -418,13 +418,15 @@ impl<T: Transport> CallTask<T> {
                         // Our end of turn: ask for the final transcript now rather than at
                         // the transcriber's own endpointing. An utterance long enough to
                         // hold words must hear back from it: a deaf connection is lost.
-                        Transcriber::Cloud(stt) => match spoke {
-                            Some(spoke) if spoke >= HOLDS_WORDS => {
-                                let began = tokio::time::Instant::from_std(happened) - spoke;
-                                stt.finalize_utterance(began);
+                        Transcriber::Cloud(stt) => {
+                            let began = spoke.filter(|s| *s >= HOLDS_WORDS).and_then(|s| {
+                                tokio::time::Instant::from_std(happened).checked_sub(s)
+                            });
+                            match began {
+                                Some(began) => stt.finalize_utterance(began),
+                                None => stt.finalize(),
                             }
-                            _ => stt.finalize(),
-                        },
+                        }
                         _ => {}
                     }
                     if let Some(judge) = &mut self.judge {

@@ -241,7 +241,19 @@ impl Speaker {
         mut local: mpsc::Receiver<(u64, Chunk)>,
     ) {
         loop {
-            self.start_waiting();
+            // Start what may start and send out what is ready, until neither moves: a line
+            // from the phrase cache is whole the moment it starts, and the one after it may
+            // be too — none of them may wait for an unrelated event to go out.
+            loop {
+                self.start_waiting();
+                let queued = self.order.len();
+                if self.flush().await.is_err() {
+                    return;
+                }
+                if self.order.len() == queued {
+                    break;
+                }
+            }
             let deadline = self.next_deadline();
             tokio::select! {
                 command = commands.recv() => match command {
@@ -260,9 +272,6 @@ impl Speaker {
                 Some((id, chunk)) = cloud.recv() => self.on_cloud(id, chunk),
                 Some((id, chunk)) = local.recv() => self.on_local(id, chunk),
                 _ = sleep_until(deadline) => self.on_deadlines(),
-            }
-            if self.flush().await.is_err() {
-                return;
             }
         }
     }

@@ -127,9 +127,13 @@ pub fn demo(models_dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
     let (config, config_dir) = config(args.config.as_deref())?;
     let hold = if args.no_hold { Hold::Seconds(0) } else { Hold::UntilInterrupted };
     let options = sim::demo_options(args.listen.clone(), args.now.clone(), hold);
+    // espeak-ng for now, as the simulator: with Piper synthesising in the same process on two
+    // cores, the demo's first answer took 470–620 ms to its first audio (over Piper's 250 ms
+    // target) and the simulated caller's timing of its turn went astray (its per-turn
+    // voice-to-voice was lost). `serve` speaks with Piper when it is installed.
     let wiring = BinaryWiring {
         models_dir: models_dir.to_path_buf(),
-        local_voice: providers::LocalVoiceKind::Natural,
+        local_voice: providers::LocalVoiceKind::Espeak,
     };
     Ok(sim::run(&options, vec![sim::demo_scenario()?], config, &config_dir, &wiring)?)
 }

@@ -358,6 +358,10 @@ impl Speaker {
         let mut next: *const std::ffi::c_void = text_nul_term.as_ptr().cast();
         let mut phonemes = String::new();
         while !next.is_null() {
+            // SAFETY: `next` points into `text_nul_term`, a NUL-terminated buffer that lives
+            // until the end of this function; espeak-ng only reads it and moves `next` forward
+            // (to null at the end), and returns a NUL-terminated buffer of its own that stays
+            // valid until its next call, which comes after `to_string_lossy` has copied it.
             let output = unsafe {
                 CStr::from_ptr(bindings::espeak_TextToPhonemes(
                     std::ptr::addr_of_mut!(next),

@@ -200,6 +200,17 @@ fn migrate_applies_the_schema_once_and_says_so() {
     );
 }
 
+/// `hermes ARGS` in `dir`, on the embedded store there (no Postgres URL from the
+/// environment).
+fn embedded_store_cli(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hermes"))
+        .current_dir(dir)
+        .env("HERMES_POSTGRES_URL", "")
+        .args(args)
+        .output()
+        .expect("hermes runs")
+}
+
 #[test]
 fn calls_list_and_show_read_the_embedded_records_with_numbers_masked() {
     use hermes_io::records::{CallOutcome, CallRecord, TurnRecord};
@@ -232,14 +243,7 @@ fn calls_list_and_show_read_the_embedded_records_with_numbers_masked() {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(store.write_calls(&[record])).expect("writes");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_hermes"))
-            .current_dir(dir.path())
-            .env("HERMES_POSTGRES_URL", "")
-            .args(args)
-            .output()
-            .expect("hermes runs")
-    };
+    let run = |args: &[&str]| embedded_store_cli(dir.path(), args);
     let list = run(&["calls", "list"]);
     assert!(list.status.success(), "{}", text(&list.stderr));
     let table = text(&list.stdout);
@@ -284,14 +288,7 @@ fn calls_purge_says_what_it_anonymised_and_a_dry_run_changes_nothing() {
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(store.write_calls(&[call("old", 45), call("new", 1)])).expect("writes");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_hermes"))
-            .current_dir(dir.path())
-            .env("HERMES_POSTGRES_URL", "")
-            .args(args)
-            .output()
-            .expect("hermes runs")
-    };
+    let run = |args: &[&str]| embedded_store_cli(dir.path(), args);
     let unset = run(&["calls", "purge"]);
     assert!(!unset.status.success(), "storage.retention_days is 0: nothing to go by");
     assert!(text(&unset.stderr).contains("--older-than-days"), "{}", text(&unset.stderr));

@@ -35,6 +35,14 @@ fn signal(child: &Child, name: &str) {
     assert!(ok.success());
 }
 
+/// The address `hermes serve` printed on its first line ("listening on http://ADDR").
+fn listening_addr(serve: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(serve.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
+    let addr = line.trim().strip_prefix("listening on http://");
+    addr.unwrap_or_else(|| panic!("serve did not say where it listens: {line:?}")).to_string()
+}
+
 /// Polls `/healthz` until `predicate` holds (bounded), returning the last body.
 fn wait_for(addr: &str, predicate: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -445,9 +453,7 @@ impl ServedOnFakes {
                 .spawn()
                 .expect("hermes serve runs"),
         );
-        let mut line = String::new();
-        BufReader::new(serve.0.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
-        let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
+        let addr = listening_addr(&mut serve.0);
         ServedOnFakes { serve, _fakes: fakes, _twilio: (runtime, twilio), addr, feed, config }
     }
 
@@ -618,9 +624,7 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
             .spawn()
             .expect("spawn"),
     );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
-    let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
+    let addr = listening_addr(&mut child.0);
 
     // 3N signed voice webhooks at once, each from its own thread.
     let posts: Vec<_> = (0..3 * N)
@@ -758,9 +762,7 @@ fn serve_on(
         command.env(k, v);
     }
     let mut child = common::KillOnDrop(command.spawn().expect("spawn hermes serve"));
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
-    let addr = line.trim().strip_prefix("listening on http://").expect("listening").to_string();
+    let addr = listening_addr(&mut child.0);
     let stderr = BufReader::new(child.0.stderr.take().expect("stderr"));
     (child, addr, stderr)
 }
@@ -842,9 +844,7 @@ fn serve_starts_while_the_database_is_unreachable_and_readyz_says_degraded() {
             .spawn()
             .expect("spawn"),
     );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().expect("stdout")).read_line(&mut line).expect("line");
-    let addr = line.trim().strip_prefix("listening on http://").expect("it starts").to_string();
+    let addr = listening_addr(&mut child.0);
     let ready = get(&addr, "/readyz");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
     assert!(

@@ -89,6 +89,17 @@ fn the_dashboard_shows_the_real_figures_of_the_calls_the_simulator_placed() {
     assert_eq!(text_after(row, r#"data-q="p50""#), v2v["since_start"]["p50_ms"].to_string());
     assert_eq!(text_after(row, r#"data-q="p95""#), v2v["since_start"]["p95_ms"].to_string());
     assert_eq!(text_after(&dom, r#"id="turns""#), turns.to_string());
+    // The turn-decision stage has its row, and the excess over the provider floor its figure.
+    let stage = |name: &str| {
+        summary["stages"].as_array().expect("stages").iter().find(|s| s["stage"] == name).cloned()
+    };
+    let decided = stage("turn_decision").expect("turn_decision reported");
+    assert!(decided["since_start"]["count"].as_u64() >= Some(1), "{decided}");
+    assert!(dom.contains(r#"data-stage="turn_decision""#), "no turn_decision row");
+    let excess = stage("excess_over_floor").expect("excess_over_floor reported");
+    let excess_p50 = &excess["since_start"]["p50_ms"];
+    assert!(excess["since_start"]["count"].as_u64() >= Some(1), "{excess}");
+    assert_eq!(text_after(&dom, r#"id="excess-p50""#), format!("{excess_p50} ms"));
     for id in &ids {
         assert!(dom.contains(&format!(r#"data-call="{id}""#)), "{id} not among recent calls");
     }

@@ -12,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod dsp;
 pub mod engines;
+pub mod pool;
 pub mod units;
 pub mod vad;
 pub mod wall_clock;

@@ -949,7 +949,11 @@ fn words_too_short_to_barge_in_said_over_the_agent_are_answered_once_it_has_fini
 const JUDGED_PAUSE: Duration = Duration::from_millis(128);
 
 fn judged_call() -> Sim {
-    let cfg = CallConfig {
+    judged_call_with(|_| {})
+}
+
+fn judged_call_with(change: impl FnOnce(&mut CallConfig)) -> Sim {
+    let mut cfg = CallConfig {
         smart_turn: Some(TurnPolicy {
             pause_lead: ms(320) - JUDGED_PAUSE,
             complete_after: ms(200),
@@ -958,6 +962,7 @@ fn judged_call() -> Sim {
         }),
         ..CallConfig::default()
     };
+    change(&mut cfg);
     let mut sim = Sim::new(cfg);
     sim.vad_hangover = JUDGED_PAUSE;
     // The transcriber is asked for its final at the VAD's pause and answers at once.
@@ -1029,6 +1034,97 @@ fn a_short_answer_to_the_agents_question_is_complete_whatever_the_model_says() {
     // Words that lead on stay incomplete.
     let (ended, _) = turn_end_judged(judged_call(), "Yes and", Some(false));
     assert_eq!(ended, Some(ms(7700)));
+}
+
+#[test]
+fn a_pause_judged_complete_on_words_that_lead_on_waits_as_if_incomplete() {
+    // "Hi, I'd like to book…": the model hears the comma's pause as an end.
+    for words in ["Hi,", "I'd like to book a haircut for", "Tuesday and um"] {
+        let (ended, sim) = turn_end_judged(judged_call(), words, Some(true));
+        assert_eq!(ended, Some(ms(7700)), "{words:?}: incomplete_after_ms, not 200 ms");
+        assert_eq!(sim.logged(CallLog::WordsLeadOn), 1, "{words:?}");
+    }
+    // A whole sentence is not held back.
+    let (ended, sim) = turn_end_judged(judged_call(), "Hi, I'd like a haircut.", Some(true));
+    assert_eq!(ended, Some(ms(7200)));
+    assert_eq!(sim.logged(CallLog::WordsLeadOn), 0);
+}
+
+#[test]
+fn words_that_lead_on_arriving_after_a_complete_judgement_withdraw_it() {
+    let mut sim = judged_call();
+    // The voice ends at 7 s; the judgement (complete) comes before any words of this turn.
+    sim.input_at(ms(6000), Input::SpeechStarted { at: sim.at(ms(6000)) });
+    sim.input_at(ms(7000) + JUDGED_PAUSE, Input::SpeechEnded { at: sim.at(ms(7000)) });
+    let judgement = TurnJudgement { complete_probability: 0.9, complete: true };
+    sim.input_at(ms(7150), Input::TurnJudged { pause: sim.at(ms(7000)), judgement });
+    // A lagging transcriber: the final, "Hi,", comes after the judgement.
+    sim.input_at(
+        ms(7180),
+        Input::Transcript { text: "Hi,".into(), is_final: true, ends_utterance: true },
+    );
+    sim.run_until(ms(12_000));
+    let ended = sim.first(|a| matches!(a, Action::CallerTurn { .. }));
+    assert_eq!(ended, Some(ms(7700)), "the words withdrew the complete verdict");
+    assert_eq!(sim.logged(CallLog::WordsLeadOn), 1);
+}
+
+/// The caller speaks 6–7 s; the interim with every word comes at 7.1 s, the pause is judged
+/// complete at 7.168 s and the final, `final_text`, comes late at 7.4 s.
+fn judged_complete_before_a_late_final(final_text: &str) -> Sim {
+    judged_complete_before_a_late_final_with(final_text, |_| {})
+}
+
+fn judged_complete_before_a_late_final_with(
+    final_text: &str,
+    change: impl FnOnce(&mut CallConfig),
+) -> Sim {
+    let mut sim = judged_call_with(change);
+    sim.input_at(ms(6000), Input::SpeechStarted { at: sim.at(ms(6000)) });
+    let interim = "book a haircut on Tuesday";
+    sim.input_at(
+        ms(7100),
+        Input::Transcript { text: interim.into(), is_final: false, ends_utterance: false },
+    );
+    sim.input_at(ms(7000) + JUDGED_PAUSE, Input::SpeechEnded { at: sim.at(ms(7000)) });
+    let judgement = TurnJudgement { complete_probability: 0.9, complete: true };
+    sim.input_at(ms(7168), Input::TurnJudged { pause: sim.at(ms(7000)), judgement });
+    sim.input_at(
+        ms(7400),
+        Input::Transcript { text: final_text.into(), is_final: true, ends_utterance: true },
+    );
+    sim.run_until(ms(12_000));
+    sim
+}
+
+#[test]
+fn a_pause_judged_complete_starts_the_llm_on_the_interim_and_keeps_it_when_the_final_agrees() {
+    let sim = judged_complete_before_a_late_final("Book a haircut on Tuesday.");
+    let started = sim.first(|a| matches!(a, Action::StartLlm { .. }));
+    assert_eq!(started, Some(ms(7168)), "on the judgement, not on the final at 7.4 s");
+    assert_eq!(sim.logged(CallLog::EarlyLlmKept), 1);
+    assert_eq!(sim.llm_starts(), 1, "no second request");
+    let turn_ended = sim.first(|a| matches!(a, Action::CallerTurn { .. }));
+    assert_eq!(turn_ended, Some(ms(7400)), "the turn still ends on the final's words");
+}
+
+#[test]
+fn an_llm_started_on_the_interim_is_cancelled_when_the_final_says_otherwise() {
+    let sim = judged_complete_before_a_late_final("Book a haircut on Thursday.");
+    assert_eq!(sim.logged(CallLog::EarlyLlmCancelled), 1);
+    assert_eq!(sim.logged(CallLog::EarlyLlmKept), 0);
+    assert_eq!(sim.llm_starts(), 2, "started again on the final's words");
+    assert_eq!(user_messages(&sim.last_context()), ["Book a haircut on Thursday."]);
+}
+
+#[test]
+fn with_the_interim_switch_off_the_llm_waits_for_the_final() {
+    let sim = judged_complete_before_a_late_final_with("Book a haircut on Tuesday.", |c| {
+        c.conversation.early_llm_on_interim = false;
+    });
+    let started = sim.first(|a| matches!(a, Action::StartLlm { .. }));
+    assert_eq!(started, Some(ms(7400)), "on the final");
+    assert_eq!(sim.llm_starts(), 1);
 }
 
 #[test]

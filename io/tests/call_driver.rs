@@ -674,14 +674,14 @@ async fn virtual_call(
     while !call.is_finished() {
         // This machine's transcriber works on threads of its own, in real time: the clock
         // waits for it, as it waits for the voice (a blocking task).
-        if let Some(local) = &deps.local_stt {
-            while local.counters().in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        if let Some(local) = deps.local_stt.as_ref().and_then(|l| l.running_now()) {
+            while local.in_flight() > 0 {
                 std::thread::sleep(Duration::from_micros(100));
             }
         }
         // So does the end-of-turn judge.
         if let Some(judges) = &deps.turn_judge {
-            while judges.counters.in_flight.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            while judges.in_flight() > 0 {
                 std::thread::sleep(Duration::from_micros(100));
             }
         }

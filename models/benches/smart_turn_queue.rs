@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use hermes_models::pool::{Pool, Reply};
+use hermes_core::pool::{Pool, PoolSpec, Reply};
 use hermes_models::smart_turn::SmartTurn;
 use turns::Cut;
 
@@ -43,7 +43,7 @@ fn ms(d: Duration) -> String {
 fn run(workers: usize, calls: usize, seconds: u64, audio: &Arc<[f32]>) {
     let models = models_dir();
     let pool: Pool<Arc<[f32]>, f32> =
-        Pool::start("smart-turn", workers, workers * QUEUE_PER_WORKER, |_| {
+        Pool::start(PoolSpec::new("smart-turn", workers, workers * QUEUE_PER_WORKER), |_| {
             let mut model = SmartTurn::load(&models)?;
             Ok::<_, hermes_models::smart_turn::SmartTurnError>(move |a: Arc<[f32]>| {
                 model.judge(&a).map_or(f32::NAN, |j| j.complete_probability)

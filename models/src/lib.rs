@@ -9,7 +9,6 @@ pub mod kernel;
 pub mod manifest;
 pub mod moonshine;
 pub mod piper;
-pub mod pool;
 pub mod silero;
 pub mod smart_turn;
 mod verify;

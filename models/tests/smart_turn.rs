@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use hermes_core::codec::G711;
 use hermes_core::engines::TurnJudgeFactory;
-use hermes_models::pool::Pool;
+use hermes_core::pool::{Pool, PoolSpec};
 use hermes_models::smart_turn::features::{FRAMES, MELS, WhisperFeatures};
 use hermes_models::smart_turn::{SmartTurn, SmartTurnError, SmartTurnFiles};
 use turns::Cut;
@@ -240,7 +240,7 @@ fn a_model_file_that_is_not_the_pinned_one_is_refused() {
 #[test]
 fn a_pool_of_judges_answers_each_pause_with_its_queue_wait() {
     let files = SmartTurnFiles::installed_in(&models_dir());
-    let pool: Pool<Vec<f32>, f32> = Pool::start("smart-turn", 1, 4, |_| {
+    let pool: Pool<Vec<f32>, f32> = Pool::start(PoolSpec::new("smart-turn", 1, 4), |_| {
         let mut judge = files.load()?;
         Ok::<_, hermes_core::engines::EngineFailure>(move |audio: Vec<f32>| {
             judge.judge_16k(&audio).map_or(f32::NAN, |j| j.complete_probability)

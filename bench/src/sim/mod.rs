@@ -565,6 +565,8 @@ async fn place(
         failures: Vec::new(),
         unchecked: Vec::new(),
         own_ms: Vec::new(),
+        floor_ms: Vec::new(),
+        excess_ms: Vec::new(),
         refused_busy: None,
     };
     if let Err(e) = told {
@@ -598,6 +600,7 @@ async fn place(
     }
     if let (Some(log), Some(report)) = (&result.log, &result.report) {
         result.own_ms = own_share(&report.turns, log);
+        (result.floor_ms, result.excess_ms) = excess_over_floor(&report.turns, log);
     }
     result.check(&scenario);
     // A remote target's providers and transcript are out of sight: the invariants need both.
@@ -607,6 +610,39 @@ async fn place(
         result.failures.extend(broken.iter().map(ToString::to_string));
     }
     result
+}
+
+/// Each answered turn's **provider floor** — its LLM first token plus its voice's first audio,
+/// from the server's timeline: what the providers alone made the caller wait — and the
+/// **excess** of the caller-side voice-to-voice over it (turn-taking, transcriber lag, text
+/// chunking, Hermes itself), in milliseconds. A caller turn is matched with the server turn
+/// whose first audio is the last one synthesised before the caller heard the answer.
+fn excess_over_floor(turns: &[TurnTimeline], log: &CallerLog) -> (Vec<f64>, Vec<f64>) {
+    let floors: Vec<(Instant, Duration)> = turns
+        .iter()
+        .filter_map(|t| {
+            let llm = t.llm_first_token?.checked_duration_since(t.llm_request?)?;
+            let tts = t.tts_first_audio?.checked_duration_since(t.tts_request?)?;
+            Some((t.tts_first_audio?, llm + tts))
+        })
+        .collect();
+    let mut out = (Vec::new(), Vec::new());
+    for turn in log.turns.iter().filter(|t| !t.barge_in) {
+        let (Some(heard), Some(v2v)) = (turn.agent_audio_at, turn.voice_to_voice()) else {
+            continue;
+        };
+        let heard = heard.into_std();
+        let end = turn.speech_end.into_std();
+        let Some((_, floor)) =
+            floors.iter().rev().find(|(audio, _)| *audio <= heard && *audio >= end)
+        else {
+            continue;
+        };
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        out.0.push(ms(*floor));
+        out.1.push(ms(v2v) - ms(*floor));
+    }
+    out
 }
 
 /// Hermes's own share of each turn that spoke, in milliseconds, from the server's stage

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use hermes_core::audio::HistogramSnapshot;
-use hermes_core::call::TurnTimeline;
+use hermes_core::call::{CallLog, TurnTimeline};
 use hermes_io::call::{CallReport, Speaker};
 use hermes_io::fakes::caller::CallerLog;
 use hermes_io::observe::latency::StageSummary;
@@ -29,6 +29,10 @@ pub struct CallResult {
     pub unchecked: Vec<String>,
     /// Hermes's own share of each turn's voice-to-voice time (in-process runs only).
     pub own_ms: Vec<f64>,
+    /// Each answered turn's provider floor (LLM first token + first audio) and the caller-side
+    /// voice-to-voice's excess over it (in-process runs only).
+    pub floor_ms: Vec<f64>,
+    pub excess_ms: Vec<f64>,
     /// The node was full: its stream was closed as busy this long after it opened.
     pub refused_busy: Option<Duration>,
 }
@@ -46,6 +50,36 @@ impl CallResult {
             .filter_map(|t| t.voice_to_voice())
             .map(ms)
             .collect()
+    }
+
+    /// Turns in which the agent began speaking in a pause inside the caller's turn (a
+    /// hesitation between two stretches of their voice), when it was not speaking already.
+    pub fn premature_replies(&self) -> usize {
+        let Some(log) = &self.log else { return 0 };
+        let frame = Duration::from_millis(20);
+        log.turns
+            .iter()
+            .filter(|t| !t.barge_in)
+            .filter(|t| {
+                t.voiced.windows(2).any(|pair| {
+                    let (gap_from, gap_to) = (pair[0].1, pair[1].0);
+                    // Not already speaking as the stretch ended…
+                    let speaking = log
+                        .agent_frames
+                        .iter()
+                        .any(|f| *f + frame * 3 >= gap_from && *f <= gap_from);
+                    // …and a new stretch of agent audio starts inside the gap.
+                    !speaking && log.agent_frames.iter().any(|f| *f > gap_from && *f < gap_to)
+                })
+            })
+            .count()
+    }
+
+    /// Speculative LLM requests: (started early and kept, started early and cancelled).
+    pub fn speculation(&self) -> (usize, usize) {
+        let Some(report) = &self.report else { return (0, 0) };
+        let count = |l: &CallLog| report.logs.iter().filter(|x| *x == l).count();
+        (count(&CallLog::EarlyLlmKept), count(&CallLog::EarlyLlmCancelled))
     }
 
     pub fn barge_in_ms(&self) -> Vec<f64> {
@@ -234,6 +268,14 @@ impl Summary<'_> {
         let v2v = self.all(CallResult::v2v_ms);
         let barge = self.all(CallResult::barge_in_ms);
         let own = self.all(|c| c.own_ms.clone());
+        let floor = self.all(|c| c.floor_ms.clone());
+        let excess = self.all(|c| c.excess_ms.clone());
+        let in_process = self.info.target == "in-process";
+        let (kept, cancelled) = self
+            .calls
+            .iter()
+            .map(CallResult::speculation)
+            .fold((0, 0), |(k, c), (k2, c2)| (k + k2, c + c2));
         let refused: Vec<f64> = self.calls.iter().filter_map(|c| c.refused_busy).map(ms).collect();
         let turns: usize =
             self.calls.iter().filter_map(|c| c.log.as_ref()).map(|l| l.turns.len()).sum();
@@ -287,6 +329,20 @@ impl Summary<'_> {
             "v2v_ms_p99": round(percentile(&v2v, 99.0)),
             "own_ms_p50": round(percentile(&own, 50.0)),
             "own_ms_p99": round(percentile(&own, 99.0)),
+            // The providers' own wait (LLM first token + first audio) and what the caller
+            // waited beyond it (in-process runs).
+            "provider_floor_ms_p50": round(percentile(&floor, 50.0)),
+            "provider_floor_ms_p95": round(percentile(&floor, 95.0)),
+            "excess_ms_p50": round(percentile(&excess, 50.0)),
+            "excess_ms_p95": round(percentile(&excess, 95.0)),
+            // The agent began in a pause inside a caller's turn (a hesitation).
+            "premature_replies": self.calls.iter().map(CallResult::premature_replies).sum::<usize>(),
+            // LLM requests started before the turn ended: kept, and cancelled per 100 turns.
+            "speculative_llm_kept": in_process.then_some(kept),
+            "speculative_llm_cancelled": in_process.then_some(cancelled),
+            "speculative_llm_cancelled_per_100_turns": in_process.then(|| {
+                (cancelled as f64 * 100.0 / turns.max(1) as f64 * 10.0).round() / 10.0
+            }),
             "audio_release_wait_ms_p50": round(self.release_wait_ms(0.5)),
             "audio_release_wait_ms_p99": round(self.release_wait_ms(0.99)),
             "barge_in_stop_ms_p50": round(percentile(&barge, 50.0)),
@@ -383,6 +439,22 @@ impl Summary<'_> {
                 "Hermes's own share           P50 {}  P99 {}",
                 fine("own_ms_p50"),
                 fine("own_ms_p99")
+            );
+        }
+        if !json["excess_ms_p50"].is_null() {
+            let _ = writeln!(
+                out,
+                "over the provider floor       P50 {}  P95 {}   (floor: LLM first token + first audio, P50 {})",
+                f("excess_ms_p50"),
+                f("excess_ms_p95"),
+                f("provider_floor_ms_p50")
+            );
+        }
+        if let Some(cancelled) = json["speculative_llm_cancelled"].as_u64() {
+            let _ = writeln!(
+                out,
+                "early LLM starts              {} kept, {cancelled} cancelled ({} per 100 turns); {} premature replies",
+                json["speculative_llm_kept"], json["speculative_llm_cancelled_per_100_turns"], json["premature_replies"]
             );
         }
         if !json["audio_release_wait_ms_p50"].is_null() {

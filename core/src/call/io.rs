@@ -211,6 +211,8 @@ pub enum CallLog {
     TurnIncomplete,
     /// …and the words overruled an "incomplete": a short answer to the agent's question.
     ShortAnswerComplete,
+    /// …or a "complete": the words stop on a clause or a word that leads on ("Hi," "and").
+    WordsLeadOn,
     EscalationRequested,
     /// The transcriber was lost with nothing to take its place; the call was handed off.
     TranscriberLost,

@@ -22,6 +22,6 @@ pub use context::{Context, Message};
 pub use io::{Action, CallLog, Direction, HangupReason, Input, LlmRequestId, SpeakId, ToolCall};
 pub use machine::{Call, Floor};
 pub use sentences::SentenceSplitter;
-pub use short_answer::is_short_answer;
+pub use short_answer::{is_short_answer, leads_on};
 pub use timeline::TurnTimeline;
 pub use timers::Timer;

@@ -10,41 +10,91 @@ const ABBREVIATIONS: &[&str] = &[
     "wed", "thu", "thur", "thurs", "fri", "sat", "sun", "a.m", "p.m", "u.s", "inc", "ltd", "co",
 ];
 
-/// Accumulates streamed text and hands out whole sentences.
+/// Accumulates streamed text and hands out whole sentences — and, when asked, an answer's
+/// first clause on its own: the voice can start on "Your order shipped on Friday," while the
+/// LLM is still writing the rest of the sentence.
 #[derive(Debug, Default, Clone)]
 pub struct SentenceSplitter {
     buffer: String,
+    /// Release the first chunk of an answer at a clause boundary once it has this many words
+    /// (0: whole sentences only).
+    first_clause_words: usize,
+    /// Something of this answer was released already.
+    released: bool,
 }
+
+/// Punctuation that ends a clause when whitespace follows it.
+const CLAUSE_ENDS: [char; 4] = [',', ';', ':', '—'];
 
 impl SentenceSplitter {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Adds a delta; returns the sentences it completed, oldest first.
+    /// A splitter that releases each answer's first clause of at least `words` words on its
+    /// own (0: whole sentences only).
+    pub fn with_first_clause(words: usize) -> Self {
+        SentenceSplitter { first_clause_words: words, ..Self::default() }
+    }
+
+    /// Adds a delta; returns the sentences (or first clause) it completed, oldest first.
     pub fn push(&mut self, delta: &str) -> Vec<String> {
         self.buffer.push_str(delta);
         let mut out = Vec::new();
-        while let Some(end) = self.sentence_end() {
+        while let Some(end) = self.sentence_end().or_else(|| self.first_clause_end()) {
             let sentence: String = self.buffer.drain(..end).collect();
             let sentence = sentence.trim();
             if !sentence.is_empty() {
                 out.push(sentence.to_string());
+                self.released = true;
             }
         }
         out
     }
 
-    /// The rest, at the end of the stream (a last sentence without its period).
+    /// The rest, at the end of the stream (a last sentence without its period). The next
+    /// text is a new answer.
     pub fn finish(&mut self) -> Option<String> {
         let rest = std::mem::take(&mut self.buffer);
+        self.released = false;
         let rest = rest.trim();
         (!rest.is_empty()).then(|| rest.to_string())
     }
 
-    /// Drops whatever is buffered (barge-in: the rest will never be said).
+    /// Drops whatever is buffered (barge-in: the rest will never be said). The next text is a
+    /// new answer.
     pub fn clear(&mut self) {
         self.buffer.clear();
+        self.released = false;
+    }
+
+    /// Byte index just past the answer's first clause, when nothing of the answer was released
+    /// yet and the clause has enough words. "1,000" and "9:30" are not clause ends: whitespace
+    /// must follow the mark.
+    fn first_clause_end(&self) -> Option<usize> {
+        if self.first_clause_words == 0 || self.released {
+            return None;
+        }
+        let mut words = 0;
+        let mut in_word = false;
+        let mut chars = self.buffer.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
+            if c.is_whitespace() {
+                in_word = false;
+                continue;
+            }
+            if !in_word {
+                words += 1;
+                in_word = true;
+            }
+            if CLAUSE_ENDS.contains(&c)
+                && words >= self.first_clause_words
+                && chars.peek().is_some_and(|(_, next)| next.is_whitespace())
+            {
+                return Some(i + c.len_utf8());
+            }
+        }
+        None
     }
 
     /// Byte index just past the first complete sentence, if one is complete. A terminator only
@@ -161,6 +211,34 @@ mod tests {
     #[test]
     fn the_unterminated_rest_is_spoken_at_the_end() {
         assert_eq!(split_all(&["Your order ships ", "Friday"]), ["Your order ships Friday"]);
+    }
+
+    #[test]
+    fn an_answers_first_clause_goes_out_on_its_own_and_the_rest_by_sentence() {
+        let mut s = SentenceSplitter::with_first_clause(4);
+        assert!(s.push("Your order shipped on Friday").is_empty());
+        assert_eq!(s.push(", and should arrive"), ["Your order shipped on Friday,"]);
+        // Later clauses wait for their sentence.
+        assert_eq!(
+            s.push(" by Tuesday, if the weather holds. Shall"),
+            ["and should arrive by Tuesday, if the weather holds."]
+        );
+        assert!(s.push(" I text you?").is_empty());
+        assert_eq!(s.finish().as_deref(), Some("Shall I text you?"));
+        // A new answer: its first clause again.
+        assert_eq!(s.push("Sure thing, we open at nine, "), ["Sure thing, we open at nine,"]);
+    }
+
+    #[test]
+    fn a_short_opener_numbers_and_times_are_not_clause_ends() {
+        let mut s = SentenceSplitter::with_first_clause(4);
+        // "Sure," is one word: the clause is too short to be worth a request of its own.
+        assert!(s.push("Sure, ").is_empty());
+        assert!(s.push("it costs 1,000 dollars at 9:30 ").is_empty());
+        assert_eq!(s.push("today. "), ["Sure, it costs 1,000 dollars at 9:30 today."]);
+        // 0 words: whole sentences only.
+        let mut whole = SentenceSplitter::with_first_clause(0);
+        assert!(whole.push("Your order shipped on Friday, and ").is_empty());
     }
 
     #[test]

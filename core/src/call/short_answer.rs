@@ -17,6 +17,24 @@ const CLAUSE_GOES_ON: [char; 6] = [',', ';', ':', '-', '–', '…'];
 /// Words that close a call ("thanks, bye"): complete without a question before them.
 const CLOSINGS: [&str; 5] = ["bye", "goodbye", "thanks", "thank", "cheers"];
 
+/// Whether `words` stop where a speaker goes on: on punctuation that ends a clause, not a
+/// sentence ("Hi," "Tuesday -"), or on a word that leads on ("and", "the", "um", a greeting
+/// or opener). These overrule the end-of-turn model's "complete": a pause there is the
+/// caller drawing breath (the model hears prosody, and a clause's end can sound final).
+pub fn leads_on(words: &str) -> bool {
+    let words = words.trim_end();
+    if words.ends_with(CLAUSE_GOES_ON) {
+        return true;
+    }
+    let last = words
+        .rsplit(|c: char| !c.is_alphanumeric() && c != '\'' && c != '-')
+        .find(|w| !w.is_empty())
+        .map(str::to_lowercase);
+    // A sentence's full stop or question mark closes it, whatever its last word.
+    let closed = words.ends_with(['.', '?', '!']);
+    last.is_some_and(|w| !closed && LEADS_ON.contains(&w.as_str()))
+}
+
 /// Whether `words` is a complete short answer: at most `max_words` words, not ending on one
 /// that leads on, and either answering the agent's question (`after_question`) or closing the
 /// call. Empty words are not an answer.
@@ -71,5 +89,32 @@ mod tests {
             assert!(!is_short_answer(t, 4, asked), "{t:?} after a question: {asked}");
         }
         assert!(!is_short_answer("Yes please.", 0, true), "0 words turns the rule off");
+    }
+
+    #[test]
+    fn a_clause_or_a_word_that_leads_on_is_not_the_end_of_a_turn() {
+        for t in [
+            "Hi,",
+            "Hello",
+            "I'd like to book a haircut for",
+            "Tuesday at three and",
+            "Um",
+            "So, the thing is -",
+            "My name is",
+            "I need to, uh",
+        ] {
+            assert!(leads_on(t), "{t:?} leads on");
+        }
+        for t in [
+            "Yes please.",
+            "I'd like to book a haircut.",
+            "Can I come in at three?",
+            "That's all, thanks",
+            "It was Tuesday",
+            "",
+            "What about the?",
+        ] {
+            assert!(!leads_on(t), "{t:?} is not cut off");
+        }
     }
 }

@@ -28,6 +28,22 @@ impl TurnTimeline {
         self.tts_first_audio?.checked_duration_since(self.user_speech_end?)
     }
 
+    /// What the providers alone made the caller wait this turn: the LLM's first token (from
+    /// its request, which an early start sends before the turn ends) plus the voice's first
+    /// audio (from its request). The rest of voice-to-voice is turn-taking, transcriber lag,
+    /// text chunking and Hermes itself.
+    pub fn provider_floor(&self) -> Option<Duration> {
+        let llm = self.llm_first_token?.checked_duration_since(self.llm_request?)?;
+        let tts = self.tts_first_audio?.checked_duration_since(self.tts_request?)?;
+        Some(llm + tts)
+    }
+
+    /// Voice-to-voice beyond [`Self::provider_floor`]: what Hermes's turn-taking and pipeline
+    /// cost on top of the providers.
+    pub fn excess_over_floor(&self) -> Option<Duration> {
+        Some(self.voice_to_voice()?.saturating_sub(self.provider_floor()?))
+    }
+
     /// The names [`Self::stages`] reports, in timeline order.
     pub const STAGE_NAMES: [&'static str; 8] = [
         "stt_final",

@@ -118,6 +118,14 @@ pub struct Conversation {
     pub endpointing_max_ms: Millis,
     /// Start the LLM on a stable partial transcript; cancelled if the caller goes on.
     pub early_llm_start: bool,
+    /// An answer's first text goes to the voice at its first clause boundary (a comma,
+    /// semicolon, colon or dash) once it has this many words, rather than at the end of the
+    /// whole first sentence: the voice starts while the LLM writes the rest. 0: whole
+    /// sentences only.
+    pub first_clause_min_words: u32,
+    /// With an end-of-turn model: start the LLM early on the interim words of a pause judged
+    /// complete, not only on the transcriber's final (kept when the final says the same).
+    pub early_llm_on_interim: bool,
     /// The caller must speak over the agent this long before it stops talking.
     pub barge_in_min_ms: Millis,
     /// Short acknowledgements that never interrupt the agent.
@@ -150,6 +158,8 @@ impl Default for Conversation {
             endpointing_min_ms: Millis(300),
             endpointing_max_ms: Millis(1200),
             early_llm_start: true,
+            first_clause_min_words: 4,
+            early_llm_on_interim: true,
             barge_in_min_ms: Millis(300),
             backchannels: ["mm-hmm", "mhm", "uh-huh", "yeah", "yes", "okay", "ok", "right", "sure"]
                 .map(String::from)
@@ -182,6 +192,12 @@ impl Conversation {
             );
         }
         check_ms(p, &f("barge_in_min_ms"), self.barge_in_min_ms.0, 0, 3000);
+        if self.first_clause_min_words > 30 {
+            p.push(
+                f("first_clause_min_words"),
+                format!("{} is outside 0-30 (0: whole sentences only)", self.first_clause_min_words),
+            );
+        }
         check_ms(p, &f("false_start_window_ms"), self.false_start_window_ms.0, 100, 5000);
         check_ms(p, &f("outbound_greeting_after_ms"), self.outbound_greeting_after_ms.0, 0, 10_000);
         let ladder = [

@@ -137,7 +137,7 @@ impl CallDeps {
             all.push(local.counters());
         }
         if let Some(judges) = &self.turn_judge {
-            all.push(judges.counters.clone());
+            all.push(Arc::new(judges.metrics()));
         }
         if let Some(records) = &self.records {
             all.push(records.counters());

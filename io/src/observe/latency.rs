@@ -23,15 +23,18 @@ use serde::Serialize;
 use crate::metrics::{Exposition, MetricsSource};
 
 /// Every stage a turn can record: voice-to-voice, the timeline's stages in order
-/// ([`TurnTimeline::STAGE_NAMES`]), then tool calls.
-pub const STAGES: [&str; TurnTimeline::STAGE_NAMES.len() + 2] = {
-    let mut all = [""; TurnTimeline::STAGE_NAMES.len() + 2];
+/// ([`TurnTimeline::STAGE_NAMES`]), the provider floor and voice-to-voice's excess over it
+/// ([`TurnTimeline::provider_floor`]), then tool calls.
+pub const STAGES: [&str; TurnTimeline::STAGE_NAMES.len() + 4] = {
+    let mut all = [""; TurnTimeline::STAGE_NAMES.len() + 4];
     all[0] = "voice_to_voice";
     let mut i = 0;
     while i < TurnTimeline::STAGE_NAMES.len() {
         all[i + 1] = TurnTimeline::STAGE_NAMES[i];
         i += 1;
     }
+    all[all.len() - 3] = "provider_floor";
+    all[all.len() - 2] = "excess_over_floor";
     all[all.len() - 1] = "tool";
     all
 };
@@ -235,6 +238,10 @@ impl LatencyBook {
             turn.stages().into_iter().map(|(s, d)| (s, ms(d))).collect();
         if let Some(v2v) = turn.voice_to_voice() {
             values.insert(0, ("voice_to_voice", ms(v2v)));
+        }
+        if let (Some(floor), Some(excess)) = (turn.provider_floor(), turn.excess_over_floor()) {
+            values.push(("provider_floor", ms(floor)));
+            values.push(("excess_over_floor", ms(excess)));
         }
         {
             let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());

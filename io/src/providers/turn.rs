@@ -4,15 +4,16 @@
 //! (Smart-Turn) comes in through `hermes_core::engines::TurnJudgeFactory`, wired by the
 //! binary, so this crate links no model runtime.
 //!
-//! A judgement that cannot be had at once — every judge busy and the short queue full — is
-//! refused and counted, and the call keeps the turn-taking policy it has without a model.
+//! A judgement that cannot be had in time — every judge busy and the short queue full, or
+//! waiting past [`JUDGEMENT_STALE_AFTER`] — is refused and counted, and the call keeps the
+//! turn-taking policy it has without a model.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::Duration;
 
 use hermes_core::engines::{EngineFailure, TurnJudgeFactory, TurnJudgement};
-use tokio::sync::oneshot;
+use hermes_core::pool::{Busy, Pool, PoolCounters, PoolSpec, PoolStartError};
 
 use super::stt::local::Utterance;
 use crate::metrics::{Exposition, MetricsSource, get};
@@ -20,127 +21,124 @@ use crate::metrics::{Exposition, MetricsSource, get};
 /// The most audio a judge reads (the model's window): 8 s at 8 kHz, or at 16 kHz.
 pub const JUDGED_SECONDS: usize = 8;
 
-struct Job {
-    audio: Utterance,
-    queued_at: Instant,
-    reply: oneshot::Sender<Result<TurnJudgement, String>>,
-}
+/// A judgement that waited this long for a judge is dropped unrun: by the time it came the
+/// caller's pause would be well into the old policy's wait, which the call keeps meanwhile.
+pub const JUDGEMENT_STALE_AFTER: Duration = Duration::from_millis(250);
 
-/// Counters for `/metrics`.
+/// What each judgement came to, for `/metrics` (the pool counts queueing and CPU time).
 #[derive(Debug, Default)]
 pub struct TurnJudgeCounters {
     pub complete: AtomicU64,
     pub incomplete: AtomicU64,
     pub failed: AtomicU64,
-    /// Pauses not judged: every judge was busy and the queue full.
-    pub shed: AtomicU64,
-    pub busy_us: AtomicU64,
-    /// Time judgements waited for a free judge, in total and at most.
-    pub queue_wait_us: AtomicU64,
-    pub queue_wait_max_us: AtomicU64,
-    /// Judgements queued or running now (each is answered before it leaves).
-    pub in_flight: AtomicU64,
 }
 
-/// The pool. Cloning shares it.
+type Judged = Result<TurnJudgement, EngineFailure>;
+
+/// The pool: judges at background CPU priority (a judgement improves a call, the audio core
+/// and the network runtime carry it), a short queue, stale judgements dropped. Cloning shares
+/// it.
 #[derive(Clone, Debug)]
 pub struct TurnJudges {
-    jobs: std::sync::mpsc::SyncSender<Job>,
-    workers: usize,
+    pool: Pool<Utterance, Judged>,
     pub counters: Arc<TurnJudgeCounters>,
 }
 
 impl TurnJudges {
     /// Loads one judge per worker from `models`.
     pub fn start(models: &dyn TurnJudgeFactory, workers: usize) -> Result<Self, EngineFailure> {
-        let workers = workers.max(1);
         // A short queue: a judgement that would come after the old policy's wait is worthless.
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(workers * 2);
-        let queue = Arc::new(Mutex::new(queue));
-        let counters = Arc::new(TurnJudgeCounters::default());
-        for i in 0..workers {
+        let spec = PoolSpec::new("hermes-turn", workers, workers.max(1) * 2)
+            .background()
+            .stale_after(JUDGEMENT_STALE_AFTER);
+        let pool = Pool::start(spec, |_| {
             let mut judge = models.load()?;
-            let (queue, counters) = (queue.clone(), counters.clone());
-            std::thread::Builder::new()
-                .name(format!("hermes-turn-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        let started = Instant::now();
-                        let waited = started.duration_since(job.queued_at).as_micros() as u64;
-                        counters.queue_wait_us.fetch_add(waited, Ordering::Relaxed);
-                        counters.queue_wait_max_us.fetch_max(waited, Ordering::Relaxed);
-                        let result = match &job.audio {
-                            Utterance::Narrow(codec, audio) => judge.judge_g711(*codec, audio),
-                            Utterance::Wide(audio) => judge.judge_16k(audio),
-                        };
-                        counters
-                            .busy_us
-                            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                        let counter = match &result {
-                            Ok(j) if j.complete => &counters.complete,
-                            Ok(_) => &counters.incomplete,
-                            Err(_) => &counters.failed,
-                        };
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        let _ = job.reply.send(result.map_err(|e| e.to_string()));
-                        counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    }
-                })
-                .map_err(|e| EngineFailure(format!("starting an end-of-turn judge: {e}")))?;
-        }
-        Ok(TurnJudges { jobs, workers, counters })
+            Ok::<_, EngineFailure>(move |audio: Utterance| match &audio {
+                Utterance::Narrow(codec, audio) => judge.judge_g711(*codec, audio),
+                Utterance::Wide(audio) => judge.judge_16k(audio),
+            })
+        })
+        .map_err(|e| match e {
+            PoolStartError::Load(e) => e,
+            PoolStartError::Spawn(e) => EngineFailure(format!("starting an end-of-turn judge: {e}")),
+        })?;
+        Ok(TurnJudges { pool, counters: Arc::default() })
     }
 
     /// Judge threads in the pool.
     pub fn workers(&self) -> usize {
-        self.workers
+        self.pool.workers()
     }
 
-    /// Judges the caller's audio up to a pause; an error when no judge can take it now.
+    /// Judgements queued or running now.
+    pub fn in_flight(&self) -> u64 {
+        self.pool.counters.in_flight()
+    }
+
+    /// Queueing and CPU time of the judges.
+    pub fn pool_counters(&self) -> Arc<PoolCounters> {
+        self.pool.counters.clone()
+    }
+
+    /// Judges the caller's audio up to a pause; an error when no judge could take it in time.
     pub async fn judge(&self, audio: Utterance) -> Result<TurnJudgement, String> {
-        let (reply, answer) = oneshot::channel();
-        self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        if self.jobs.try_send(Job { audio, queued_at: Instant::now(), reply }).is_err() {
-            self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-            self.counters.shed.fetch_add(1, Ordering::Relaxed);
-            return Err("every end-of-turn judge is busy".into());
-        }
-        answer.await.map_err(|_| "the end-of-turn judge stopped".to_string())?
+        let reply = self
+            .pool
+            .try_submit(audio)
+            .map_err(|Busy(_)| "every end-of-turn judge is busy".to_string())?;
+        let judged = reply.await.map_err(|why| why.to_string())?.value;
+        let counter = match &judged {
+            Ok(j) if j.complete => &self.counters.complete,
+            Ok(_) => &self.counters.incomplete,
+            Err(_) => &self.counters.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        judged.map_err(|e| e.to_string())
+    }
+
+    /// Everything `/metrics` shows of the judges.
+    pub fn metrics(&self) -> TurnJudgeMetrics {
+        TurnJudgeMetrics { judged: self.counters.clone(), pool: self.pool_counters() }
     }
 }
 
-impl MetricsSource for TurnJudgeCounters {
+/// The judges' outcomes and their pool's counters, as one `/metrics` source.
+#[derive(Debug)]
+pub struct TurnJudgeMetrics {
+    judged: Arc<TurnJudgeCounters>,
+    pool: Arc<PoolCounters>,
+}
+
+impl MetricsSource for TurnJudgeMetrics {
     fn render(&self, out: &mut Exposition) {
+        let (judged, pool) = (&self.judged, &self.pool);
         out.counters_by(
             "hermes_turn_judgements_total",
-            "Pauses judged by the end-of-turn model (Smart-Turn), by result.",
+            "Pauses given to the end-of-turn model (Smart-Turn), by result: shed found every \
+             judge busy, late waited too long and was dropped unjudged.",
             "result",
             &[
-                ("complete", get(&self.complete)),
-                ("incomplete", get(&self.incomplete)),
-                ("failed", get(&self.failed)),
-                ("shed", get(&self.shed)),
+                ("complete", get(&judged.complete)),
+                ("incomplete", get(&judged.incomplete)),
+                ("failed", get(&judged.failed)),
+                ("shed", get(&pool.refused)),
+                ("late", get(&pool.late)),
             ],
         );
         out.counter(
             "hermes_turn_judge_busy_microseconds_total",
             "Time the end-of-turn judges spent judging.",
-            get(&self.busy_us),
+            get(&pool.busy_us),
         );
         out.counter(
             "hermes_turn_judge_queue_wait_microseconds_total",
             "Time judgements waited for a free judge.",
-            get(&self.queue_wait_us),
+            get(&pool.queue_wait_us),
         );
         out.gauge(
             "hermes_turn_judge_queue_wait_max_seconds",
             "The longest a judgement waited for a free judge, since start.",
-            get(&self.queue_wait_max_us) as f64 / 1e6,
+            get(&pool.queue_wait_max_us) as f64 / 1e6,
         );
     }
 }
@@ -179,5 +177,6 @@ mod tests {
         assert!(!short.expect("judged").complete);
         assert_eq!(get(&judges.counters.complete), 1);
         assert_eq!(get(&judges.counters.incomplete), 1);
+        assert_eq!(get(&judges.pool_counters().completed), 2);
     }
 }

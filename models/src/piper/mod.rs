@@ -29,7 +29,7 @@ use hermes_core::codec::G711;
 use hermes_core::engines::{EngineFailure, Voice};
 
 use crate::manifest::{ONNX_RUNTIME, PIPER_CONFIG, PIPER_VOICE};
-use crate::pool::{Busy, Pool, PoolCounters, PoolStartError};
+use hermes_core::pool::{Busy, Pool, PoolCounters, PoolSpec, PoolStartError};
 use crate::voice::{LocalVoice, PHONE_RATE, VoiceError};
 use phonemes::PhonemeIds;
 
@@ -295,7 +295,7 @@ impl PiperVoice {
         queue: usize,
         fallback: Arc<LocalVoice>,
     ) -> Result<PiperVoice, PiperError> {
-        let pool = Pool::start("piper", workers, queue, |_| {
+        let pool = Pool::start(PoolSpec::new("piper", workers, queue), |_| {
             let mut piper = Piper::load(files)?;
             // ONNX Runtime plans its buffers on the first runs: pay that at start-up, not on a
             // caller's first sentence.

@@ -13,7 +13,7 @@
 //!
 //! Input: `input_features` f32 `[batch, 80, 800]`, Whisper log-mel features ([`features`]).
 //! Output: `logits` f32 `[batch, 1]`, which despite its name is already a sigmoid
-//! probability. One judgement at a time (batch 1); a [`crate::pool::Pool`] of a few threads
+//! probability. One judgement at a time (batch 1); a [`hermes_core::pool::Pool`] of a few threads
 //! carries many calls.
 //!
 //! A judgement allocates nothing of ours: the features go into buffers made at load time and

@@ -7,10 +7,11 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::backchannel::is_backchannel;
-use super::config::CallConfig;
+use super::config::{CallConfig, TurnPolicy};
 use super::context::{Context, Message};
 use super::io::{Action, CallLog, Direction, HangupReason, Input, LlmRequestId, SpeakId, ToolCall};
-use super::short_answer::is_short_answer;
+use super::sentences::SentenceSplitter;
+use super::short_answer::{is_short_answer, leads_on};
 use super::timers::{Timer, TimerTable};
 use crate::config::BuiltinTool;
 use crate::engines::TurnJudgement;
@@ -67,6 +68,8 @@ impl Call {
     pub fn new(cfg: CallConfig) -> Self {
         let mut context = Context::default();
         context.push(Message::System(cfg.system_prompt.clone()));
+        let splitter =
+            SentenceSplitter::with_first_clause(cfg.conversation.first_clause_min_words as usize);
         Call {
             cfg,
             floor: Floor::NotAnswered,
@@ -74,7 +77,7 @@ impl Call {
             timers: TimerTable::default(),
             context,
             caller: CallerTurn::default(),
-            agent: AgentTurn::default(),
+            agent: AgentTurn { splitter, ..AgentTurn::default() },
             tools: ToolStep::default(),
             ladder: Ladder::Off,
             closing: None,
@@ -317,16 +320,29 @@ impl Call {
         }
         if judgement.complete {
             self.log(CallLog::TurnComplete);
+            if leads_on(&self.caller.words.so_far()) {
+                // "Hi," — the model heard a clause end like a turn's; the words go on.
+                self.log(CallLog::WordsLeadOn);
+                self.wait_for_more(pause, &policy);
+                return;
+            }
             self.pause_complete(now);
             return;
         }
         self.log(CallLog::TurnIncomplete);
-        self.caller.verdict = Verdict::Incomplete;
         if self.short_answer() {
+            self.caller.verdict = Verdict::Incomplete;
             self.log(CallLog::ShortAnswerComplete);
             self.pause_complete(now);
             return;
         }
+        self.wait_for_more(pause, &policy);
+    }
+
+    /// The pause after the voice that ended at `pause` is not the end of the turn: the turn
+    /// waits until `incomplete_after` from it at least (and `endpointing_max_ms` at most).
+    fn wait_for_more(&mut self, pause: Instant, policy: &TurnPolicy) {
+        self.caller.verdict = Verdict::Incomplete;
         let wait_until = pause + policy.incomplete_after;
         if let Some(due) = self.timers.deadline(Timer::EndpointingMin)
             && wait_until > due
@@ -363,8 +379,12 @@ impl Call {
             if self.caller.words.add_final(&text, ends_utterance) {
                 self.turn.timeline.stt_final = Some(now);
             }
-        } else if self.caller.words.set_partial(text) {
-            // New words: the caller went on after a pause the transcriber had heard.
+        } else {
+            self.caller.words.set_partial(text);
+        }
+        if self.early_start_outdated() {
+            // New words: the caller went on after the pause it started on, or the transcriber
+            // corrected itself.
             self.cancel_early_start();
         }
         let heard = self.caller.words.so_far();
@@ -408,6 +428,23 @@ impl Call {
                 }
                 return;
             }
+        }
+        if let Some(policy) = self.cfg.smart_turn.clone()
+            && matches!(self.floor, Floor::Listening | Floor::Tools)
+            && self.caller.verdict == Verdict::Complete
+            && !self.caller.speaking()
+            && self.timers.is_set(Timer::EndpointingMax)
+            && leads_on(&heard)
+            && let Some(pause) = self.caller.voice_ended_at
+        {
+            // Judged complete before these words came in; they stop mid-clause.
+            self.log(CallLog::WordsLeadOn);
+            self.cancel_early_start();
+            self.wait_for_more(pause, &policy);
+        }
+        if !is_final && self.caller.verdict == Verdict::Complete && !self.caller.speaking() {
+            // Judged complete, and the interim words have caught up with the voice.
+            self.maybe_start_early(now);
         }
         if matches!(self.floor, Floor::Listening | Floor::Tools)
             && self.caller.verdict == Verdict::Incomplete

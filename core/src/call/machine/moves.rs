@@ -102,7 +102,13 @@ impl Call {
         let vad_pause =
             !self.caller.speaking() && self.timers.is_set(Timer::EndpointingMin) && settled;
         let stt_pause = self.caller.speaking() && self.caller.words.pause_heard();
-        let stable = !self.caller.words.in_progress() && (vad_pause || stt_pause);
+        // A pause the end-of-turn model called complete: the interim words are as good as a
+        // final (kept if the final says the same, cancelled when the words change).
+        let on_interim = self.cfg.conversation.early_llm_on_interim
+            && self.caller.verdict == super::state::Verdict::Complete
+            && vad_pause;
+        let stable =
+            (!self.caller.words.in_progress() || on_interim) && (vad_pause || stt_pause);
         let listening = self.floor == Floor::Listening;
         if !self.cfg.conversation.early_llm_start
             || !stable
@@ -111,7 +117,10 @@ impl Call {
         {
             return;
         }
-        let text = self.caller.words.finals().to_string();
+        let text = match on_interim {
+            true => self.caller.words.so_far(),
+            false => self.caller.words.finals().to_string(),
+        };
         if text.is_empty() {
             return;
         }
@@ -123,6 +132,12 @@ impl Call {
         }
         speculative.push(Message::User(text.clone()));
         self.start_llm_on(now, Arc::new(speculative), Some(text));
+    }
+
+    /// Whether an early start went out on words other than the caller's words now.
+    pub(super) fn early_start_outdated(&self) -> bool {
+        let on = self.agent.llm.as_ref().and_then(|l| l.speculative_on.as_deref());
+        on.is_some_and(|on| normalise(on) != normalise(&self.caller.words.so_far()))
     }
 
     /// The caller goes on: a completion started early on their words is now stale.

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use hermes_core::codec::G711;
 use hermes_core::engines::{EngineFailure, TranscriberFactory};
-use tokio::sync::{OnceCell, oneshot};
+use hermes_core::pool::{Busy, Pool, PoolSpec, PoolStartError};
+use tokio::sync::OnceCell;
 
 /// Caller audio kept per call transcribed here: enough for the longest utterance worth
 /// transcribing.
@@ -49,11 +50,6 @@ impl Utterance {
     }
 }
 
-struct Job {
-    audio: Utterance,
-    reply: oneshot::Sender<Result<String, String>>,
-}
-
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct LocalSttCounters {
@@ -72,8 +68,7 @@ pub struct LocalSttCounters {
 /// The pool. Cloning shares it.
 #[derive(Clone, Debug)]
 pub struct LocalStt {
-    jobs: std::sync::mpsc::SyncSender<Job>,
-    workers: usize,
+    pool: Pool<Utterance, Result<String, EngineFailure>>,
     pub counters: Arc<LocalSttCounters>,
 }
 
@@ -93,63 +88,62 @@ impl LocalStt {
         workers: usize,
         counters: Arc<LocalSttCounters>,
     ) -> Result<LocalStt, EngineFailure> {
-        let workers = workers.max(1);
         // A short queue: an utterance waiting behind many others is better dropped (and
-        // counted) than answered seconds late.
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(workers * 8);
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..workers {
+        // counted) than answered seconds late. Normal priority: the call needs the words.
+        let spec = PoolSpec::new("hermes-stt", workers, workers.max(1) * 8);
+        let pool = Pool::start(spec, |_| {
             let mut model = models.load()?;
-            let (queue, counters) = (queue.clone(), counters.clone());
-            std::thread::Builder::new()
-                .name(format!("hermes-stt-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        let started = Instant::now();
-                        let result = match &job.audio {
-                            Utterance::Narrow(codec, audio) => model.transcribe_g711(*codec, audio),
-                            Utterance::Wide(audio) => model.transcribe_16k(audio),
-                        };
-                        counters
-                            .busy_us
-                            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                        counters.audio_ms.fetch_add(job.audio.duration_ms(), Ordering::Relaxed);
-                        counters.utterances.fetch_add(1, Ordering::Relaxed);
-                        if matches!(job.audio, Utterance::Wide(_)) {
-                            counters.wideband.fetch_add(1, Ordering::Relaxed);
-                        }
-                        if result.is_err() {
-                            counters.failures.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let _ = job.reply.send(result.map_err(|e| e.to_string()));
-                        counters.in_flight.fetch_sub(1, Ordering::Relaxed);
-                    }
-                })
-                .map_err(|e| EngineFailure(format!("starting a transcriber: {e}")))?;
-        }
-        Ok(LocalStt { jobs, workers, counters })
+            let counters = counters.clone();
+            Ok::<_, EngineFailure>(move |audio: Utterance| {
+                let started = Instant::now();
+                let result = match &audio {
+                    Utterance::Narrow(codec, audio) => model.transcribe_g711(*codec, audio),
+                    Utterance::Wide(audio) => model.transcribe_16k(audio),
+                };
+                let c = &counters;
+                c.busy_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                c.audio_ms.fetch_add(audio.duration_ms(), Ordering::Relaxed);
+                c.utterances.fetch_add(1, Ordering::Relaxed);
+                if matches!(audio, Utterance::Wide(_)) {
+                    c.wideband.fetch_add(1, Ordering::Relaxed);
+                }
+                if result.is_err() {
+                    c.failures.fetch_add(1, Ordering::Relaxed);
+                }
+                c.in_flight.fetch_sub(1, Ordering::Relaxed);
+                result
+            })
+        })
+        .map_err(|e| match e {
+            PoolStartError::Load(e) => e,
+            PoolStartError::Spawn(e) => EngineFailure(format!("starting a transcriber: {e}")),
+        })?;
+        Ok(LocalStt { pool, counters })
     }
 
     /// Transcriber threads in the pool (what sizes the calls it can carry).
     pub fn workers(&self) -> usize {
-        self.workers
+        self.pool.workers()
     }
 
     /// Transcribes one utterance.
     pub async fn transcribe(&self, audio: Utterance) -> Result<String, String> {
-        let (reply, answer) = oneshot::channel();
+        // Counted up before the worker can count it down.
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        if self.jobs.try_send(Job { audio, reply }).is_err() {
+        let reply = self.pool.try_submit(audio).map_err(|Busy(_)| {
             self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
             self.counters.shed.fetch_add(1, Ordering::Relaxed);
-            return Err("every local transcriber is busy".into());
+            "every local transcriber is busy".to_string()
+        })?;
+        match reply.await {
+            Ok(done) => done.value.map_err(|e| e.to_string()),
+            Err(why) => Err(format!("the transcriber: {why}")),
         }
-        answer.await.map_err(|_| "the transcriber stopped".to_string())?
+    }
+
+    /// Utterances queued or being transcribed now, until each one's answer is out.
+    pub fn in_flight(&self) -> u64 {
+        self.pool.counters.in_flight()
     }
 }
 

@@ -1,12 +1,18 @@
 //! A small bounded pool of threads for blocking model work (an end-of-turn judgement, a
-//! transcription): each thread owns its model, jobs wait in one short queue, and a job that
-//! finds the queue full is handed back at once ([`Busy`]) so the caller can fall back to
-//! something cheaper rather than wait. The answer comes back through a [`Reply`], which an
-//! async task can `.await` and a plain thread can [`Reply::wait`] on; it reports how long the
-//! job queued and how long it ran.
+//! transcription, a sentence of the local voice): each thread owns its model, jobs wait in one
+//! short queue, and a job that finds the queue full is handed back at once ([`Busy`]) so the
+//! caller can fall back to something cheaper rather than wait. The answer comes back through a
+//! [`Reply`], which an async task can `.await` and a plain thread can [`Reply::wait`] on; it
+//! reports how long the job queued and how long it ran.
+//!
+//! Two knobs make a pool safe beside the audio core on a small machine ([`PoolSpec`]): a
+//! *background* pool's threads run at the lowest CPU priority, so work that only improves a
+//! call (an end-of-turn judgement) never takes the CPU from work a call needs; and a job that
+//! waited longer than `stale_after` is answered [`Unanswered::Late`] without being run — an
+//! answer that would come after the caller's fallback is already in use is wasted CPU.
 //!
 //! Std only (threads, a bounded channel, a mutex and condition variable per reply): no async
-//! runtime, so `hermes-models` stays free of tokio and the pool runs under any executor.
+//! runtime, so the pool runs under any executor. The one place every model pool comes from.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,16 +36,84 @@ pub struct PoolCounters {
     pub queue_wait_max_us: AtomicU64,
     /// Total time workers spent running jobs, in microseconds.
     pub busy_us: AtomicU64,
+    /// Jobs dropped unrun because they waited past `stale_after`.
+    pub late: AtomicU64,
+    /// Threads that asked for background priority and did not get it.
+    pub priority_refused: AtomicU64,
+}
+
+impl PoolCounters {
+    /// Jobs accepted and not yet answered (queued or running).
+    pub fn in_flight(&self) -> u64 {
+        let done =
+            self.completed.load(Ordering::Relaxed) + self.late.load(Ordering::Relaxed);
+        self.accepted.load(Ordering::Relaxed).saturating_sub(done)
+    }
 }
 
 /// The queue was full: the job is handed back untouched.
 #[derive(Debug)]
 pub struct Busy<J>(pub J);
 
-/// The pool stopped (its workers exited) before the job was answered.
+/// Why a job came back without an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the pool stopped before answering")]
-pub struct Stopped;
+pub enum Unanswered {
+    /// The pool stopped (its workers exited, or one panicked) before answering.
+    #[error("the pool stopped before answering")]
+    Stopped,
+    /// The job waited this long for a worker, past the pool's `stale_after`: not run.
+    #[error("dropped after waiting {0:?} for a worker")]
+    Late(Duration),
+}
+
+/// How a pool's threads are scheduled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Priority {
+    /// As every other thread of the process.
+    #[default]
+    Normal,
+    /// The lowest CPU priority the OS gives an ordinary thread (nice 19 on Linux): it runs on
+    /// what the audio workers and the network runtime leave.
+    Background,
+}
+
+/// A pool's shape: its threads' name, how many, how many jobs may wait, how they are
+/// scheduled and when a waiting job is no longer worth running.
+#[derive(Clone, Debug)]
+pub struct PoolSpec {
+    pub name: String,
+    pub workers: usize,
+    /// Jobs that may wait beyond those being run; 0 accepts a job only when a worker is free.
+    pub queue_capacity: usize,
+    pub priority: Priority,
+    pub stale_after: Option<Duration>,
+}
+
+impl PoolSpec {
+    /// `workers` threads named `{name}-{i}` with `queue_capacity` waiting jobs, scheduled as
+    /// the rest of the process and running every job however long it waited.
+    pub fn new(name: &str, workers: usize, queue_capacity: usize) -> PoolSpec {
+        PoolSpec {
+            name: name.to_string(),
+            workers,
+            queue_capacity,
+            priority: Priority::Normal,
+            stale_after: None,
+        }
+    }
+
+    /// Runs the pool's threads at background priority.
+    pub fn background(mut self) -> PoolSpec {
+        self.priority = Priority::Background;
+        self
+    }
+
+    /// Drops, unrun, a job that waited longer than `after` for a worker.
+    pub fn stale_after(mut self, after: Duration) -> PoolSpec {
+        self.stale_after = Some(after);
+        self
+    }
+}
 
 /// A finished job.
 #[derive(Clone, Debug, PartialEq)]
@@ -79,32 +153,34 @@ struct Queued<J, T> {
 }
 
 impl<J: Send + 'static, T: Send + 'static> Pool<J, T> {
-    /// Starts `workers` threads named `{name}-{i}`, each running the worker `load(i)` made
-    /// (on the caller's thread, so a model that fails to load fails here). At most
-    /// `queue_capacity` jobs wait beyond those being run; 0 accepts a job only when a worker
-    /// is free.
+    /// Starts the threads `spec` describes, each running the worker `load(i)` made (on the
+    /// caller's thread, so a model that fails to load fails here).
     pub fn start<W, E>(
-        name: &str,
-        workers: usize,
-        queue_capacity: usize,
+        spec: PoolSpec,
         mut load: impl FnMut(usize) -> Result<W, E>,
     ) -> Result<Pool<J, T>, PoolStartError<E>>
     where
         W: FnMut(J) -> T + Send + 'static,
     {
-        let workers = workers.max(1);
-        let (jobs, queue) = sync_channel::<Queued<J, T>>(queue_capacity);
+        let workers = spec.workers.max(1);
+        let (jobs, queue) = sync_channel::<Queued<J, T>>(spec.queue_capacity);
         let queue = Arc::new(Mutex::new(queue));
         let counters = Arc::new(PoolCounters::default());
         for i in 0..workers {
             let work = load(i).map_err(PoolStartError::Load)?;
             let (queue, counters) = (queue.clone(), counters.clone());
+            let (priority, stale_after) = (spec.priority, spec.stale_after);
             std::thread::Builder::new()
-                .name(format!("{name}-{i}"))
-                .spawn(move || serve(work, &queue, &counters))
+                .name(format!("{}-{i}", spec.name))
+                .spawn(move || {
+                    if !schedule_this_thread(priority) {
+                        counters.priority_refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    serve(work, &queue, &counters, stale_after)
+                })
                 .map_err(PoolStartError::Spawn)?;
         }
-        Ok(Pool { jobs, workers, capacity: queue_capacity, counters })
+        Ok(Pool { jobs, workers, capacity: spec.queue_capacity, counters })
     }
 
     /// Queues `job`, or hands it back at once when the queue is full.
@@ -142,10 +218,36 @@ pub enum PoolStartError<E> {
     Spawn(std::io::Error),
 }
 
+/// Puts the calling thread at `priority`; false when the OS refused.
+fn schedule_this_thread(priority: Priority) -> bool {
+    match priority {
+        Priority::Normal => true,
+        #[cfg(unix)]
+        Priority::Background => {
+            use thread_priority::unix::{
+                NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+                thread_native_id,
+            };
+            use thread_priority::{ThreadPriority, ThreadPriorityValue};
+            // 0 of the crate's 0-99 scale is the highest niceness (19 on Linux).
+            let Ok(lowest) = ThreadPriorityValue::try_from(0u8) else { return false };
+            set_thread_priority_and_policy(
+                thread_native_id(),
+                ThreadPriority::Crossplatform(lowest),
+                ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+            )
+            .is_ok()
+        }
+        #[cfg(not(unix))]
+        Priority::Background => false,
+    }
+}
+
 fn serve<J, T>(
     mut work: impl FnMut(J) -> T,
     queue: &Mutex<Receiver<Queued<J, T>>>,
     counters: &PoolCounters,
+    stale_after: Option<Duration>,
 ) {
     loop {
         // One worker waits on the channel at a time; the others wait for the lock.
@@ -156,14 +258,21 @@ fn serve<J, T>(
         let Ok(Queued { job, at, reply }) = next else { return };
         let started = Instant::now();
         let queue_wait = started - at;
+        if stale_after.is_some_and(|limit| queue_wait > limit) {
+            drop(job);
+            reply.refuse(Unanswered::Late(queue_wait));
+            counters.late.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let value = work(job);
         let run_time = started.elapsed();
         let us = |d: Duration| d.as_micros() as u64;
         counters.queue_wait_us.fetch_add(us(queue_wait), Ordering::Relaxed);
         counters.queue_wait_max_us.fetch_max(us(queue_wait), Ordering::Relaxed);
         counters.busy_us.fetch_add(us(run_time), Ordering::Relaxed);
-        counters.completed.fetch_add(1, Ordering::Relaxed);
         reply.send(Done { value, queue_wait, run_time });
+        // Counted once answered, so `in_flight` is 0 only when every answer is out.
+        counters.completed.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -181,11 +290,11 @@ struct Slot<T> {
 
 #[derive(Debug)]
 struct SlotState<T> {
-    answer: Option<Result<Done<T>, Stopped>>,
+    answer: Option<Result<Done<T>, Unanswered>>,
     waker: Option<Waker>,
 }
 
-/// The worker's end of a [`Reply`]: answers it once, or with [`Stopped`] if dropped unanswered
+/// The worker's end of a [`Reply`]: answers it once, or with [`Unanswered::Stopped`] if dropped unanswered
 /// (a worker that panicked, a pool shut down with jobs queued).
 struct Replier<T> {
     slot: Option<Arc<Slot<T>>>,
@@ -204,7 +313,11 @@ impl<T> Replier<T> {
         self.finish(Ok(done));
     }
 
-    fn finish(&mut self, answer: Result<Done<T>, Stopped>) {
+    fn refuse(mut self, why: Unanswered) {
+        self.finish(Err(why));
+    }
+
+    fn finish(&mut self, answer: Result<Done<T>, Unanswered>) {
         let Some(slot) = self.slot.take() else { return };
         let waker = {
             let mut state = slot.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -220,13 +333,13 @@ impl<T> Replier<T> {
 
 impl<T> Drop for Replier<T> {
     fn drop(&mut self) {
-        self.finish(Err(Stopped));
+        self.finish(Err(Unanswered::Stopped));
     }
 }
 
 impl<T> Reply<T> {
     /// Blocks this thread until the job is done.
-    pub fn wait(self) -> Result<Done<T>, Stopped> {
+    pub fn wait(self) -> Result<Done<T>, Unanswered> {
         let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if let Some(answer) = state.answer.take() {
@@ -238,7 +351,7 @@ impl<T> Reply<T> {
 }
 
 impl<T> Future for Reply<T> {
-    type Output = Result<Done<T>, Stopped>;
+    type Output = Result<Done<T>, Unanswered>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.slot.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -280,7 +393,7 @@ mod tests {
     fn a_job_dropped_unanswered_resolves_as_stopped() {
         let (replier, reply) = reply_pair::<u32>();
         drop(replier);
-        assert_eq!(reply.wait(), Err(Stopped));
+        assert_eq!(reply.wait(), Err(Unanswered::Stopped));
     }
 
     /// A pool whose one worker takes a job, says so, and finishes it only when told.
@@ -288,7 +401,7 @@ mod tests {
         let (started_tx, started) = mpsc::channel();
         let (release, release_rx) = mpsc::channel::<()>();
         let mut release_rx = Some(release_rx);
-        let pool = Pool::start("test", 1, 2, move |_| {
+        let pool = Pool::start(PoolSpec::new("test", 1, 2), move |_| {
             let started_tx = started_tx.clone();
             let release_rx = release_rx.take().ok_or(())?;
             Ok::<_, ()>(move |job: u32| {
@@ -328,8 +441,74 @@ mod tests {
     }
 
     #[test]
+    fn a_job_that_waited_past_stale_after_is_answered_late_and_never_run() {
+        let (started_tx, started) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let mut release_rx = Some(release_rx);
+        let spec = PoolSpec::new("test", 1, 2).stale_after(Duration::from_millis(20));
+        let pool = Pool::start(spec, move |_| {
+            let started_tx = started_tx.clone();
+            let release_rx = release_rx.take().ok_or(())?;
+            Ok::<_, ()>(move |job: u32| {
+                let _ = started_tx.send(job);
+                let _ = release_rx.recv();
+                job
+            })
+        })
+        .expect("pool");
+        let first = pool.try_submit(1).expect("a free worker");
+        assert_eq!(started.recv(), Ok(1));
+        let waiting = pool.try_submit(2).expect("room in the queue");
+        // Job 2 waits behind job 1 well past its 20 ms.
+        std::thread::sleep(Duration::from_millis(60));
+        release.send(()).expect("release");
+        assert_eq!(first.wait().map(|d| d.value), Ok(1));
+        assert!(matches!(waiting.wait(), Err(Unanswered::Late(w)) if w >= Duration::from_millis(20)));
+        assert_eq!(started.try_recv(), Err(mpsc::TryRecvError::Empty), "job 2 never ran");
+        assert_eq!(pool.counters.late.load(Ordering::Relaxed), 1);
+        assert_eq!(pool.counters.in_flight(), 0);
+    }
+
+    /// The niceness of this process's thread named `name` (Linux `/proc`).
+    #[cfg(target_os = "linux")]
+    fn niceness_of_thread(name: &str) -> Option<i32> {
+        for task in std::fs::read_dir("/proc/self/task").ok()? {
+            let dir = task.ok()?.path();
+            let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+            if comm.trim() == name {
+                let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+                // Fields after the command's closing parenthesis; niceness is field 19.
+                let rest = &stat[stat.rfind(')')? + 2..];
+                return rest.split(' ').nth(16)?.parse().ok();
+            }
+        }
+        None
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_background_pool_runs_at_the_lowest_cpu_priority_and_a_normal_one_does_not() {
+        let spawn = |spec: PoolSpec| {
+            let pool = Pool::<u32, u32>::start(spec, |_| Ok::<_, ()>(|j: u32| j)).expect("pool");
+            // Once a job is answered the thread has set its priority.
+            assert_eq!(pool.try_submit(3).expect("free").wait().map(|d| d.value), Ok(3));
+            pool
+        };
+        let _low = spawn(PoolSpec::new("bg-judge", 1, 0).background());
+        let _normal = spawn(PoolSpec::new("fg-judge", 1, 0));
+        let process = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        let process: i32 = process[process.rfind(')').expect("comm") + 2..]
+            .split(' ')
+            .nth(16)
+            .and_then(|n| n.parse().ok())
+            .expect("niceness");
+        assert_eq!(niceness_of_thread("bg-judge-0"), Some(19));
+        assert_eq!(niceness_of_thread("fg-judge-0"), Some(process), "inherits the process's");
+    }
+
+    #[test]
     fn a_worker_that_fails_to_load_fails_the_start() {
-        let started = Pool::<u32, u32>::start("test", 2, 1, |i| {
+        let started = Pool::<u32, u32>::start(PoolSpec::new("test", 2, 1), |i| {
             if i == 1 { Err("no model") } else { Ok(|j: u32| j) }
         });
         assert!(matches!(started, Err(PoolStartError::Load("no model"))));

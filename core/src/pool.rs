@@ -38,16 +38,17 @@ pub struct PoolCounters {
     pub busy_us: AtomicU64,
     /// Jobs dropped unrun because they waited past `stale_after`.
     pub late: AtomicU64,
+    /// Jobs whose answer (or refusal as late) has been handed to the waiting side.
+    pub answered: AtomicU64,
     /// Threads that asked for background priority and did not get it.
     pub priority_refused: AtomicU64,
 }
 
 impl PoolCounters {
-    /// Jobs accepted and not yet answered (queued or running).
+    /// Jobs accepted and not yet answered (queued, running, or their answer on its way).
     pub fn in_flight(&self) -> u64 {
-        let done =
-            self.completed.load(Ordering::Relaxed) + self.late.load(Ordering::Relaxed);
-        self.accepted.load(Ordering::Relaxed).saturating_sub(done)
+        let answered = self.answered.load(Ordering::Relaxed);
+        self.accepted.load(Ordering::Relaxed).saturating_sub(answered)
     }
 }
 
@@ -260,8 +261,9 @@ fn serve<J, T>(
         let queue_wait = started - at;
         if stale_after.is_some_and(|limit| queue_wait > limit) {
             drop(job);
-            reply.refuse(Unanswered::Late(queue_wait));
             counters.late.fetch_add(1, Ordering::Relaxed);
+            reply.refuse(Unanswered::Late(queue_wait));
+            counters.answered.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let value = work(job);
@@ -270,9 +272,10 @@ fn serve<J, T>(
         counters.queue_wait_us.fetch_add(us(queue_wait), Ordering::Relaxed);
         counters.queue_wait_max_us.fetch_max(us(queue_wait), Ordering::Relaxed);
         counters.busy_us.fetch_add(us(run_time), Ordering::Relaxed);
+        counters.completed.fetch_add(1, Ordering::Relaxed);
         reply.send(Done { value, queue_wait, run_time });
         // Counted once answered, so `in_flight` is 0 only when every answer is out.
-        counters.completed.fetch_add(1, Ordering::Relaxed);
+        counters.answered.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -463,10 +466,16 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         release.send(()).expect("release");
         assert_eq!(first.wait().map(|d| d.value), Ok(1));
-        assert!(matches!(waiting.wait(), Err(Unanswered::Late(w)) if w >= Duration::from_millis(20)));
+        assert!(
+            matches!(waiting.wait(), Err(Unanswered::Late(w)) if w >= Duration::from_millis(20))
+        );
         assert_eq!(started.try_recv(), Err(mpsc::TryRecvError::Empty), "job 2 never ran");
+        let settled = (0..1000).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            pool.counters.in_flight() == 0
+        });
+        assert!(settled, "{} in flight", pool.counters.in_flight());
         assert_eq!(pool.counters.late.load(Ordering::Relaxed), 1);
-        assert_eq!(pool.counters.in_flight(), 0);
     }
 
     /// The niceness of this process's thread named `name` (Linux `/proc`).
@@ -494,8 +503,8 @@ mod tests {
             assert_eq!(pool.try_submit(3).expect("free").wait().map(|d| d.value), Ok(3));
             pool
         };
-        let _low = spawn(PoolSpec::new("bg-judge", 1, 0).background());
-        let _normal = spawn(PoolSpec::new("fg-judge", 1, 0));
+        let _low = spawn(PoolSpec::new("bg-judge", 1, 1).background());
+        let _normal = spawn(PoolSpec::new("fg-judge", 1, 1));
         let process = std::fs::read_to_string("/proc/self/stat").expect("stat");
         let process: i32 = process[process.rfind(')').expect("comm") + 2..]
             .split(' ')

@@ -79,6 +79,16 @@ fn speech(samples: &[i16]) -> &[i16] {
     &samples[first..=last]
 }
 
+/// Whether two syntheses of one text hold the same stretch of speech: within 2 % once their
+/// silences are trimmed. libespeak-ng keeps state between syntheses, so one text is not
+/// sample-exact twice: the first after a voice is selected measured 6377 samples of
+/// "Yes please", later ones 6655–6661 (a longer pause), the speech itself 6155–6226.
+/// Which comes first depends on what the other tests sharing the engine did before.
+fn speech_span_close(a: &[i16], b: &[i16]) -> bool {
+    let (a, b) = (speech(a).len() as f64, speech(b).len() as f64);
+    (a / b - 1.0).abs() <= 0.02
+}
+
 /// The amplitude of `freq` in `samples` at `rate` (Goertzel), relative to full scale.
 fn tone_level(samples: &[i16], rate: f64, freq: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * freq / rate;
@@ -135,9 +145,8 @@ fn ulaw_output_decodes_to_the_same_speech() {
     let voice = LocalVoice::new("en-us", 160).expect("espeak-ng starts");
     let pcm = voice.speak_pcm8k("Yes please").expect("speaks");
     let ulaw = voice.speak_ulaw("Yes please").expect("speaks");
-    // Two syntheses of one text differ by a few samples of trailing silence at most.
-    assert!(ulaw.len().abs_diff(pcm.len()) < 100, "{} vs {}", ulaw.len(), pcm.len());
     let decoded: Vec<i16> = ulaw.iter().map(|&b| G711::Mulaw.decode(b)).collect();
+    assert!(speech_span_close(&decoded, &pcm), "{} vs {}", decoded.len(), pcm.len());
     let similar = similarity(&envelope(speech(&decoded)), &envelope(speech(&pcm)), 2);
     assert!(similar > 0.95, "envelope correlation {similar:.3}");
 }
@@ -195,8 +204,12 @@ fn missing_piper_files_fall_back_to_espeak_with_a_clear_reason() {
     assert!(why.starts_with("espeak-ng en-us"), "{why}");
     assert!(why.contains("is missing") && why.contains("hermes models fetch"), "{why}");
     let text = "One moment while I look.";
-    let spoken = voice.speak_ulaw(text).expect("speaks");
-    // espeak-ng's speech: the same length within a millisecond (the resampler keeps state).
-    let espeak_len = espeak.speak_ulaw(text).expect("speaks").len();
-    assert!(spoken.len().abs_diff(espeak_len) <= 8, "{} vs {espeak_len}", spoken.len());
+    let decode =
+        |ulaw: Vec<u8>| -> Vec<i16> { ulaw.iter().map(|&b| G711::Mulaw.decode(b)).collect() };
+    let spoken = decode(voice.speak_ulaw(text).expect("speaks"));
+    // espeak-ng's speech (within espeak-ng's own variation: see `speech_span_close`).
+    let espeak = decode(espeak.speak_ulaw(text).expect("speaks"));
+    assert!(speech_span_close(&spoken, &espeak), "{} vs {}", spoken.len(), espeak.len());
+    let similar = similarity(&envelope(speech(&spoken)), &envelope(speech(&espeak)), 2);
+    assert!(similar > 0.95, "envelope correlation {similar:.3}");
 }

@@ -454,7 +454,9 @@ impl Summary<'_> {
             let _ = writeln!(
                 out,
                 "early LLM starts              {} kept, {cancelled} cancelled ({} per 100 turns); {} premature replies",
-                json["speculative_llm_kept"], json["speculative_llm_cancelled_per_100_turns"], json["premature_replies"]
+                json["speculative_llm_kept"],
+                json["speculative_llm_cancelled_per_100_turns"],
+                json["premature_replies"]
             );
         }
         if !json["audio_release_wait_ms_p50"].is_null() {

@@ -195,7 +195,10 @@ impl Conversation {
         if self.first_clause_min_words > 30 {
             p.push(
                 f("first_clause_min_words"),
-                format!("{} is outside 0-30 (0: whole sentences only)", self.first_clause_min_words),
+                format!(
+                    "{} is outside 0-30 (0: whole sentences only)",
+                    self.first_clause_min_words
+                ),
             );
         }
         check_ms(p, &f("false_start_window_ms"), self.false_start_window_ms.0, 100, 5000);

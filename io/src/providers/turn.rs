@@ -60,7 +60,9 @@ impl TurnJudges {
         })
         .map_err(|e| match e {
             PoolStartError::Load(e) => e,
-            PoolStartError::Spawn(e) => EngineFailure(format!("starting an end-of-turn judge: {e}")),
+            PoolStartError::Spawn(e) => {
+                EngineFailure(format!("starting an end-of-turn judge: {e}"))
+            }
         })?;
         Ok(TurnJudges { pool, counters: Arc::default() })
     }

@@ -29,8 +29,8 @@ use hermes_core::codec::G711;
 use hermes_core::engines::{EngineFailure, Voice};
 
 use crate::manifest::{ONNX_RUNTIME, PIPER_CONFIG, PIPER_VOICE};
-use hermes_core::pool::{Busy, Pool, PoolCounters, PoolSpec, PoolStartError};
 use crate::voice::{LocalVoice, PHONE_RATE, VoiceError};
+use hermes_core::pool::{Busy, Pool, PoolCounters, PoolSpec, PoolStartError};
 use phonemes::PhonemeIds;
 
 /// Why the Piper voice could not load or speak.

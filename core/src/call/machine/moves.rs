@@ -107,8 +107,7 @@ impl Call {
         let on_interim = self.cfg.conversation.early_llm_on_interim
             && self.caller.verdict == super::state::Verdict::Complete
             && vad_pause;
-        let stable =
-            (!self.caller.words.in_progress() || on_interim) && (vad_pause || stt_pause);
+        let stable = (!self.caller.words.in_progress() || on_interim) && (vad_pause || stt_pause);
         let listening = self.floor == Floor::Listening;
         if !self.cfg.conversation.early_llm_start
             || !stable

@@ -181,7 +181,7 @@ impl LocalSttLoader {
         LocalSttLoader {
             inner: Arc::new(Loader {
                 models: None,
-                workers: engine.workers,
+                workers: engine.workers(),
                 counters: engine.counters.clone(),
                 engine: OnceCell::new_with(Some(engine)),
                 failed: Mutex::new(None),

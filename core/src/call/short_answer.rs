@@ -14,6 +14,17 @@ const LEADS_ON: [&str; 43] = [
 /// Punctuation a transcriber ends a clause with when more follows ("Hi," "Tuesday -").
 const CLAUSE_GOES_ON: [char; 6] = [',', ';', ':', '-', '–', '…'];
 
+/// Auxiliaries and modals: an answer may end on one only as an elliptical yes or no ("No, I
+/// don't.", "Yes we can"); otherwise the verb is still to come ("I don't… have the number").
+const AUXILIARIES: [&str; 24] = [
+    "do", "don't", "does", "doesn't", "did", "didn't", "can", "can't", "could", "couldn't", "will",
+    "won't", "would", "wouldn't", "should", "have", "haven't", "has", "had", "am", "i'd", "i'll",
+    "i've", "we're",
+];
+
+/// Words that open an elliptical yes-or-no answer.
+const YES_OR_NO: [&str; 8] = ["yes", "yeah", "yep", "no", "nope", "nah", "sure", "okay"];
+
 /// Words that close a call ("thanks, bye"): complete without a question before them.
 const CLOSINGS: [&str; 5] = ["bye", "goodbye", "thanks", "thank", "cheers"];
 
@@ -51,6 +62,9 @@ pub fn is_short_answer(words: &str, max_words: usize, after_question: bool) -> b
     if words.len() > max_words || LEADS_ON.contains(&last.as_str()) {
         return false;
     }
+    if AUXILIARIES.contains(&last.as_str()) && !YES_OR_NO.contains(&words[0].as_str()) {
+        return false;
+    }
     after_question || words.iter().any(|w| CLOSINGS.contains(&w.as_str()))
 }
 
@@ -60,7 +74,14 @@ mod tests {
 
     #[test]
     fn short_answers_to_a_question_are_complete() {
-        for t in ["Yes please.", "No.", "Tuesday at three.", "Sure, that works", "It's Sam."] {
+        for t in [
+            "Yes please.",
+            "No.",
+            "Tuesday at three.",
+            "Sure, that works",
+            "It's Sam.",
+            "No, I don't.",
+        ] {
             assert!(is_short_answer(t, 4, true), "{t}");
         }
     }
@@ -85,6 +106,9 @@ mod tests {
             ("Hi,", true),
             ("Hello", true),
             ("Tuesday, ", true),
+            // The verb is still to come ("I don't… have the number").
+            ("I don't", true),
+            ("We can", true),
         ] {
             assert!(!is_short_answer(t, 4, asked), "{t:?} after a question: {asked}");
         }

@@ -33,7 +33,12 @@ from loguru import logger
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.vad.silero import SileroVADAnalyzer
-from pipecat.frames.frames import EndFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    BotStoppedSpeakingFrame,
+    Frame,
+    FunctionCallResultProperties,
+    TTSSpeakFrame,
+)
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -41,6 +46,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.serializers.telnyx import TelnyxFrameSerializer
 from pipecat.services.anthropic.llm import AnthropicLLMService
 from pipecat.services.deepgram.stt import DeepgramSTTService
@@ -116,6 +122,24 @@ def turn_strategies(turn: str) -> UserTurnStrategies:
     return UserTurnStrategies(stop=stop)
 
 
+class HangUp(FrameProcessor):
+    """Ends the call once the agent's last words have played, as a carrier hang-up would: the
+    media stream closes (the serializer's own hang-up calls the real Telnyx API, so it is off,
+    and an EndFrame through this pipeline did not close the stream in Pipecat 1.14)."""
+
+    def __init__(self, websocket: WebSocket):
+        super().__init__()
+        self.armed = False
+        self._websocket = websocket
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if self.armed and isinstance(frame, BotStoppedSpeakingFrame):
+            self.armed = False
+            await self._websocket.close()
+        await self.push_frame(frame, direction)
+
+
 async def run_call(
     websocket: WebSocket, start: dict, settings: Settings, http: aiohttp.ClientSession
 ):
@@ -152,6 +176,7 @@ async def run_call(
         # NON-DEFAULT: the SDK client pointed at the fake.
         client=AsyncAnthropic(api_key=settings.key, base_url=settings.llm_url),
         settings=AnthropicLLMService.Settings(
+            system_instruction=agent["system_prompt"] + "\n" + clock_line(agent["timezone"]),
             model=LLM_MODEL,
             max_tokens=LLM_MAX_TOKENS,  # NON-DEFAULT (4096): Hermes's phone-length cap
             enable_prompt_caching=True,  # NON-DEFAULT: Hermes caches its prompt too
@@ -163,11 +188,7 @@ async def run_call(
         settings=ElevenLabsTTSService.Settings(voice=TTS_VOICE, model=TTS_MODEL),
     )
 
-    system = agent["system_prompt"] + "\n" + clock_line(agent["timezone"])
-    context = LLMContext(
-        messages=[{"role": "system", "content": system}],
-        tools=tools_schema(agent),
-    )
+    context = LLMContext(tools=tools_schema(agent))
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
@@ -175,6 +196,7 @@ async def run_call(
             user_turn_strategies=turn_strategies(settings.turn),
         ),
     )
+    hang_up = HangUp(websocket)
     pipeline = Pipeline(
         [
             transport.input(),
@@ -183,6 +205,7 @@ async def run_call(
             llm,
             tts,
             transport.output(),
+            hang_up,
             aggregators.assistant(),
         ]
     )
@@ -209,13 +232,19 @@ async def run_call(
             result = {"error": f"the booking system did not answer: {e}"}
         await params.result_callback(result)
 
+    # The call's last words; once they have played, `hang_up` ends the call. No model turn
+    # after these tools' results: the call is over.
+    last_turn = FunctionCallResultProperties(run_llm=False)
+
     async def end_call(params: FunctionCallParams):
-        await params.result_callback({"ok": True})
-        await worker.queue_frames([TTSSpeakFrame(agent["goodbye"]), EndFrame()])
+        await params.result_callback({"ok": True}, properties=last_turn)
+        hang_up.armed = True
+        await worker.queue_frames([TTSSpeakFrame(agent["goodbye"])])
 
     async def transfer(params: FunctionCallParams):
-        await params.result_callback({"ok": True})
-        await worker.queue_frames([TTSSpeakFrame(agent["escalation_line"]), EndFrame()])
+        await params.result_callback({"ok": True}, properties=last_turn)
+        hang_up.armed = True
+        await worker.queue_frames([TTSSpeakFrame(agent["escalation_line"])])
 
     for tool in agent["tools"]:
         name = tool["name"]

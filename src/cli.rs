@@ -95,7 +95,9 @@ the transcriber as Deepgram: interims ~150 ms late, long speech finalised in seg
 UtteranceEnd only after the word gap, empty finals in silence\n  \
 slow      about twice that, with heavy tails\n\n\
 The fourth port is the transcriber's script feed: `hermes sim --target URL --feed-fakes URL`\n\
-tells it what each simulated caller says (otherwise every utterance is \"hello\")."
+tells it what each simulated caller says (otherwise every utterance is \"hello\").\n\
+The fifth is the business's back office over HTTP, for agents built on other frameworks:\n\
+GET /agent (prompt, tools, lines) and POST /tools/NAME (runs Hermes's own tools)."
     )]
     Fakes(FakesArgs),
     /// Place synthetic calls and measure them from the caller's side of the line.
@@ -225,13 +227,18 @@ pub struct FakesArgs {
     /// Latency profile: zero, typical or slow.
     #[arg(long, default_value = "typical", value_name = "NAME")]
     pub profile: String,
-    /// First of four consecutive loopback ports: LLM, Deepgram, ElevenLabs, and the Deepgram
-    /// fake's script feed.
+    /// First of five consecutive loopback ports: LLM, Deepgram, ElevenLabs, the Deepgram
+    /// fake's script feed, and the business's back office.
     #[arg(long, default_value_t = 7400, value_name = "PORT")]
     pub port: u16,
     /// Seed for the latency draws, so runs repeat.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The business the LLM fake and the back office answer for (default: the embedded
+    /// demo business); its data files seed the back office's store, which lives in a
+    /// temporary folder.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

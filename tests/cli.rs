@@ -125,11 +125,12 @@ fn bench_audio_json_reports_the_promised_fields() {
 }
 
 /// `hermes fakes` serves every fake and says how to point `hermes serve` at them; its LLM
-/// fake answers a real Anthropic-shaped request from the offline brain.
+/// fake answers a real Anthropic-shaped request from the offline brain, and the business's
+/// back office gives another framework's agent the same prompt and tools, and runs a tool.
 #[test]
 fn fakes_run_on_loopback_and_print_the_environment_that_uses_them() {
     use std::io::{BufRead, BufReader, Read, Write};
-    let port = 17_400 + (std::process::id() % 500) as u16 * 4;
+    let port = 17_400 + (std::process::id() % 500) as u16 * 5;
     let mut child = Command::new(env!("CARGO_BIN_EXE_hermes"))
         .args(["fakes", "--profile", "zero", "--port", &port.to_string()])
         .stdout(std::process::Stdio::piped())
@@ -164,11 +165,34 @@ fn fakes_run_on_loopback_and_print_the_environment_that_uses_them() {
     .expect("request");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("response");
+    let office = |request: String| {
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", port + 4)).expect("back office listens");
+        stream.write_all(request.as_bytes()).expect("request");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("response");
+        answer
+    };
+    let agent = office("GET /agent HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into());
+    let tool_body = r#"{"arguments":{"topic":"hours"},"call_id":"c1","caller":"+15555550123"}"#;
+    let tool = office(format!(
+        "POST /tools/business_info HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{tool_body}",
+        tool_body.len()
+    ));
     let _ = child.kill();
     let _ = child.wait();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("event: message_start"));
     assert!(answer.contains(r#""name":"transfer_to_human""#), "{answer}");
+    assert!(printed.contains("back office"), "{printed}");
+    assert!(agent.starts_with("HTTP/1.1 200"), "{agent}");
+    for needle in [r#""system_prompt":"You are Sam"#, r#""name":"check_availability""#, "Goodbye!"]
+    {
+        assert!(agent.contains(needle), "{needle} missing from:\n{agent}");
+    }
+    assert!(tool.starts_with("HTTP/1.1 200"), "{tool}");
+    assert!(tool.contains(r#""is_error":false"#) && tool.contains("open"), "{tool}");
 }
 
 #[test]

@@ -498,7 +498,7 @@ impl ServedOnFakes {
 #[test]
 fn a_served_hermes_on_hermes_fakes_hears_what_the_simulated_caller_says() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = 20_000 + (std::process::id() % 400) as u16 * 4;
+    let port = 20_000 + (std::process::id() % 400) as u16 * 5;
     let mut served = ServedOnFakes::start(dir.path(), port, &[]);
     served.sim("opening-hours.toml", 1);
     let config = served.config.clone();
@@ -541,7 +541,7 @@ fn memory_of_a_served_hermes_returns_to_a_bound_over_rounds_of_calls() {
     /// Growth allowed per later call, on average: allocator noise, not a leak.
     const KIB_PER_CALL: u64 = 12;
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = 21_600 + (std::process::id() % 400) as u16 * 4;
+    let port = 22_000 + (std::process::id() % 400) as u16 * 5;
     let served =
         ServedOnFakes::start(dir.path(), port, &[("HERMES__STORAGE__SESSION_TTL_S", "10")]);
     // Calls spread out (a debug build on a busy CI machine cannot hold 110 at once within

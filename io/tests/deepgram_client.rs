@@ -525,3 +525,49 @@ async fn in_virtual_time_a_deepgram_that_errors_on_every_connection_is_given_up_
     let opened = fake.connections.load(Ordering::Relaxed);
     assert!(opened <= 1 + u64::from(attempts), "{opened} connections: the count never restarted");
 }
+
+/// As a client that decodes the carrier's audio first sends it (Pipecat's Deepgram service):
+/// 16-bit PCM at 16 kHz, a `Bearer` token, the call id as `tag`. The fake hears the same
+/// utterance and answers with the call's line; a format it does not take is refused at the
+/// handshake.
+#[tokio::test]
+async fn linear16_audio_with_a_bearer_token_is_transcribed_by_the_calls_tag() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let fake = fake().await;
+    fake.scripts.set("call-pcm", ["What time do you open?"]);
+    let connect = |query: &str| {
+        let mut request =
+            format!("{}?{query}", fake.url()).into_client_request().expect("a request");
+        request.headers_mut().insert("authorization", "Bearer temp-token".parse().expect("h"));
+        tokio_tungstenite::connect_async(request)
+    };
+    let refused = connect("encoding=linear16&sample_rate=44100&tag=call-pcm").await;
+    assert!(refused.is_err(), "44.1 kHz is not taken");
+    let query = "encoding=linear16&sample_rate=16000&channels=1&interim_results=true&tag=call-pcm";
+    let (mut ws, _) = connect(query).await.expect("connects");
+    // 20 ms chunks of 16 kHz PCM: 200 ms quiet, 1.2 s of a loud tone, 600 ms quiet.
+    let pcm = |ms: usize, loud: bool| -> Vec<u8> {
+        (0..ms * 16)
+            .map(|i| if loud { ((i as f64 * 0.1178).sin() * 9000.0) as i16 } else { 0 })
+            .flat_map(i16::to_le_bytes)
+            .collect()
+    };
+    for (ms, loud) in [(200, false), (1200, true), (600, false)] {
+        for chunk in pcm(ms, loud).chunks(640) {
+            ws.send(Message::binary(chunk.to_vec())).await.expect("sent");
+        }
+    }
+    let mut finals = Vec::new();
+    while finals.is_empty() {
+        let next = tokio::time::timeout(Duration::from_secs(5), ws.next()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = next else { panic!("no final: {next:?}") };
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        if v["is_final"] == true {
+            finals.push(v["channel"]["alternatives"][0]["transcript"].as_str().map(String::from));
+        }
+    }
+    assert_eq!(finals, [Some("What time do you open?".to_string())]);
+}

@@ -451,6 +451,44 @@ async fn the_model_is_told_the_calls_clock_and_the_fake_answers_by_what_it_is_to
     );
 }
 
+/// As another framework's Anthropic SDK client asks: an auth token as `Authorization: Bearer`
+/// (no `x-api-key`), and the clock on a line of its own at the end of a one-string system
+/// prompt.
+#[tokio::test]
+async fn the_fake_takes_a_bearer_token_and_a_clock_line_inside_a_string_system_prompt() {
+    let fake = fake(FakeLlmOptions::default()).await;
+    let http = HttpClient::new(Duration::from_secs(5)).expect("client");
+    let url = format!("{}/v1/messages", fake.base_url());
+    let body = json!({
+        "model": "claude-sonnet-5-5", "max_tokens": 400, "stream": true,
+        "system": "You answer the phone.\nCurrent local time: Tuesday, March 4, 2025, 10 AM \
+                   (2025-03-04T10:00, America/New_York).",
+        "messages": [{"role": "user", "content": "I'd like to book a haircut tomorrow at 3"}],
+    });
+    let post = |headers: &'static [(&'static str, &'static str)]| {
+        let (http, url, body) = (http.clone(), url.clone(), body.to_string());
+        async move {
+            let (status, _, text) =
+                http.post_json(&url, headers, body.into(), 1 << 20).await.expect("answers");
+            (status.as_u16(), String::from_utf8_lossy(&text).into_owned())
+        }
+    };
+    let (status, why) = post(&[("anthropic-version", "2023-06-01")]).await;
+    assert_eq!(status, 401, "no key, no answer: {why}");
+    let (status, stream) =
+        post(&[("authorization", "Bearer token-1"), ("anthropic-version", "2023-06-01")]).await;
+    assert_eq!(status, 200, "{stream}");
+    assert!(stream.contains(r#""name":"check_availability""#), "{stream}");
+    let arguments: String = stream
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| v["delta"]["partial_json"].as_str().map(String::from))
+        .collect();
+    let args: Value = serde_json::from_str(&arguments).expect("the tool's arguments");
+    assert_eq!(args["date"], "2025-03-05", "tomorrow by the told clock");
+}
+
 #[tokio::test]
 async fn the_local_brain_answers_by_the_sessions_clock() {
     let new_york = jiff::tz::TimeZone::get("America/New_York").expect("tzdb");

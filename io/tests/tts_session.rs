@@ -339,6 +339,55 @@ async fn a_sixth_context_is_refused_with_the_servers_error_and_a_close_every_cli
     );
 }
 
+/// As Pipecat's ElevenLabs service speaks: 16-bit PCM at 8 kHz, `auto_mode=true` (each text
+/// generated as it arrives, no flush), two sentences in one context, then `close_context`:
+/// both are spoken in order, in PCM (two bytes a sample), and `isFinal` comes after the last
+/// audio.
+#[tokio::test]
+async fn an_auto_mode_context_speaks_each_text_in_turn_in_pcm_then_ends_with_is_final() {
+    use base64::Engine as _;
+    let fake = fake(LatencyProfile::ZERO).await;
+    let url = format!(
+        "{}/v1/text-to-speech/voice1/multi-stream-input?model_id=eleven_flash_v2_5\
+         &output_format=pcm_8000&auto_mode=true&language_code=en",
+        fake.url()
+    );
+    let mut request = url.into_client_request().expect("a request");
+    request.headers_mut().insert("xi-api-key", "key".parse().expect("header"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("connects");
+    let sentences = ["Hello there. ", "We open at nine. "];
+    let mut messages = vec![serde_json::json!({"text": " ", "context_id": "turn-1"})];
+    messages
+        .extend(sentences.iter().map(|t| serde_json::json!({"text": t, "context_id": "turn-1"})));
+    messages.push(serde_json::json!({"context_id": "turn-1", "close_context": true}));
+    for m in messages {
+        ws.send(Message::text(m.to_string())).await.expect("sent");
+    }
+    let mut pcm_bytes = 0;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), ws.next()).await;
+        let Ok(Some(Ok(Message::Text(text)))) = next else { panic!("no isFinal: {next:?}") };
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["contextId"], "turn-1", "{v}");
+        if v["isFinal"] == true {
+            break;
+        }
+        let audio = v["audio"].as_str().expect("audio");
+        pcm_bytes += base64::engine::general_purpose::STANDARD.decode(audio).expect("b64").len();
+    }
+    let spoken: Vec<String> =
+        fake.texts.lock().expect("log").iter().map(|(_, t)| t.clone()).collect();
+    assert_eq!(spoken, ["Hello there.", "We open at nine."], "each text, in turn");
+    let ulaw: usize =
+        sentences.iter().map(|t| voice().speak_ulaw(t).expect("espeak-ng").len()).sum();
+    // espeak-ng's length for a sentence can vary by a few samples between runs.
+    let (pcm, ulaw) = (pcm_bytes as i64, 2 * ulaw as i64);
+    assert!(
+        pcm % 2 == 0 && (pcm - ulaw).abs() <= 320,
+        "16-bit PCM of the same speech: {pcm} bytes for {ulaw}"
+    );
+}
+
 // ----- the phrase cache: fixed lines synthesised once per voice -----
 
 fn cached(fake: Option<&FakeElevenLabs>, cache: &Arc<PhraseCache>) -> TtsSettings {

@@ -140,7 +140,7 @@ pub fn demo(models_dir: &Path, args: &DemoArgs) -> anyhow::Result<()> {
 
 /// The configuration a run uses: the named file, or the embedded defaults; and the folder its
 /// relative paths are read from.
-fn config(path: Option<&Path>) -> anyhow::Result<(HermesConfig, PathBuf)> {
+pub(crate) fn config(path: Option<&Path>) -> anyhow::Result<(HermesConfig, PathBuf)> {
     match path {
         Some(path) => match crate::commands::config::load(path)? {
             Ok(c) => Ok((c, path.parent().unwrap_or(Path::new(".")).to_path_buf())),

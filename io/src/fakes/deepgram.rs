@@ -1,6 +1,7 @@
-//! A fake Deepgram live endpoint (PROTOCOLS.md §2) on loopback. It checks the `Token` auth and
-//! the audio format in the query, finds utterances in the μ-law it receives by their energy,
-//! and answers each with the next line of the call's script (found by the request's `tag`):
+//! A fake Deepgram live endpoint (PROTOCOLS.md §2) on loopback. It checks the auth (`Token` or
+//! `Bearer`) and the audio format in the query (μ-law at 8 kHz, or linear16 at 8 or 16 kHz),
+//! finds utterances in the audio it receives by their energy, and answers each with the next
+//! line of the call's script (found by the request's `tag`):
 //! `SpeechStarted` at the onset, word-by-word interim results while the caller speaks, the final
 //! result with `speech_final` once the endpointing silence has passed — the profile's delay
 //! after the end of speech, or the endpointing if that is longer — then `UtteranceEnd`.
@@ -107,9 +108,55 @@ pub fn voiced_seconds(mulaw: &[u8]) -> f64 {
     loud as f64 * FRAME as f64 / 8000.0
 }
 
+/// The audio a client may stream, from the `encoding` and `sample_rate` it asks for: μ-law at
+/// 8 kHz as a carrier delivers it (Hermes), or 16-bit little-endian PCM at 8 or 16 kHz
+/// (clients that decode the carrier's audio first, such as Pipecat's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AudioFormat {
+    Mulaw8k,
+    Linear16 { rate: u32 },
+}
+
+/// Samples in 20 ms at the highest rate taken.
+const MAX_FRAME_SAMPLES: usize = 320;
+
+impl AudioFormat {
+    fn from_query(encoding: Option<&str>, rate: Option<&str>) -> Option<AudioFormat> {
+        match (encoding?, rate?) {
+            ("mulaw", "8000") => Some(AudioFormat::Mulaw8k),
+            ("linear16", "8000") => Some(AudioFormat::Linear16 { rate: 8000 }),
+            ("linear16", "16000") => Some(AudioFormat::Linear16 { rate: 16000 }),
+            _ => None,
+        }
+    }
+
+    /// Bytes in 20 ms.
+    fn frame_bytes(self) -> usize {
+        match self {
+            AudioFormat::Mulaw8k => FRAME,
+            AudioFormat::Linear16 { rate } => rate as usize / 50 * 2,
+        }
+    }
+
+    /// Whether one 20 ms frame is speech: the same loudness test whatever its encoding.
+    fn is_voiced(self, frame: &[u8], pcm: &mut [i16; MAX_FRAME_SAMPLES]) -> bool {
+        match self {
+            AudioFormat::Mulaw8k => is_voiced(frame, pcm),
+            AudioFormat::Linear16 { .. } => {
+                let n = frame.len() / 2;
+                for (s, b) in pcm.iter_mut().zip(frame.chunks_exact(2)) {
+                    *s = i16::from_le_bytes([b[0], b[1]]);
+                }
+                rms_dbfs(&pcm[..n]) > SPEECH_DBFS
+            }
+        }
+    }
+}
+
 /// Whether one 20 ms μ-law frame is speech to the fake. The one test both the listener and
 /// [`voiced_seconds`] use, so a line's timing is measured as it will be heard.
-fn is_voiced(frame: &[u8], pcm: &mut [i16; FRAME]) -> bool {
+fn is_voiced(frame: &[u8], pcm: &mut [i16]) -> bool {
+    let pcm = &mut pcm[..frame.len()];
     G711::Mulaw.decode_into(frame, pcm);
     rms_dbfs(pcm) > SPEECH_DBFS
 }
@@ -395,6 +442,7 @@ fn reject(status: StatusCode, why: &str) -> ErrorResponse {
 
 async fn serve(stream: TcpStream, shared: Shared) {
     let mut query: HashMap<String, String> = HashMap::new();
+    let mut format = AudioFormat::Mulaw8k;
     let fault = shared.faults.next();
     // The shape tungstenite's handshake callback must have.
     #[allow(clippy::result_large_err)]
@@ -407,7 +455,10 @@ async fn serve(stream: TcpStream, shared: Shared) {
             return Err(reject(StatusCode::NOT_FOUND, "no such endpoint"));
         }
         let auth = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !auth.starts_with("Token ") || auth.len() <= 6 {
+        // An API key as `Token KEY`; a temporary token (or a key, as Deepgram also takes it)
+        // as `Bearer TOKEN`.
+        let key = auth.strip_prefix("Token ").or_else(|| auth.strip_prefix("Bearer "));
+        if key.is_none_or(|k| k.trim().is_empty()) {
             return Err(reject(StatusCode::UNAUTHORIZED, "Invalid credentials."));
         }
         for pair in req.uri().query().unwrap_or("").split('&') {
@@ -415,13 +466,19 @@ async fn serve(stream: TcpStream, shared: Shared) {
                 query.insert(k.to_string(), v.replace("%20", " "));
             }
         }
-        if query.get("encoding").map(String::as_str) != Some("mulaw")
-            || query.get("sample_rate").map(String::as_str) != Some("8000")
-        {
-            return Err(reject(
-                StatusCode::BAD_REQUEST,
-                "this fake takes encoding=mulaw&sample_rate=8000",
-            ));
+        let channels = query.get("channels").map_or("1", String::as_str);
+        match AudioFormat::from_query(
+            query.get("encoding").map(String::as_str),
+            query.get("sample_rate").map(String::as_str),
+        ) {
+            Some(f) if channels == "1" => format = f,
+            _ => {
+                return Err(reject(
+                    StatusCode::BAD_REQUEST,
+                    "this fake takes one channel of encoding=mulaw&sample_rate=8000, or \
+                     encoding=linear16 at sample_rate=8000 or 16000",
+                ));
+            }
         }
         Ok(response)
     };
@@ -459,6 +516,7 @@ async fn serve(stream: TcpStream, shared: Shared) {
     });
     let mut call = Listener {
         tag,
+        format,
         shared: shared.clone(),
         out: out.clone(),
         endpointing,
@@ -554,6 +612,8 @@ fn close(code: CloseCode, reason: &str) -> Message {
 /// One connection's view of the audio.
 struct Listener {
     tag: String,
+    /// How the client sends its audio.
+    format: AudioFormat,
     shared: Shared,
     out: mpsc::Sender<(Instant, Message)>,
     endpointing: f64,
@@ -609,10 +669,11 @@ impl Listener {
     async fn hear(&mut self, audio: &[u8]) {
         const STEP: f64 = FRAME as f64 / 8000.0;
         self.pending.extend_from_slice(audio);
-        let mut pcm = [0i16; FRAME];
-        while self.pending.len() >= FRAME {
-            let frame: Vec<u8> = self.pending.drain(..FRAME).collect();
-            let loud = is_voiced(&frame, &mut pcm);
+        let bytes = self.format.frame_bytes();
+        let mut pcm = [0i16; MAX_FRAME_SAMPLES];
+        while self.pending.len() >= bytes {
+            let frame: Vec<u8> = self.pending.drain(..bytes).collect();
+            let loud = self.format.is_voiced(&frame, &mut pcm);
             let now = self.position;
             self.position += STEP;
             match (loud, self.utterance) {

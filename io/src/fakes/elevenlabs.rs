@@ -1,9 +1,11 @@
 //! A fake ElevenLabs (PROTOCOLS.md §4) on loopback that speaks with the real local voice:
 //! the multi-context WebSocket (`/v1/text-to-speech/{voice}/multi-stream-input`: contexts
 //! initialised with " ", text, flush, close_context → `isFinal`, at most five open contexts)
-//! and HTTP streaming (`/v1/text-to-speech/{voice}/stream`). Audio is `ulaw_8000` from
-//! espeak-ng, in 200 ms chunks, each with the alignment of the characters it carries, after
-//! the profile's first-audio delay.
+//! and HTTP streaming (`/v1/text-to-speech/{voice}/stream`). Audio is espeak-ng's, in the
+//! `output_format` asked for — `ulaw_8000`, or 16-bit PCM as `pcm_8000` or `pcm_16000` — in
+//! 200 ms chunks, each with the alignment of the characters it carries, after the profile's
+//! first-audio delay. A context speaks each flushed text in turn; with `auto_mode=true` every
+//! text message is generated as it arrives, no flush needed (the chunk schedule is off).
 //! Faults: `Stall` (a socket or request that never answers), `DropAfter(n)` (the socket drops
 //! after n audio messages), `Status(code)` (the upgrade or the request is refused). [`Notices`]
 //! answer the next flushed context with what else the server may say: an error for that
@@ -36,6 +38,8 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 
+use hermes_core::codec::G711;
+use hermes_core::dsp::resample::Upsampler2x;
 use hermes_core::engines::Voice;
 
 use super::profile::{DelayLog, Fault, Faults, LatencyProfile, SharedRng};
@@ -205,12 +209,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if req.headers().get("xi-api-key").is_none_or(|v| v.is_empty()) {
         return Ok(plain(StatusCode::UNAUTHORIZED, detail("invalid_api_key")));
     }
-    if !query.split('&').any(|p| p == "output_format=ulaw_8000") {
+    let Some(format) = OutputFormat::from_query(query_param(&query, "output_format")) else {
         return Ok(plain(
             StatusCode::BAD_REQUEST,
-            detail("this fake speaks output_format=ulaw_8000 only"),
+            detail("this fake speaks output_format ulaw_8000, pcm_8000 or pcm_16000"),
         ));
-    }
+    };
+    let auto_mode = query_param(&query, "auto_mode") == "true";
     match parts.as_slice() {
         ["v1", "text-to-speech", _voice, "multi-stream-input"] => {
             let fault = shared.faults.next();
@@ -218,20 +223,83 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
                 return Ok(plain(status, detail("injected fault")));
             }
-            Ok(upgrade(shared, req, fault))
+            Ok(upgrade(shared, req, fault, Socket { format, auto_mode }))
         }
         ["v1", "text-to-speech", _voice, "stream"] if req.method() == "POST" => {
-            Ok(http_stream(shared, req).await)
+            Ok(http_stream(shared, req, format).await)
         }
         _ => Ok(plain(StatusCode::NOT_FOUND, detail("no such endpoint"))),
     }
 }
 
-fn upgrade(shared: Arc<Shared>, req: Request<Incoming>, fault: Option<Fault>) -> Response<Body> {
+/// The value of `name` in a URL query (empty when absent).
+fn query_param<'a>(query: &'a str, name: &str) -> &'a str {
+    query.split('&').find_map(|p| p.strip_prefix(name)?.strip_prefix('=')).unwrap_or("")
+}
+
+/// The audio formats the fake speaks: what it synthesises (μ-law at 8 kHz), or that as
+/// 16-bit little-endian PCM at 8 or 16 kHz.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputFormat {
+    Ulaw8000,
+    Pcm8000,
+    Pcm16000,
+}
+
+impl OutputFormat {
+    fn from_query(value: &str) -> Option<OutputFormat> {
+        match value {
+            "ulaw_8000" => Some(OutputFormat::Ulaw8000),
+            "pcm_8000" => Some(OutputFormat::Pcm8000),
+            "pcm_16000" => Some(OutputFormat::Pcm16000),
+            _ => None,
+        }
+    }
+
+    /// One chunk of synthesised μ-law in this format; `up` carries the 16 kHz resampler's
+    /// state across the chunks of one text.
+    fn encode(self, mulaw: &[u8], up: &mut Upsampler2x) -> Vec<u8> {
+        if self == OutputFormat::Ulaw8000 {
+            return mulaw.to_vec();
+        }
+        let mut pcm = vec![0i16; mulaw.len()];
+        G711::Mulaw.decode_into(mulaw, &mut pcm);
+        match self {
+            OutputFormat::Ulaw8000 | OutputFormat::Pcm8000 => {
+                pcm.iter().flat_map(|s| s.to_le_bytes()).collect()
+            }
+            OutputFormat::Pcm16000 => {
+                let input: Vec<f32> = pcm.iter().map(|&s| f32::from(s)).collect();
+                let mut output = vec![0f32; input.len() * 2];
+                up.process(&input, &mut output);
+                output
+                    .iter()
+                    .flat_map(|&s| (s.round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
+                    .collect()
+            }
+        }
+    }
+}
+
+/// What one socket asked for in its URL.
+#[derive(Clone, Copy, Debug)]
+struct Socket {
+    format: OutputFormat,
+    /// Every text message is generated as it arrives (no flush needed).
+    auto_mode: bool,
+}
+
+fn upgrade(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    fault: Option<Fault>,
+    socket: Socket,
+) -> Response<Body> {
     let Some(key) = req.headers().get(hyper::header::SEC_WEBSOCKET_KEY) else {
         return plain(StatusCode::BAD_REQUEST, detail("expected a WebSocket upgrade"));
     };
     let accept = derive_accept_key(key.as_bytes());
+    let options = socket;
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else { return };
         let socket = WebSocketStream::from_raw_socket(
@@ -240,7 +308,7 @@ fn upgrade(shared: Arc<Shared>, req: Request<Incoming>, fault: Option<Fault>) ->
             Some(crate::net::ws::socket_config(1 << 20, 1 << 20)),
         )
         .await;
-        multi_context(shared, socket, fault).await;
+        multi_context(shared, socket, fault, options).await;
     });
     let mut r = Response::new(Either::Left(Full::new(Bytes::new())));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -259,13 +327,19 @@ struct Context {
     text: String,
     /// Its flushed text is being spoken.
     speaking: bool,
+    /// Texts flushed while an earlier one was being spoken, in order.
+    queued: VecDeque<String>,
     closed: bool,
 }
 
 type Contexts = Arc<Mutex<HashMap<String, Context>>>;
 
-async fn multi_context<S>(shared: Arc<Shared>, socket: WebSocketStream<S>, fault: Option<Fault>)
-where
+async fn multi_context<S>(
+    shared: Arc<Shared>,
+    socket: WebSocketStream<S>,
+    fault: Option<Fault>,
+    options: Socket,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     shared.sockets.fetch_add(1, Ordering::Relaxed);
@@ -317,9 +391,11 @@ where
             break;
         }
         let Some(ctx) = v["context_id"].as_str().map(String::from) else { continue };
-        let flush = v["flush"].as_bool() == Some(true);
-        let close = v["close_context"].as_bool() == Some(true);
         let words = v["text"].as_str().unwrap_or("");
+        // Auto mode generates each text as it comes, as a flush would.
+        let flush =
+            v["flush"].as_bool() == Some(true) || (options.auto_mode && !words.trim().is_empty());
+        let close = v["close_context"].as_bool() == Some(true);
         let speak_now = {
             let Ok(mut map) = contexts.lock() else { break };
             if !map.contains_key(&ctx) && map.len() >= MAX_CONTEXTS {
@@ -345,7 +421,11 @@ where
                     shared.interrupted.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            if flush && !c.text.trim().is_empty() && !c.speaking {
+            if flush && !c.text.trim().is_empty() && c.speaking {
+                // Spoken once what is being said now is out.
+                c.queued.push_back(std::mem::take(&mut c.text));
+                None
+            } else if flush && !c.text.trim().is_empty() {
                 match shared.notices.next() {
                     Some(notice @ (Notice::ContextError | Notice::SocketError)) => {
                         let mut error = json!({"message": "The text could not be synthesised.",
@@ -385,33 +465,89 @@ where
             if let Ok(mut log) = shared.texts.lock() {
                 log.push((ctx.clone(), words.trim().to_string()));
             }
-            tokio::spawn(speak_context(shared.clone(), contexts.clone(), ctx, words, out.clone()));
+            tokio::spawn(speak_context(
+                shared.clone(),
+                contexts.clone(),
+                ctx,
+                words,
+                out.clone(),
+                options.format,
+            ));
         }
     }
     drop(out);
     let _ = (&mut writer).await;
 }
 
-/// Speaks one context's flushed text; ends it with `isFinal` if it was closed meanwhile.
+/// Speaks one context's flushed texts, in order; ends it with `isFinal` if it was closed
+/// meanwhile.
 async fn speak_context(
     shared: Arc<Shared>,
     contexts: Contexts,
     ctx: String,
     words: String,
     out: mpsc::Sender<Message>,
+    format: OutputFormat,
 ) {
+    let mut words = words;
+    loop {
+        if !speak_text(&shared, &contexts, &ctx, &words, &out, format).await {
+            return;
+        }
+        let next = {
+            let Ok(mut map) = contexts.lock() else { return };
+            let Some(c) = map.get_mut(&ctx) else { return };
+            match c.queued.pop_front() {
+                Some(next) => Some(next),
+                None if c.closed => {
+                    map.remove(&ctx);
+                    None
+                }
+                None => {
+                    c.speaking = false;
+                    return;
+                }
+            }
+        };
+        match next {
+            Some(next) => {
+                if let Ok(mut log) = shared.texts.lock() {
+                    log.push((ctx.clone(), next.trim().to_string()));
+                }
+                words = next;
+            }
+            None => {
+                let final_ = json!({"isFinal": true, "contextId": ctx});
+                let _ = out.send(Message::Text(final_.to_string().into())).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Speaks one text of a context after the profile's first-audio delay; false when the context
+/// went away (or the socket) before its end.
+async fn speak_text(
+    shared: &Shared,
+    contexts: &Contexts,
+    ctx: &str,
+    words: &str,
+    out: &mpsc::Sender<Message>,
+    format: OutputFormat,
+) -> bool {
     tokio::time::sleep(shared.rng.sample(shared.profile.tts_first_audio)).await;
-    let Some(audio) = shared.speak(&words).await else { return };
+    let Some(audio) = shared.speak(words).await else { return false };
     // Characters spread evenly over the audio; each chunk carries those that start in it,
     // timed from the start of the sentence (one of the two forms PROTOCOLS §4 allows).
     let chars: Vec<String> = words.chars().map(String::from).collect();
     let per_char_ms = audio.len() as f64 / 8.0 / chars.len().max(1) as f64;
     let start_ms = |k: usize| (k as f64 * per_char_ms).round() as u64;
     let mut next_char = 0;
+    let mut up = Upsampler2x::new();
     for (i, chunk) in audio.chunks(CHUNK).enumerate() {
-        let still_open = contexts.lock().map(|m| m.contains_key(&ctx)).unwrap_or(false);
+        let still_open = contexts.lock().map(|m| m.contains_key(ctx)).unwrap_or(false);
         if !still_open {
-            return;
+            return false;
         }
         let chunk_end_ms = ((i * CHUNK + chunk.len()) / 8) as u64;
         let first = next_char;
@@ -421,30 +557,21 @@ async fn speak_context(
         let alignment = json!({"chars": chars[first..next_char],
                                "charStartTimesMs": (first..next_char).map(start_ms).collect::<Vec<_>>(),
                                "charDurationsMs": vec![per_char_ms.round() as u64; next_char - first]});
-        let message = json!({"audio": base64::engine::general_purpose::STANDARD.encode(chunk),
+        let encoded = format.encode(chunk, &mut up);
+        let message = json!({"audio": base64::engine::general_purpose::STANDARD.encode(encoded),
                              "normalizedAlignment": alignment, "alignment": alignment, "contextId": ctx});
         if out.send(Message::Text(message.to_string().into())).await.is_err() {
-            return;
+            return false;
         }
     }
-    let closed = {
-        let Ok(mut map) = contexts.lock() else { return };
-        let closed = map.get(&ctx).is_some_and(|c| c.closed);
-        if closed {
-            map.remove(&ctx);
-        } else if let Some(c) = map.get_mut(&ctx) {
-            c.speaking = false;
-        }
-        closed
-    };
-    if closed {
-        let _ = out
-            .send(Message::Text(json!({"isFinal": true, "contextId": ctx}).to_string().into()))
-            .await;
-    }
+    true
 }
 
-async fn http_stream(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+async fn http_stream(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    format: OutputFormat,
+) -> Response<Body> {
     let fault = shared.faults.next();
     if let Some(Fault::Status(code)) = fault {
         return plain(
@@ -472,13 +599,18 @@ async fn http_stream(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bo
         }
         tokio::time::sleep(shared.rng.sample(shared.profile.tts_first_audio)).await;
         let Some(audio) = shared.speak(&words).await else { return };
+        let mut up = Upsampler2x::new();
         for chunk in audio.chunks(CHUNK) {
-            if tx.send_data(Bytes::copy_from_slice(chunk)).await.is_err() {
+            if tx.send_data(Bytes::from(format.encode(chunk, &mut up))).await.is_err() {
                 return;
             }
         }
     });
     let mut r = Response::new(Either::Right(body));
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("audio/basic"));
+    let kind = match format {
+        OutputFormat::Ulaw8000 => "audio/basic",
+        _ => "audio/pcm",
+    };
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static(kind));
     r
 }

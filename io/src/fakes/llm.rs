@@ -175,10 +175,22 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     };
     if anthropic {
         let has = |name: &str| req.headers().get(name).is_some_and(|v| !v.is_empty());
-        if !has("x-api-key") {
+        // The official SDKs send an API key as `x-api-key`, an auth token as
+        // `Authorization: Bearer`; Anthropic takes either.
+        let bearer = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|token| !token.trim().is_empty());
+        if !has("x-api-key") && !bearer {
             return Ok(json_response(
                 401,
-                error_json(true, "authentication_error", "x-api-key header is required"),
+                error_json(
+                    true,
+                    "authentication_error",
+                    "x-api-key or Authorization: Bearer header is required",
+                ),
             ));
         }
         if !has("anthropic-version") {
@@ -244,16 +256,25 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 }
 
 /// The local time the request's system text tells the model, in either protocol's shape
-/// (Anthropic: a block of `system`; OpenAI: a `system` message).
+/// (Anthropic: `system` as a string or blocks; OpenAI: a `system` message), on a line of its
+/// own anywhere in that text (a client may append it to its prompt).
 fn told_time(request: &Value) -> Option<DateTime> {
-    let blocks = request["system"].as_array().into_iter().flatten().map(|b| &b["text"]);
+    let system = match &request["system"] {
+        Value::Array(blocks) => blocks.iter().map(|b| &b["text"]).collect::<Vec<_>>(),
+        other => vec![other],
+    };
     let messages = request["messages"]
         .as_array()
         .into_iter()
         .flatten()
         .filter(|m| m["role"] == "system")
         .map(|m| &m["content"]);
-    blocks.chain(messages).filter_map(Value::as_str).find_map(read_clock_line)
+    system
+        .into_iter()
+        .chain(messages)
+        .filter_map(Value::as_str)
+        .flat_map(str::lines)
+        .find_map(read_clock_line)
 }
 
 /// One SSE event to send, and whether it carries a token (paced after the first).

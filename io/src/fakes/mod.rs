@@ -1,6 +1,7 @@
 //! Protocol-faithful stand-ins for the outside world, for tests, the simulator and demos
 //! (feature `fakes`). A fake is never a default for real calls.
 
+pub mod business;
 pub mod caller;
 pub mod carrier;
 pub mod deepgram;

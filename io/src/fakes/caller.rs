@@ -575,8 +575,10 @@ pub async fn run_caller(
                 }
                 if was_playing && player.is_silent() {
                     played_out_at = Some(now + FRAME);
+                    // Run dry in the middle of a line (its mark not yet sent): held back.
                     if let Some(turn) = log.turns.last_mut()
                         && turn.barge_in
+                        && mid_line
                         && turn.stopped_at.is_none()
                         && now + FRAME > turn.speech_start
                     {

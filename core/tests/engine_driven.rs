@@ -545,7 +545,7 @@ fn a_pause_ends_by_itself_and_a_flush_after_one_reports_all_released_audio_as_he
 fn syllables_pcm(ms: u64, syllable: u64, gain: f32) -> Vec<i16> {
     (0..ms * 8)
         .map(|i| {
-            let on = (i / (syllable * 8)) % 2 == 0;
+            let on = (i / (syllable * 8)).is_multiple_of(2);
             let s = (2.0 * std::f32::consts::PI * 300.0 * i as f32 / 8000.0).sin();
             if on { (s * gain * 32767.0) as i16 } else { 0 }
         })

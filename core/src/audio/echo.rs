@@ -236,7 +236,7 @@ mod tests {
     fn syllables(ms: u64, syllable: u64, gain: f32) -> Vec<i16> {
         (0..ms * 8)
             .map(|i| {
-                let on = (i / (syllable * 8)) % 2 == 0;
+                let on = (i / (syllable * 8)).is_multiple_of(2);
                 let s = (2.0 * std::f32::consts::PI * 300.0 * i as f32 / 8000.0).sin();
                 if on { (s * gain * 32767.0) as i16 } else { 0 }
             })
@@ -255,7 +255,7 @@ mod tests {
         let (mut echo, mut judged) = (0, 0);
         for (i, chunk) in inbound.chunks(160).enumerate() {
             gate.heard((i as u64 + 1) * 160, chunk);
-            if i % 2 == 1 && i > 20 {
+            if !i.is_multiple_of(2) && i > 20 {
                 judged += 1;
                 echo += usize::from(gate.explains_latest());
             }

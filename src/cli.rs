@@ -319,6 +319,13 @@ pub struct SimArgs {
     /// After its last turn, how long a caller waits for the agent to end the call.
     #[arg(long, default_value_t = 6000, value_name = "MS")]
     pub linger_ms: u64,
+    /// The callers' lines echo the agent's voice back this long after they play it, as a
+    /// phone line's hybrid does (typically 50-250 ms); see --echo-db. Default: no echo.
+    #[arg(long, value_name = "MS")]
+    pub echo_ms: Option<u64>,
+    /// With --echo-ms: how far below the agent's voice its echo comes back (typically 20-35).
+    #[arg(long, default_value_t = 25.0, value_name = "DB")]
+    pub echo_db: f32,
     /// Keep the in-process Hermes up this long after the calls, and print its dashboard URL
     /// (with a one-off token) on stderr first, to look at the calls' figures.
     #[arg(long = "hold", default_value_t = 0, value_name = "SECONDS")]

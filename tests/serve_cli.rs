@@ -320,6 +320,7 @@ fn more_agent_ended_twilio_calls_than_the_carrier_queue_holds_are_each_recorded(
                 // Long enough for the agent's hand-off line; a call stuck on a full queue
                 // is hung up by the caller instead.
                 linger: Duration::from_secs(15),
+                echo: None,
             };
             pass.fill(&mut script);
             let (url, slots) = (url.clone(), slots.clone());
@@ -685,6 +686,7 @@ fn a_burst_of_three_times_capacity_is_refused_busy_beyond_it_and_every_admitted_
             settle: Duration::from_millis(600),
             max_wait: Duration::from_secs(10),
             linger: Duration::from_secs(1),
+            echo: None,
         };
         let mut calls = tokio::task::JoinSet::new();
         for (call_sid, answer, _) in &admitted {

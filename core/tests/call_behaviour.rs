@@ -22,6 +22,17 @@ fn greeted() -> Sim {
     sim
 }
 
+/// [`greeted`], with the agent talking on over the caller until the barge-in minimum confirms
+/// a barge-in (`barge_in_pause` off): what a cut and a false start do.
+fn greeted_without_pause() -> Sim {
+    let mut cfg = CallConfig::default();
+    cfg.conversation.barge_in_pause = false;
+    let mut sim = Sim::new(cfg);
+    sim.answer(Direction::Inbound);
+    sim.run_until(ms(5000));
+    sim
+}
+
 fn user_messages(messages: &[Message]) -> Vec<String> {
     messages
         .iter()
@@ -206,7 +217,7 @@ fn llm_output_is_spoken_in_sentences_without_splitting_prices_or_times() {
 
 #[test]
 fn barge_in_during_tts_clears_playback_and_keeps_only_what_was_heard() {
-    let mut sim = greeted();
+    let mut sim = greeted_without_pause();
     sim.replies.push_back(Reply::Text(vec![
         "We have three stylists. Ana does colour. Ben does beards. Who would you like?",
     ]));
@@ -273,7 +284,7 @@ fn backchannel_during_tts_does_not_interrupt() {
 
 #[test]
 fn an_acknowledgement_whose_words_come_after_the_barge_in_only_pauses_the_agent() {
-    let mut sim = greeted();
+    let mut sim = greeted_without_pause();
     sim.replies
         .push_back(Reply::Text(vec!["Your order shipped on Friday. It should arrive by Tuesday."]));
     sim.caller_says(ms(5000), ms(800), "where is my order");
@@ -314,7 +325,7 @@ fn a_cough_shorter_than_the_barge_in_minimum_does_not_interrupt() {
 
 #[test]
 fn false_start_resumes_what_was_cut_so_the_agent_is_never_left_silent() {
-    let mut sim = greeted();
+    let mut sim = greeted_without_pause();
     sim.replies
         .push_back(Reply::Text(vec!["Your order shipped on Friday. It should arrive by Tuesday."]));
     sim.caller_says(ms(5000), ms(800), "where is my order");
@@ -327,6 +338,154 @@ fn false_start_resumes_what_was_cut_so_the_agent_is_never_left_silent() {
     assert_eq!(again, 2, "the cut sentence is said again: {spoken:?}");
     let said = assistant_messages(&sim.last_context());
     assert!(!said.iter().any(|t| t.contains('—')), "said again whole, not kept cut: {said:?}");
+}
+
+#[test]
+fn the_callers_voice_over_the_agent_pauses_its_playout_at_once_and_words_confirm_the_barge_in() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "We have three stylists. Ana does colour. Ben does beards. Who would you like?",
+    ]));
+    sim.caller_says(ms(5000), ms(800), "who works there");
+    sim.caller_says(ms(9000), ms(1200), "Ben please");
+    sim.run_until(ms(14_000));
+    let hold = CallConfig::default().conversation.barge_in_min_ms.as_duration();
+    let paused = sim.first(|a| matches!(a, Action::PausePlayback { .. })).expect("a pause");
+    assert_eq!(paused, ms(9000), "at the voice's onset, not after the barge-in minimum");
+    assert!(
+        sim.actions
+            .iter()
+            .any(|(_, a)| matches!(a, Action::PausePlayback { hold: h } if *h > hold))
+    );
+    // The barge-in minimum passed before any words: the agent, already quiet for the caller,
+    // drops nothing until they come.
+    assert_eq!(sim.first(|a| *a == Action::ClearPlayback), Some(ms(9600)), "words: cleared");
+    let context = sim.last_context();
+    let said = assistant_messages(&context);
+    assert!(said.iter().any(|t| t.contains("We have three stylists.")), "{said:?}");
+    assert!(!said.iter().any(|t| t.contains("Ben does beards")), "{said:?}");
+    assert_eq!(user_messages(&context).last().map(String::as_str), Some("Ben please"));
+    assert_eq!(
+        sim.count(|a| *a == Action::ResumePlayback),
+        0,
+        "a confirmed barge-in resumes nothing"
+    );
+    assert_eq!(sim.logged(CallLog::PlayoutPaused), 1);
+}
+
+#[test]
+fn a_cough_over_the_agent_pauses_it_and_playout_resumes_when_the_voice_ends() {
+    let mut sim = greeted();
+    sim.replies
+        .push_back(Reply::Text(vec!["Your order shipped on Friday and should arrive by Tuesday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.caller_noise(ms(8000), ms(150));
+    sim.run_until(ms(14_000));
+    assert_eq!(sim.first(|a| matches!(a, Action::PausePlayback { .. })), Some(ms(8000)));
+    assert_eq!(sim.first(|a| *a == Action::ResumePlayback), Some(ms(8150)));
+    assert_eq!(
+        sim.count(|a| *a == Action::ClearPlayback),
+        0,
+        "nothing dropped, nothing said again"
+    );
+    assert_eq!(sim.logged(CallLog::PlayoutResumed), 1);
+    let spoken = sim.spoken();
+    assert_eq!(spoken.iter().filter(|t| t.contains("arrive by Tuesday")).count(), 1, "{spoken:?}");
+}
+
+#[test]
+fn an_acknowledgement_over_the_agent_resumes_its_playout_at_the_barge_in_minimum() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Text(vec![
+        "Your order shipped on Friday and should arrive by Tuesday. Anything else?",
+    ]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.caller_says(ms(8000), ms(600), "mm-hmm");
+    sim.run_until(ms(16_000));
+    assert_eq!(sim.first(|a| matches!(a, Action::PausePlayback { .. })), Some(ms(8000)));
+    assert_eq!(sim.first(|a| *a == Action::ResumePlayback), Some(ms(8300)));
+    assert_eq!(sim.count(|a| *a == Action::ClearPlayback), 0);
+    assert_eq!(sim.logged(CallLog::BargeIn), 0);
+}
+
+#[test]
+fn a_sound_over_the_agent_past_the_barge_in_minimum_with_no_words_resumes_it_with_nothing_said_again()
+ {
+    let mut sim = greeted();
+    sim.replies
+        .push_back(Reply::Text(vec!["Your order shipped on Friday. It should arrive by Tuesday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.caller_noise(ms(8000), ms(600)); // past the barge-in minimum, no words ever
+    sim.run_until(ms(15_000));
+    assert_eq!(sim.first(|a| *a == Action::ResumePlayback), Some(ms(8600)), "at the voice's end");
+    assert_eq!(sim.logged(CallLog::BargeIn), 0);
+    assert_eq!(sim.logged(CallLog::FalseStart), 0);
+    let spoken = sim.spoken();
+    let again = spoken.iter().filter(|t| t.contains("arrive by Tuesday")).count();
+    assert_eq!(again, 1, "it goes on where it stopped, nothing is said twice: {spoken:?}");
+    let said = assistant_messages(&sim.call.context().messages);
+    assert!(said.iter().any(|t| t.contains("arrive by Tuesday")), "heard whole: {said:?}");
+}
+
+#[test]
+fn an_acknowledgement_whose_words_come_after_the_voice_only_pauses_the_agent() {
+    let mut sim = greeted();
+    sim.replies
+        .push_back(Reply::Text(vec!["Your order shipped on Friday. It should arrive by Tuesday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.input_at(ms(8000), Input::SpeechStarted { at: sim.at(ms(8000)) });
+    sim.input_at(ms(8600), Input::SpeechEnded { at: sim.at(ms(8600)) });
+    sim.input_at(
+        ms(8800),
+        Input::Transcript { text: "Uh-huh.".into(), is_final: true, ends_utterance: true },
+    );
+    sim.run_until(ms(16_000));
+    assert_eq!(sim.logged(CallLog::BargeIn), 0, "never cut");
+    assert_eq!(sim.logged(CallLog::BackchannelIgnored), 1);
+    assert_eq!(sim.llm_starts(), 1, "the acknowledgement is not a turn");
+    let spoken = sim.spoken();
+    let again = spoken.iter().filter(|t| t.contains("arrive by Tuesday")).count();
+    assert_eq!(again, 1, "nothing is said twice: {spoken:?}");
+}
+
+#[test]
+fn words_that_never_come_confirm_the_barge_in_a_little_after_the_minimum() {
+    let mut sim = greeted();
+    sim.replies
+        .push_back(Reply::Text(vec!["Your order shipped on Friday. It should arrive by Tuesday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.caller_noise(ms(8000), ms(2000)); // a long sound, and no transcript of it
+    sim.run_until(ms(15_000));
+    let barge = sim.first(|a| *a == Action::ClearPlayback).expect("a barge-in");
+    let c = CallConfig::default().conversation;
+    assert!(barge > ms(8000) + c.barge_in_min_ms.as_duration() && barge < ms(10_000), "{barge:?}");
+}
+
+#[test]
+fn with_barge_in_pause_off_the_agent_talks_on_until_the_barge_in_is_confirmed() {
+    let mut cfg = CallConfig::default();
+    cfg.conversation.barge_in_pause = false;
+    let mut sim = Sim::new(cfg);
+    sim.answer(Direction::Inbound);
+    sim.run_until(ms(5000));
+    sim.replies
+        .push_back(Reply::Text(vec!["Your order shipped on Friday and should arrive by Tuesday."]));
+    sim.caller_says(ms(5000), ms(800), "where is my order");
+    sim.caller_says(ms(8000), ms(1200), "and can I change the address");
+    sim.run_until(ms(14_000));
+    assert_eq!(sim.count(|a| matches!(a, Action::PausePlayback { .. })), 0);
+    assert_eq!(sim.first(|a| *a == Action::ClearPlayback), Some(ms(8300)));
+}
+
+#[test]
+fn the_goodbye_is_never_paused() {
+    let mut sim = greeted();
+    sim.replies.push_back(Reply::Tools(vec![("end_call", "{}")]));
+    sim.caller_says(ms(5000), ms(800), "thanks that's all");
+    // The goodbye plays from about 6.7 s; the caller talks over it.
+    sim.caller_says(ms(7000), ms(800), "bye now");
+    sim.run_until(ms(20_000));
+    assert_eq!(sim.count(|a| matches!(a, Action::PausePlayback { .. })), 0);
 }
 
 #[test]
@@ -1161,6 +1320,9 @@ fn a_pause_shorter_than_the_vads_window_does_not_restart_a_barge_in() {
     sim.input_at(ms(8000), Input::SpeechStarted { at: sim.at(ms(8000)) });
     sim.input_at(ms(8100) + JUDGED_PAUSE, Input::SpeechEnded { at: sim.at(ms(8100)) });
     sim.input_at(ms(8250), Input::SpeechStarted { at: sim.at(ms(8250)) });
+    // Words are in by the barge-in minimum: it confirms the barge-in then.
+    let partial = Input::Transcript { text: "wait".into(), is_final: false, ends_utterance: false };
+    sim.input_at(ms(8280), partial);
     sim.run_until(ms(9000));
     // As with the VAD's own window, one stretch of voice: the barge-in minimum (300 ms)
     // counts from its start.

@@ -1,7 +1,8 @@
 //! Invariants of the conversation machine over random interleavings of inputs: whatever the
 //! caller, providers and carrier do, in whatever order, the machine never panics, never acts
-//! after the call ended, never leaves the agent holding the floor without a timer, and every
-//! line it sends to TTS ends (heard, cancelled or failed).
+//! after the call ended, never leaves the agent holding the floor without a timer, every
+//! line it sends to TTS ends (heard, cancelled or failed), and a pause for a barge-in is always
+//! decided.
 
 use std::time::{Duration, Instant};
 
@@ -81,17 +82,22 @@ fn script() -> impl Strategy<Value = Vec<(u64, Input)>> {
     prop::collection::vec((0u64..3000, input()), 0..60)
 }
 
+/// What the actions so far say: whether the call ended, and whether the agent's playout is
+/// paused for a barge-in still to be confirmed.
+#[derive(Default)]
+struct Seen {
+    ended: bool,
+    paused: bool,
+}
+
 /// Drains actions, checking nothing follows the end of the call.
-fn drain(
-    call: &mut Call,
-    ended_by_action: &mut bool,
-    speaks: &mut Vec<SpeakId>,
-) -> Result<(), TestCaseError> {
+fn drain(call: &mut Call, seen: &mut Seen) -> Result<(), TestCaseError> {
     while let Some(action) = call.poll_action() {
-        prop_assert!(!*ended_by_action, "action after the call ended: {action:?}");
+        prop_assert!(!seen.ended, "action after the call ended: {action:?}");
         match action {
-            Action::Hangup { .. } | Action::Transfer { .. } => *ended_by_action = true,
-            Action::Speak { speak, .. } => speaks.push(speak),
+            Action::Hangup { .. } | Action::Transfer { .. } => seen.ended = true,
+            Action::PausePlayback { .. } => seen.paused = true,
+            Action::ResumePlayback | Action::ClearPlayback => seen.paused = false,
             _ => {}
         }
     }
@@ -103,8 +109,7 @@ fn advance(
     call: &mut Call,
     now: &mut Instant,
     until: Instant,
-    ended: &mut bool,
-    speaks: &mut Vec<SpeakId>,
+    seen: &mut Seen,
 ) -> Result<(), TestCaseError> {
     while let Some(deadline) = call.poll_timeout() {
         if deadline > until {
@@ -112,7 +117,7 @@ fn advance(
         }
         *now = (*now).max(deadline);
         call.handle_timeout(*now);
-        drain(call, ended, speaks)?;
+        drain(call, seen)?;
     }
     *now = (*now).max(until);
     Ok(())
@@ -126,24 +131,26 @@ proptest! {
         let t0 = Instant::now();
         let mut now = t0;
         let mut call = Call::new(CallConfig::default());
-        let (mut ended, mut speaks) = (false, Vec::new());
+        let mut seen = Seen::default();
         for (gap, input) in script {
             let at = now + Duration::from_millis(gap);
-            advance(&mut call, &mut now, at, &mut ended, &mut speaks)?;
+            advance(&mut call, &mut now, at, &mut seen)?;
             call.handle(now, retimed(input, now));
-            drain(&mut call, &mut ended, &mut speaks)?;
+            drain(&mut call, &mut seen)?;
             // Never silent forever: owing the caller something means a timer is armed.
             if call.agent_holds_floor() {
                 prop_assert!(call.poll_timeout().is_some(), "agent holds the floor ({:?}) with no timer", call.floor());
             }
-            if ended {
+            if seen.ended {
                 prop_assert!(call.is_ended(), "a Hangup or Transfer action ends the machine");
             }
         }
         // Then nobody answers anything, for a long time: the machine must settle.
         let far = now + Duration::from_secs(3600);
-        advance(&mut call, &mut now, far, &mut ended, &mut speaks)?;
+        advance(&mut call, &mut now, far, &mut seen)?;
         prop_assert!(!call.agent_holds_floor(), "still holding the floor after an hour of silence: {:?}", call.floor());
+        // A pause for a barge-in is always decided: the agent's audio is never left held.
+        prop_assert!(!seen.paused || call.is_ended(), "playout still paused after an hour of silence");
         // Every Speak ended: none is still outstanding.
         prop_assert_eq!(call.outstanding_speech(), 0);
         if call.is_ended() {

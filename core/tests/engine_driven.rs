@@ -471,3 +471,143 @@ fn the_silence_gate_skips_inference_on_quiet_audio_and_moves_no_speech_boundary(
         "every window scored, by the model or the gate"
     );
 }
+
+#[test]
+fn a_paused_playout_releases_nothing_and_resumes_from_the_same_sample() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    let line = tone_ulaw(2000, 0);
+    call.push_playout(SpeakId(1), &line);
+    let mut sent = Vec::new();
+    for _ in 0..10 {
+        rig.tick();
+        sent.extend(std::iter::from_fn(|| call.pop_egress()));
+    }
+    // The caller starts speaking: playout stops at once; the carrier drains its lead.
+    call.pause_playout(std::time::Duration::from_millis(1000));
+    for _ in 0..10 {
+        rig.tick();
+        assert!(call.pop_egress().is_none(), "nothing released while paused");
+    }
+    // A cough, not words: playout goes on.
+    call.resume_playout();
+    for _ in 0..30 {
+        rig.tick();
+        sent.extend(std::iter::from_fn(|| call.pop_egress()));
+    }
+    let positions: Vec<u64> = sent.iter().map(|f| f.position.0).collect();
+    let expected: Vec<u64> = (0..sent.len() as u64).map(|i| i * TICK).collect();
+    assert_eq!(positions, expected, "every frame once, in order: no repeat, no loss");
+    let audio: Vec<u8> = sent.iter().flat_map(|f| f.payload).collect();
+    assert_eq!(audio[..], line[..audio.len()], "the caller hears the line as it was written");
+    assert!(Rig::events(&mut call).iter().all(|e| !matches!(e, AudioEvent::PlayoutFlushed { .. })));
+}
+
+#[test]
+fn a_pause_ends_by_itself_and_a_flush_after_one_reports_all_released_audio_as_heard() {
+    let mut rig = Rig::new(1);
+    let mut call = rig.engine.add_call(G711::Mulaw).expect("call");
+    call.push_playout(SpeakId(1), &tone_ulaw(3000, 0));
+    for _ in 0..5 {
+        rig.tick();
+        while call.pop_egress().is_some() {}
+    }
+    let released = 5 * TICK + 7 * TICK; // the lead at the first tick, then one a tick
+    call.pause_playout(std::time::Duration::from_millis(400));
+    for _ in 0..10 {
+        rig.tick();
+        assert!(call.pop_egress().is_none());
+    }
+    // Words came: the barge-in is confirmed while paused, after the lead has played out.
+    call.flush_playout();
+    rig.tick();
+    let flushed = Rig::events(&mut call).into_iter().find_map(|e| match e {
+        AudioEvent::PlayoutFlushed { played, cut, .. } => Some((played, cut)),
+        _ => None,
+    });
+    let (played, cut) = flushed.expect("a flush report");
+    assert_eq!(played, Samples(released), "the caller heard all that was released");
+    assert_eq!(cut, Some(PlayoutCut { speak: SpeakId(1), heard: Samples(released) }));
+    // A second pause that nobody lifts runs out on its own.
+    call.push_playout(SpeakId(2), &tone_ulaw(1000, 0));
+    call.pause_playout(std::time::Duration::from_millis(100));
+    let mut resumed_after = None;
+    for i in 1..=10 {
+        rig.tick();
+        if call.pop_egress().is_some() && resumed_after.is_none() {
+            resumed_after = Some(i);
+        }
+    }
+    assert_eq!(resumed_after, Some(5), "100 ms on, at the fifth tick");
+}
+
+/// Speech-like agent audio: a 300 Hz tone in 150 ms syllables, near full scale.
+fn syllables_pcm(ms: u64, syllable: u64, gain: f32) -> Vec<i16> {
+    (0..ms * 8)
+        .map(|i| {
+            let on = (i / (syllable * 8)).is_multiple_of(2);
+            let s = (2.0 * std::f32::consts::PI * 300.0 * i as f32 / 8000.0).sin();
+            if on { (s * gain * 32767.0) as i16 } else { 0 }
+        })
+        .collect()
+}
+
+/// The agent says 3 s of syllables; the line echoes what the carrier plays 120 ms later,
+/// 25 dB down, plus `caller` (PCM, from the start). Returns the VAD onsets and the windows
+/// the echo gate took for echo.
+fn echoed_call(gate: bool, caller: &[i16]) -> (usize, u64) {
+    let mut cfg = config(1);
+    cfg.echo_gate.enabled = gate;
+    // A VAD that hears anything above -40 dBFS: the echo alone is "speech" to it.
+    let vad = EnergyModel { threshold_rms: 0.01 };
+    let (engine, mut workers) = AudioEngine::start_driven(cfg, Arc::new(vad)).expect("engine");
+    let mut call = engine.add_call(G711::Mulaw).expect("call");
+    let agent: Vec<u8> =
+        syllables_pcm(3000, 150, 0.9).iter().map(|&s| G711::Mulaw.encode(s)).collect();
+    call.push_playout(SpeakId(1), &agent);
+    let gain = 10f32.powf(-25.0 / 20.0);
+    let mut carrier: std::collections::VecDeque<u8> = Default::default();
+    let mut echo: std::collections::VecDeque<i16> = std::iter::repeat_n(0, 120 * 8).collect();
+    let (mut now, mut onsets, mut heard) = (0, 0, 0usize);
+    for _ in 0..200 {
+        now += TICK;
+        workers.tick(Samples(now));
+        while let Some(f) = call.pop_egress() {
+            carrier.extend(f.payload);
+        }
+        // The carrier plays one frame per tick; the line sends its echo back.
+        for _ in 0..FRAME_SAMPLES {
+            let played = carrier.pop_front().map_or(0, |b| G711::Mulaw.decode(b));
+            echo.push_back((f32::from(played) * gain) as i16);
+        }
+        let inbound: Vec<u8> = (0..FRAME_SAMPLES)
+            .map(|_| {
+                let e = echo.pop_front().unwrap_or(0);
+                let c = caller.get(heard).copied().unwrap_or(0);
+                heard += 1;
+                G711::Mulaw.encode(e.saturating_add(c))
+            })
+            .collect();
+        call.push_inbound(&inbound);
+        while let Some(e) = call.pop_event() {
+            if let AudioEvent::Vad { event: VadEvent::SpeechStarted { .. }, .. } = e {
+                onsets += 1;
+            }
+        }
+    }
+    (onsets, engine.stats().total().echo_windows_gated)
+}
+
+#[test]
+fn the_agents_own_echo_starts_no_speech_but_the_caller_over_it_does() {
+    let (onsets, _) = echoed_call(false, &[]);
+    assert!(onsets >= 1, "without the gate the echo is taken for the caller");
+    let (onsets, gated) = echoed_call(true, &[]);
+    assert_eq!(onsets, 0, "the gate explains the echo ({gated} windows)");
+    assert!(gated > 10, "{gated}");
+    // The caller talks over the agent from 1.5 s, 10 dB below it, in their own rhythm.
+    let mut caller = vec![0i16; 1500 * 8];
+    caller.extend(syllables_pcm(1000, 110, 0.3));
+    let (onsets, _) = echoed_call(true, &caller);
+    assert!(onsets >= 1, "real speech over the echo still starts a barge-in");
+}

@@ -172,6 +172,11 @@ impl MetricsSource for EngineMetrics {
         );
         out.counter("hermes_vad_errors_total", "VAD inferences that failed.", total.vad_errors);
         out.counter(
+            "hermes_echo_windows_gated_total",
+            "VAD windows heard as speech that the echo gate explained as the agent's own voice echoed back.",
+            total.echo_windows_gated,
+        );
+        out.counter(
             "hermes_ring_inbound_overrun_bytes_total",
             "Caller audio dropped because a call's inbound ring was full.",
             total.inbound_overrun_bytes,

@@ -764,10 +764,19 @@ async fn in_virtual_time_a_silent_caller_hears_the_silence_ladder_on_its_timings
 #[tokio::test(start_paused = true)]
 async fn in_virtual_time_a_caller_who_talks_over_the_greeting_cuts_it_and_a_false_start_asks_again()
 {
-    // The caller coughs for 800 ms a second into the greeting, and says nothing after.
+    // The caller coughs for 800 ms a second into the greeting, and says nothing after. The
+    // agent talks on until the barge-in minimum confirms it (no pause): a cut, then a false
+    // start.
     let talks_from = Duration::from_millis(1000);
     let talks_until = Duration::from_millis(1800);
-    let call = call_in_virtual_time(
+    let mut config = HermesConfig::default();
+    config.conversation.barge_in_pause = false;
+    let (deps, mut carrier_rx) = deps_with(config, |_| {});
+    let call = virtual_call(
+        &deps,
+        &mut carrier_rx,
+        "call-virtual",
+        "+15550100002",
         |t| {
             if (1000..1800).contains(&t.as_millis()) {
                 CallerDoes::Talks
@@ -821,6 +830,46 @@ const QUESTION_ENDS: Duration = Duration::from_millis(7600);
 
 /// The caller asks [`QUESTION`] from 6 s to 7.6 s (the greeting heard), listens, and hangs up
 /// at 16 s.
+#[tokio::test(start_paused = true)]
+async fn in_virtual_time_a_cough_over_the_greeting_pauses_it_and_it_goes_on_to_its_mark_whole() {
+    fn coughs(t: Duration) -> CallerDoes {
+        if (1000..1160).contains(&t.as_millis()) { CallerDoes::Talks } else { CallerDoes::Listens }
+    }
+    fn listens(_: Duration) -> CallerDoes {
+        CallerDoes::Listens
+    }
+    let coughed = call_in_virtual_time(coughs, Duration::from_secs(60)).await;
+    let quiet = call_in_virtual_time(listens, Duration::from_secs(60)).await;
+    let (greeting, _) = coughed.line_starts()[0];
+    let sent_at = |call: &VirtualCall| -> Vec<Duration> {
+        call.sent
+            .iter()
+            .filter(|(_, s)| *s == Sent::Audio(Some(greeting)))
+            .map(|(t, _)| *t)
+            .collect()
+    };
+    let (paused, unpaused) = (sent_at(&coughed), sent_at(&quiet));
+    assert_eq!(
+        paused.len(),
+        unpaused.len(),
+        "every frame of the greeting once: no repeat, no loss"
+    );
+    assert_eq!(coughed.first(Sent::Clear), None, "nothing was cut");
+    assert!(coughed.first(Sent::Mark(greeting)).is_some(), "the greeting was heard to its end");
+    // It stopped after the cough began and went on once its voice had ended.
+    let gap = paused.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    assert!(gap >= Duration::from_millis(200), "the longest gap between frames: {gap:?}");
+    let logs = &coughed.report.logs;
+    assert!(
+        logs.contains(&CallLog::PlayoutPaused)
+            && logs.contains(&CallLog::PlayoutResumed)
+            && !logs.contains(&CallLog::BargeIn),
+        "{logs:?}"
+    );
+    let record = coughed.report.record.as_ref().expect("a record");
+    assert!(!record.turns[0].heard.contains('—'), "heard whole: {:?}", record.turns[0]);
+}
+
 fn asks_then_hangs_up(t: Duration) -> CallerDoes {
     match t.as_millis() {
         6000..7600 => CallerDoes::Talks,

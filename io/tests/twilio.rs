@@ -437,6 +437,7 @@ async fn a_twilio_call_that_presses_0_is_transferred_through_the_rest_api_before
         settle: Duration::from_millis(300),
         max_wait: Duration::ZERO,
         linger: Duration::from_secs(20),
+        echo: None,
     };
     let log = run_caller(&format!("ws://{addr}/twilio/media"), &script, Some(ends))
         .await

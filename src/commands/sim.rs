@@ -13,6 +13,7 @@ use hermes_core::audio::AudioEngine;
 use hermes_core::config::{Env, HermesConfig};
 use hermes_io::call::{CallDeps, CarrierQueue};
 use hermes_io::carriers::stream_auth::StreamSecret;
+use hermes_io::fakes::caller::LineEcho;
 
 use crate::cli::{DemoArgs, SimArgs};
 use crate::commands::{providers, serve};
@@ -104,6 +105,10 @@ pub fn run(models_dir: &Path, args: &SimArgs) -> anyhow::Result<()> {
         ramp_ms: args.ramp_ms,
         settle_ms: args.settle_ms,
         linger_ms: args.linger_ms,
+        echo: args.echo_ms.map(|ms| LineEcho {
+            delay: std::time::Duration::from_millis(ms),
+            loss_db: args.echo_db,
+        }),
         hold: Hold::Seconds(args.hold_s),
         engines: args.engines.clone(),
         transcript: args.transcript,

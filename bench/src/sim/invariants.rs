@@ -459,6 +459,7 @@ mod tests {
             closed_with: None,
             duration: MS(until),
             waits_timed_out: 0,
+            underrun_ticks: 0,
         }
     }
 

@@ -31,7 +31,7 @@ use hermes_core::call::TurnTimeline;
 use hermes_core::config::HermesConfig;
 use hermes_core::wall_clock::{WallClock, parse_moment};
 use hermes_io::fakes::caller::{
-    CallerLog, CallerScript, Dialect, Step, VOICED_DBFS, run_caller, voiced_length,
+    CallerLog, CallerScript, Dialect, LineEcho, Step, VOICED_DBFS, run_caller, voiced_length,
 };
 use hermes_io::fakes::deepgram::ScriptLine;
 use hermes_io::fakes::profile::LatencyProfile;
@@ -66,6 +66,8 @@ pub struct SimOptions {
     pub ramp_ms: u64,
     pub settle_ms: u64,
     pub linger_ms: u64,
+    /// The callers' lines echo the agent's voice back (`--echo-ms`, `--echo-db`).
+    pub echo: Option<LineEcho>,
     pub hold: Hold,
     /// `fakes` or `local`.
     pub engines: String,
@@ -94,6 +96,7 @@ pub fn demo_options(listen: String, now: String, hold: Hold) -> SimOptions {
         ramp_ms: 0,
         settle_ms: 1500,
         linger_ms: 6000,
+        echo: None,
         hold,
         engines: "local".into(),
         transcript: true,
@@ -483,6 +486,7 @@ fn caller_script(
         settle: Duration::from_millis(args.settle_ms),
         max_wait: Duration::from_secs(10),
         linger: Duration::from_millis(args.linger_ms),
+        echo: args.echo,
     })
 }
 

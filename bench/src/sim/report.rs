@@ -279,6 +279,23 @@ impl Summary<'_> {
         let refused: Vec<f64> = self.calls.iter().filter_map(|c| c.refused_busy).map(ms).collect();
         let turns: usize =
             self.calls.iter().filter_map(|c| c.log.as_ref()).map(|l| l.turns.len()).sum();
+        // What stopped the agent, by the server's call logs (in-process runs): with line echo
+        // and no caller speaking over the agent, any pause or barge-in is the echo's doing.
+        let logged = |event: CallLog| -> usize {
+            self.calls
+                .iter()
+                .filter_map(|c| c.report.as_ref())
+                .map(|r| r.logs.iter().filter(|l| **l == event).count())
+                .sum()
+        };
+        let barge_in_turns: usize = self
+            .calls
+            .iter()
+            .filter_map(|c| c.log.as_ref())
+            .map(|l| l.turns.iter().filter(|t| t.barge_in).count())
+            .sum();
+        let underrun_ticks: usize =
+            self.calls.iter().filter_map(|c| c.log.as_ref()).map(|l| l.underrun_ticks).sum();
         let per_call: Vec<Value> = self
             .calls
             .iter()
@@ -350,6 +367,14 @@ impl Summary<'_> {
             "refused_busy_ms_p50": round(percentile(&refused, 50.0)),
             "refused_busy_ms_max": round(refused.iter().copied().reduce(f64::max)),
             "barge_in_stop_ms_p95": round(percentile(&barge, 95.0)),
+            // Turns in which the caller talked over the agent on purpose, and what the server
+            // did: playout paused (and resumed, no barge-in after all), barge-ins confirmed.
+            "barge_in_turns": barge_in_turns,
+            "playout_pauses": logged(CallLog::PlayoutPaused),
+            "playout_resumes": logged(CallLog::PlayoutResumed),
+            "barge_ins": logged(CallLog::BargeIn),
+            // The callers' playout ran dry mid-line, away from their own speech.
+            "underrun_ms": underrun_ticks * 20,
             "expectations_failed": self.expectations_failed(),
             // Null against a remote target: the invariants need what the target keeps.
             "invariants_broken": (self.info.target == "in-process").then(|| {
@@ -492,6 +517,15 @@ impl Summary<'_> {
                 f("barge_in_stop_ms_p95")
             );
         }
+        let _ = writeln!(
+            out,
+            "agent stopped by the caller   {} barge-in turn(s): {} pause(s), {} resumed, {} barge-in(s); {} ms of underrun",
+            json["barge_in_turns"],
+            json["playout_pauses"],
+            json["playout_resumes"],
+            json["barge_ins"],
+            json["underrun_ms"]
+        );
         if json["refused_busy"].as_u64().unwrap_or(0) > 0 {
             let _ = writeln!(
                 out,

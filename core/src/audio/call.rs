@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use rtrb::{Consumer, Producer};
@@ -28,6 +28,9 @@ pub(crate) struct CallShared {
     pub flush_target: AtomicU64,
     /// Engine clock position (samples) at which the latest flush was requested.
     pub flush_requested_at: AtomicU64,
+    /// Engine clock position until which the worker holds agent audio back (pause-then-confirm
+    /// barge-in); 0: no hold.
+    pub hold_until: AtomicU64,
     /// Level of the latest inbound audio, as `f32` bits (dBFS).
     pub input_level: AtomicU32,
     /// Events the worker could not queue because the async side was not reading.
@@ -49,6 +52,7 @@ impl CallShared {
             flush_seq: AtomicU64::new(0),
             flush_target: AtomicU64::new(0),
             flush_requested_at: AtomicU64::new(0),
+            hold_until: AtomicU64::new(0),
             input_level: AtomicU32::new(SILENCE_DBFS.to_bits()),
             events_dropped: AtomicU64::new(0),
             worker_stats,
@@ -215,6 +219,8 @@ impl CallAudio {
     /// worker answers with [`AudioEvent::PlayoutFlushed`], saying exactly what was heard.
     /// Audio written after this call is not affected.
     pub fn flush_playout(&mut self) {
+        // A flush ends any pause: what is written next plays at once.
+        self.shared.hold_until.store(0, Ordering::Release);
         self.flushed_before = self.written;
         // What is written next starts afresh, whichever utterance it belongs to.
         self.written_tag = None;
@@ -226,6 +232,23 @@ impl CallAudio {
         while self.egress.peek().is_ok_and(|f| f.position.0 < self.flushed_before) {
             let _ = self.egress.pop();
         }
+    }
+
+    /// Pause-then-confirm barge-in: the worker stops releasing agent audio from its next pass
+    /// (the carrier plays out the lead it holds, then the line is quiet), for at most `hold`.
+    /// Nothing is dropped: [`Self::resume_playout`] (or the hold running out) goes on from the
+    /// very next sample, and [`Self::flush_playout`] drops it as on any barge-in. Positions,
+    /// tags and marks are unaffected, so what the caller heard stays exact.
+    pub fn pause_playout(&self, hold: Duration) {
+        let until =
+            self.shared.clock.now() + Samples::from_millis(hold.as_millis() as u64).0.max(1);
+        self.shared.hold_until.store(until, Ordering::Release);
+    }
+
+    /// Lifts a pause: the worker releases again from where it stopped, at its next pass.
+    pub fn resume_playout(&self) {
+        self.shared.hold_until.store(0, Ordering::Release);
+        self.shared.release.nudge();
     }
 
     /// The next frame to send to the carrier, skipping any that a flush made stale.

@@ -1,5 +1,6 @@
 //! Tuning of the audio engine (`[audio]` in `hermes.toml`).
 
+use super::echo::EchoGateConfig;
 use crate::config::Problems;
 use crate::units::Millis;
 use crate::vad::SegmenterConfig;
@@ -35,6 +36,9 @@ pub struct AudioConfig {
     pub tick: Millis,
     /// Speech start/end detection.
     pub vad: SegmenterConfig,
+    /// Keeps the agent's own voice, echoed back by the phone line, from counting as the
+    /// caller's speech (`[audio.echo_gate]`).
+    pub echo_gate: EchoGateConfig,
 }
 
 impl Default for AudioConfig {
@@ -50,6 +54,7 @@ impl Default for AudioConfig {
             playout_buffer: Millis(8000),
             tick: Millis(20),
             vad: SegmenterConfig::default(),
+            echo_gate: EchoGateConfig::default(),
         }
     }
 }
@@ -116,6 +121,7 @@ impl AudioConfig {
             );
         }
         self.vad.check(out, "audio.vad.");
+        self.echo_gate.check(out);
     }
 }
 

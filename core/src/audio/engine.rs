@@ -208,6 +208,7 @@ impl AudioEngine {
             },
             shared.clone(),
             VadStream::new(self.config.vad),
+            self.config.echo_gate,
         ));
         worker.stats.calls.fetch_add(1, Ordering::Relaxed);
         if worker.admissions.push(slot).is_err() {

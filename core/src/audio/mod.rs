@@ -16,6 +16,7 @@
 mod alloc_probe;
 mod call;
 mod config;
+mod echo;
 mod engine;
 mod events;
 pub mod histogram;
@@ -28,6 +29,7 @@ mod worker;
 pub use alloc_probe::AllocationProbe;
 pub use call::CallAudio;
 pub use config::AudioConfig;
+pub use echo::EchoGateConfig;
 pub use engine::{AudioEngine, DrivenWorkers, EngineError};
 pub use events::{AudioEvent, EgressFrame, PlayoutCut};
 pub use histogram::{AtomicHistogram, HistogramSnapshot};

@@ -20,6 +20,9 @@ pub struct PlayoutClock {
     carrier_done_at: u64,
     /// Whether audio has been released since the last drain or flush.
     playing: bool,
+    /// Release is held until this clock position (pause-then-confirm barge-in): the carrier
+    /// plays out what it has, and nothing more goes until the hold ends or is lifted.
+    held_until: u64,
 }
 
 /// The outcome of a flush, in playout-stream samples.
@@ -39,9 +42,26 @@ impl PlayoutClock {
         self.carrier_done_at.saturating_sub(now)
     }
 
-    /// Whether another frame may be released now without exceeding `lead`.
+    /// Whether another frame may be released now without exceeding `lead` (and no hold is
+    /// on).
     pub fn may_release(&self, now: u64, lead: u64) -> bool {
-        self.buffered(now) < lead
+        now >= self.held_until && self.buffered(now) < lead
+    }
+
+    /// Holds release until clock position `until` (0, or any past position, lifts the hold).
+    /// Nothing is dropped: the next frame released is the one that would have been next.
+    pub fn hold(&mut self, until: u64) {
+        self.held_until = until;
+    }
+
+    /// Whether release is held at `now`.
+    pub fn is_held(&self, now: u64) -> bool {
+        now < self.held_until
+    }
+
+    /// The clock position at which a frame released at `now` starts to play.
+    pub fn plays_at(&self, now: u64) -> u64 {
+        self.carrier_done_at.max(now)
     }
 
     /// Records the release of `n` samples at `now`; returns the stream position of the first.
@@ -174,6 +194,51 @@ mod tests {
         assert_eq!(outcome.played, 0);
         assert_eq!(outcome.cleared_in_carrier, 800);
         assert_eq!(clock.buffered(0), FRAME, "the new utterance's frame stays queued");
+    }
+
+    /// Releases at every tick from `*t` to `until` as the worker would; returns the stream
+    /// positions released.
+    fn run(clock: &mut PlayoutClock, t: &mut u64, until: u64, queued: &mut u64) -> Vec<u64> {
+        let mut released = Vec::new();
+        while *t <= until {
+            while *queued >= FRAME && clock.may_release(*t, LEAD) {
+                released.push(clock.release(*t, FRAME));
+                *queued -= FRAME;
+            }
+            *t += FRAME;
+        }
+        released
+    }
+
+    #[test]
+    fn a_hold_releases_nothing_and_the_release_after_it_continues_from_the_same_sample() {
+        let mut clock = PlayoutClock::default();
+        let (mut t, mut queued) = (0, 8000);
+        let mut released = run(&mut clock, &mut t, 10 * FRAME, &mut queued);
+        // The caller starts speaking: hold for up to 500 ms.
+        let at_hold = clock.read_pos();
+        clock.hold(t + 4000);
+        let until = t + 8 * FRAME;
+        assert!(run(&mut clock, &mut t, until, &mut queued).is_empty(), "nothing while held");
+        assert_eq!(clock.read_pos(), at_hold);
+        assert_eq!(clock.played(t), at_hold, "the carrier's lead drains meanwhile");
+        // It was not speech with words: the hold is lifted and playout goes on.
+        clock.hold(0);
+        let until = t + 20 * FRAME;
+        let after = run(&mut clock, &mut t, until, &mut queued);
+        assert_eq!(after[0], at_hold, "resumes from the sample it stopped at");
+        released.extend(after);
+        let expected: Vec<u64> = (0..released.len() as u64).map(|i| i * FRAME).collect();
+        assert_eq!(released, expected, "every frame once, in order: no repeat, no loss");
+    }
+
+    #[test]
+    fn a_hold_ends_by_itself_at_its_deadline() {
+        let mut clock = PlayoutClock::default();
+        clock.hold(4000);
+        assert!(!clock.may_release(3840, LEAD));
+        assert!(clock.is_held(3999));
+        assert!(clock.may_release(4000, LEAD), "a lost resume costs a hiccup, not the call");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use rtrb::{Consumer, Producer};
 
 use super::call::CallShared;
+use super::echo::{EchoGate, EchoGateConfig};
 use super::events::{AudioEvent, EgressFrame, PlayoutCut, TagBoundary, TagHistory};
 use super::playout::PlayoutClock;
 use crate::call::SpeakId;
@@ -30,6 +31,8 @@ pub(crate) struct CallSlot {
     shared: Arc<CallShared>,
     pub vad: VadStream,
     clock: PlayoutClock,
+    /// Tells the agent's own echo from the caller's voice.
+    echo: EchoGate,
     /// The engine clock of this call's latest release pass: when its VAD decides, for events.
     now: u64,
     seen_flush_seq: u64,
@@ -46,7 +49,13 @@ pub(crate) struct SlotRings {
 }
 
 impl CallSlot {
-    pub fn new(codec: G711, rings: SlotRings, shared: Arc<CallShared>, vad: VadStream) -> Self {
+    pub fn new(
+        codec: G711,
+        rings: SlotRings,
+        shared: Arc<CallShared>,
+        vad: VadStream,
+        echo: EchoGateConfig,
+    ) -> Self {
         CallSlot {
             codec,
             inbound: rings.inbound,
@@ -58,6 +67,7 @@ impl CallSlot {
             shared,
             vad,
             clock: PlayoutClock::default(),
+            echo: EchoGate::new(echo),
             now: 0,
             seen_flush_seq: 0,
             produced: false,
@@ -81,6 +91,7 @@ impl CallSlot {
             self.codec.decode_into(first, &mut pcm[..first.len()]);
             self.codec.decode_into(second, &mut pcm[first.len()..n]);
             chunk.commit_all();
+            self.echo.heard(self.now, &pcm[..n]);
             let level = rms_dbfs(&pcm[..n]);
             self.shared.input_level.store(level.to_bits(), Ordering::Relaxed);
             for (s, &p) in samples[..n].iter_mut().zip(&pcm[..n]) {
@@ -98,13 +109,23 @@ impl CallSlot {
     }
 
     /// Delivers the VAD segmenter's verdict on the window this call contributed to a batch.
+    /// Audio the echo gate explains as the agent's own voice coming back is scored as silence:
+    /// it starts no pause and no barge-in.
     pub fn score(&mut self, probability: f32) {
+        let probability =
+            if probability >= self.vad.start_threshold() && self.echo.explains_latest() {
+                self.shared.worker_stats.echo_windows_gated.fetch_add(1, Ordering::Relaxed);
+                0.0
+            } else {
+                probability
+            };
         if let Some(event) = self.vad.score(probability) {
             self.emit(AudioEvent::Vad { event, decided: Samples(self.now) });
         }
     }
 
-    /// Applies any pending flush, then releases agent audio against the clock.
+    /// Applies any pending flush, then releases agent audio against the clock, unless a pause
+    /// holds it back.
     pub fn play(&mut self, now: u64, lead: u64) -> bool {
         self.now = now;
         let seq = self.shared.flush_seq.load(Ordering::Acquire);
@@ -112,6 +133,7 @@ impl CallSlot {
             self.seen_flush_seq = seq;
             self.flush(now);
         }
+        self.clock.hold(self.shared.hold_until.load(Ordering::Acquire));
         let mut stalled = false;
         while self.clock.may_release(now, lead) && self.playout.slots() >= FRAME_SAMPLES {
             if self.egress.is_full() {
@@ -124,6 +146,7 @@ impl CallSlot {
             frame.payload[..first.len()].copy_from_slice(first);
             frame.payload[first.len()..].copy_from_slice(second);
             chunk.commit_all();
+            self.echo.played(self.clock.plays_at(now), self.codec, &frame.payload);
             let position = self.clock.release(now, FRAME_SAMPLES as u64);
             frame.position = Samples(position);
             frame.speak = self.tag_at(position);

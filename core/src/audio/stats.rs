@@ -25,6 +25,9 @@ pub struct WorkerStats {
     /// Windows below the silence gate, scored as silence without inference.
     pub vad_windows_gated: AtomicU64,
     pub vad_errors: AtomicU64,
+    /// VAD windows scored as speech that the echo gate explained as the agent's own voice
+    /// coming back down the line (scored as silence instead).
+    pub echo_windows_gated: AtomicU64,
     /// Calls placed on this worker and not yet retired.
     pub calls: AtomicUsize,
     /// Carrier bytes dropped because a call's inbound ring was full.
@@ -69,6 +72,7 @@ impl WorkerStats {
             vad_chunks: load(&self.vad_chunks),
             vad_windows_gated: load(&self.vad_windows_gated),
             vad_errors: load(&self.vad_errors),
+            echo_windows_gated: load(&self.echo_windows_gated),
             calls: self.calls.load(Ordering::Relaxed),
             inbound_overrun_bytes: load(&self.inbound_overrun_bytes),
             egress_stalls: load(&self.egress_stalls),
@@ -97,6 +101,7 @@ pub struct WorkerSnapshot {
     pub vad_chunks: u64,
     pub vad_windows_gated: u64,
     pub vad_errors: u64,
+    pub echo_windows_gated: u64,
     pub calls: usize,
     pub inbound_overrun_bytes: u64,
     pub egress_stalls: u64,
@@ -128,6 +133,7 @@ impl EngineSnapshot {
             t.vad_chunks += w.vad_chunks;
             t.vad_windows_gated += w.vad_windows_gated;
             t.vad_errors += w.vad_errors;
+            t.echo_windows_gated += w.echo_windows_gated;
             t.calls += w.calls;
             t.inbound_overrun_bytes += w.inbound_overrun_bytes;
             t.egress_stalls += w.egress_stalls;

@@ -153,8 +153,18 @@ pub enum Action {
     },
     /// Stop every TTS stream and drop audio not yet sent to the carrier.
     CancelTts,
-    /// Tell the carrier to drop audio it has queued (and flush the playout buffer).
+    /// Tell the carrier to drop audio it has queued (and flush the playout buffer). Ends a
+    /// pause.
     ClearPlayback,
+    /// The caller began speaking over the agent: stop releasing agent audio now (the
+    /// carrier plays out the little it holds), dropping nothing, until
+    /// [`Action::ResumePlayback`], a [`Action::ClearPlayback`], or `hold` runs out.
+    PausePlayback {
+        hold: std::time::Duration,
+    },
+    /// It was not a barge-in (a cough, a breath, an acknowledgement): go on from the very
+    /// sample where the pause stopped.
+    ResumePlayback,
     /// Run these tools in parallel; answer each with `ToolResult`. The machine times each
     /// out itself (the tool's own timeout), with [`Action::ToolTimedOut`].
     RunTools {
@@ -187,6 +197,10 @@ pub enum Action {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallLog {
     BargeIn,
+    /// The caller's voice over the agent paused its playout, to be confirmed as a barge-in…
+    PlayoutPaused,
+    /// …or not: playout went on where it stopped.
+    PlayoutResumed,
     /// A barge-in with no words after it; the agent resumed.
     FalseStart,
     BackchannelIgnored,

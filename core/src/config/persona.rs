@@ -128,6 +128,11 @@ pub struct Conversation {
     pub early_llm_on_interim: bool,
     /// The caller must speak over the agent this long before it stops talking.
     pub barge_in_min_ms: Millis,
+    /// Pause-then-confirm barge-in: the agent's audio stops as soon as the caller's voice
+    /// starts over it (the carrier's playout lead drains), and goes on from the same sample if
+    /// it was no barge-in after all (a cough, a breath, an acknowledgement); a confirmed one
+    /// clears it as before. Off: the agent talks on until `barge_in_min_ms` confirms.
+    pub barge_in_pause: bool,
     /// Short acknowledgements that never interrupt the agent.
     pub backchannels: Vec<String>,
     /// A barge-in with no words within this window was a false start: the agent resumes.
@@ -161,6 +166,7 @@ impl Default for Conversation {
             first_clause_min_words: 4,
             early_llm_on_interim: true,
             barge_in_min_ms: Millis(300),
+            barge_in_pause: true,
             backchannels: ["mm-hmm", "mhm", "uh-huh", "yeah", "yes", "okay", "ok", "right", "sure"]
                 .map(String::from)
                 .to_vec(),

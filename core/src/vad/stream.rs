@@ -31,6 +31,8 @@ pub struct VadStream {
     quiet_power: f32,
     /// Quiet windows in a row so far.
     quiet_run: u32,
+    /// The probability at which a window counts as speech.
+    start_threshold: f32,
 }
 
 /// Quiet windows the model scores itself before the gate takes over: it keeps reporting
@@ -54,6 +56,7 @@ impl VadStream {
                 10f32.powf(config.silence_gate_dbfs / 10.0)
             },
             quiet_run: 0,
+            start_threshold: config.start_threshold,
             segmenter: Segmenter::new(config),
         }
     }
@@ -117,6 +120,11 @@ impl VadStream {
         let window = self.in_flight.take()?;
         let (start, end) = Self::window_span(window);
         self.segmenter.push(probability, start, end)
+    }
+
+    /// The probability at which a window counts as speech.
+    pub fn start_threshold(&self) -> f32 {
+        self.start_threshold
     }
 
     /// Whether the caller is currently speaking.

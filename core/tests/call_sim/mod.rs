@@ -52,6 +52,16 @@ impl Agenda {
     fn retain(&mut self, keep: impl Fn(&Input) -> bool) {
         self.events.retain(|_, i| keep(i));
     }
+    /// Moves the inputs `which` picks `by` later.
+    fn delay(&mut self, which: impl Fn(&Input) -> bool, by: Duration) {
+        let keys: Vec<(Instant, u64)> =
+            self.events.iter().filter(|(_, i)| which(i)).map(|(k, _)| *k).collect();
+        for key in keys {
+            if let Some(input) = self.events.remove(&key) {
+                self.at(key.0 + by, input);
+            }
+        }
+    }
 }
 
 pub struct Sim {
@@ -76,6 +86,10 @@ pub struct Sim {
     pub vad_hangover: Duration,
     /// When the carrier finishes playing what it has queued.
     carrier_busy_until: Instant,
+    /// Agent audio released ahead of the carrier's playout: what still plays after a pause.
+    pub playout_lead: Duration,
+    /// When the machine paused the agent's playout (not yet resumed or cleared).
+    paused_at: Option<Instant>,
     /// `(speak, text, start, end)` of every line the carrier started playing.
     pub played: Vec<(SpeakId, String, Instant, Instant)>,
     tool_seq: u64,
@@ -100,6 +114,8 @@ impl Sim {
             stt_latency: ms(150),
             vad_hangover: Duration::ZERO,
             carrier_busy_until: t0,
+            playout_lead: ms(160),
+            paused_at: None,
             played: Vec::new(),
             tool_seq: 0,
         }
@@ -198,7 +214,12 @@ impl Sim {
                     self.agenda
                         .retain(|i| !matches!(i, Input::TtsAudio { .. } | Input::TtsDone { .. }));
                 }
+                Action::PausePlayback { .. } => self.paused_at = Some(now),
+                Action::ResumePlayback => self.resume(),
                 Action::ClearPlayback => {
+                    // Paused, the caller stopped hearing the agent once the lead played out.
+                    let cut_at =
+                        self.paused_at.take().map_or(now, |p| (p + self.playout_lead).min(now));
                     self.agenda.retain(|i| {
                         !matches!(
                             i,
@@ -211,12 +232,13 @@ impl Sim {
                     // it a tick later, as the audio core does.
                     let mut cut = None;
                     for p in &mut self.played {
-                        if p.2 < now && p.3 > now {
-                            let chars = (now - p.2).as_millis() / self.speech_per_char.as_millis();
+                        if p.2 < cut_at && p.3 > cut_at {
+                            let chars =
+                                (cut_at - p.2).as_millis() / self.speech_per_char.as_millis();
                             cut = Some((p.0, whole_words(&p.1, chars as usize)));
                         }
-                        if p.3 > now {
-                            p.3 = now.max(p.2);
+                        if p.3 > cut_at {
+                            p.3 = cut_at.max(p.2);
                         }
                     }
                     if let Some((speak, heard)) = cut {
@@ -242,6 +264,33 @@ impl Sim {
                 _ => {}
             }
             self.actions.push((now - self.t0, action));
+        }
+    }
+
+    /// A pause is lifted: what had not played when the lead ran out plays from now on, each
+    /// line (and its mark) that much later.
+    fn resume(&mut self) {
+        let Some(paused) = self.paused_at.take() else { return };
+        let stopped = paused + self.playout_lead;
+        let Some(delta) = self.now.checked_duration_since(stopped).filter(|d| !d.is_zero()) else {
+            return;
+        };
+        let mut moved = Vec::new();
+        for p in &mut self.played {
+            if p.3 > stopped {
+                if p.2 >= stopped {
+                    p.2 += delta;
+                }
+                p.3 += delta;
+                moved.push(p.0);
+            }
+        }
+        self.agenda.delay(
+            |i| matches!(i, Input::PlayoutMark { speak } | Input::TtsDone { speak } if moved.contains(speak)),
+            delta,
+        );
+        if self.carrier_busy_until > stopped {
+            self.carrier_busy_until += delta;
         }
     }
 

@@ -462,6 +462,22 @@ impl<T: Transport> MediaLink<T> {
         }
     }
 
+    /// The caller's voice began over the agent: the core stops releasing its audio (the far
+    /// end plays out the lead it holds) for at most `hold`. Nothing is dropped and no mark
+    /// moves, so the books stay exact; [`Self::resume`] goes on from the same sample.
+    pub fn pause(&mut self, hold: Duration) {
+        if let Some(c) = self.call.as_ref() {
+            c.audio.pause_playout(hold);
+        }
+    }
+
+    /// Lifts a pause.
+    pub fn resume(&mut self) {
+        if let Some(c) = self.call.as_ref() {
+            c.audio.resume_playout();
+        }
+    }
+
     /// Barge-in: drops the agent audio queued here, in the core and at the far end. The core
     /// reports what the caller heard as a [`MediaEvent::Cut`].
     pub async fn clear(&mut self) {

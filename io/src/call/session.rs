@@ -114,6 +114,11 @@ pub enum SessionAction {
     /// Barge-in: drop the agent audio queued anywhere; the cut comes back as
     /// [`SessionInput::Cut`].
     ClearPlayback,
+    /// The caller's voice began over the agent: hold the agent's audio back (dropping
+    /// nothing) for at most this long, until [`SessionAction::ResumePlayback`] or a clear.
+    PausePlayback(Duration),
+    /// No barge-in after all: the agent's audio goes on where it stopped.
+    ResumePlayback,
     RunTool(ToolCall),
     /// Stop the tool call `id`; its result is no longer wanted.
     CancelTool(String),
@@ -415,6 +420,11 @@ impl CallSession {
                     self.ledger.cleared();
                     self.actions.push_back(SessionAction::ClearPlayback);
                 }
+                // Positions and marks are untouched by a pause: the ledger has nothing to do.
+                Action::PausePlayback { hold } => {
+                    self.actions.push_back(SessionAction::PausePlayback(hold))
+                }
+                Action::ResumePlayback => self.actions.push_back(SessionAction::ResumePlayback),
                 Action::RunTools { calls } => {
                     for call in calls {
                         self.tools_called.push(call.name.clone());

@@ -43,6 +43,14 @@ impl Rig {
         Rig::with(CallConfig::default(), None)
     }
 
+    /// A session whose agent talks on over the caller until the barge-in minimum confirms a
+    /// barge-in (`barge_in_pause` off): what a cut and a false start do.
+    fn without_pause() -> Rig {
+        let mut config = CallConfig::default();
+        config.conversation.barge_in_pause = false;
+        Rig::with(config, None)
+    }
+
     fn with(config: CallConfig, earlier: Option<SessionSnapshot>) -> Rig {
         let t0 = Instant::now();
         let counters = Arc::new(CallCounters::default());
@@ -209,7 +217,7 @@ fn fixed_lines_are_marked_for_the_phrase_cache_and_the_models_answers_never_are(
 
 #[test]
 fn a_barge_in_cuts_the_line_and_the_words_heard_reach_context_record_and_transcript() {
-    let mut rig = Rig::new();
+    let mut rig = Rig::without_pause();
     rig.feed(
         100,
         SessionInput::TtsAudio { speak: SpeakId(1), audio: audio(4000), alignment: None },
@@ -284,7 +292,7 @@ fn a_mark_settles_its_line_and_the_ones_before_it() {
 
 #[test]
 fn a_barge_in_just_after_a_line_ended_keeps_that_line_heard_whole_in_context_and_record() {
-    let mut rig = Rig::new();
+    let mut rig = Rig::without_pause();
     rig.speak_and_hear(1, 100, 3000);
     rig.caller_says(4000, 800, "what are your hours");
     rig.until(5500);
@@ -394,7 +402,7 @@ fn the_silence_ladder_speaks_at_its_exact_times_after_a_question() {
 
 #[test]
 fn a_cough_over_the_agent_is_a_false_start_and_the_cut_answer_is_said_again() {
-    let mut rig = Rig::new();
+    let mut rig = Rig::without_pause();
     rig.speak_and_hear(1, 100, 3000);
     rig.caller_says(4000, 800, "what are your hours");
     rig.until(5400);
@@ -421,6 +429,44 @@ fn a_cough_over_the_agent_is_a_false_start_and_the_cut_answer_is_said_again() {
         rig.when(|a| matches!(a, SessionAction::Speak { speak: SpeakId(4), .. })),
         [ms(7360)]
     );
+}
+
+#[test]
+fn a_cough_over_the_agent_pauses_its_playout_and_the_answer_goes_on_heard_whole_once() {
+    let mut rig = Rig::new();
+    rig.speak_and_hear(1, 100, 3000);
+    rig.caller_says(4000, 800, "what are your hours");
+    rig.until(5400);
+    let answer = "We're open nine to five, Tuesday to Saturday.";
+    rig.llm_says(5500, answer);
+    rig.feed(
+        5600,
+        SessionInput::TtsAudio { speak: SpeakId(2), audio: audio(3000), alignment: None },
+    );
+    rig.feed(5600, SessionInput::TtsDone { speak: SpeakId(2) });
+    // A cough at 6 s: the answer stops at the VAD's onset…
+    rig.feed(6060, SessionInput::SpeechStarted { at: rig.at(6000) });
+    let paused = rig.when(|a| matches!(a, SessionAction::PausePlayback(_)));
+    assert_eq!(paused, [ms(6060)]);
+    // …and no words come: once the voice has ended, it goes on where it stopped.
+    rig.feed(6500, SessionInput::SpeechEnded { at: rig.at(6400) });
+    assert_eq!(rig.when(|a| *a == SessionAction::ResumePlayback), [ms(6500)]);
+    assert!(rig.when(|a| *a == SessionAction::ClearPlayback).is_empty(), "nothing dropped");
+    // The far end plays it to its end, the pause later.
+    rig.feed(9100, SessionInput::Heard(SpeakId(2)));
+    rig.until(10_000);
+    assert_eq!(rig.spoken().len(), 2, "nothing said again: {:?}", rig.spoken());
+    let said: Vec<&Message> = rig
+        .session
+        .context()
+        .messages
+        .iter()
+        .filter(|m| matches!(m, Message::Assistant(_)))
+        .collect();
+    assert_eq!(said.last(), Some(&&Message::Assistant(answer.into())), "heard whole: {said:?}");
+    let (record, _) = rig.session.finish(rig.now, None);
+    let heard = &record.turns.last().expect("the answer's record turn").heard;
+    assert_eq!(heard, answer, "the record has it whole, not cut");
 }
 
 #[test]

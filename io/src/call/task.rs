@@ -584,6 +584,8 @@ impl<T: Transport> CallTask<T> {
                 SessionAction::Play { speak, audio } => self.link.play(speak, audio),
                 SessionAction::EndLine(speak) => self.link.end_line(speak).await,
                 SessionAction::ClearPlayback => self.link.clear().await,
+                SessionAction::PausePlayback(hold) => self.link.pause(hold),
+                SessionAction::ResumePlayback => self.link.resume(),
                 SessionAction::RunTool(call) => {
                     // No timeout here: the machine times each tool out and says so.
                     let id = call.id.clone();

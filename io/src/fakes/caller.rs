@@ -4,14 +4,16 @@
 //! does), and measures from the caller's side of the line:
 //!
 //! - voice-to-voice: end of the caller's speech → first agent audio frame received;
-//! - barge-in reaction: start of the caller's interrupting speech → the agent's `clear`
-//!   (its audio stops);
+//! - barge-in reaction: start of the caller's interrupting speech → the agent's audio stops
+//!   (its `clear`, or the caller's playout running dry while the agent holds it back);
 //! - silence ladder: when the agent spoke up while the caller stayed silent;
 //! - who ended the call.
 //!
 //! The caller plays what it receives at real-time pace (acknowledging marks as they play, as
 //! the carrier does), and treats the agent as done speaking once its playout queue has been
-//! empty for `settle`.
+//! empty for `settle`. With [`LineEcho`] the line echoes what it plays back into what it
+//! sends, as a phone line's hybrid does; and it counts the 20 ms ticks its playout ran dry in
+//! the middle of a line (an underrun: the playout lead was too short for the delivery).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +36,44 @@ const FRAME: Duration = Duration::from_millis(20);
 const MAX_AGENT_TALK: Duration = Duration::from_secs(60);
 /// μ-law silence.
 const SILENCE: [u8; FRAME_BYTES] = [0xFF; FRAME_BYTES];
+
+/// A phone line's echo of the agent's own voice: what the caller's side plays comes back in
+/// what it sends, `loss_db` down and `delay` later (hybrid echo: 20–35 dB, 50–250 ms).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LineEcho {
+    pub delay: Duration,
+    pub loss_db: f32,
+}
+
+/// The echo path: a delay line of attenuated samples the caller played.
+struct EchoLine {
+    gain: f32,
+    line: std::collections::VecDeque<i16>,
+}
+
+impl EchoLine {
+    fn new(echo: LineEcho) -> Self {
+        let delay = (echo.delay.as_millis() as usize) * 8;
+        EchoLine {
+            gain: 10f32.powf(-echo.loss_db / 20.0),
+            line: std::iter::repeat_n(0, delay).collect(),
+        }
+    }
+
+    /// One tick: `played` (μ-law, up to a frame; the rest of the tick was quiet) goes in, and
+    /// the echo due now is mixed into `frame` (μ-law).
+    fn tick(&mut self, played: &[u8], frame: &mut [u8; FRAME_BYTES]) {
+        use hermes_core::codec::G711;
+        for i in 0..FRAME_BYTES {
+            let p = played.get(i).map_or(0, |&b| G711::Mulaw.decode(b));
+            self.line.push_back((f32::from(p) * self.gain) as i16);
+        }
+        for b in frame.iter_mut() {
+            let e = self.line.pop_front().unwrap_or(0);
+            *b = G711::Mulaw.encode(G711::Mulaw.decode(*b).saturating_add(e));
+        }
+    }
+}
 
 /// Which carrier's media-stream framing to speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +156,8 @@ pub struct CallerScript {
     /// After the last step, how long the caller waits for the agent to end the call before
     /// hanging up itself.
     pub linger: Duration,
+    /// The line echoes the agent's voice back (`None`: a perfectly echo-free line).
+    pub echo: Option<LineEcho>,
 }
 
 impl std::fmt::Debug for CallerScript {
@@ -172,6 +214,9 @@ pub struct SpokenTurn {
     pub barge_in: bool,
     /// The first `clear` after `speech_start` (barge-in turns).
     pub clear_at: Option<Instant>,
+    /// When the agent's audio stopped playing after `speech_start` (barge-in turns): its
+    /// `clear`, or the playout running dry while it held its audio back.
+    pub stopped_at: Option<Instant>,
 }
 
 impl SpokenTurn {
@@ -181,7 +226,11 @@ impl SpokenTurn {
 
     pub fn barge_in_stop(&self) -> Option<Duration> {
         self.barge_in.then_some(())?;
-        Some(self.clear_at?.saturating_duration_since(self.speech_start))
+        let stopped = match (self.clear_at, self.stopped_at) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some(stopped.saturating_duration_since(self.speech_start))
     }
 }
 
@@ -216,6 +265,10 @@ pub struct CallerLog {
     pub duration: Duration,
     /// Steps the caller gave up waiting for the agent before.
     pub waits_timed_out: usize,
+    /// 20 ms ticks in which the caller's playout ran dry in the middle of an agent line (its
+    /// mark not yet reached, no clear), away from the caller's own speech (where a pause holds
+    /// the agent back on purpose): the carrier would have played silence.
+    pub underrun_ticks: usize,
 }
 
 /// Where the caller is in its script.
@@ -325,7 +378,13 @@ pub async fn run_caller(
         closed_with: None,
         duration: Duration::ZERO,
         waits_timed_out: 0,
+        underrun_ticks: 0,
     };
+    let mut echo = script.echo.map(EchoLine::new);
+    // The agent's line in progress: audio received since its last mark or clear.
+    let mut mid_line = false;
+    // When the caller's own voice last sounded (a pause for it is no underrun).
+    let mut last_spoke: Option<Instant> = None;
     let mut player = Playout::default();
     let mut step = 0usize;
     let mut phase = Phase::Waiting { since: started };
@@ -446,6 +505,7 @@ pub async fn run_caller(
                                     agent_audio_at: None,
                                     barge_in: barge_in_after.is_some(),
                                     clear_at: None,
+                                    stopped_at: None,
                                 });
                             }
                             let end = (*offset + FRAME_BYTES).min(speech.len());
@@ -453,6 +513,7 @@ pub async fn run_caller(
                             frame_buf = SILENCE;
                             frame_buf[..end - *offset].copy_from_slice(&speech[*offset..end]);
                             audio = &frame_buf;
+                            last_spoke = Some(now + FRAME);
                             if let Some(digit) = dtmf_midway
                                 && *offset < *voiced / 2 && end >= *voiced / 2
                             {
@@ -492,15 +553,37 @@ pub async fn run_caller(
                         break 'call EndedBy::Agent;
                     }
                 }
+                // What the line plays comes back in what the caller sends, the echo delay later.
+                let mut echoed = SILENCE;
+                let mut played = Vec::new();
+                let was_playing = !player.is_silent();
+                let away_from_caller = last_spoke
+                    .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+                if !was_playing && mid_line && away_from_caller {
+                    log.underrun_ticks += 1;
+                }
+                let reached = player.play(FRAME_BYTES, |heard| played.extend_from_slice(heard));
+                if let Some(echo) = echo.as_mut() {
+                    echoed.copy_from_slice(audio);
+                    echo.tick(&played, &mut echoed);
+                    audio = &echoed;
+                }
                 sequence += 1;
                 let frame = framer.media(sequence, audio);
                 if tx.send(Message::text(frame)).await.is_err() {
                     break 'call EndedBy::Agent;
                 }
-                let was_playing = !player.is_silent();
-                let reached = player.play(FRAME_BYTES, |_| {});
                 if was_playing && player.is_silent() {
                     played_out_at = Some(now + FRAME);
+                    // Run dry in the middle of a line (its mark not yet sent): held back.
+                    if let Some(turn) = log.turns.last_mut()
+                        && turn.barge_in
+                        && mid_line
+                        && turn.stopped_at.is_none()
+                        && now + FRAME > turn.speech_start
+                    {
+                        turn.stopped_at = Some(now + FRAME);
+                    }
                 }
                 for name in reached {
                     sequence += 1;
@@ -556,6 +639,7 @@ pub async fn run_caller(
                                 turn.agent_audio_at = Some(now);
                             }
                             last_agent_audio = Some(now);
+                            mid_line = true;
                             log.agent_frames.push(now);
                             log.agent_audio_bytes += audio.len();
                             player.queue_audio(audio);
@@ -563,11 +647,15 @@ pub async fn run_caller(
                         _ => log.bad_frames += 1,
                     },
                     Some("mark") => match v["mark"]["name"].as_str() {
-                        Some(name) => player.queue_mark(name),
+                        Some(name) => {
+                            mid_line = false;
+                            player.queue_mark(name)
+                        }
                         None => log.bad_frames += 1,
                     },
                     Some("clear") => {
                         log.clears += 1;
+                        mid_line = false;
                         if let Some(turn) = log.turns.last_mut()
                             && turn.barge_in
                             && turn.clear_at.is_none()

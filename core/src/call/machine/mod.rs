@@ -17,6 +17,10 @@ use crate::config::BuiltinTool;
 use crate::engines::TurnJudgement;
 use state::{AgentTurn, CallerTurn, Cut, Ladder, Outstanding, ToolStep, TurnBook, Verdict, Voice};
 
+/// With the agent paused at the barge-in minimum and no words yet, how much longer words may
+/// take to confirm the barge-in (a transcriber's first interim) before the voice alone does.
+const WORDS_WAIT: Duration = Duration::from_millis(400);
+
 /// Speaking rate used to bound how long a line may take to be heard (≈ 15 chars/s).
 const SPEECH_PER_CHAR: Duration = Duration::from_millis(70);
 
@@ -259,6 +263,7 @@ impl Call {
             self.caller.started_at = Some(at.min(now));
             self.caller.over_agent = self.floor == Floor::Speaking;
             self.caller.acknowledging = false;
+            self.caller.awaiting_words = false;
         }
         self.caller.words.forget_pause();
         self.stop_ladder();
@@ -272,6 +277,7 @@ impl Call {
         if self.floor == Floor::Speaking && self.closing.is_none() && !resumed {
             let barge_in_after = self.cfg.conversation.barge_in_min_ms.as_duration();
             self.timers.set(Timer::BargeIn, now + barge_in_after);
+            self.pause_playout(barge_in_after);
         }
     }
 
@@ -288,7 +294,10 @@ impl Call {
                 self.timers.set(Timer::PauseSettled, now + lead);
             }
             // Shorter than the barge-in minimum: a cough, a click. The agent carries on.
-            None => self.timers.stop(Timer::BargeIn),
+            None => {
+                self.timers.stop(Timer::BargeIn);
+                self.resume_playout();
+            }
         }
         let lead = lead.unwrap_or_default();
         match self.floor {
@@ -398,6 +407,23 @@ impl Call {
         }
         if is_final && self.backchannel_after_barge_in(now) {
             return;
+        }
+        if self.caller.awaiting_words
+            && self.timers.is_set(Timer::BargeIn)
+            && !heard.is_empty()
+            && !is_backchannel(&heard, &self.cfg.conversation.backchannels)
+        {
+            // Words over the paused agent: it was a barge-in.
+            self.timers.stop(Timer::BargeIn);
+            self.barge_in(now);
+            // Words came with it: no false start to wait for.
+            self.timers.stop(Timer::FalseStart);
+            if !self.caller.speaking() {
+                // In a short pause the VAD already reported: the turn ends by the usual waits.
+                let c = &self.cfg.conversation;
+                self.timers.set(Timer::EndpointingMin, now + c.endpointing_min_ms.as_duration());
+                self.timers.set(Timer::EndpointingMax, now + c.endpointing_max_ms.as_duration());
+            }
         }
         if self.floor == Floor::Speaking && !self.timers.is_set(Timer::BargeIn) {
             if self.words_take_the_floor_late(&heard) {
@@ -640,6 +666,16 @@ impl Call {
                     // (`words_take_the_floor_late`), and an acknowledgement is logged and
                     // dropped once its final is in.
                     self.caller.acknowledging = true;
+                    self.resume_playout();
+                } else if words.is_empty()
+                    && self.agent.paused
+                    && self.caller.speaking()
+                    && !self.caller.awaiting_words
+                {
+                    // Paused, the agent is already quiet for the caller: nothing is dropped
+                    // until words confirm it (or the voice ends, a cough, and it goes on).
+                    self.caller.awaiting_words = true;
+                    self.timers.set(Timer::BargeIn, now + WORDS_WAIT);
                 } else {
                     self.barge_in(now);
                 }
@@ -726,6 +762,7 @@ impl Call {
                     // The VAD's configured window closed on this pause: what it reported then
                     // before the model ran, it reports now.
                     self.timers.stop(Timer::BargeIn);
+                    self.resume_playout();
                     if self.floor == Floor::AwaitingCallee {
                         self.greet(now);
                     } else {

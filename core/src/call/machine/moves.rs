@@ -12,6 +12,11 @@ use crate::call::io::{Action, CallLog, HangupReason, LlmRequestId, SpeakId, Tool
 use crate::call::timeline::TurnTimeline;
 use crate::call::timers::Timer;
 
+/// How long past the barge-in minimum the audio core holds a pause the machine never lifted
+/// (only a lost input can leave it so): a hiccup, never a silent agent. It covers the wait for
+/// words after the minimum (`WORDS_WAIT`).
+const PAUSE_MARGIN: std::time::Duration = std::time::Duration::from_millis(700);
+
 impl Call {
     // ----- the agent's moves -----
 
@@ -344,7 +349,31 @@ impl Call {
         }
     }
 
+    /// The caller's voice began over the agent: its playout stops now, pending confirmation
+    /// (`barge_in_pause`). The audio core lifts the hold by itself after `confirm_within` and
+    /// a margin, should the machine never decide.
+    pub(super) fn pause_playout(&mut self, confirm_within: std::time::Duration) {
+        if !self.cfg.conversation.barge_in_pause || self.agent.paused {
+            return;
+        }
+        self.agent.paused = true;
+        self.log(CallLog::PlayoutPaused);
+        let hold = confirm_within + PAUSE_MARGIN;
+        self.actions.push_back(Action::PausePlayback { hold });
+    }
+
+    /// No barge-in after all (or nothing left to hold): playout goes on where it stopped.
+    pub(super) fn resume_playout(&mut self) {
+        if std::mem::take(&mut self.agent.paused) {
+            self.log(CallLog::PlayoutResumed);
+            self.actions.push_back(Action::ResumePlayback);
+        }
+    }
+
     pub(super) fn barge_in(&mut self, now: Instant) {
+        // The clear ends the pause too.
+        self.agent.paused = false;
+        self.caller.awaiting_words = false;
         self.log(CallLog::BargeIn);
         self.agent.cut = if self.agent.outstanding.is_empty() {
             Cut::None
@@ -430,6 +459,9 @@ impl Call {
 
     pub(super) fn agent_turn_finished(&mut self, now: Instant) {
         self.timers.stop(Timer::SpeechStall);
+        // Everything was heard before the pause could hold anything: the next line must not
+        // wait on it.
+        self.resume_playout();
         if let Some(closing) = self.closing.take() {
             match closing {
                 Closing::Hangup(reason) => self.end(reason),
@@ -570,7 +602,10 @@ impl Call {
             self.actions.push_back(Action::CancelTts);
             self.actions.push_back(Action::ClearPlayback);
             self.agent.outstanding.clear();
+            self.agent.paused = false;
         }
+        // The final line is never held back.
+        self.resume_playout();
         self.tools.awaiting.clear();
         self.stop_ladder();
         for t in [

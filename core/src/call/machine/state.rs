@@ -37,6 +37,11 @@ pub(super) struct CallerTurn {
     /// heard ("Yes…"): the agent went on, but if the words grow into more ("…please"), they
     /// take the floor when they come.
     pub acknowledging: bool,
+    /// The barge-in minimum passed with no words yet while the agent's playout was paused:
+    /// the caller already hears nothing of the agent, so nothing is dropped until words
+    /// confirm the barge-in (a cough's voice ends instead, and playout goes on where it
+    /// stopped: nothing is said again).
+    pub awaiting_words: bool,
     pub words: Words,
     /// The end-of-turn model's view of the pause the caller is in (with a model only).
     pub verdict: Verdict,
@@ -202,6 +207,9 @@ pub(super) struct AgentTurn {
     /// held, never sent), said again if it was a false start.
     pub interrupted: Vec<(Option<SpeakId>, String)>,
     pub cut: Cut,
+    /// The agent's playout is paused for the caller's voice over it, pending the barge-in's
+    /// confirmation.
+    pub paused: bool,
     pub llm_failures: u32,
     /// Scripted lines said so far (fillers and prompts take turns by it).
     pub fillers_said: usize,
@@ -217,6 +225,7 @@ impl Default for AgentTurn {
             next_speak: 0,
             interrupted: Vec::new(),
             cut: Cut::None,
+            paused: false,
             llm_failures: 0,
             fillers_said: 0,
         }

@@ -4,6 +4,7 @@
 //! simulator behind `hermes sim` and `hermes demo` (synthetic callers, checked expectations and
 //! the latency report), the criterion micro-benchmarks in `benches/`, and the inputs they
 //! share.
+#![recursion_limit = "256"] // the simulator report is one large `json!` object
 
 pub mod capacity;
 pub mod memory;

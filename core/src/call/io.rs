@@ -227,6 +227,9 @@ pub enum CallLog {
     ShortAnswerComplete,
     /// …or a "complete": the words stop on a clause or a word that leads on ("Hi," "and").
     WordsLeadOn,
+    /// The caller went on before the agent said anything of its answer: the turn was taken
+    /// back, the answer held as an early start on its words (kept if no new words come).
+    TurnReopened,
     EscalationRequested,
     /// The transcriber was lost with nothing to take its place; the call was handed off.
     TranscriberLost,

@@ -51,6 +51,16 @@ impl Recorder {
 
     /// The machine took a caller turn (its `user_turn`-th).
     pub fn caller_said(&mut self, now: Instant, user_turn: u32, text: &str) {
+        // A turn taken back and ended again (`CallLog::TurnReopened`): its whole words replace
+        // its first part, while nothing of the agent came between.
+        if let Some(&i) = self.caller_turns.get(&user_turn)
+            && i + 1 == self.record.turns.len()
+        {
+            let turn = &mut self.record.turns[i];
+            turn.text = text.to_string();
+            turn.heard = text.to_string();
+            return;
+        }
         self.caller_turns.insert(user_turn, self.record.turns.len());
         self.record.turns.push(TurnRecord {
             speaker: "caller".into(),

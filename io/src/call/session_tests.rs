@@ -437,7 +437,8 @@ fn a_cough_over_the_agent_pauses_its_playout_and_the_answer_goes_on_heard_whole_
     rig.speak_and_hear(1, 100, 3000);
     rig.caller_says(4000, 800, "what are your hours");
     rig.until(5400);
-    let answer = "We're open nine to five, Tuesday to Saturday.";
+    // One line (no clause of its own to go out first).
+    let answer = "We're open nine to five Tuesday to Saturday.";
     rig.llm_says(5500, answer);
     rig.feed(
         5600,

@@ -273,6 +273,7 @@ impl Call {
             return;
         }
         self.cancel_early_start();
+        self.reopen_turn();
         // Goodbyes and escalation lines are not interrupted: the call is ending either way.
         if self.floor == Floor::Speaking && self.closing.is_none() && !resumed {
             let barge_in_after = self.cfg.conversation.barge_in_min_ms.as_duration();

@@ -138,6 +138,42 @@ impl Call {
         self.start_llm_on(now, Arc::new(speculative), Some(text));
     }
 
+    /// The caller speaks again after their turn ended and before the agent has said anything
+    /// of its answer: the pause that ended the turn was a breath mid-sentence after all. The
+    /// turn is taken back — its words out of the context and before whatever the caller says
+    /// now — and the answer already requested becomes an early start on those words: kept if
+    /// the turn ends on them again (a cough, a breath), cancelled as soon as new words come.
+    /// Nothing the caller says is lost, and no answer to half a sentence is spoken.
+    pub(super) fn reopen_turn(&mut self) {
+        let answering = self.floor == Floor::Thinking
+            && self.tools.awaiting.is_empty()
+            && self.closing.is_none()
+            && self.agent.llm.as_ref().is_some_and(|l| l.speculative_on.is_none());
+        if !answering {
+            return;
+        }
+        // The turn's words are the newest user message (a persona anchor may follow it).
+        let messages = &self.context.messages;
+        let Some(at) = messages.iter().rposition(|m| matches!(m, Message::User(_))) else {
+            return;
+        };
+        if messages[at + 1..].iter().any(|m| !matches!(m, Message::System(_))) {
+            return;
+        }
+        let Some(Message::User(said)) = self.context.messages.drain(at..).next() else {
+            return;
+        };
+        if let Some(llm) = &mut self.agent.llm {
+            llm.speculative_on = Some(said.clone());
+        }
+        self.caller.words.take_back(&said);
+        // The same turn again: its number, and no report of the answer that never spoke.
+        self.turn.number = self.turn.number.saturating_sub(1);
+        self.turn.reported = true;
+        self.floor = Floor::Listening;
+        self.log(CallLog::TurnReopened);
+    }
+
     /// Whether an early start went out on words other than the caller's words now.
     pub(super) fn early_start_outdated(&self) -> bool {
         let on = self.agent.llm.as_ref().and_then(|l| l.speculative_on.as_deref());

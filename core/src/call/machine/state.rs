@@ -157,6 +157,15 @@ impl Words {
         self.finals.clear();
         self.tail = Tail::Nothing;
     }
+
+    /// A turn taken back: `said` is again what the caller has said of it, before any word
+    /// heard since.
+    pub fn take_back(&mut self, said: &str) {
+        self.finals = match self.finals.is_empty() {
+            true => said.to_string(),
+            false => format!("{said} {}", self.finals),
+        };
+    }
 }
 
 /// A chunk of agent speech sent to TTS and not yet confirmed heard.

@@ -622,14 +622,8 @@ async fn place(
 /// chunking, Hermes itself), in milliseconds. A caller turn is matched with the server turn
 /// whose first audio is the last one synthesised before the caller heard the answer.
 fn excess_over_floor(turns: &[TurnTimeline], log: &CallerLog) -> (Vec<f64>, Vec<f64>) {
-    let floors: Vec<(Instant, Duration)> = turns
-        .iter()
-        .filter_map(|t| {
-            let llm = t.llm_first_token?.checked_duration_since(t.llm_request?)?;
-            let tts = t.tts_first_audio?.checked_duration_since(t.tts_request?)?;
-            Some((t.tts_first_audio?, llm + tts))
-        })
-        .collect();
+    let floors: Vec<(Instant, Duration)> =
+        turns.iter().filter_map(|t| Some((t.tts_first_audio?, t.provider_floor()?))).collect();
     let mut out = (Vec::new(), Vec::new());
     for turn in log.turns.iter().filter(|t| !t.barge_in) {
         let (Some(heard), Some(v2v)) = (turn.agent_audio_at, turn.voice_to_voice()) else {
